@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The channel state machine: applies committed entries, serves reads. */
+#ifndef LOG_LOG_H
+#define LOG_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "entry.h"
+
+/*
+ * Apply is deterministic: given the same committed entries in the same order,
+ * every replica computes the same seq, ts and dedup answers, because they
+ * depend only on the entry bytes (its stamp) and on state built from earlier
+ * entries, never on the local clock.
+ *
+ * For each append of an entry at raft index I of shard S:
+ *   - if (channel, nonce) is in the dedup index and entry.stamp - stored.stamp
+ *     < window, the answer is the stored (seq, ts) with duplicate = true;
+ *   - else seq = head.seq + 1, ts = max(entry.stamp, head.ts + 1), and the
+ *     message, the dedup key and the new head are written.
+ * Everything of one entry, plus applied[S] = I, is one RocksDB write batch.
+ * An entry with I <= applied[S] was applied before a restart and is skipped
+ * (RocksDB's WAL is off: after a crash, state is as of the last flush, and
+ * Raft re-applies every entry after its snapshot).
+ */
+
+struct st_rocks;
+struct log_store;
+
+struct log_options {
+    const char *dir;             /* RocksDB directory */
+    uint64_t dedup_window_us;    /* 0 = 24 h */
+    size_t cache_bytes;          /* 0 = default */
+};
+
+struct log_result {
+    uint64_t seq;
+    uint64_t ts;       /* microseconds since the epoch */
+    bool duplicate;
+};
+
+struct log_message {
+    uint64_t seq;
+    uint64_t ts;
+    const char *nonce;
+    size_t nonce_len;
+    const uint8_t *payload;
+    size_t payload_len;
+};
+
+int log_store_open(struct log_store **out, const struct log_options *opts,
+                   char *errmsg, size_t errmsg_len);
+void log_store_close(struct log_store *ls);
+
+/* Applies the entry at raft index `index` of `shard`. On success fills
+ * results[0..count) (count from the entry header; results may be NULL when
+ * nobody waits). Returns HD_EEXIST, changing nothing, if the index was
+ * applied already; HD_ECORRUPT if the entry does not decode; HD_EFAILED
+ * after a state write error. */
+int log_apply(struct log_store *ls, uint16_t shard, uint64_t index,
+              const uint8_t *entry, size_t len, struct log_result *results,
+              size_t results_cap);
+
+/* Records that `index` of `shard` needs no apply (a Raft barrier or a
+ * configuration entry), so the applied index keeps up. */
+int log_apply_noop(struct log_store *ls, uint16_t shard, uint64_t index);
+
+/* The highest raft index of the shard applied to state (0 if none). */
+int log_applied_index(struct log_store *ls, uint16_t shard, uint64_t *index);
+
+/* The last seq and ts of a channel; both 0 for a channel never written. */
+int log_head(struct log_store *ls, const char *ch, size_t len,
+             uint64_t *last_seq, uint64_t *last_ts);
+
+/* Calls cb for messages with seq > after_seq, in order, at most `limit`.
+ * cb returning non-zero stops the read. Message memory is valid only
+ * during cb. *next_seq is set to the seq after the last one delivered. */
+typedef int (*log_read_cb)(void *arg, const struct log_message *m);
+int log_read(struct log_store *ls, const char *ch, size_t len,
+             uint64_t after_seq, size_t limit, log_read_cb cb, void *arg,
+             uint64_t *next_seq);
+
+/* The largest seq whose ts <= ts_us (0 if none), for after_ts reads. */
+int log_seq_at_ts(struct log_store *ls, const char *ch, size_t len,
+                  uint64_t ts_us, uint64_t *seq);
+
+/* Makes all applied state durable (blocks; thread-safe). */
+int log_flush(struct log_store *ls);
+
+/* The underlying RocksDB handle (for checkpoints). */
+struct st_rocks *log_rocks(struct log_store *ls);
+
+#endif

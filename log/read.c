@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Reads of a channel: head, range by seq, and seq lookup by ts. */
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+#include "keys.h"
+#include "log.h"
+#include "log_internal.h"
+#include "rocks.h"
+
+int log_head(struct log_store *ls, const char *ch, size_t len,
+             uint64_t *last_seq, uint64_t *last_ts)
+{
+    HD_ASSERT(len > 0 && len <= LOG_CHANNEL_MAX);
+    uint8_t key[LOG_KEY_MAX];
+    size_t key_len = log_key_channel(key, LOG_KEY_HEAD, ch, len);
+    uint8_t val[16];
+    size_t val_len = 0;
+    int rv = st_rocks_get_into(ls->rocks, key, key_len, val, sizeof val, &val_len);
+    if (rv == HD_ENOTFOUND) {
+        *last_seq = 0;
+        *last_ts = 0;
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if (val_len != 16) {
+        return HD_ECORRUPT;
+    }
+    *last_seq = hd_get_u64(val);
+    *last_ts = hd_get_u64(val + 8);
+    return 0;
+}
+
+/* Decodes a message value; HD_ECORRUPT if it does not fit. */
+static int log__decode_message(const uint8_t *v, size_t len, uint64_t seq,
+                               struct log_message *m)
+{
+    if (len < 9 || len < 9u + v[8]) {
+        return HD_ECORRUPT;
+    }
+    m->seq = seq;
+    m->ts = hd_get_u64(v);
+    m->nonce_len = v[8];
+    m->nonce = (const char *)v + 9;
+    m->payload = v + 9 + m->nonce_len;
+    m->payload_len = len - 9 - m->nonce_len;
+    return 0;
+}
+
+int log_read(struct log_store *ls, const char *ch, size_t len,
+             uint64_t after_seq, size_t limit, log_read_cb cb, void *arg,
+             uint64_t *next_seq)
+{
+    HD_ASSERT(len > 0 && len <= LOG_CHANNEL_MAX);
+    HD_ASSERT(cb != NULL);
+    *next_seq = after_seq + 1;
+    if (limit == 0 || after_seq == UINT64_MAX) {
+        return 0;
+    }
+    uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
+    size_t lower_len = log_key_message(lower, ch, len, after_seq + 1);
+    size_t upper_len = log_key_message(upper, ch, len, UINT64_MAX);
+    struct st_iter *it;
+    int rv = st_iter_open(&it, ls->rocks, lower, lower_len, upper, upper_len);
+    if (rv != 0) {
+        return rv;
+    }
+    uint64_t expect = after_seq + 1;
+    size_t n = 0;
+    for (; st_iter_valid(it) && n < limit; st_iter_next(it), n++) {
+        size_t klen, vlen;
+        const uint8_t *k = st_iter_key(it, &klen);
+        const uint8_t *v = st_iter_value(it, &vlen);
+        struct log_message m;
+        if (klen != lower_len || log__decode_message(v, vlen, hd_get_be64(k + klen - 8), &m) != 0) {
+            rv = HD_ECORRUPT;
+            break;
+        }
+        /* seq is gapless by construction; a gap here means lost state. */
+        if (m.seq != expect) {
+            HD_LOG_ERROR("channel %.*s: expected seq %llu, found %llu", (int)len, ch,
+                         (unsigned long long)expect, (unsigned long long)m.seq);
+            rv = HD_ECORRUPT;
+            break;
+        }
+        expect++;
+        *next_seq = expect;
+        if (cb(arg, &m) != 0) {
+            break;
+        }
+    }
+    if (rv == 0) {
+        rv = st_iter_status(it);
+    }
+    st_iter_close(it);
+    return rv;
+}
+
+/* The ts of message `seq`, which must exist. */
+static int log__ts_of(struct log_store *ls, const char *ch, size_t len,
+                      uint64_t seq, uint64_t *ts)
+{
+    uint8_t key[LOG_KEY_MAX];
+    size_t key_len = log_key_message(key, ch, len, seq);
+    uint8_t val[9];
+    size_t val_len = 0;
+    int rv = st_rocks_get_into(ls->rocks, key, key_len, val, sizeof val, &val_len);
+    if (rv == HD_ETOOBIG || (rv == 0 && val_len >= 8)) {
+        *ts = hd_get_u64(val);
+        return 0;
+    }
+    return rv == 0 || rv == HD_ENOTFOUND ? HD_ECORRUPT : rv;
+}
+
+int log_seq_at_ts(struct log_store *ls, const char *ch, size_t len,
+                  uint64_t ts_us, uint64_t *seq)
+{
+    uint64_t last_seq, last_ts;
+    int rv = log_head(ls, ch, len, &last_seq, &last_ts);
+    if (rv != 0) {
+        return rv;
+    }
+    /* ts strictly increases with seq, so binary search over [0, last_seq]
+     * for the largest seq with ts <= ts_us (seq 0 stands for "none"). */
+    uint64_t lo = 0, hi = last_seq;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo + 1) / 2;
+        uint64_t ts;
+        rv = log__ts_of(ls, ch, len, mid, &ts);
+        if (rv != 0) {
+            return rv;
+        }
+        if (ts <= ts_us) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    *seq = lo;
+    return 0;
+}

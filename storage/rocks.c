@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* RocksDB wrapper: open/close, batches with read-your-writes, flush, iterators. */
+#include "rocks.h"
+
+#include <rocksdb/c.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hd_alloc.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+
+struct st_rocks {
+    rocksdb_t *db;
+    rocksdb_options_t *options;
+    rocksdb_block_based_table_options_t *table_options;
+    rocksdb_cache_t *cache;
+    rocksdb_compactionfilter_t *filter;
+    rocksdb_writeoptions_t *write_options; /* WAL disabled */
+    rocksdb_readoptions_t *read_options;
+    st_rocks_filter_fn filter_fn;
+    void *filter_arg;
+    bool failed; /* sticky: a write failed */
+};
+
+struct st_batch {
+    rocksdb_writebatch_wi_t *wb;
+};
+
+struct st_iter {
+    rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *read_options; /* holds the bounds */
+    char *lower;
+    char *upper;
+};
+
+/* ---------------------------------------------------------------- open --- */
+
+static unsigned char st__filter_cb(void *state, int level, const char *key,
+                                   size_t key_len, const char *value,
+                                   size_t value_len, char **new_value,
+                                   size_t *new_value_len,
+                                   unsigned char *value_changed)
+{
+    struct st_rocks *r = state;
+    (void)level;
+    (void)new_value;
+    (void)new_value_len;
+    *value_changed = 0;
+    return r->filter_fn(r->filter_arg, key, key_len, value, value_len) ? 1 : 0;
+}
+
+static void st__filter_destroy(void *state)
+{
+    (void)state; /* the filter's state is the st_rocks itself */
+}
+
+static const char *st__filter_name(void *state)
+{
+    (void)state;
+    return "herald.filter";
+}
+
+static void st__set_options(struct st_rocks *r, const struct st_rocks_options *o)
+{
+    r->options = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(r->options, 1);
+    rocksdb_options_increase_parallelism(r->options, 2);
+    rocksdb_options_set_compression(r->options, rocksdb_zstd_compression);
+    rocksdb_options_set_write_buffer_size(
+        r->options, o->write_buffer_bytes ? o->write_buffer_bytes : 64u << 20);
+    rocksdb_options_set_max_open_files(r->options, 512);
+
+    r->cache = rocksdb_cache_create_lru(o->block_cache_bytes ? o->block_cache_bytes
+                                                             : 64u << 20);
+    r->table_options = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(r->table_options, r->cache);
+    rocksdb_block_based_options_set_block_size(r->table_options, 16u << 10);
+    rocksdb_options_set_block_based_table_factory(r->options, r->table_options);
+
+    if (o->filter != NULL) {
+        r->filter_fn = o->filter;
+        r->filter_arg = o->filter_arg;
+        r->filter = rocksdb_compactionfilter_create(r, st__filter_destroy, st__filter_cb,
+                                                    st__filter_name);
+        rocksdb_options_set_compaction_filter(r->options, r->filter);
+    }
+    r->write_options = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_disable_WAL(r->write_options, 1);
+    r->read_options = rocksdb_readoptions_create();
+}
+
+int st_rocks_open(struct st_rocks **out, const struct st_rocks_options *opts,
+                  char *errmsg, size_t errmsg_len)
+{
+    HD_ASSERT(out != NULL);
+    HD_ASSERT(opts != NULL && opts->dir != NULL);
+    struct st_rocks *r = hd_calloc(1, sizeof *r);
+    if (r == NULL) {
+        snprintf(errmsg, errmsg_len, "open state: out of memory");
+        return HD_ENOMEM;
+    }
+    st__set_options(r, opts);
+    char *err = NULL;
+    r->db = rocksdb_open(r->options, opts->dir, &err);
+    if (err != NULL) {
+        snprintf(errmsg, errmsg_len, "open state %s: %s", opts->dir, err);
+        rocksdb_free(err);
+        r->db = NULL;
+        st_rocks_close(r);
+        return HD_EIO;
+    }
+    *out = r;
+    return 0;
+}
+
+void st_rocks_close(struct st_rocks *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    if (r->db != NULL) {
+        rocksdb_close(r->db);
+    }
+    rocksdb_writeoptions_destroy(r->write_options);
+    rocksdb_readoptions_destroy(r->read_options);
+    rocksdb_options_destroy(r->options);
+    rocksdb_block_based_options_destroy(r->table_options);
+    rocksdb_cache_destroy(r->cache);
+    if (r->filter != NULL) {
+        rocksdb_compactionfilter_destroy(r->filter);
+    }
+    hd_free(r);
+}
+
+/* --------------------------------------------------------------- reads --- */
+
+static int st__copy_value(char *val, size_t len, void **value, size_t *value_len)
+{
+    void *copy = hd_malloc(len > 0 ? len : 1);
+    if (copy == NULL) {
+        rocksdb_free(val);
+        return HD_ENOMEM;
+    }
+    memcpy(copy, val, len);
+    rocksdb_free(val);
+    *value = copy;
+    *value_len = len;
+    return 0;
+}
+
+int st_rocks_get(struct st_rocks *r, const void *key, size_t key_len,
+                 void **value, size_t *value_len)
+{
+    HD_ASSERT(r != NULL && r->db != NULL);
+    char *err = NULL;
+    size_t len = 0;
+    char *val = rocksdb_get(r->db, r->read_options, key, key_len, &len, &err);
+    if (err != NULL) {
+        HD_LOG_ERROR("state read: %s", err);
+        rocksdb_free(err);
+        return HD_EIO;
+    }
+    if (val == NULL) {
+        return HD_ENOTFOUND;
+    }
+    return st__copy_value(val, len, value, value_len);
+}
+
+static int st__into(char *val, size_t len, char *err, void *buf, size_t cap,
+                    size_t *value_len)
+{
+    if (err != NULL) {
+        HD_LOG_ERROR("state read: %s", err);
+        rocksdb_free(err);
+        return HD_EIO;
+    }
+    if (val == NULL) {
+        return HD_ENOTFOUND;
+    }
+    *value_len = len;
+    int rv = len > cap ? HD_ETOOBIG : 0;
+    memcpy(buf, val, len > cap ? cap : len);
+    rocksdb_free(val);
+    return rv;
+}
+
+int st_rocks_get_into(struct st_rocks *r, const void *key, size_t key_len,
+                      void *buf, size_t cap, size_t *value_len)
+{
+    HD_ASSERT(r != NULL && r->db != NULL);
+    char *err = NULL;
+    size_t len = 0;
+    char *val = rocksdb_get(r->db, r->read_options, key, key_len, &len, &err);
+    return st__into(val, len, err, buf, cap, value_len);
+}
+
+/* ------------------------------------------------------------- batches --- */
+
+int st_batch_init(struct st_batch **out)
+{
+    struct st_batch *b = hd_calloc(1, sizeof *b);
+    if (b == NULL) {
+        return HD_ENOMEM;
+    }
+    b->wb = rocksdb_writebatch_wi_create(0, 1);
+    *out = b;
+    return 0;
+}
+
+void st_batch_close(struct st_batch *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    rocksdb_writebatch_wi_destroy(b->wb);
+    hd_free(b);
+}
+
+void st_batch_clear(struct st_batch *b) { rocksdb_writebatch_wi_clear(b->wb); }
+
+void st_batch_put(struct st_batch *b, const void *key, size_t key_len,
+                  const void *value, size_t value_len)
+{
+    rocksdb_writebatch_wi_put(b->wb, key, key_len, value, value_len);
+}
+
+void st_batch_delete(struct st_batch *b, const void *key, size_t key_len)
+{
+    rocksdb_writebatch_wi_delete(b->wb, key, key_len);
+}
+
+size_t st_batch_count(const struct st_batch *b)
+{
+    return (size_t)rocksdb_writebatch_wi_count(b->wb);
+}
+
+int st_batch_get_into(struct st_batch *b, struct st_rocks *r, const void *key,
+                      size_t key_len, void *buf, size_t cap, size_t *value_len)
+{
+    HD_ASSERT(b != NULL && r != NULL);
+    char *err = NULL;
+    size_t len = 0;
+    char *val = rocksdb_writebatch_wi_get_from_batch_and_db(
+        b->wb, r->db, r->read_options, key, key_len, &len, &err);
+    return st__into(val, len, err, buf, cap, value_len);
+}
+
+int st_rocks_write(struct st_rocks *r, struct st_batch *b)
+{
+    HD_ASSERT(r != NULL && b != NULL);
+    if (r->failed) {
+        return HD_EFAILED;
+    }
+    char *err = NULL;
+    rocksdb_write_writebatch_wi(r->db, r->write_options, b->wb, &err);
+    if (err != NULL) {
+        HD_LOG_ERROR("state write failed, refusing further writes: %s", err);
+        rocksdb_free(err);
+        r->failed = true;
+        return HD_EFAILED;
+    }
+    return 0;
+}
+
+int st_rocks_flush(struct st_rocks *r)
+{
+    HD_ASSERT(r != NULL && r->db != NULL);
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    char *err = NULL;
+    rocksdb_flush(r->db, fo, &err);
+    rocksdb_flushoptions_destroy(fo);
+    if (err != NULL) {
+        HD_LOG_ERROR("state flush: %s", err);
+        rocksdb_free(err);
+        return HD_EIO;
+    }
+    return 0;
+}
+
+int st_rocks_checkpoint(struct st_rocks *r, const char *dir, char *errmsg,
+                        size_t errmsg_len)
+{
+    char *err = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(r->db, &err);
+    if (err == NULL) {
+        rocksdb_checkpoint_create(cp, dir, 0, &err);
+        rocksdb_checkpoint_object_destroy(cp);
+    }
+    if (err != NULL) {
+        snprintf(errmsg, errmsg_len, "checkpoint %s: %s", dir, err);
+        rocksdb_free(err);
+        return HD_EIO;
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------- iterators --- */
+
+int st_iter_open(struct st_iter **out, struct st_rocks *r, const void *lower,
+                 size_t lower_len, const void *upper, size_t upper_len)
+{
+    HD_ASSERT(r != NULL && out != NULL);
+    struct st_iter *it = hd_calloc(1, sizeof *it);
+    if (it == NULL) {
+        return HD_ENOMEM;
+    }
+    it->lower = hd_malloc(lower_len + 1);
+    it->upper = hd_malloc(upper_len + 1);
+    if (it->lower == NULL || it->upper == NULL) {
+        hd_free(it->lower);
+        hd_free(it->upper);
+        hd_free(it);
+        return HD_ENOMEM;
+    }
+    memcpy(it->lower, lower, lower_len);
+    memcpy(it->upper, upper, upper_len);
+    it->read_options = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_lower_bound(it->read_options, it->lower, lower_len);
+    rocksdb_readoptions_set_iterate_upper_bound(it->read_options, it->upper, upper_len);
+    it->it = rocksdb_create_iterator(r->db, it->read_options);
+    rocksdb_iter_seek(it->it, it->lower, lower_len);
+    *out = it;
+    return 0;
+}
+
+void st_iter_seek(struct st_iter *it, const void *key, size_t key_len)
+{
+    rocksdb_iter_seek(it->it, key, key_len);
+}
+
+bool st_iter_valid(const struct st_iter *it) { return rocksdb_iter_valid(it->it) != 0; }
+
+void st_iter_next(struct st_iter *it) { rocksdb_iter_next(it->it); }
+
+const void *st_iter_key(const struct st_iter *it, size_t *len)
+{
+    return rocksdb_iter_key(it->it, len);
+}
+
+const void *st_iter_value(const struct st_iter *it, size_t *len)
+{
+    return rocksdb_iter_value(it->it, len);
+}
+
+int st_iter_status(const struct st_iter *it)
+{
+    char *err = NULL;
+    rocksdb_iter_get_error(it->it, &err);
+    if (err != NULL) {
+        HD_LOG_ERROR("state iteration: %s", err);
+        rocksdb_free(err);
+        return HD_EIO;
+    }
+    return 0;
+}
+
+void st_iter_close(struct st_iter *it)
+{
+    if (it == NULL) {
+        return;
+    }
+    rocksdb_iter_destroy(it->it);
+    rocksdb_readoptions_destroy(it->read_options);
+    hd_free(it->lower);
+    hd_free(it->upper);
+    hd_free(it);
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* RocksDB wrapper: one keyspace, write batches without RocksDB's WAL, iterators. */
+#ifndef ST_ROCKS_H
+#define ST_ROCKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * herald keeps all applied state in one RocksDB column family, with a
+ * one-byte prefix per kind of key (log/keys.h says which). One column family
+ * rather than several is deliberate: RocksDB's WAL is off (the Raft WAL is
+ * the durability), and without a WAL only flushes are durable; a memtable of
+ * one column family is flushed whole, so every write batch survives a crash
+ * entirely or not at all. Several column families would need atomic_flush
+ * plus a multi-family manual flush, which RocksDB's C API lacks.
+ *
+ * Durability rules:
+ *   1. st_rocks_write() is not durable; it is visible to readers at once.
+ *   2. st_rocks_flush() makes every earlier write durable.
+ *   3. Any write error puts the wrapper in a sticky failed state
+ *      (HD_EFAILED) until it is closed and reopened.
+ */
+
+struct st_rocks;
+struct st_batch;
+struct st_iter;
+
+/* Decides during compaction whether a key/value may be dropped. */
+typedef bool (*st_rocks_filter_fn)(void *arg, const void *key, size_t key_len,
+                                   const void *value, size_t value_len);
+
+struct st_rocks_options {
+    const char *dir;               /* created if missing */
+    size_t block_cache_bytes;      /* 0 = 64 MiB */
+    size_t write_buffer_bytes;     /* memtable size; 0 = 64 MiB */
+    st_rocks_filter_fn filter;     /* optional compaction filter */
+    void *filter_arg;
+};
+
+int st_rocks_open(struct st_rocks **out, const struct st_rocks_options *opts,
+                  char *errmsg, size_t errmsg_len);
+void st_rocks_close(struct st_rocks *r);
+
+/* Reads one key. On success *value is hd_malloc'ed (caller frees with
+ * hd_free); HD_ENOTFOUND if absent. */
+int st_rocks_get(struct st_rocks *r, const void *key, size_t key_len,
+                 void **value, size_t *value_len);
+
+/* Reads one key into a caller buffer; HD_ENOTFOUND if absent, HD_ETOOBIG if
+ * the value is larger than cap (*value_len then holds its size and buf its
+ * first cap bytes). */
+int st_rocks_get_into(struct st_rocks *r, const void *key, size_t key_len,
+                      void *buf, size_t cap, size_t *value_len);
+
+/* Write batches. A batch with an index also answers reads of its own
+ * pending writes merged over the database (st_batch_get). */
+int st_batch_init(struct st_batch **out);
+void st_batch_close(struct st_batch *b);
+void st_batch_clear(struct st_batch *b);
+void st_batch_put(struct st_batch *b, const void *key, size_t key_len,
+                  const void *value, size_t value_len);
+void st_batch_delete(struct st_batch *b, const void *key, size_t key_len);
+size_t st_batch_count(const struct st_batch *b);
+/* Like st_rocks_get_into, seeing the batch's own writes first. */
+int st_batch_get_into(struct st_batch *b, struct st_rocks *r, const void *key,
+                      size_t key_len, void *buf, size_t cap, size_t *value_len);
+
+/* Applies the batch atomically, RocksDB WAL off (see rule 1). */
+int st_rocks_write(struct st_rocks *r, struct st_batch *b);
+
+/* Flushes memtables and waits (rule 2). Safe from any thread. */
+int st_rocks_flush(struct st_rocks *r);
+
+/* Creates a checkpoint (hard links where possible) in dir, which must not
+ * exist. */
+int st_rocks_checkpoint(struct st_rocks *r, const char *dir, char *errmsg,
+                        size_t errmsg_len);
+
+/* Iterates keys in [lower, upper). */
+int st_iter_open(struct st_iter **out, struct st_rocks *r, const void *lower,
+                 size_t lower_len, const void *upper, size_t upper_len);
+void st_iter_seek(struct st_iter *it, const void *key, size_t key_len);
+bool st_iter_valid(const struct st_iter *it);
+void st_iter_next(struct st_iter *it);
+const void *st_iter_key(const struct st_iter *it, size_t *len);
+const void *st_iter_value(const struct st_iter *it, size_t *len);
+/* HD_EIO if the iteration stopped on an error rather than the end. */
+int st_iter_status(const struct st_iter *it);
+void st_iter_close(struct st_iter *it);
+
+#endif
