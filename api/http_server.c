@@ -1,0 +1,1096 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* HTTP/1.1 server over libuv TCP: accepts, reads requests, writes responses and streams. */
+#include "http_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hd_alloc.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+
+/*
+ * A connection moves through these states:
+ *
+ *   READING --request--> PENDING --respond--> WRITING --written--> READING
+ *      |                    |                    (or CLOSING if not keep-alive)
+ *      |                    +--stream_begin--> STREAMING --stream_end--> CLOSING
+ *      +--protocol error / timeout--> CLOSING (error response, then close)
+ *
+ * CLOSING is the graceful end: queued output is flushed, the write side is
+ * shut down, and input is read and dropped for a moment ("lingering") so
+ * that the kernel does not answer unread input with a reset, which could
+ * destroy the response before the client reads it (e.g. a 413 sent while
+ * the client still uploads). `closing` is the abrupt end: uv_close() has
+ * been called on the handles.
+ *
+ * The socket is read only in READING (requests), STREAMING (to notice the
+ * client leaving; input is dropped) and CLOSING (dropped). Not reading while
+ * a request is pending is the backpressure: a pipelining client cannot make
+ * us buffer more than one read's worth of its following requests.
+ *
+ * The conn memory is freed when both handles are closed and the caller does
+ * not hold the conn (user_owned), so a lent conn stays valid whatever the
+ * client does.
+ */
+
+enum conn_state {
+    CONN_READING,   /* waiting for (the rest of) a request */
+    CONN_PENDING,   /* request lent to the caller, no response yet */
+    CONN_WRITING,   /* response queued, waiting for the writes to finish */
+    CONN_STREAMING, /* streaming response under way */
+    CONN_CLOSING,   /* flushing, shutting down, lingering, or closed */
+};
+
+/* What the one timer of a conn is doing. */
+enum conn_timer {
+    TIMER_NONE,
+    TIMER_IDLE,    /* between requests */
+    TIMER_REQUEST, /* an incomplete request */
+    TIMER_DEFER,   /* 0 ms: finish a response written without a uv_write */
+    TIMER_STALL,   /* output queued: check that it makes progress */
+    TIMER_LINGER,  /* after shutdown: wait for the client's EOF */
+};
+
+#define API_HTTP__BACKLOG 1024
+#define API_HTTP__READ_BUF_BYTES (64u * 1024u)
+#define API_HTTP__LINGER_MS 2000u
+#define API_HTTP__HEAD_STACK_BYTES 1024u
+
+struct api_http_conn {
+    struct api_http_server *srv;   /* owner */
+    struct api_http_conn *prev;    /* in srv->conns */
+    struct api_http_conn *next;    /* in srv->conns */
+    uv_tcp_t tcp;                  /* the socket */
+    uv_timer_t timer;              /* see enum conn_timer */
+    uv_shutdown_t shutdown_req;    /* CLOSING: the write-side shutdown */
+    struct api_http_parse parse;   /* request assembly, holds the lent request */
+    enum conn_state state;         /* see above */
+    enum conn_timer timer_role;    /* what timer is armed for */
+    char *leftover;                /* read but unparsed bytes (pipelining); owned */
+    size_t leftover_off;           /* first unparsed byte in leftover */
+    size_t leftover_len;           /* unparsed bytes from leftover_off */
+    size_t writes_pending;         /* uv_write requests in flight */
+    size_t bytes_queued;           /* bytes in those requests not yet completed */
+    uint64_t bytes_submitted;      /* all bytes ever given to uv_write */
+    uint64_t stall_mark;           /* bytes written at the last stall check */
+    int handles_open;              /* tcp and timer not yet closed */
+    bool counted;                  /* counts against connections_max */
+    bool reading;                  /* uv_read_start is on */
+    bool user_owned;               /* lent to the caller */
+    bool streaming;                /* stream_begin was called */
+    bool in_event;                 /* inside a stream event callback */
+    bool close_after;              /* close once the response is written */
+    bool head_request;             /* the request was HEAD: no body */
+    bool http10;                   /* the request was HTTP/1.0 */
+    bool shutdown_started;         /* uv_shutdown issued */
+    bool shutdown_done;            /* write side shut down: lingering */
+    bool peer_eof;                 /* the client's EOF was read */
+    bool closing;                  /* uv_close called on the handles */
+    bool feeding_leftover;         /* conn_feed is parsing leftover, not read_buf */
+    api_http_stream_cb stream_cb;  /* stream events, NULL if none */
+    void *stream_arg;              /* for stream_cb */
+};
+
+struct api_http_server {
+    uv_loop_t *loop;                     /* not owned */
+    uv_tcp_t tcp;                        /* listening socket */
+    struct api_http_limits limits;       /* resolved */
+    api_http_request_cb cb;              /* request callback */
+    void *arg;                           /* for cb */
+    struct api_http_conn *conns;         /* every conn, open or closing */
+    size_t n_conns;                      /* entries in conns */
+    size_t n_counted;                    /* conns counting against the limit */
+    int port;                            /* bound port */
+    bool closing;                        /* api_http_server_close was called */
+    bool listener_closed;                /* tcp's close callback ran */
+    void (*close_cb)(void *arg);         /* after the last conn */
+    void *close_arg;                     /* for close_cb */
+    /* One read buffer for all connections: libuv reads into it and calls
+     * on_read at once, and every byte is parsed (copied) or moved to the
+     * conn's leftover before on_read returns, so nothing outlives a read. */
+    char read_buf[API_HTTP__READ_BUF_BYTES];
+};
+
+struct api_http__write {
+    uv_write_t req;              /* libuv request */
+    struct api_http_conn *conn;  /* owner */
+    size_t len;                  /* bytes in data */
+    char data[];                 /* the copy being written */
+};
+
+static void conn_close(struct api_http_conn *c);
+static void conn_finish(struct api_http_conn *c);
+static void conn_feed(struct api_http_conn *c, const char *data, size_t len);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static int from_uv(int uv_err)
+{
+    if (uv_err == UV_EPIPE || uv_err == UV_ECONNRESET || uv_err == UV_ENOTCONN ||
+        uv_err == UV_ECANCELED || uv_err == UV_EOF) {
+        return HD_ESHUTDOWN;
+    }
+    return hd_from_errno(-uv_err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Conn lifetime                                                       */
+/* ------------------------------------------------------------------ */
+
+static void server_maybe_finish(struct api_http_server *s)
+{
+    if (!s->closing || !s->listener_closed || s->n_conns > 0) {
+        return;
+    }
+    void (*cb)(void *) = s->close_cb;
+    void *arg = s->close_arg;
+    hd_free(s);
+    if (cb != NULL) {
+        cb(arg);
+    }
+}
+
+static void conn_maybe_free(struct api_http_conn *c)
+{
+    if (c->handles_open > 0 || c->user_owned || c->in_event) {
+        return;
+    }
+    HD_ASSERT(c->writes_pending == 0);
+    struct api_http_server *s = c->srv;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    s->n_conns--;
+    api_http_parse_close(&c->parse);
+    hd_free(c->leftover);
+    hd_free(c);
+    server_maybe_finish(s);
+}
+
+static void on_handle_close(uv_handle_t *h)
+{
+    struct api_http_conn *c = h->data;
+    HD_ASSERT(c->handles_open > 0);
+    c->handles_open--;
+    /* CLOSED is delivered here, from the loop, so that it never runs inside
+     * a call the caller made, and after every write callback. */
+    if (h == (uv_handle_t *)&c->tcp && c->user_owned && c->stream_cb != NULL) {
+        api_http_stream_cb cb = c->stream_cb;
+        c->stream_cb = NULL;
+        c->in_event = true;
+        cb(c, API_HTTP_STREAM_CLOSED, c->stream_arg);
+        c->in_event = false;
+    }
+    conn_maybe_free(c);
+}
+
+/* The abrupt end: both handles are closed, pending writes are cancelled. */
+static void conn_close(struct api_http_conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = true;
+    c->state = CONN_CLOSING;
+    c->reading = false;
+    c->timer_role = TIMER_NONE;
+    hd_free(c->leftover);
+    c->leftover = NULL;
+    c->leftover_len = 0;
+    if (c->counted) {
+        c->counted = false;
+        c->srv->n_counted--;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_handle_close);
+    uv_close((uv_handle_t *)&c->timer, on_handle_close);
+}
+
+static void start_reading(struct api_http_conn *c)
+{
+    if (c->reading || c->closing) {
+        return;
+    }
+    int rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rv != 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = true;
+}
+
+static void stop_reading(struct api_http_conn *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers                                                              */
+/* ------------------------------------------------------------------ */
+
+static void timer_stop(struct api_http_conn *c)
+{
+    if (!c->closing) {
+        uv_timer_stop(&c->timer);
+    }
+    c->timer_role = TIMER_NONE;
+}
+
+static void send_error_and_finish(struct api_http_conn *c, int status, const char *code,
+                                  const char *message, const char *extra_headers);
+
+static void on_read_timeout(uv_timer_t *t)
+{
+    struct api_http_conn *c = t->data;
+    HD_ASSERT(c->state == CONN_READING);
+    if (c->timer_role == TIMER_REQUEST) {
+        HD_LOG_DEBUG("http: request timeout");
+        send_error_and_finish(c, 408, "request_timeout", "request not received in time", NULL);
+    } else {
+        conn_close(c);
+    }
+}
+
+static void timer_start(struct api_http_conn *c, enum conn_timer role, uint64_t ms,
+                        uv_timer_cb cb)
+{
+    if (c->closing) {
+        return;
+    }
+    c->timer_role = role;
+    uv_timer_start(&c->timer, cb, ms, 0);
+}
+
+static void arm_read_timer(struct api_http_conn *c)
+{
+    if (api_http_parse_started(&c->parse)) {
+        if (c->timer_role != TIMER_REQUEST) {
+            timer_start(c, TIMER_REQUEST, c->srv->limits.request_timeout_ms, on_read_timeout);
+        }
+    } else if (c->timer_role != TIMER_IDLE) {
+        timer_start(c, TIMER_IDLE, c->srv->limits.idle_timeout_ms, on_read_timeout);
+    }
+}
+
+/* Output that does not move for idle_timeout_ms means a client that does
+ * not read; without this check it would hold the conn forever. */
+static void on_stall_check(uv_timer_t *t)
+{
+    struct api_http_conn *c = t->data;
+    uint64_t written = c->bytes_submitted - uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (c->writes_pending > 0 && written == c->stall_mark) {
+        HD_LOG_DEBUG("http: client stopped reading, closing");
+        conn_close(c);
+        return;
+    }
+    c->stall_mark = written;
+    timer_start(c, TIMER_STALL, c->srv->limits.idle_timeout_ms, on_stall_check);
+}
+
+static void arm_stall_timer(struct api_http_conn *c)
+{
+    if (c->writes_pending == 0 || c->timer_role == TIMER_STALL) {
+        return;
+    }
+    c->stall_mark = c->bytes_submitted - uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    timer_start(c, TIMER_STALL, c->srv->limits.idle_timeout_ms, on_stall_check);
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                             */
+/* ------------------------------------------------------------------ */
+
+static void response_done(struct api_http_conn *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct api_http__write *w = (struct api_http__write *)req;
+    struct api_http_conn *c = w->conn;
+    HD_ASSERT(c->writes_pending > 0);
+    c->writes_pending--;
+    c->bytes_queued -= w->len;
+    hd_free(w);
+    if (c->closing) {
+        return; /* cancelled by uv_close: on_handle_close cleans up */
+    }
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->writes_pending > 0) {
+        return;
+    }
+    if (c->state == CONN_WRITING) {
+        response_done(c);
+    } else if (c->state == CONN_STREAMING) {
+        timer_stop(c);
+        if (c->user_owned && c->stream_cb != NULL) {
+            c->in_event = true;
+            c->stream_cb(c, API_HTTP_STREAM_DRAINED, c->stream_arg);
+            c->in_event = false;
+            conn_maybe_free(c);
+        }
+    }
+}
+
+/* Writes bufs in order. What the socket takes at once is written straight
+ * from the caller's memory (no copy); only the rest is copied, once, into a
+ * write request. Direct writes are tried only when nothing is queued, so
+ * that bytes never overtake each other. A failure may leave part of the
+ * data sent: the caller must then close the connection. */
+static int conn_write(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < n_bufs; i++) {
+        total += bufs[i].len;
+    }
+    if (total == 0) {
+        return 0;
+    }
+    size_t done = 0;
+    if (c->writes_pending == 0) {
+        int rv = uv_try_write((uv_stream_t *)&c->tcp, bufs, n_bufs);
+        if (rv < 0 && rv != UV_EAGAIN) {
+            return from_uv(rv);
+        }
+        done = rv > 0 ? (size_t)rv : 0;
+    }
+    if (done == total) {
+        return 0;
+    }
+    size_t rest = total - done;
+    HD_ASSERT(rest <= UINT_MAX);
+    struct api_http__write *w = hd_malloc(sizeof *w + rest);
+    if (w == NULL) {
+        return HD_ENOMEM;
+    }
+    size_t skip = done;
+    size_t off = 0;
+    for (unsigned i = 0; i < n_bufs; i++) {
+        size_t len = bufs[i].len;
+        size_t s = skip < len ? skip : len;
+        skip -= s;
+        memcpy(w->data + off, bufs[i].base + s, len - s);
+        off += len - s;
+    }
+    w->conn = c;
+    w->len = rest;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
+    int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rv != 0) {
+        hd_free(w);
+        return from_uv(rv);
+    }
+    c->writes_pending++;
+    c->bytes_queued += rest;
+    c->bytes_submitted += rest;
+    return 0;
+}
+
+static bool status_has_body(int status)
+{
+    return !(status < 200 || status == 204 || status == 304);
+}
+
+/* Formats the status line and headers. with_length: a Content-Length
+ * (responses); otherwise the stream form. Returns the length, or 0 if out
+ * is too small. */
+static size_t format_head(const struct api_http_conn *c, char *out, size_t out_len, int status,
+                          const char *content_type, const char *extra_headers,
+                          bool with_length, size_t body_len)
+{
+    bool close = c->close_after || c->srv->closing || !with_length;
+    char length[48] = "";
+    if (with_length && status_has_body(status)) {
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", body_len);
+    }
+    const char *conn_hdr = close ? "Connection: close\r\n"
+                           : c->http10 ? "Connection: keep-alive\r\n"
+                                       : "";
+    int n = snprintf(out, out_len, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s\r\n", status,
+                     api_http_status_text(status), content_type != NULL ? "Content-Type: " : "",
+                     content_type != NULL ? content_type : "", content_type != NULL ? "\r\n" : "",
+                     length, conn_hdr, extra_headers != NULL ? extra_headers : "");
+    if (n < 0 || (size_t)n >= out_len) {
+        return 0;
+    }
+    return (size_t)n;
+}
+
+static void check_header_text(const char *content_type, const char *extra_headers)
+{
+    /* Programmer errors: a CR/LF in a value would split the header. */
+    HD_ASSERT(content_type == NULL || strpbrk(content_type, "\r\n") == NULL);
+    if (extra_headers != NULL && extra_headers[0] != '\0') {
+        size_t len = strlen(extra_headers);
+        HD_ASSERT(len >= 2 && extra_headers[len - 2] == '\r' && extra_headers[len - 1] == '\n');
+    }
+}
+
+/* Writes head and body_send bytes of body. The head is built on the stack
+ * unless the extra headers are long. */
+static int send_head_and_body(struct api_http_conn *c, int status, const char *content_type,
+                              const char *extra_headers, bool with_length, const void *body,
+                              size_t body_len, size_t body_send)
+{
+    check_header_text(content_type, extra_headers);
+    size_t need = 160 + strlen(api_http_status_text(status)) +
+                  (content_type != NULL ? strlen(content_type) : 0) +
+                  (extra_headers != NULL ? strlen(extra_headers) : 0);
+    char stack[API_HTTP__HEAD_STACK_BYTES];
+    char *head = need <= sizeof stack ? stack : hd_malloc(need);
+    if (head == NULL) {
+        return HD_ENOMEM;
+    }
+    size_t head_len = format_head(c, head, need, status, content_type, extra_headers,
+                                  with_length, body_len);
+    HD_ASSERT(head_len > 0);
+    HD_ASSERT(body_send <= UINT_MAX);
+    uv_buf_t bufs[2] = {
+        uv_buf_init(head, (unsigned)head_len),
+        uv_buf_init((char *)(uintptr_t)body, (unsigned)body_send),
+    };
+    int rv = conn_write(c, bufs, body_send > 0 ? 2 : 1);
+    if (head != stack) {
+        hd_free(head);
+    }
+    return rv;
+}
+
+/* {"error":{"code":"...","message":"..."}}, with both strings escaped.
+ * Returns an hd_malloc'd string or NULL. */
+static char *json_error_body(const char *code, const char *message, size_t *len)
+{
+    size_t cap = 40 + 6 * (strlen(code) + strlen(message));
+    char *out = hd_malloc(cap);
+    if (out == NULL) {
+        return NULL;
+    }
+    size_t w = 0;
+    const char *parts[5] = {"{\"error\":{\"code\":\"", code, "\",\"message\":\"", message,
+                            "\"}}"};
+    for (int p = 0; p < 5; p++) {
+        for (const char *s = parts[p]; *s != '\0'; s++) {
+            unsigned char ch = (unsigned char)*s;
+            if ((p == 1 || p == 3) && (ch == '"' || ch == '\\')) {
+                out[w++] = '\\';
+                out[w++] = (char)ch;
+            } else if ((p == 1 || p == 3) && ch < 0x20) {
+                w += (size_t)snprintf(out + w, cap - w, "\\u%04x", ch);
+            } else {
+                out[w++] = (char)ch;
+            }
+        }
+    }
+    out[w] = '\0';
+    *len = w;
+    return out;
+}
+
+/* Answers a protocol error or timeout ourselves, then closes. */
+static void send_error_and_finish(struct api_http_conn *c, int status, const char *code,
+                                  const char *message, const char *extra_headers)
+{
+    c->close_after = true;
+    size_t len = 0;
+    char *body = json_error_body(code, message, &len);
+    if (body == NULL) {
+        conn_close(c);
+        return;
+    }
+    int rv = send_head_and_body(c, status, "application/json", extra_headers, true, body, len,
+                                len);
+    hd_free(body);
+    if (rv != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_finish(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Graceful close                                                      */
+/* ------------------------------------------------------------------ */
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct api_http_conn *c = req->data;
+    if (c->closing) {
+        return;
+    }
+    if (status < 0 || c->peer_eof) {
+        conn_close(c);
+        return;
+    }
+    c->shutdown_done = true;
+    uint64_t ms = c->srv->limits.idle_timeout_ms;
+    timer_start(c, TIMER_LINGER, ms < API_HTTP__LINGER_MS ? ms : API_HTTP__LINGER_MS,
+                on_linger_timeout);
+}
+
+/* Flush, shut down the write side, drop input until the client's EOF. */
+static void conn_finish(struct api_http_conn *c)
+{
+    if (c->closing || c->shutdown_started) {
+        return;
+    }
+    c->state = CONN_CLOSING;
+    c->shutdown_started = true;
+    hd_free(c->leftover);
+    c->leftover = NULL;
+    c->leftover_len = 0;
+    timer_stop(c);
+    c->shutdown_req.data = c;
+    int rv = uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown);
+    if (rv != 0) {
+        conn_close(c);
+        return;
+    }
+    arm_stall_timer(c);
+    start_reading(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading and dispatch                                                */
+/* ------------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct api_http_conn *c = h->data;
+    *buf = uv_buf_init(c->srv->read_buf, (unsigned)sizeof c->srv->read_buf);
+}
+
+static void dispatch(struct api_http_conn *c)
+{
+    const struct api_http_request *req = api_http_parse_request(&c->parse);
+    HD_ASSERT(req != NULL);
+    stop_reading(c);
+    timer_stop(c);
+    c->state = CONN_PENDING;
+    c->user_owned = true;
+    c->head_request = req->method == HTTP_HEAD;
+    c->http10 = req->http_minor == 0;
+    c->close_after = !req->keep_alive || c->srv->closing;
+    c->srv->cb(c, req, c->srv->arg);
+}
+
+/* Keeps the bytes after a complete request for later. They are either
+ * already in leftover (we are parsing it) or in the shared read buffer. */
+static void keep_leftover(struct api_http_conn *c, const char *data, size_t len)
+{
+    if (c->feeding_leftover) {
+        c->leftover_off = (size_t)(data - c->leftover);
+        c->leftover_len = len;
+        return;
+    }
+    HD_ASSERT(c->leftover == NULL);
+    if (len == 0) {
+        return;
+    }
+    c->leftover = hd_malloc(len);
+    if (c->leftover == NULL) {
+        c->close_after = true; /* the next requests are lost: end after this one */
+        return;
+    }
+    memcpy(c->leftover, data, len);
+    c->leftover_off = 0;
+    c->leftover_len = len;
+}
+
+static const char api_http__continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void conn_feed(struct api_http_conn *c, const char *data, size_t len)
+{
+    while (c->state == CONN_READING && len > 0) {
+        size_t used = 0;
+        int rv = api_http_parse_feed(&c->parse, data, len, &used);
+        data += used;
+        len -= used;
+        if (rv == API_HTTP_PARSE_REQUEST) {
+            keep_leftover(c, data, len);
+            dispatch(c);
+            return;
+        }
+        if (rv < 0) {
+            const struct api_http_error *e = api_http_parse_error(&c->parse);
+            HD_LOG_DEBUG("http: %d %s", e->status, e->message);
+            send_error_and_finish(c, e->status, e->code, e->message, NULL);
+            return;
+        }
+        if (rv == API_HTTP_PARSE_CONTINUE) {
+            uv_buf_t b = uv_buf_init((char *)(uintptr_t)api_http__continue,
+                                     (unsigned)(sizeof api_http__continue - 1));
+            if (conn_write(c, &b, 1) != 0) {
+                conn_close(c);
+                return;
+            }
+        }
+        arm_read_timer(c);
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct api_http_conn *c = stream->data;
+    if (nread == 0) {
+        return;
+    }
+    if (nread > 0) {
+        if (c->state == CONN_READING) {
+            conn_feed(c, buf->base, (size_t)nread);
+        }
+        return; /* STREAMING and CLOSING drop input */
+    }
+    if (nread == UV_EOF && c->state == CONN_CLOSING && !c->shutdown_done) {
+        /* Half-close: the response still goes out, then on_shutdown closes. */
+        c->peer_eof = true;
+        stop_reading(c);
+        return;
+    }
+    /* EOF or error while reading a request, streaming or lingering. A
+     * partial request cannot be completed, so there is no one to answer. */
+    conn_close(c);
+}
+
+/* After a response is fully written: next request or close. */
+static void response_done(struct api_http_conn *c)
+{
+    HD_ASSERT(c->state == CONN_WRITING && c->writes_pending == 0);
+    if (c->close_after || c->srv->closing) {
+        conn_finish(c);
+        return;
+    }
+    api_http_parse_next(&c->parse);
+    c->state = CONN_READING;
+    timer_stop(c);
+    if (c->leftover_len > 0) {
+        c->feeding_leftover = true;
+        conn_feed(c, c->leftover + c->leftover_off, c->leftover_len);
+        c->feeding_leftover = false;
+    }
+    if (c->closing) {
+        return;
+    }
+    if (c->state == CONN_READING) {
+        hd_free(c->leftover); /* all of it was parsed */
+        c->leftover = NULL;
+        c->leftover_len = 0;
+        arm_read_timer(c);
+        start_reading(c);
+    }
+}
+
+static void on_deferred_done(uv_timer_t *t)
+{
+    struct api_http_conn *c = t->data;
+    c->timer_role = TIMER_NONE;
+    if (c->state == CONN_WRITING && c->writes_pending == 0) {
+        response_done(c);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Accepting                                                           */
+/* ------------------------------------------------------------------ */
+
+static struct api_http_conn *conn_create(struct api_http_server *s)
+{
+    struct api_http_conn *c = hd_calloc(1, sizeof *c);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    api_http_parse_init(&c->parse, &s->limits);
+    c->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = c;
+    }
+    s->conns = c;
+    s->n_conns++;
+    return c;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct api_http_server *s = server->data;
+    if (status < 0) {
+        HD_LOG_WARN("http: accept: %s", uv_strerror(status));
+        return;
+    }
+    struct api_http_conn *c = conn_create(s);
+    if (c == NULL) {
+        /* The connection stays in the backlog; libuv retries later. */
+        HD_LOG_ERROR("http: accept: out of memory");
+        return;
+    }
+    int rv = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rv != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (s->n_counted >= s->limits.connections_max) {
+        /* Accept and refuse rather than leave it in the backlog, so that
+         * the client gets an answer it can retry on. */
+        send_error_and_finish(c, 503, "overloaded", "too many connections",
+                              "Retry-After: 1\r\n");
+        return;
+    }
+    c->counted = true;
+    s->n_counted++;
+    c->state = CONN_READING;
+    arm_read_timer(c);
+    start_reading(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Server                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Splits "host:port" or "[v6]:port". */
+static int parse_listen_addr(const char *addr, struct sockaddr_storage *ss)
+{
+    char host[64];
+    const char *port_str;
+    size_t host_len;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (end == NULL || end[1] != ':') {
+            return HD_EINVAL;
+        }
+        host_len = (size_t)(end - addr - 1);
+        memcpy(host, addr + 1, host_len < sizeof host ? host_len : 0);
+        port_str = end + 2;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        if (colon == NULL) {
+            return HD_EINVAL;
+        }
+        host_len = (size_t)(colon - addr);
+        memcpy(host, addr, host_len < sizeof host ? host_len : 0);
+        port_str = colon + 1;
+    }
+    if (host_len == 0 || host_len >= sizeof host || port_str[0] == '\0' ||
+        strspn(port_str, "0123456789") != strlen(port_str) || strlen(port_str) > 5) {
+        return HD_EINVAL;
+    }
+    host[host_len] = '\0';
+    long port = strtol(port_str, NULL, 10);
+    if (port > 65535) {
+        return HD_EINVAL;
+    }
+    memset(ss, 0, sizeof *ss);
+    if (addr[0] == '[') {
+        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : HD_EINVAL;
+    }
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : HD_EINVAL;
+}
+
+/* Binds and listens with plain syscalls, so that the usual failures (bad
+ * address, address in use) happen before any libuv handle exists and
+ * init can fail without leaving work for the loop. */
+static int open_listener(const struct sockaddr_storage *ss, int *fd_out, int *port_out,
+                         char *errmsg, size_t errmsg_len, const char *addr)
+{
+    socklen_t ss_len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                 : sizeof(struct sockaddr_in);
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int rv = hd_from_errno(errno);
+        snprintf(errmsg, errmsg_len, "listen %s: socket: %s", addr, strerror(errno));
+        return rv;
+    }
+    int one = 1;
+    const char *step = "setsockopt";
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+        goto err_close;
+    }
+    step = "bind";
+    if (bind(fd, (const struct sockaddr *)ss, ss_len) != 0) {
+        goto err_close;
+    }
+    step = "listen";
+    if (listen(fd, API_HTTP__BACKLOG) != 0) {
+        goto err_close;
+    }
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof bound;
+    step = "getsockname";
+    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
+        goto err_close;
+    }
+    *port_out = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    *fd_out = fd;
+    return 0;
+
+err_close: {
+    int err = errno;
+    snprintf(errmsg, errmsg_len, "listen %s: %s: %s", addr, step, strerror(err));
+    close(fd);
+    int rv = hd_from_errno(err);
+    HD_ASSERT(rv != 0);
+    return rv;
+}
+}
+
+static void free_handle_owner(uv_handle_t *h)
+{
+    hd_free(h->data);
+}
+
+int api_http_server_init(struct api_http_server **out, uv_loop_t *loop, const char *listen_addr,
+                         const struct api_http_limits *limits, api_http_request_cb cb, void *arg,
+                         char *errmsg, size_t errmsg_len)
+{
+    HD_ASSERT(out != NULL && loop != NULL && listen_addr != NULL && cb != NULL);
+    struct sockaddr_storage ss;
+    int rv = parse_listen_addr(listen_addr, &ss);
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "listen %s: bad address (want host:port or [v6]:port)",
+                 listen_addr);
+        return rv;
+    }
+    int fd = -1;
+    int port = 0;
+    rv = open_listener(&ss, &fd, &port, errmsg, errmsg_len, listen_addr);
+    if (rv != 0) {
+        return rv;
+    }
+    struct api_http_server *s = hd_calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(errmsg, errmsg_len, "listen %s: out of memory", listen_addr);
+        rv = HD_ENOMEM;
+        goto err_fd;
+    }
+    s->loop = loop;
+    s->cb = cb;
+    s->arg = arg;
+    s->port = port;
+    api_http_limits_resolve(&s->limits, limits);
+    rv = uv_tcp_init(loop, &s->tcp);
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "listen %s: %s", listen_addr, uv_strerror(rv));
+        rv = from_uv(rv);
+        goto err_free;
+    }
+    s->tcp.data = s;
+    int uv_rv = uv_tcp_open(&s->tcp, fd);
+    if (uv_rv == 0) {
+        uv_rv = uv_listen((uv_stream_t *)&s->tcp, API_HTTP__BACKLOG, on_connection);
+    }
+    if (uv_rv != 0) {
+        /* Rare: the handle exists, so its memory goes back from the loop. */
+        snprintf(errmsg, errmsg_len, "listen %s: %s", listen_addr, uv_strerror(uv_rv));
+        uv_close((uv_handle_t *)&s->tcp, free_handle_owner);
+        return from_uv(uv_rv);
+    }
+    /* libuv writes with write(2): a reset peer would raise SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    *out = s;
+    return 0;
+
+err_free:
+    hd_free(s);
+err_fd:
+    close(fd);
+    HD_ASSERT(rv != 0);
+    return rv;
+}
+
+int api_http_server_port(const struct api_http_server *s)
+{
+    return s->port;
+}
+
+size_t api_http_server_connections(const struct api_http_server *s)
+{
+    return s->n_conns;
+}
+
+static void on_listener_close(uv_handle_t *h)
+{
+    struct api_http_server *s = h->data;
+    s->listener_closed = true;
+    server_maybe_finish(s);
+}
+
+void api_http_server_close(struct api_http_server *s, void (*cb)(void *arg), void *arg)
+{
+    HD_ASSERT(!s->closing);
+    s->closing = true;
+    s->close_cb = cb;
+    s->close_arg = arg;
+    uv_close((uv_handle_t *)&s->tcp, on_listener_close);
+    /* conn_close never frees synchronously (handles close from the loop),
+     * so walking the list while closing is safe. */
+    for (struct api_http_conn *c = s->conns; c != NULL; c = c->next) {
+        switch (c->state) {
+        case CONN_READING:
+        case CONN_STREAMING: /* CLOSED follows from on_handle_close */
+            conn_close(c);
+            break;
+        case CONN_PENDING:
+        case CONN_WRITING:
+            c->close_after = true;
+            break;
+        case CONN_CLOSING:
+            if (c->shutdown_done) {
+                conn_close(c); /* no need to linger any longer */
+            }
+            break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Responses                                                           */
+/* ------------------------------------------------------------------ */
+
+/* The response is queued: finish when its writes complete, or (if the
+ * socket took it all at once) on the next loop turn, never from inside
+ * api_http_respond(), which could recurse into the request callback. */
+static void response_queued(struct api_http_conn *c)
+{
+    if (c->writes_pending == 0) {
+        timer_start(c, TIMER_DEFER, 0, on_deferred_done);
+    } else {
+        arm_stall_timer(c);
+    }
+}
+
+int api_http_respond(struct api_http_conn *c, int status, const char *content_type,
+                     const char *extra_headers, const void *body, size_t body_len)
+{
+    HD_ASSERT(c != NULL && c->user_owned && !c->streaming);
+    HD_ASSERT(c->state == CONN_PENDING || c->closing);
+    HD_ASSERT(status >= 200 && status <= 999);
+    HD_ASSERT(body != NULL || body_len == 0);
+    c->user_owned = false;
+    if (c->closing) {
+        conn_maybe_free(c);
+        return HD_ESHUTDOWN;
+    }
+    c->state = CONN_WRITING;
+    if (c->srv->closing) {
+        c->close_after = true;
+    }
+    size_t send = c->head_request || !status_has_body(status) ? 0 : body_len;
+    int rv = send_head_and_body(c, status, content_type, extra_headers, true, body, body_len,
+                                send);
+    if (rv != 0) {
+        conn_close(c);
+        return rv;
+    }
+    response_queued(c);
+    return 0;
+}
+
+int api_http_respond_error(struct api_http_conn *c, int status, const char *code,
+                           const char *message, const char *extra_headers)
+{
+    size_t len = 0;
+    char *body = json_error_body(code, message, &len);
+    if (body == NULL) {
+        /* Still give the conn back, with an empty answer. */
+        api_http_respond(c, status, NULL, extra_headers, NULL, 0);
+        return HD_ENOMEM;
+    }
+    int rv = api_http_respond(c, status, "application/json", extra_headers, body, len);
+    hd_free(body);
+    return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Streaming                                                           */
+/* ------------------------------------------------------------------ */
+
+int api_http_stream_begin(struct api_http_conn *c, int status, const char *content_type,
+                          const char *extra_headers, api_http_stream_cb on_event, void *arg)
+{
+    HD_ASSERT(c != NULL && c->user_owned && !c->streaming && on_event != NULL);
+    HD_ASSERT(c->state == CONN_PENDING || c->closing);
+    HD_ASSERT(status >= 200 && status <= 999);
+    c->streaming = true;
+    if (c->closing) {
+        return HD_ESHUTDOWN;
+    }
+    c->state = CONN_STREAMING;
+    c->close_after = true;
+    hd_free(c->leftover); /* pipelined requests after a stream are dropped */
+    c->leftover = NULL;
+    c->leftover_len = 0;
+    int rv = send_head_and_body(c, status, content_type, extra_headers, false, NULL, 0, 0);
+    if (rv != 0) {
+        conn_close(c);
+        return rv;
+    }
+    c->stream_cb = on_event;
+    c->stream_arg = arg;
+    arm_stall_timer(c);
+    /* Read (and drop input) to notice the client leaving. */
+    start_reading(c);
+    return 0;
+}
+
+int api_http_stream_write(struct api_http_conn *c, const void *data, size_t len)
+{
+    HD_ASSERT(c != NULL && c->user_owned && c->streaming);
+    if (c->closing || c->state != CONN_STREAMING) {
+        return HD_ESHUTDOWN;
+    }
+    HD_ASSERT(len <= UINT_MAX);
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+    int rv = conn_write(c, &b, 1);
+    if (rv != 0) {
+        conn_close(c);
+        return rv == HD_ENOMEM ? rv : HD_ESHUTDOWN;
+    }
+    arm_stall_timer(c);
+    return 0;
+}
+
+size_t api_http_stream_queued(const struct api_http_conn *c)
+{
+    return c->bytes_queued;
+}
+
+void api_http_stream_end(struct api_http_conn *c)
+{
+    HD_ASSERT(c != NULL && c->user_owned && c->streaming);
+    c->user_owned = false;
+    c->stream_cb = NULL;
+    if (c->closing) {
+        conn_maybe_free(c); /* waits for in_event / handles by itself */
+        return;
+    }
+    conn_finish(c);
+}

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* heraldd: options, start-up and graceful shutdown of a node. */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "data_dir.h"
+#include "hd_error.h"
+#include "hd_util.h"
+#include "node.h"
+
+struct api_options {
+    const char *data_dir;
+    const char *listen;
+    unsigned shards;              /* 0: as created, or the default */
+    uint64_t node_id;
+    size_t payload_max;
+    size_t body_max;
+    size_t connections_max;
+    uint64_t dedup_window_s;
+    bool no_uring;
+};
+
+static void api__usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: heraldd [OPTIONS]\n"
+            "Runs one herald node: a durable, replicated log of channels over HTTP.\n"
+            "With no options it serves a one-node cluster from ./herald-data on\n"
+            "127.0.0.1:7400, creating (bootstrapping) it on first start.\n\n"
+            "  --data DIR             data directory (default ./herald-data)\n"
+            "  --listen ADDR          HTTP address, host:port (default 127.0.0.1:7400)\n"
+            "  --shards N             shards of a new cluster, 1-4096 (default 16);\n"
+            "                         fixed once the data directory exists\n"
+            "  --max-payload BYTES    largest message payload (default 1048576)\n"
+            "  --max-body BYTES       largest request body (default 8388608)\n"
+            "  --max-connections N    open HTTP connections (default 4096)\n"
+            "  --dedup-window SECONDS retries with the same nonce within this answer the\n"
+            "                         original result (default 86400)\n"
+            "  --no-uring             write the WAL with pwrite+fdatasync instead of io_uring\n"
+            "  --log-level LEVEL      error, warn, info (default) or debug\n"
+            "  --version              print the version and exit\n"
+            "  --help                 print this help and exit\n\n"
+            "Signals: SIGTERM or SIGINT stop the node gracefully.\n");
+}
+
+static int api__parse_size(const char *arg, const char *name, uint64_t min, uint64_t max,
+                           uint64_t *out)
+{
+    if (api_u64_parse(arg, strlen(arg), out) != 0 || *out < min || *out > max) {
+        fprintf(stderr, "heraldd: %s must be a number from %llu to %llu, got '%s'\n", name,
+                (unsigned long long)min, (unsigned long long)max, arg);
+        return -1;
+    }
+    return 0;
+}
+
+static int api__log_level(const char *arg)
+{
+    static const char *levels[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(arg, levels[i]) == 0) {
+            hd_log_level = i;
+            return 0;
+        }
+    }
+    fprintf(stderr, "heraldd: --log-level must be error, warn, info or debug\n");
+    return -1;
+}
+
+/* Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2 (usage). */
+static int api__parse_args(int argc, char **argv, struct api_options *o)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},      {"listen", required_argument, NULL, 'l'},
+        {"shards", required_argument, NULL, 's'},    {"max-payload", required_argument, NULL, 'p'},
+        {"max-body", required_argument, NULL, 'b'},  {"max-connections", required_argument, NULL, 'c'},
+        {"dedup-window", required_argument, NULL, 'w'}, {"no-uring", no_argument, NULL, 'u'},
+        {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+    uint64_t v;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+            case 'd': o->data_dir = optarg; break;
+            case 'l': o->listen = optarg; break;
+            case 's':
+                if (api__parse_size(optarg, "--shards", 1, 4096, &v) != 0) return -1;
+                o->shards = (unsigned)v;
+                break;
+            case 'p':
+                if (api__parse_size(optarg, "--max-payload", 1, 64u << 20, &v) != 0) return -1;
+                o->payload_max = v;
+                break;
+            case 'b':
+                if (api__parse_size(optarg, "--max-body", 1024, 1u << 30, &v) != 0) return -1;
+                o->body_max = v;
+                break;
+            case 'c':
+                if (api__parse_size(optarg, "--max-connections", 1, 1000000, &v) != 0) return -1;
+                o->connections_max = v;
+                break;
+            case 'w':
+                if (api__parse_size(optarg, "--dedup-window", 1, 365u * 86400, &v) != 0) return -1;
+                o->dedup_window_s = v;
+                break;
+            case 'u': o->no_uring = true; break;
+            case 'L':
+                if (api__log_level(optarg) != 0) return -1;
+                break;
+            case 'V': printf("heraldd %s\n", HERALD_VERSION); return 1;
+            case 'h': api__usage(stdout); return 1;
+            default: api__usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "heraldd: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ running --- */
+
+struct api_daemon {
+    struct api_server server;
+    struct api_options opts;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    int lock_fd;
+    unsigned stopping_parts;      /* http server and consensus still closing */
+};
+
+static void api__on_commit(void *arg, const char *channel, size_t len, uint64_t seq)
+{
+    struct api_server *s = arg;
+    if (s->hub != NULL) {
+        api_hub_notify(s->hub, channel, len, seq);
+    }
+}
+
+static void api__part_stopped(void *arg)
+{
+    struct api_daemon *d = arg;
+    if (--d->stopping_parts > 0) {
+        return;
+    }
+    /* A flush makes the next start quick: nothing to re-apply. */
+    int rv = log_flush(d->server.log);
+    if (rv != 0) {
+        HD_LOG_WARN("final state flush: %s (the WAL still has everything)", hd_strerror(rv));
+    }
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    HD_LOG_INFO("stopped");
+}
+
+static void api__on_signal(uv_signal_t *h, int signum)
+{
+    struct api_daemon *d = h->data;
+    if (d->server.stopping) {
+        HD_LOG_WARN("second signal: exiting at once (the WAL has every acknowledged append)");
+        _exit(1);
+    }
+    HD_LOG_INFO("signal %d: stopping gracefully", signum);
+    d->server.stopping = true;
+    d->stopping_parts = 2;
+    api_hub_close(d->server.hub);
+    d->server.hub = NULL;
+    api_http_server_close(d->server.http, api__part_stopped, d);
+    cons_node_stop(d->server.node, api__part_stopped, d);
+}
+
+static int api__open_state(struct api_daemon *d, const struct api_identity *id, char *errmsg,
+                           size_t errmsg_len)
+{
+    struct api_server *s = &d->server;
+    char state_dir[PATH_MAX];
+    snprintf(state_dir, sizeof state_dir, "%s/state", d->opts.data_dir);
+    struct log_options lo = {.dir = state_dir,
+                             .dedup_window_us = d->opts.dedup_window_s * 1000000u};
+    int rv = log_store_open(&s->log, &lo, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    struct cons_node_options no = {.loop = s->loop, .data_dir = d->opts.data_dir,
+                                   .node_id = id->node_id, .address = d->opts.listen,
+                                   .n_shards = id->shards, .log = s->log,
+                                   .wal_no_uring = d->opts.no_uring,
+                                   .on_commit = api__on_commit, .on_commit_arg = s};
+    return cons_node_start(&s->node, &no, errmsg, errmsg_len);
+}
+
+static int api__serve(struct api_daemon *d, char *errmsg, size_t errmsg_len)
+{
+    struct api_server *s = &d->server;
+    s->config = (struct api_config){.payload_bytes_max = d->opts.payload_max,
+                                    .read_limit_max = 1000,
+                                    .read_bytes_max = 4u << 20,
+                                    .batch_lines_max = 10000,
+                                    .tail_keepalive_ms = 15000,
+                                    .tail_queue_bytes_max = 1u << 20};
+    int rv = api_hub_init(&s->hub, s);
+    if (rv != 0) {
+        return rv;
+    }
+    struct api_http_limits limits = {.body_bytes_max = d->opts.body_max,
+                                     .connections_max = d->opts.connections_max};
+    rv = api_http_server_init(&s->http, s->loop, d->opts.listen, &limits, api_route, s, errmsg,
+                              errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    uv_signal_init(s->loop, &d->sigterm);
+    uv_signal_init(s->loop, &d->sigint);
+    d->sigterm.data = d->sigint.data = d;
+    uv_signal_start(&d->sigterm, api__on_signal, SIGTERM);
+    uv_signal_start(&d->sigint, api__on_signal, SIGINT);
+    return 0;
+}
+
+static void api__banner(const struct api_daemon *d, const struct api_identity *id)
+{
+    struct cons_node_stats st;
+    cons_node_stats(d->server.node, &st);
+    HD_LOG_INFO("node %llu of cluster %s serving http://%s (data %s, %u shards, WAL on %s)",
+                (unsigned long long)id->node_id, id->cluster_id, d->opts.listen,
+                d->opts.data_dir, id->shards,
+                st.wal_uses_uring ? "io_uring" : "pwrite+fdatasync");
+    HD_LOG_INFO("try: curl -s -XPOST http://%s/v1/channels/general/messages "
+                "-H 'Content-Type: application/json' -d '{\"nonce\":\"n1\",\"payload\":\"hi\"}'",
+                d->opts.listen);
+    HD_LOG_INFO("tail: curl -sN http://%s/v1/channels/general/tail?after_seq=0", d->opts.listen);
+}
+
+int main(int argc, char **argv)
+{
+    static struct api_daemon d;
+    d.opts = (struct api_options){.data_dir = "herald-data", .listen = "127.0.0.1:7400",
+                                  .node_id = 1, .payload_max = 1u << 20,
+                                  .body_max = 8u << 20, .connections_max = 4096,
+                                  .dedup_window_s = 86400};
+    int prv = api__parse_args(argc, argv, &d.opts);
+    if (prv != 0) {
+        return prv > 0 ? 0 : 2;
+    }
+    if (d.opts.body_max < d.opts.payload_max) {
+        d.opts.body_max = d.opts.payload_max * 2; /* room for JSON and base64 */
+    }
+    char errmsg[512] = "";
+    struct api_identity want = {.node_id = d.opts.node_id, .shards = d.opts.shards}, id;
+    int rv = api_data_lock(d.opts.data_dir, &d.lock_fd, errmsg, sizeof errmsg);
+    if (rv == 0) {
+        rv = api_data_identity(d.opts.data_dir, &want, &id, errmsg, sizeof errmsg);
+    }
+    d.server.loop = uv_default_loop();
+    d.server.node_id = id.node_id;
+    d.server.started_us = hd_now_us();
+    if (rv == 0) {
+        snprintf(d.server.cluster_id, sizeof d.server.cluster_id, "%s", id.cluster_id);
+        rv = api__open_state(&d, &id, errmsg, sizeof errmsg);
+    }
+    if (rv == 0) {
+        rv = api__serve(&d, errmsg, sizeof errmsg);
+    }
+    if (rv != 0) {
+        HD_LOG_ERROR("cannot start: %s", errmsg[0] ? errmsg : hd_strerror(rv));
+        return 1;
+    }
+    api__banner(&d, &id);
+    uv_run(d.server.loop, UV_RUN_DEFAULT);
+    log_store_close(d.server.log);
+    uv_loop_close(d.server.loop);
+    close(d.lock_fd);
+    return 0;
+}

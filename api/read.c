@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* GET /v1/channels/{channel}/messages: a range of a channel from applied state. */
+#include <string.h>
+
+#include "api.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "log.h"
+
+struct api_read_ctx {
+    const char *channel;
+    size_t channel_len;
+    json_t *messages;
+    size_t bytes;
+    size_t bytes_max;
+};
+
+static int api__read_one(void *arg, const struct log_message *m)
+{
+    struct api_read_ctx *ctx = arg;
+    json_t *j = api_message_json(ctx->channel, ctx->channel_len, m->seq, m->ts, m->nonce,
+                                 m->nonce_len, m->payload, m->payload_len);
+    if (j == NULL) {
+        return HD_ENOMEM;
+    }
+    json_object_del(j, "channel"); /* said once, at the top */
+    json_array_append_new(ctx->messages, j);
+    ctx->bytes += m->payload_len;
+    /* Stop after the byte budget, but always return at least one message. */
+    return ctx->bytes >= ctx->bytes_max ? 1 : 0;
+}
+
+/* The position to read after: after_seq, or the seq at after_ts. */
+int api__read_position(struct api_server *s, const struct api_http_request *req,
+                       const char *channel, size_t len, uint64_t *after_seq,
+                       const char **bad)
+{
+    char value[32];
+    *after_seq = 0;
+    int rv = api_http_query_param(req, "after_seq", value, sizeof value);
+    if (rv != 0 && rv != HD_ENOTFOUND) {
+        *bad = "after_seq must be a non-negative integer";
+        return HD_EINVAL;
+    }
+    if (rv == 0) {
+        if (api_u64_parse(value, strlen(value), after_seq) != 0) {
+            *bad = "after_seq must be a non-negative integer";
+            return HD_EINVAL;
+        }
+        return 0;
+    }
+    rv = api_http_query_param(req, "after_ts", value, sizeof value);
+    if (rv == 0) {
+        uint64_t ts;
+        if (api_ts_parse(value, strlen(value), &ts) != 0) {
+            *bad = "after_ts must be seconds.microseconds, like 1732234567.000123";
+            return HD_EINVAL;
+        }
+        return log_seq_at_ts(s->log, channel, len, ts, after_seq);
+    }
+    if (rv != HD_ENOTFOUND) {
+        *bad = "after_ts must be seconds.microseconds, like 1732234567.000123";
+        return HD_EINVAL;
+    }
+    return 0;
+}
+
+void api_read(struct api_server *s, struct api_http_conn *c,
+              const struct api_http_request *req, const char *channel, size_t len)
+{
+    uint64_t after_seq = 0, limit = 100;
+    const char *bad = NULL;
+    int rv = api__read_position(s, req, channel, len, &after_seq, &bad);
+    char value[32];
+    if (rv == 0 && api_http_query_param(req, "limit", value, sizeof value) == 0) {
+        if (api_u64_parse(value, strlen(value), &limit) != 0 || limit == 0 ||
+            limit > s->config.read_limit_max) {
+            bad = "limit must be 1-1000";
+            rv = HD_EINVAL;
+        }
+    }
+    if (rv == HD_EINVAL) {
+        api_respond_error(s, c, 400, "bad_query", bad);
+        return;
+    }
+    struct api_read_ctx ctx = {channel, len, json_array(), 0, s->config.read_bytes_max};
+    uint64_t next_seq = after_seq + 1;
+    if (rv == 0) {
+        rv = log_read(s->log, channel, len, after_seq, (size_t)limit, api__read_one, &ctx,
+                      &next_seq);
+    }
+    if (rv != 0) {
+        json_decref(ctx.messages);
+        api_respond_cons_error(s, c, rv);
+        return;
+    }
+    s->metrics.reads++;
+    json_t *body = json_pack("{s:s%, s:o, s:I}", "channel", channel, len, "messages",
+                             ctx.messages, "next_seq", (json_int_t)next_seq);
+    api_respond_json(s, c, 200, body, NULL);
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Request routing of the v1 API. */
+#include <string.h>
+
+#include "api.h"
+#include "hd_error.h"
+#include "log.h"
+
+#define API_CHANNELS_PREFIX "/v1/channels/"
+
+static bool api__path_is(const struct api_http_request *req, const char *path)
+{
+    size_t n = strlen(path);
+    return req->path_len == n && memcmp(req->path, path, n) == 0;
+}
+
+static void api__method_not_allowed(struct api_server *s, struct api_http_conn *c)
+{
+    api_respond_error(s, c, 405, "method_not_allowed", "this route does not take that method");
+}
+
+/* /v1/channels/{channel}/{messages|tail}: decodes and checks the channel. */
+static void api__channel_route(struct api_server *s, struct api_http_conn *c,
+                               const struct api_http_request *req)
+{
+    const char *rest = req->path + strlen(API_CHANNELS_PREFIX);
+    size_t rest_len = req->path_len - strlen(API_CHANNELS_PREFIX);
+    const char *slash = memchr(rest, '/', rest_len);
+    if (slash == NULL) {
+        api_respond_error(s, c, 404, "not_found", "no such route");
+        return;
+    }
+    char channel[LOG_CHANNEL_MAX * 3];
+    size_t len = 0;
+    int rv = api_http_path_decode(rest, (size_t)(slash - rest), channel, sizeof channel, &len);
+    if (rv != 0 || !log_channel_valid(channel, len)) {
+        api_respond_error(s, c, 400, "bad_channel",
+                          "channel ids are 1-128 characters of [A-Za-z0-9._:-]");
+        return;
+    }
+    size_t tail_len = rest_len - (size_t)(slash - rest);
+    if (tail_len == 9 && memcmp(slash, "/messages", 9) == 0) {
+        if (req->method == HTTP_POST) {
+            api_append(s, c, req, channel, len);
+        } else if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
+            api_read(s, c, req, channel, len);
+        } else {
+            api__method_not_allowed(s, c);
+        }
+    } else if (tail_len == 5 && memcmp(slash, "/tail", 5) == 0) {
+        if (req->method == HTTP_GET) {
+            api_tail(s, c, req, channel, len);
+        } else {
+            api__method_not_allowed(s, c);
+        }
+    } else {
+        api_respond_error(s, c, 404, "not_found", "no such route");
+    }
+}
+
+void api_route(struct api_http_conn *c, const struct api_http_request *req, void *arg)
+{
+    struct api_server *s = arg;
+    size_t prefix = strlen(API_CHANNELS_PREFIX);
+    if (req->path_len > prefix && memcmp(req->path, API_CHANNELS_PREFIX, prefix) == 0) {
+        api__channel_route(s, c, req);
+    } else if (api__path_is(req, "/v1/messages:batch")) {
+        if (req->method == HTTP_POST) {
+            api_append_batch(s, c, req);
+        } else {
+            api__method_not_allowed(s, c);
+        }
+    } else if (api__path_is(req, "/v1/status")) {
+        if (req->method == HTTP_GET) {
+            api_status(s, c);
+        } else {
+            api__method_not_allowed(s, c);
+        }
+    } else if (api__path_is(req, "/metrics")) {
+        if (req->method == HTTP_GET) {
+            api_metrics(s, c);
+        } else {
+            api__method_not_allowed(s, c);
+        }
+    } else {
+        api_respond_error(s, c, 404, "not_found", "no such route");
+    }
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* GET /v1/status (JSON) and GET /metrics (Prometheus text format). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "hd_alloc.h"
+#include "hd_util.h"
+#include "node.h"
+
+void api_status(struct api_server *s, struct api_http_conn *c)
+{
+    struct cons_node_stats st;
+    cons_node_stats(s->node, &st);
+    json_t *shards = json_array();
+    unsigned n = cons_node_n_shards(s->node);
+    for (unsigned i = 0; i < n; i++) {
+        struct cons_shard_status ss;
+        cons_node_shard_status(s->node, i, &ss);
+        json_array_append_new(
+            shards, json_pack("{s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "shard", (int)i,
+                              "state", ss.state, "leader", (json_int_t)ss.leader_id, "term",
+                              (json_int_t)ss.term, "commit_index", (json_int_t)ss.commit_index,
+                              "applied_index", (json_int_t)ss.applied_index, "last_index",
+                              (json_int_t)ss.last_index, "queued", (json_int_t)ss.queued,
+                              "in_flight", (json_int_t)ss.in_flight));
+    }
+    json_t *body = json_pack(
+        "{s:I, s:s, s:s, s:I, s:o, s:[], s:{s:b}, s:{s:I, s:I, s:I}}", "node_id",
+        (json_int_t)s->node_id, "cluster_id", s->cluster_id, "version", HERALD_VERSION,
+        "uptime_s", (json_int_t)((hd_now_us() - s->started_us) / 1000000u), "shards", shards,
+        "peers", "wal", "io_uring", st.wal_uses_uring, "appends", "committed",
+        (json_int_t)st.appends_committed, "duplicate", (json_int_t)st.appends_duplicate,
+        "tails", (json_int_t)api_hub_tails(s->hub));
+    api_respond_json(s, c, 200, body, NULL);
+}
+
+/* Appends printf output to a growing buffer; returns false when out of memory. */
+struct api_text {
+    char *buf;
+    size_t len;
+    size_t cap;
+};
+
+__attribute__((format(printf, 2, 3))) static void api__printf(struct api_text *t,
+                                                               const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = t->buf != NULL ? vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap) : -1;
+        va_end(ap);
+        if (n >= 0 && (size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap * 2 + 4096;
+        char *buf = hd_realloc(t->buf, cap);
+        if (buf == NULL) {
+            return; /* the metrics page comes out short */
+        }
+        t->buf = buf;
+        t->cap = cap;
+    }
+}
+
+static void api__metric(struct api_text *t, const char *name, const char *type,
+                        const char *help, uint64_t value)
+{
+    api__printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name,
+                value);
+}
+
+void api_metrics(struct api_server *s, struct api_http_conn *c)
+{
+    struct cons_node_stats st;
+    cons_node_stats(s->node, &st);
+    struct api_text t = {0};
+    api__metric(&t, "herald_appends_committed_total", "counter",
+                "Messages committed (not duplicates), on any node's proposal.",
+                st.appends_committed);
+    api__metric(&t, "herald_appends_duplicate_total", "counter",
+                "Appends answered with an earlier result (same nonce).", st.appends_duplicate);
+    api__metric(&t, "herald_appends_rejected_busy_total", "counter",
+                "Appends refused because the shard queue was full.", st.appends_rejected_busy);
+    api__metric(&t, "herald_entries_proposed_total", "counter",
+                "Raft entries proposed by this node (each a batch of appends).",
+                st.entries_proposed);
+    api__metric(&t, "herald_appends_unknown_total", "counter",
+                "Appends answered 503 outcome unknown.", s->metrics.appends_unknown);
+    api__metric(&t, "herald_http_requests_total", "counter", "HTTP requests answered.",
+                s->metrics.requests);
+    api__printf(&t, "# HELP herald_http_responses_total HTTP responses by status class.\n"
+                    "# TYPE herald_http_responses_total counter\n");
+    for (int i = 1; i <= 5; i++) {
+        api__printf(&t, "herald_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", i,
+                    s->metrics.responses_by_class[i]);
+    }
+    api__metric(&t, "herald_tail_events_total", "counter", "SSE message events written.",
+                s->metrics.tail_events);
+    api__metric(&t, "herald_tails", "gauge", "Open SSE tails.", api_hub_tails(s->hub));
+    api__metric(&t, "herald_http_connections", "gauge", "Open HTTP connections.",
+                api_http_server_connections(s->http));
+    api__printf(&t, "# HELP herald_shard_applied_index Last Raft index applied, by shard.\n"
+                    "# TYPE herald_shard_applied_index gauge\n");
+    for (unsigned i = 0; i < cons_node_n_shards(s->node); i++) {
+        struct cons_shard_status ss;
+        cons_node_shard_status(s->node, i, &ss);
+        api__printf(&t, "herald_shard_applied_index{shard=\"%u\"} %" PRIu64 "\n", i,
+                    ss.applied_index);
+    }
+    s->metrics.requests++;
+    s->metrics.responses_by_class[2]++;
+    api_http_respond(c, 200, "text/plain; version=0.0.4", NULL, t.buf != NULL ? t.buf : "",
+                     t.len);
+    hd_free(t.buf);
+}

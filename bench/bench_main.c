@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `herald bench`: options, the settings it runs, and the report. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "bench_internal.h"
+#include "client_internal.h"
+
+#define SETTINGS_MAX 16
+
+static const char bench_help[] =
+    "usage: herald bench [--in-flight N[,N...]] [--duration S] [--payload-bytes B]\n"
+    "                    [--channels C] [--connections K] [--seed X] [--json]\n"
+    "\n"
+    "Closed-loop append benchmark on one libuv loop: keeps N appends outstanding\n"
+    "(each answered one starts the next) for S seconds, over K keep-alive\n"
+    "connections, each append a JSON body with a unique nonce and a B-byte text\n"
+    "payload, to channels bench-0 .. bench-(C-1). Only answers with status 201, a\n"
+    "positive seq, a ts and duplicate=false count as acknowledged; everything else\n"
+    "is counted as an error by status or kind (io, connect, bad_http, bad_answer,\n"
+    "duplicate, timeout). Reports per setting: appends_per_s (acknowledged inside\n"
+    "the window / window length) and p50/p90/p99/p99.9/max latency in\n"
+    "microseconds over every acknowledged append (exact: all are kept and sorted).\n"
+    "\n"
+    "  --in-flight N[,N...]  outstanding appends; default 1,16,256 in turn\n"
+    "  --duration S          seconds per setting, default 10\n"
+    "  --payload-bytes B     payload size, default 200\n"
+    "  --channels C          channels to spread over, default 16\n"
+    "  --connections K       connections, default = in-flight (one outstanding\n"
+    "                        request each); fewer means HTTP/1.1 pipelining,\n"
+    "                        more is capped at in-flight\n"
+    "  --seed X              seed for payload bytes and channel choice, default 1\n"
+    "                        (nonces are always random, so reruns never collide)\n"
+    "  --json                print one JSON object instead of the table\n"
+    "  --server URL          server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n"
+    "\n"
+    "exit status: 0 if every setting acknowledged appends, 1 otherwise, 2 usage.\n";
+
+struct bench_opts {
+    int in_flight[SETTINGS_MAX]; /* settings to run */
+    int settings;                /* entries in in_flight */
+    int connections;             /* 0: same as in-flight */
+    double duration_s;
+    long payload_bytes;
+    long channels;
+    unsigned long long seed;
+    bool json;
+};
+
+static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "herald bench: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(try `herald bench --help`)\n");
+    return 2;
+}
+
+static bool parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+static int parse_in_flight(struct bench_opts *o, const char *arg)
+{
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", arg);
+    o->settings = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        long v;
+        if (o->settings == SETTINGS_MAX || !parse_long(tok, 1, 100000, &v)) return -1;
+        o->in_flight[o->settings++] = (int)v;
+    }
+    return o->settings > 0 ? 0 : -1;
+}
+
+static int parse_options(int argc, char **argv, struct bench_opts *o)
+{
+    static const struct option opts[] = {
+        {"in-flight", required_argument, NULL, 'i'},   {"duration", required_argument, NULL, 'd'},
+        {"payload-bytes", required_argument, NULL, 'p'}, {"channels", required_argument, NULL, 'c'},
+        {"connections", required_argument, NULL, 'k'}, {"seed", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},              {"help", no_argument, NULL, 'h'},
+        {0}};
+    *o = (struct bench_opts){.in_flight = {1, 16, 256}, .settings = 3, .duration_s = 10,
+                             .payload_bytes = 200, .channels = 16, .seed = 1};
+    int ch;
+    long v;
+    char *end;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h': fputs(bench_help, stdout); return 1;
+        case 'i':
+            if (parse_in_flight(o, optarg) != 0) return usage("bad --in-flight \"%s\"", optarg);
+            break;
+        case 'd':
+            o->duration_s = strtod(optarg, &end);
+            if (*end || !(o->duration_s >= 0.1 && o->duration_s <= 86400)) {
+                return usage("--duration wants seconds (0.1-86400), not \"%s\"", optarg);
+            }
+            break;
+        case 'p':
+            if (!parse_long(optarg, 1, 1 << 20, &o->payload_bytes)) {
+                return usage("--payload-bytes wants 1-1048576, not \"%s\"", optarg);
+            }
+            break;
+        case 'c':
+            if (!parse_long(optarg, 1, 100000, &o->channels)) {
+                return usage("--channels wants 1-100000, not \"%s\"", optarg);
+            }
+            break;
+        case 'k':
+            if (!parse_long(optarg, 1, 100000, &v)) {
+                return usage("--connections wants 1-100000, not \"%s\"", optarg);
+            }
+            o->connections = (int)v;
+            break;
+        case 's':
+            o->seed = strtoull(optarg, &end, 0);
+            if (*end || !*optarg) return usage("--seed wants a number, not \"%s\"", optarg);
+            break;
+        case 'j': o->json = true; break;
+        default: return usage("%s", "bad option");
+        }
+    }
+    if (optind != argc) return usage("unexpected argument \"%s\"", argv[optind]);
+    return 0;
+}
+
+static int resolve(const char *url, struct bench_config *cfg)
+{
+    char host[256], port[8];
+    if (herald__url_parse(url, host, sizeof host, port, sizeof port, cfg->base_path,
+                          sizeof cfg->base_path) != 0) {
+        fprintf(stderr, "herald bench: bad server URL \"%s\"\n", url);
+        return 2;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int rv = getaddrinfo(host, port, &hints, &res);
+    if (rv != 0) {
+        fprintf(stderr, "herald bench: resolve %s: %s\n", host, gai_strerror(rv));
+        return 1;
+    }
+    memcpy(&cfg->addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(cfg->host_header, sizeof cfg->host_header, "%s%s%s:%s", v6 ? "[" : "", host,
+             v6 ? "]" : "", port);
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Summary of one setting, as a JSON object (also the table's source). */
+static json_t *summarize(const struct bench_config *cfg, struct bench_result *res)
+{
+    if (res->lat_len > 1) qsort(res->lat_us, res->lat_len, sizeof *res->lat_us, cmp_u64);
+    const uint64_t *l = res->lat_us;
+    size_t n = res->lat_len;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += (double)l[i];
+    json_t *errors = json_object();
+    for (int i = 0; i < res->error_kinds; i++) {
+        json_object_set_new(errors, res->errors[i].kind,
+                            json_integer((json_int_t)res->errors[i].count));
+    }
+    double rate = res->elapsed_s > 0 ? (double)res->acked / res->elapsed_s : 0;
+    return json_pack("{s:i, s:i, s:f, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:s*}",
+                     "in_flight", cfg->in_flight, "connections", cfg->connections,
+                     "elapsed_s", res->elapsed_s, "acked", (json_int_t)res->acked,
+                     "acked_total", (json_int_t)res->acked_total, "appends_per_s", rate,
+                     "p50_us", (json_int_t)bench_percentile(l, n, 0.50),
+                     "p90_us", (json_int_t)bench_percentile(l, n, 0.90),
+                     "p99_us", (json_int_t)bench_percentile(l, n, 0.99),
+                     "p99_9_us", (json_int_t)bench_percentile(l, n, 0.999),
+                     "max_us", (json_int_t)(n ? l[n - 1] : 0), "mean_us", n ? sum / (double)n : 0.0,
+                     "errors", errors, "fatal", res->fatal[0] ? res->fatal : NULL);
+}
+
+static int64_t get_int(json_t *o, const char *key)
+{
+    return (int64_t)json_integer_value(json_object_get(o, key));
+}
+
+static void print_row(json_t *run)
+{
+    printf("%9d %11d %13.1f %9" PRId64 " %9" PRId64 " %9" PRId64 " %9" PRId64 " %9" PRId64
+           " %10" PRId64,
+           (int)get_int(run, "in_flight"), (int)get_int(run, "connections"),
+           json_real_value(json_object_get(run, "appends_per_s")), get_int(run, "p50_us"),
+           get_int(run, "p90_us"), get_int(run, "p99_us"), get_int(run, "p99_9_us"),
+           get_int(run, "max_us"), get_int(run, "acked"));
+    const char *key;
+    json_t *count;
+    const char *sep = "  errors: ";
+    json_object_foreach(json_object_get(run, "errors"), key, count) {
+        printf("%s%s=%" PRId64, sep, key, (int64_t)json_integer_value(count));
+        sep = " ";
+    }
+    json_t *fatal = json_object_get(run, "fatal");
+    if (json_is_string(fatal)) printf("  FAILED: %s", json_string_value(fatal));
+    putchar('\n');
+    fflush(stdout);
+}
+
+int herald_bench_main(const char *url, int argc, char **argv)
+{
+    struct bench_opts o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc != 0) return rc == 1 ? 0 : rc;
+    struct bench_config cfg = {.duration_s = o.duration_s,
+                               .payload_bytes = (size_t)o.payload_bytes,
+                               .channels = (int)o.channels,
+                               .seed = o.seed};
+    if ((rc = resolve(url, &cfg)) != 0) return rc;
+    if (!o.json) {
+        printf("herald bench: %s, %ld-byte payloads, %ld channels, %g s per setting, seed %llu\n",
+               url, o.payload_bytes, o.channels, o.duration_s, o.seed);
+        printf("%9s %11s %13s %9s %9s %9s %9s %9s %10s\n", "in_flight", "connections",
+               "appends_per_s", "p50_us", "p90_us", "p99_us", "p99_9_us", "max_us", "acked");
+    }
+    json_t *runs = json_array();
+    for (int i = 0; i < o.settings; i++) {
+        cfg.in_flight = o.in_flight[i];
+        cfg.connections = o.connections > 0 && o.connections < cfg.in_flight ? o.connections
+                                                                              : cfg.in_flight;
+        struct bench_result res;
+        bench_run(&cfg, &res);
+        json_t *run = summarize(&cfg, &res);
+        if (res.acked == 0) rc = 1;
+        bench_result_free(&res);
+        if (!o.json) print_row(run);
+        json_array_append_new(runs, run);
+    }
+    if (o.json) {
+        json_t *all = json_pack("{s:s, s:s, s:I, s:I, s:f, s:I, s:o}", "bench", "append",
+                                "server", url, "payload_bytes", (json_int_t)o.payload_bytes,
+                                "channels", (json_int_t)o.channels, "duration_s", o.duration_s,
+                                "seed", (json_int_t)o.seed, "runs", runs);
+        char *text = json_dumps(all, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        if (text != NULL) puts(text);
+        free(text);
+        json_decref(all);
+    } else {
+        json_decref(runs);
+    }
+    return rc;
+}

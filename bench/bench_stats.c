@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* herald bench statistics: error counters, latencies, answer verification. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench_internal.h"
+#include "hd_alloc.h"
+
+void bench_count_error(struct bench_result *res, const char *kind)
+{
+    for (int i = 0; i < res->error_kinds; i++) {
+        if (strcmp(res->errors[i].kind, kind) == 0) {
+            res->errors[i].count++;
+            return;
+        }
+    }
+    /* The table is bounded; kinds beyond it are lumped into "other". */
+    int last = BENCH_ERROR_KINDS_MAX - 1;
+    int i = res->error_kinds < last ? res->error_kinds : last;
+    if (res->error_kinds <= last) {
+        snprintf(res->errors[i].kind, sizeof res->errors[i].kind, "%s",
+                 i == last ? "other" : kind);
+        res->error_kinds++;
+    }
+    res->errors[i].count++;
+}
+
+bool bench_record_latency(struct bench_result *res, uint64_t us)
+{
+    if (res->lat_len == res->lat_cap) {
+        size_t cap = res->lat_cap ? res->lat_cap * 2 : 65536;
+        uint64_t *p = hd_realloc(res->lat_us, cap * sizeof *p);
+        if (p == NULL) return false;
+        res->lat_us = p;
+        res->lat_cap = cap;
+    }
+    res->lat_us[res->lat_len++] = us;
+    return true;
+}
+
+void bench_result_free(struct bench_result *res)
+{
+    hd_free(res->lat_us);
+    res->lat_us = NULL;
+    res->lat_len = res->lat_cap = 0;
+}
+
+uint64_t bench_percentile(const uint64_t *sorted, size_t n, double q)
+{
+    if (n == 0) return 0;
+    double rank = ceil(q * (double)n); /* nearest rank, 1-based */
+    size_t idx = rank < 1 ? 0 : (size_t)rank - 1;
+    return sorted[idx < n ? idx : n - 1];
+}
+
+const char *bench_check_answer(int status, const char *body, size_t len, char *buf, size_t size)
+{
+    if (status == 200) {
+        /* Only a retry may be a duplicate, and the bench never retries: a
+         * 200 means the server thinks a fresh nonce was seen before. */
+        return "duplicate";
+    }
+    if (status != 201) {
+        snprintf(buf, size, "%d", status);
+        return buf;
+    }
+    json_t *root = json_loadb(body, len, 0, NULL);
+    json_t *seq = json_object_get(root, "seq");
+    json_t *dup = json_object_get(root, "duplicate");
+    bool good = json_is_integer(seq) && json_integer_value(seq) > 0 &&
+                json_is_string(json_object_get(root, "ts")) && !json_is_true(dup);
+    json_decref(root);
+    return good ? NULL : "bad_answer";
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The herald CLI's subcommands and the helpers they share. */
+#ifndef HERALD_CLI_H
+#define HERALD_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Exit codes, listed in `herald --help`. */
+enum {
+    CLI_OK = 0,      /* success */
+    CLI_FAIL = 1,    /* the request failed: server error, unreachable, bad answer */
+    CLI_USAGE = 2,   /* bad command line */
+    CLI_UNKNOWN = 3, /* append outcome unknown: retry with the same --nonce */
+};
+
+/* Each subcommand gets argv[0] = its name and the server URL to use. */
+int cli_append(const char *url, int argc, char **argv);
+int cli_read(const char *url, int argc, char **argv);
+int cli_tail(const char *url, int argc, char **argv);
+int cli_status(const char *url, int argc, char **argv);
+
+/* Parses a whole decimal uint64 ("12"); false on anything else. */
+bool cli_parse_u64(const char *s, uint64_t *out);
+
+/* Prints "herald: " + message to stderr; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

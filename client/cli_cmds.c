@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* herald CLI subcommands append, read, tail and status, over libherald. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client_internal.h"
+#include "hd_error.h"
+
+static const char append_help[] =
+    "usage: herald append CHANNEL TEXT [--nonce NONCE]\n"
+    "\n"
+    "Appends TEXT (or, if TEXT is \"-\", all of standard input) as one message to\n"
+    "CHANNEL and prints {\"channel\",\"seq\",\"ts\",\"nonce\",\"duplicate\",\"attempts\"}.\n"
+    "Without --nonce a random 128-bit nonce is generated. On 503, timeouts and\n"
+    "connection errors the append is retried with the same nonce for up to 10 s;\n"
+    "if the outcome is still unknown the exit status is 3 and the nonce is printed\n"
+    "on stderr: run again with --nonce NONCE to learn the outcome safely.\n"
+    "\n"
+    "  --nonce NONCE  idempotency key, 1-128 bytes\n"
+    "  --server URL   server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n";
+
+static const char read_help[] =
+    "usage: herald read CHANNEL [--after-seq N | --after-ts T] [--limit L]\n"
+    "\n"
+    "Prints the stored messages of CHANNEL after seq N (default 0: from the start)\n"
+    "or after timestamp T (\"SECONDS[.MICROS]\"), one JSON object per line:\n"
+    "{\"channel\",\"seq\",\"ts\",\"nonce\",\"payload\"} (\"payload_b64\" instead of\n"
+    "\"payload\" when the payload is not UTF-8). One request: at most L messages\n"
+    "(default: the server's limit); continue with --after-seq set to the last seq.\n"
+    "\n"
+    "  --after-seq N  only messages with seq > N\n"
+    "  --after-ts T   only messages with ts > T\n"
+    "  --limit L      at most L messages\n"
+    "  --server URL   server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n";
+
+static const char tail_help[] =
+    "usage: herald tail CHANNEL [--after-seq N]\n"
+    "\n"
+    "Prints every message of CHANNEL after seq N (default 0: from the start), one\n"
+    "JSON line each as for `herald read`, then follows new messages as they commit,\n"
+    "forever. A dropped connection is resumed from the last printed seq, without\n"
+    "gaps or repeats; a server that skips or repeats a seq is reported (exit 1).\n"
+    "Ctrl-C (SIGINT) or SIGTERM exits with status 0.\n"
+    "\n"
+    "  --after-seq N  start after seq N\n"
+    "  --server URL   server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n";
+
+static const char status_help[] =
+    "usage: herald status\n"
+    "\n"
+    "Prints the server's GET /v1/status answer (JSON).\n"
+    "\n"
+    "  --server URL   server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n";
+
+/* Opens a client or reports why not. */
+static int open_client(struct herald_client *c, const char *url)
+{
+    if (herald_client_init(c, url) != 0) {
+        fprintf(stderr, "herald: %s\n", herald_errmsg(c));
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+static int report_failure(struct herald_client *c, const char *cmd, int rv)
+{
+    fprintf(stderr, "herald %s: %s (%s)\n", cmd, herald_errmsg(c), herald_strerror(rv));
+    return CLI_FAIL;
+}
+
+static int print_message_cb(void *arg, const struct herald_message *msg)
+{
+    struct herald__buf *line = arg;
+    herald__buf_reset(line);
+    if (herald__message_to_json(msg, line) != 0) return 1;
+    fwrite(line->data, 1, line->len, stdout);
+    fputc('\n', stdout);
+    /* Flushed per line: consumers read as messages arrive, and an
+     * interrupted tail has printed everything it received. */
+    return fflush(stdout) != 0;
+}
+
+/* Reads all of stdin for `herald append CHANNEL -`. */
+static int read_stdin(struct herald__buf *out)
+{
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+        if (herald__buf_append(out, chunk, n) != 0) return HD_ENOMEM;
+    }
+    return ferror(stdin) ? HD_EIO : herald__buf_append(out, "", 0);
+}
+
+static int append_print(const char *channel, const struct herald_append_result *res)
+{
+    char ts[HERALD_TS_STR_MAX];
+    herald_ts_format(res->ts_us, ts, sizeof ts);
+    json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:b, s:i}", "channel", channel, "seq",
+                          (json_int_t)res->seq, "ts", ts, "nonce", res->nonce, "duplicate",
+                          res->duplicate, "attempts", res->attempts);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text == NULL) return CLI_FAIL;
+    puts(text);
+    free(text);
+    return CLI_OK;
+}
+
+int cli_append(const char *url, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"nonce", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'}, {0}};
+    const char *nonce = NULL;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == 'h') return fputs(append_help, stdout), CLI_OK;
+        if (ch == 'n') nonce = optarg;
+        if (ch == '?') return cli_usage_error("append", "bad option");
+    }
+    if (argc - optind != 2) return cli_usage_error("append", "need CHANNEL and TEXT");
+    const char *channel = argv[optind];
+    const char *text = argv[optind + 1];
+    struct herald__buf input = {0};
+    const void *payload = text;
+    size_t len = strlen(text);
+    if (strcmp(text, "-") == 0) {
+        if (read_stdin(&input) != 0) {
+            herald__buf_free(&input);
+            fprintf(stderr, "herald append: cannot read standard input\n");
+            return CLI_FAIL;
+        }
+        payload = input.data;
+        len = input.len;
+    }
+    struct herald_client c;
+    int rc = open_client(&c, url);
+    if (rc == 0) {
+        struct herald_append_result res;
+        int rv = herald_append(&c, channel, payload, len, nonce, &res);
+        if (rv == HD_EINVAL && c.http_status == 0) {
+            rc = cli_usage_error("append", "%s", herald_errmsg(&c));
+        } else if (rv == HD_EUNKNOWN) {
+            fprintf(stderr, "herald append: %s\nherald append: outcome unknown; retry with "
+                            "--nonce %s\n", herald_errmsg(&c), res.nonce);
+            rc = CLI_UNKNOWN;
+        } else if (rv != 0) {
+            rc = report_failure(&c, "append", rv);
+        } else {
+            rc = append_print(channel, &res);
+        }
+        herald_client_close(&c);
+    }
+    herald__buf_free(&input);
+    return rc;
+}
+
+int cli_read(const char *url, int argc, char **argv)
+{
+    static const struct option opts[] = {{"after-seq", required_argument, NULL, 's'},
+                                         {"after-ts", required_argument, NULL, 't'},
+                                         {"limit", required_argument, NULL, 'l'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    uint64_t after_seq = 0, after_ts = 0, limit = 0;
+    bool by_ts = false, by_seq = false;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == 'h') return fputs(read_help, stdout), CLI_OK;
+        if (ch == 's' && !(by_seq = cli_parse_u64(optarg, &after_seq))) {
+            return cli_usage_error("read", "--after-seq wants a number, not \"%s\"", optarg);
+        }
+        if (ch == 't' && !(by_ts = herald_ts_parse(optarg, strlen(optarg), &after_ts) == 0)) {
+            return cli_usage_error("read", "--after-ts wants SECONDS[.MICROS], not \"%s\"",
+                                   optarg);
+        }
+        if (ch == 'l' && (!cli_parse_u64(optarg, &limit) || limit == 0 || limit > 1000000)) {
+            return cli_usage_error("read", "--limit wants a number 1-1000000");
+        }
+        if (ch == '?') return cli_usage_error("read", "bad option");
+    }
+    if (by_ts && by_seq) return cli_usage_error("read", "--after-seq or --after-ts, not both");
+    if (argc - optind != 1) return cli_usage_error("read", "need exactly one CHANNEL");
+    struct herald_client c;
+    int rc = open_client(&c, url);
+    if (rc != 0) return rc;
+    struct herald__buf line = {0};
+    int rv = by_ts ? herald_read_after_ts(&c, argv[optind], after_ts, (unsigned)limit, NULL,
+                                          print_message_cb, &line)
+                   : herald_read(&c, argv[optind], after_seq, (unsigned)limit, NULL,
+                                 print_message_cb, &line);
+    if (rv == HD_EINVAL && c.http_status == 0) {
+        rc = cli_usage_error("read", "%s", herald_errmsg(&c));
+    } else if (rv < 0) {
+        rc = report_failure(&c, "read", rv);
+    }
+    herald__buf_free(&line);
+    herald_client_close(&c);
+    return rc;
+}
+
+/* Ctrl-C ends a tail successfully. Every printed line was already flushed,
+ * so leaving at once from the handler loses nothing. */
+static void tail_signal_handler(int sig)
+{
+    (void)sig;
+    _exit(CLI_OK);
+}
+
+int cli_tail(const char *url, int argc, char **argv)
+{
+    static const struct option opts[] = {{"after-seq", required_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    uint64_t after_seq = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == 'h') return fputs(tail_help, stdout), CLI_OK;
+        if (ch == 's' && !cli_parse_u64(optarg, &after_seq)) {
+            return cli_usage_error("tail", "--after-seq wants a number, not \"%s\"", optarg);
+        }
+        if (ch == '?') return cli_usage_error("tail", "bad option");
+    }
+    if (argc - optind != 1) return cli_usage_error("tail", "need exactly one CHANNEL");
+    struct herald_client c;
+    int rc = open_client(&c, url);
+    if (rc != 0) return rc;
+    struct sigaction sa = {.sa_handler = tail_signal_handler};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    struct herald__buf line = {0};
+    int rv = herald_tail(&c, argv[optind], after_seq, print_message_cb, &line);
+    if (rv == HD_EINVAL && c.http_status == 0) {
+        rc = cli_usage_error("tail", "%s", herald_errmsg(&c));
+    } else if (rv < 0) {
+        rc = report_failure(&c, "tail", rv);
+    } else {
+        rc = CLI_FAIL; /* only a failed write to stdout stops a tail */
+        fprintf(stderr, "herald tail: cannot write to standard output\n");
+    }
+    herald__buf_free(&line);
+    herald_client_close(&c);
+    return rc;
+}
+
+int cli_status(const char *url, int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == 'h') return fputs(status_help, stdout), CLI_OK;
+        if (ch == '?') return cli_usage_error("status", "bad option");
+    }
+    if (argc != optind) return cli_usage_error("status", "takes no arguments");
+    struct herald_client c;
+    int rc = open_client(&c, url);
+    if (rc != 0) return rc;
+    char *text = NULL;
+    int rv = herald_status(&c, &text);
+    if (rv != 0) {
+        rc = report_failure(&c, "status", rv);
+    } else {
+        size_t n = strlen(text);
+        fputs(text, stdout);
+        if (n == 0 || text[n - 1] != '\n') fputc('\n', stdout);
+    }
+    herald_free(text);
+    herald_client_close(&c);
+    return rc;
+}

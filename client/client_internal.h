@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libherald internals shared between its files and its unit tests. */
+#ifndef HERALD_CLIENT_INTERNAL_H
+#define HERALD_CLIENT_INTERNAL_H
+
+#include <http_parser.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herald/herald.h"
+
+/* ---------------------------------------------------------------- buffers */
+
+/* A growable byte buffer, always NUL-terminated once non-empty. */
+struct herald__buf {
+    char *data; /* heap, or NULL */
+    size_t len; /* bytes used, excluding the NUL */
+    size_t cap; /* bytes allocated */
+};
+
+/* Makes room for extra more bytes (plus the NUL). */
+int herald__buf_reserve(struct herald__buf *b, size_t extra);
+int herald__buf_append(struct herald__buf *b, const void *p, size_t n);
+int herald__buf_printf(struct herald__buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void herald__buf_reset(struct herald__buf *b);
+void herald__buf_free(struct herald__buf *b);
+
+/* ------------------------------------------------------------------ misc */
+
+/* Splits "http://host[:port][/prefix]" into its parts. host is a name, an
+ * IPv4 address or "[v6]"; the brackets are dropped. HD_EINVAL otherwise. */
+int herald__url_parse(const char *url, char *host, size_t host_size, char *port,
+                      size_t port_size, char *path, size_t path_size);
+
+/* Sets c->errmsg (printf-style) and returns rv, for `return herald__fail(...)`. */
+int herald__fail(struct herald_client *c, int rv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Base64 (RFC 4648, with padding). decode returns HD_EINVAL on bad input;
+ * out must hold len / 4 * 3 bytes. */
+int herald__b64_encode(const uint8_t *in, size_t len, struct herald__buf *out);
+int herald__b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
+
+/* True when the channel id is 1–128 bytes of [A-Za-z0-9._:-]. */
+bool herald__channel_valid(const char *channel);
+
+/* Parses one message object of a read or tail answer into *msg; pointers
+ * borrow from obj, except that a payload_b64 is decoded into *scratch.
+ * HD_ECORRUPT with a reason in why[] when a field is missing or mistyped. */
+int herald__message_from_json(json_t *obj, struct herald__buf *scratch,
+                              struct herald_message *msg, char *why, size_t why_size);
+
+/* Serialises msg as one compact JSON object (channel, seq, ts, nonce,
+ * payload or payload_b64), the CLI's output format. */
+int herald__message_to_json(const struct herald_message *msg, struct herald__buf *out);
+
+/* -------------------------------------------------------- HTTP responses */
+
+/* Streaming body sink; non-zero return aborts parsing with that code. */
+typedef int (*herald__body_cb)(void *arg, const char *data, size_t len);
+
+/* Incremental HTTP/1.1 response parser over http_parser. Collects the status,
+ * a few headers and the body (or streams the body to body_cb). */
+struct herald__resp {
+    http_parser parser;          /* the http_parser state */
+    int status;                  /* status code once headers are complete */
+    bool headers_done;           /* headers complete */
+    bool done;                   /* whole message parsed */
+    bool keep_alive;             /* connection may be reused after this */
+    bool in_field;               /* last header callback was a field name */
+    int retry_after_s;           /* Retry-After seconds, -1 if absent */
+    struct herald__buf field;    /* current header name */
+    struct herald__buf value;    /* current header value */
+    struct herald__buf content_type; /* Content-Type value */
+    struct herald__buf body;     /* the body when body_cb is NULL */
+    herald__body_cb body_cb;     /* streaming sink, or NULL */
+    void *body_arg;              /* argument of body_cb */
+    int cb_rv;                   /* first non-zero body_cb or internal error */
+    size_t body_max;             /* cap on a collected body */
+    int idle_timeout_ms;         /* > 0: the deadline moves on with each read */
+};
+
+void herald__resp_init(struct herald__resp *r, herald__body_cb body_cb, void *body_arg);
+void herald__resp_close(struct herald__resp *r);
+/* Feeds bytes; len == 0 signals EOF. Returns bytes consumed (< len only when
+ * the message ended early) or a negative HD_E* code (HD_ECORRUPT for bad
+ * HTTP, or the body_cb's code). */
+long herald__resp_feed(struct herald__resp *r, const char *data, size_t len);
+
+/* ------------------------------------------------------------------- SSE */
+
+/* One dispatched server-sent event. */
+struct herald__sse_event {
+    const char *type;    /* "message" unless an event: field said otherwise */
+    const char *data;    /* data lines joined with '\n', NUL-terminated */
+    size_t data_len;     /* length of data */
+    const char *id;      /* the last event ID seen so far (may be "") */
+    bool id_set;         /* this event carried an id: field */
+};
+
+typedef int (*herald__sse_cb)(void *arg, const struct herald__sse_event *ev);
+
+/* Incremental text/event-stream parser (WHATWG HTML "server-sent events"). */
+struct herald__sse {
+    struct herald__buf line;  /* current partial line */
+    struct herald__buf data;  /* data buffer of the event being built */
+    struct herald__buf type;  /* event type of the event being built */
+    struct herald__buf last_id; /* last event ID buffer */
+    bool id_set;              /* the event being built carried an id */
+    bool have_data;           /* at least one data: line */
+    bool skip_lf;             /* previous chunk ended in '\r' */
+    size_t line_max;          /* cap on one line, bytes */
+    herald__sse_cb cb;        /* called per dispatched event */
+    void *arg;                /* argument of cb */
+};
+
+void herald__sse_init(struct herald__sse *s, herald__sse_cb cb, void *arg);
+void herald__sse_close(struct herald__sse *s);
+/* Feeds bytes. Returns 0, HD_ETOOBIG for an over-long line, HD_ENOMEM, or
+ * the first non-zero value a callback returned. */
+int herald__sse_feed(struct herald__sse *s, const char *data, size_t len);
+
+/* ------------------------------------------------------------- transport */
+
+/* Monotonic clock in milliseconds. */
+int64_t herald__now_ms(void);
+
+/* One request/response exchange on c's keep-alive connection (opening one if
+ * needed, and retrying once on a fresh connection if a reused one turns out
+ * to be stale). extra_headers is "Name: value\r\n"…, or NULL. deadline_ms is
+ * an absolute herald__now_ms() time. *sent reports whether any request byte
+ * may have reached the server. Returns 0 once a whole response is parsed
+ * into r (any status), or HD_EIO / HD_EUNAVAIL / HD_EUNKNOWN (timeout). */
+int herald__exchange(struct herald_client *c, const char *method, const char *target,
+                     const char *extra_headers, const char *body, size_t body_len,
+                     int64_t deadline_ms, struct herald__resp *r, bool *sent);
+
+/* Drops c's connection. */
+void herald__disconnect(struct herald_client *c);
+
+/* Sleep before retry number `attempt` (1-based): exponential backoff with
+ * jitter, at least retry_after_s seconds when given, never past deadline_ms.
+ * Returns false when the deadline leaves no room for another attempt. */
+bool herald__backoff(struct herald_client *c, int attempt, int retry_after_s,
+                     int64_t deadline_ms);
+
+/* Maps a non-2xx response to an HD_E* code and sets errmsg from its JSON
+ * error body. */
+int herald__http_error(struct herald_client *c, const struct herald__resp *r,
+                       const char *what);
+
+/* True for statuses worth retrying (the outcome is unknown or transient). */
+bool herald__status_retryable(int status);
+
+#endif

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* herald: command-line client for heraldd; global options and dispatch. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "herald/herald.h"
+#ifdef HERALD_HAVE_BENCH
+#include "bench.h"
+#endif
+
+static const char main_help[] =
+    "usage: herald [--server URL] COMMAND [ARGS...]\n"
+    "\n"
+    "Command-line client for a herald server (HTTP API v1).\n"
+    "\n"
+    "commands:\n"
+    "  append CHANNEL TEXT   append one message, print its seq and ts\n"
+    "  read CHANNEL          print stored messages, one JSON line each\n"
+    "  tail CHANNEL          follow a channel, one JSON line per message\n"
+    "  status                print the server's /v1/status JSON\n"
+    "  bench                 measure append throughput and latency\n"
+    "\n"
+    "options:\n"
+    "  --server URL   server to talk to (http://host[:port]); default: $HERALD_URL,\n"
+    "                 else " HERALD_URL_DEFAULT ". Accepted before or after COMMAND.\n"
+    "  -h, --help     this text; `herald COMMAND --help` describes a command\n"
+    "\n"
+    "exit status: 0 success, 1 request failed (server error, server unreachable,\n"
+    "malformed answer), 2 usage error, 3 append outcome unknown (retry with the\n"
+    "same --nonce to learn it).\n";
+
+bool cli_parse_u64(const char *s, uint64_t *out)
+{
+    if (s == NULL || *s < '0' || *s > '9') return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0') return false;
+    *out = v;
+    return true;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "herald%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(try `herald%s%s --help`)\n", cmd ? " " : "", cmd ? cmd : "");
+    return CLI_USAGE;
+}
+
+/* Removes "--server URL" / "--server=URL" from anywhere before "--", so the
+ * option works both before and after the command name. */
+static int take_server_option(int *argc, char **argv, const char **url)
+{
+    int out = 1;
+    bool literal = false;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (!literal && strcmp(a, "--") == 0) literal = true;
+        if (!literal && strcmp(a, "--server") == 0) {
+            if (i + 1 >= *argc) return cli_usage_error(NULL, "--server needs a URL");
+            *url = argv[++i];
+        } else if (!literal && strncmp(a, "--server=", 9) == 0) {
+            *url = a + 9;
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *url = getenv("HERALD_URL");
+    if (url != NULL && *url == '\0') url = NULL;
+    if (take_server_option(&argc, argv, &url) != 0) return CLI_USAGE;
+    if (url == NULL) url = HERALD_URL_DEFAULT;
+    if (argc < 2) {
+        fputs(main_help, stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(main_help, stdout);
+        return CLI_OK;
+    }
+    /* Subcommands see argv[0] = their own name. */
+    argc -= 1;
+    argv += 1;
+    if (strcmp(cmd, "append") == 0) return cli_append(url, argc, argv);
+    if (strcmp(cmd, "read") == 0) return cli_read(url, argc, argv);
+    if (strcmp(cmd, "tail") == 0) return cli_tail(url, argc, argv);
+    if (strcmp(cmd, "status") == 0) return cli_status(url, argc, argv);
+#ifdef HERALD_HAVE_BENCH
+    if (strcmp(cmd, "bench") == 0) return herald_bench_main(url, argc, argv);
+#endif
+    return cli_usage_error(NULL, "unknown command \"%s\"", cmd);
+}

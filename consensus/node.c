@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Starting and stopping a node's consensus; status of its shards. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hd_alloc.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+#include "node_internal.h"
+#include "raft_io.h"
+
+static void cons__flusher(uv_check_t *h)
+{
+    cons__flush(h->data);
+}
+
+#define CONS_WAL_SEGMENTS_KEPT 4u   /* beyond this, quiet shards are snapshotted */
+
+static void cons__compact_done(struct raft_barrier *req, int status)
+{
+    struct cons_shard *sh = req->data;
+    (void)status;
+    sh->compacting = false;
+    if (!sh->closed) {
+        raft_set_snapshot_threshold(&sh->raft, sh->node->opts.snapshot_threshold);
+    }
+}
+
+/* Raft snapshots a shard only after applying `threshold` entries; a shard
+ * that is quiet would keep its old entries, and the WAL segments holding
+ * them, for ever. A barrier with the threshold at 1 makes it snapshot now. */
+static void cons__compactor(uv_timer_t *t)
+{
+    struct cons_node *n = t->data;
+    int shard = cons_store_pinning_shard(n->store, CONS_WAL_SEGMENTS_KEPT);
+    if (shard < 0 || n->stopping) {
+        return;
+    }
+    struct cons_shard *sh = &n->shards[shard];
+    if (sh->compacting || raft_state(&sh->raft) != RAFT_LEADER) {
+        return;
+    }
+    raft_set_snapshot_threshold(&sh->raft, 1);
+    sh->compact.data = sh;
+    if (raft_barrier(&sh->raft, &sh->compact, cons__compact_done) == 0) {
+        sh->compacting = true;
+        HD_LOG_DEBUG("shard %u pins the oldest WAL segment: snapshotting it", sh->id);
+    } else {
+        raft_set_snapshot_threshold(&sh->raft, n->opts.snapshot_threshold);
+    }
+}
+
+static void cons__set_defaults(struct cons_node_options *o)
+{
+    if (o->snapshot_threshold == 0) o->snapshot_threshold = 4096;
+    if (o->snapshot_trailing == 0) o->snapshot_trailing = 1024;
+    if (o->queue_max == 0) o->queue_max = 16384;
+    if (o->compact_every_ms == 0) o->compact_every_ms = 1000;
+}
+
+static int cons__start_shards(struct cons_node *n, bool bootstrap, char *errmsg,
+                              size_t errmsg_len)
+{
+    for (unsigned i = 0; i < n->opts.n_shards; i++) {
+        struct cons_shard *sh = &n->shards[i];
+        sh->node = n;
+        sh->id = i;
+        int rv = cons__shard_start(sh, bootstrap, errmsg, errmsg_len);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return 0;
+}
+
+int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
+                    char *errmsg, size_t errmsg_len)
+{
+    HD_ASSERT(o->node_id > 0 && o->log != NULL && o->n_shards > 0);
+    struct cons_node *n = hd_calloc(1, sizeof *n);
+    if (n == NULL) {
+        return HD_ENOMEM;
+    }
+    n->opts = *o;
+    cons__set_defaults(&n->opts);
+    char wal_dir[PATH_MAX], snap_dir[PATH_MAX];
+    snprintf(wal_dir, sizeof wal_dir, "%s/wal", o->data_dir);
+    snprintf(snap_dir, sizeof snap_dir, "%s/snapshots", o->data_dir);
+    struct cons_store_options so = {.loop = o->loop, .wal_dir = wal_dir, .snap_dir = snap_dir,
+                                    .n_shards = o->n_shards, .no_uring = o->wal_no_uring,
+                                    .segment_size = o->wal_segment_size};
+    int rv = cons_store_open(&n->store, &so, errmsg, errmsg_len);
+    if (rv != 0) {
+        hd_free(n);
+        return rv;
+    }
+    n->stats.wal_uses_uring = cons_store_uses_uring(n->store);
+    n->shards = hd_calloc(o->n_shards, sizeof *n->shards);
+    if (n->shards == NULL) {
+        cons_store_close(n->store, NULL, NULL);
+        hd_free(n);
+        return HD_ENOMEM;
+    }
+    bool bootstrap = !cons_store_has_state(n->store);
+    if (bootstrap) {
+        HD_LOG_INFO("no Raft state in %s: bootstrapping a one-node cluster of %u shards",
+                    o->data_dir, o->n_shards);
+    }
+    /* The Raft start of every shard replays its entries: a failure here
+     * leaves the node unusable, and the process exits with the message. */
+    rv = cons__start_shards(n, bootstrap, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    uv_check_init(o->loop, &n->flusher);
+    uv_idle_init(o->loop, &n->kick);
+    uv_timer_init(o->loop, &n->compactor);
+    n->compactor.data = n;
+    uv_timer_start(&n->compactor, cons__compactor, n->opts.compact_every_ms,
+                   n->opts.compact_every_ms);
+    n->flusher.data = n;
+    uv_check_start(&n->flusher, cons__flusher);
+    *out = n;
+    return 0;
+}
+
+static void cons__store_closed(void *arg)
+{
+    struct cons_node *n = arg;
+    void (*cb)(void *) = n->stop_cb;
+    void *cb_arg = n->stop_arg;
+    for (unsigned i = 0; i < n->opts.n_shards; i++) {
+        hd_free(n->shards[i].scratch);
+    }
+    hd_free(n->shards);
+    hd_free(n);
+    if (cb != NULL) {
+        cb(cb_arg);
+    }
+}
+
+static void cons__compactor_closed(uv_handle_t *h)
+{
+    struct cons_node *n = h->data;
+    cons_store_close(n->store, cons__store_closed, n);
+}
+
+static void cons__kick_closed(uv_handle_t *h)
+{
+    struct cons_node *n = h->data;
+    uv_close((uv_handle_t *)&n->compactor, cons__compactor_closed);
+}
+
+static void cons__flusher_closed(uv_handle_t *h)
+{
+    struct cons_node *n = h->data;
+    n->kick.data = n;
+    uv_close((uv_handle_t *)&n->kick, cons__kick_closed);
+}
+
+static void cons__raft_closed(struct raft *r)
+{
+    struct cons_shard *sh = r->data;
+    struct cons_node *n = sh->node;
+    sh->closed = true;
+    HD_ASSERT(n->closing > 0);
+    if (--n->closing == 0) {
+        uv_close((uv_handle_t *)&n->flusher, cons__flusher_closed);
+    }
+}
+
+void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg)
+{
+    HD_ASSERT(!n->stopping);
+    n->stopping = true;
+    n->stop_cb = cb;
+    n->stop_arg = arg;
+    uv_check_stop(&n->flusher);
+    uv_timer_stop(&n->compactor);
+    n->closing = n->opts.n_shards;
+    for (unsigned i = 0; i < n->opts.n_shards; i++) {
+        cons__shard_fail_queue(&n->shards[i], HD_ESHUTDOWN);
+        cons__shard_close(&n->shards[i], cons__raft_closed);
+    }
+}
+
+unsigned cons_node_n_shards(const struct cons_node *n) { return n->opts.n_shards; }
+
+static const char *cons__state_name(int state)
+{
+    switch (state) {
+        case RAFT_LEADER:
+            return "leader";
+        case RAFT_FOLLOWER:
+            return "follower";
+        case RAFT_CANDIDATE:
+            return "candidate";
+        default:
+            return "unavailable";
+    }
+}
+
+void cons_node_shard_status(struct cons_node *n, unsigned shard, struct cons_shard_status *out)
+{
+    HD_ASSERT(shard < n->opts.n_shards);
+    struct cons_shard *sh = &n->shards[shard];
+    raft_id leader_id = 0;
+    const char *leader_address = NULL;
+    raft_leader(&sh->raft, &leader_id, &leader_address);
+    *out = (struct cons_shard_status){
+        .state = cons__state_name(raft_state(&sh->raft)),
+        .leader_id = leader_id,
+        .term = sh->raft.current_term,
+        .commit_index = sh->raft.commit_index,
+        .applied_index = raft_last_applied(&sh->raft),
+        .last_index = raft_last_index(&sh->raft),
+        .queued = sh->queued,
+        .in_flight = sh->in_flight,
+    };
+}
+
+void cons_node_stats(const struct cons_node *n, struct cons_node_stats *out)
+{
+    *out = n->stats;
+}

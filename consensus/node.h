@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A node's consensus: its shards' Raft groups, proposing appends, applying them. */
+#ifndef CONS_NODE_H
+#define CONS_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "log.h"
+
+/*
+ * Every channel belongs to one shard, by a stable hash of its id; every shard
+ * is a canonical/raft group. An append is queued on its shard; at the end of
+ * each loop iteration the shard's leader packs what is queued into one Raft
+ * entry (up to CONS_BATCH_* limits) stamped with its wall clock, proposes it,
+ * and answers every append of the entry once the entry is applied, which is
+ * after it is durable in the WAL.
+ */
+
+struct cons_node;
+
+struct cons_node_options {
+    uv_loop_t *loop;
+    const char *data_dir;         /* uses DATA/wal and DATA/snapshots */
+    uint64_t node_id;             /* this node's Raft id, >= 1 */
+    const char *address;          /* this node's Raft address */
+    unsigned n_shards;            /* fixed when the cluster is created */
+    struct log_store *log;        /* applied state, owned by the caller */
+    bool wal_no_uring;            /* force the WAL's pwrite fallback */
+    uint64_t wal_segment_size;    /* 0 = default */
+    unsigned snapshot_threshold;  /* entries between snapshots; 0 = 4096 */
+    unsigned snapshot_trailing;   /* entries kept after one; 0 = 1024 */
+    size_t queue_max;             /* appends waiting per shard; 0 = 16384 */
+    unsigned compact_every_ms;    /* how often quiet shards pinning the WAL
+                                     are checked; 0 = 1000 */
+    /* Called on the loop for every message that commits (not duplicates). */
+    void (*on_commit)(void *arg, const char *channel, size_t len, uint64_t seq);
+    void *on_commit_arg;
+};
+
+struct cons_append_req;
+typedef void (*cons_append_cb)(struct cons_append_req *req, int status,
+                               const struct log_result *result);
+
+/* One client append. The caller owns the struct and the bytes it points to
+ * until the callback fires. */
+struct cons_append_req {
+    const char *channel;
+    size_t channel_len;
+    const char *nonce;
+    size_t nonce_len;
+    const uint8_t *payload;
+    size_t payload_len;
+    void *data;                      /* caller's */
+    /* private */
+    cons_append_cb cb;
+    struct cons_append_req *next;
+};
+
+/* Opens the WAL, replays it, bootstraps a one-node cluster if there is no
+ * state yet, and starts every shard. */
+int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
+                    char *errmsg, size_t errmsg_len);
+
+/* Fails queued appends with HD_ESHUTDOWN, closes every shard and the WAL,
+ * then calls cb. In-flight appends get HD_EUNKNOWN unless they commit. */
+void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg);
+
+/* Queues an append. 0: cb will fire with 0 and the result, HD_ENOTLEADER
+ * (nothing was written), HD_EUNKNOWN (it may have been written: retry with
+ * the same nonce), or HD_ESHUTDOWN. Non-zero return: cb never fires
+ * (HD_EBUSY when the shard's queue is full). */
+int cons_node_append(struct cons_node *n, struct cons_append_req *req,
+                     cons_append_cb cb);
+
+/* The shard of a channel: a stable hash, the same on every node and version. */
+unsigned cons_shard_of(unsigned n_shards, const char *channel, size_t len);
+
+struct cons_shard_status {
+    const char *state;        /* "leader", "follower", "candidate", "unavailable" */
+    uint64_t leader_id;       /* 0 if unknown */
+    uint64_t term;
+    uint64_t commit_index;
+    uint64_t applied_index;
+    uint64_t last_index;
+    uint64_t queued;          /* appends waiting to be proposed */
+    uint64_t in_flight;       /* entries proposed, not yet applied */
+};
+
+struct cons_node_stats {
+    uint64_t entries_proposed;
+    uint64_t appends_proposed;
+    uint64_t appends_committed;
+    uint64_t appends_duplicate;
+    uint64_t appends_rejected_busy;
+    bool wal_uses_uring;
+};
+
+unsigned cons_node_n_shards(const struct cons_node *n);
+void cons_node_shard_status(struct cons_node *n, unsigned shard,
+                            struct cons_shard_status *out);
+void cons_node_stats(const struct cons_node *n, struct cons_node_stats *out);
+
+#endif

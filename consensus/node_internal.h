@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Private state of a node and its shards, shared by node.c, shard.c, proposer.c. */
+#ifndef CONS_NODE_INTERNAL_H
+#define CONS_NODE_INTERNAL_H
+
+#include <raft.h>
+
+#include "node.h"
+
+#define CONS_BATCH_APPENDS_MAX 1024u          /* appends per entry */
+#define CONS_BATCH_BYTES_MAX (4u << 20)       /* payload bytes per entry */
+#define CONS_IN_FLIGHT_MAX 4u                 /* entries proposed per shard */
+
+struct cons_store;
+
+/* One proposed entry and the appends it answers. */
+struct cons_batch {
+    struct raft_apply apply;       /* raft's request */
+    struct cons_shard *shard;
+    uint64_t proposal;             /* the entry's proposal id */
+    struct cons_append_req *reqs;  /* in entry order */
+    uint32_t count;
+    bool applied;                  /* results are filled */
+    struct cons_batch *next;       /* in-flight FIFO */
+    struct log_result results[];   /* count of them */
+};
+
+struct cons_shard {
+    struct cons_node *node;
+    unsigned id;
+    struct raft raft;
+    struct raft_fsm fsm;
+    bool started;
+    bool closed;
+    /* Appends waiting to be proposed (FIFO). */
+    struct cons_append_req *queue_head;
+    struct cons_append_req *queue_tail;
+    size_t queued;
+    bool dirty;                    /* queue changed since the last flush */
+    /* Entries proposed and not yet answered (FIFO, in proposal order). */
+    struct cons_batch *flight_head;
+    struct cons_batch *flight_tail;
+    unsigned in_flight;
+    struct raft_barrier compact;   /* a barrier that forces a snapshot */
+    bool compacting;               /* compact is in flight */
+    /* Scratch results for entries this node did not propose. */
+    struct log_result *scratch;
+    size_t scratch_cap;
+};
+
+struct cons_node {
+    struct cons_node_options opts;
+    struct cons_store *store;
+    struct cons_shard *shards;
+    uv_check_t flusher;            /* proposes queued appends each iteration */
+    uv_idle_t kick;                /* active while appends wait: poll won't block */
+    uv_timer_t compactor;          /* snapshots quiet shards that pin the WAL */
+    uint64_t next_proposal;
+    struct cons_node_stats stats;
+    bool stopping;
+    unsigned closing;              /* shards still closing */
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+};
+
+int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg,
+                      size_t errmsg_len);
+void cons__shard_close(struct cons_shard *sh, void (*cb)(struct raft *r));
+void cons__shard_fail_queue(struct cons_shard *sh, int status);
+void cons__flush(struct cons_node *n);
+void cons__kick_noop(uv_idle_t *h);
+void cons__batch_answer(struct cons_batch *b, int status);
+
+#endif

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Proposing: queued appends become one stamped Raft entry per shard and turn. */
+#include <string.h>
+
+#include "hd_alloc.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+#include "node_internal.h"
+
+unsigned cons_shard_of(unsigned n_shards, const char *channel, size_t len)
+{
+    HD_ASSERT(n_shards > 0);
+    return (unsigned)(hd_hash64(channel, len) % n_shards);
+}
+
+void cons__kick_noop(uv_idle_t *h)
+{
+    (void)h;
+}
+
+int cons_node_append(struct cons_node *n, struct cons_append_req *req, cons_append_cb cb)
+{
+    HD_ASSERT(req != NULL && cb != NULL);
+    HD_ASSERT(log_channel_valid(req->channel, req->channel_len));
+    if (n->stopping) {
+        return HD_ESHUTDOWN;
+    }
+    struct cons_shard *sh =
+        &n->shards[cons_shard_of(n->opts.n_shards, req->channel, req->channel_len)];
+    if (sh->queued >= n->opts.queue_max) {
+        n->stats.appends_rejected_busy++;
+        return HD_EBUSY;
+    }
+    req->cb = cb;
+    req->next = NULL;
+    if (sh->queue_tail != NULL) {
+        sh->queue_tail->next = req;
+    } else {
+        sh->queue_head = req;
+    }
+    sh->queue_tail = req;
+    sh->queued++;
+    sh->dirty = true;
+    /* The flusher runs after the poll phase. An append made from a read
+     * callback is proposed in the same turn; one made elsewhere (a timer, a
+     * test) must not wait for the poll to time out: an active idle handle
+     * makes the poll return at once. */
+    uv_idle_start(&n->kick, cons__kick_noop);
+    return 0;
+}
+
+/* Answers a list of appends; results only with status 0. */
+static void cons__answer(struct cons_append_req *req, int status,
+                         const struct log_result *results)
+{
+    HD_ASSERT((status == 0) == (results != NULL));
+    for (uint32_t i = 0; req != NULL; i++) {
+        struct cons_append_req *next = req->next; /* cb may free req */
+        req->cb(req, status, results != NULL ? &results[i] : NULL);
+        req = next;
+    }
+}
+
+void cons__batch_answer(struct cons_batch *b, int status)
+{
+    cons__answer(b->reqs, status, status == 0 ? b->results : NULL);
+    b->reqs = NULL;
+}
+
+void cons__shard_fail_queue(struct cons_shard *sh, int status)
+{
+    struct cons_append_req *reqs = sh->queue_head;
+    sh->queue_head = sh->queue_tail = NULL;
+    sh->queued = 0;
+    cons__answer(reqs, status, NULL);
+}
+
+static void cons__flight_remove(struct cons_shard *sh, struct cons_batch *b)
+{
+    struct cons_batch **pp = &sh->flight_head;
+    while (*pp != b) {
+        HD_ASSERT(*pp != NULL);
+        pp = &(*pp)->next;
+    }
+    *pp = b->next;
+    if (sh->flight_tail == b) {
+        struct cons_batch *last = sh->flight_head;
+        while (last != NULL && last->next != NULL) {
+            last = last->next;
+        }
+        sh->flight_tail = last;
+    }
+    HD_ASSERT(sh->in_flight > 0);
+    sh->in_flight--;
+}
+
+static void cons__apply_cb(struct raft_apply *req, int status, void *result)
+{
+    struct cons_batch *b = req->data;
+    struct cons_shard *sh = b->shard;
+    (void)result;
+    cons__flight_remove(sh, b);
+    if (status == 0) {
+        HD_ASSERT(b->applied);
+        cons__batch_answer(b, 0);
+    } else {
+        /* Leadership lost or shutting down after the entry was appended: it
+         * may still commit, so the outcome is unknown to the client. */
+        HD_LOG_INFO("shard %u: entry of %u appends not confirmed: %s", sh->id, b->count,
+                    raft_strerror(status));
+        cons__batch_answer(b, HD_EUNKNOWN);
+    }
+    hd_free(b);
+    sh->dirty = true;
+}
+
+/* Takes appends off the queue, up to the batch limits, into a new batch. */
+static struct cons_batch *cons__take_batch(struct cons_shard *sh)
+{
+    uint32_t count = 0;
+    size_t bytes = 0;
+    struct cons_append_req *last = NULL;
+    for (struct cons_append_req *r = sh->queue_head; r != NULL; r = r->next) {
+        if (count == CONS_BATCH_APPENDS_MAX ||
+            (count > 0 && bytes + r->payload_len > CONS_BATCH_BYTES_MAX)) {
+            break;
+        }
+        count++;
+        bytes += r->payload_len;
+        last = r;
+    }
+    struct cons_batch *b = hd_calloc(1, sizeof *b + count * sizeof(struct log_result));
+    if (b == NULL) {
+        return NULL;
+    }
+    b->shard = sh;
+    b->count = count;
+    b->reqs = sh->queue_head;
+    sh->queue_head = last->next;
+    if (sh->queue_head == NULL) {
+        sh->queue_tail = NULL;
+    }
+    last->next = NULL;
+    sh->queued -= count;
+    return b;
+}
+
+/* Encodes the batch into a raft-owned buffer. */
+static int cons__encode_batch(struct cons_node *n, struct cons_batch *b, struct raft_buffer *buf)
+{
+    struct log_append *appends = hd_malloc(b->count * sizeof *appends);
+    if (appends == NULL) {
+        return HD_ENOMEM;
+    }
+    uint32_t i = 0;
+    for (struct cons_append_req *r = b->reqs; r != NULL; r = r->next, i++) {
+        appends[i] = (struct log_append){r->channel, r->channel_len, r->nonce, r->nonce_len,
+                                         r->payload, r->payload_len};
+    }
+    b->proposal = ++n->next_proposal;
+    struct log_entry_header h = {.stamp_us = hd_now_us(), .proposer = n->opts.node_id,
+                                 .proposal = b->proposal, .count = b->count};
+    buf->len = log_entry_size(appends, b->count);
+    buf->base = raft_malloc(buf->len);
+    int rv = 0;
+    if (buf->base == NULL) {
+        rv = HD_ENOMEM;
+    } else {
+        log_entry_encode(buf->base, &h, appends, b->count);
+    }
+    hd_free(appends);
+    return rv;
+}
+
+/* Proposes one batch; false if nothing more can be proposed now. */
+static bool cons__propose_one(struct cons_shard *sh)
+{
+    struct cons_node *n = sh->node;
+    if (raft_state(&sh->raft) != RAFT_LEADER) {
+        cons__shard_fail_queue(sh, HD_ENOTLEADER);
+        return false;
+    }
+    struct cons_batch *b = cons__take_batch(sh);
+    if (b == NULL) {
+        return false; /* out of memory: the queue waits for the next turn */
+    }
+    struct raft_buffer buf;
+    int rv = cons__encode_batch(n, b, &buf);
+    if (rv == 0) {
+        b->apply.data = b;
+        b->next = NULL;
+        if (sh->flight_tail != NULL) {
+            sh->flight_tail->next = b;
+        } else {
+            sh->flight_head = b;
+        }
+        sh->flight_tail = b;
+        sh->in_flight++;
+        rv = raft_apply(&sh->raft, &b->apply, &buf, 1, cons__apply_cb);
+        if (rv != 0) {
+            raft_free(buf.base);
+            cons__flight_remove(sh, b);
+            HD_LOG_WARN("shard %u: propose: %s", sh->id, raft_strerror(rv));
+            rv = rv == RAFT_NOTLEADER ? HD_ENOTLEADER : HD_EUNAVAIL;
+        }
+    }
+    if (rv != 0) {
+        cons__batch_answer(b, rv); /* nothing was appended: a known failure */
+        hd_free(b);
+        return false;
+    }
+    n->stats.entries_proposed++;
+    n->stats.appends_proposed += b->count;
+    return true;
+}
+
+void cons__flush(struct cons_node *n)
+{
+    uv_idle_stop(&n->kick);
+    for (unsigned i = 0; i < n->opts.n_shards; i++) {
+        struct cons_shard *sh = &n->shards[i];
+        if (!sh->dirty) {
+            continue;
+        }
+        sh->dirty = false;
+        while (sh->queue_head != NULL && sh->in_flight < CONS_IN_FLIGHT_MAX) {
+            if (!cons__propose_one(sh)) {
+                break;
+            }
+        }
+    }
+}

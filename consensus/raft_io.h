@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* herald's struct raft_io: every shard's Raft log in the node's one WAL. */
+#ifndef CONS_RAFT_IO_H
+#define CONS_RAFT_IO_H
+
+#include <raft.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+/*
+ * One cons_store per node owns the WAL and hands out one struct raft_io per
+ * shard. Where things live:
+ *   DATA/wal/                 entries, truncations, resets (wal_record.h)
+ *   DATA/snapshots/vote.{1,2} term and vote of every shard (meta_file.h)
+ *   DATA/snapshots/shard-N.{1,2}  the shard's last snapshot: index, term,
+ *                             configuration and the FSM's small manifest
+ *
+ * Durability rules:
+ *   1. set_term, set_vote and bootstrap are durable when they return.
+ *   2. An append's callback fires once its entries are in the WAL on disk;
+ *      callbacks fire in submission order across all shards (the WAL's
+ *      order), which is what raft requires.
+ *   3. truncate writes a TRUNCATE record through the same WAL queue, so it is
+ *      ordered after every append submitted before it.
+ *   4. A WAL segment is released only when, for every shard, its entries are
+ *      at or below that shard's snapshot index minus trailing; the snapshot
+ *      manifest is written only after the FSM flushed applied state (the FSM
+ *      does that in snapshot_async), so released entries are never needed.
+ */
+
+struct cons_store;
+
+struct cons_store_options {
+    uv_loop_t *loop;
+    const char *wal_dir;
+    const char *snap_dir;
+    unsigned n_shards;
+    bool no_uring;           /* force the WAL's pwrite fallback */
+    uint64_t segment_size;   /* 0 = WAL default */
+};
+
+/* Opens the WAL and replays it into per-shard memory for raft's load. */
+int cons_store_open(struct cons_store **out, const struct cons_store_options *o,
+                    char *errmsg, size_t errmsg_len);
+
+/* The raft_io of a shard; valid until cons_store_close. */
+struct raft_io *cons_store_io(struct cons_store *s, unsigned shard);
+
+/* True if any shard has a term, an entry or a snapshot (bootstrapped). */
+bool cons_store_has_state(const struct cons_store *s);
+
+/* Closes the WAL once every raft instance is closed; cb may be NULL. */
+void cons_store_close(struct cons_store *s, void (*cb)(void *arg), void *arg);
+
+/* When the WAL holds more than segments_max segments, the shard whose
+ * oldest needed entry is the oldest in the WAL (so a snapshot of it frees
+ * space); -1 otherwise. A quiet shard would otherwise pin old segments for
+ * ever, as raft only snapshots after applying `threshold` entries. */
+int cons_store_pinning_shard(const struct cons_store *s, unsigned segments_max);
+
+/* True if io_uring is in use by the WAL. */
+bool cons_store_uses_uring(const struct cons_store *s);
+
+#endif

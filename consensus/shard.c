@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A shard: its raft instance and the FSM that applies entries to channel state. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hd_alloc.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+#include "node_internal.h"
+#include "raft_io.h"
+
+/* Snapshot manifest: the state itself stays in RocksDB (DESIGN.md). */
+#define CONS_MANIFEST_MAGIC 0x4e534448u /* "HDSN" */
+#define CONS_MANIFEST_SIZE 16u          /* magic, shard (u32), applied (u64) */
+
+_Noreturn static void cons__fatal(struct cons_shard *sh, const char *what, int rv)
+{
+    /* A committed entry that cannot be applied means the state can no longer
+     * follow the log. Serving on would serve wrong data; the WAL holds every
+     * acknowledged entry, so stopping loses nothing. */
+    HD_LOG_ERROR("shard %u: %s: %s; stopping the node", sh->id, what, hd_strerror(rv));
+    exit(3);
+}
+
+/* The batch this node proposed that the entry at hand carries, if any. */
+static struct cons_batch *cons__own_batch(struct cons_shard *sh, const struct raft_buffer *buf)
+{
+    struct cons_batch *b = sh->flight_head;
+    if (b == NULL || buf->len < LOG_ENTRY_HEADER_SIZE) {
+        return NULL;
+    }
+    const uint8_t *p = buf->base;
+    uint64_t proposer = hd_get_u64(p + 16), proposal = hd_get_u64(p + 24);
+    for (; b != NULL; b = b->next) {
+        if (proposer == sh->node->opts.node_id && proposal == b->proposal) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+static struct log_result *cons__scratch(struct cons_shard *sh, const struct raft_buffer *buf)
+{
+    uint32_t count = buf->len >= 8 ? hd_get_u32((const uint8_t *)buf->base + 4) : 0;
+    if (count > LOG_ENTRY_APPENDS_MAX) {
+        return NULL; /* log_apply will call it corrupt */
+    }
+    if (count > sh->scratch_cap) {
+        struct log_result *r = hd_realloc(sh->scratch, count * sizeof *r);
+        if (r == NULL) {
+            cons__fatal(sh, "allocate results", HD_ENOMEM);
+        }
+        sh->scratch = r;
+        sh->scratch_cap = count;
+    }
+    return sh->scratch;
+}
+
+static void cons__notify(struct cons_shard *sh, const struct raft_buffer *buf,
+                         const struct log_result *results)
+{
+    struct cons_node *n = sh->node;
+    struct log_entry_iter it;
+    log_entry_iter_init(&it, buf->base, buf->len);
+    struct log_append a;
+    for (size_t i = 0; log_entry_iter_next(&it, &a); i++) {
+        if (results[i].duplicate) {
+            n->stats.appends_duplicate++;
+            continue;
+        }
+        n->stats.appends_committed++;
+        if (n->opts.on_commit != NULL) {
+            n->opts.on_commit(n->opts.on_commit_arg, a.channel, a.channel_len,
+                              results[i].seq);
+        }
+    }
+}
+
+static int cons__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct cons_shard *sh = fsm->data;
+    uint64_t index = raft_last_applied(&sh->raft) + 1;
+    *result = NULL;
+    struct cons_batch *b = cons__own_batch(sh, buf);
+    struct log_result *results = b != NULL ? b->results : cons__scratch(sh, buf);
+    int rv = log_apply(sh->node->opts.log, (uint16_t)sh->id, index, buf->base, buf->len,
+                       results, b != NULL ? b->count : sh->scratch_cap);
+    if (rv == HD_EEXIST) {
+        /* Applied before a restart: its effects are in state already. */
+        HD_ASSERT(b == NULL);
+        return 0;
+    }
+    if (rv != 0) {
+        char what[64];
+        snprintf(what, sizeof what, "apply entry %llu", (unsigned long long)index);
+        cons__fatal(sh, what, rv);
+    }
+    if (b != NULL) {
+        b->applied = true;
+    }
+    cons__notify(sh, buf, results);
+    return 0;
+}
+
+static int cons__fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct cons_shard *sh = fsm->data;
+    uint64_t applied = 0;
+    int rv = log_applied_index(sh->node->opts.log, (uint16_t)sh->id, &applied);
+    if (rv != 0) {
+        return RAFT_IOERR;
+    }
+    struct raft_buffer *b = hd_malloc(sizeof *b);
+    uint8_t *m = hd_malloc(CONS_MANIFEST_SIZE);
+    if (b == NULL || m == NULL) {
+        hd_free(b);
+        hd_free(m);
+        return RAFT_NOMEM;
+    }
+    hd_put_u32(m, CONS_MANIFEST_MAGIC);
+    hd_put_u32(m + 4, sh->id);
+    hd_put_u64(m + 8, applied);
+    b->base = m;
+    b->len = CONS_MANIFEST_SIZE;
+    *bufs = b;
+    *n_bufs = 1;
+    return 0;
+}
+
+/* Runs on the thread pool: the manifest may be written, and the log before
+ * it compacted, only once the applied state it names is durable. */
+static int cons__fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                                    unsigned *n_bufs)
+{
+    struct cons_shard *sh = fsm->data;
+    (void)bufs;
+    (void)n_bufs;
+    int rv = log_flush(sh->node->opts.log);
+    return rv == 0 ? 0 : RAFT_IOERR;
+}
+
+static int cons__fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                                       unsigned *n_bufs)
+{
+    (void)fsm;
+    if (*bufs != NULL) {
+        hd_free((*bufs)[0].base);
+        hd_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int cons__fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct cons_shard *sh = fsm->data;
+    const uint8_t *m = buf->base;
+    if (buf->len != CONS_MANIFEST_SIZE || hd_get_u32(m) != CONS_MANIFEST_MAGIC ||
+        hd_get_u32(m + 4) != sh->id) {
+        HD_LOG_ERROR("shard %u: snapshot manifest is not valid", sh->id);
+        return RAFT_CORRUPT;
+    }
+    uint64_t wanted = hd_get_u64(m + 8), applied = 0;
+    int rv = log_applied_index(sh->node->opts.log, (uint16_t)sh->id, &applied);
+    if (rv != 0 || applied < wanted) {
+        HD_LOG_ERROR("shard %u: state holds entries up to %llu but the snapshot needs %llu: "
+                     "state/ lost flushed data; refusing to start",
+                     sh->id, (unsigned long long)applied, (unsigned long long)wanted);
+        return RAFT_CORRUPT;
+    }
+    raft_free(buf->base); /* restore owns the buffer */
+    return 0;
+}
+
+/* Creates a one-node cluster: this node is the shard's only voter. */
+static int cons__shard_bootstrap(struct cons_shard *sh, char *errmsg, size_t errmsg_len)
+{
+    struct cons_node *n = sh->node;
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rv = raft_configuration_add(&conf, n->opts.node_id, n->opts.address, RAFT_VOTER);
+    if (rv == 0) {
+        rv = raft_bootstrap(&sh->raft, &conf);
+    }
+    raft_configuration_close(&conf);
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "shard %u: bootstrap: %s", sh->id, raft_strerror(rv));
+        return HD_EIO;
+    }
+    return 0;
+}
+
+int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg, size_t errmsg_len)
+{
+    struct cons_node *n = sh->node;
+    sh->fsm = (struct raft_fsm){.version = 3, .data = sh, .apply = cons__fsm_apply,
+                                .snapshot = cons__fsm_snapshot,
+                                .restore = cons__fsm_restore,
+                                .snapshot_finalize = cons__fsm_snapshot_finalize,
+                                .snapshot_async = cons__fsm_snapshot_async};
+    struct raft_io *io = cons_store_io(n->store, sh->id);
+    int rv = raft_init(&sh->raft, io, &sh->fsm, n->opts.node_id, n->opts.address);
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "shard %u: raft init: %s", sh->id, raft_errmsg(&sh->raft));
+        return HD_EIO;
+    }
+    sh->started = true;
+    raft_set_snapshot_threshold(&sh->raft, n->opts.snapshot_threshold);
+    raft_set_snapshot_trailing(&sh->raft, n->opts.snapshot_trailing);
+    raft_set_election_timeout(&sh->raft, 1000);
+    raft_set_heartbeat_timeout(&sh->raft, 100);
+    raft_set_pre_vote(&sh->raft, true);
+    if (bootstrap) {
+        rv = cons__shard_bootstrap(sh, errmsg, errmsg_len);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    rv = raft_start(&sh->raft);
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "shard %u: raft start: %s", sh->id, raft_errmsg(&sh->raft));
+        return HD_EIO;
+    }
+    return 0;
+}
+
+void cons__shard_close(struct cons_shard *sh, void (*cb)(struct raft *r))
+{
+    HD_ASSERT(sh->started);
+    sh->raft.data = sh;
+    raft_close(&sh->raft, cb);
+}

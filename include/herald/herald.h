@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libherald: a small blocking C client for herald's HTTP API (v1). */
+#ifndef HERALD_H
+#define HERALD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Conventions
+ *
+ * - Every function returning int answers 0 (or a count, where documented) on
+ *   success and a negative HD_E* code (common/hd_error.h) on failure;
+ *   herald_strerror() describes a code, herald_errmsg() says what went wrong
+ *   in more detail (HTTP status, the server's error code and message).
+ * - Blocking and thread-compatible: one struct herald_client per thread. The
+ *   caller allocates the struct; herald_client_init() fills it in and
+ *   herald_client_close() releases what it holds.
+ * - seq is the per-channel position (1-based); ts is microseconds since the
+ *   epoch, printed on the wire as "1732234567.000123".
+ * - Nothing is read from the environment; the CLI reads HERALD_URL itself.
+ */
+
+#define HERALD_URL_DEFAULT "http://127.0.0.1:7400"
+#define HERALD_CHANNEL_MAX 128 /* bytes in a channel id */
+#define HERALD_NONCE_MAX 128   /* bytes in a nonce */
+#define HERALD_NONCE_HEX_LEN 32 /* generated nonces: 128 random bits as hex */
+#define HERALD_TS_STR_MAX 32   /* buffer size that fits any formatted ts */
+
+struct herald_client {
+    /* Settings: herald_client_init() sets the defaults; change them freely
+     * between calls. */
+    int connect_timeout_ms;   /* one TCP connect; default 2000 */
+    int request_timeout_ms;   /* one request/response exchange; default 5000 */
+    int retry_deadline_ms;    /* total time spent retrying one call; default 10000 */
+    int backoff_initial_ms;   /* first retry delay; doubles, default 50 */
+    int backoff_max_ms;       /* cap on one retry delay; default 1000 */
+    int tail_idle_timeout_ms; /* silence after which a tail reconnects; default 60000 */
+
+    /* State: private to libherald. */
+    char host[256];      /* host name or address from the URL */
+    char port[8];        /* decimal port from the URL */
+    char base_path[256]; /* path prefix from the URL, without trailing '/' */
+    int fd;              /* keep-alive connection, or -1 */
+    uint64_t rng;        /* xorshift state for backoff jitter */
+    int http_status;     /* status of the last response, 0 if none */
+    char errmsg[512];    /* details of the last failure */
+};
+
+/* A message as read or tailed. Every pointer is borrowed: valid only during
+ * the callback that received it. payload is NUL-terminated for convenience
+ * but may contain NUL bytes; payload_len is authoritative. */
+struct herald_message {
+    const char *channel;    /* channel id */
+    uint64_t seq;           /* position in the channel, 1-based */
+    uint64_t ts_us;         /* commit timestamp, microseconds since the epoch */
+    const char *nonce;      /* the appender's idempotency key */
+    const uint8_t *payload; /* payload bytes */
+    size_t payload_len;     /* payload length in bytes */
+    bool payload_binary;    /* true when the server sent it as payload_b64 */
+};
+
+/* Answer to one herald_append(). */
+struct herald_append_result {
+    uint64_t seq;                        /* assigned seq */
+    uint64_t ts_us;                      /* assigned ts */
+    bool duplicate;                      /* true: an earlier attempt had written it */
+    int attempts;                        /* HTTP attempts made, >= 1 */
+    char nonce[HERALD_NONCE_MAX + 1];    /* the nonce used (generated or given) */
+};
+
+/* Called once per message, in seq order. Return 0 to continue; any other
+ * value stops the read or tail, which then returns 0. */
+typedef int (*herald_message_cb)(void *arg, const struct herald_message *msg);
+
+/* Parses url ("http://host[:port][/prefix]"; NULL means HERALD_URL_DEFAULT)
+ * and sets default timeouts. Does not connect. HD_EINVAL on a bad URL. */
+int herald_client_init(struct herald_client *c, const char *url);
+
+/* Closes the connection, if any. The struct may be re-initialised after. */
+void herald_client_close(struct herald_client *c);
+
+/* Details of the last failure on c (never NULL, maybe ""). */
+const char *herald_errmsg(const struct herald_client *c);
+
+/* Text for a negative HD_E* code. */
+const char *herald_strerror(int rv);
+
+/*
+ * Appends len bytes of payload to channel. nonce is the idempotency key; NULL
+ * generates a random one (reported in result->nonce). Payloads that are valid
+ * UTF-8 go as "payload", others as "payload_b64".
+ *
+ * On 503 (and 429, 500, 502, 504), timeouts and connection errors the append
+ * is retried with the SAME nonce, with exponential backoff and jitter
+ * (honouring Retry-After), until retry_deadline_ms. Errors: HD_EINVAL (400,
+ * bad arguments), HD_ENOTFOUND (404), HD_ETOOBIG (413), HD_EUNKNOWN (deadline
+ * passed after a request may have reached the server: it may or may not
+ * have been written; retry with result->nonce to find out), HD_EUNAVAIL (the
+ * server was never reached), HD_ECORRUPT (malformed answer), HD_EIO.
+ */
+int herald_append(struct herald_client *c, const char *channel, const void *payload,
+                  size_t len, const char *nonce, struct herald_append_result *result);
+
+/*
+ * Reads up to limit messages (0: the server's default) with seq > after_seq
+ * and calls cb for each. *next_seq (may be NULL) receives the server's
+ * "next_seq" (the after_seq to pass to continue reading), or 0 if absent.
+ * Returns the number of messages delivered, or a negative HD_E* code.
+ * 503s, timeouts and connection errors are retried until the deadline.
+ */
+int herald_read(struct herald_client *c, const char *channel, uint64_t after_seq,
+                unsigned limit, uint64_t *next_seq, herald_message_cb cb, void *arg);
+
+/* As herald_read(), for messages with ts > after_ts_us. */
+int herald_read_after_ts(struct herald_client *c, const char *channel, uint64_t after_ts_us,
+                         unsigned limit, uint64_t *next_seq, herald_message_cb cb,
+                         void *arg);
+
+/*
+ * Follows channel from after_seq over SSE, calling cb for each message as it
+ * commits, until cb returns non-zero (then returns 0) or a permanent error.
+ * A dropped or silent connection is reopened with Last-Event-ID (and
+ * after_seq) set to the last seq delivered, so cb sees every message once,
+ * in order. The client checks that seqs are consecutive and returns
+ * HD_ECORRUPT if the server ever skips or repeats one. Reconnection is given
+ * up (HD_EUNAVAIL) only after retry_deadline_ms without any successful
+ * connection.
+ */
+int herald_tail(struct herald_client *c, const char *channel, uint64_t after_seq,
+                herald_message_cb cb, void *arg);
+
+/* GET /v1/status. *json_text receives the body (NUL-terminated), to be freed
+ * with herald_free(). */
+int herald_status(struct herald_client *c, char **json_text);
+
+/* Frees memory returned by libherald. */
+void herald_free(void *p);
+
+/* Formats ts_us as "SECONDS.MICROS" (always 6 fraction digits) into buf of
+ * size >= HERALD_TS_STR_MAX. Returns the length written. */
+int herald_ts_format(uint64_t ts_us, char *buf, size_t size);
+
+/* Parses len bytes of "SECONDS[.FRACTION]" (1–6 fraction digits, no sign,
+ * no spaces) exactly, without floating point. HD_EINVAL on anything else or
+ * on overflow. */
+int herald_ts_parse(const char *s, size_t len, uint64_t *ts_us);
+
+/* Writes HERALD_NONCE_HEX_LEN lowercase hex chars of 128 random bits (from
+ * getrandom) plus a NUL into out (size >= HERALD_NONCE_HEX_LEN + 1). */
+int herald_nonce_generate(char *out, size_t size);
+
+#endif
