@@ -7,11 +7,7 @@
 
 #include "hd_error.h"
 
-/* The decoder is compiled into this target, not taken from herald_storage:
- * fuzz/CMakeLists.txt instruments only the target's own sources, and
- * libFuzzer needs coverage of the decoder to get anywhere. The archive's
- * copy is then never linked in, so nothing is defined twice. */
-#include "../storage/wal_format.c"
+#include "wal_format.h"
 
 /*
  * The first input byte picks what the rest is:

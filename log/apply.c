@@ -32,29 +32,138 @@ int log_applied_index(struct log_store *ls, uint16_t shard, uint64_t *index)
     return 0;
 }
 
-/* Reads a channel's head through the batch (sees this entry's own writes). */
-static int log__head_in_batch(struct log_store *ls, const struct log_append *a,
-                              uint64_t *seq, uint64_t *ts)
+/* ---------------------------------------------- heads moved by an entry --- */
+
+static int log__overlay_reset(struct log_store *ls, uint32_t count)
+{
+    size_t cap = 16;
+    while (cap < 2 * (size_t)count) {
+        cap *= 2;
+    }
+    struct log_overlay *o = &ls->overlay;
+    if (cap > o->cap) {
+        struct log_head *slots = hd_realloc(o->slots, cap * sizeof *slots);
+        if (slots == NULL) {
+            return HD_ENOMEM;
+        }
+        o->slots = slots;
+        o->cap = cap;
+    }
+    memset(o->slots, 0, o->cap * sizeof *o->slots);
+    o->n = 0;
+    return 0;
+}
+
+/* The overlay slot of a channel: its own, or the empty one to take. */
+static struct log_head *log__overlay_slot(struct log_store *ls, const struct log_append *a,
+                                          uint64_t hash)
+{
+    struct log_overlay *o = &ls->overlay;
+    HD_ASSERT(o->n < o->cap);
+    for (size_t i = hash & (o->cap - 1);; i = (i + 1) & (o->cap - 1)) {
+        struct log_head *h = &o->slots[i];
+        if (h->hash == 0 || (h->hash == hash && h->len == a->channel_len &&
+                             memcmp(h->channel, a->channel, a->channel_len) == 0)) {
+            return h;
+        }
+    }
+}
+
+/* A channel's head as of the appends of this entry applied so far. */
+static int log__head_in_entry(struct log_store *ls, const struct log_append *a,
+                              struct log_head **slot)
+{
+    uint64_t hash = hd_hash64(a->channel, a->channel_len) | 1;
+    struct log_head *h = log__overlay_slot(ls, a, hash);
+    if (h->hash == 0) {
+        int rv = log__head(ls, a->channel, a->channel_len, hash, &h->seq, &h->ts);
+        if (rv != 0) {
+            return rv;
+        }
+        h->hash = hash;
+        h->len = (uint8_t)a->channel_len;
+        memcpy(h->channel, a->channel, a->channel_len);
+        ls->overlay.n++;
+    }
+    *slot = h;
+    return 0;
+}
+
+/* Puts every moved head into the batch (once per channel per entry). */
+static void log__overlay_put(struct log_store *ls)
 {
     uint8_t key[LOG_KEY_MAX];
-    size_t key_len = log_key_channel(key, LOG_KEY_HEAD, a->channel, a->channel_len);
-    uint8_t val[16];
-    size_t len = 0;
-    int rv = st_batch_get_into(ls->batch, ls->rocks, key, key_len, val, sizeof val, &len);
-    if (rv == HD_ENOTFOUND) {
-        *seq = 0;
-        *ts = 0;
-        return 0;
+    for (size_t i = 0; i < ls->overlay.cap; i++) {
+        const struct log_head *h = &ls->overlay.slots[i];
+        if (h->hash == 0) continue;
+        size_t key_len = log_key_channel(key, LOG_KEY_HEAD, h->channel, h->len);
+        uint8_t val[16];
+        hd_put_u64(val, h->seq);
+        hd_put_u64(val + 8, h->ts);
+        st_batch_put(ls->batch, key, key_len, val, sizeof val);
     }
-    if (rv != 0) {
-        return rv;
+}
+
+/* After the batch is written: the cache learns the new heads. */
+static void log__overlay_commit(struct log_store *ls)
+{
+    for (size_t i = 0; i < ls->overlay.cap; i++) {
+        const struct log_head *h = &ls->overlay.slots[i];
+        if (h->hash != 0) {
+            ls->heads[h->hash % LOG_HEAD_CACHE_SLOTS] = *h;
+        }
     }
-    if (len != 16) {
-        return HD_ECORRUPT;
+}
+
+/* ------------------------------------------------------------- applying --- */
+
+/* ----------------------------------------- nonces seen in this entry --- */
+
+static int log__seen_reset(struct log_store *ls, uint32_t count)
+{
+    size_t cap = 16;
+    while (cap < 2 * (size_t)count) {
+        cap *= 2;
     }
-    *seq = hd_get_u64(val);
-    *ts = hd_get_u64(val + 8);
+    if (cap > ls->seen_cap) {
+        struct log_seen *seen = hd_realloc(ls->seen, cap * sizeof *seen);
+        struct log_append *appends = hd_realloc(ls->appends, cap / 2 * sizeof *appends);
+        if (seen != NULL) ls->seen = seen;
+        if (appends != NULL) ls->appends = appends;
+        if (seen == NULL || appends == NULL) {
+            return HD_ENOMEM;
+        }
+        ls->seen_cap = cap;
+    }
+    memset(ls->seen, 0, ls->seen_cap * sizeof *ls->seen);
     return 0;
+}
+
+static bool log__same_key(const struct log_append *a, const struct log_append *b)
+{
+    return a->channel_len == b->channel_len && a->nonce_len == b->nonce_len &&
+           memcmp(a->channel, b->channel, a->channel_len) == 0 &&
+           memcmp(a->nonce, b->nonce, a->nonce_len) == 0;
+}
+
+/* Finds an earlier append of this entry with the same (channel, nonce), or
+ * records append i as seen. Returns its index, or -1. */
+static int64_t log__seen_check(struct log_store *ls, uint32_t i)
+{
+    const struct log_append *a = &ls->appends[i];
+    uint64_t hash = (hd_hash64(a->channel, a->channel_len) * 31 +
+                     hd_hash64(a->nonce, a->nonce_len)) | 1;
+    size_t mask = ls->seen_cap - 1;
+    for (size_t k = hash & mask;; k = (k + 1) & mask) {
+        struct log_seen *s = &ls->seen[k];
+        if (s->hash == 0) {
+            *s = (struct log_seen){hash, i};
+            return -1;
+        }
+        if (s->hash == hash && log__same_key(&ls->appends[s->index], a)) {
+            return s->index;
+        }
+    }
 }
 
 /* Looks the (channel, nonce) up; 1 if a live duplicate, filling *r. */
@@ -65,7 +174,7 @@ static int log__dedup_lookup(struct log_store *ls, const struct log_append *a,
     size_t key_len = log_key_dedup(key, a->channel, a->channel_len, a->nonce, a->nonce_len);
     uint8_t val[24];
     size_t len = 0;
-    int rv = st_batch_get_into(ls->batch, ls->rocks, key, key_len, val, sizeof val, &len);
+    int rv = st_rocks_get_into(ls->rocks, key, key_len, val, sizeof val, &len);
     if (rv == HD_ENOTFOUND) {
         return 0;
     }
@@ -121,32 +230,37 @@ static int log__put_new(struct log_store *ls, const struct log_append *a,
     hd_put_u64(dedup + 8, r->ts);
     hd_put_u64(dedup + 16, stamp_us);
     st_batch_put(ls->batch, key, key_len, dedup, sizeof dedup);
-
-    key_len = log_key_channel(key, LOG_KEY_HEAD, a->channel, a->channel_len);
-    uint8_t h[16];
-    hd_put_u64(h, r->seq);
-    hd_put_u64(h + 8, r->ts);
-    st_batch_put(ls->batch, key, key_len, h, sizeof h);
     return 0;
 }
 
-static int log__apply_one(struct log_store *ls, const struct log_append *a,
-                          uint64_t stamp_us, struct log_result *r)
+static int log__apply_one(struct log_store *ls, uint32_t i, uint64_t stamp_us,
+                          struct log_result *results)
 {
+    const struct log_append *a = &ls->appends[i];
+    struct log_result *r = &results[i];
+    int64_t earlier = log__seen_check(ls, i);
+    if (earlier >= 0) {
+        /* The same nonce twice in one entry: the second is a retry. */
+        *r = results[earlier];
+        r->duplicate = true;
+        return 0;
+    }
     int rv = log__dedup_lookup(ls, a, stamp_us, r);
     if (rv != 0) {
         return rv < 0 ? rv : 0;
     }
-    uint64_t last_seq, last_ts;
-    rv = log__head_in_batch(ls, a, &last_seq, &last_ts);
+    struct log_head *head;
+    rv = log__head_in_entry(ls, a, &head);
     if (rv != 0) {
         return rv;
     }
-    r->seq = last_seq + 1;
-    r->ts = stamp_us > last_ts ? stamp_us : last_ts + 1;
+    r->seq = head->seq + 1;
+    r->ts = stamp_us > head->ts ? stamp_us : head->ts + 1;
     r->duplicate = false;
-    HD_ASSERT(r->seq > last_seq);
-    HD_ASSERT(r->ts > last_ts);
+    HD_ASSERT(r->seq > head->seq);
+    HD_ASSERT(r->ts > head->ts);
+    head->seq = r->seq;
+    head->ts = r->ts;
     return log__put_new(ls, a, stamp_us, r);
 }
 
@@ -185,23 +299,31 @@ int log_apply(struct log_store *ls, uint16_t shard, uint64_t index,
     if (rv != 0) {
         return rv;
     }
-    HD_ASSERT(results == NULL || results_cap >= h.count);
+    HD_ASSERT(results != NULL && results_cap >= h.count);
+    rv = log__overlay_reset(ls, h.count);
+    if (rv == 0) {
+        rv = log__seen_reset(ls, h.count);
+    }
+    if (rv != 0) {
+        return rv;
+    }
     st_batch_clear(ls->batch);
     struct log_entry_iter it;
     log_entry_iter_init(&it, entry, len);
-    struct log_append a;
-    struct log_result scratch;
-    for (uint32_t i = 0; log_entry_iter_next(&it, &a); i++) {
-        struct log_result *r = results != NULL ? &results[i] : &scratch;
-        rv = log__apply_one(ls, &a, h.stamp_us, r);
+    for (uint32_t i = 0; log_entry_iter_next(&it, &ls->appends[i]); i++) {
+        rv = log__apply_one(ls, i, h.stamp_us, results);
         if (rv != 0) {
             st_batch_clear(ls->batch);
             return rv;
         }
     }
+    log__overlay_put(ls);
     log__put_applied(ls, shard, index);
     rv = st_rocks_write(ls->rocks, ls->batch);
     st_batch_clear(ls->batch);
+    if (rv == 0) {
+        log__overlay_commit(ls);
+    }
     return rv;
 }
 

@@ -55,8 +55,8 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
 void log_store_close(struct log_store *ls);
 
 /* Applies the entry at raft index `index` of `shard`. On success fills
- * results[0..count) (count from the entry header; results may be NULL when
- * nobody waits). Returns HD_EEXIST, changing nothing, if the index was
+ * results[0..count) (count from the entry header; results_cap must be at
+ * least that, LOG_ENTRY_APPENDS_MAX always is). Returns HD_EEXIST, changing nothing, if the index was
  * applied already; HD_ECORRUPT if the entry does not decode; HD_EFAILED
  * after a state write error. */
 int log_apply(struct log_store *ls, uint16_t shard, uint64_t index,

@@ -8,10 +8,46 @@
 struct st_rocks;
 struct st_batch;
 
+/* A channel's head (last seq and ts). The cache is direct-mapped by hash:
+ * a slot holds one channel, a colliding channel just replaces it. It is
+ * changed only after the write batch that moved the heads succeeded, so it
+ * never runs ahead of state. */
+#define LOG_HEAD_CACHE_SLOTS (1u << 16)
+
+struct log_head {
+    uint64_t hash;              /* of the channel id; 0 = empty slot */
+    uint8_t len;
+    char channel[128];
+    uint64_t seq;
+    uint64_t ts;
+};
+
+/* Heads moved by the entry being applied, before its batch is written. */
+struct log_overlay {
+    struct log_head *slots;     /* open addressing, cap a power of two */
+    size_t cap;
+    size_t n;
+};
+
+/* An append of the entry being applied, found by (channel, nonce). */
+struct log_seen {
+    uint64_t hash;              /* of channel and nonce; 0 = empty slot */
+    uint32_t index;             /* of the append in the entry */
+};
+
 struct log_store {
     struct st_rocks *rocks;     /* all channel state */
     struct st_batch *batch;     /* reused by every apply (loop thread only) */
     uint64_t dedup_window_us;   /* retries within this answer the original */
+    struct log_head *heads;     /* LOG_HEAD_CACHE_SLOTS, loop thread only */
+    struct log_overlay overlay; /* reused by every apply */
+    struct log_seen *seen;      /* (channel, nonce) of this entry, 2x count */
+    struct log_append *appends; /* this entry's appends, count */
+    size_t seen_cap;
 };
+
+/* The head of a channel through the cache (loop thread only). */
+int log__head(struct log_store *ls, const char *ch, size_t len, uint64_t hash,
+              uint64_t *seq, uint64_t *ts);
 
 #endif

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Reads of a channel: head, range by seq, and seq lookup by ts. */
+#include <string.h>
+
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
@@ -10,6 +12,13 @@
 
 int log_head(struct log_store *ls, const char *ch, size_t len,
              uint64_t *last_seq, uint64_t *last_ts)
+{
+    return log__head(ls, ch, len, hd_hash64(ch, len), last_seq, last_ts);
+}
+
+/* Reads a head from state, bypassing the cache. */
+static int log__head_stored(struct log_store *ls, const char *ch, size_t len,
+                            uint64_t *last_seq, uint64_t *last_ts)
 {
     HD_ASSERT(len > 0 && len <= LOG_CHANNEL_MAX);
     uint8_t key[LOG_KEY_MAX];
@@ -31,6 +40,27 @@ int log_head(struct log_store *ls, const char *ch, size_t len,
     *last_seq = hd_get_u64(val);
     *last_ts = hd_get_u64(val + 8);
     return 0;
+}
+
+int log__head(struct log_store *ls, const char *ch, size_t len, uint64_t hash,
+              uint64_t *seq, uint64_t *ts)
+{
+    hash |= 1; /* 0 marks an empty slot */
+    struct log_head *slot = &ls->heads[hash % LOG_HEAD_CACHE_SLOTS];
+    if (slot->hash == hash && slot->len == len && memcmp(slot->channel, ch, len) == 0) {
+        *seq = slot->seq;
+        *ts = slot->ts;
+        return 0;
+    }
+    int rv = log__head_stored(ls, ch, len, seq, ts);
+    if (rv == 0) {
+        slot->hash = hash;
+        slot->len = (uint8_t)len;
+        memcpy(slot->channel, ch, len);
+        slot->seq = *seq;
+        slot->ts = *ts;
+    }
+    return rv;
 }
 
 /* Decodes a message value; HD_ECORRUPT if it does not fit. */

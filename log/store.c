@@ -52,7 +52,9 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
         goto err_free;
     }
     rv = st_batch_init(&ls->batch);
-    if (rv != 0) {
+    ls->heads = hd_calloc(LOG_HEAD_CACHE_SLOTS, sizeof *ls->heads);
+    if (rv != 0 || ls->heads == NULL) {
+        rv = HD_ENOMEM;
         snprintf(errmsg, errmsg_len, "open log: out of memory");
         goto err_rocks;
     }
@@ -60,6 +62,8 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
     return 0;
 
 err_rocks:
+    st_batch_close(ls->batch);
+    hd_free(ls->heads);
     st_rocks_close(ls->rocks);
 err_free:
     hd_free(ls);
@@ -74,6 +78,10 @@ void log_store_close(struct log_store *ls)
     }
     st_batch_close(ls->batch);
     st_rocks_close(ls->rocks);
+    hd_free(ls->heads);
+    hd_free(ls->overlay.slots);
+    hd_free(ls->seen);
+    hd_free(ls->appends);
     hd_free(ls);
 }
 

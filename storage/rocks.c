@@ -17,6 +17,7 @@ struct st_rocks {
     rocksdb_block_based_table_options_t *table_options;
     rocksdb_cache_t *cache;
     rocksdb_compactionfilter_t *filter;
+    rocksdb_filterpolicy_t *bloom;  /* owned by table_options once set */
     rocksdb_writeoptions_t *write_options; /* WAL disabled */
     rocksdb_readoptions_t *read_options;
     st_rocks_filter_fn filter_fn;
@@ -25,7 +26,7 @@ struct st_rocks {
 };
 
 struct st_batch {
-    rocksdb_writebatch_wi_t *wb;
+    rocksdb_writebatch_t *wb;
 };
 
 struct st_iter {
@@ -67,16 +68,27 @@ static void st__set_options(struct st_rocks *r, const struct st_rocks_options *o
     r->options = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(r->options, 1);
     rocksdb_options_increase_parallelism(r->options, 2);
-    rocksdb_options_set_compression(r->options, rocksdb_zstd_compression);
+    /* Upper levels are rewritten soon by compaction: LZ4 is cheap there.
+     * The bottom level holds most of the data for long: zstd. */
+    rocksdb_options_set_compression(r->options, rocksdb_lz4_compression);
+    rocksdb_options_set_bottommost_compression(r->options, rocksdb_zstd_compression);
     rocksdb_options_set_write_buffer_size(
         r->options, o->write_buffer_bytes ? o->write_buffer_bytes : 64u << 20);
     rocksdb_options_set_max_open_files(r->options, 512);
+    /* Most nonce lookups miss: a memtable bloom filter answers those
+     * without walking the skip list. */
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(r->options, 0.1);
+    rocksdb_options_set_memtable_whole_key_filtering(r->options, 1);
 
     r->cache = rocksdb_cache_create_lru(o->block_cache_bytes ? o->block_cache_bytes
                                                              : 64u << 20);
     r->table_options = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(r->table_options, r->cache);
     rocksdb_block_based_options_set_block_size(r->table_options, 16u << 10);
+    /* Every append looks its nonce up, and a new nonce is in no file: a
+     * bloom filter answers that without reading blocks. */
+    r->bloom = rocksdb_filterpolicy_create_bloom(10);
+    rocksdb_block_based_options_set_filter_policy(r->table_options, r->bloom);
     rocksdb_options_set_block_based_table_factory(r->options, r->table_options);
 
     if (o->filter != NULL) {
@@ -204,7 +216,7 @@ int st_batch_init(struct st_batch **out)
     if (b == NULL) {
         return HD_ENOMEM;
     }
-    b->wb = rocksdb_writebatch_wi_create(0, 1);
+    b->wb = rocksdb_writebatch_create();
     *out = b;
     return 0;
 }
@@ -214,37 +226,26 @@ void st_batch_close(struct st_batch *b)
     if (b == NULL) {
         return;
     }
-    rocksdb_writebatch_wi_destroy(b->wb);
+    rocksdb_writebatch_destroy(b->wb);
     hd_free(b);
 }
 
-void st_batch_clear(struct st_batch *b) { rocksdb_writebatch_wi_clear(b->wb); }
+void st_batch_clear(struct st_batch *b) { rocksdb_writebatch_clear(b->wb); }
 
 void st_batch_put(struct st_batch *b, const void *key, size_t key_len,
                   const void *value, size_t value_len)
 {
-    rocksdb_writebatch_wi_put(b->wb, key, key_len, value, value_len);
+    rocksdb_writebatch_put(b->wb, key, key_len, value, value_len);
 }
 
 void st_batch_delete(struct st_batch *b, const void *key, size_t key_len)
 {
-    rocksdb_writebatch_wi_delete(b->wb, key, key_len);
+    rocksdb_writebatch_delete(b->wb, key, key_len);
 }
 
 size_t st_batch_count(const struct st_batch *b)
 {
-    return (size_t)rocksdb_writebatch_wi_count(b->wb);
-}
-
-int st_batch_get_into(struct st_batch *b, struct st_rocks *r, const void *key,
-                      size_t key_len, void *buf, size_t cap, size_t *value_len)
-{
-    HD_ASSERT(b != NULL && r != NULL);
-    char *err = NULL;
-    size_t len = 0;
-    char *val = rocksdb_writebatch_wi_get_from_batch_and_db(
-        b->wb, r->db, r->read_options, key, key_len, &len, &err);
-    return st__into(val, len, err, buf, cap, value_len);
+    return (size_t)rocksdb_writebatch_count(b->wb);
 }
 
 int st_rocks_write(struct st_rocks *r, struct st_batch *b)
@@ -254,7 +255,7 @@ int st_rocks_write(struct st_rocks *r, struct st_batch *b)
         return HD_EFAILED;
     }
     char *err = NULL;
-    rocksdb_write_writebatch_wi(r->db, r->write_options, b->wb, &err);
+    rocksdb_write(r->db, r->write_options, b->wb, &err);
     if (err != NULL) {
         HD_LOG_ERROR("state write failed, refusing further writes: %s", err);
         rocksdb_free(err);

@@ -54,8 +54,8 @@ int st_rocks_get(struct st_rocks *r, const void *key, size_t key_len,
 int st_rocks_get_into(struct st_rocks *r, const void *key, size_t key_len,
                       void *buf, size_t cap, size_t *value_len);
 
-/* Write batches. A batch with an index also answers reads of its own
- * pending writes merged over the database (st_batch_get). */
+/* Write batches. A batch does not answer reads: callers that need to see
+ * their own pending writes keep track of them (log/apply.c does). */
 int st_batch_init(struct st_batch **out);
 void st_batch_close(struct st_batch *b);
 void st_batch_clear(struct st_batch *b);
@@ -63,9 +63,6 @@ void st_batch_put(struct st_batch *b, const void *key, size_t key_len,
                   const void *value, size_t value_len);
 void st_batch_delete(struct st_batch *b, const void *key, size_t key_len);
 size_t st_batch_count(const struct st_batch *b);
-/* Like st_rocks_get_into, seeing the batch's own writes first. */
-int st_batch_get_into(struct st_batch *b, struct st_rocks *r, const void *key,
-                      size_t key_len, void *buf, size_t cap, size_t *value_len);
 
 /* Applies the batch atomically, RocksDB WAL off (see rule 1). */
 int st_rocks_write(struct st_rocks *r, struct st_batch *b);

@@ -45,9 +45,9 @@ struct st_wal_append {
     void *data;               /* caller's */
     uint64_t lsn;             /* set by st_wal_append: the record's LSN */
     /* private */
-    st_wal_append_cb cb;
-    struct st_wal_append *next;
-    uint64_t end_offset;
+    st_wal_append_cb cb;          /* called once durable (or failed) */
+    struct st_wal_append *next;   /* queue link */
+    uint64_t end_offset;          /* end of the encoded record in the queue buffer */
 };
 
 /* Opens (creating if needed) the WAL in opts->dir. Does not replay: call
@@ -60,7 +60,9 @@ int st_wal_open(struct st_wal **out, const struct st_wal_options *opts,
  * by nothing valid, in the last segment written) is cut at the last whole
  * record and logged; corruption anywhere else returns HD_ECORRUPT with a
  * message naming the segment and offset. Must be called exactly once, before
- * the first append. `data` points into WAL memory valid only during cb. */
+ * the first append. `data` points into WAL memory valid only during cb.
+ * Blocks the calling (loop) thread on reads, and on zeroing a torn tail.
+ * After a non-zero return the WAL is in the failed state: close it. */
 typedef int (*st_wal_replay_cb)(void *arg, uint64_t lsn, const void *data,
                                 size_t len);
 int st_wal_replay(struct st_wal *w, st_wal_replay_cb cb, void *arg,
@@ -69,17 +71,21 @@ int st_wal_replay(struct st_wal *w, st_wal_replay_cb cb, void *arg,
 /* Queues one record made of the n buffers (copied before returning) and
  * sets req->lsn. The callback fires once the record, and every record queued
  * before it, is on disk (fdatasync or O_DIRECT+RWF_DSYNC). Records queued
- * while a write is in flight are written together by the next one (group
- * commit). Returns HD_ETOOBIG if the record exceeds ST_WAL_RECORD_MAX,
- * HD_EFAILED in the failed state. On non-zero return the callback never
- * fires. */
+ * while a write is in flight, or during the same loop turn, are written
+ * together by the next one (group commit). Returns HD_ETOOBIG if the record
+ * exceeds ST_WAL_RECORD_MAX, HD_EFAILED in the failed state, HD_ENOMEM. On
+ * non-zero return the callback never fires and no LSN is used. If a write
+ * fails, its records' callbacks get its error (e.g. HD_EIO) and those of
+ * records queued behind it get HD_EFAILED. Loop thread only. */
 int st_wal_append(struct st_wal *w, struct st_wal_append *req,
                   const struct iovec *iov, unsigned n, st_wal_append_cb cb);
 
 /* The LSN the next append will get. */
 uint64_t st_wal_next_lsn(const struct st_wal *w);
 
-/* Allows deletion of every segment whose records all have LSN < lsn. */
+/* Allows deletion of every segment whose records all have LSN < lsn; never
+ * the segment being written. The files are deleted on the thread pool,
+ * oldest first; a crash may leave some of them, which replay then reads. */
 int st_wal_release_before(struct st_wal *w, uint64_t lsn);
 
 /* True if io_uring is in use, false on the pwrite fallback. */
@@ -93,9 +99,10 @@ struct st_wal_stats {
 };
 void st_wal_stats(const struct st_wal *w, struct st_wal_stats *out);
 
-/* Waits for in-flight writes (their callbacks fire, with status 0 if they
- * reached disk), then frees everything and calls cb (may be NULL) on the
- * loop. Appends after close are a programmer error. */
+/* Waits for in-flight writes and for appends queued before the call (their
+ * callbacks fire, with status 0 if they reached disk), then frees everything
+ * and calls cb (may be NULL) on the loop. Appends after close are a
+ * programmer error. */
 void st_wal_close(struct st_wal *w, void (*cb)(void *arg), void *arg);
 
 #endif

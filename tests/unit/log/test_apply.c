@@ -149,7 +149,8 @@ static void test_corrupt_entry_changes_nothing(void **state)
 {
     struct fixture *f = *state;
     uint8_t junk[64] = {1, 1, 0, 0, 1};
-    assert_int_equal(log_apply(f->ls, 0, 1, junk, sizeof junk, NULL, 0), HD_ECORRUPT);
+    struct log_result r[4];
+    assert_int_equal(log_apply(f->ls, 0, 1, junk, sizeof junk, r, 4), HD_ECORRUPT);
     uint64_t applied;
     assert_int_equal(log_applied_index(f->ls, 0, &applied), 0);
     assert_true(applied == 0);

@@ -450,7 +450,7 @@ static void test_close_drains_queue(void **state)
 static void test_group_commit_batches(void **state)
 {
     struct fx *fx = *state;
-    fx->seg_size = 0; /* the default 64 MiB */
+    fx->seg_size = 1024 * 1024;
     fx_open_ok(fx);
     uint32_t lens[256];
     for (unsigned i = 0; i < 256; i++) {

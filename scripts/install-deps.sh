@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what herald needs to build, test and run, from Debian 12 packages.
+# Run as root (or with sudo). Safe to run again: apt skips what is installed.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git ca-certificates curl python3
+  libraft-dev liburing-dev libuv1-dev librocksdb-dev libzstd-dev
+  libjansson-dev libhttp-parser-dev libisal-dev libxxhash-dev libcmocka-dev
+  clang libclang-rt-14-dev fio
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+echo "install-deps: all dependencies present"
