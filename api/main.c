@@ -182,7 +182,7 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id, 
     struct api_server *s = &d->server;
     char state_dir[PATH_MAX];
     snprintf(state_dir, sizeof state_dir, "%s/state", d->opts.data_dir);
-    struct log_options lo = {.dir = state_dir,
+    struct log_options lo = {.dir = state_dir, .n_shards = id->shards,
                              .dedup_window_us = d->opts.dedup_window_s * 1000000u};
     int rv = log_store_open(&s->log, &lo, errmsg, errmsg_len);
     if (rv != 0) {

@@ -10,8 +10,7 @@
 
 unsigned cons_shard_of(unsigned n_shards, const char *channel, size_t len)
 {
-    HD_ASSERT(n_shards > 0);
-    return (unsigned)(hd_hash64(channel, len) % n_shards);
+    return log_shard_of(n_shards, channel, len);
 }
 
 void cons__kick_noop(uv_idle_t *h)

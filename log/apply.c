@@ -76,7 +76,7 @@ static int log__head_in_entry(struct log_store *ls, const struct log_append *a,
     uint64_t hash = hd_hash64(a->channel, a->channel_len) | 1;
     struct log_head *h = log__overlay_slot(ls, a, hash);
     if (h->hash == 0) {
-        int rv = log__head(ls, a->channel, a->channel_len, hash, &h->seq, &h->ts);
+        int rv = log__head(ls, ls->shard, a->channel, a->channel_len, hash, &h->seq, &h->ts);
         if (rv != 0) {
             return rv;
         }
@@ -96,7 +96,7 @@ static void log__overlay_put(struct log_store *ls)
     for (size_t i = 0; i < ls->overlay.cap; i++) {
         const struct log_head *h = &ls->overlay.slots[i];
         if (h->hash == 0) continue;
-        size_t key_len = log_key_channel(key, LOG_KEY_HEAD, h->channel, h->len);
+        size_t key_len = log_key_channel(key, LOG_KEY_HEAD, ls->shard, h->channel, h->len);
         uint8_t val[16];
         hd_put_u64(val, h->seq);
         hd_put_u64(val + 8, h->ts);
@@ -171,7 +171,7 @@ static int log__dedup_lookup(struct log_store *ls, const struct log_append *a,
                              uint64_t stamp_us, struct log_result *r)
 {
     uint8_t key[LOG_KEY_MAX];
-    size_t key_len = log_key_dedup(key, a->channel, a->channel_len, a->nonce, a->nonce_len);
+    size_t key_len = log_key_dedup(key, ls->shard, a->channel, a->channel_len, a->nonce, a->nonce_len);
     uint8_t val[24];
     size_t len = 0;
     int rv = st_rocks_get_into(ls->rocks, key, key_len, val, sizeof val, &len);
@@ -200,7 +200,7 @@ static int log__put_new(struct log_store *ls, const struct log_append *a,
                         uint64_t stamp_us, const struct log_result *r)
 {
     uint8_t key[LOG_KEY_MAX];
-    size_t key_len = log_key_message(key, a->channel, a->channel_len, r->seq);
+    size_t key_len = log_key_message(key, ls->shard, a->channel, a->channel_len, r->seq);
     uint8_t head[9];
     hd_put_u64(head, r->ts);
     head[8] = (uint8_t)a->nonce_len;
@@ -224,7 +224,7 @@ static int log__put_new(struct log_store *ls, const struct log_append *a,
         hd_free(val);
     }
 
-    key_len = log_key_dedup(key, a->channel, a->channel_len, a->nonce, a->nonce_len);
+    key_len = log_key_dedup(key, ls->shard, a->channel, a->channel_len, a->nonce, a->nonce_len);
     uint8_t dedup[24];
     hd_put_u64(dedup, r->seq);
     hd_put_u64(dedup + 8, r->ts);
@@ -238,6 +238,9 @@ static int log__apply_one(struct log_store *ls, uint32_t i, uint64_t stamp_us,
 {
     const struct log_append *a = &ls->appends[i];
     struct log_result *r = &results[i];
+    if (log_shard_of(ls->n_shards, a->channel, a->channel_len) != ls->shard) {
+        return HD_ECORRUPT; /* an entry only holds its own shard's channels */
+    }
     int64_t earlier = log__seen_check(ls, i);
     if (earlier >= 0) {
         /* The same nonce twice in one entry: the second is a retry. */
@@ -308,6 +311,7 @@ int log_apply(struct log_store *ls, uint16_t shard, uint64_t index,
         return rv;
     }
     st_batch_clear(ls->batch);
+    ls->shard = shard;
     struct log_entry_iter it;
     log_entry_iter_init(&it, entry, len);
     for (uint32_t i = 0; log_entry_iter_next(&it, &ls->appends[i]); i++) {

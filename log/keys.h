@@ -10,40 +10,47 @@
 #include "hd_util.h"
 
 /*
- * Keys (one RocksDB keyspace, first byte is the kind):
- *   'm' len channel be64(seq)  -> message: u64 ts, u8 nonce_len, nonce, payload
- *   'd' len channel nonce      -> dedup:   u64 seq, u64 ts, u64 stamp_us
- *   'h' len channel            -> head:    u64 last_seq, u64 last_ts
- *   'a' be16(shard)            -> applied: u64 raft index
- * `len` is one byte, so a channel's keys never prefix another channel's, and
- * big-endian seq makes RocksDB's byte order the seq order.
+ * Keys (one RocksDB keyspace; the kind byte, then the channel's shard):
+ *   'm' be16(shard) len channel be64(seq) -> message: u64 ts, u8 nonce_len,
+ *                                            nonce, payload
+ *   'd' be16(shard) len channel nonce     -> dedup: u64 seq, u64 ts, u64 stamp_us
+ *   'h' be16(shard) len channel           -> head:  u64 last_seq, u64 last_ts
+ *   'a' be16(shard)                       -> applied: u64 raft index
+ * `len` is one byte, so a channel's keys never prefix another channel's;
+ * big-endian seq makes RocksDB's byte order the seq order; and the shard
+ * right after the kind makes each shard's state three contiguous key ranges,
+ * which is what a snapshot of one shard has to copy.
  */
 
 #define LOG_KEY_MESSAGE 'm'
 #define LOG_KEY_DEDUP 'd'
 #define LOG_KEY_HEAD 'h'
 #define LOG_KEY_APPLIED 'a'
-#define LOG_KEY_MAX (2 + 128 + 128)
+#define LOG_KEY_MAX (4 + 128 + 128)
 
-static inline size_t log_key_channel(uint8_t *k, char kind, const char *ch, size_t len)
+static inline size_t log_key_channel(uint8_t *k, char kind, uint16_t shard, const char *ch,
+                                     size_t len)
 {
     k[0] = (uint8_t)kind;
-    k[1] = (uint8_t)len;
-    memcpy(k + 2, ch, len);
-    return 2 + len;
+    k[1] = (uint8_t)(shard >> 8);
+    k[2] = (uint8_t)shard;
+    k[3] = (uint8_t)len;
+    memcpy(k + 4, ch, len);
+    return 4 + len;
 }
 
-static inline size_t log_key_message(uint8_t *k, const char *ch, size_t len, uint64_t seq)
+static inline size_t log_key_message(uint8_t *k, uint16_t shard, const char *ch, size_t len,
+                                     uint64_t seq)
 {
-    size_t n = log_key_channel(k, LOG_KEY_MESSAGE, ch, len);
+    size_t n = log_key_channel(k, LOG_KEY_MESSAGE, shard, ch, len);
     hd_put_be64(k + n, seq);
     return n + 8;
 }
 
-static inline size_t log_key_dedup(uint8_t *k, const char *ch, size_t len,
+static inline size_t log_key_dedup(uint8_t *k, uint16_t shard, const char *ch, size_t len,
                                    const char *nonce, size_t nonce_len)
 {
-    size_t n = log_key_channel(k, LOG_KEY_DEDUP, ch, len);
+    size_t n = log_key_channel(k, LOG_KEY_DEDUP, shard, ch, len);
     memcpy(k + n, nonce, nonce_len);
     return n + nonce_len;
 }

@@ -31,6 +31,7 @@ struct log_store;
 
 struct log_options {
     const char *dir;             /* RocksDB directory */
+    unsigned n_shards;           /* fixed when the cluster is created */
     uint64_t dedup_window_us;    /* 0 = 24 h */
     size_t cache_bytes;          /* 0 = default */
 };
@@ -85,6 +86,10 @@ int log_read(struct log_store *ls, const char *ch, size_t len,
 /* The largest seq whose ts <= ts_us (0 if none), for after_ts reads. */
 int log_seq_at_ts(struct log_store *ls, const char *ch, size_t len,
                   uint64_t ts_us, uint64_t *seq);
+
+/* The shard of a channel: xxh3 of the id modulo the shard count. Part of
+ * the data format: it must never change for an existing cluster. */
+unsigned log_shard_of(unsigned n_shards, const char *channel, size_t len);
 
 /* Makes all applied state durable (blocks; thread-safe). */
 int log_flush(struct log_store *ls);

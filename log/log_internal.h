@@ -39,6 +39,8 @@ struct log_store {
     struct st_rocks *rocks;     /* all channel state */
     struct st_batch *batch;     /* reused by every apply (loop thread only) */
     uint64_t dedup_window_us;   /* retries within this answer the original */
+    unsigned n_shards;          /* channels map to shards by log_shard_of */
+    uint16_t shard;             /* of the entry being applied */
     struct log_head *heads;     /* LOG_HEAD_CACHE_SLOTS, loop thread only */
     struct log_overlay overlay; /* reused by every apply */
     struct log_seen *seen;      /* (channel, nonce) of this entry, 2x count */
@@ -47,7 +49,7 @@ struct log_store {
 };
 
 /* The head of a channel through the cache (loop thread only). */
-int log__head(struct log_store *ls, const char *ch, size_t len, uint64_t hash,
-              uint64_t *seq, uint64_t *ts);
+int log__head(struct log_store *ls, uint16_t shard, const char *ch, size_t len,
+              uint64_t hash, uint64_t *seq, uint64_t *ts);
 
 #endif

@@ -13,16 +13,17 @@
 int log_head(struct log_store *ls, const char *ch, size_t len,
              uint64_t *last_seq, uint64_t *last_ts)
 {
-    return log__head(ls, ch, len, hd_hash64(ch, len), last_seq, last_ts);
+    uint16_t shard = (uint16_t)log_shard_of(ls->n_shards, ch, len);
+    return log__head(ls, shard, ch, len, hd_hash64(ch, len), last_seq, last_ts);
 }
 
 /* Reads a head from state, bypassing the cache. */
-static int log__head_stored(struct log_store *ls, const char *ch, size_t len,
+static int log__head_stored(struct log_store *ls, uint16_t shard, const char *ch, size_t len,
                             uint64_t *last_seq, uint64_t *last_ts)
 {
     HD_ASSERT(len > 0 && len <= LOG_CHANNEL_MAX);
     uint8_t key[LOG_KEY_MAX];
-    size_t key_len = log_key_channel(key, LOG_KEY_HEAD, ch, len);
+    size_t key_len = log_key_channel(key, LOG_KEY_HEAD, shard, ch, len);
     uint8_t val[16];
     size_t val_len = 0;
     int rv = st_rocks_get_into(ls->rocks, key, key_len, val, sizeof val, &val_len);
@@ -42,8 +43,8 @@ static int log__head_stored(struct log_store *ls, const char *ch, size_t len,
     return 0;
 }
 
-int log__head(struct log_store *ls, const char *ch, size_t len, uint64_t hash,
-              uint64_t *seq, uint64_t *ts)
+int log__head(struct log_store *ls, uint16_t shard, const char *ch, size_t len,
+              uint64_t hash, uint64_t *seq, uint64_t *ts)
 {
     hash |= 1; /* 0 marks an empty slot */
     struct log_head *slot = &ls->heads[hash % LOG_HEAD_CACHE_SLOTS];
@@ -52,7 +53,7 @@ int log__head(struct log_store *ls, const char *ch, size_t len, uint64_t hash,
         *ts = slot->ts;
         return 0;
     }
-    int rv = log__head_stored(ls, ch, len, seq, ts);
+    int rv = log__head_stored(ls, shard, ch, len, seq, ts);
     if (rv == 0) {
         slot->hash = hash;
         slot->len = (uint8_t)len;
@@ -90,8 +91,9 @@ int log_read(struct log_store *ls, const char *ch, size_t len,
         return 0;
     }
     uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
-    size_t lower_len = log_key_message(lower, ch, len, after_seq + 1);
-    size_t upper_len = log_key_message(upper, ch, len, UINT64_MAX);
+    uint16_t shard = (uint16_t)log_shard_of(ls->n_shards, ch, len);
+    size_t lower_len = log_key_message(lower, shard, ch, len, after_seq + 1);
+    size_t upper_len = log_key_message(upper, shard, ch, len, UINT64_MAX);
     struct st_iter *it;
     int rv = st_iter_open(&it, ls->rocks, lower, lower_len, upper, upper_len);
     if (rv != 0) {
@@ -133,7 +135,8 @@ static int log__ts_of(struct log_store *ls, const char *ch, size_t len,
                       uint64_t seq, uint64_t *ts)
 {
     uint8_t key[LOG_KEY_MAX];
-    size_t key_len = log_key_message(key, ch, len, seq);
+    uint16_t shard = (uint16_t)log_shard_of(ls->n_shards, ch, len);
+    size_t key_len = log_key_message(key, shard, ch, len, seq);
     uint8_t val[9];
     size_t val_len = 0;
     int rv = st_rocks_get_into(ls->rocks, key, key_len, val, sizeof val, &val_len);

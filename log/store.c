@@ -22,7 +22,7 @@ static bool log__dedup_filter(void *arg, const void *key, size_t key_len,
 {
     struct log_store *ls = arg;
     const uint8_t *k = key;
-    if (key_len < 1 || k[0] != LOG_KEY_DEDUP || value_len != 24) {
+    if (key_len < 4 || k[0] != LOG_KEY_DEDUP || value_len != 24) {
         return false;
     }
     uint64_t stamp_us = hd_get_u64((const uint8_t *)value + 16);
@@ -39,6 +39,8 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
         snprintf(errmsg, errmsg_len, "open log: out of memory");
         return HD_ENOMEM;
     }
+    HD_ASSERT(opts->n_shards > 0 && opts->n_shards <= 65536);
+    ls->n_shards = opts->n_shards;
     ls->dedup_window_us =
         opts->dedup_window_us ? opts->dedup_window_us : 24ull * 3600 * 1000000;
     struct st_rocks_options ro = {
@@ -88,3 +90,9 @@ void log_store_close(struct log_store *ls)
 int log_flush(struct log_store *ls) { return st_rocks_flush(ls->rocks); }
 
 struct st_rocks *log_rocks(struct log_store *ls) { return ls->rocks; }
+
+unsigned log_shard_of(unsigned n_shards, const char *channel, size_t len)
+{
+    HD_ASSERT(n_shards > 0);
+    return (unsigned)(hd_hash64(channel, len) % n_shards);
+}

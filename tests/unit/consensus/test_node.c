@@ -43,7 +43,7 @@ static void start(struct fixture *f)
 {
     char err[512] = "", state[128];
     snprintf(state, sizeof state, "%s/state", f->dir);
-    struct log_options lo = {.dir = state};
+    struct log_options lo = {.dir = state, .n_shards = 4};
     assert_int_equal(log_store_open(&f->log, &lo, err, sizeof err), 0);
     struct cons_node_options o = {.loop = &f->loop, .data_dir = f->dir, .node_id = 1,
                                   .address = "127.0.0.1:1", .n_shards = 4, .log = f->log,

@@ -23,7 +23,7 @@ struct fixture {
 static void open_store(struct fixture *f)
 {
     char err[256];
-    struct log_options o = {.dir = f->dir, .dedup_window_us = HOUR_US};
+    struct log_options o = {.dir = f->dir, .n_shards = 1, .dedup_window_us = HOUR_US};
     assert_int_equal(log_store_open(&f->ls, &o, err, sizeof err), 0);
 }
 
@@ -156,6 +156,21 @@ static void test_corrupt_entry_changes_nothing(void **state)
     assert_true(applied == 0);
 }
 
+static void test_entry_of_another_shard_is_corrupt(void **state)
+{
+    struct fixture *f = *state;
+    struct log_append a = {"a", 1, "x", 1, (const uint8_t *)"p", 1};
+    struct log_entry_header h = {.stamp_us = 1, .proposer = 1, .proposal = 1, .count = 1};
+    uint8_t buf[128];
+    log_entry_encode(buf, &h, &a, 1);
+    struct log_result r[1];
+    /* With one shard every channel is in shard 0, never in shard 1. */
+    assert_int_equal(log_apply(f->ls, 1, 1, buf, log_entry_size(&a, 1), r, 1), HD_ECORRUPT);
+    uint64_t seq, ts;
+    assert_int_equal(log_head(f->ls, "a", 1, &seq, &ts), 0);
+    assert_true(seq == 0);
+}
+
 struct collected {
     uint64_t seqs[64];
     uint64_t ts[64];
@@ -227,6 +242,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_window_expires_by_entry_stamp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reapply_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_entry_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_of_another_shard_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_range_and_ts_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flushed_state_survives_reopen, setup, teardown),
     };
