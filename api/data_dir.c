@@ -102,11 +102,12 @@ int api_data_identity(const char *dir, const struct api_identity *want,
             out->shards = API_DEFAULT_SHARDS;
         }
         uint8_t raw[16];
-        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        bool generate = out->cluster_id[0] == '\0'; /* none derived from members */
+        if (generate && getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
             snprintf(errmsg, errmsg_len, "getrandom: %s", strerror(errno));
             return HD_EIO;
         }
-        for (int i = 0; i < 16; i++) {
+        for (int i = 0; generate && i < 16; i++) {
             snprintf(out->cluster_id + 2 * i, 3, "%02x", raw[i]);
         }
         int rv = api__identity_write(dir, out);
@@ -118,6 +119,12 @@ int api_data_identity(const char *dir, const struct api_identity *want,
     if (f == NULL) {
         snprintf(errmsg, errmsg_len, "open %s: %s", path, strerror(errno));
         return hd_from_errno(errno);
+    }
+    if (want->create_only) {
+        fclose(f);
+        snprintf(errmsg, errmsg_len, "%s already holds a node's data: --bootstrap only creates "
+                 "a new cluster (start without it to run this one)", dir);
+        return HD_EEXIST;
     }
     char text[1025];
     size_t len = fread(text, 1, sizeof text - 1, f);

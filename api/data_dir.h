@@ -3,6 +3,7 @@
 #ifndef API_DATA_DIR_H
 #define API_DATA_DIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,8 +21,9 @@
 
 struct api_identity {
     uint64_t node_id;
-    char cluster_id[40];   /* 32 hex digits */
+    char cluster_id[40];   /* 32 hex digits; empty in `want`: a random one */
     unsigned shards;
+    bool create_only;      /* in `want`: refuse a directory that has data */
 };
 
 /* Creates DATA if missing and takes DATA/LOCK; returns the lock fd. */

@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "data_dir.h"
+#include "members.h"
 #include "hd_error.h"
 #include "hd_util.h"
 #include "node.h"
@@ -17,6 +18,9 @@
 struct api_options {
     const char *data_dir;
     const char *listen;
+    const char *peer_listen;      /* NULL: the --listen port plus one */
+    const char *bootstrap;        /* member list of a new cluster */
+    bool id_given;
     unsigned shards;              /* 0: as created, or the default */
     uint64_t node_id;
     size_t payload_max;
@@ -35,6 +39,13 @@ static void api__usage(FILE *f)
             "127.0.0.1:7400, creating (bootstrapping) it on first start.\n\n"
             "  --data DIR             data directory (default ./herald-data)\n"
             "  --listen ADDR          HTTP address, host:port (default 127.0.0.1:7400)\n"
+            "  --peer-listen ADDR     address for other nodes (default: --listen port + 1)\n"
+            "  --id N                 this node's id in its cluster (default 1); fixed\n"
+            "                         once the data directory exists\n"
+            "  --bootstrap LIST       create a new cluster of these voters, given alike to\n"
+            "                         every member: 1=HOST:PORT,2=HOST:PORT,... (peer\n"
+            "                         addresses); refused if DIR already holds data.\n"
+            "                         Later starts need no --bootstrap.\n"
             "  --shards N             shards of a new cluster, 1-4096 (default 16);\n"
             "                         fixed once the data directory exists\n"
             "  --max-payload BYTES    largest message payload (default 1048576)\n"
@@ -78,6 +89,8 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
 {
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},      {"listen", required_argument, NULL, 'l'},
+        {"peer-listen", required_argument, NULL, 'P'}, {"id", required_argument, NULL, 'i'},
+        {"bootstrap", required_argument, NULL, 'B'},
         {"shards", required_argument, NULL, 's'},    {"max-payload", required_argument, NULL, 'p'},
         {"max-body", required_argument, NULL, 'b'},  {"max-connections", required_argument, NULL, 'c'},
         {"dedup-window", required_argument, NULL, 'w'}, {"no-uring", no_argument, NULL, 'u'},
@@ -89,6 +102,13 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
         switch (ch) {
             case 'd': o->data_dir = optarg; break;
             case 'l': o->listen = optarg; break;
+            case 'P': o->peer_listen = optarg; break;
+            case 'B': o->bootstrap = optarg; break;
+            case 'i':
+                if (api__parse_size(optarg, "--id", 1, UINT32_MAX, &v) != 0) return -1;
+                o->node_id = v;
+                o->id_given = true;
+                break;
             case 's':
                 if (api__parse_size(optarg, "--shards", 1, 4096, &v) != 0) return -1;
                 o->shards = (unsigned)v;
@@ -121,6 +141,43 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
     if (optind < argc) {
         fprintf(stderr, "heraldd: unexpected argument '%s'\n", argv[optind]);
         return -1;
+    }
+    return 0;
+}
+
+/* Checks --bootstrap, --id and --peer-listen against each other; fills the
+ * identity a new data directory gets. */
+static int api__cluster_args(struct api_options *o, struct api_members *members,
+                             struct api_identity *want, char *errmsg, size_t errmsg_len)
+{
+    static char peer_default[128];
+    if (o->bootstrap != NULL) {
+        int rv = api_members_parse(o->bootstrap, members, errmsg, errmsg_len);
+        if (rv != 0) {
+            return rv;
+        }
+        const char *self = api_members_address(members, o->node_id);
+        if (self == NULL) {
+            snprintf(errmsg, errmsg_len, "--bootstrap does not list this node (--id %llu)",
+                     (unsigned long long)o->node_id);
+            return HD_EINVAL;
+        }
+        if (o->peer_listen == NULL) {
+            o->peer_listen = self;
+        } else if (strcmp(o->peer_listen, self) != 0) {
+            snprintf(errmsg, errmsg_len, "--peer-listen %s differs from this node's "
+                     "--bootstrap address %s", o->peer_listen, self);
+            return HD_EINVAL;
+        }
+        api_members_cluster_id(members, want->cluster_id);
+        want->create_only = true;
+    }
+    if (o->peer_listen == NULL) {
+        if (api_peer_address_default(o->listen, peer_default, sizeof peer_default) != 0) {
+            snprintf(errmsg, errmsg_len, "--listen %s is not HOST:PORT", o->listen);
+            return HD_EINVAL;
+        }
+        o->peer_listen = peer_default;
     }
     return 0;
 }
@@ -176,8 +233,8 @@ static void api__on_signal(uv_signal_t *h, int signum)
     cons_node_stop(d->server.node, api__part_stopped, d);
 }
 
-static int api__open_state(struct api_daemon *d, const struct api_identity *id, char *errmsg,
-                           size_t errmsg_len)
+static int api__open_state(struct api_daemon *d, const struct api_identity *id,
+                           const struct api_members *members, char *errmsg, size_t errmsg_len)
 {
     struct api_server *s = &d->server;
     char state_dir[PATH_MAX];
@@ -189,7 +246,11 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id, 
         return rv;
     }
     struct cons_node_options no = {.loop = s->loop, .data_dir = d->opts.data_dir,
-                                   .node_id = id->node_id, .address = d->opts.listen,
+                                   .node_id = id->node_id, .address = d->opts.peer_listen,
+                                   .cluster_id = id->cluster_id,
+                                   .peer_listen = d->opts.peer_listen,
+                                   .members = members->n > 0 ? members->list : NULL,
+                                   .n_members = members->n,
                                    .n_shards = id->shards, .log = s->log,
                                    .wal_no_uring = d->opts.no_uring,
                                    .on_commit = api__on_commit, .on_commit_arg = s};
@@ -253,17 +314,27 @@ int main(int argc, char **argv)
         d.opts.body_max = d.opts.payload_max * 2; /* room for JSON and base64 */
     }
     char errmsg[512] = "";
+    static struct api_members members;
     struct api_identity want = {.node_id = d.opts.node_id, .shards = d.opts.shards}, id;
-    int rv = api_data_lock(d.opts.data_dir, &d.lock_fd, errmsg, sizeof errmsg);
+    int rv = api__cluster_args(&d.opts, &members, &want, errmsg, sizeof errmsg);
+    if (rv == 0) {
+        rv = api_data_lock(d.opts.data_dir, &d.lock_fd, errmsg, sizeof errmsg);
+    }
     if (rv == 0) {
         rv = api_data_identity(d.opts.data_dir, &want, &id, errmsg, sizeof errmsg);
+    }
+    if (rv == 0 && d.opts.id_given && id.node_id != d.opts.node_id) {
+        snprintf(errmsg, sizeof errmsg, "%s belongs to node %llu, not --id %llu",
+                 d.opts.data_dir, (unsigned long long)id.node_id,
+                 (unsigned long long)d.opts.node_id);
+        rv = HD_EINVAL;
     }
     d.server.loop = uv_default_loop();
     d.server.node_id = id.node_id;
     d.server.started_us = hd_now_us();
     if (rv == 0) {
         snprintf(d.server.cluster_id, sizeof d.server.cluster_id, "%s", id.cluster_id);
-        rv = api__open_state(&d, &id, errmsg, sizeof errmsg);
+        rv = api__open_state(&d, &id, &members, errmsg, sizeof errmsg);
     }
     if (rv == 0) {
         rv = api__serve(&d, errmsg, sizeof errmsg);

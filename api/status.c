@@ -26,13 +26,26 @@ void api_status(struct api_server *s, struct api_http_conn *c)
                               (json_int_t)ss.last_index, "queued", (json_int_t)ss.queued,
                               "in_flight", (json_int_t)ss.in_flight));
     }
+    json_t *peers = json_array();
+    struct cons_peer_status ps[64];
+    unsigned n_peers = cons_node_peers(s->node, ps, 64);
+    for (unsigned i = 0; i < n_peers; i++) {
+        json_array_append_new(
+            peers, json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:I}", "id", (json_int_t)ps[i].id,
+                             "address", ps[i].address, "connected", ps[i].connected,
+                             "lag_entries", (json_int_t)ps[i].match_index_lag, "frames_sent",
+                             (json_int_t)ps[i].frames_sent, "frames_received",
+                             (json_int_t)ps[i].frames_received, "frames_dropped",
+                             (json_int_t)ps[i].frames_dropped));
+    }
     json_t *body = json_pack(
-        "{s:I, s:s, s:s, s:I, s:o, s:[], s:{s:b}, s:{s:I, s:I, s:I}}", "node_id",
+        "{s:I, s:s, s:s, s:I, s:o, s:o, s:{s:b}, s:{s:I, s:I, s:I, s:I}}", "node_id",
         (json_int_t)s->node_id, "cluster_id", s->cluster_id, "version", HERALD_VERSION,
         "uptime_s", (json_int_t)((hd_now_us() - s->started_us) / 1000000u), "shards", shards,
-        "peers", "wal", "io_uring", st.wal_uses_uring, "appends", "committed",
+        "peers", peers, "wal", "io_uring", st.wal_uses_uring, "appends", "committed",
         (json_int_t)st.appends_committed, "duplicate", (json_int_t)st.appends_duplicate,
-        "tails", (json_int_t)api_hub_tails(s->hub));
+        "forwarded", (json_int_t)st.appends_forwarded, "tails",
+        (json_int_t)api_hub_tails(s->hub));
     api_respond_json(s, c, 200, body, NULL);
 }
 

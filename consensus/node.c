@@ -10,6 +10,7 @@
 #include "hd_util.h"
 #include "node_internal.h"
 #include "raft_io.h"
+#include "transport.h"
 
 static void cons__flusher(uv_check_t *h)
 {
@@ -31,9 +32,8 @@ static void cons__compact_done(struct raft_barrier *req, int status)
 /* Raft snapshots a shard only after applying `threshold` entries; a shard
  * that is quiet would keep its old entries, and the WAL segments holding
  * them, for ever. A barrier with the threshold at 1 makes it snapshot now. */
-static void cons__compactor(uv_timer_t *t)
+static void cons__compact(struct cons_node *n)
 {
-    struct cons_node *n = t->data;
     int shard = cons_store_pinning_shard(n->store, CONS_WAL_SEGMENTS_KEPT);
     if (shard < 0 || n->stopping) {
         return;
@@ -52,12 +52,23 @@ static void cons__compactor(uv_timer_t *t)
     }
 }
 
+/* Housekeeping every compact_every_ms: answer forwards past their deadline,
+ * follow membership in the transport, spread leaders, compact the WAL. */
+static void cons__tick(uv_timer_t *t)
+{
+    struct cons_node *n = t->data;
+    cons__forwards_expire(n, false, HD_EUNKNOWN);
+    cons__sync_peers(n);
+    cons__spread_leaders(n);
+    cons__compact(n);
+}
+
 static void cons__set_defaults(struct cons_node_options *o)
 {
     if (o->snapshot_threshold == 0) o->snapshot_threshold = 4096;
     if (o->snapshot_trailing == 0) o->snapshot_trailing = 1024;
     if (o->queue_max == 0) o->queue_max = 16384;
-    if (o->compact_every_ms == 0) o->compact_every_ms = 1000;
+    if (o->compact_every_ms == 0) o->compact_every_ms = 250;
 }
 
 static int cons__start_shards(struct cons_node *n, bool bootstrap, char *errmsg,
@@ -105,8 +116,12 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
     }
     bool bootstrap = !cons_store_has_state(n->store);
     if (bootstrap) {
-        HD_LOG_INFO("no Raft state in %s: bootstrapping a one-node cluster of %u shards",
-                    o->data_dir, o->n_shards);
+        HD_LOG_INFO("no Raft state in %s: bootstrapping a %u-node cluster of %u shards",
+                    o->data_dir, o->members != NULL ? o->n_members : 1, o->n_shards);
+    }
+    rv = cons__cluster_start(n, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
     }
     /* The Raft start of every shard replays its entries: a failure here
      * leaves the node unusable, and the process exits with the message. */
@@ -116,10 +131,10 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
     }
     uv_check_init(o->loop, &n->flusher);
     uv_idle_init(o->loop, &n->kick);
-    uv_timer_init(o->loop, &n->compactor);
-    n->compactor.data = n;
-    uv_timer_start(&n->compactor, cons__compactor, n->opts.compact_every_ms,
-                   n->opts.compact_every_ms);
+    uv_timer_init(o->loop, &n->ticker);
+    n->ticker.data = n;
+    uv_timer_start(&n->ticker, cons__tick, n->opts.compact_every_ms, n->opts.compact_every_ms);
+    cons__sync_peers(n);
     n->flusher.data = n;
     uv_check_start(&n->flusher, cons__flusher);
     *out = n;
@@ -141,16 +156,26 @@ static void cons__store_closed(void *arg)
     }
 }
 
-static void cons__compactor_closed(uv_handle_t *h)
+static void cons__transport_closed(void *arg)
+{
+    struct cons_node *n = arg;
+    cons_store_close(n->store, cons__store_closed, n);
+}
+
+static void cons__ticker_closed(uv_handle_t *h)
 {
     struct cons_node *n = h->data;
-    cons_store_close(n->store, cons__store_closed, n);
+    if (n->transport != NULL) {
+        cons_transport_close(n->transport, cons__transport_closed, n);
+    } else {
+        cons__transport_closed(n);
+    }
 }
 
 static void cons__kick_closed(uv_handle_t *h)
 {
     struct cons_node *n = h->data;
-    uv_close((uv_handle_t *)&n->compactor, cons__compactor_closed);
+    uv_close((uv_handle_t *)&n->ticker, cons__ticker_closed);
 }
 
 static void cons__flusher_closed(uv_handle_t *h)
@@ -178,7 +203,8 @@ void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg)
     n->stop_cb = cb;
     n->stop_arg = arg;
     uv_check_stop(&n->flusher);
-    uv_timer_stop(&n->compactor);
+    uv_timer_stop(&n->ticker);
+    cons__forwards_expire(n, true, HD_EUNKNOWN);
     n->closing = n->opts.n_shards;
     for (unsigned i = 0; i < n->opts.n_shards; i++) {
         cons__shard_fail_queue(&n->shards[i], HD_ESHUTDOWN);
@@ -224,4 +250,44 @@ void cons_node_shard_status(struct cons_node *n, unsigned shard, struct cons_sha
 void cons_node_stats(const struct cons_node *n, struct cons_node_stats *out)
 {
     *out = n->stats;
+}
+
+/* How far a peer is behind, over the shards this node leads. */
+static uint64_t cons__peer_lag(struct cons_node *n, uint64_t id)
+{
+    uint64_t lag = 0;
+    for (unsigned i = 0; i < n->opts.n_shards; i++) {
+        struct raft *r = &n->shards[i].raft;
+        if (raft_state(r) != RAFT_LEADER) continue;
+        for (unsigned k = 0; k < r->configuration.n; k++) {
+            if (r->configuration.servers[k].id == id) {
+                raft_index match = r->leader_state.progress[k].match_index;
+                raft_index last = raft_last_index(r);
+                lag += last > match ? last - match : 0;
+            }
+        }
+    }
+    return lag;
+}
+
+unsigned cons_node_peers(struct cons_node *n, struct cons_peer_status *out, unsigned max)
+{
+    const struct raft_configuration *c = &n->shards[0].raft.configuration;
+    unsigned count = 0;
+    for (unsigned k = 0; k < c->n && count < max; k++) {
+        if (c->servers[k].id == n->opts.node_id) continue;
+        struct cons_peer_status *p = &out[count++];
+        *p = (struct cons_peer_status){.id = c->servers[k].id,
+                                       .address = c->servers[k].address};
+        struct cons_peer_stats ps;
+        if (n->transport != NULL &&
+            cons_transport_peer_stats(n->transport, p->id, &ps) == 0) {
+            p->connected = ps.connected;
+            p->frames_sent = ps.frames_sent;
+            p->frames_received = ps.frames_received;
+            p->frames_dropped = ps.frames_dropped;
+        }
+        p->match_index_lag = cons__peer_lag(n, p->id);
+    }
+    return count;
 }

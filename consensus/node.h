@@ -21,11 +21,22 @@
 
 struct cons_node;
 
+/* A member of a cluster being created. */
+struct cons_member {
+    uint64_t id;
+    const char *address;          /* its peer address, host:port */
+};
+
 struct cons_node_options {
     uv_loop_t *loop;
     const char *data_dir;         /* uses DATA/wal and DATA/snapshots */
     uint64_t node_id;             /* this node's Raft id, >= 1 */
-    const char *address;          /* this node's Raft address */
+    const char *address;          /* this node's Raft (peer) address */
+    const char *cluster_id;       /* checked in every peer handshake */
+    const char *peer_listen;      /* NULL: one node, no peer transport */
+    const struct cons_member *members; /* a new cluster's voters, self
+                                     included; NULL: a one-node cluster */
+    unsigned n_members;
     unsigned n_shards;            /* fixed when the cluster is created */
     struct log_store *log;        /* applied state, owned by the caller */
     bool wal_no_uring;            /* force the WAL's pwrite fallback */
@@ -95,8 +106,22 @@ struct cons_node_stats {
     uint64_t appends_committed;
     uint64_t appends_duplicate;
     uint64_t appends_rejected_busy;
+    uint64_t appends_forwarded;   /* sent to another node's leader */
     bool wal_uses_uring;
 };
+
+struct cons_peer_status {
+    uint64_t id;
+    const char *address;
+    bool connected;
+    uint64_t frames_sent;
+    uint64_t frames_received;
+    uint64_t frames_dropped;
+    uint64_t match_index_lag;     /* entries behind, summed over led shards */
+};
+
+/* Fills up to max peers (members other than this node); returns how many. */
+unsigned cons_node_peers(struct cons_node *n, struct cons_peer_status *out, unsigned max);
 
 unsigned cons_node_n_shards(const struct cons_node *n);
 void cons_node_shard_status(struct cons_node *n, unsigned shard,

@@ -12,6 +12,8 @@
 #define CONS_IN_FLIGHT_MAX 4u                 /* entries proposed per shard */
 
 struct cons_store;
+struct cons_transport;
+struct cons_forward;
 
 /* One proposed entry and the appends it answers. */
 struct cons_batch {
@@ -42,6 +44,8 @@ struct cons_shard {
     struct cons_batch *flight_tail;
     unsigned in_flight;
     struct raft_barrier compact;   /* a barrier that forces a snapshot */
+    struct raft_barrier *gap;      /* barriers filling a lost log tail */
+    size_t gap_left;               /* of them not yet applied */
     bool compacting;               /* compact is in flight */
     /* Scratch results for entries this node did not propose. */
     struct log_result *scratch;
@@ -54,7 +58,12 @@ struct cons_node {
     struct cons_shard *shards;
     uv_check_t flusher;            /* proposes queued appends each iteration */
     uv_idle_t kick;                /* active while appends wait: poll won't block */
-    uv_timer_t compactor;          /* snapshots quiet shards that pin the WAL */
+    uv_timer_t ticker;             /* housekeeping: compaction, peers, forwards */
+    struct cons_transport *transport; /* NULL for a one-node cluster */
+    struct cons_forward *forwards; /* appends waiting for another leader */
+    uint64_t next_forward;
+    struct raft_transfer transfer; /* a leadership hand-over in flight */
+    bool transferring;
     uint64_t next_proposal;
     struct cons_node_stats stats;
     bool stopping;
@@ -69,6 +78,13 @@ void cons__shard_close(struct cons_shard *sh, void (*cb)(struct raft *r));
 void cons__shard_fail_queue(struct cons_shard *sh, int status);
 void cons__flush(struct cons_node *n);
 void cons__kick_noop(uv_idle_t *h);
+int cons__append_local(struct cons_node *n, struct cons_append_req *req, cons_append_cb cb);
+int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
+                  struct cons_append_req *req);
+void cons__forwards_expire(struct cons_node *n, bool all, int status);
+void cons__sync_peers(struct cons_node *n);
+void cons__spread_leaders(struct cons_node *n);
+int cons__cluster_start(struct cons_node *n, char *errmsg, size_t errmsg_len);
 void cons__batch_answer(struct cons_batch *b, int status);
 
 #endif

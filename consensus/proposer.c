@@ -27,6 +27,27 @@ int cons_node_append(struct cons_node *n, struct cons_append_req *req, cons_appe
     }
     struct cons_shard *sh =
         &n->shards[cons_shard_of(n->opts.n_shards, req->channel, req->channel_len)];
+    if (n->transport != NULL && raft_state(&sh->raft) != RAFT_LEADER) {
+        raft_id leader = 0;
+        const char *address = NULL;
+        raft_leader(&sh->raft, &leader, &address);
+        if (leader == 0 || leader == n->opts.node_id) {
+            return HD_ENOTLEADER; /* an election is under way */
+        }
+        req->cb = cb;
+        return cons__forward(n, sh, leader, req);
+    }
+    return cons__append_local(n, req, cb);
+}
+
+/* Queues an append on this node's shard, which must lead to propose it. */
+int cons__append_local(struct cons_node *n, struct cons_append_req *req, cons_append_cb cb)
+{
+    if (n->stopping) {
+        return HD_ESHUTDOWN;
+    }
+    struct cons_shard *sh =
+        &n->shards[cons_shard_of(n->opts.n_shards, req->channel, req->channel_len)];
     if (sh->queued >= n->opts.queue_max) {
         n->stats.appends_rejected_busy++;
         return HD_EBUSY;

@@ -372,15 +372,72 @@ static int cons__random(struct raft_io *io, int min, int max)
     return min + (int)(sl->rng % (uint64_t)(max - min + 1));
 }
 
+static void cons__sends_run(uv_idle_t *h)
+{
+    struct cons_store *s = h->data;
+    struct cons_send_done *d = s->sends_head;
+    s->sends_head = s->sends_tail = NULL;
+    uv_idle_stop(h);
+    while (d != NULL) {
+        struct cons_send_done *next = d->next;
+        struct cons_shard_log *sl = d->sl;
+        if (d->req->cb != NULL) { /* raft sends TimeoutNow without one */
+            d->req->cb(d->req, d->status);
+        }
+        hd_free(d);
+        cons__pending_done(sl);
+        d = next;
+    }
+}
+
 static int cons__send(struct raft_io *io, struct raft_io_send *req,
                       const struct raft_message *message, raft_io_send_cb cb)
 {
-    (void)io;
-    (void)req;
-    (void)message;
-    (void)cb;
-    /* Single-node clusters never send; the peer transport plugs in here. */
-    return RAFT_NOCONNECTION;
+    struct cons_shard_log *sl = cons__sl(io);
+    struct cons_store *s = sl->store;
+    if (s->send == NULL) {
+        return RAFT_NOCONNECTION; /* a one-node cluster has no one to send to */
+    }
+    struct cons_send_done *d = hd_calloc(1, sizeof *d);
+    if (d == NULL) {
+        return RAFT_NOMEM;
+    }
+    int rv = s->send(s->send_arg, sl->shard, message->server_id, message);
+    /* The transport copied the message; raft may reuse it once cb fires. A
+     * failed send is reported through cb too: raft retries on its own. */
+    req->cb = cb;
+    *d = (struct cons_send_done){req, sl, rv == 0 ? 0 : RAFT_NOCONNECTION, NULL};
+    if (s->sends_tail != NULL) {
+        s->sends_tail->next = d;
+    } else {
+        s->sends_head = d;
+    }
+    s->sends_tail = d;
+    sl->pending++;
+    uv_idle_start(&s->sends_idle, cons__sends_run);
+    return 0;
+}
+
+void cons_store_set_sender(struct cons_store *s,
+                           int (*send)(void *arg, unsigned shard, raft_id to,
+                                       const struct raft_message *m),
+                           void *arg)
+{
+    s->send = send;
+    s->send_arg = arg;
+}
+
+bool cons_store_deliver(struct cons_store *s, unsigned shard, struct raft_message *m)
+{
+    if (shard >= s->n_shards) {
+        return false;
+    }
+    struct cons_shard_log *sl = &s->shards[shard];
+    if (!sl->started || sl->closing || sl->recv == NULL) {
+        return false;
+    }
+    sl->recv(&sl->io, m);
+    return true;
 }
 
 static int cons__recover(struct raft_io *io, const struct raft_configuration *conf)
@@ -617,6 +674,8 @@ int cons_store_open(struct cons_store **out, const struct cons_store_options *o,
         hd_free(s);
         return HD_ENOMEM;
     }
+    uv_idle_init(o->loop, &s->sends_idle);
+    s->sends_idle.data = s;
     for (unsigned i = 0; i < s->n_shards; i++) {
         s->shards[i].snap.dir_fd = -1;
     }
@@ -725,6 +784,12 @@ static void cons__close_step(struct cons_close *c)
     }
 }
 
+static void cons__sends_idle_closed(uv_handle_t *h)
+{
+    struct cons_store *s = h->data;
+    cons__close_step(s->closing);
+}
+
 static void cons__unstarted_timer_closed(uv_handle_t *h)
 {
     struct cons_shard_log *sl = h->data;
@@ -735,8 +800,10 @@ void cons_store_close(struct cons_store *s, void (*cb)(void *arg), void *arg)
 {
     struct cons_close *c = hd_calloc(1, sizeof *c);
     HD_ASSERT(c != NULL);
-    *c = (struct cons_close){s, cb, arg, 1};
+    *c = (struct cons_close){s, cb, arg, 2};
     s->closing = c;
+    HD_ASSERT(s->sends_head == NULL); /* raft closed: every send completed */
+    uv_close((uv_handle_t *)&s->sends_idle, cons__sends_idle_closed);
     /* Shards whose raft instance never closed the io (never started, or
      * store opening failed) still own an open timer handle. */
     for (unsigned i = 0; i < s->n_shards; i++) {

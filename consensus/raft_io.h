@@ -59,6 +59,18 @@ void cons_store_close(struct cons_store *s, void (*cb)(void *arg), void *arg);
  * ever, as raft only snapshots after applying `threshold` entries. */
 int cons_store_pinning_shard(const struct cons_store *s, unsigned segments_max);
 
+/* Plugs in the network: raft's sends of every shard go to send(), which must
+ * copy what it keeps (0, or an error that raft sees as a failed send). */
+void cons_store_set_sender(struct cons_store *s,
+                           int (*send)(void *arg, unsigned shard, raft_id to,
+                                       const struct raft_message *m),
+                           void *arg);
+
+/* Hands a received message to the shard's raft (which takes ownership of
+ * its memory, as raft's recv callback does); a shard that is not running
+ * drops it. Returns false if dropped: the caller then frees the message. */
+bool cons_store_deliver(struct cons_store *s, unsigned shard, struct raft_message *m);
+
 /* True if io_uring is in use by the WAL. */
 bool cons_store_uses_uring(const struct cons_store *s);
 

@@ -50,8 +50,22 @@ struct cons_shard_log {
     unsigned pending;             /* async requests whose callback is due */
 };
 
+/* A send whose callback is due on the next turn (raft wants it async). */
+struct cons_send_done {
+    struct raft_io_send *req;
+    struct cons_shard_log *sl;
+    int status;
+    struct cons_send_done *next;
+};
+
 struct cons_store {
     uv_loop_t *loop;
+    /* The network, plugged in by the node (NULL: single node, no peers). */
+    int (*send)(void *arg, unsigned shard, raft_id to, const struct raft_message *m);
+    void *send_arg;
+    struct cons_send_done *sends_head;  /* callbacks due, in send order */
+    struct cons_send_done *sends_tail;
+    uv_idle_t sends_idle;               /* runs them */
     struct st_wal *wal;
     struct st_meta_file votes;    /* term and vote of every shard */
     unsigned n_shards;

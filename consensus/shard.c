@@ -175,13 +175,21 @@ static int cons__fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     return 0;
 }
 
-/* Creates a one-node cluster: this node is the shard's only voter. */
+/* Creates the shard's first configuration: the given members, all voters,
+ * or this node alone. Every member bootstraps the same configuration. */
 static int cons__shard_bootstrap(struct cons_shard *sh, char *errmsg, size_t errmsg_len)
 {
     struct cons_node *n = sh->node;
     struct raft_configuration conf;
     raft_configuration_init(&conf);
-    int rv = raft_configuration_add(&conf, n->opts.node_id, n->opts.address, RAFT_VOTER);
+    int rv = 0;
+    if (n->opts.members == NULL) {
+        rv = raft_configuration_add(&conf, n->opts.node_id, n->opts.address, RAFT_VOTER);
+    }
+    for (unsigned i = 0; rv == 0 && i < n->opts.n_members; i++) {
+        rv = raft_configuration_add(&conf, n->opts.members[i].id, n->opts.members[i].address,
+                                    RAFT_VOTER);
+    }
     if (rv == 0) {
         rv = raft_bootstrap(&sh->raft, &conf);
     }
@@ -190,6 +198,66 @@ static int cons__shard_bootstrap(struct cons_shard *sh, char *errmsg, size_t err
         snprintf(errmsg, errmsg_len, "shard %u: bootstrap: %s", sh->id, raft_strerror(rv));
         return HD_EIO;
     }
+    return 0;
+}
+
+static void cons__gap_filled(struct raft_barrier *req, int status)
+{
+    struct cons_shard *sh = req->data;
+    (void)status;
+    HD_ASSERT(sh->gap_left > 0);
+    if (--sh->gap_left == 0) {
+        hd_free(sh->gap);
+        sh->gap = NULL;
+    }
+}
+
+/*
+ * State ahead of the log: after a clean stop state is flushed, so if the WAL
+ * then loses synced bytes (a damaged disk, an operator's cut), state holds
+ * entries up to `applied` while the log ends before it. New entries would
+ * get indexes that apply skips as "already applied". A lone voter closes the
+ * gap with barrier entries (which apply does not see), so new entries land
+ * after `applied`; its state is whole, only the lost log entries are gone.
+ * A member of a larger cluster cannot do that safely (its log must match its
+ * peers'), so it refuses to start and must be rebuilt from them.
+ */
+static int cons__check_gap(struct cons_shard *sh, char *errmsg, size_t errmsg_len)
+{
+    struct cons_node *n = sh->node;
+    uint64_t applied = 0, last = raft_last_index(&sh->raft);
+    int rv = log_applied_index(n->opts.log, (uint16_t)sh->id, &applied);
+    if (rv != 0 || applied <= last) {
+        return rv;
+    }
+    const struct raft_configuration *c = &sh->raft.configuration;
+    if (c->n != 1 || c->servers[0].id != n->opts.node_id || raft_state(&sh->raft) != RAFT_LEADER) {
+        snprintf(errmsg, errmsg_len,
+                 "shard %u: state/ holds entries up to %llu but the WAL ends at %llu: synced "
+                 "WAL data was lost; rebuild this node from its peers (empty its data "
+                 "directory and add it back)",
+                 sh->id, (unsigned long long)applied, (unsigned long long)last);
+        return HD_ECORRUPT;
+    }
+    HD_LOG_WARN("shard %u: state/ holds entries up to %llu but the WAL ends at %llu: synced WAL "
+                "data was lost; state is kept and the log resumes after it",
+                sh->id, (unsigned long long)applied, (unsigned long long)last);
+    sh->gap_left = (size_t)(applied - last);
+    sh->gap = hd_calloc(sh->gap_left, sizeof *sh->gap);
+    if (sh->gap == NULL) {
+        return HD_ENOMEM;
+    }
+    size_t n_gap = sh->gap_left;
+    for (size_t i = 0; i < n_gap; i++) {
+        sh->gap[i].data = sh;
+        rv = raft_barrier(&sh->raft, &sh->gap[i], cons__gap_filled);
+        if (rv != 0) {
+            snprintf(errmsg, errmsg_len, "shard %u: fill the log gap: %s", sh->id,
+                     raft_strerror(rv));
+            return HD_EIO;
+        }
+    }
+    HD_ASSERT(raft_last_index(&sh->raft) == applied);
     return 0;
 }
 
@@ -224,7 +292,7 @@ int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg, size_
         snprintf(errmsg, errmsg_len, "shard %u: raft start: %s", sh->id, raft_errmsg(&sh->raft));
         return HD_EIO;
     }
-    return 0;
+    return cons__check_gap(sh, errmsg, errmsg_len);
 }
 
 void cons__shard_close(struct cons_shard *sh, void (*cb)(struct raft *r))

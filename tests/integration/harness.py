@@ -35,7 +35,8 @@ HERALDD = os.environ.get("HERALDD", "")
 KEEP_TMP = bool(os.environ.get("HERALD_ITEST_KEEP"))
 
 SANITIZER_PATTERNS = ("AddressSanitizer", "LeakSanitizer", "runtime error",
-                      "ThreadSanitizer", "UndefinedBehaviorSanitizer")
+                      "ThreadSanitizer", "UndefinedBehaviorSanitizer",
+                      "assertion failed")  # HD_ASSERT: a crash all the same
 
 TS_RE = re.compile(r"^[0-9]{1,12}\.[0-9]{6}$")
 
@@ -227,7 +228,7 @@ class SSEReader:
     {"id": str, "event": str, "data": parsed JSON}; comments are counted."""
 
     def __init__(self, port, channel, after_seq=None, last_event_id=None,
-                 extra_query="", start=True, connect_timeout=10.0):
+                 extra_query="", start=True, connect_timeout=10.0, rcvbuf=0):
         self.port = port
         self.channel = channel
         q = []
@@ -248,7 +249,13 @@ class SSEReader:
         self.error = None
         self.eof = False
         self.cond = threading.Condition()
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=connect_timeout)
+        if rcvbuf:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(connect_timeout)
+            self.sock.connect(("127.0.0.1", port))
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=connect_timeout)
         self.sock.settimeout(None)
         self.sock.sendall(self.request_bytes)
         self.closed = False
@@ -361,8 +368,12 @@ class Node:
         self.name = name
         self.data = data_dir or os.path.join(workdir, name + "-data")
         self.port = port or free_port()
+        # Its own free port for peers too: the default (--listen port + 1)
+        # may be another test's port when tests run side by side.
+        self.peer_port = free_port()
         self.args = list(args)
         self.proc = None
+        self.killed = False
         self.starts = 0
         self.log_paths = []
         self._clients = []
@@ -373,7 +384,8 @@ class Node:
 
     def cmdline(self, extra=()):
         return [HERALDD, "--data", self.data, "--listen",
-                "127.0.0.1:%d" % self.port] + self.args + list(extra)
+                "127.0.0.1:%d" % self.port, "--peer-listen",
+                "127.0.0.1:%d" % self.peer_port] + self.args + list(extra)
 
     def spawn(self, extra=()):
         """Starts the process without waiting; returns the Popen."""
@@ -384,6 +396,7 @@ class Node:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        self.killed = False
         self.proc = subprocess.Popen(self.cmdline(extra), stdout=logf,
                                      stderr=subprocess.STDOUT, env=env)
         logf.close()
@@ -437,6 +450,7 @@ class Node:
     def kill9(self):
         if self.running():
             self.proc.send_signal(signal.SIGKILL)
+            self.killed = True
         if self.proc is not None:
             self.proc.wait(30)
         self._close_clients()
@@ -479,17 +493,23 @@ class Node:
         return "\n".join(self.log().splitlines()[-n:])
 
     def stop_for_teardown(self):
-        """Stops the node (gracefully, so LeakSanitizer reports)."""
+        """Stops the node (gracefully, so LeakSanitizer reports). Returns a
+        problem: no clean exit on SIGTERM, or death by a signal nobody sent."""
+        why = None
         if self.running():
             try:
                 self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(60)
+                rc = self.proc.wait(60)
+                if rc != 0:
+                    why = "exit code %d after SIGTERM at teardown" % rc
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-                return "did not stop within 60s of SIGTERM"
+                why = "did not stop within 60s of SIGTERM"
+        elif self.proc is not None and self.proc.returncode < 0 and not self.killed:
+            why = "died of signal %d" % -self.proc.returncode
         self._close_clients()
-        return None
+        return why
 
     def sanitizer_reports(self):
         out = []
@@ -530,7 +550,7 @@ class NodeTestCase(unittest.TestCase):
                 problems.append("%s: %s" % (n.name, why))
         for n in self.nodes:
             for path, hits, text in n.sanitizer_reports():
-                problems.append("%s: sanitizer report (%s) in %s" % (n.name, ", ".join(hits), path))
+                problems.append("%s: sanitizer/assertion report (%s) in %s" % (n.name, ", ".join(hits), path))
                 sys.stderr.write("\n===== %s (%s) =====\n%s\n===== end of %s =====\n"
                                  % (path, ", ".join(hits), text[-60000:], path))
         ok = not problems and self._outcome_ok()
@@ -608,29 +628,64 @@ def wal_segments(data_dir):
     return [os.path.join(d, f) for f in segs]
 
 
-def _wal_rec_at(img, pos):
-    """Header fields of a plausible record at pos (magic, reserved, flags,
-    length; no CRC check), or None."""
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+_CRC32C_T = _crc32c_table()
+
+
+def crc32c(data, seed=0):
+    """CRC32C (Castagnoli) like hd_crc32c(seed, data). Pure Python: slow,
+    use on small inputs only."""
+    c = seed ^ 0xFFFFFFFF
+    t = _CRC32C_T
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+
+
+def _wal_rec_at(img, pos, salt, damaged=()):
+    """Header fields of the record at pos, or None. Checks the magic,
+    reserved field, flags, length and header CRC; the payload CRC (slow in
+    Python) only of records that cover one of the `damaged` offsets (where
+    the test zeroed or flipped bytes, maybe since rewritten by the node)."""
     if pos + WAL_REC_HDR > len(img):
         return None
-    magic, _crc, lsn, ln, _pcrc, flags, res = struct.unpack_from("<IIQIIII", img, pos)
+    magic, hcrc, lsn, ln, pcrc, flags, res = struct.unpack_from("<IIQIIII", img, pos)
     if magic != WAL_REC_MAGIC or res != 0 or flags & ~WAL_BATCH_START or lsn == 0 \
             or pos + WAL_REC_HDR + ln > len(img):
         return None
+    if crc32c(img[pos + 8:pos + WAL_REC_HDR], crc32c(struct.pack("<I", salt))) != hcrc:
+        return None
+    if any(pos <= d < pos + WAL_REC_HDR + ln for d in damaged):
+        if crc32c(img[pos + WAL_REC_HDR:pos + WAL_REC_HDR + ln]) != pcrc:
+            return None
     return {"off": pos, "size": WAL_REC_HDR + ln, "lsn": lsn, "len": ln, "flags": flags}
 
 
-def wal_records(path):
+def wal_records(path, damaged=()):
     """Records of a segment as dicts {off, size, lsn, len, flags}, scanning
     like the server does (padding to block boundaries, remnants of an
     earlier cut skipped when the expected LSN starts the next block), but
-    with header checks only: magic, reserved, flags, length; no CRC."""
+    with header checks only: magic, reserved, flags, length; no CRC (so the
+    caller passes the offsets it damaged itself, see _wal_rec_at)."""
     with open(path, "rb") as f:
         img = f.read()
     hdr = struct.unpack_from("<IIIIQQQI", img, 0)
     if hdr[0] != WAL_SEG_MAGIC:
         raise AssertionError("%s: bad segment magic" % path)
     expect = hdr[5]  # first LSN
+    salt = hdr[7]
     recs = []
     pos = WAL_BLOCK
     n = len(img)
@@ -639,14 +694,14 @@ def wal_records(path):
         if boundary != pos and img[pos:boundary].count(0) == boundary - pos:
             pos = boundary
             continue
-        r = _wal_rec_at(img, pos)
+        r = _wal_rec_at(img, pos, salt, damaged)
         if r is not None and r["lsn"] == expect:
             recs.append(r)
             expect += 1
             pos += r["size"]
             continue
         if boundary != pos:
-            r = _wal_rec_at(img, boundary)
+            r = _wal_rec_at(img, boundary, salt, damaged)
             if r is not None and r["lsn"] == expect and r["flags"] & WAL_BATCH_START:
                 pos = boundary
                 continue
@@ -654,10 +709,11 @@ def wal_records(path):
     return recs
 
 
-def wal_newest_with_records(data_dir):
-    """(path, records) of the newest segment that holds records."""
+def wal_newest_with_records(data_dir, damaged=None):
+    """(path, records) of the newest segment that holds records. damaged:
+    {segment path: [offsets the test damaged]}."""
     for path in reversed(wal_segments(data_dir)):
-        recs = wal_records(path)
+        recs = wal_records(path, (damaged or {}).get(path, ()))
         if recs:
             return path, recs
     return None, []
@@ -711,7 +767,8 @@ def run_tests():
     runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout)
     prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, testRunner=runner)
     r = prog.result
-    failed = len(r.failures) + len(r.errors) + len(getattr(r, "unexpectedSuccesses", []))
+    bad = {t.id() if hasattr(t, "id") else str(t) for t, _ in r.failures + r.errors}
+    failed = len(bad) + len(getattr(r, "unexpectedSuccesses", []))
     passed = r.testsRun - failed - len(r.skipped)
     print("%d passed, %d failed%s" % (passed, failed,
                                      ", %d skipped" % len(r.skipped) if r.skipped else ""))

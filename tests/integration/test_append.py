@@ -226,6 +226,58 @@ class AppendTest(NodeTestCase):
             self.assertEqual(r.status, 200, r)
             self.assertLessEqual(len(r.json()["messages"]), 1000)
 
+    def test_pipelined_requests_answer_in_order(self):
+        from harness import raw_exchange
+        reqs = b""
+        for i in range(10):
+            body = json.dumps({"nonce": "pipe%d" % i, "payload": "p%d" % i}).encode()
+            reqs += (b"POST /v1/channels/pipe/messages HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+            reqs += b"GET /v1/channels/pipe/messages?after_seq=%d&limit=1 HTTP/1.1\r\nHost: x\r\n\r\n" % i
+        reqs += b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        out = raw_exchange(self.node.port, reqs, timeout=20)
+        answers = []
+        rest = out
+        while rest:
+            head, sep, rest = rest.partition(b"\r\n\r\n")
+            self.assertTrue(sep, "truncated response: %r" % head[:200])
+            lines = head.decode("latin-1").split("\r\n")
+            hdrs = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+            n = int(hdrs["content-length"])
+            answers.append((int(lines[0].split()[1]), json.loads(rest[:n])))
+            rest = rest[n:]
+        self.assertEqual(len(answers), 21, answers)
+        for i in range(10):
+            st, j = answers[2 * i]
+            self.assertEqual((st, j["seq"]), (201, i + 1))
+            st, j = answers[2 * i + 1]
+            self.assertEqual(st, 200)
+            self.assertEqual([m["nonce"] for m in j["messages"]], ["pipe%d" % i])
+        self.assertIn("shards", answers[20][1])
+
+    def test_expect_100_continue(self):
+        from harness import raw_exchange
+        import socket
+        body = json.dumps({"nonce": "cont", "payload": "after 100"}).encode()
+        s = socket.create_connection(("127.0.0.1", self.node.port), timeout=10)
+        try:
+            s.sendall(b"POST /v1/channels/cont/messages HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body))
+            first = s.recv(4096)
+            self.assertTrue(first.startswith(b"HTTP/1.1 100"), first)
+            s.sendall(body)
+            data = b""
+            while b"}" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertIn(b" 201 ", data.split(b"\r\n")[0], data)
+        finally:
+            s.close()
+        self.assertEqual([m["payload"] for m in self.c.read_all("cont")], ["after 100"])
+
     def test_persists_across_restart(self):
         acks = [self.c.append_ok("keep", "k%d" % i, "v%d" % i) for i in range(10)]
         before = self.c.read_all("keep")

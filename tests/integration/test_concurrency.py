@@ -143,6 +143,43 @@ class ConcurrencyTest(NodeTestCase):
         for ch in channels:
             self.assertEqual(c.read_all(ch), logs[ch], "%s changed across a restart" % ch)
 
+    def test_same_nonce_from_many_clients_at_once(self):
+        """Racing retries of one append: exactly one 201, all others 200
+        with the same seq/ts, one message in the log."""
+        node = self.new_node()
+        rounds = 20
+        racers = 16
+        answers = [[None] * racers for _ in range(rounds)]
+        barrier = threading.Barrier(racers)
+
+        def racer(k):
+            c = node.client()
+            for r in range(rounds):
+                barrier.wait()
+                resp = c.append("race-%d" % (r % 4), "same-%d" % r, "payload %d" % r)
+                answers[r][k] = (resp.status, resp.json())
+
+        ts = [threading.Thread(target=racer, args=(k,)) for k in range(racers)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        c = node.client()
+        logs = {ch: c.read_all(ch) for ch in ("race-%d" % i for i in range(4))}
+        for r in range(rounds):
+            got = answers[r]
+            self.assertNotIn(None, got, "round %d: a racer did not finish" % r)
+            self.assertEqual(sum(1 for st, _ in got if st == 201), 1,
+                             "round %d: %r" % (r, [st for st, _ in got]))
+            self.assertEqual({st for st, _ in got}, {200, 201}, got)
+            pairs = {(j["seq"], j["ts"]) for _, j in got}
+            self.assertEqual(len(pairs), 1, "round %d: racers got different results %r" % (r, pairs))
+            for st, j in got:
+                self.assertEqual(j["duplicate"], st == 200)
+        for ch, msgs in logs.items():
+            self.assertChannelLog(msgs, ch)
+            self.assertEqual(len(msgs), rounds // 4)
+
 
 if __name__ == "__main__":
     run_tests()

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs an N-node herald cluster on loopback for demos and tests.
+#   scripts/local-cluster.sh up [N]      start nodes 1..N (default 3), creating the cluster once
+#   scripts/local-cluster.sh down        stop them (SIGTERM, then SIGKILL after 10 s)
+#   scripts/local-cluster.sh status      each node's pid and /v1/status summary
+# Node i serves HTTP on 127.0.0.1:(BASE+10*(i-1)) and talks to peers on that
+# port + 1. Environment: HERALD_CLUSTER_DIR (default ./cluster-data),
+# HERALD_BASE_PORT (default 7400), HERALDD (default build-release/api/heraldd).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${HERALD_CLUSTER_DIR:-cluster-data}
+base=${HERALD_BASE_PORT:-7400}
+heraldd=${HERALDD:-build-release/api/heraldd}
+
+http_port() { echo $((base + 10 * ($1 - 1))); }
+peer_port() { echo $((base + 10 * ($1 - 1) + 1)); }
+
+up() {
+  local n=${1:-3}
+  [ -x "$heraldd" ] || { echo "no $heraldd: build first (scripts/run-node.sh builds it)" >&2; exit 1; }
+  mkdir -p "$dir"
+  local members=""
+  for i in $(seq 1 "$n"); do members+="${members:+,}$i=127.0.0.1:$(peer_port "$i")"; done
+  for i in $(seq 1 "$n"); do
+    local data="$dir/node$i" args=()
+    if [ -f "$dir/node$i.pid" ] && kill -0 "$(cat "$dir/node$i.pid")" 2>/dev/null; then
+      echo "node $i already running (pid $(cat "$dir/node$i.pid"))"; continue
+    fi
+    [ -f "$data/herald.id" ] || args+=(--bootstrap "$members")
+    "$heraldd" --id "$i" --data "$data" --listen "127.0.0.1:$(http_port "$i")" \
+      --peer-listen "127.0.0.1:$(peer_port "$i")" "${args[@]}" >>"$dir/node$i.log" 2>&1 &
+    echo $! >"$dir/node$i.pid"
+    echo "node $i: pid $!, http://127.0.0.1:$(http_port "$i"), log $dir/node$i.log"
+  done
+}
+
+down() {
+  for pidfile in "$dir"/node*.pid; do
+    [ -f "$pidfile" ] || continue
+    local pid; pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid"
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    fi
+    rm -f "$pidfile"
+  done
+  echo "stopped"
+}
+
+status() {
+  for pidfile in "$dir"/node*.pid; do
+    [ -f "$pidfile" ] || continue
+    local i; i=$(basename "$pidfile" .pid); i=${i#node}
+    local pid; pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+      local leads
+      leads=$(curl -s "http://127.0.0.1:$(http_port "$i")/v1/status" |
+        python3 -c 'import json,sys; s=json.load(sys.stdin); print(sum(1 for x in s["shards"] if x["state"]=="leader"), "of", len(s["shards"]), "shards led;", sum(1 for p in s["peers"] if p["connected"]), "peers connected")' 2>/dev/null || echo "not answering")
+      echo "node $i: pid $pid, $leads"
+    else
+      echo "node $i: not running"
+    fi
+  done
+}
+
+case "${1:-}" in
+  up) up "${2:-3}" ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up [N] | down | status" >&2; exit 2 ;;
+esac
