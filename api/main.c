@@ -27,6 +27,7 @@ struct api_options {
     size_t body_max;
     size_t connections_max;
     uint64_t dedup_window_s;
+    unsigned snapshot_every;      /* raft entries between snapshots; 0 = 4096 */
     bool no_uring;
 };
 
@@ -54,6 +55,8 @@ static void api__usage(FILE *f)
             "  --dedup-window SECONDS retries with the same nonce within this answer the\n"
             "                         original result (default 86400)\n"
             "  --no-uring             write the WAL with pwrite+fdatasync instead of io_uring\n"
+            "  --snapshot-every N     Raft entries per shard between snapshots (default\n"
+            "                         4096); fewer keeps less log, more snapshots more often\n"
             "  --log-level LEVEL      error, warn, info (default) or debug\n"
             "  --version              print the version and exit\n"
             "  --help                 print this help and exit\n\n"
@@ -94,6 +97,7 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
         {"shards", required_argument, NULL, 's'},    {"max-payload", required_argument, NULL, 'p'},
         {"max-body", required_argument, NULL, 'b'},  {"max-connections", required_argument, NULL, 'c'},
         {"dedup-window", required_argument, NULL, 'w'}, {"no-uring", no_argument, NULL, 'u'},
+        {"snapshot-every", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
     uint64_t v;
@@ -130,6 +134,10 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
                 o->dedup_window_s = v;
                 break;
             case 'u': o->no_uring = true; break;
+            case 'S':
+                if (api__parse_size(optarg, "--snapshot-every", 2, 1u << 20, &v) != 0) return -1;
+                o->snapshot_every = (unsigned)v;
+                break;
             case 'L':
                 if (api__log_level(optarg) != 0) return -1;
                 break;
@@ -253,6 +261,8 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .n_members = members->n,
                                    .n_shards = id->shards, .log = s->log,
                                    .wal_no_uring = d->opts.no_uring,
+                                   .snapshot_threshold = d->opts.snapshot_every,
+                                   .snapshot_trailing = d->opts.snapshot_every > 0 ? d->opts.snapshot_every / 4 + 1 : 0,
                                    .on_commit = api__on_commit, .on_commit_arg = s};
     return cons_node_start(&s->node, &no, errmsg, errmsg_len);
 }

@@ -205,6 +205,10 @@ static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
         cons__recv_forward_resp(n, from, payload, len);
         return;
     }
+    if (kind == CONS_FRAME_STATE_REQ || kind == CONS_FRAME_STATE_CHUNK) {
+        cons__recv_state(n, from, kind, shard, payload, len);
+        return;
+    }
     struct raft_message m;
     if (kind != CONS_FRAME_RAFT || cons_msg_decode(payload, len, &m) != 0) {
         HD_LOG_WARN("peer %llu sent a malformed frame (kind %u, shard %u); dropped",
@@ -313,5 +317,6 @@ int cons__cluster_start(struct cons_node *n, char *errmsg, size_t errmsg_len)
         return rv;
     }
     cons_store_set_sender(n->store, cons__send_raft, n);
+    cons__catchup_start(n);
     return 0;
 }

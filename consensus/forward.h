@@ -20,6 +20,8 @@ enum {
     CONS_FRAME_RAFT = 1,
     CONS_FRAME_FORWARD_REQ = 2,
     CONS_FRAME_FORWARD_RESP = 3,
+    CONS_FRAME_STATE_REQ = 4,     /* catchup.c */
+    CONS_FRAME_STATE_CHUNK = 5,
 };
 
 #define CONS_FORWARD_VERSION 1

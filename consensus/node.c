@@ -58,6 +58,9 @@ static void cons__tick(uv_timer_t *t)
 {
     struct cons_node *n = t->data;
     cons__forwards_expire(n, false, HD_EUNKNOWN);
+    if (n->transport != NULL) {
+        cons__catchups_expire(n, false);
+    }
     cons__sync_peers(n);
     cons__spread_leaders(n);
     cons__compact(n);
@@ -119,7 +122,10 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
         HD_LOG_INFO("no Raft state in %s: bootstrapping a %u-node cluster of %u shards",
                     o->data_dir, o->members != NULL ? o->n_members : 1, o->n_shards);
     }
-    rv = cons__cluster_start(n, errmsg, errmsg_len);
+    rv = cons__catchup_recover(n, errmsg, errmsg_len);
+    if (rv == 0) {
+        rv = cons__cluster_start(n, errmsg, errmsg_len);
+    }
     if (rv != 0) {
         return rv;
     }
@@ -162,11 +168,17 @@ static void cons__transport_closed(void *arg)
     cons_store_close(n->store, cons__store_closed, n);
 }
 
+static void cons__state_timer_closed(uv_handle_t *h)
+{
+    struct cons_node *n = h->data;
+    cons_transport_close(n->transport, cons__transport_closed, n);
+}
+
 static void cons__ticker_closed(uv_handle_t *h)
 {
     struct cons_node *n = h->data;
     if (n->transport != NULL) {
-        cons_transport_close(n->transport, cons__transport_closed, n);
+        uv_close((uv_handle_t *)&n->state_timer, cons__state_timer_closed);
     } else {
         cons__transport_closed(n);
     }
@@ -205,6 +217,9 @@ void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg)
     uv_check_stop(&n->flusher);
     uv_timer_stop(&n->ticker);
     cons__forwards_expire(n, true, HD_EUNKNOWN);
+    if (n->transport != NULL) {
+        cons__catchup_stop(n);
+    }
     n->closing = n->opts.n_shards;
     for (unsigned i = 0; i < n->opts.n_shards; i++) {
         cons__shard_fail_queue(&n->shards[i], HD_ESHUTDOWN);

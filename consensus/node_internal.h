@@ -14,6 +14,8 @@
 struct cons_store;
 struct cons_transport;
 struct cons_forward;
+struct cons_catchup;
+struct cons_state_out;
 
 /* One proposed entry and the appends it answers. */
 struct cons_batch {
@@ -62,6 +64,10 @@ struct cons_node {
     struct cons_transport *transport; /* NULL for a one-node cluster */
     struct cons_forward *forwards; /* appends waiting for another leader */
     uint64_t next_forward;
+    struct cons_catchup *catchups; /* state copies this node receives */
+    struct cons_state_out *state_out; /* state copies this node sends */
+    unsigned state_out_n;
+    uv_timer_t state_timer;        /* paces state_out */
     struct raft_transfer transfer; /* a leadership hand-over in flight */
     bool transferring;
     uint64_t next_proposal;
@@ -85,6 +91,12 @@ void cons__forwards_expire(struct cons_node *n, bool all, int status);
 void cons__sync_peers(struct cons_node *n);
 void cons__spread_leaders(struct cons_node *n);
 int cons__cluster_start(struct cons_node *n, char *errmsg, size_t errmsg_len);
+void cons__recv_state(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
+                      const uint8_t *payload, size_t len);
+void cons__catchups_expire(struct cons_node *n, bool all);
+void cons__catchup_start(struct cons_node *n);
+int cons__catchup_recover(struct cons_node *n, char *errmsg, size_t errmsg_len);
+void cons__catchup_stop(struct cons_node *n);
 void cons__batch_answer(struct cons_batch *b, int status);
 
 #endif

@@ -66,6 +66,19 @@ void cons_store_set_sender(struct cons_store *s,
                                        const struct raft_message *m),
                            void *arg);
 
+/* Before a snapshot from the leader replaces a shard's log, the node must
+ * hold the applied state the snapshot's manifest names. catch_up gets it
+ * (from the leader, out of band) and calls done(ctx, 0), or done(ctx, err)
+ * to make raft retry later; it may call done before returning. Returning
+ * non-zero fails the install at once. Without a hook the install proceeds. */
+typedef int (*cons_catch_up_fn)(void *arg, unsigned shard, const struct raft_snapshot *snap,
+                                void (*done)(void *ctx, int status), void *ctx);
+void cons_store_set_catch_up(struct cons_store *s, cons_catch_up_fn fn, void *arg);
+
+/* Drops a shard's log and snapshot durably (before its raft starts), so
+ * that it starts empty and the leader sends it a snapshot. */
+int cons_store_forget_shard(struct cons_store *s, unsigned shard);
+
 /* Hands a received message to the shard's raft (which takes ownership of
  * its memory, as raft's recv callback does); a shard that is not running
  * drops it. Returns false if dropped: the caller then frees the message. */

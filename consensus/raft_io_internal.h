@@ -63,6 +63,10 @@ struct cons_store {
     /* The network, plugged in by the node (NULL: single node, no peers). */
     int (*send)(void *arg, unsigned shard, raft_id to, const struct raft_message *m);
     void *send_arg;
+    /* Fetches a shard's state before a leader's snapshot is installed. */
+    int (*catch_up)(void *arg, unsigned shard, const struct raft_snapshot *snap,
+                    void (*done)(void *ctx, int status), void *ctx);
+    void *catch_up_arg;
     struct cons_send_done *sends_head;  /* callbacks due, in send order */
     struct cons_send_done *sends_tail;
     uv_idle_t sends_idle;               /* runs them */

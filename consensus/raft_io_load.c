@@ -245,3 +245,33 @@ int cons__bootstrap(struct raft_io *io, const struct raft_configuration *conf)
     }
     return rv == 0 ? 0 : RAFT_IOERR;
 }
+
+/* ------------------------------------------------------------- forget --- */
+
+int cons_store_forget_shard(struct cons_store *s, unsigned shard)
+{
+    HD_ASSERT(shard < s->n_shards);
+    struct cons_shard_log *sl = &s->shards[shard];
+    HD_ASSERT(!sl->started);
+    uint8_t rec[32];
+    size_t len = cons_rec_encode_reset(rec, sl->shard, 0, 0);
+    struct iovec iov = {rec, len};
+    int done = 0;
+    struct st_wal_append req = {.data = &done};
+    int rv = st_wal_append(s->wal, &req, &iov, 1, cons__bootstrap_written);
+    while (rv == 0 && done == 0) {
+        uv_run(s->loop, UV_RUN_ONCE); /* at start, before anything serves */
+    }
+    if (rv == 0 && done != 1) {
+        rv = HD_EIO;
+    }
+    if (rv == 0) {
+        rv = st_meta_file_remove(&sl->snap);
+    }
+    if (rv == 0) {
+        cons__drop_from(sl, 0);
+        sl->start_index = sl->next_index = 1;
+        sl->span_head = sl->span_n = 0;
+    }
+    return rv;
+}

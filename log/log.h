@@ -91,6 +91,34 @@ int log_seq_at_ts(struct log_store *ls, const char *ch, size_t len,
  * the data format: it must never change for an existing cluster. */
 unsigned log_shard_of(unsigned n_shards, const char *channel, size_t len);
 
+/* ---- Moving one shard's state to a replica that fell behind (transfer.c) */
+
+#define LOG_STATE_CHUNK_BYTES (1u << 20)
+
+struct log_state_reader;
+
+/* Opens a consistent view of the shard's state, to be read in chunks. */
+int log_state_reader_open(struct log_store *ls, uint16_t shard,
+                          struct log_state_reader **out);
+/* The next chunk (hd_malloc'ed, opaque bytes for log_state_replace_chunk);
+ * *last is set with the final one (which may be empty). */
+int log_state_reader_next(struct log_state_reader *r, uint8_t **chunk, size_t *len,
+                          bool *last);
+void log_state_reader_close(struct log_state_reader *r);
+
+/* Replaces the shard's state: begin (deletes it, marks it incomplete), any
+ * number of chunks in order, end (clears the mark). The caller flushes
+ * (log_flush) before relying on it. A chunk that does not decode, or holds a
+ * key of another shard, is HD_ECORRUPT and writes nothing. */
+int log_state_replace_begin(struct log_store *ls, uint16_t shard);
+int log_state_replace_chunk(struct log_store *ls, uint16_t shard, const uint8_t *chunk,
+                            size_t len);
+int log_state_replace_end(struct log_store *ls, uint16_t shard);
+/* True if a replace of the shard began and did not end (a crash). */
+bool log_state_incomplete(struct log_store *ls, uint16_t shard);
+/* Deletes the shard's state entirely (and the mark), durably. */
+int log_state_discard(struct log_store *ls, uint16_t shard);
+
 /* Makes all applied state durable (blocks; thread-safe). */
 int log_flush(struct log_store *ls);
 

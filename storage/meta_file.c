@@ -154,3 +154,17 @@ int st_meta_file_store(struct st_meta_file *m, const void *blob, size_t len)
     }
     return rv;
 }
+
+int st_meta_file_remove(struct st_meta_file *m)
+{
+    HD_ASSERT(m->dir_fd >= 0);
+    for (int slot = 1; slot <= 2; slot++) {
+        char path[80];
+        snprintf(path, sizeof path, "%s.%d", m->name, slot);
+        if (unlinkat(m->dir_fd, path, 0) != 0 && errno != ENOENT) {
+            return hd_from_errno(errno);
+        }
+    }
+    m->generation = 0;
+    return fsync(m->dir_fd) == 0 ? 0 : hd_from_errno(errno);
+}

@@ -38,4 +38,7 @@ int st_meta_file_load(struct st_meta_file *m, void *buf, size_t cap, size_t *len
 /* Writes a new blob durably (synchronous: blocks for one fdatasync). */
 int st_meta_file_store(struct st_meta_file *m, const void *blob, size_t len);
 
+/* Removes both slots durably (the blob is gone, as if never stored). */
+int st_meta_file_remove(struct st_meta_file *m);
+
 #endif

@@ -243,6 +243,12 @@ void st_batch_delete(struct st_batch *b, const void *key, size_t key_len)
     rocksdb_writebatch_delete(b->wb, key, key_len);
 }
 
+void st_batch_delete_range(struct st_batch *b, const void *lower, size_t lower_len,
+                           const void *upper, size_t upper_len)
+{
+    rocksdb_writebatch_delete_range(b->wb, lower, lower_len, upper, upper_len);
+}
+
 size_t st_batch_count(const struct st_batch *b)
 {
     return (size_t)rocksdb_writebatch_count(b->wb);
@@ -300,8 +306,38 @@ int st_rocks_checkpoint(struct st_rocks *r, const char *dir, char *errmsg,
 
 /* ----------------------------------------------------------- iterators --- */
 
+struct st_view {
+    const rocksdb_snapshot_t *snapshot;
+};
+
+int st_rocks_view_acquire(struct st_rocks *r, struct st_view **out)
+{
+    struct st_view *v = hd_calloc(1, sizeof *v);
+    if (v == NULL) {
+        return HD_ENOMEM;
+    }
+    v->snapshot = rocksdb_create_snapshot(r->db);
+    *out = v;
+    return 0;
+}
+
+void st_rocks_view_release(struct st_rocks *r, struct st_view *v)
+{
+    if (v != NULL) {
+        rocksdb_release_snapshot(r->db, v->snapshot);
+        hd_free(v);
+    }
+}
+
 int st_iter_open(struct st_iter **out, struct st_rocks *r, const void *lower,
                  size_t lower_len, const void *upper, size_t upper_len)
+{
+    return st_iter_open_at(out, r, NULL, lower, lower_len, upper, upper_len);
+}
+
+int st_iter_open_at(struct st_iter **out, struct st_rocks *r, struct st_view *v,
+                    const void *lower, size_t lower_len, const void *upper,
+                    size_t upper_len)
 {
     HD_ASSERT(r != NULL && out != NULL);
     struct st_iter *it = hd_calloc(1, sizeof *it);
@@ -321,6 +357,9 @@ int st_iter_open(struct st_iter **out, struct st_rocks *r, const void *lower,
     it->read_options = rocksdb_readoptions_create();
     rocksdb_readoptions_set_iterate_lower_bound(it->read_options, it->lower, lower_len);
     rocksdb_readoptions_set_iterate_upper_bound(it->read_options, it->upper, upper_len);
+    if (v != NULL) {
+        rocksdb_readoptions_set_snapshot(it->read_options, v->snapshot);
+    }
     it->it = rocksdb_create_iterator(r->db, it->read_options);
     rocksdb_iter_seek(it->it, it->lower, lower_len);
     *out = it;

@@ -62,6 +62,9 @@ void st_batch_clear(struct st_batch *b);
 void st_batch_put(struct st_batch *b, const void *key, size_t key_len,
                   const void *value, size_t value_len);
 void st_batch_delete(struct st_batch *b, const void *key, size_t key_len);
+/* Deletes every key in [lower, upper). */
+void st_batch_delete_range(struct st_batch *b, const void *lower, size_t lower_len,
+                           const void *upper, size_t upper_len);
 size_t st_batch_count(const struct st_batch *b);
 
 /* Applies the batch atomically, RocksDB WAL off (see rule 1). */
@@ -75,9 +78,18 @@ int st_rocks_flush(struct st_rocks *r);
 int st_rocks_checkpoint(struct st_rocks *r, const char *dir, char *errmsg,
                         size_t errmsg_len);
 
-/* Iterates keys in [lower, upper). */
+/* A consistent read view: iterators opened at it see the database as it
+ * was when it was taken. Released with st_rocks_view_release. */
+struct st_view;
+int st_rocks_view_acquire(struct st_rocks *r, struct st_view **out);
+void st_rocks_view_release(struct st_rocks *r, struct st_view *v);
+
+/* Iterates keys in [lower, upper), at view v (NULL: the latest state). */
 int st_iter_open(struct st_iter **out, struct st_rocks *r, const void *lower,
                  size_t lower_len, const void *upper, size_t upper_len);
+int st_iter_open_at(struct st_iter **out, struct st_rocks *r, struct st_view *v,
+                    const void *lower, size_t lower_len, const void *upper,
+                    size_t upper_len);
 void st_iter_seek(struct st_iter *it, const void *key, size_t key_len);
 bool st_iter_valid(const struct st_iter *it);
 void st_iter_next(struct st_iter *it);

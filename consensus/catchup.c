@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Catch-up: a follower behind the leader's compacted log copies the shard's state. */
+#include <stdio.h>
+#include <string.h>
+
+#include "forward.h"
+#include "hd_alloc.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+#include "node_internal.h"
+#include "raft_io.h"
+#include "transport.h"
+
+/*
+ * Raft snapshots here are a 16-byte manifest (shard.c): the state stays in
+ * RocksDB. When the leader sends one because a follower is behind its
+ * compacted log, the follower first copies the shard's state from the
+ * leader over the peer link, then lets raft install the manifest:
+ *
+ *   follower                          leader
+ *   STATE_REQ {id, min applied}  -->  opens a consistent view of the shard
+ *                                <--  STATE_CHUNK {id, seq, last, chunk} ...
+ *   replaces its shard's state chunk by chunk (log/transfer.c), flushes,
+ *   checks applied >= min applied, then installs the snapshot.
+ *
+ * Chunks are about 1 MiB before zstd; the leader sends one only while the
+ * peer's transport queue holds less than CONS_STATE_QUEUE_BYTES, so memory
+ * stays bounded whatever the size of the state. A copy that stalls for
+ * CONS_STATE_TIMEOUT_MS fails, and raft retries the snapshot later.
+ *
+ * Frame payloads (u8 version 1 first):
+ *   STATE_REQ    u64 id, u64 min_applied                     (frame shard = shard)
+ *   STATE_CHUNK  u64 id, u32 seq, u8 flags (1 last, 2 error), chunk bytes
+ */
+
+#define CONS_STATE_QUEUE_BYTES (4u << 20)
+#define CONS_STATE_TIMEOUT_MS 30000u
+#define CONS_STATE_SENDS_MAX 2u
+#define CONS_STATE_PUMP_MS 2u
+#define CONS_MANIFEST_SIZE 16u
+
+enum { CONS_STATE_LAST = 1, CONS_STATE_ERROR = 2 };
+
+/* A copy this node receives. */
+struct cons_catchup {
+    uint64_t id;
+    unsigned shard;
+    uint64_t from;
+    uint64_t min_applied;
+    uint32_t next_seq;
+    uint64_t deadline_ms;
+    bool begun;                   /* the shard's state was cleared */
+    int flush_status;             /* of the final flush */
+    void (*done)(void *ctx, int status);
+    void *ctx;
+    uv_work_t flush;
+    struct cons_node *node;
+    struct cons_catchup *next;
+};
+
+/* A copy this node sends. */
+struct cons_state_out {
+    uint64_t id;
+    uint64_t to;
+    unsigned shard;
+    uint32_t seq;
+    struct log_state_reader *reader;
+    struct cons_state_out *next;
+};
+
+/* ------------------------------------------------------------ sending --- */
+
+static void cons__state_chunk_send(struct cons_node *n, uint64_t to, unsigned shard,
+                                   uint64_t id, uint32_t seq, uint8_t flags,
+                                   const uint8_t *chunk, size_t len)
+{
+    uint8_t head[14];
+    head[0] = 1;
+    hd_put_u64(head + 1, id);
+    hd_put_u32(head + 9, seq);
+    head[13] = flags;
+    struct iovec iov[2] = {{head, sizeof head}, {(void *)(uintptr_t)chunk, len}};
+    (void)cons_transport_send(n->transport, to, CONS_FRAME_STATE_CHUNK, (uint16_t)shard, iov,
+                              len > 0 ? 2 : 1);
+}
+
+static void cons__state_out_free(struct cons_state_out *o)
+{
+    log_state_reader_close(o->reader);
+    hd_free(o);
+}
+
+/* Sends chunks of one copy while the peer's queue has room; true when done. */
+static bool cons__state_out_pump(struct cons_node *n, struct cons_state_out *o)
+{
+    for (;;) {
+        struct cons_peer_stats ps;
+        if (cons_transport_peer_stats(n->transport, o->to, &ps) != 0) {
+            return true; /* the peer is gone */
+        }
+        if (ps.bytes_queued > CONS_STATE_QUEUE_BYTES) {
+            return false;
+        }
+        uint8_t *chunk = NULL;
+        size_t len = 0;
+        bool last = false;
+        int rv = log_state_reader_next(o->reader, &chunk, &len, &last);
+        uint8_t flags = rv != 0 ? CONS_STATE_ERROR : (last ? CONS_STATE_LAST : 0);
+        cons__state_chunk_send(n, o->to, o->shard, o->id, o->seq++, flags, chunk, len);
+        hd_free(chunk);
+        if (flags != 0) {
+            return true;
+        }
+    }
+}
+
+static void cons__state_pump(uv_timer_t *t)
+{
+    struct cons_node *n = t->data;
+    struct cons_state_out **pp = &n->state_out;
+    while (*pp != NULL) {
+        struct cons_state_out *o = *pp;
+        if (cons__state_out_pump(n, o)) {
+            *pp = o->next;
+            n->state_out_n--;
+            cons__state_out_free(o);
+        } else {
+            pp = &o->next;
+        }
+    }
+    if (n->state_out == NULL) {
+        uv_timer_stop(t);
+    }
+}
+
+static void cons__recv_state_req(struct cons_node *n, uint64_t from, unsigned shard,
+                                 const uint8_t *p, size_t len)
+{
+    if (len != 17 || p[0] != 1 || shard >= n->opts.n_shards) {
+        HD_LOG_WARN("peer %llu sent a malformed state request", (unsigned long long)from);
+        return;
+    }
+    uint64_t id = hd_get_u64(p + 1), min_applied = hd_get_u64(p + 9), applied = 0;
+    struct cons_state_out *o = NULL;
+    int rv = log_applied_index(n->opts.log, (uint16_t)shard, &applied);
+    if (rv == 0 && (applied < min_applied || n->state_out_n >= CONS_STATE_SENDS_MAX)) {
+        rv = HD_EBUSY; /* not there yet, or busy: the follower retries */
+    }
+    if (rv == 0) {
+        o = hd_calloc(1, sizeof *o);
+        rv = o == NULL ? HD_ENOMEM : log_state_reader_open(n->opts.log, (uint16_t)shard, &o->reader);
+    }
+    if (rv != 0) {
+        hd_free(o);
+        cons__state_chunk_send(n, from, shard, id, 0, CONS_STATE_ERROR, NULL, 0);
+        return;
+    }
+    HD_LOG_INFO("shard %u: sending state (applied %llu) to node %llu", shard,
+                (unsigned long long)applied, (unsigned long long)from);
+    *o = (struct cons_state_out){id, from, shard, 0, o->reader, n->state_out};
+    n->state_out = o;
+    n->state_out_n++;
+    uv_timer_start(&n->state_timer, cons__state_pump, 0, CONS_STATE_PUMP_MS);
+}
+
+/* ---------------------------------------------------------- receiving --- */
+
+static struct cons_catchup *cons__catchup_take(struct cons_node *n, uint64_t id)
+{
+    for (struct cons_catchup **pp = &n->catchups; *pp != NULL; pp = &(*pp)->next) {
+        if ((*pp)->id == id) {
+            struct cons_catchup *c = *pp;
+            *pp = c->next;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void cons__catchup_finish(struct cons_catchup *c, int status)
+{
+    if (status == 0) {
+        HD_LOG_INFO("shard %u: state copied from node %llu", c->shard,
+                    (unsigned long long)c->from);
+    }
+    c->done(c->ctx, status);
+    hd_free(c);
+}
+
+static void cons__catchup_flush(uv_work_t *w)
+{
+    struct cons_catchup *c = w->data;
+    /* Durable before raft drops the log that state replaces. */
+    c->flush_status = log_flush(c->node->opts.log);
+}
+
+static void cons__catchup_flushed(uv_work_t *w, int status)
+{
+    struct cons_catchup *c = w->data;
+    uint64_t applied = 0;
+    int rv = status != 0 || c->flush_status != 0 ? HD_EIO : 0;
+    if (rv == 0) {
+        rv = log_applied_index(c->node->opts.log, (uint16_t)c->shard, &applied);
+    }
+    if (rv == 0 && applied < c->min_applied) {
+        rv = HD_EIO; /* the copy is older than the snapshot */
+    }
+    cons__catchup_finish(c, rv);
+}
+
+/* Applies one chunk; returns non-zero when the copy ended (ok or not). */
+static int cons__catchup_chunk(struct cons_catchup *c, uint32_t seq, uint8_t flags,
+                               const uint8_t *chunk, size_t len, bool *finished)
+{
+    struct log_store *ls = c->node->opts.log;
+    *finished = false;
+    if ((flags & CONS_STATE_ERROR) != 0 || seq != c->next_seq) {
+        return HD_EIO;
+    }
+    c->next_seq++;
+    int rv = 0;
+    if (!c->begun) {
+        rv = log_state_replace_begin(ls, (uint16_t)c->shard);
+        c->begun = rv == 0;
+    }
+    if (rv == 0) {
+        rv = log_state_replace_chunk(ls, (uint16_t)c->shard, chunk, len);
+    }
+    if (rv == 0 && (flags & CONS_STATE_LAST) != 0) {
+        rv = log_state_replace_end(ls, (uint16_t)c->shard);
+        *finished = rv == 0;
+    }
+    return rv;
+}
+
+static void cons__recv_state_chunk(struct cons_node *n, uint64_t from, const uint8_t *p,
+                                   size_t len)
+{
+    if (len < 14 || p[0] != 1) {
+        HD_LOG_WARN("peer %llu sent a malformed state chunk", (unsigned long long)from);
+        return;
+    }
+    struct cons_catchup *c = cons__catchup_take(n, hd_get_u64(p + 1));
+    if (c == NULL) {
+        return; /* timed out already */
+    }
+    if (c->from != from) {
+        c->next = n->catchups;
+        n->catchups = c;
+        return;
+    }
+    bool finished;
+    int rv = cons__catchup_chunk(c, hd_get_u32(p + 9), p[13], p + 14, len - 14, &finished);
+    if (rv != 0) {
+        cons__catchup_finish(c, rv);
+    } else if (finished) {
+        c->flush.data = c;
+        if (uv_queue_work(n->opts.loop, &c->flush, cons__catchup_flush,
+                          cons__catchup_flushed) != 0) {
+            cons__catchup_finish(c, HD_EIO);
+        }
+    } else {
+        c->deadline_ms = uv_now(n->opts.loop) + CONS_STATE_TIMEOUT_MS;
+        c->next = n->catchups;
+        n->catchups = c;
+    }
+}
+
+void cons__recv_state(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
+                      const uint8_t *payload, size_t len)
+{
+    if (kind == CONS_FRAME_STATE_REQ) {
+        cons__recv_state_req(n, from, shard, payload, len);
+    } else {
+        cons__recv_state_chunk(n, from, payload, len);
+    }
+}
+
+/* raft_io's hook: called when a snapshot from the leader is to replace the
+ * shard's log. */
+static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot *snap,
+                          void (*done)(void *ctx, int status), void *ctx)
+{
+    struct cons_node *n = arg;
+    const uint8_t *m = snap->n_bufs == 1 ? snap->bufs[0].base : NULL;
+    if (m == NULL || snap->bufs[0].len != CONS_MANIFEST_SIZE || hd_get_u32(m + 4) != shard) {
+        return HD_ECORRUPT;
+    }
+    uint64_t want = hd_get_u64(m + 8), applied = 0;
+    int rv = log_applied_index(n->opts.log, (uint16_t)shard, &applied);
+    if (rv == 0 && applied >= want && !log_state_incomplete(n->opts.log, (uint16_t)shard)) {
+        done(ctx, 0); /* state is already here */
+        return 0;
+    }
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&n->shards[shard].raft, &leader, &address);
+    struct cons_catchup *c = hd_calloc(1, sizeof *c);
+    if (rv != 0 || leader == 0 || leader == n->opts.node_id || c == NULL) {
+        hd_free(c);
+        return rv != 0 ? rv : HD_EUNAVAIL;
+    }
+    *c = (struct cons_catchup){.id = ++n->next_forward, .shard = shard, .from = leader,
+                               .min_applied = want, .done = done, .ctx = ctx, .node = n,
+                               .deadline_ms = uv_now(n->opts.loop) + CONS_STATE_TIMEOUT_MS};
+    uint8_t req[17];
+    req[0] = 1;
+    hd_put_u64(req + 1, c->id);
+    hd_put_u64(req + 9, want);
+    struct iovec iov = {req, sizeof req};
+    rv = cons_transport_send(n->transport, leader, CONS_FRAME_STATE_REQ, (uint16_t)shard, &iov, 1);
+    if (rv != 0) {
+        hd_free(c);
+        return HD_EUNAVAIL;
+    }
+    HD_LOG_INFO("shard %u: behind the leader's log (applied %llu, snapshot needs %llu): "
+                "copying state from node %llu", shard, (unsigned long long)applied,
+                (unsigned long long)want, (unsigned long long)leader);
+    c->next = n->catchups;
+    n->catchups = c;
+    return 0;
+}
+
+/* Fails copies that stalled (or all of them, when stopping). */
+void cons__catchups_expire(struct cons_node *n, bool all)
+{
+    uint64_t now = uv_now(n->opts.loop);
+    struct cons_catchup **pp = &n->catchups;
+    while (*pp != NULL) {
+        struct cons_catchup *c = *pp;
+        if (all || c->deadline_ms <= now) {
+            *pp = c->next;
+            cons__catchup_finish(c, all ? HD_ESHUTDOWN : HD_EIO);
+        } else {
+            pp = &c->next;
+        }
+    }
+}
+
+void cons__catchup_start(struct cons_node *n)
+{
+    uv_timer_init(n->opts.loop, &n->state_timer);
+    n->state_timer.data = n;
+    cons_store_set_catch_up(n->store, cons__catch_up, n);
+}
+
+/* A copy interrupted by a crash left the shard without a state: drop it
+ * and the shard's log, so that the leader sends a snapshot again. */
+int cons__catchup_recover(struct cons_node *n, char *errmsg, size_t errmsg_len)
+{
+    for (unsigned i = 0; i < n->opts.n_shards; i++) {
+        if (!log_state_incomplete(n->opts.log, (uint16_t)i)) {
+            continue;
+        }
+        HD_LOG_WARN("shard %u: a state copy was interrupted; dropping it to copy again", i);
+        int rv = log_state_discard(n->opts.log, (uint16_t)i);
+        if (rv == 0) {
+            rv = cons_store_forget_shard(n->store, i);
+        }
+        if (rv != 0) {
+            snprintf(errmsg, errmsg_len, "shard %u: drop an interrupted state copy: %s", i,
+                     hd_strerror(rv));
+            return rv;
+        }
+    }
+    return 0;
+}
+
+void cons__catchup_stop(struct cons_node *n)
+{
+    cons__catchups_expire(n, true);
+    while (n->state_out != NULL) {
+        struct cons_state_out *o = n->state_out;
+        n->state_out = o->next;
+        cons__state_out_free(o);
+    }
+    n->state_out_n = 0;
+    uv_timer_stop(&n->state_timer);
+}
