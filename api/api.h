@@ -61,6 +61,10 @@ void api_read(struct api_server *s, struct api_http_conn *c,
 void api_tail(struct api_server *s, struct api_http_conn *c,
               const struct api_http_request *req, const char *channel, size_t len);
 void api_status(struct api_server *s, struct api_http_conn *c);
+void api_cluster_add(struct api_server *s, struct api_http_conn *c,
+                     const struct api_http_request *req);
+void api_cluster_remove(struct api_server *s, struct api_http_conn *c, const char *id,
+                        size_t len);
 void api_metrics(struct api_server *s, struct api_http_conn *c);
 
 /* The position a read or tail starts after, from after_seq or after_ts.

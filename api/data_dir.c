@@ -107,8 +107,11 @@ int api_data_identity(const char *dir, const struct api_identity *want,
             snprintf(errmsg, errmsg_len, "getrandom: %s", strerror(errno));
             return HD_EIO;
         }
-        for (int i = 0; generate && i < 16; i++) {
+        for (int i = 0; generate && i < 14; i++) {
             snprintf(out->cluster_id + 2 * i, 3, "%02x", raw[i]);
+        }
+        if (generate) { /* the shard count, as in members.c */
+            snprintf(out->cluster_id + 28, 5, "%04x", out->shards & 0xffffu);
         }
         int rv = api__identity_write(dir, out);
         if (rv != 0) {
@@ -134,6 +137,11 @@ int api_data_identity(const char *dir, const struct api_identity *want,
         snprintf(errmsg, errmsg_len, "%s is damaged or of an unknown format; refusing to start",
                  path);
         return HD_ECORRUPT;
+    }
+    if (want->cluster_id[0] != '\0' && strcmp(want->cluster_id, out->cluster_id) != 0) {
+        snprintf(errmsg, errmsg_len, "%s belongs to cluster %s, not %s", dir, out->cluster_id,
+                 want->cluster_id);
+        return HD_EINVAL;
     }
     if (want->shards != 0 && want->shards != out->shards) {
         snprintf(errmsg, errmsg_len,

@@ -20,6 +20,7 @@ struct api_options {
     const char *listen;
     const char *peer_listen;      /* NULL: the --listen port plus one */
     const char *bootstrap;        /* member list of a new cluster */
+    const char *join;             /* cluster id to join as a new, empty node */
     bool id_given;
     unsigned shards;              /* 0: as created, or the default */
     uint64_t node_id;
@@ -47,6 +48,9 @@ static void api__usage(FILE *f)
             "                         every member: 1=HOST:PORT,2=HOST:PORT,... (peer\n"
             "                         addresses); refused if DIR already holds data.\n"
             "                         Later starts need no --bootstrap.\n"
+            "  --join CLUSTER_ID      start a new, empty node of an existing cluster; it\n"
+            "                         serves once a member runs `herald cluster add-node`\n"
+            "                         for it (its --id must exceed every member's id)\n"
             "  --shards N             shards of a new cluster, 1-4096 (default 16);\n"
             "                         fixed once the data directory exists\n"
             "  --max-payload BYTES    largest message payload (default 1048576)\n"
@@ -93,7 +97,7 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},      {"listen", required_argument, NULL, 'l'},
         {"peer-listen", required_argument, NULL, 'P'}, {"id", required_argument, NULL, 'i'},
-        {"bootstrap", required_argument, NULL, 'B'},
+        {"bootstrap", required_argument, NULL, 'B'}, {"join", required_argument, NULL, 'J'},
         {"shards", required_argument, NULL, 's'},    {"max-payload", required_argument, NULL, 'p'},
         {"max-body", required_argument, NULL, 'b'},  {"max-connections", required_argument, NULL, 'c'},
         {"dedup-window", required_argument, NULL, 'w'}, {"no-uring", no_argument, NULL, 'u'},
@@ -108,6 +112,7 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
             case 'l': o->listen = optarg; break;
             case 'P': o->peer_listen = optarg; break;
             case 'B': o->bootstrap = optarg; break;
+            case 'J': o->join = optarg; break;
             case 'i':
                 if (api__parse_size(optarg, "--id", 1, UINT32_MAX, &v) != 0) return -1;
                 o->node_id = v;
@@ -177,8 +182,26 @@ static int api__cluster_args(struct api_options *o, struct api_members *members,
                      "--bootstrap address %s", o->peer_listen, self);
             return HD_EINVAL;
         }
-        api_members_cluster_id(members, want->cluster_id);
+        if (want->shards == 0) {
+            want->shards = API_DEFAULT_SHARDS;
+        }
+        api_members_cluster_id(members, want->shards, want->cluster_id);
         want->create_only = true;
+    }
+    if (o->join != NULL) {
+        unsigned shards = 0;
+        if (o->bootstrap != NULL || api_cluster_id_shards(o->join, &shards) != 0) {
+            snprintf(errmsg, errmsg_len, "--join takes the cluster id that `herald status` shows "
+                     "(32 hex digits), and no --bootstrap");
+            return HD_EINVAL;
+        }
+        if (want->shards != 0 && want->shards != shards) {
+            snprintf(errmsg, errmsg_len, "cluster %s has %u shards, not --shards %u", o->join,
+                     shards, want->shards);
+            return HD_EINVAL;
+        }
+        want->shards = shards;
+        snprintf(want->cluster_id, sizeof want->cluster_id, "%s", o->join);
     }
     if (o->peer_listen == NULL) {
         if (api_peer_address_default(o->listen, peer_default, sizeof peer_default) != 0) {
@@ -259,6 +282,7 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .peer_listen = d->opts.peer_listen,
                                    .members = members->n > 0 ? members->list : NULL,
                                    .n_members = members->n,
+                                   .join = d->opts.join != NULL,
                                    .n_shards = id->shards, .log = s->log,
                                    .wal_no_uring = d->opts.no_uring,
                                    .snapshot_threshold = d->opts.snapshot_every,

@@ -80,7 +80,7 @@ const char *api_members_address(const struct api_members *m, uint64_t id)
     return NULL;
 }
 
-void api_members_cluster_id(const struct api_members *m, char out[33])
+void api_members_cluster_id(const struct api_members *m, unsigned shards, char out[33])
 {
     char text[API_MEMBERS_MAX * 96];
     size_t len = 0;
@@ -91,7 +91,23 @@ void api_members_cluster_id(const struct api_members *m, char out[33])
     uint64_t a = hd_hash64(text, len);
     text[len] = '#'; /* a second, different input for the other half */
     uint64_t b = hd_hash64(text, len + 1);
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+    /* The last four hex digits are the shard count: a node joining with the
+     * id learns it, and peers with another count fail the handshake. */
+    snprintf(out, 33, "%016llx%012llx%04x", (unsigned long long)a,
+             (unsigned long long)(b & 0xffffffffffffull), shards & 0xffffu);
+}
+
+int api_cluster_id_shards(const char *id, unsigned *shards)
+{
+    if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32) {
+        return HD_EINVAL;
+    }
+    unsigned v = (unsigned)strtoul(id + 28, NULL, 16);
+    if (v == 0) {
+        return HD_EINVAL;
+    }
+    *shards = v;
+    return 0;
 }
 
 int api_peer_address_default(const char *listen, char *out, size_t out_len)

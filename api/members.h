@@ -24,9 +24,12 @@ int api_members_parse(const char *spec, struct api_members *out, char *errmsg,
 /* The address of member `id`, or NULL. */
 const char *api_members_address(const struct api_members *m, uint64_t id);
 
-/* The cluster id every member derives alike: a hash of the sorted list,
- * as 32 hex digits (out holds 33 bytes). */
-void api_members_cluster_id(const struct api_members *m, char out[33]);
+/* The cluster id every member derives alike: 28 hex digits of a hash of
+ * the sorted list, then the shard count in 4 (out holds 33 bytes). */
+void api_members_cluster_id(const struct api_members *m, unsigned shards, char out[33]);
+
+/* The shard count a cluster id carries; HD_EINVAL if it is not an id. */
+int api_cluster_id_shards(const char *id, unsigned *shards);
 
 /* "host:port" with the port plus one: the default peer address. */
 int api_peer_address_default(const char *listen, char *out, size_t out_len);

@@ -70,6 +70,18 @@ void api_route(struct api_http_conn *c, const struct api_http_request *req, void
         } else {
             api__method_not_allowed(s, c);
         }
+    } else if (api__path_is(req, "/v1/cluster/nodes")) {
+        if (req->method == HTTP_POST) {
+            api_cluster_add(s, c, req);
+        } else {
+            api__method_not_allowed(s, c);
+        }
+    } else if (req->path_len > 18 && memcmp(req->path, "/v1/cluster/nodes/", 18) == 0) {
+        if (req->method == HTTP_DELETE) {
+            api_cluster_remove(s, c, req->path + 18, req->path_len - 18);
+        } else {
+            api__method_not_allowed(s, c);
+        }
     } else if (api__path_is(req, "/v1/status")) {
         if (req->method == HTTP_GET) {
             api_status(s, c);

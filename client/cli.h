@@ -19,6 +19,7 @@ int cli_append(const char *url, int argc, char **argv);
 int cli_read(const char *url, int argc, char **argv);
 int cli_tail(const char *url, int argc, char **argv);
 int cli_status(const char *url, int argc, char **argv);
+int cli_cluster(const char *url, int argc, char **argv);
 
 /* Parses a whole decimal uint64 ("12"); false on anything else. */
 bool cli_parse_u64(const char *s, uint64_t *out);

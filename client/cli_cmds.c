@@ -273,3 +273,42 @@ int cli_status(const char *url, int argc, char **argv)
     herald_client_close(&c);
     return rc;
 }
+
+static const char cluster_help[] =
+    "usage: herald cluster add-node ID PEER_ADDR\n"
+    "       herald cluster remove-node ID\n"
+    "\n"
+    "add-node makes node ID (started with `heraldd --id ID --join CLUSTER_ID\n"
+    "--peer-listen PEER_ADDR`; CLUSTER_ID is in `herald status`) a voter of every\n"
+    "shard, one shard at a time; it copies each shard's state first. remove-node\n"
+    "takes node ID out of every shard. Both wait until every shard changed and can\n"
+    "be run again to finish a change that was interrupted.\n";
+
+int cli_cluster(const char *url, int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(cluster_help, stdout);
+        return CLI_OK;
+    }
+    bool add = argc == 4 && strcmp(argv[1], "add-node") == 0;
+    bool remove = argc == 3 && strcmp(argv[1], "remove-node") == 0;
+    char *end = NULL;
+    unsigned long long id = argc >= 3 ? strtoull(argv[2], &end, 10) : 0;
+    if ((!add && !remove) || id == 0 || end == NULL || *end != '\0') {
+        fputs(cluster_help, stderr);
+        return CLI_USAGE;
+    }
+    struct herald_client c;
+    int rc = open_client(&c, url);
+    if (rc != 0) return rc;
+    char *text = NULL;
+    int rv = herald_cluster_change(&c, add, id, add ? argv[3] : NULL, &text);
+    if (rv != 0) {
+        rc = report_failure(&c, "cluster", rv);
+    } else {
+        puts(text);
+    }
+    herald_free(text);
+    herald_client_close(&c);
+    return rc;
+}

@@ -268,3 +268,42 @@ int herald_status(struct herald_client *c, char **json_text)
     herald__resp_close(&r);
     return rv;
 }
+
+int herald_cluster_change(struct herald_client *c, bool add, uint64_t id, const char *address,
+                          char **json_text)
+{
+    *json_text = NULL;
+    char target[64], body[160];
+    size_t body_len = 0;
+    if (add) {
+        snprintf(target, sizeof target, "/v1/cluster/nodes");
+        int n = snprintf(body, sizeof body, "{\"id\":%llu,\"address\":\"%s\"}",
+                         (unsigned long long)id, address);
+        if (n < 0 || (size_t)n >= sizeof body || strchr(address, '"') != NULL) {
+            return herald__fail(c, HD_EINVAL, "bad address");
+        }
+        body_len = (size_t)n;
+    } else {
+        snprintf(target, sizeof target, "/v1/cluster/nodes/%llu", (unsigned long long)id);
+    }
+    /* A change waits for every shard (and a new node's catch-up): minutes. */
+    struct herald__resp r;
+    bool sent = false;
+    herald__resp_init(&r, NULL, NULL);
+    int rv = herald__exchange(c, add ? "POST" : "DELETE", target,
+                              add ? "Content-Type: application/json\r\n" : NULL,
+                              add ? body : NULL, body_len, herald__now_ms() + 30 * 60 * 1000,
+                              &r, &sent);
+    if (rv != 0) {
+        herald__resp_close(&r);
+        return rv;
+    }
+    if (r.status != 200) {
+        rv = herald__http_error(c, &r, target);
+    } else {
+        *json_text = hd_strndup(r.body.data ? r.body.data : "", r.body.len);
+        if (*json_text == NULL) rv = herald__fail(c, HD_ENOMEM, "out of memory");
+    }
+    herald__resp_close(&r);
+    return rv;
+}

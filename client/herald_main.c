@@ -22,6 +22,9 @@ static const char main_help[] =
     "  read CHANNEL          print stored messages, one JSON line each\n"
     "  tail CHANNEL          follow a channel, one JSON line per message\n"
     "  status                print the server's /v1/status JSON\n"
+    "  cluster add-node ID ADDR | remove-node ID\n"
+    "                        change the members of every shard (ADDR: the new\n"
+    "                        node's peer address, host:port)\n"
     "  bench                 measure append throughput and latency\n"
     "\n"
     "options:\n"
@@ -100,6 +103,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "read") == 0) return cli_read(url, argc, argv);
     if (strcmp(cmd, "tail") == 0) return cli_tail(url, argc, argv);
     if (strcmp(cmd, "status") == 0) return cli_status(url, argc, argv);
+    if (strcmp(cmd, "cluster") == 0) return cli_cluster(url, argc, argv);
 #ifdef HERALD_HAVE_BENCH
     if (strcmp(cmd, "bench") == 0) return herald_bench_main(url, argc, argv);
 #endif

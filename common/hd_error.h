@@ -20,7 +20,8 @@
     X(LOCKED, "locked by another process")                                \
     X(FAILED, "in failed state after an earlier I/O error")               \
     X(UNKNOWN, "outcome unknown")                                         \
-    X(NOSYS, "not supported")
+    X(NOSYS, "not supported")                                             \
+    X(RANGE, "out of range")
 
 enum {
     HD__E_FIRST = 1000,

@@ -205,6 +205,10 @@ static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
         cons__recv_forward_resp(n, from, payload, len);
         return;
     }
+    if (kind == CONS_FRAME_MEMBER_REQ || kind == CONS_FRAME_MEMBER_RESP) {
+        cons__recv_member(n, from, kind, shard, payload, len);
+        return;
+    }
     if (kind == CONS_FRAME_STATE_REQ || kind == CONS_FRAME_STATE_CHUNK) {
         cons__recv_state(n, from, kind, shard, payload, len);
         return;
@@ -249,7 +253,7 @@ void cons__sync_peers(struct cons_node *n)
     }
 }
 
-static void cons__transfer_done(struct raft_transfer *req)
+void cons__transfer_done(struct raft_transfer *req)
 {
     struct cons_node *n = req->data;
     n->transferring = false;

@@ -22,6 +22,8 @@ enum {
     CONS_FRAME_FORWARD_RESP = 3,
     CONS_FRAME_STATE_REQ = 4,     /* catchup.c */
     CONS_FRAME_STATE_CHUNK = 5,
+    CONS_FRAME_MEMBER_REQ = 6,    /* membership.c */
+    CONS_FRAME_MEMBER_RESP = 7,
 };
 
 #define CONS_FORWARD_VERSION 1

@@ -62,6 +62,7 @@ static void cons__tick(uv_timer_t *t)
         cons__catchups_expire(n, false);
     }
     cons__sync_peers(n);
+    cons__member_tick(n);
     cons__spread_leaders(n);
     cons__compact(n);
 }
@@ -117,7 +118,10 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
         hd_free(n);
         return HD_ENOMEM;
     }
-    bool bootstrap = !cons_store_has_state(n->store);
+    bool bootstrap = !cons_store_has_state(n->store) && !o->join;
+    if (!cons_store_has_state(n->store) && o->join) {
+        HD_LOG_INFO("no Raft state in %s: waiting to be added to the cluster", o->data_dir);
+    }
     if (bootstrap) {
         HD_LOG_INFO("no Raft state in %s: bootstrapping a %u-node cluster of %u shards",
                     o->data_dir, o->members != NULL ? o->n_members : 1, o->n_shards);
@@ -217,6 +221,7 @@ void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg)
     uv_check_stop(&n->flusher);
     uv_timer_stop(&n->ticker);
     cons__forwards_expire(n, true, HD_EUNKNOWN);
+    cons__member_stop(n);
     if (n->transport != NULL) {
         cons__catchup_stop(n);
     }

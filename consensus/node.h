@@ -37,6 +37,7 @@ struct cons_node_options {
     const struct cons_member *members; /* a new cluster's voters, self
                                      included; NULL: a one-node cluster */
     unsigned n_members;
+    bool join;                    /* no state: wait to be added, never bootstrap */
     unsigned n_shards;            /* fixed when the cluster is created */
     struct log_store *log;        /* applied state, owned by the caller */
     bool wal_no_uring;            /* force the WAL's pwrite fallback */
@@ -109,6 +110,14 @@ struct cons_node_stats {
     uint64_t appends_forwarded;   /* sent to another node's leader */
     bool wal_uses_uring;
 };
+
+/* Adds a node as a voter of every shard (it catches up first), or removes
+ * one, shard after shard. cb(arg, 0 or HD_E*, message) fires once. One
+ * change at a time per node (HD_EBUSY). */
+enum { CONS_MEMBER_ADD = 1, CONS_MEMBER_REMOVE = 2 };
+typedef void (*cons_member_cb)(void *arg, int status, const char *message);
+int cons_node_change_member(struct cons_node *n, int op, uint64_t id, const char *address,
+                            cons_member_cb cb, void *arg);
 
 struct cons_peer_status {
     uint64_t id;

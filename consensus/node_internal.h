@@ -15,6 +15,7 @@ struct cons_store;
 struct cons_transport;
 struct cons_forward;
 struct cons_catchup;
+struct cons_member_change;
 struct cons_state_out;
 
 /* One proposed entry and the appends it answers. */
@@ -68,6 +69,7 @@ struct cons_node {
     struct cons_state_out *state_out; /* state copies this node sends */
     unsigned state_out_n;
     uv_timer_t state_timer;        /* paces state_out */
+    struct cons_member_change *change; /* membership change coordinated here */
     struct raft_transfer transfer; /* a leadership hand-over in flight */
     bool transferring;
     uint64_t next_proposal;
@@ -97,6 +99,11 @@ void cons__catchups_expire(struct cons_node *n, bool all);
 void cons__catchup_start(struct cons_node *n);
 int cons__catchup_recover(struct cons_node *n, char *errmsg, size_t errmsg_len);
 void cons__catchup_stop(struct cons_node *n);
+void cons__recv_member(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
+                       const uint8_t *payload, size_t len);
+void cons__member_tick(struct cons_node *n);
+void cons__member_stop(struct cons_node *n);
+void cons__transfer_done(struct raft_transfer *req);
 void cons__batch_answer(struct cons_batch *b, int status);
 
 #endif

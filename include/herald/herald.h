@@ -151,4 +151,11 @@ int herald_ts_parse(const char *s, size_t len, uint64_t *ts_us);
  * getrandom) plus a NUL into out (size >= HERALD_NONCE_HEX_LEN + 1). */
 int herald_nonce_generate(char *out, size_t size);
 
+/* Adds node `id` (peer address `address`) as a voter of every shard, or
+ * removes it (add false, address ignored). Waits until every shard changed
+ * (this can take minutes while a new node copies state). On success
+ * *json_text is the server's answer (free with herald_free). */
+int herald_cluster_change(struct herald_client *c, bool add, uint64_t id, const char *address,
+                          char **json_text);
+
 #endif

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Membership: adding and removing a node in every shard, one shard at a time. */
+#include <stdio.h>
+#include <string.h>
+
+#include "forward.h"
+#include "hd_alloc.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+#include "node_internal.h"
+#include "transport.h"
+
+/*
+ * The node that receives `add-node` or `remove-node` coordinates: for each
+ * shard in turn it asks the shard's leader (itself, or another node through
+ * a MEMBER_REQ frame) to make the change, and waits for the answer before
+ * the next shard, so only one shard at a time moves a replica.
+ *
+ * On the leader: an add is raft_add (the node joins as a spare) followed by
+ * raft_assign to voter, which raft performs only once the new node has
+ * caught up (catchup.c copies the state when the log does not reach back
+ * far enough). A remove is raft_remove; a leader asked to remove itself
+ * hands leadership over first and answers HD_EBUSY, and the coordinator
+ * asks the new leader. A shard whose leader is unknown, or that is busy, is
+ * retried every CONS_MEMBER_RETRY_MS until CONS_MEMBER_SHARD_TIMEOUT_MS.
+ *
+ * MEMBER_REQ  u8 version 1, u64 id, u8 op (1 add, 2 remove), u64 node, u8
+ *             address_len, address                       (frame shard = shard)
+ * MEMBER_RESP u8 version 1, u64 id, i32 status
+ */
+
+#define CONS_MEMBER_RETRY_MS 500u
+#define CONS_MEMBER_SHARD_TIMEOUT_MS 120000u
+
+struct cons_member_change {
+    int op;                        /* CONS_MEMBER_ADD or CONS_MEMBER_REMOVE */
+    uint64_t id;                   /* the node added or removed */
+    char address[64];
+    unsigned shard;                /* the shard being changed */
+    uint64_t req_id;               /* of the request in flight, 0 if none */
+    uint64_t shard_deadline_ms;
+    uint64_t retry_at_ms;          /* 0: not waiting to retry */
+    cons_member_cb cb;
+    void *arg;
+};
+
+/* A change this node makes as some shard's leader. */
+struct cons_member_local {
+    struct raft_change change;
+    struct cons_node *node;
+    struct cons_shard *shard;
+    int op;
+    uint64_t id;
+    uint64_t from;                 /* coordinator, or 0 for this node */
+    uint64_t req_id;
+    bool assigning;                /* the add reached raft_assign */
+};
+
+/* ---------------------------------------------------- on the leader --- */
+
+static const struct raft_server *cons__server(const struct raft *r, uint64_t id)
+{
+    for (unsigned k = 0; k < r->configuration.n; k++) {
+        if (r->configuration.servers[k].id == id) return &r->configuration.servers[k];
+    }
+    return NULL;
+}
+
+static void cons__member_reply(struct cons_node *n, uint64_t to, uint64_t req_id, int status);
+static void cons__member_shard_done(struct cons_node *n, uint64_t req_id, int status);
+
+static void cons__member_local_done(struct cons_member_local *l, int status)
+{
+    if (l->from == 0) {
+        cons__member_shard_done(l->node, l->req_id, status);
+    } else {
+        cons__member_reply(l->node, l->from, l->req_id, status);
+    }
+    hd_free(l);
+}
+
+static void cons__member_changed(struct raft_change *req, int status)
+{
+    struct cons_member_local *l = req->data;
+    if (status == 0 && l->op == CONS_MEMBER_ADD && !l->assigning && !l->shard->closed) {
+        l->assigning = true;
+        int rv = raft_assign(&l->shard->raft, &l->change, l->id, RAFT_VOTER,
+                             cons__member_changed);
+        if (rv == 0) return;
+        status = rv;
+    }
+    cons__member_local_done(l, status == 0 ? 0 : (status == RAFT_NOTLEADER ? HD_ENOTLEADER
+                                                                           : HD_EBUSY));
+}
+
+/* Starts the change on this node, which leads the shard. */
+static int cons__member_apply(struct cons_member_local *l, const char *address)
+{
+    struct raft *r = &l->shard->raft;
+    const struct raft_server *srv = cons__server(r, l->id);
+    l->change.data = l;
+    if (l->op == CONS_MEMBER_ADD) {
+        if (srv != NULL && srv->role == RAFT_VOTER) return 1; /* done already */
+        if (srv != NULL) {
+            l->assigning = true;
+            return raft_assign(r, &l->change, l->id, RAFT_VOTER, cons__member_changed);
+        }
+        return raft_add(r, &l->change, l->id, address, cons__member_changed);
+    }
+    if (srv == NULL) return 1;
+    if (l->id == l->node->opts.node_id) {
+        /* Hand leadership to another voter; the coordinator retries. */
+        struct cons_node *n = l->node;
+        for (unsigned k = 0; k < r->configuration.n && !n->transferring; k++) {
+            const struct raft_server *o = &r->configuration.servers[k];
+            if (o->id != l->id && o->role == RAFT_VOTER) {
+                n->transfer.data = n;
+                n->transferring = raft_transfer(r, &n->transfer, o->id, cons__transfer_done) == 0;
+                break;
+            }
+        }
+        return RAFT_BUSY;
+    }
+    return raft_remove(r, &l->change, l->id, cons__member_changed);
+}
+
+static void cons__member_local(struct cons_node *n, unsigned shard, int op, uint64_t id,
+                               const char *address, uint64_t from, uint64_t req_id)
+{
+    struct cons_member_local *l = hd_calloc(1, sizeof *l);
+    int rv = HD_ENOMEM;
+    if (l != NULL) {
+        *l = (struct cons_member_local){.node = n, .shard = &n->shards[shard], .op = op,
+                                        .id = id, .from = from, .req_id = req_id};
+        rv = raft_state(&l->shard->raft) != RAFT_LEADER ? RAFT_NOTLEADER
+                                                         : cons__member_apply(l, address);
+    }
+    if (rv == 0) return;
+    if (l == NULL) {
+        if (from == 0) cons__member_shard_done(n, req_id, rv);
+        else cons__member_reply(n, from, req_id, rv);
+        return;
+    }
+    cons__member_local_done(l, rv == 1 ? 0 : (rv == RAFT_NOTLEADER ? HD_ENOTLEADER : HD_EBUSY));
+}
+
+/* -------------------------------------------------------------- frames --- */
+
+static void cons__member_reply(struct cons_node *n, uint64_t to, uint64_t req_id, int status)
+{
+    uint8_t buf[13];
+    buf[0] = 1;
+    hd_put_u64(buf + 1, req_id);
+    hd_put_u32(buf + 9, (uint32_t)status);
+    struct iovec iov = {buf, sizeof buf};
+    (void)cons_transport_send(n->transport, to, CONS_FRAME_MEMBER_RESP, 0, &iov, 1);
+}
+
+void cons__recv_member(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
+                       const uint8_t *p, size_t len)
+{
+    if (kind == CONS_FRAME_MEMBER_RESP) {
+        if (len == 13 && p[0] == 1) {
+            cons__member_shard_done(n, hd_get_u64(p + 1), (int32_t)hd_get_u32(p + 9));
+        }
+        return;
+    }
+    char address[64];
+    if (len < 19 || p[0] != 1 || shard >= n->opts.n_shards || p[18] >= sizeof address ||
+        len != 19u + p[18] || (p[9] != CONS_MEMBER_ADD && p[9] != CONS_MEMBER_REMOVE)) {
+        HD_LOG_WARN("peer %llu sent a malformed membership request", (unsigned long long)from);
+        return;
+    }
+    memcpy(address, p + 19, p[18]);
+    address[p[18]] = '\0';
+    cons__member_local(n, shard, p[9], hd_get_u64(p + 10), address, from, hd_get_u64(p + 1));
+}
+
+/* --------------------------------------------------- the coordinator --- */
+
+static void cons__member_finish(struct cons_node *n, int status, const char *msg)
+{
+    struct cons_member_change *c = n->change;
+    n->change = NULL;
+    c->cb(c->arg, status, msg);
+    hd_free(c);
+}
+
+/* Asks the shard's leader to make the change; retries later if none. */
+static void cons__member_step(struct cons_node *n)
+{
+    struct cons_member_change *c = n->change;
+    if (c->shard == n->opts.n_shards) {
+        HD_LOG_INFO("membership: node %llu %s in all %u shards", (unsigned long long)c->id,
+                    c->op == CONS_MEMBER_ADD ? "added" : "removed", n->opts.n_shards);
+        cons__member_finish(n, 0, "done");
+        return;
+    }
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&n->shards[c->shard].raft, &leader, &addr);
+    c->retry_at_ms = 0;
+    c->req_id = ++n->next_forward;
+    if (leader == n->opts.node_id) {
+        cons__member_local(n, c->shard, c->op, c->id, c->address, 0, c->req_id);
+        return;
+    }
+    uint8_t buf[19 + 64];
+    size_t alen = strlen(c->address);
+    buf[0] = 1;
+    hd_put_u64(buf + 1, c->req_id);
+    buf[9] = (uint8_t)c->op;
+    hd_put_u64(buf + 10, c->id);
+    buf[18] = (uint8_t)alen;
+    memcpy(buf + 19, c->address, alen);
+    struct iovec iov = {buf, 19 + alen};
+    if (leader == 0 || n->transport == NULL ||
+        cons_transport_send(n->transport, leader, CONS_FRAME_MEMBER_REQ, (uint16_t)c->shard,
+                            &iov, 1) != 0) {
+        c->req_id = 0;
+        c->retry_at_ms = uv_now(n->opts.loop) + CONS_MEMBER_RETRY_MS;
+    }
+}
+
+static void cons__member_shard_done(struct cons_node *n, uint64_t req_id, int status)
+{
+    struct cons_member_change *c = n->change;
+    if (c == NULL || c->req_id != req_id) {
+        return; /* a late answer to an attempt given up */
+    }
+    c->req_id = 0;
+    if (status == 0) {
+        HD_LOG_INFO("membership: shard %u: node %llu %s", c->shard, (unsigned long long)c->id,
+                    c->op == CONS_MEMBER_ADD ? "is a voter" : "removed");
+        c->shard++;
+        c->shard_deadline_ms = uv_now(n->opts.loop) + CONS_MEMBER_SHARD_TIMEOUT_MS;
+        cons__member_step(n);
+        return;
+    }
+    c->retry_at_ms = uv_now(n->opts.loop) + CONS_MEMBER_RETRY_MS;
+}
+
+/* Called by the node's ticker: retries and deadlines. */
+void cons__member_tick(struct cons_node *n)
+{
+    struct cons_member_change *c = n->change;
+    if (c == NULL) {
+        return;
+    }
+    uint64_t now = uv_now(n->opts.loop);
+    if (now >= c->shard_deadline_ms) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "shard %u did not complete the change in %u s; shards "
+                 "before it did (run the command again to finish)", c->shard,
+                 CONS_MEMBER_SHARD_TIMEOUT_MS / 1000);
+        cons__member_finish(n, HD_EUNAVAIL, msg);
+        return;
+    }
+    if (c->retry_at_ms != 0 && now >= c->retry_at_ms) {
+        cons__member_step(n);
+    }
+}
+
+int cons_node_change_member(struct cons_node *n, int op, uint64_t id, const char *address,
+                            cons_member_cb cb, void *arg)
+{
+    HD_ASSERT(op == CONS_MEMBER_ADD || op == CONS_MEMBER_REMOVE);
+    if (n->change != NULL) {
+        return HD_EBUSY;
+    }
+    if (id == 0 || (op == CONS_MEMBER_ADD && (address == NULL || strlen(address) >= 64))) {
+        return HD_EINVAL;
+    }
+    /* The lower id of a pair dials the other: a node that does not know
+     * the members yet can only be reached if every member's id is lower. */
+    const struct raft_configuration *conf = &n->shards[0].raft.configuration;
+    for (unsigned k = 0; op == CONS_MEMBER_ADD && k < conf->n; k++) {
+        if (conf->servers[k].id > id) {
+            return HD_ERANGE;
+        }
+    }
+    struct cons_member_change *c = hd_calloc(1, sizeof *c);
+    if (c == NULL) {
+        return HD_ENOMEM;
+    }
+    *c = (struct cons_member_change){.op = op, .id = id, .cb = cb, .arg = arg,
+                                     .shard_deadline_ms = uv_now(n->opts.loop) +
+                                                          CONS_MEMBER_SHARD_TIMEOUT_MS};
+    snprintf(c->address, sizeof c->address, "%s", address != NULL ? address : "");
+    n->change = c;
+    HD_LOG_INFO("membership: %s node %llu%s%s", op == CONS_MEMBER_ADD ? "adding" : "removing",
+                (unsigned long long)id, op == CONS_MEMBER_ADD ? " at " : "", c->address);
+    if (op == CONS_MEMBER_ADD && n->transport != NULL) {
+        (void)cons_transport_set_peer(n->transport, id, c->address);
+    }
+    cons__member_step(n);
+    return 0;
+}
+
+void cons__member_stop(struct cons_node *n)
+{
+    if (n->change != NULL) {
+        cons__member_finish(n, HD_ESHUTDOWN, "the node is shutting down");
+    }
+}
