@@ -5,7 +5,9 @@
 #include "api.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_alloc.h"
 #include "log.h"
+#include "node.h"
 
 struct api_read_ctx {
     const char *channel;
@@ -65,8 +67,10 @@ int api__read_position(struct api_server *s, const struct api_http_request *req,
     return 0;
 }
 
-void api_read(struct api_server *s, struct api_http_conn *c,
-              const struct api_http_request *req, const char *channel, size_t len)
+/* Reads the range and answers. */
+static void api__read_answer(struct api_server *s, struct api_http_conn *c,
+                             const struct api_http_request *req, const char *channel,
+                             size_t len)
 {
     uint64_t after_seq = 0, limit = 100;
     const char *bad = NULL;
@@ -98,4 +102,53 @@ void api_read(struct api_server *s, struct api_http_conn *c,
     json_t *body = json_pack("{s:s%, s:o, s:I}", "channel", channel, len, "messages",
                              ctx.messages, "next_seq", (json_int_t)next_seq);
     api_respond_json(s, c, 200, body, NULL);
+}
+
+/* A read with consistency=leader, waiting for its barrier. The request
+ * stays valid until we answer. */
+struct api_leader_read {
+    struct api_server *server;
+    struct api_http_conn *conn;
+    const struct api_http_request *req;
+    char channel[LOG_CHANNEL_MAX];
+    size_t len;
+};
+
+static void api__leader_read_ready(void *arg, int status)
+{
+    struct api_leader_read *r = arg;
+    if (status != 0) {
+        api_respond_error(r->server, r->conn, 503, "unavailable",
+                          "no leader confirmed that this node's state is current; retry");
+    } else {
+        api__read_answer(r->server, r->conn, r->req, r->channel, r->len);
+    }
+    hd_free(r);
+}
+
+void api_read(struct api_server *s, struct api_http_conn *c,
+              const struct api_http_request *req, const char *channel, size_t len)
+{
+    char value[16];
+    int rv = api_http_query_param(req, "consistency", value, sizeof value);
+    if (rv == HD_ENOTFOUND || (rv == 0 && strcmp(value, "local") == 0)) {
+        api__read_answer(s, c, req, channel, len); /* this node's applied prefix */
+        return;
+    }
+    if (rv != 0 || strcmp(value, "leader") != 0) {
+        api_respond_error(s, c, 400, "bad_query", "consistency must be local or leader");
+        return;
+    }
+    struct api_leader_read *r = hd_calloc(1, sizeof *r);
+    if (r == NULL) {
+        api_respond_error(s, c, 500, "internal", "out of memory");
+        return;
+    }
+    *r = (struct api_leader_read){s, c, req, "", len};
+    memcpy(r->channel, channel, len);
+    rv = cons_node_read_barrier(s->node, channel, len, api__leader_read_ready, r);
+    if (rv != 0) {
+        r->conn = c;
+        api__leader_read_ready(r, rv);
+    }
 }

@@ -205,6 +205,10 @@ static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
         cons__recv_forward_resp(n, from, payload, len);
         return;
     }
+    if (kind == CONS_FRAME_READ_REQ || kind == CONS_FRAME_READ_RESP) {
+        cons__recv_read(n, from, kind, shard, payload, len);
+        return;
+    }
     if (kind == CONS_FRAME_MEMBER_REQ || kind == CONS_FRAME_MEMBER_RESP) {
         cons__recv_member(n, from, kind, shard, payload, len);
         return;

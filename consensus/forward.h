@@ -24,6 +24,8 @@ enum {
     CONS_FRAME_STATE_CHUNK = 5,
     CONS_FRAME_MEMBER_REQ = 6,    /* membership.c */
     CONS_FRAME_MEMBER_RESP = 7,
+    CONS_FRAME_READ_REQ = 8,      /* read_barrier.c */
+    CONS_FRAME_READ_RESP = 9,
 };
 
 #define CONS_FORWARD_VERSION 1

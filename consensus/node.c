@@ -58,6 +58,7 @@ static void cons__tick(uv_timer_t *t)
 {
     struct cons_node *n = t->data;
     cons__forwards_expire(n, false, HD_EUNKNOWN);
+    cons__read_waits_expire(n, false);
     if (n->transport != NULL) {
         cons__catchups_expire(n, false);
     }
@@ -221,6 +222,7 @@ void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg)
     uv_check_stop(&n->flusher);
     uv_timer_stop(&n->ticker);
     cons__forwards_expire(n, true, HD_EUNKNOWN);
+    cons__read_waits_expire(n, true);
     cons__member_stop(n);
     if (n->transport != NULL) {
         cons__catchup_stop(n);

@@ -119,6 +119,14 @@ typedef void (*cons_member_cb)(void *arg, int status, const char *message);
 int cons_node_change_member(struct cons_node *n, int op, uint64_t id, const char *address,
                             cons_member_cb cb, void *arg);
 
+/* Waits until this node has applied everything its channel's shard leader
+ * had applied when the call was made (a barrier on the leader), then calls
+ * cb(arg, 0); or cb(arg, HD_EUNAVAIL / HD_ENOTLEADER). Non-zero return: cb
+ * never fires. For reads with consistency=leader. */
+typedef void (*cons_read_cb)(void *arg, int status);
+int cons_node_read_barrier(struct cons_node *n, const char *channel, size_t len,
+                           cons_read_cb cb, void *arg);
+
 struct cons_peer_status {
     uint64_t id;
     const char *address;

@@ -16,6 +16,7 @@ struct cons_transport;
 struct cons_forward;
 struct cons_catchup;
 struct cons_member_change;
+struct cons_read_wait;
 struct cons_state_out;
 
 /* One proposed entry and the appends it answers. */
@@ -70,6 +71,7 @@ struct cons_node {
     unsigned state_out_n;
     uv_timer_t state_timer;        /* paces state_out */
     struct cons_member_change *change; /* membership change coordinated here */
+    struct cons_read_wait *read_waits; /* leader reads waiting to be fresh */
     struct raft_transfer transfer; /* a leadership hand-over in flight */
     bool transferring;
     uint64_t next_proposal;
@@ -104,6 +106,10 @@ void cons__recv_member(struct cons_node *n, uint64_t from, uint8_t kind, uint16_
 void cons__member_tick(struct cons_node *n);
 void cons__member_stop(struct cons_node *n);
 void cons__transfer_done(struct raft_transfer *req);
+void cons__recv_read(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
+                     const uint8_t *payload, size_t len);
+void cons__read_waits_check(struct cons_node *n, unsigned shard);
+void cons__read_waits_expire(struct cons_node *n, bool all);
 void cons__batch_answer(struct cons_batch *b, int status);
 
 #endif

@@ -238,6 +238,13 @@ static bool cons__propose_one(struct cons_shard *sh)
 void cons__flush(struct cons_node *n)
 {
     uv_idle_stop(&n->kick);
+    if (n->read_waits != NULL) {
+        /* Barrier and configuration entries advance the applied index
+         * without an FSM apply: check every turn while reads wait. */
+        for (unsigned i = 0; i < n->opts.n_shards; i++) {
+            cons__read_waits_check(n, i);
+        }
+    }
     for (unsigned i = 0; i < n->opts.n_shards; i++) {
         struct cons_shard *sh = &n->shards[i];
         if (!sh->dirty) {

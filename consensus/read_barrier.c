@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Leader reads: waiting until this node has applied what the leader had. */
+#include <string.h>
+
+#include "forward.h"
+#include "hd_alloc.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+#include "node_internal.h"
+#include "transport.h"
+
+/*
+ * A read with consistency=leader must see every append acknowledged before
+ * it started. The shard's leader commits a barrier entry (raft_barrier):
+ * once it applies, the leader has applied everything committed before the
+ * read arrived. A follower asks the leader for that (READ_REQ), gets back
+ * the index the leader applied (READ_RESP), and waits until it applied that
+ * index itself; then its local read is as fresh as the leader's.
+ *
+ * READ_REQ  u8 version 1, u64 id                      (frame shard = shard)
+ * READ_RESP u8 version 1, u64 id, i32 status, u64 applied index
+ */
+
+#define CONS_READ_TIMEOUT_MS 5000u
+
+struct cons_read_wait {
+    bool remote;                 /* waits for another node's answer */
+    uint64_t id;                 /* of the request to the leader, 0 after */
+    unsigned shard;
+    uint64_t index;              /* applied index to wait for, 0 until known */
+    uint64_t deadline_ms;
+    cons_read_cb cb;
+    void *arg;
+    struct cons_read_wait *next;
+};
+
+/* A barrier this node runs as leader, for itself or for a follower. */
+struct cons_read_barrier {
+    struct raft_barrier barrier;
+    struct cons_node *node;
+    struct cons_shard *shard;
+    uint64_t from;               /* follower, or 0 for a local wait */
+    uint64_t id;
+    struct cons_read_wait *wait; /* local waiter */
+};
+
+static void cons__read_reply(struct cons_node *n, uint64_t to, uint16_t shard, uint64_t id,
+                             int status, uint64_t index)
+{
+    uint8_t buf[21];
+    buf[0] = 1;
+    hd_put_u64(buf + 1, id);
+    hd_put_u32(buf + 9, (uint32_t)status);
+    hd_put_u64(buf + 13, index);
+    struct iovec iov = {buf, sizeof buf};
+    (void)cons_transport_send(n->transport, to, CONS_FRAME_READ_RESP, shard, &iov, 1);
+}
+
+static void cons__read_wait_done(struct cons_node *n, struct cons_read_wait *w, int status)
+{
+    for (struct cons_read_wait **pp = &n->read_waits; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+    w->cb(w->arg, status);
+    hd_free(w);
+}
+
+static void cons__read_barrier_cb(struct raft_barrier *req, int status)
+{
+    struct cons_read_barrier *b = req->data;
+    struct cons_node *n = b->node;
+    uint64_t applied = raft_last_applied(&b->shard->raft);
+    int rv = status == 0 ? 0 : HD_ENOTLEADER;
+    if (b->from != 0) {
+        cons__read_reply(n, b->from, (uint16_t)b->shard->id, b->id, rv, applied);
+    } else {
+        cons__read_wait_done(n, b->wait, rv);
+    }
+    hd_free(b);
+}
+
+static int cons__read_barrier_start(struct cons_node *n, struct cons_shard *sh, uint64_t from,
+                                    uint64_t id, struct cons_read_wait *w)
+{
+    struct cons_read_barrier *b = hd_calloc(1, sizeof *b);
+    if (b == NULL) {
+        return HD_ENOMEM;
+    }
+    *b = (struct cons_read_barrier){.node = n, .shard = sh, .from = from, .id = id, .wait = w};
+    b->barrier.data = b;
+    if (raft_barrier(&sh->raft, &b->barrier, cons__read_barrier_cb) != 0) {
+        hd_free(b);
+        return HD_ENOTLEADER;
+    }
+    return 0;
+}
+
+void cons__recv_read(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
+                     const uint8_t *p, size_t len)
+{
+    if (kind == CONS_FRAME_READ_REQ) {
+        if (len != 9 || p[0] != 1 || shard >= n->opts.n_shards) return;
+        uint64_t id = hd_get_u64(p + 1);
+        int rv = cons__read_barrier_start(n, &n->shards[shard], from, id, NULL);
+        if (rv != 0) cons__read_reply(n, from, shard, id, rv, 0);
+        return;
+    }
+    if (len != 21 || p[0] != 1) return;
+    uint64_t id = hd_get_u64(p + 1);
+    for (struct cons_read_wait *w = n->read_waits; w != NULL; w = w->next) {
+        if (w->id == id && w->id != 0) {
+            int status = (int32_t)hd_get_u32(p + 9);
+            w->id = 0;
+            if (status != 0) {
+                cons__read_wait_done(n, w, status);
+            } else {
+                /* At least 1: index 0 means "not known yet" below. */
+                uint64_t index = hd_get_u64(p + 13);
+                w->index = index > 0 ? index : 1;
+                cons__read_waits_check(n, w->shard);
+            }
+            return;
+        }
+    }
+}
+
+/* Releases the waits of a shard whose index this node has applied. */
+void cons__read_waits_check(struct cons_node *n, unsigned shard)
+{
+    uint64_t applied = raft_last_applied(&n->shards[shard].raft);
+    struct cons_read_wait *w = n->read_waits;
+    while (w != NULL) {
+        struct cons_read_wait *next = w->next;
+        if (w->shard == shard && w->index != 0 && w->index <= applied) {
+            cons__read_wait_done(n, w, 0);
+        }
+        w = next;
+    }
+}
+
+void cons__read_waits_expire(struct cons_node *n, bool all)
+{
+    uint64_t now = uv_now(n->opts.loop);
+    struct cons_read_wait *w = n->read_waits;
+    while (w != NULL) {
+        struct cons_read_wait *next = w->next;
+        /* A local barrier's wait is answered by raft (also on close). */
+        if (w->remote && (all || w->deadline_ms <= now)) {
+            cons__read_wait_done(n, w, HD_EUNAVAIL);
+        }
+        w = next;
+    }
+}
+
+int cons_node_read_barrier(struct cons_node *n, const char *channel, size_t len,
+                           cons_read_cb cb, void *arg)
+{
+    unsigned shard = cons_shard_of(n->opts.n_shards, channel, len);
+    struct cons_shard *sh = &n->shards[shard];
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&sh->raft, &leader, &address);
+    if (n->stopping || leader == 0 || (leader != n->opts.node_id && n->transport == NULL)) {
+        return HD_ENOTLEADER;
+    }
+    struct cons_read_wait *w = hd_calloc(1, sizeof *w);
+    if (w == NULL) {
+        return HD_ENOMEM;
+    }
+    *w = (struct cons_read_wait){.shard = shard, .cb = cb, .arg = arg,
+                                 .deadline_ms = uv_now(n->opts.loop) + CONS_READ_TIMEOUT_MS};
+    int rv;
+    if (leader == n->opts.node_id) {
+        rv = cons__read_barrier_start(n, sh, 0, 0, w);
+    } else {
+        w->remote = true;
+        w->id = ++n->next_forward;
+        uint8_t buf[9];
+        buf[0] = 1;
+        hd_put_u64(buf + 1, w->id);
+        struct iovec iov = {buf, sizeof buf};
+        rv = cons_transport_send(n->transport, leader, CONS_FRAME_READ_REQ, (uint16_t)shard,
+                                 &iov, 1) == 0 ? 0 : HD_EUNAVAIL;
+    }
+    if (rv != 0) {
+        hd_free(w);
+        return rv;
+    }
+    w->next = n->read_waits;
+    n->read_waits = w;
+    return 0;
+}
