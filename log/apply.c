@@ -89,21 +89,6 @@ static int log__head_in_entry(struct log_store *ls, const struct log_append *a,
     return 0;
 }
 
-/* Puts every moved head into the batch (once per channel per entry). */
-static void log__overlay_put(struct log_store *ls)
-{
-    uint8_t key[LOG_KEY_MAX];
-    for (size_t i = 0; i < ls->overlay.cap; i++) {
-        const struct log_head *h = &ls->overlay.slots[i];
-        if (h->hash == 0) continue;
-        size_t key_len = log_key_channel(key, LOG_KEY_HEAD, ls->shard, h->channel, h->len);
-        uint8_t val[16];
-        hd_put_u64(val, h->seq);
-        hd_put_u64(val + 8, h->ts);
-        st_batch_put(ls->batch, key, key_len, val, sizeof val);
-    }
-}
-
 /* After the batch is written: the cache learns the new heads. */
 static void log__overlay_commit(struct log_store *ls)
 {
@@ -321,7 +306,6 @@ int log_apply(struct log_store *ls, uint16_t shard, uint64_t index,
             return rv;
         }
     }
-    log__overlay_put(ls);
     log__put_applied(ls, shard, index);
     rv = st_rocks_write(ls->rocks, ls->batch);
     st_batch_clear(ls->batch);

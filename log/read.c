@@ -17,30 +17,38 @@ int log_head(struct log_store *ls, const char *ch, size_t len,
     return log__head(ls, shard, ch, len, hd_hash64(ch, len), last_seq, last_ts);
 }
 
-/* Reads a head from state, bypassing the cache. */
+/* Reads a head from state, bypassing the cache: the channel's last message
+ * (there is no head key: one fewer write per append, see keys.h). */
 static int log__head_stored(struct log_store *ls, uint16_t shard, const char *ch, size_t len,
                             uint64_t *last_seq, uint64_t *last_ts)
 {
     HD_ASSERT(len > 0 && len <= LOG_CHANNEL_MAX);
-    uint8_t key[LOG_KEY_MAX];
-    size_t key_len = log_key_channel(key, LOG_KEY_HEAD, shard, ch, len);
-    uint8_t val[16];
-    size_t val_len = 0;
-    int rv = st_rocks_get_into(ls->rocks, key, key_len, val, sizeof val, &val_len);
-    if (rv == HD_ENOTFOUND) {
-        *last_seq = 0;
-        *last_ts = 0;
-        return 0;
-    }
+    uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
+    size_t lower_len = log_key_message(lower, shard, ch, len, 0);
+    size_t upper_len = log_key_message(upper, shard, ch, len, UINT64_MAX);
+    struct st_iter *it;
+    int rv = st_iter_open(&it, ls->rocks, lower, lower_len, upper, upper_len);
     if (rv != 0) {
         return rv;
     }
-    if (val_len != 16) {
-        return HD_ECORRUPT;
+    st_iter_seek_last(it);
+    *last_seq = 0;
+    *last_ts = 0;
+    if (st_iter_valid(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = st_iter_key(it, &klen);
+        const uint8_t *v = st_iter_value(it, &vlen);
+        if (klen != lower_len || vlen < 8) {
+            rv = HD_ECORRUPT;
+        } else {
+            *last_seq = hd_get_be64(k + klen - 8);
+            *last_ts = hd_get_u64(v);
+        }
+    } else {
+        rv = st_iter_status(it);
     }
-    *last_seq = hd_get_u64(val);
-    *last_ts = hd_get_u64(val + 8);
-    return 0;
+    st_iter_close(it);
+    return rv;
 }
 
 int log__head(struct log_store *ls, uint16_t shard, const char *ch, size_t len,

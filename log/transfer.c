@@ -13,8 +13,8 @@
 #include "zstd.h"
 
 /*
- * A shard's state is four key ranges, one per kind ('a' applied index, 'd'
- * dedup, 'h' heads, 'm' messages), each [kind shard, kind shard+1). The
+ * A shard's state is three key ranges, one per kind ('a' applied index, 'd'
+ * dedup, 'm' messages), each [kind shard, kind shard+1). The
  * sender reads them at one RocksDB snapshot, so the copy is consistent, in
  * chunks of about LOG_STATE_CHUNK_BYTES: u32 key length, u32 value length,
  * key, value, repeated, packed with zstd. Memory stays bounded by a chunk
@@ -28,9 +28,8 @@
  */
 
 #define LOG_KEY_INCOMPLETE 'i'
-static const char log__kinds[] = {LOG_KEY_APPLIED, LOG_KEY_DEDUP, LOG_KEY_HEAD,
-                                  LOG_KEY_MESSAGE};
-#define LOG_N_KINDS 4
+static const char log__kinds[] = {LOG_KEY_APPLIED, LOG_KEY_DEDUP, LOG_KEY_MESSAGE};
+#define LOG_N_KINDS 3
 
 struct log_state_reader {
     struct log_store *ls;
@@ -147,7 +146,7 @@ static size_t log__marker_key(uint8_t *k, uint16_t shard)
     return log__range(k, LOG_KEY_INCOMPLETE, shard);
 }
 
-/* Deletes the shard's four ranges into the store's batch. */
+/* Deletes the shard's ranges into the store's batch. */
 static void log__delete_ranges(struct log_store *ls, uint16_t shard)
 {
     for (int i = 0; i < LOG_N_KINDS; i++) {

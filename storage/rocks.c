@@ -371,6 +371,8 @@ void st_iter_seek(struct st_iter *it, const void *key, size_t key_len)
     rocksdb_iter_seek(it->it, key, key_len);
 }
 
+void st_iter_seek_last(struct st_iter *it) { rocksdb_iter_seek_to_last(it->it); }
+
 bool st_iter_valid(const struct st_iter *it) { return rocksdb_iter_valid(it->it) != 0; }
 
 void st_iter_next(struct st_iter *it) { rocksdb_iter_next(it->it); }

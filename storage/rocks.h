@@ -91,6 +91,8 @@ int st_iter_open_at(struct st_iter **out, struct st_rocks *r, struct st_view *v,
                     const void *lower, size_t lower_len, const void *upper,
                     size_t upper_len);
 void st_iter_seek(struct st_iter *it, const void *key, size_t key_len);
+/* Moves to the last key below the upper bound. */
+void st_iter_seek_last(struct st_iter *it);
 bool st_iter_valid(const struct st_iter *it);
 void st_iter_next(struct st_iter *it);
 const void *st_iter_key(const struct st_iter *it, size_t *len);
