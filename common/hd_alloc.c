@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hd_assert.h"
+#include "hd_error.h"
 
 static struct hd_allocator hd__libc = {malloc, calloc, realloc, free};
 static struct hd_allocator hd__current = {malloc, calloc, realloc, free};
@@ -30,6 +31,24 @@ char *hd_strndup(const char *s, size_t n)
     memcpy(copy, s, n);
     copy[n] = '\0';
     return copy;
+}
+
+int hd_reserve(void **arr, size_t *cap, size_t need, size_t elem, size_t initial)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t n = *cap > 0 ? *cap : initial;
+    while (n < need) {
+        n *= 2;
+    }
+    void *grown = hd_realloc(*arr, n * elem);
+    if (grown == NULL) {
+        return HD_ENOMEM;
+    }
+    *arr = grown;
+    *cap = n;
+    return 0;
 }
 
 void hd__assert_fail(const char *expr, const char *file, int line)

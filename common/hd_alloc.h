@@ -22,4 +22,9 @@ void *hd_realloc(void *p, size_t size);
 void hd_free(void *p);
 char *hd_strndup(const char *s, size_t n);
 
+/* Makes room for at least `need` elements of `elem` bytes in *arr, whose
+ * capacity is *cap: doubles (from `initial`) as needed. HD_ENOMEM leaves
+ * the array as it was. */
+int hd_reserve(void **arr, size_t *cap, size_t need, size_t elem, size_t initial);
+
 #endif

@@ -140,14 +140,9 @@ int cons__span_push(struct cons_shard_log *sl, uint64_t first, uint64_t last,
         sl->span_n -= sl->span_head;
         sl->span_head = 0;
     }
-    if (sl->span_n == sl->span_cap) {
-        size_t cap = sl->span_cap ? sl->span_cap * 2 : 64;
-        struct cons_span *spans = hd_realloc(sl->spans, cap * sizeof *spans);
-        if (spans == NULL) {
-            return HD_ENOMEM;
-        }
-        sl->spans = spans;
-        sl->span_cap = cap;
+    int rv = hd_reserve((void **)&sl->spans, &sl->span_cap, sl->span_n + 1, sizeof *sl->spans, 64);
+    if (rv != 0) {
+        return rv;
     }
     sl->spans[sl->span_n++] = (struct cons_span){first, last, lsn};
     return 0;

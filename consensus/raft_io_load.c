@@ -28,14 +28,10 @@ static void cons__drop_from(struct cons_shard_log *sl, uint64_t index)
 
 static int cons__push_entry(struct cons_shard_log *sl, const struct raft_entry *e)
 {
-    if (sl->n_entries == sl->cap_entries) {
-        size_t cap = sl->cap_entries ? sl->cap_entries * 2 : 256;
-        struct raft_entry *entries = hd_realloc(sl->entries, cap * sizeof *entries);
-        if (entries == NULL) {
-            return HD_ENOMEM;
-        }
-        sl->entries = entries;
-        sl->cap_entries = cap;
+    int rv = hd_reserve((void **)&sl->entries, &sl->cap_entries, sl->n_entries + 1,
+                        sizeof *sl->entries, 256);
+    if (rv != 0) {
+        return rv;
     }
     struct raft_entry copy = *e;
     copy.buf.base = raft_malloc(e->buf.len > 0 ? e->buf.len : 1);

@@ -11,25 +11,27 @@
 #include "log_internal.h"
 #include "rocks.h"
 
-int log_applied_index(struct log_store *ls, uint16_t shard, uint64_t *index)
+/* Reads a value that must be exactly `size` bytes; *found false if the key
+ * is absent. */
+static int log__get_exact(struct log_store *ls, const uint8_t *key, size_t key_len,
+                          uint8_t *val, size_t size, bool *found)
 {
-    uint8_t key[4];
-    size_t key_len = log_key_applied(key, shard);
-    uint8_t val[8];
     size_t len = 0;
-    int rv = st_rocks_get_into(ls->rocks, key, key_len, val, sizeof val, &len);
+    int rv = st_rocks_get_into(ls->rocks, key, key_len, val, size, &len);
+    *found = rv == 0;
     if (rv == HD_ENOTFOUND) {
-        *index = 0;
         return 0;
     }
-    if (rv != 0) {
-        return rv;
-    }
-    if (len != 8) {
-        return HD_ECORRUPT;
-    }
-    *index = hd_get_u64(val);
-    return 0;
+    return rv != 0 ? rv : (len == size ? 0 : HD_ECORRUPT);
+}
+
+int log_applied_index(struct log_store *ls, uint16_t shard, uint64_t *index)
+{
+    uint8_t key[4], val[8];
+    bool found;
+    int rv = log__get_exact(ls, key, log_key_applied(key, shard), val, sizeof val, &found);
+    *index = rv == 0 && found ? hd_get_u64(val) : 0;
+    return rv;
 }
 
 /* ---------------------------------------------- heads moved by an entry --- */
@@ -155,19 +157,13 @@ static int64_t log__seen_check(struct log_store *ls, uint32_t i)
 static int log__dedup_lookup(struct log_store *ls, const struct log_append *a,
                              uint64_t stamp_us, struct log_result *r)
 {
-    uint8_t key[LOG_KEY_MAX];
-    size_t key_len = log_key_dedup(key, ls->shard, a->channel, a->channel_len, a->nonce, a->nonce_len);
-    uint8_t val[24];
-    size_t len = 0;
-    int rv = st_rocks_get_into(ls->rocks, key, key_len, val, sizeof val, &len);
-    if (rv == HD_ENOTFOUND) {
-        return 0;
-    }
-    if (rv != 0) {
+    uint8_t key[LOG_KEY_MAX], val[24];
+    size_t key_len = log_key_dedup(key, ls->shard, a->channel, a->channel_len, a->nonce,
+                                   a->nonce_len);
+    bool found;
+    int rv = log__get_exact(ls, key, key_len, val, sizeof val, &found);
+    if (rv != 0 || !found) {
         return rv;
-    }
-    if (len != 24) {
-        return HD_ECORRUPT;
     }
     uint64_t first_stamp = hd_get_u64(val + 16);
     /* A later entry may carry an earlier stamp (a new leader's clock behind
