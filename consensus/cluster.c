@@ -28,6 +28,7 @@
 struct cons_forward {
     uint64_t id;
     uint64_t to;
+    unsigned shard;
     uint64_t deadline_ms;
     struct cons_append_req *req;
     struct cons_forward *next;
@@ -80,8 +81,8 @@ int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
         hd_free(f);
         return HD_EUNAVAIL; /* not sent: a known failure */
     }
-    *f = (struct cons_forward){fr.id, leader, uv_now(n->opts.loop) + CONS_FORWARD_TIMEOUT_MS,
-                               req, n->forwards};
+    *f = (struct cons_forward){fr.id, leader, sh->id,
+                               uv_now(n->opts.loop) + CONS_FORWARD_TIMEOUT_MS, req, n->forwards};
     n->forwards = f;
     n->stats.appends_forwarded++;
     return 0;
@@ -100,14 +101,29 @@ static struct cons_forward *cons__forward_take(struct cons_node *n, uint64_t id)
     return NULL;
 }
 
-/* Answers every forward (status) whose deadline passed, or all if `all`. */
+/* True if the forward's answer can no longer come: its shard has another
+ * leader now, or the link to the node it went to is down. Waiting for the
+ * deadline then only lengthens the client's wait (a leader's kill -9 would
+ * cost the full timeout instead of an election). */
+static bool cons__forward_orphaned(struct cons_node *n, const struct cons_forward *f)
+{
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&n->shards[f->shard].raft, &leader, &address);
+    struct cons_peer_stats ps;
+    bool linked = cons_transport_peer_stats(n->transport, f->to, &ps) == 0 && ps.connected;
+    return (leader != 0 && leader != f->to) || !linked;
+}
+
+/* Answers every forward (status) whose deadline passed or whose answer can
+ * no longer come, or all if `all`. */
 void cons__forwards_expire(struct cons_node *n, bool all, int status)
 {
     uint64_t now = uv_now(n->opts.loop);
     struct cons_forward **pp = &n->forwards;
     while (*pp != NULL) {
         struct cons_forward *f = *pp;
-        if (all || f->deadline_ms <= now) {
+        if (all || f->deadline_ms <= now || cons__forward_orphaned(n, f)) {
             *pp = f->next;
             f->req->cb(f->req, status, NULL);
             hd_free(f);

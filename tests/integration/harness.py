@@ -363,17 +363,19 @@ class NodeStartError(Exception):
 class Node:
     """One heraldd process on its own data directory and port."""
 
-    def __init__(self, workdir, name="node", args=(), data_dir=None, port=None):
+    def __init__(self, workdir, name="node", args=(), data_dir=None, port=None,
+                 peer_port=None):
         self.workdir = workdir
         self.name = name
         self.data = data_dir or os.path.join(workdir, name + "-data")
         self.port = port or free_port()
         # Its own free port for peers too: the default (--listen port + 1)
         # may be another test's port when tests run side by side.
-        self.peer_port = free_port()
+        self.peer_port = peer_port or free_port()
         self.args = list(args)
         self.proc = None
         self.killed = False
+        self.paused = False
         self.starts = 0
         self.log_paths = []
         self._clients = []
@@ -397,6 +399,7 @@ class Node:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         self.killed = False
+        self.paused = False
         self.proc = subprocess.Popen(self.cmdline(extra), stdout=logf,
                                      stderr=subprocess.STDOUT, env=env)
         logf.close()
@@ -447,6 +450,17 @@ class Node:
             c.close()
         self._clients = []
 
+    def pause(self):
+        """SIGSTOP: the process keeps its sockets but does nothing."""
+        assert self.running()
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        if self.paused and self.running():
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
     def kill9(self):
         if self.running():
             self.proc.send_signal(signal.SIGKILL)
@@ -458,6 +472,7 @@ class Node:
     def terminate(self, timeout=60.0, expect_rc=0):
         """SIGTERM, wait, and return the exit code (asserts expect_rc)."""
         assert self.proc is not None
+        self.resume()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -496,6 +511,7 @@ class Node:
         """Stops the node (gracefully, so LeakSanitizer reports). Returns a
         problem: no clean exit on SIGTERM, or death by a signal nobody sent."""
         why = None
+        self.resume()
         if self.running():
             try:
                 self.proc.send_signal(signal.SIGTERM)
@@ -611,6 +627,194 @@ class NodeTestCase(unittest.TestCase):
                              "%s: more messages after than before" % channel)
         for a, b in zip(after, before):
             self.assertEqual(a, b, "%s: message seq %s changed" % (channel, a.get("seq")))
+
+
+# ---------------------------------------------------------------- Cluster ---
+
+def free_ports(n):
+    """n distinct free ports."""
+    out = []
+    while len(out) < n:
+        p = free_port()
+        if p not in out:
+            out.append(p)
+    return out
+
+
+class Cluster:
+    """N heraldd processes forming one cluster on loopback (node ids 1..N).
+    The nodes are Node objects (in tc.nodes, so the test case's teardown
+    stops them and scans their logs); node i is named "n<i>"."""
+
+    def __init__(self, tc, n=3, args=(), name="n"):
+        self.tc = tc
+        ports = free_ports(2 * n)
+        self.nodes = []
+        for i in range(1, n + 1):
+            node = Node(tc.tmp, name="%s%d" % (name, i), args=["--id", str(i)] + list(args),
+                        port=ports[2 * (i - 1)], peer_port=ports[2 * (i - 1) + 1])
+            node.node_id = i
+            self.nodes.append(node)
+            tc.nodes.append(node)
+        self.members = ",".join("%d=127.0.0.1:%d" % (x.node_id, x.peer_port) for x in self.nodes)
+
+    def __getitem__(self, node_id):
+        return self.nodes[node_id - 1]
+
+    def start(self, nodes=None, timeout=60.0):
+        """Spawns the given nodes (default all) at once, with --bootstrap on
+        their first start, and waits until each answers /v1/status."""
+        nodes = self.nodes if nodes is None else nodes
+        for x in nodes:
+            x.spawn([] if x.starts else ["--bootstrap", self.members])
+        for x in nodes:
+            x.wait_ready(timeout)
+        return self
+
+    def live(self):
+        """Nodes running and not paused."""
+        return [x for x in self.nodes if x.running() and not x.paused]
+
+    def kill9_all(self, nodes=None):
+        """SIGKILL to every running node first, then waits: all at once."""
+        nodes = self.nodes if nodes is None else nodes
+        for x in nodes:
+            if x.running():
+                x.proc.send_signal(signal.SIGKILL)
+                x.killed = True
+        for x in nodes:
+            x.kill9()
+
+    def terminate_all(self, nodes=None, timeout=60.0):
+        """SIGTERM to every node, then waits for each to exit 0."""
+        nodes = self.nodes if nodes is None else nodes
+        for x in nodes:
+            x.resume()
+            if x.running():
+                x.proc.send_signal(signal.SIGTERM)
+        for x in nodes:
+            x.terminate(timeout)
+
+    def status(self, node, timeout=5.0):
+        c = Client(node.port, timeout=timeout)
+        try:
+            return c.status()
+        finally:
+            c.close()
+
+    def statuses(self, nodes=None):
+        """{node_id: status or None when it does not answer}."""
+        out = {}
+        for x in (self.live() if nodes is None else nodes):
+            try:
+                out[x.node_id] = self.status(x)
+            except (OSError, http.client.HTTPException, AssertionError, ValueError):
+                out[x.node_id] = None
+        return out
+
+    def leaders(self, nodes=None):
+        """Per shard, the leader id every given node (default: the live
+        ones) agrees on and that the leader itself confirms, else None.
+        Returns (list, statuses)."""
+        nodes = self.live() if nodes is None else nodes
+        st = self.statuses(nodes)
+        if not st or any(v is None for v in st.values()):
+            return None, st
+        n_shards = len(next(iter(st.values()))["shards"])
+        out = []
+        for i in range(n_shards):
+            ids = {v["shards"][i]["leader"] for v in st.values()}
+            lid = ids.pop() if len(ids) == 1 else 0
+            if lid == 0 or lid not in st or st[lid]["shards"][i]["state"] != "leader":
+                out.append(None)
+            else:
+                out.append(lid)
+        return out, st
+
+    def wait_leaders(self, timeout=30.0, nodes=None):
+        """Waits until every shard has a leader all given nodes agree on."""
+        deadline = time.time() + timeout
+        while True:
+            lead, st = self.leaders(nodes)
+            if lead is not None and None not in lead:
+                return lead
+            if time.time() > deadline:
+                raise AssertionError("no agreed leader for every shard after %.0fs: %r\n%s"
+                                     % (timeout, lead, json.dumps(st)[:3000]))
+            time.sleep(0.1)
+
+    def wait_settled(self, timeout=20.0, stable=1.0):
+        """Waits until every shard has an agreed leader, no node leads more
+        than its share (ceil(shards / nodes): the server's leader spread
+        hands shards over after a start) and the leaders have not changed
+        for `stable` seconds. Returns the leaders."""
+        deadline = time.time() + timeout
+        last, since = None, time.time()
+        while True:
+            lead, st = self.leaders()
+            if lead != last:
+                last, since = lead, time.time()
+            if lead is not None and None not in lead:
+                share = -(-len(lead) // len(self.nodes))
+                counts = {i: lead.count(i) for i in set(lead)}
+                if max(counts.values()) <= share and time.time() - since >= stable:
+                    return lead
+            if time.time() > deadline:
+                raise AssertionError("leaders not settled after %.0fs: %r" % (timeout, lead))
+            time.sleep(0.1)
+
+    def fetch_logs(self, channels, nodes=None, timeout=10.0):
+        """{node_id: {channel: [messages]}}, each channel's full log read
+        with after_seq paging (limit 1000) from each node."""
+        out = {}
+        for x in (self.live() if nodes is None else nodes):
+            c = Client(x.port, timeout=timeout)
+            try:
+                out[x.node_id] = {ch: c.read_all(ch) for ch in channels}
+            finally:
+                c.close()
+        return out
+
+    def wait_converged(self, channels, timeout=60.0, nodes=None, want=None):
+        """Polls until every given node (default: live ones) holds the same
+        log of every channel (and, if want is given, a callable on the logs
+        of one node returning True). Returns the logs ({node_id: ...}).
+        Raises AssertionError, naming the first difference, at the deadline."""
+        deadline = time.time() + timeout
+        while True:
+            why = None
+            try:
+                logs = self.fetch_logs(channels, nodes)
+            except (OSError, http.client.HTTPException, AssertionError) as e:
+                logs, why = None, "read failed: %r" % (e,)
+            if logs is not None:
+                why = logs_difference(logs, channels)
+                if why is None and want is not None and not want(next(iter(logs.values()))):
+                    why = "logs identical but not complete yet"
+                if why is None:
+                    return logs
+            if time.time() > deadline:
+                raise AssertionError("logs did not converge within %.0fs: %s" % (timeout, why))
+            time.sleep(0.25)
+
+
+def logs_difference(logs, channels):
+    """None if every node's log of every channel is identical, else a
+    description of the first difference."""
+    ids = sorted(logs)
+    ref = ids[0]
+    for ch in channels:
+        a = logs[ref][ch]
+        for other in ids[1:]:
+            b = logs[other][ch]
+            if a == b:
+                continue
+            for i in range(min(len(a), len(b))):
+                if a[i] != b[i]:
+                    return "%s: node %d and node %d differ at index %d: %r vs %r" % (
+                        ch, ref, other, i, a[i], b[i])
+            return "%s: node %d has %d messages, node %d has %d" % (ch, ref, len(a), other, len(b))
+    return None
 
 
 # ------------------------------------------------------------ WAL access ---
