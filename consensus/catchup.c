@@ -36,7 +36,10 @@
 
 #define CONS_STATE_QUEUE_BYTES (4u << 20)
 #define CONS_STATE_TIMEOUT_MS 30000u
-#define CONS_STATE_SENDS_MAX 2u
+/* Copies sent at once. They share the peer's queue bound, so more copies
+ * cost no memory; refusing one makes raft wait its install timeout (30 s)
+ * before it sends that snapshot again. */
+#define CONS_STATE_SENDS_MAX 64u
 #define CONS_STATE_PUMP_MS 2u
 #define CONS_MANIFEST_SIZE 16u
 
@@ -286,6 +289,11 @@ static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot 
     const uint8_t *m = snap->n_bufs == 1 ? snap->bufs[0].base : NULL;
     if (m == NULL || snap->bufs[0].len != CONS_MANIFEST_SIZE || hd_get_u32(m + 4) != shard) {
         return HD_ECORRUPT;
+    }
+    for (struct cons_catchup *c = n->catchups; c != NULL; c = c->next) {
+        if (c->shard == shard) {
+            return HD_EBUSY; /* a copy for this shard is under way */
+        }
     }
     uint64_t want = hd_get_u64(m + 8), applied = 0;
     int rv = log_applied_index(n->opts.log, (uint16_t)shard, &applied);
