@@ -64,7 +64,8 @@ static void api__usage(FILE *f)
             "  --log-level LEVEL      error, warn, info (default) or debug\n"
             "  --version              print the version and exit\n"
             "  --help                 print this help and exit\n\n"
-            "Signals: SIGTERM or SIGINT stop the node gracefully.\n");
+            "Signals: SIGTERM or SIGINT stop the node gracefully; a second SIGINT exits at\n"
+            "once (acknowledged appends are in the WAL either way).\n");
 }
 
 static int api__parse_size(const char *arg, const char *name, uint64_t min, uint64_t max,
@@ -243,6 +244,9 @@ static void api__part_stopped(void *arg)
     if (rv != 0) {
         HD_LOG_WARN("final state flush: %s (the WAL still has everything)", hd_strerror(rv));
     }
+    /* Closing the watchers restores the default action, which would make a
+     * late SIGTERM (a supervisor repeating itself) kill the final close. */
+    signal(SIGTERM, SIG_IGN);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     HD_LOG_INFO("stopped");
@@ -252,7 +256,10 @@ static void api__on_signal(uv_signal_t *h, int signum)
 {
     struct api_daemon *d = h->data;
     if (d->server.stopping) {
-        HD_LOG_WARN("second signal: exiting at once (the WAL has every acknowledged append)");
+        if (signum == SIGTERM) {
+            return; /* already stopping; supervisors repeat themselves */
+        }
+        HD_LOG_WARN("second interrupt: exiting at once (the WAL has every acknowledged append)");
         _exit(1);
     }
     HD_LOG_INFO("signal %d: stopping gracefully", signum);
