@@ -32,6 +32,7 @@
 
 #define CONS_MEMBER_RETRY_MS 500u
 #define CONS_MEMBER_SHARD_TIMEOUT_MS 120000u
+#define CONS_MEMBER_RESEND_MS 5000u
 
 struct cons_member_change {
     int op;                        /* CONS_MEMBER_ADD or CONS_MEMBER_REMOVE */
@@ -39,6 +40,8 @@ struct cons_member_change {
     char address[64];
     unsigned shard;                /* the shard being changed */
     uint64_t req_id;               /* of the request in flight, 0 if none */
+    uint64_t sent_to;              /* the leader it went to */
+    uint64_t sent_at_ms;
     uint64_t shard_deadline_ms;
     uint64_t retry_at_ms;          /* 0: not waiting to retry */
     cons_member_cb cb;
@@ -83,6 +86,10 @@ static void cons__member_local_done(struct cons_member_local *l, int status)
 static void cons__member_changed(struct raft_change *req, int status)
 {
     struct cons_member_local *l = req->data;
+    if (status != 0) {
+        HD_LOG_INFO("membership: shard %u: change of node %llu failed: %s (retrying)",
+                    l->shard->id, (unsigned long long)l->id, raft_strerror(status));
+    }
     if (status == 0 && l->op == CONS_MEMBER_ADD && !l->assigning && !l->shard->closed) {
         l->assigning = true;
         int rv = raft_assign(&l->shard->raft, &l->change, l->id, RAFT_VOTER,
@@ -137,6 +144,11 @@ static void cons__member_local(struct cons_node *n, unsigned shard, int op, uint
                                                          : cons__member_apply(l, address);
     }
     if (rv == 0) return;
+    if (rv != 1) {
+        HD_LOG_INFO("membership: shard %u: %s node %llu not possible now: %s (retrying)", shard,
+                    op == CONS_MEMBER_ADD ? "adding" : "removing", (unsigned long long)id,
+                    rv < 0 ? hd_strerror(rv) : raft_strerror(rv));
+    }
     if (l == NULL) {
         if (from == 0) cons__member_shard_done(n, req_id, rv);
         else cons__member_reply(n, from, req_id, rv);
@@ -202,6 +214,8 @@ static void cons__member_step(struct cons_node *n)
     raft_leader(&n->shards[c->shard].raft, &leader, &addr);
     c->retry_at_ms = 0;
     c->req_id = ++n->next_forward;
+    c->sent_to = leader;
+    c->sent_at_ms = uv_now(n->opts.loop);
     if (leader == n->opts.node_id) {
         cons__member_local(n, c->shard, c->op, c->id, c->address, 0, c->req_id);
         return;
@@ -258,6 +272,17 @@ void cons__member_tick(struct cons_node *n)
         return;
     }
     if (c->retry_at_ms != 0 && now >= c->retry_at_ms) {
+        cons__member_step(n);
+        return;
+    }
+    /* A request to a leader that died or stepped down gets no answer (the
+     * transport queues frames for a peer that is down): ask again, of the
+     * current leader. A late answer to the old request is ignored. */
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&n->shards[c->shard].raft, &leader, &addr);
+    if (c->req_id != 0 && c->sent_to != n->opts.node_id &&
+        (leader != c->sent_to || now - c->sent_at_ms >= CONS_MEMBER_RESEND_MS)) {
         cons__member_step(n);
     }
 }
