@@ -7,4 +7,7 @@ bash scripts/install-deps.sh
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_ASAN=ON -DHERALD_UBSAN=ON >/dev/null
 cmake --build build-test -j"$(nproc)"
 cd build-test
-ctest --output-on-failure --output-junit junit.xml -j"$(nproc)" "$@"
+# A failing test is run once more before it counts as failed: the cluster
+# tests drive real processes on 2 shared cores, where a rare timing flake
+# must not hide every other result. A test that fails twice fails.
+ctest --output-on-failure --output-junit junit.xml -j"$(nproc)" --repeat until-pass:2 "$@"
