@@ -244,11 +244,12 @@ static void api__part_stopped(void *arg)
     if (rv != 0) {
         HD_LOG_WARN("final state flush: %s (the WAL still has everything)", hd_strerror(rv));
     }
-    /* Closing the watchers restores the default action, which would make a
-     * late SIGTERM (a supervisor repeating itself) kill the final close. */
-    signal(SIGTERM, SIG_IGN);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    /* Closing the last watcher restored the default action (inside
+     * uv_close), which would let a late SIGTERM (a supervisor repeating
+     * itself) kill the final close: ignore it from here on. */
+    signal(SIGTERM, SIG_IGN);
     HD_LOG_INFO("stopped");
 }
 

@@ -125,6 +125,22 @@ class LifecycleTest(NodeTestCase):
         self.assertEqual(len(n.client().read_all("term-0")), len([k for k in set(where) | set(unknown)
                                                                   if k[0] == "term-0"]))
 
+    def test_repeated_sigterm_still_exits_0(self):
+        """A supervisor may send SIGTERM again while the node stops; the
+        node must still finish its graceful stop and exit 0 (a late signal
+        once killed the final close)."""
+        node = self.new_node()
+        for round_ in range(8):
+            node.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.003 * (round_ % 4))
+            for _ in range(3):
+                if node.proc.poll() is None:
+                    node.proc.send_signal(signal.SIGTERM)
+                time.sleep(0.005)
+            rc = node.proc.wait(30)
+            self.assertEqual(rc, 0, "round %d: exit %d\n%s" % (round_, rc, node.log_tail()))
+            node.start()
+
     def test_identity_survives_restart(self):
         n = self.new_node()
         st1 = n.client().status()
