@@ -310,16 +310,3 @@ int log_apply(struct log_store *ls, uint16_t shard, uint64_t index,
     }
     return rv;
 }
-
-int log_apply_noop(struct log_store *ls, uint16_t shard, uint64_t index)
-{
-    int rv = log__check_index(ls, shard, index);
-    if (rv != 0) {
-        return rv == HD_EEXIST ? 0 : rv;
-    }
-    st_batch_clear(ls->batch);
-    log__put_applied(ls, shard, index);
-    rv = st_rocks_write(ls->rocks, ls->batch);
-    st_batch_clear(ls->batch);
-    return rv;
-}

@@ -64,10 +64,6 @@ int log_apply(struct log_store *ls, uint16_t shard, uint64_t index,
               const uint8_t *entry, size_t len, struct log_result *results,
               size_t results_cap);
 
-/* Records that `index` of `shard` needs no apply (a Raft barrier or a
- * configuration entry), so the applied index keeps up. */
-int log_apply_noop(struct log_store *ls, uint16_t shard, uint64_t index);
-
 /* The highest raft index of the shard applied to state (0 if none). */
 int log_applied_index(struct log_store *ls, uint16_t shard, uint64_t *index);
 
@@ -122,7 +118,5 @@ int log_state_discard(struct log_store *ls, uint16_t shard);
 /* Makes all applied state durable (blocks; thread-safe). */
 int log_flush(struct log_store *ls);
 
-/* The underlying RocksDB handle (for checkpoints). */
-struct st_rocks *log_rocks(struct log_store *ls);
 
 #endif

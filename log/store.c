@@ -89,7 +89,6 @@ void log_store_close(struct log_store *ls)
 
 int log_flush(struct log_store *ls) { return st_rocks_flush(ls->rocks); }
 
-struct st_rocks *log_rocks(struct log_store *ls) { return ls->rocks; }
 
 unsigned log_shard_of(unsigned n_shards, const char *channel, size_t len)
 {

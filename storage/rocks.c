@@ -146,46 +146,23 @@ void st_rocks_close(struct st_rocks *r)
     hd_free(r);
 }
 
+/* Logs and frees a RocksDB error message; HD_EIO if there was one. */
+static int st__err(char *err, const char *what)
+{
+    if (err == NULL) {
+        return 0;
+    }
+    HD_LOG_ERROR("state %s: %s", what, err);
+    rocksdb_free(err);
+    return HD_EIO;
+}
+
 /* --------------------------------------------------------------- reads --- */
-
-static int st__copy_value(char *val, size_t len, void **value, size_t *value_len)
-{
-    void *copy = hd_malloc(len > 0 ? len : 1);
-    if (copy == NULL) {
-        rocksdb_free(val);
-        return HD_ENOMEM;
-    }
-    memcpy(copy, val, len);
-    rocksdb_free(val);
-    *value = copy;
-    *value_len = len;
-    return 0;
-}
-
-int st_rocks_get(struct st_rocks *r, const void *key, size_t key_len,
-                 void **value, size_t *value_len)
-{
-    HD_ASSERT(r != NULL && r->db != NULL);
-    char *err = NULL;
-    size_t len = 0;
-    char *val = rocksdb_get(r->db, r->read_options, key, key_len, &len, &err);
-    if (err != NULL) {
-        HD_LOG_ERROR("state read: %s", err);
-        rocksdb_free(err);
-        return HD_EIO;
-    }
-    if (val == NULL) {
-        return HD_ENOTFOUND;
-    }
-    return st__copy_value(val, len, value, value_len);
-}
 
 static int st__into(char *val, size_t len, char *err, void *buf, size_t cap,
                     size_t *value_len)
 {
-    if (err != NULL) {
-        HD_LOG_ERROR("state read: %s", err);
-        rocksdb_free(err);
+    if (st__err(err, "read") != 0) {
         return HD_EIO;
     }
     if (val == NULL) {
@@ -249,11 +226,6 @@ void st_batch_delete_range(struct st_batch *b, const void *lower, size_t lower_l
     rocksdb_writebatch_delete_range(b->wb, lower, lower_len, upper, upper_len);
 }
 
-size_t st_batch_count(const struct st_batch *b)
-{
-    return (size_t)rocksdb_writebatch_count(b->wb);
-}
-
 int st_rocks_write(struct st_rocks *r, struct st_batch *b)
 {
     HD_ASSERT(r != NULL && b != NULL);
@@ -262,9 +234,7 @@ int st_rocks_write(struct st_rocks *r, struct st_batch *b)
     }
     char *err = NULL;
     rocksdb_write(r->db, r->write_options, b->wb, &err);
-    if (err != NULL) {
-        HD_LOG_ERROR("state write failed, refusing further writes: %s", err);
-        rocksdb_free(err);
+    if (st__err(err, "write failed, refusing further writes") != 0) {
         r->failed = true;
         return HD_EFAILED;
     }
@@ -279,29 +249,7 @@ int st_rocks_flush(struct st_rocks *r)
     char *err = NULL;
     rocksdb_flush(r->db, fo, &err);
     rocksdb_flushoptions_destroy(fo);
-    if (err != NULL) {
-        HD_LOG_ERROR("state flush: %s", err);
-        rocksdb_free(err);
-        return HD_EIO;
-    }
-    return 0;
-}
-
-int st_rocks_checkpoint(struct st_rocks *r, const char *dir, char *errmsg,
-                        size_t errmsg_len)
-{
-    char *err = NULL;
-    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(r->db, &err);
-    if (err == NULL) {
-        rocksdb_checkpoint_create(cp, dir, 0, &err);
-        rocksdb_checkpoint_object_destroy(cp);
-    }
-    if (err != NULL) {
-        snprintf(errmsg, errmsg_len, "checkpoint %s: %s", dir, err);
-        rocksdb_free(err);
-        return HD_EIO;
-    }
-    return 0;
+    return st__err(err, "flush");
 }
 
 /* ----------------------------------------------------------- iterators --- */
@@ -366,11 +314,6 @@ int st_iter_open_at(struct st_iter **out, struct st_rocks *r, struct st_view *v,
     return 0;
 }
 
-void st_iter_seek(struct st_iter *it, const void *key, size_t key_len)
-{
-    rocksdb_iter_seek(it->it, key, key_len);
-}
-
 void st_iter_seek_last(struct st_iter *it) { rocksdb_iter_seek_to_last(it->it); }
 
 bool st_iter_valid(const struct st_iter *it) { return rocksdb_iter_valid(it->it) != 0; }
@@ -391,12 +334,7 @@ int st_iter_status(const struct st_iter *it)
 {
     char *err = NULL;
     rocksdb_iter_get_error(it->it, &err);
-    if (err != NULL) {
-        HD_LOG_ERROR("state iteration: %s", err);
-        rocksdb_free(err);
-        return HD_EIO;
-    }
-    return 0;
+    return st__err(err, "iteration");
 }
 
 void st_iter_close(struct st_iter *it)

@@ -43,11 +43,6 @@ int st_rocks_open(struct st_rocks **out, const struct st_rocks_options *opts,
                   char *errmsg, size_t errmsg_len);
 void st_rocks_close(struct st_rocks *r);
 
-/* Reads one key. On success *value is hd_malloc'ed (caller frees with
- * hd_free); HD_ENOTFOUND if absent. */
-int st_rocks_get(struct st_rocks *r, const void *key, size_t key_len,
-                 void **value, size_t *value_len);
-
 /* Reads one key into a caller buffer; HD_ENOTFOUND if absent, HD_ETOOBIG if
  * the value is larger than cap (*value_len then holds its size and buf its
  * first cap bytes). */
@@ -65,18 +60,12 @@ void st_batch_delete(struct st_batch *b, const void *key, size_t key_len);
 /* Deletes every key in [lower, upper). */
 void st_batch_delete_range(struct st_batch *b, const void *lower, size_t lower_len,
                            const void *upper, size_t upper_len);
-size_t st_batch_count(const struct st_batch *b);
 
 /* Applies the batch atomically, RocksDB WAL off (see rule 1). */
 int st_rocks_write(struct st_rocks *r, struct st_batch *b);
 
 /* Flushes memtables and waits (rule 2). Safe from any thread. */
 int st_rocks_flush(struct st_rocks *r);
-
-/* Creates a checkpoint (hard links where possible) in dir, which must not
- * exist. */
-int st_rocks_checkpoint(struct st_rocks *r, const char *dir, char *errmsg,
-                        size_t errmsg_len);
 
 /* A consistent read view: iterators opened at it see the database as it
  * was when it was taken. Released with st_rocks_view_release. */
@@ -90,7 +79,6 @@ int st_iter_open(struct st_iter **out, struct st_rocks *r, const void *lower,
 int st_iter_open_at(struct st_iter **out, struct st_rocks *r, struct st_view *v,
                     const void *lower, size_t lower_len, const void *upper,
                     size_t upper_len);
-void st_iter_seek(struct st_iter *it, const void *key, size_t key_len);
 /* Moves to the last key below the upper bound. */
 void st_iter_seek_last(struct st_iter *it);
 bool st_iter_valid(const struct st_iter *it);
