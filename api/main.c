@@ -12,6 +12,7 @@
 #include "data_dir.h"
 #include "members.h"
 #include "hd_error.h"
+#include "hd_fault.h"
 #include "hd_util.h"
 #include "node.h"
 
@@ -329,6 +330,11 @@ static int api__serve(struct api_daemon *d, char *errmsg, size_t errmsg_len)
 
 static void api__banner(const struct api_daemon *d, const struct api_identity *id)
 {
+#ifdef HD_FAULTY_BUILD_NAME
+    HD_LOG_ERROR("FAULTY BUILD '%s': this heraldd has a deliberate defect for the "
+                 "fault-injection suite and must never hold real data",
+                 HD_FAULTY_BUILD_NAME);
+#endif
     struct cons_node_stats st;
     cons_node_stats(d->server.node, &st);
     HD_LOG_INFO("node %llu of cluster %s serving http://%s (data %s, %u shards, WAL on %s)",

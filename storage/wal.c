@@ -14,6 +14,7 @@
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_fault.h"
 #include "hd_util.h"
 #include "wal_internal.h"
 
@@ -370,7 +371,7 @@ static void st__wal_submit_uring(struct st_wal *w)
     io_uring_prep_write(sqe, w->fd, w->flight + w->flight_done,
                         (unsigned)(w->flight_len - w->flight_done),
                         w->flight_off + w->flight_done);
-    sqe->rw_flags = RWF_DSYNC;
+    sqe->rw_flags = HD_FAULT_ACK_BEFORE_FSYNC ? 0 : RWF_DSYNC;
     io_uring_sqe_set_data(sqe, w);
     int rv;
     do {

@@ -11,6 +11,7 @@
 
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_fault.h"
 #include "hd_util.h"
 #include "wal_internal.h"
 
@@ -41,7 +42,8 @@ int st__wal_open_file(int dirfd, const char *name, int flags)
     /* O_DIRECT keeps group commits out of the page cache and lets
      * RWF_DSYNC finish with one device flush. A file system without it
      * (old tmpfs) still gets durable writes from RWF_DSYNC/fdatasync. */
-    int fd = openat(dirfd, name, flags | O_CLOEXEC | O_DIRECT, 0644);
+    int direct = HD_FAULT_ACK_BEFORE_FSYNC ? 0 : O_DIRECT;
+    int fd = openat(dirfd, name, flags | O_CLOEXEC | direct, 0644);
     if (fd < 0 && errno == EINVAL) {
         HD_LOG_WARN("wal: %s: O_DIRECT not supported, using buffered I/O", name);
         fd = openat(dirfd, name, flags | O_CLOEXEC, 0644);
@@ -171,7 +173,7 @@ int st__wal_pwrite_sync(int fd, const uint8_t *buf, size_t len, uint64_t off)
     if (rv != 0) {
         return rv;
     }
-    if (fdatasync(fd) != 0) {
+    if (!HD_FAULT_ACK_BEFORE_FSYNC && fdatasync(fd) != 0) {
         return st__wal_errno("fdatasync", "segment");
     }
     return 0;

@@ -24,7 +24,7 @@ struct fixture {
 
 struct pending {
     struct cons_append_req req;
-    char nonce[32];
+    char nonce[48];
     int status;
     bool done;
     struct log_result result;

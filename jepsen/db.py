@@ -1,0 +1,268 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The herald nodes under test: each one in its own namespace, with its data
+directory on an ext4 image of its own (so that a power cut can drop what was
+not fsynced), optionally with libfaketime preloaded (so that its wall clock
+can jump and drift while it runs)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import hclient
+import hosts
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+IMAGE_MB = 1024
+
+
+class Node:
+    def __init__(self, idx, root, heraldd, logdir, use_faketime, use_images):
+        self.idx = idx                  # the namespace and address, fixed
+        self.id = idx                   # the raft node id, new after a replace
+        self.name = "n%d" % idx
+        self.ns = hosts.node_ns(idx)
+        self.ip = hosts.node_ip(idx)
+        self.heraldd = heraldd
+        self.image = os.path.join(root, self.name + ".img")
+        self.mnt = os.path.join(root, self.name)
+        self.data = os.path.join(self.mnt, "data")
+        self.clock_file = os.path.join(root, self.name + ".faketime")
+        self.log_path = os.path.join(logdir, self.name + ".log")
+        self.use_faketime = use_faketime
+        self.use_images = use_images
+        self.proc = None
+        self.paused = False
+        self.removed_id = None
+        self.supervised = False  # final.CrashWatcher restarts it if it dies
+
+    # ------------------------------------------------------------ disk ---
+
+    def make_disk(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        if self.use_images:
+            with open(self.image, "wb") as f:
+                f.truncate(IMAGE_MB << 20)
+            hosts.sh("mkfs.ext4", "-q", "-F", self.image)
+            self.mount()
+
+    def mount(self):
+        hosts.sh("mount", "-o", "loop", self.image, self.mnt)
+
+    def unmount(self):
+        hosts.sh("umount", self.mnt)
+
+    def power_cut(self):
+        """The disk loses everything not yet fsynced: the ext4 shutdown ioctl
+        without a journal flush (as a power cut would), then the process
+        dies, and the file system is mounted again. Needs the image."""
+        hosts.sh("xfs_io", "-x", "-c", "shutdown", self.mnt)
+        self.kill()
+        self.unmount()
+        self.mount()
+        probe = os.path.join(self.mnt, "remounted")
+        with open(probe, "w"):  # EIO here: the old, shut-down mount is back
+            pass
+        os.unlink(probe)
+
+    def wipe(self):
+        shutil.rmtree(self.data, ignore_errors=True)
+
+    # --------------------------------------------------------- process ---
+
+    def set_clock(self, spec):
+        """A libfaketime spec: '+0', '+90s', '-30s', '+0 x1.05' (drift)."""
+        tmp = self.clock_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(spec + "\n")
+        os.replace(tmp, self.clock_file)
+
+    def _env(self):
+        env = ["ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:verify_asan_link_order=0",
+               "UBSAN_OPTIONS=print_stacktrace=1"]
+        if self.use_faketime:
+            if not os.path.exists(self.clock_file):
+                self.set_clock("+0")
+            env += ["LD_PRELOAD=" + FAKETIME_LIB,
+                    "FAKETIME_TIMESTAMP_FILE=" + self.clock_file,
+                    "FAKETIME_CACHE_DURATION=1",
+                    "FAKETIME_DONT_FAKE_MONOTONIC=1",
+                    "NO_FAKE_STAT=1"]
+        return env
+
+    def start(self, bootstrap=None, join=None, supervised=True):
+        assert not self.alive(), self.name
+        args = [self.heraldd, "--id", str(self.id), "--data", self.data,
+                "--listen", "%s:%d" % (self.ip, hclient.PORT),
+                "--peer-listen", "%s:%d" % (self.ip, hclient.PORT + 1)]
+        if bootstrap:
+            args += ["--bootstrap", bootstrap]
+        if join:
+            args += ["--join", join]
+        log = open(self.log_path, "ab")
+        log.write(("=== %s start id %d: %s\n" % (time.strftime("%H:%M:%S"), self.id,
+                                                 " ".join(args[1:]))).encode())
+        log.flush()
+        self.proc = subprocess.Popen(hosts.in_ns(self.ns) + ["env"] + self._env() + args,
+                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        self.paused = False
+        self.supervised = supervised
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def kill(self):
+        self.supervised = False
+        if self.proc is not None:
+            if self.paused:
+                self.signal(signal.SIGCONT)
+            self.signal(signal.SIGKILL)
+            self.proc.wait()
+        self.paused = False
+
+    def stop(self, timeout=30.0):
+        """A graceful stop; kill -9 if it does not finish in time."""
+        self.supervised = False
+        if self.proc is None:
+            return None
+        self.resume()
+        self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return "no exit in %.0f s" % timeout
+
+    def pause(self):
+        self.signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        if self.paused:
+            self.signal(signal.SIGCONT)
+        self.paused = False
+
+    def status(self, timeout=2.0):
+        return hclient.get_json(self.ip, "/v1/status", timeout)
+
+    def exited_with(self):
+        return None if self.proc is None else self.proc.poll()
+
+
+class Cluster:
+    def __init__(self, n, root, heraldd, logdir, use_faketime, use_images):
+        self.root = root
+        self.nodes = [Node(i, root, heraldd, logdir, use_faketime, use_images)
+                      for i in range(1, n + 1)]
+        self.next_id = n + 1
+        self.cluster_id = None
+
+    def bootstrap(self):
+        spec = ",".join("%d=%s:%d" % (nd.id, nd.ip, hclient.PORT + 1) for nd in self.nodes)
+        for nd in self.nodes:
+            nd.make_disk()
+        for nd in self.nodes:
+            nd.start(bootstrap=spec)
+
+    def wait_ready(self, timeout=60.0):
+        """Waits until every live node answers and sees a leader for every
+        shard; returns whether it happened in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = True
+            for nd in self.nodes:
+                if not nd.alive() or nd.paused:
+                    continue
+                st = nd.status()
+                if st is None or any(sh["leader"] == 0 for sh in st["shards"]):
+                    ready = False
+                    break
+                self.cluster_id = st["cluster_id"]
+            if ready:
+                return True
+            time.sleep(0.25)
+        return False
+
+    def leader_of(self, shard=None):
+        """The node a live node names as leader of one shard (the first
+        shard with a leader when shard is None), or None."""
+        for nd in self.nodes:
+            if not nd.alive() or nd.paused:
+                continue
+            st = nd.status()
+            if st is None:
+                continue
+            for sh in st["shards"]:
+                if (shard is None or sh["shard"] == shard) and sh["leader"]:
+                    return self.by_id(sh["leader"])
+        return None
+
+    def by_id(self, node_id):
+        for nd in self.nodes:
+            if nd.id == node_id:
+                return nd
+        return None
+
+    def member_change(self, method, path, body=None, timeout=180.0):
+        """Sends a membership request to live members until one answers 200;
+        returns the last answer's description."""
+        deadline = time.monotonic() + timeout
+        last = "no live member"
+        while time.monotonic() < deadline:
+            for nd in self.nodes:
+                if not nd.alive() or nd.paused or nd.id is None:
+                    continue
+                a = hclient.request(nd.ip, method, path, body=body, timeout=150.0)
+                if a.status == 200:
+                    return None
+                last = "%s %s via %s: %s %s" % (method, path, nd.name, a.status,
+                                                (a.body or b"")[:200] or a.error)
+                if a.status not in (None, 409, 503):
+                    return last
+            time.sleep(1.0)
+        return last
+
+    def remove(self, nd):
+        """Takes a node out of the cluster and its disk away: kill, remove
+        its id through a live member, wipe. Returns None, or an error."""
+        nd.removed_id = nd.id
+        nd.kill()
+        err = self.member_change("DELETE", "/v1/cluster/nodes/%d" % nd.id)
+        nd.wipe()
+        nd.id = None
+        return "remove %d: %s" % (nd.removed_id, err) if err else None
+
+    def add_back(self, nd):
+        """Joins a wiped node under a new id (ids only grow: the lower id
+        dials, so a newcomer's id must exceed every member's)."""
+        nd.id = self.next_id
+        self.next_id += 1
+        nd.start(join=self.cluster_id)
+        err = self.member_change("POST", "/v1/cluster/nodes",
+                                 {"id": nd.id, "address": "%s:%d" % (nd.ip, hclient.PORT + 1)})
+        return "add %d: %s" % (nd.id, err) if err else None
+
+    def replace(self, nd):
+        """What an operator does with a node whose disk is damaged."""
+        return self.remove(nd) or self.add_back(nd)
+
+    def stop_all(self, timeout=30.0):
+        """SIGTERM to every node at once; {name: exit status, or why not}."""
+        for nd in self.nodes:
+            nd.supervised = False
+            nd.resume()
+            nd.signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        return {nd.name: nd.stop(max(0.1, deadline - time.monotonic())) for nd in self.nodes}
+
+    def teardown(self):
+        self.stop_all(timeout=20)
+        for nd in self.nodes:
+            if nd.use_images and os.path.ismount(nd.mnt):
+                subprocess.run(["umount", "-l", nd.mnt], capture_output=True)

@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The end of a run: noticing nodes that died on their own, bringing every
+node back, waiting until their logs agree, reading every node's whole log,
+and the findings about the nodes themselves (crashes, sanitizer reports,
+unclean stops) that the history cannot show."""
+
+import os
+import threading
+import time
+
+import hclient
+
+SANITIZER_PATTERNS = ("AddressSanitizer", "LeakSanitizer", "runtime error",
+                      "UndefinedBehaviorSanitizer", "assertion failed")
+MAX_RESTARTS = 3
+
+
+class CrashWatcher:
+    """Restarts a supervised node that exited by itself (as a process
+    supervisor would) and records it; a node that keeps dying is left down
+    after MAX_RESTARTS."""
+
+    def __init__(self, cluster, recorder):
+        self.cluster = cluster
+        self.rec = recorder
+        self.crashes = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+
+    def _run(self):
+        restarts = {}
+        while not self.done.wait(0.5):
+            for nd in self.cluster.nodes:
+                code = nd.exited_with()
+                if not nd.supervised or code is None:
+                    continue
+                nd.supervised = False
+                self.crashes.append({"t": round(self.rec.now(), 3), "node": nd.name,
+                                     "id": nd.id, "exit": code, "log_tail": log_tail(nd)})
+                restarts[nd.name] = restarts.get(nd.name, 0) + 1
+                if restarts[nd.name] <= MAX_RESTARTS:
+                    nd.start()
+
+
+def log_tail(nd, lines=12):
+    try:
+        with open(nd.log_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            return f.read().decode("utf-8", "replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+def restart_dead(cluster, recorder):
+    """After the last fault: every member that is down is started again."""
+    for nd in cluster.nodes:
+        if nd.id is not None and not nd.alive():
+            recorder.record({"fault": "final", "phase": "skip",
+                             "detail": "%s was down at the end; restarted" % nd.name})
+            nd.start()
+
+
+def read_log(ip, channel, timeout=5.0):
+    """A node's whole log of a channel, from what it has applied; None if
+    it could not be read."""
+    out = []
+    after = 0
+    while True:
+        j = hclient.get_json(ip, "/v1/channels/%s/messages?after_seq=%d&limit=1000"
+                             % (channel, after), timeout)
+        if j is None:
+            return None
+        msgs = j["messages"]
+        if not msgs:
+            return out
+        out += [{"seq": m["seq"], "ts": m["ts"], "nonce": m["nonce"],
+                 "payload": m.get("payload")} for m in msgs]
+        after = msgs[-1]["seq"]
+
+
+def converge(cluster, channels, timeout):
+    """Reads every member's logs until they are identical (or time is up);
+    returns ({node: {channel: log} or None}, converged)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = {}
+        for nd in cluster.nodes:
+            if nd.id is None:
+                continue
+            per = {}
+            for ch in channels:
+                per[ch] = read_log(nd.ip, ch)
+                if per[ch] is None:
+                    per = None
+                    break
+            logs[nd.name] = per
+        readable = [v for v in logs.values() if v is not None]
+        same = len(readable) == len(logs) and all(v == readable[0] for v in readable)
+        if same or time.monotonic() > deadline:
+            return logs, same
+        time.sleep(1.0)
+
+
+def add_node_findings(results, run_dir, cluster, stops, watcher):
+    """Adds crashes, sanitizer reports and unclean stops to the checker's
+    results; each of them makes the run invalid."""
+    found = []
+    for c in watcher.crashes:
+        found.append(dict(c, kind="crash",
+                          detail="%s exited by itself with %s" % (c["node"], c["exit"])))
+    for nd in cluster.nodes:
+        try:
+            text = open(nd.log_path, encoding="utf-8", errors="replace").read()
+        except OSError:
+            continue
+        hits = [p for p in SANITIZER_PATTERNS if p in text]
+        if hits:
+            found.append({"kind": "sanitizer", "node": nd.name,
+                          "detail": "%s log reports %s" % (nd.name, ", ".join(hits))})
+        code = stops.get(nd.name)
+        if nd.id is not None and code not in (0, None):
+            found.append({"kind": "unclean_stop", "node": nd.name,
+                          "detail": "SIGTERM: %s exited with %s" % (nd.name, code),
+                          "log_tail": log_tail(nd)})
+    results["node_anomalies"] = found
+    if found:
+        results["valid"] = False
+        results.setdefault("anomalies", []).extend(found)

@@ -1,0 +1,439 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Faults, and the schedule that injects them.
+
+Every nemesis has `unavailable()` (None, or why this machine cannot inject
+it: the run then records it as skipped, never as passed), `start(rng)` and
+`stop()`, both returning a description for nemesis.jsonl. A nemesis name
+may carry a variant after a colon (`kill:all`, `partition:ring`) to pin it.
+"""
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+
+import hosts
+
+NODE_FAULTS = ("kill", "pause", "lose-unsynced", "corrupt", "membership")
+NET_FAULTS = ("partition", "net", "clock")
+
+
+def _pick(rng, variant, choices):
+    return variant if variant else rng.choice(choices)
+
+
+def _subset(rng, nodes, how):
+    """one / minority / all of the nodes, in random order."""
+    nodes = list(nodes)
+    rng.shuffle(nodes)
+    if how == "one":
+        return nodes[:1]
+    if how == "minority":
+        return nodes[:(len(nodes) - 1) // 2]
+    return nodes
+
+
+class Nemesis:
+    name = ""
+
+    def __init__(self, cluster, variant=None):
+        self.cluster = cluster
+        self.variant = variant
+
+    def unavailable(self):
+        return None
+
+    def nodes(self):
+        return self.cluster.nodes
+
+
+# ---------------------------------------------------------------- network ---
+
+def _firewall():
+    """'nft' or 'iptables', whichever works inside a namespace, or None."""
+    ns = hosts.node_ns(1)
+    if shutil.which("nft") and subprocess.run(
+            hosts.in_ns(ns) + ["nft", "list", "tables"],
+            capture_output=True).returncode == 0:
+        return "nft"
+    if shutil.which("iptables") and subprocess.run(
+            hosts.in_ns(ns) + ["iptables", "-L", "-n"],
+            capture_output=True).returncode == 0:
+        return "iptables"
+    return None
+
+
+def _nft_drop_from(node, sources, extra=""):
+    """Drops packets between node and the given addresses, both ways, with
+    an optional extra match (e.g. random loss) before the verdict."""
+    if not sources:
+        return
+    addrs = ", ".join(sources)
+    rules = ("table inet hj_fault {\n"
+             " chain input { type filter hook input priority 0; ip saddr { %s } %s drop; }\n"
+             " chain output { type filter hook output priority 0; ip daddr { %s } %s drop; }\n"
+             "}\n" % (addrs, extra, addrs, extra))
+    hosts.ns_exec(node.ns, "nft", "-f", "-", input=rules)
+
+
+def _iptables_drop_from(node, sources, loss=None):
+    stat = ["-m", "statistic", "--mode", "random", "--probability", "%.2f" % (loss / 100)] \
+        if loss else []
+    for ip in sources:
+        hosts.ns_exec(node.ns, "iptables", "-A", "INPUT", "-s", ip, *stat, "-j", "DROP")
+        hosts.ns_exec(node.ns, "iptables", "-A", "OUTPUT", "-d", ip, *stat, "-j", "DROP")
+
+
+def _heal_all(nodes, fw):
+    for nd in nodes:
+        if fw == "nft":
+            hosts.ns_exec(nd.ns, "nft", "delete", "table", "inet", "hj_fault", check=False)
+        elif fw == "iptables":
+            hosts.ns_exec(nd.ns, "iptables", "-F", check=False)
+
+
+def grudge(kind, nodes, rng):
+    """{node: [nodes it cannot hear]} for a partition of the given kind."""
+    nodes = list(nodes)
+    rng.shuffle(nodes)
+    n = len(nodes)
+    if kind == "isolate":
+        groups = [nodes[:1], nodes[1:]]
+    elif kind == "halves":
+        groups = [nodes[:n // 2], nodes[n // 2:]]
+    elif kind == "bridge":
+        # two halves that only the middle node hears both of
+        a, mid, b = nodes[:(n - 1) // 2], nodes[(n - 1) // 2], nodes[(n + 1) // 2:]
+        g = {nd: set(b) for nd in a}
+        g.update({nd: set(a) for nd in b})
+        g[mid] = set()
+        return g
+    else:  # ring: every node hears its two neighbours only (a majority of 5)
+        g = {}
+        for i, nd in enumerate(nodes):
+            near = {nodes[(i - 1) % n], nodes[(i + 1) % n], nd}
+            g[nd] = set(nodes) - near
+        return g
+    g = {}
+    for grp in groups:
+        for nd in grp:
+            g[nd] = set(nodes) - set(grp)
+    return g
+
+
+class Partition(Nemesis):
+    name = "partition"
+    KINDS = ("isolate", "halves", "bridge", "ring")
+
+    def unavailable(self):
+        self.fw = _firewall()
+        return None if self.fw else "neither nft nor iptables works in a namespace"
+
+    def start(self, rng):
+        kind = _pick(rng, self.variant, self.KINDS)
+        g = grudge(kind, self.nodes(), rng)
+        for nd, deaf in g.items():
+            ips = sorted(x.ip for x in deaf)
+            if self.fw == "nft":
+                _nft_drop_from(nd, ips)
+            else:
+                _iptables_drop_from(nd, ips)
+        return "%s: %s" % (kind, "; ".join("%s x %s" % (nd.name, ",".join(sorted(x.name for x in d)))
+                                          for nd, d in sorted(g.items(), key=lambda p: p[0].idx)
+                                          if d))
+
+    def stop(self):
+        _heal_all(self.nodes(), self.fw)
+        return "healed"
+
+
+class Net(Nemesis):
+    """Packet loss between nodes (nft numgen or iptables statistic), and
+    delay with reordering through NFQUEUE and jepsen/netdelay."""
+    name = "net"
+
+    def __init__(self, cluster, variant=None, netdelay=None):
+        super().__init__(cluster, variant)
+        self.netdelay = netdelay
+        self.procs = []
+
+    def unavailable(self):
+        self.fw = _firewall()
+        return None if self.fw else "neither nft nor iptables works in a namespace"
+
+    def kinds(self):
+        ok = self.netdelay and os.access(self.netdelay, os.X_OK) and shutil.which("iptables")
+        return ("loss", "delay") if ok else ("loss",)
+
+    def start(self, rng):
+        kind = _pick(rng, self.variant, self.kinds())
+        if kind == "loss":
+            pct = rng.choice((5, 20, 40))
+            for nd in self.nodes():
+                others = [x.ip for x in self.nodes() if x is not nd]
+                if self.fw == "nft":
+                    _nft_drop_from(nd, others, "numgen random mod 100 < %d" % pct)
+                else:
+                    _iptables_drop_from(nd, others, pct)
+            return "loss %d%% between nodes" % pct
+        delay, jitter = rng.choice(((50, 0), (100, 80), (20, 20)))
+        for nd in self.nodes():
+            hosts.ns_exec(nd.ns, "iptables", "-A", "OUTPUT", "-d", str(hosts.SUBNET), "!", "-d",
+                          hosts.CLIENT_IP, "-j", "NFQUEUE", "--queue-num", "7",
+                          "--queue-bypass")
+            self.procs.append(subprocess.Popen(
+                hosts.in_ns(nd.ns) + [self.netdelay, "--queue", "7", "--delay-ms",
+                 str(delay), "--jitter-ms", str(jitter), "--seed", str(rng.getrandbits(31))],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return "delay %d±%d ms between nodes (reordering)" % (delay, jitter)
+
+    def stop(self):
+        _heal_all(self.nodes(), self.fw)
+        for nd in self.nodes():
+            hosts.ns_exec(nd.ns, "iptables", "-F", "OUTPUT", check=False)
+        for p in self.procs:
+            p.terminate()
+            p.wait()
+        self.procs = []
+        return "healed"
+
+
+class Clock(Nemesis):
+    """Jumps and drift of one or two nodes' wall clock, with libfaketime
+    preloaded into them (the monotonic clock, which Raft's timers use, is
+    left alone as it is in a real clock step)."""
+    name = "clock"
+
+    def unavailable(self):
+        import db
+        if not os.path.exists(db.FAKETIME_LIB):
+            return "libfaketime is not installed (%s)" % db.FAKETIME_LIB
+        return None
+
+    def start(self, rng):
+        self.victims = _subset(rng, self.nodes(), rng.choice(("one", "minority")))
+        kind = _pick(rng, self.variant, ("jump", "drift"))
+        out = []
+        for nd in self.victims:
+            if kind == "jump":
+                spec = "%+ds" % rng.choice((-300, -60, -5, 5, 60, 300))
+            else:
+                spec = "+0 x%s" % rng.choice(("0.5", "0.9", "1.1", "2.0"))
+            nd.set_clock(spec)
+            out.append("%s %s" % (nd.name, spec))
+        return "%s: %s" % (kind, ", ".join(out))
+
+    def stop(self):
+        for nd in self.victims:
+            nd.set_clock("+0")
+        return "clocks reset"
+
+
+# ------------------------------------------------------------- processes ---
+
+class Kill(Nemesis):
+    name = "kill"
+
+    def start(self, rng):
+        how = _pick(rng, self.variant, ("one", "minority", "all"))
+        self.victims = [nd for nd in _subset(rng, self.nodes(), how) if nd.alive()]
+        for nd in self.victims:
+            nd.kill()
+        return "kill -9 %s (%s)" % (",".join(nd.name for nd in self.victims), how)
+
+    def stop(self):
+        for nd in self.victims:
+            nd.start()
+        return "restarted " + ",".join(nd.name for nd in self.victims)
+
+
+class Pause(Nemesis):
+    name = "pause"
+
+    def start(self, rng):
+        how = _pick(rng, self.variant, ("one", "minority", "leader"))
+        if how == "leader":
+            leader = self.cluster.leader_of(rng.randrange(16))
+            self.victims = [leader] if leader else _subset(rng, self.nodes(), "one")
+        else:
+            self.victims = _subset(rng, self.nodes(), how)
+        for nd in self.victims:
+            nd.pause()
+        return "SIGSTOP %s (%s)" % (",".join(nd.name for nd in self.victims), how)
+
+    def stop(self):
+        for nd in self.victims:
+            nd.resume()
+        return "SIGCONT " + ",".join(nd.name for nd in self.victims)
+
+
+class LoseUnsynced(Nemesis):
+    """A power cut: what was not fsynced is gone (ext4 shutdown without a
+    journal flush on the node's own image), the process dies with it."""
+    name = "lose-unsynced"
+
+    def unavailable(self):
+        nd = self.nodes()[0]
+        if not nd.use_images:
+            return "data directories are not on their own ext4 images (no loop devices?)"
+        if not shutil.which("xfs_io"):
+            return "xfs_io (xfsprogs) is not installed"
+        return None
+
+    def start(self, rng):
+        how = _pick(rng, self.variant, ("one", "minority", "all"))
+        self.victims = _subset(rng, self.nodes(), how)
+        for nd in self.victims:
+            nd.power_cut()
+        return "power cut %s (%s)" % (",".join(nd.name for nd in self.victims), how)
+
+    def stop(self):
+        for nd in self.victims:
+            nd.start()
+        return "restarted " + ",".join(nd.name for nd in self.victims)
+
+
+def _last_nonzero(path):
+    """The offset after the last non-zero byte: where a preallocated file's
+    data ends."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        pos = size
+        while pos > 0:
+            step = min(1 << 20, pos)
+            f.seek(pos - step)
+            block = f.read(step)
+            stripped = block.rstrip(b"\0")
+            if stripped:
+                return pos - step + len(stripped)
+            pos -= step
+    return 0
+
+
+def corrupt_file(rng, path):
+    """Flips a few bits in the part of the file that holds data, or cuts
+    the file short there. Returns what it did."""
+    end = _last_nonzero(path)
+    if end == 0:
+        return "%s: empty, left alone" % path
+    if rng.random() < 0.5:
+        off = rng.randrange(end)
+        os.truncate(path, off)
+        return "truncated %s at %d of %d" % (os.path.basename(path), off, end)
+    offs = sorted(rng.randrange(end) for _ in range(rng.randint(1, 4)))
+    with open(path, "r+b") as f:
+        for off in offs:
+            f.seek(off)
+            b = f.read(1)
+            f.seek(off)
+            f.write(bytes([b[0] ^ (1 << rng.randrange(8))]))
+    return "flipped bits in %s at %s" % (os.path.basename(path), offs)
+
+
+class Corrupt(Nemesis):
+    """Damages WAL segments or RocksDB tables of a minority of nodes while
+    they are down. A node must either recover by itself or refuse to start;
+    one that refuses is replaced the way an operator would (remove it, wipe
+    the disk, add it back under a new id)."""
+    name = "corrupt"
+
+    def start(self, rng):
+        self.victims = _subset(rng, self.nodes(), _pick(rng, self.variant, ("one", "minority")))
+        out = []
+        for nd in self.victims:
+            nd.kill()
+            files = []
+            for sub, ext in (("wal", ".seg"), ("state", ".sst")):
+                d = os.path.join(nd.data, sub)
+                if os.path.isdir(d):
+                    files += [os.path.join(d, f) for f in sorted(os.listdir(d)) if f.endswith(ext)]
+            if files:
+                out.append("%s: %s" % (nd.name, corrupt_file(rng, rng.choice(files))))
+        return "; ".join(out) or "no files to corrupt"
+
+    def stop(self):
+        out = []
+        for nd in self.victims:
+            nd.start(supervised=False)  # it may rightly refuse to start
+        time.sleep(5)
+        for nd in self.victims:
+            if nd.alive():
+                nd.supervised = True
+                out.append("%s restarted" % nd.name)
+                continue
+            code = nd.exited_with()
+            err = self.cluster.replace(nd)
+            out.append("%s refused to start (exit %s), replaced as id %s%s" %
+                       (nd.name, code, nd.id, ": " + err if err else ""))
+        return "; ".join(out)
+
+
+class Membership(Nemesis):
+    """Removes a node from the cluster while other faults may run, then
+    wipes it and adds it back under a new id."""
+    name = "membership"
+
+    def start(self, rng):
+        live = [nd for nd in self.nodes() if nd.alive() and not nd.paused]
+        self.victim = rng.choice(live)
+        err = self.cluster.remove(self.victim)
+        return "removed %s (id %s)%s" % (self.victim.name, self.victim.removed_id,
+                                         ": " + err if err else "")
+
+    def stop(self):
+        err = self.cluster.add_back(self.victim)
+        return "added %s back as id %s%s" % (self.victim.name, self.victim.id,
+                                             ": " + err if err else "")
+
+
+NEMESES = {c.name: c for c in (Partition, Net, Clock, Kill, Pause, LoseUnsynced, Corrupt,
+                               Membership)}
+
+
+class Schedule:
+    """Faults at random with heal periods between them: every period one
+    fault, and now and then a network or clock fault on top of a process
+    fault. The seed fixes the sequence of choices."""
+
+    def __init__(self, nemeses, rng, recorder, hold=(5, 15), heal=(4, 8)):
+        self.nemeses = nemeses
+        self.rng = rng
+        self.rec = recorder
+        self.hold = hold
+        self.heal = heal
+        self.active = []
+
+    def _start(self, nem):
+        try:
+            detail = nem.start(self.rng)
+        except Exception as e:  # a fault that failed to inject is reported, not hidden
+            detail = "failed to inject: %s" % e
+        self.rec.record({"fault": nem.name, "phase": "start", "detail": detail})
+        self.active.append(nem)
+
+    def heal_all(self):
+        while self.active:
+            nem = self.active.pop()
+            try:
+                detail = nem.stop()
+            except Exception as e:
+                detail = "failed to heal: %s" % e
+            self.rec.record({"fault": nem.name, "phase": "stop", "detail": detail})
+
+    def run(self, deadline, stop_event):
+        if not self.nemeses:
+            return
+        stop_event.wait(self.rng.uniform(*self.heal))
+        while time.monotonic() < deadline - 3 and not stop_event.is_set():
+            first = self.rng.choice(self.nemeses)
+            self._start(first)
+            others = [n for n in self.nemeses
+                      if (n.name in NET_FAULTS) != (first.name in NET_FAULTS)]
+            if others and self.rng.random() < 0.3:
+                self._start(self.rng.choice(others))
+            hold = min(self.rng.uniform(*self.hold), max(0.0, deadline - time.monotonic()))
+            stop_event.wait(hold)
+            self.heal_all()
+            stop_event.wait(self.rng.uniform(*self.heal))

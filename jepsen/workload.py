@@ -1,0 +1,241 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The clients: appenders that retry with the same nonce, readers, and SSE
+tailers, each recording what it did in the history. They speak only
+herald's public HTTP API and know nothing of its internals.
+
+A client thread has one operation outstanding at a time; every attempt of
+an append is its own invoke/completion pair in history.jsonl, and all
+attempts of one logical append share its nonce."""
+
+import json
+import random
+import socket
+import threading
+import time
+import urllib.parse
+
+import hclient
+
+APPEND_TIMEOUT = 5.0
+READ_LIMIT = 1000
+# 503 codes that promise nothing was written; anything else is unknown.
+DEFINITE_503 = ("unavailable", "overloaded", "shutting_down")
+
+
+class Recorder:
+    """Appends records to a JSON-lines file with a shared index and clock."""
+
+    def __init__(self, path, t0):
+        self.f = open(path, "w")
+        self.t0 = t0
+        self.i = 0
+        self.lock = threading.Lock()
+
+    def now(self):
+        return time.monotonic() - self.t0
+
+    def record(self, rec):
+        with self.lock:
+            rec["i"] = self.i
+            rec.setdefault("t", round(self.now(), 6))
+            self.i += 1
+            self.f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+    def close(self):
+        with self.lock:
+            self.f.close()
+
+
+class Workload:
+    def __init__(self, cluster, channels, history, tails, seed, n_clients, n_tailers,
+                 deadline):
+        self.cluster = cluster
+        self.channels = channels
+        self.history = history
+        self.tails = tails
+        self.seed = seed
+        self.n_clients = n_clients
+        self.n_tailers = n_tailers
+        self.deadline = deadline      # monotonic time when clients stop
+        self.tail_stop = threading.Event()
+        self.acked = []               # (channel, nonce, payload) acked, for re-sends
+        self.known_seq = {ch: 0 for ch in channels}
+        self.lock = threading.Lock()
+        self.threads = []
+
+    def nodes(self):
+        return self.cluster.nodes
+
+    # --------------------------------------------------------- appends ---
+
+    def _attempt(self, process, node, channel, nonce, payload, attempt):
+        """One HTTP attempt; returns 'ok', 'fail' or 'info'."""
+        base = {"process": process, "f": "append", "node": node.name, "channel": channel,
+                "nonce": nonce}
+        self.history.record(dict(base, type="invoke", payload=payload, attempt=attempt))
+        a = hclient.request(node.ip, "POST",
+                            "/v1/channels/%s/messages" % urllib.parse.quote(channel),
+                            body={"nonce": nonce, "payload": payload},
+                            timeout=APPEND_TIMEOUT)
+        j = a.json()
+        if a.status in (200, 201) and isinstance(j, dict) and "seq" in j:
+            self.history.record(dict(base, type="ok", seq=j["seq"], ts=j["ts"],
+                                     duplicate=bool(j.get("duplicate"))))
+            with self.lock:
+                if j["seq"] > self.known_seq[channel]:
+                    self.known_seq[channel] = j["seq"]
+            return "ok"
+        if a.status is None:
+            kind = "info" if a.sent else "fail"
+            err = a.error
+        else:
+            code = a.error_code()
+            definite = (a.status == 503 and code in DEFINITE_503) or 400 <= a.status < 500
+            kind = "fail" if definite else "info"
+            err = "%d %s" % (a.status, code)
+        self.history.record(dict(base, type=kind, error=err))
+        return kind
+
+    def append(self, rng, process, channel, nonce, payload):
+        """A logical append: retried with the same nonce, sometimes through
+        another node, until it succeeds or the run ends."""
+        node = rng.choice(self.nodes())
+        attempt = 1
+        while True:
+            kind = self._attempt(process, node, channel, nonce, payload, attempt)
+            if kind == "ok":
+                with self.lock:
+                    self.acked.append((channel, nonce, payload))
+                return
+            if time.monotonic() > self.deadline or attempt >= 30:
+                return
+            attempt += 1
+            time.sleep(rng.uniform(0.05, 0.3))
+            if rng.random() < 0.5:
+                node = rng.choice(self.nodes())
+
+    def resend(self, rng, process):
+        """Re-sends an append that already succeeded: it must come back as
+        the original seq and ts, marked duplicate."""
+        with self.lock:
+            if not self.acked:
+                return
+            channel, nonce, payload = rng.choice(self.acked)
+        self._attempt(process, rng.choice(self.nodes()), channel, nonce, payload, 0)
+
+    # ----------------------------------------------------------- reads ---
+
+    def read(self, rng, process):
+        node = rng.choice(self.nodes())
+        channel = rng.choice(self.channels)
+        with self.lock:
+            top = self.known_seq[channel]
+        after = rng.randint(max(0, top - 200), top)
+        base = {"process": process, "f": "read", "node": node.name, "channel": channel}
+        self.history.record(dict(base, type="invoke", after_seq=after))
+        a = hclient.request(node.ip, "GET", "/v1/channels/%s/messages?after_seq=%d&limit=%d"
+                            % (channel, after, READ_LIMIT), timeout=APPEND_TIMEOUT)
+        j = a.json()
+        if a.status == 200 and isinstance(j, dict):
+            msgs = [{"seq": m["seq"], "ts": m["ts"], "nonce": m["nonce"],
+                     "payload": m.get("payload")} for m in j["messages"]]
+            self.history.record(dict(base, type="ok", messages=msgs))
+        else:
+            self.history.record(dict(base, type="fail" if not a.sent else "info",
+                                     error=a.error or "%s %s" % (a.status, a.error_code())))
+
+    def client(self, process):
+        rng = random.Random("%s-client-%d" % (self.seed, process))
+        n = 0
+        while time.monotonic() < self.deadline:
+            r = rng.random()
+            if r < 0.85:
+                n += 1
+                nonce = "p%d-%d" % (process, n)
+                payload = "%s:%08x" % (nonce, rng.getrandbits(32))
+                self.append(rng, process, rng.choice(self.channels), nonce, payload)
+            elif r < 0.95:
+                self.read(rng, process)
+            else:
+                self.resend(rng, process)
+
+    # ----------------------------------------------------------- tails ---
+
+    def tailer(self, tailer):
+        """Follows one channel over SSE from a random node; on any error, or
+        now and then on purpose, resumes on another node after the last seq
+        received (Last-Event-ID)."""
+        rng = random.Random("%s-tailer-%d" % (self.seed, tailer))
+        channel = self.channels[tailer % len(self.channels)]
+        pos = {"last": 0}  # survives a connection that fails half-way
+        while not self.tail_stop.is_set():
+            node = rng.choice(self.nodes())
+            self.tails.record({"tailer": tailer, "node": node.name, "channel": channel,
+                               "event": "connect", "after": pos["last"]})
+            err = None
+            try:
+                self._follow(rng, tailer, node, channel, pos)
+            except (OSError, ValueError, KeyError) as e:
+                err = "%s: %s" % (e.__class__.__name__, e)
+            self.tails.record({"tailer": tailer, "node": node.name, "channel": channel,
+                               "event": "disconnect", "error": err})
+            self.tail_stop.wait(rng.uniform(0.1, 0.5))
+
+    def _follow(self, rng, tailer, node, channel, pos):
+        """Reads one SSE connection until it ends, fails, or its time is up,
+        keeping pos["last"] at the last seq received. The stream is plain
+        (not chunked) and ends with the connection."""
+        until = time.monotonic() + rng.uniform(5, 20)
+        s = socket.create_connection((node.ip, hclient.PORT), timeout=3.0)
+        try:
+            req = ("GET /v1/channels/%s/tail HTTP/1.1\r\nHost: %s\r\nLast-Event-ID: %d\r\n"
+                   "Accept: text/event-stream\r\n\r\n" % (channel, node.ip, pos["last"]))
+            s.sendall(req.encode())
+            s.settimeout(1.0)
+            buf = b""
+            head_done = False
+            while time.monotonic() < until and not self.tail_stop.is_set():
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    raise ValueError("tail connection closed")
+                buf += chunk
+                if not head_done:
+                    if b"\r\n\r\n" not in buf:
+                        continue
+                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+                        raise ValueError("tail answered %r" % head[:80])
+                    head_done = True
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    if line.startswith(b"data: "):
+                        m = json.loads(line[6:])
+                        self.tails.record({"tailer": tailer, "node": node.name,
+                                           "channel": channel, "event": "message",
+                                           "seq": m["seq"], "ts": m["ts"],
+                                           "nonce": m["nonce"], "payload": m.get("payload")})
+                        pos["last"] = m["seq"]
+        finally:
+            s.close()
+
+    # -------------------------------------------------------- lifecycle ---
+
+    def start(self):
+        for p in range(self.n_clients):
+            self.threads.append(threading.Thread(target=self.client, args=(p,), daemon=True))
+        for t in range(self.n_tailers):
+            self.threads.append(threading.Thread(target=self.tailer, args=(t,), daemon=True))
+        for th in self.threads:
+            th.start()
+
+    def join_clients(self):
+        for th in self.threads[:self.n_clients]:
+            th.join()
+
+    def stop_tailers(self):
+        self.tail_stop.set()
+        for th in self.threads[self.n_clients:]:
+            th.join(10)
