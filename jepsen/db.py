@@ -52,6 +52,15 @@ class Node:
 
     def unmount(self):
         hosts.sh("umount", self.mnt)
+        # The loop device goes away a little after the unmount; mounting the
+        # image before it has would take the old device, and with it the old,
+        # shut-down file system.
+        deadline = time.monotonic() + 30
+        while hosts.sh("losetup", "-j", self.image).strip():
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s: loop device still attached 30 s after umount"
+                                   % self.image)
+            time.sleep(0.05)
 
     def power_cut(self):
         """The disk loses everything not yet fsynced: the ext4 shutdown ioctl

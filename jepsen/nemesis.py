@@ -213,7 +213,9 @@ class Clock(Nemesis):
         return None
 
     def start(self, rng):
-        self.victims = _subset(rng, self.nodes(), rng.choice(("one", "minority")))
+        how = rng.choice(("one", "minority", "leader", "leader"))
+        leader = self.cluster.leader_of(rng.randrange(16)) if how == "leader" else None
+        self.victims = [leader] if leader else _subset(rng, self.nodes(), how)
         kind = _pick(rng, self.variant, ("jump", "drift"))
         out = []
         for nd in self.victims:
