@@ -15,14 +15,29 @@ import os
 import subprocess
 
 SUBNET = ipaddress.ip_network("198.51.100.0/24")
-BRIDGE_NS = "hj-br"
-CLIENT_NS = "hj-c"
 CLIENT_IP = "198.51.100.100"
 PREFIX = "hj-"
+BRIDGE_NS = PREFIX + "br"
+CLIENT_NS = PREFIX + "c"
+VETH = "hjv"
+
+
+def set_instance(name):
+    """Runs with different instance names have their own namespaces and
+    bridges (the same addresses on separate bridges never meet), so a
+    long soak and the test suite can run side by side."""
+    global PREFIX, BRIDGE_NS, CLIENT_NS, VETH
+    if name:
+        if not name.isalnum() or len(name) > 4:
+            raise ValueError("instance names are 1-4 letters or digits")
+        PREFIX = "hj%s-" % name
+        VETH = "hj%sv" % name
+        BRIDGE_NS = PREFIX + "br"
+        CLIENT_NS = PREFIX + "c"
 
 
 def node_ns(i):
-    return "hj-n%d" % i
+    return PREFIX + "n%d" % i
 
 
 def node_ip(i):
@@ -105,8 +120,8 @@ def setup(n_nodes):
     sh("ip", "-n", BRIDGE_NS, "link", "add", "br0", "type", "bridge")
     sh("ip", "-n", BRIDGE_NS, "link", "set", "br0", "up")
     for i in range(1, n_nodes + 1):
-        _attach(node_ns(i), node_ip(i), "hjv%d" % i)
-    _attach(CLIENT_NS, CLIENT_IP, "hjvc")
+        _attach(node_ns(i), node_ip(i), VETH + str(i))
+    _attach(CLIENT_NS, CLIENT_IP, VETH + "c")
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -180,9 +180,10 @@ class Net(Nemesis):
             return "loss %d%% between nodes" % pct
         delay, jitter = rng.choice(((50, 0), (100, 80), (20, 20)))
         for nd in self.nodes():
-            hosts.ns_exec(nd.ns, "iptables", "-A", "OUTPUT", "-d", str(hosts.SUBNET), "!", "-d",
-                          hosts.CLIENT_IP, "-j", "NFQUEUE", "--queue-num", "7",
-                          "--queue-bypass")
+            for other in self.nodes():
+                if other is not nd:  # node to node only; clients are not slowed
+                    hosts.ns_exec(nd.ns, "iptables", "-A", "OUTPUT", "-d", other.ip, "-j",
+                                  "NFQUEUE", "--queue-num", "7", "--queue-bypass")
             self.procs.append(subprocess.Popen(
                 hosts.in_ns(nd.ns) + [self.netdelay, "--queue", "7", "--delay-ms",
                  str(delay), "--jitter-ms", str(jitter), "--seed", str(rng.getrandbits(31))],
@@ -396,8 +397,8 @@ NEMESES = {c.name: c for c in (Partition, Net, Clock, Kill, Pause, LoseUnsynced,
 
 class Schedule:
     """Faults at random with heal periods between them: every period one
-    fault, and now and then a network or clock fault on top of a process
-    fault. The seed fixes the sequence of choices."""
+    fault, and now and then a second one of the other kind (network or
+    clock with a process fault) on top. The seed fixes the choices."""
 
     def __init__(self, nemeses, rng, recorder, hold=(5, 15), heal=(4, 8)):
         self.nemeses = nemeses
@@ -406,12 +407,29 @@ class Schedule:
         self.hold = hold
         self.heal = heal
         self.active = []
+        self.bag = []
+
+    def _next(self):
+        """Every nemesis once, in random order, before any comes again: a
+        short run still sees each of them."""
+        if not self.bag:
+            self.bag = list(self.nemeses)
+            self.rng.shuffle(self.bag)
+        return self.bag.pop()
 
     def _start(self, nem):
         try:
             detail = nem.start(self.rng)
-        except Exception as e:  # a fault that failed to inject is reported, not hidden
-            detail = "failed to inject: %s" % e
+        except Exception as e:
+            # A fault that failed to inject is reported as skipped, never
+            # counted as survived; whatever part of it was injected is undone.
+            self.rec.record({"fault": nem.name, "phase": "skip",
+                             "detail": "failed to inject: %s" % e})
+            try:
+                nem.stop()
+            except Exception:
+                pass
+            return
         self.rec.record({"fault": nem.name, "phase": "start", "detail": detail})
         self.active.append(nem)
 
@@ -429,7 +447,7 @@ class Schedule:
             return
         stop_event.wait(self.rng.uniform(*self.heal))
         while time.monotonic() < deadline - 3 and not stop_event.is_set():
-            first = self.rng.choice(self.nemeses)
+            first = self._next()
             self._start(first)
             others = [n for n in self.nemeses
                       if (n.name in NET_FAULTS) != (first.name in NET_FAULTS)]

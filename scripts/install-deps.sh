@@ -8,6 +8,9 @@ packages=(
   libraft-dev liburing-dev libuv1-dev librocksdb-dev libzstd-dev
   libjansson-dev libhttp-parser-dev libisal-dev libxxhash-dev libcmocka-dev
   clang libclang-rt-14-dev fio
+  # jepsen/: namespaces, firewalls, clock faults, power cuts, packet delay, plots
+  iproute2 util-linux e2fsprogs nftables iptables libfaketime xfsprogs
+  libnetfilter-queue-dev gnuplot-nox
 )
 
 missing=()

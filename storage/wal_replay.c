@@ -175,12 +175,9 @@ static int st__wal_replay_rec(void *arg, const struct st__wal_rec *rec)
 }
 
 /* Makes the last segment the active one. A torn tail is cut: the dirty
- * blocks after the cut are zeroed and synced before any append (rule 4),
- * and a file found shorter than its header says is zero-filled back to
- * full size so later writes land in written extents. */
+ * blocks after the cut are zeroed and synced before any append (rule 4). */
 static int st__wal_resume(struct st__wal_replay *r, const char *name,
-                          const struct st__wal_seg_hdr *hdr, uint64_t file_size,
-                          const struct st__wal_scan *scan)
+                          const struct st__wal_seg_hdr *hdr, const struct st__wal_scan *scan)
 {
     struct st_wal *w = r->w;
     HD_ASSERT(w->fd < 0);
@@ -193,11 +190,6 @@ static int st__wal_resume(struct st__wal_replay *r, const char *name,
                     "bytes; the log ends at LSN %llu",
                     name, scan->end, scan->dirty_end - scan->end,
                     (unsigned long long)(scan->next_lsn - 1));
-    }
-    if (file_size < hdr->size) {
-        HD_LOG_WARN("wal: %s: %llu bytes long instead of %llu; zero-filling",
-                    name, (unsigned long long)file_size, (unsigned long long)hdr->size);
-        to = hdr->size;
     }
     int fd = st__wal_open_file(w->dirfd, name, O_RDWR);
     if (fd < 0) {
@@ -280,9 +272,12 @@ static int st__wal_replay_seg(struct st__wal_replay *r, uint64_t index, bool las
                  (unsigned long long)hdr.first_lsn, (unsigned long long)r->expect);
         return HD_ECORRUPT;
     }
-    if (!last && file_size < hdr.size) {
-        snprintf(r->errmsg, r->errmsg_len, "wal: %s: truncated at offset %llu",
-                 name, (unsigned long long)file_size);
+    if (file_size < hdr.size) {
+        /* Never a crash: a segment is full size before it holds a record
+         * (rule 2). Cutting it like a torn tail would drop records that
+         * were fsynced and acknowledged, which Raft counted on. */
+        snprintf(r->errmsg, r->errmsg_len, "wal: %s: truncated at offset %llu of %llu",
+                 name, (unsigned long long)file_size, (unsigned long long)hdr.size);
         return HD_ECORRUPT;
     }
     struct st__wal_scan scan;
@@ -298,7 +293,7 @@ static int st__wal_replay_seg(struct st__wal_replay *r, uint64_t index, bool las
     r->expect = scan.next_lsn;
     rv = st__wal_push_seg(r->w, index, hdr.first_lsn);
     if (rv == 0 && last) {
-        rv = st__wal_resume(r, name, &hdr, file_size, &scan);
+        rv = st__wal_resume(r, name, &hdr, &scan);
     }
     return rv;
 }
