@@ -241,11 +241,16 @@ class Cluster:
         """Takes a node out of the cluster and its disk away: kill, remove
         its id through a live member, wipe. Returns None, or an error."""
         nd.removed_id = nd.id
+        was_alive = nd.alive()
         nd.kill()
         err = self.member_change("DELETE", "/v1/cluster/nodes/%d" % nd.id)
+        if err:
+            if was_alive:
+                nd.start()  # still a member: it keeps its disk and comes back
+            return "remove %d: %s" % (nd.id, err)
         nd.wipe()
         nd.id = None
-        return "remove %d: %s" % (nd.removed_id, err) if err else None
+        return None
 
     def add_back(self, nd):
         """Joins a wiped node under a new id (ids only grow: the lower id
@@ -259,7 +264,7 @@ class Cluster:
 
     def replace(self, nd):
         """What an operator does with a node whose disk is damaged."""
-        return self.remove(nd) or self.add_back(nd)
+        return self.remove(nd) or self.add_back(nd)  # add only once removed
 
     def stop_all(self, timeout=30.0):
         """SIGTERM to every node at once; {name: exit status, or why not}."""

@@ -386,6 +386,8 @@ class Membership(Nemesis):
                                          ": " + err if err else "")
 
     def stop(self):
+        if self.victim.id is not None:
+            return "%s was not removed; nothing to add back" % self.victim.name
         err = self.cluster.add_back(self.victim)
         return "added %s back as id %s%s" % (self.victim.name, self.victim.id,
                                              ": " + err if err else "")
