@@ -14,6 +14,7 @@ status=0
 ctest --output-on-failure --output-junit junit.xml -j"$(nproc)" --repeat until-pass:2 \
       -LE jepsen "$@" || status=$?
 # The fault-injection suite runs last, alone, and never twice: an anomaly it
-# finds once is a finding, not a flake to retry away.
-ctest --output-on-failure --output-junit junit-jepsen.xml -L jepsen "$@" || status=$?
+# finds once is a finding, not a flake to retry away. --verbose shows each
+# scenario's verdict and figures.
+ctest --verbose --output-junit junit-jepsen.xml -L jepsen "$@" || status=$?
 exit "$status"
