@@ -198,18 +198,16 @@ class Cluster:
             time.sleep(0.25)
         return False
 
-    def leader_of(self, shard=None):
-        """The node a live node names as leader of one shard (the first
-        shard with a leader when shard is None), or None."""
+    def leader_of_a_shard(self, rng):
+        """The node a live node names as the leader of a random shard, or None."""
         for nd in self.nodes:
             if not nd.alive() or nd.paused:
                 continue
             st = nd.status()
             if st is None:
                 continue
-            for sh in st["shards"]:
-                if (shard is None or sh["shard"] == shard) and sh["leader"]:
-                    return self.by_id(sh["leader"])
+            leader = rng.choice(st["shards"])["leader"]
+            return self.by_id(leader) if leader else None
         return None
 
     def by_id(self, node_id):
@@ -276,7 +274,14 @@ class Cluster:
         return {nd.name: nd.stop(max(0.1, deadline - time.monotonic())) for nd in self.nodes}
 
     def teardown(self):
+        """Stops the nodes and removes their disks: images and mount points."""
         self.stop_all(timeout=20)
         for nd in self.nodes:
             if nd.use_images and os.path.ismount(nd.mnt):
-                subprocess.run(["umount", "-l", nd.mnt], capture_output=True)
+                subprocess.run(["umount", nd.mnt], capture_output=True)
+            if os.path.ismount(nd.mnt):
+                continue  # still busy: unmount_leftovers() gets it next time
+            shutil.rmtree(nd.mnt, ignore_errors=True)
+            for path in (nd.image, nd.clock_file):
+                if os.path.exists(path):
+                    os.unlink(path)

@@ -202,7 +202,8 @@ class Net(Nemesis):
 
 
 class Clock(Nemesis):
-    """Jumps and drift of one or two nodes' wall clock, with libfaketime
+    """Jumps and drift of the wall clock of one node, a minority, a shard's
+    leader or every node (each its own), with libfaketime
     preloaded into them (the monotonic clock, which Raft's timers use, is
     left alone as it is in a real clock step)."""
     name = "clock"
@@ -214,8 +215,9 @@ class Clock(Nemesis):
         return None
 
     def start(self, rng):
-        how = rng.choice(("one", "minority", "leader", "leader"))
-        leader = self.cluster.leader_of(rng.randrange(16)) if how == "leader" else None
+        # "all": every node its own offset, so every shard's leader is off
+        how = rng.choice(("one", "minority", "leader", "all"))
+        leader = self.cluster.leader_of_a_shard(rng) if how == "leader" else None
         self.victims = [leader] if leader else _subset(rng, self.nodes(), how)
         kind = _pick(rng, self.variant, ("jump", "drift"))
         out = []
@@ -258,7 +260,7 @@ class Pause(Nemesis):
     def start(self, rng):
         how = _pick(rng, self.variant, ("one", "minority", "leader"))
         if how == "leader":
-            leader = self.cluster.leader_of(rng.randrange(16))
+            leader = self.cluster.leader_of_a_shard(rng)
             self.victims = [leader] if leader else _subset(rng, self.nodes(), "one")
         else:
             self.victims = _subset(rng, self.nodes(), how)
