@@ -150,8 +150,9 @@ class Partition(Nemesis):
 
 
 class Net(Nemesis):
-    """Packet loss between nodes (nft numgen or iptables statistic), and
-    delay with reordering through NFQUEUE and jepsen/netdelay."""
+    """Packet loss between nodes (nft numgen or iptables statistic), delay
+    with reordering through NFQUEUE and jepsen/netdelay (this kernel has no
+    tc netem), and a bandwidth limit (tc tbf)."""
     name = "net"
 
     def __init__(self, cluster, variant=None, netdelay=None):
@@ -164,8 +165,12 @@ class Net(Nemesis):
         return None if self.fw else "neither nft nor iptables works in a namespace"
 
     def kinds(self):
-        ok = self.netdelay and os.access(self.netdelay, os.X_OK) and shutil.which("iptables")
-        return ("loss", "delay") if ok else ("loss",)
+        kinds = ["loss"]
+        if self.netdelay and os.access(self.netdelay, os.X_OK) and shutil.which("iptables"):
+            kinds.append("delay")
+        if shutil.which("tc"):
+            kinds.append("bandwidth")
+        return kinds
 
     def start(self, rng):
         kind = _pick(rng, self.variant, self.kinds())
@@ -178,6 +183,12 @@ class Net(Nemesis):
                 else:
                     _iptables_drop_from(nd, others, pct)
             return "loss %d%% between nodes" % pct
+        if kind == "bandwidth":
+            rate = rng.choice(("1mbit", "10mbit"))
+            for nd in self.nodes():  # every node's link out, clients' answers too
+                hosts.ns_exec(nd.ns, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf",
+                              "rate", rate, "burst", "32kbit", "latency", "400ms")
+            return "bandwidth %s out of every node (tc tbf)" % rate
         delay, jitter = rng.choice(((50, 0), (100, 80), (20, 20)))
         for nd in self.nodes():
             for other in self.nodes():
@@ -194,6 +205,7 @@ class Net(Nemesis):
         _heal_all(self.nodes(), self.fw)
         for nd in self.nodes():
             hosts.ns_exec(nd.ns, "iptables", "-F", "OUTPUT", check=False)
+            hosts.ns_exec(nd.ns, "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
         for p in self.procs:
             p.terminate()
             p.wait()
