@@ -27,10 +27,12 @@ import bisect
 import json
 import math
 import os
+import re
 import statistics
 import sys
+from array import array
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ANOMALY_CAP = 200        # anomalies kept in results.json
 SUMMARY_ANOMALIES = 20   # anomalies printed in summary.txt
@@ -162,6 +164,23 @@ def slim_record(rec, focus_seqs=()):
     return out
 
 
+# ---------------------------------------------------------------------------
+# Ordered collection
+#
+# The checker streams: reads are checked when their result arrives (not in
+# invoke order), final logs and acknowledged appends only once the whole
+# history is known.  So every warning and anomaly sighting carries an order
+# key, (phase, position..., counter), and what is reported is exactly what
+# adding them one by one in that order would give: final logs, then acked
+# appends, then reads in invoke order, then tails.
+
+# Anomaly phases, in report order.
+A_FINAL, A_ACKED, A_READS, A_TAILS = range(4)
+# Warning phases: pairing records, sorting ops, final state, acked appends,
+# reads, tails, faults.
+W_PAIR, W_INDEX, W_FINAL, W_ACKED, W_READS, W_TAILS, W_FAULTS = range(7)
+
+
 class Warnings:
     """Harness/input oddities that are not server anomalies, counted by text.
 
@@ -170,20 +189,181 @@ class Warnings:
     """
 
     def __init__(self):
-        self.counts = Counter()
+        self.entries = {}   # text -> [order of first occurrence, count]
+        self.base = (0,)    # order prefix of the warnings added next
+        self._n = 0
 
     def add(self, text):
         """Records one occurrence of a warning."""
-        if text in self.counts or len(self.counts) < WARNING_CAP:
-            self.counts[text] += 1
+        self._n += 1
+        order = self.base + (self._n,)
+        entry = self.entries.get(text)
+        if entry is not None:
+            entry[1] += 1
+            entry[0] = min(entry[0], order)
+            return
+        if len(self.entries) >= WARNING_CAP:
+            # Keep the WARNING_CAP texts that come first in order; in order,
+            # a new text is simply refused once the cap is reached.
+            last = max(self.entries, key=lambda t: self.entries[t][0])
+            if self.entries[last][0] < order:
+                return
+            del self.entries[last]
+        self.entries[text] = [order, 1]
 
     def as_list(self):
         """Warnings with their repeat counts, for results.json."""
-        return ["%s (x%d)" % (t, n) if n > 1 else t for t, n in self.counts.items()]
+        items = sorted(self.entries.items(), key=lambda kv: kv[1][0])
+        return ["%s (x%d)" % (t, n) if n > 1 else t for t, (_, n) in items]
 
 
-# ---------------------------------------------------------------------------
-# Anomaly collection
+class NonceRef:
+    """Stands in an anomaly's "ops" for every attempt record of one nonce.
+
+    Expanded only when results are written, from the complete history, so
+    anomalies found while streaming still list later retries, and attempt
+    records can stay on disk until then.
+    """
+
+    __slots__ = ("channel", "nonce")
+
+    def __init__(self, channel, nonce):
+        self.channel = channel
+        self.nonce = nonce
+
+    def key(self):
+        """Two refs to the same nonce expand to the same records."""
+        return (self.channel, self.nonce)
+
+
+OPS_KEEP = 4 * OPS_CAP   # candidate ops kept per anomaly when pruning (see prune)
+PRUNE_AT = 2 * OPS_KEEP  # candidate ops that trigger a prune
+
+
+def _item_order(item):
+    """Sort key of an (order, n, record) candidate."""
+    return item[0], item[1]
+
+
+class Anomaly:
+    """One merged finding: the sighting first in order gives its kind and
+    detail; occurrences, nodes, sightings and records accumulate."""
+
+    __slots__ = ("order", "head", "occurrences", "nodes", "where", "ops")
+
+    def __init__(self):
+        self.order = None
+        self.head = None        # (kind, channel, fields, detail)
+        self.occurrences = 0
+        self.nodes = []
+        self.where = []         # [(order, sighting)], the WHERE_CAP first in order
+        self.ops = []           # [(order, n, record or NonceRef)], candidates
+
+    @property
+    def kind(self):
+        """The anomaly kind."""
+        return self.head[0]
+
+    def add(self, order, head, nodes, where, items, nonempty):
+        """Merges one sighting, added at `order`."""
+        if self.order is None or order < self.order:
+            self.order = order
+            self.head = head
+        self.occurrences += 1
+        self.add_nodes(nodes)
+        if where is not None:
+            self.add_where([(order, where)])
+        self.ops.extend(items)
+        if len(self.ops) > PRUNE_AT:
+            self.prune(nonempty)
+
+    def add_nodes(self, nodes):
+        """Adds the nodes involved, once each."""
+        for node in nodes:
+            if node is not None and node not in self.nodes:
+                self.nodes.append(node)
+
+    def add_where(self, sightings):
+        """Adds (order, sighting) pairs, keeping the WHERE_CAP first in order."""
+        for s in sightings:
+            bisect.insort(self.where, s, key=lambda w: w[0])
+        del self.where[WHERE_CAP:]
+
+    def merge(self, other, nonempty):
+        """Folds in another collection of sightings of the same finding."""
+        if self.order is None or other.order < self.order:
+            self.order = other.order
+            self.head = other.head
+        self.occurrences += other.occurrences
+        self.add_nodes(other.nodes)
+        self.add_where(other.where)
+        self.ops.extend(other.ops)
+        self.prune(nonempty)
+
+    def prune(self, nonempty):
+        """Drops candidate records that can no longer make the OPS_CAP first.
+
+        Each distinct record, and each distinct nonce that has attempts
+        (nonempty), yields at least one record not yielded by the others,
+        so once OPS_CAP of them precede an item in order, the item is out.
+        """
+        self.ops.sort(key=_item_order)
+        kept = []
+        seen = set()
+        count = 0
+        for item in self.ops:
+            if count >= OPS_CAP:
+                break
+            rec = item[2]
+            if isinstance(rec, NonceRef):
+                ident = ("nonce",) + rec.key()
+                counts = nonempty(rec)
+            else:
+                ident = id(rec)
+                counts = True
+            if ident in seen:
+                continue
+            seen.add(ident)
+            count += 1 if counts else 0
+            kept.append(item)
+        # Only nonces nobody appended (phantoms) can leave more; keep a bound.
+        self.ops = kept[:OPS_KEEP]
+
+    def records(self, expand):
+        """The OPS_CAP first distinct records, NonceRefs expanded."""
+        out = []
+        seen_ids = set()
+        seen_refs = set()
+        for _, _, rec in sorted(self.ops, key=_item_order):
+            if len(out) >= OPS_CAP:
+                break
+            if isinstance(rec, NonceRef):
+                if rec.key() in seen_refs:
+                    continue
+                seen_refs.add(rec.key())
+                recs = expand(rec)
+            else:
+                recs = [rec]
+            for r in recs:
+                if len(out) >= OPS_CAP:
+                    break
+                if id(r) not in seen_ids:
+                    out.append(r)
+                    seen_ids.add(id(r))
+        return out
+
+    def as_dict(self, expand):
+        """The results.json form."""
+        kind, channel, fields, detail = self.head
+        out = {"kind": kind, "channel": channel}
+        out.update(fields)
+        out["nodes"] = sorted(self.nodes, key=str)
+        out["ops"] = self.records(expand)
+        out["detail"] = detail
+        out["occurrences"] = self.occurrences
+        if self.where:
+            out["where"] = [w for _, w in self.where]
+        return out
 
 
 class Anomalies:
@@ -191,48 +371,64 @@ class Anomalies:
 
     One wrong message seen by a thousand reads is one anomaly with
     "occurrences": 1000, not a thousand lines, so counters count distinct
-    problems.
+    problems.  Only compact evidence is kept per anomaly: its first
+    sightings and the records that can still make its "ops".
+
+    A sighting whose validity depends on history not seen yet (a read
+    holding a nonce whose attempts may still all fail) is added with
+    `when`, a condition settled by resolve() once the history is complete;
+    its detail may then be a callable, for text that needs that history.
     """
 
-    def __init__(self):
+    def __init__(self, nonempty=lambda ref: False):
         self.by_key = {}
+        self.pending = {}        # (when, key) -> Anomaly
+        self.base = (0,)         # order prefix of the sightings added next
+        self.nonempty = nonempty  # NonceRef -> whether it expands to any record
+        self._n = 0
 
-    def add(self, key, kind, channel, detail, ops=(), nodes=(), where=None, **fields):
-        """Adds an anomaly, or merges it into an earlier one with the same key."""
-        anomaly = self.by_key.get(key)
+    def add(self, key, kind, channel, detail, ops=(), nodes=(), where=None, when=None,
+            **fields):
+        """Adds a sighting of an anomaly, merged with earlier ones of the same key."""
+        self._n += 1
+        order = self.base + (self._n,)
+        table, k = (self.by_key, key) if when is None else (self.pending, (when, key))
+        anomaly = table.get(k)
         if anomaly is None:
-            anomaly = {"kind": kind, "channel": channel}
-            anomaly.update(fields)
-            anomaly["nodes"] = []
-            anomaly["ops"] = []
-            anomaly["detail"] = detail
-            anomaly["occurrences"] = 0
-            self.by_key[key] = anomaly
-        anomaly["occurrences"] += 1
-        for node in nodes:
-            if node is not None and node not in anomaly["nodes"]:
-                anomaly["nodes"].append(node)
-        anomaly["nodes"].sort(key=str)
-        seen = {id(r) for r in anomaly["ops"]}
+            anomaly = table[k] = Anomaly()
+        items = []
         for rec in ops:
-            if len(anomaly["ops"]) >= OPS_CAP:
-                break
-            if rec is not None and id(rec) not in seen:
-                anomaly["ops"].append(rec)
-                seen.add(id(rec))
-        if where is not None:
-            sightings = anomaly.setdefault("where", [])
-            if len(sightings) < WHERE_CAP:
-                sightings.append(where)
+            if rec is not None:
+                self._n += 1
+                items.append((order, self._n, rec))
+        anomaly.add(order, (kind, channel, fields, detail), nodes, where, items,
+                    self.nonempty)
         return anomaly
 
+    def resolve(self, holds):
+        """Keeps the conditional sightings whose condition turned out true."""
+        for (when, key), pending in self.pending.items():
+            if not holds(when):
+                continue
+            kind, channel, fields, detail = pending.head
+            if callable(detail):
+                pending.head = (kind, channel, fields, detail())
+            anomaly = self.by_key.get(key)
+            if anomaly is None:
+                self.by_key[key] = pending
+                pending.prune(self.nonempty)
+            else:
+                anomaly.merge(pending, self.nonempty)
+        self.pending = {}
+
     def all(self):
-        """Every anomaly, most damning kinds first, detection order within a kind."""
+        """Every anomaly, most damning kinds first, in order within a kind."""
         rank = {k: i for i, k in enumerate(KIND_ORDER)}
-        return sorted(self.by_key.values(), key=lambda a: rank.get(a["kind"], len(rank)))
+        return sorted(self.by_key.values(),
+                      key=lambda a: (rank.get(a.kind, len(rank)), a.order))
 
 
-def select_fairly(anomalies, cap):
+def select_fairly(anomalies, cap, kind_of=lambda a: a["kind"]):
     """Picks at most cap anomalies, round-robin across kinds.
 
     A flood of one kind (say 10k tail mismatches after a divergence) must not
@@ -240,7 +436,7 @@ def select_fairly(anomalies, cap):
     """
     groups = {}
     for a in anomalies:
-        groups.setdefault(a["kind"], []).append(a)
+        groups.setdefault(kind_of(a), []).append(a)
     taken = {kind: 0 for kind in groups}
     total = 0
     progress = True
@@ -292,92 +488,394 @@ class Op:
         return [self.invoke] if self.done is None else [self.invoke, self.done]
 
 
-@dataclass
-class HistoryIndex:
-    """The history arranged for lookups by (channel, nonce)."""
+class RecordStore:
+    """Keeps the history records of append attempts for anomaly evidence.
 
-    appends: dict = field(default_factory=dict)    # (ch, nonce) -> [Op]
-    payloads: dict = field(default_factory=dict)   # (ch, nonce) -> set of payloads
-    reads: list = field(default_factory=list)      # [Op]
-    append_ops: list = field(default_factory=list)  # [Op] in invoke order
-    failed_only: set = field(default_factory=set)  # (ch, nonce) whose every attempt failed
+    In memory (check_history) a handle is the record itself.  For a run
+    folder it is the record's byte offset in history.jsonl, read back only
+    when an anomaly needs the record, so an attempt costs a few bytes.
+    """
+
+    def __init__(self, path=None):
+        self.path = path
+        self.none = None if path is None else -1
+        self._fh = None
+
+    def new_list(self):
+        """A growable list of handles."""
+        return [] if self.path is None else array("q")
+
+    def load(self, handle):
+        """The record behind a handle, or None for the none handle."""
+        if self.path is None:
+            return handle
+        if handle == self.none:
+            return None
+        if self._fh is None:
+            self._fh = open(self.path, "rb")
+        self._fh.seek(handle)
+        return json.loads(self._fh.readline().decode("utf-8").strip())
+
+    def close(self):
+        """Closes history.jsonl if records were read back."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+OUTCOMES = ("unfinished", "ok", "fail", "info")   # outcome codes 0..3
+OUTCOME_CODE = {name: code for code, name in enumerate(OUTCOMES)}
+UNSET = object()      # no payload recorded
+SUSPECT = object()    # acked nonce that needs the full retry/lost check
+
+
+class NonceState:
+    """What the history says about one (channel, nonce), compactly.
+
+    Payloads are not kept when an attempt sent exactly the reference log's
+    payload for the nonce (then `payload` is that object); others go to
+    `extra`.  `ack` summarizes every ok answer: None before the first, the
+    index of its place in the reference log while all ok answers agree with
+    it and with each other, SUSPECT otherwise (checked in full at the end).
+    """
+
+    __slots__ = ("channel", "nonce", "attempts", "payload", "extra", "ack", "fresh")
+
+    def __init__(self, channel, nonce):
+        self.channel = channel
+        self.nonce = nonce
+        self.attempts = None   # attempt id, or list of them
+        self.payload = UNSET
+        self.extra = None
+        self.ack = None
+        self.fresh = False     # an ok answered duplicate:false
+
+    def attempt_ids(self):
+        """The nonce's attempt ids in invoke order."""
+        a = self.attempts
+        return [a] if isinstance(a, int) else sorted(a)
+
+    def add_attempt(self, aid):
+        """Files one more attempt of the nonce."""
+        a = self.attempts
+        if a is None:
+            self.attempts = aid
+        elif isinstance(a, int):
+            self.attempts = [a, aid]
+        else:
+            a.append(aid)
+
+
+class OpenOp:
+    """An invoked operation waiting for its completion."""
+
+    __slots__ = ("f", "ordinal", "invoke", "aid", "state")
+
+    def __init__(self, f, ordinal, invoke, aid=None, state=None):
+        self.f = f
+        self.ordinal = ordinal
+        self.invoke = invoke
+        self.aid = aid
+        self.state = state
+
+
+class HistoryIndex:
+    """Append attempts by (channel, nonce), built while the history streams.
+
+    Per attempt only its invoke time, outcome and two record handles are
+    kept; per nonce a NonceState.  Reads are not kept at all: the streaming
+    checker looks at each result as it arrives.
+    """
+
+    def __init__(self, store, get_ref):
+        self.store = store
+        self.get_ref = get_ref
+        self.complete = False          # whole history seen
+        self.by_channel = {}           # channel -> {nonce: NonceState}
+        self.states = []               # NonceState in creation order
+        self.late = False              # an attempt was filed at its completion
+        self.times = array("d")        # attempt id -> invoke t (a list if not all floats)
+        self.outcomes = bytearray()    # attempt id -> outcome code
+        self.invokes = store.new_list()
+        self.dones = store.new_list()
+        self._channels = {}
+
+    # -- building
+
+    def new_attempt(self, invoke, handle):
+        """Registers an append attempt at its invoke; returns its id."""
+        aid = len(self.outcomes)
+        t = invoke.get("t", 0.0)
+        if type(t) is not float and isinstance(self.times, array):
+            self.times = list(self.times)   # keep odd values as they are
+        self.times.append(t)
+        self.outcomes.append(0)
+        self.invokes.append(handle)
+        self.dones.append(self.store.none)
+        return aid
+
+    def attach(self, channel, invoke, aid, late=False):
+        """Files attempt aid under (channel, its nonce); returns the NonceState.
+
+        late: filed at the completion (the invoke had no channel), so the
+        states may no longer be in first-invoke order.
+        """
+        nonce = invoke.get("nonce")
+        try:
+            channel = self._channels.setdefault(channel, channel)
+        except TypeError:
+            pass
+        nonces = self.by_channel.get(channel)
+        if nonces is None:
+            nonces = self.by_channel[channel] = {}
+        state = nonces.get(nonce)
+        ref = self.get_ref(channel)
+        if state is None:
+            if ref is not None:
+                nonce = ref.canonical_nonce(nonce)
+            state = nonces[nonce] = NonceState(channel, nonce)
+            self.states.append(state)
+        self.late = self.late or late
+        state.add_attempt(aid)
+        payload = normalize_payload(invoke.get("payload"))
+        expected = ref.payload_of(state.nonce) if ref is not None else UNSET
+        if expected is not UNSET and payload == expected:
+            state.payload = expected
+        elif state.extra is None:
+            state.extra = {payload}
+        else:
+            state.extra.add(payload)
+        return state
+
+    def complete_attempt(self, aid, state, done, handle):
+        """Records an attempt's completion and checks an ok answer cheaply."""
+        self.dones[aid] = handle
+        code = OUTCOME_CODE.get(done.get("type"), 0)
+        self.outcomes[aid] = code
+        if code != 1:
+            return
+        ack = SUSPECT
+        ref = self.get_ref(state.channel)
+        if ref is not None:
+            placed = ref.placed(state.nonce)
+            position = ok_position(Op(None, done))
+            if position in placed:
+                ack = placed.index(position)
+        if state.ack is None:
+            state.ack = ack
+        elif state.ack is not ack and state.ack != ack:
+            state.ack = SUSPECT
+        if done.get("duplicate") is False:
+            if state.fresh:
+                state.ack = SUSPECT
+            state.fresh = True
+
+    # -- lookups
+
+    def state(self, channel, nonce):
+        """The NonceState of (channel, nonce), or None if never appended."""
+        nonces = self.by_channel.get(channel)
+        return None if nonces is None else nonces.get(nonce)
+
+    def ordered_states(self):
+        """Every NonceState in the order its nonce was first invoked.
+
+        Attempt ids follow invoke order, so a state's first is its smallest.
+        """
+        if not self.late:
+            return self.states
+        return sorted(self.states, key=lambda st: st.attempt_ids()[0])
+
+    def failed_only(self, channel, nonce):
+        """Whether every attempt of the nonce failed definitely.
+
+        None while the history is incomplete and later records could still
+        decide it either way.
+        """
+        state = self.state(channel, nonce)
+        if state is None:
+            return False if self.complete else None
+        codes = [self.outcomes[aid] for aid in state.attempt_ids()]
+        if self.complete:
+            return all(c == 2 for c in codes)
+        if any(c in (1, 3) for c in codes):
+            return False
+        return None
+
+    def has_payload(self, state, payload):
+        """Whether some attempt of the nonce sent this (normalized) payload."""
+        if state.payload is not UNSET and (payload is state.payload
+                                           or payload == state.payload):
+            return True
+        return state.extra is not None and payload in state.extra
+
+    def payloads(self, state):
+        """Every payload the attempts of the nonce sent."""
+        out = set(state.extra or ())
+        if state.payload is not UNSET:
+            out.add(state.payload)
+        return out
 
     def nonce_records(self, channel, nonce):
-        """Every attempt's invoke and completion for one nonce."""
+        """Every attempt's invoke and completion for one nonce, as a NonceRef."""
+        return [NonceRef(channel, nonce)]
+
+    def has_records(self, ref):
+        """Whether a NonceRef expands to any record (yet)."""
+        return self.state(ref.channel, ref.nonce) is not None
+
+    def ops_of(self, state):
+        """The attempts of a nonce as Ops, records loaded."""
+        load = self.store.load
+        return [Op(load(self.invokes[aid]), load(self.dones[aid]))
+                for aid in state.attempt_ids()]
+
+    def expand(self, ref):
+        """A NonceRef's records: every attempt's invoke and completion."""
+        state = self.state(ref.channel, ref.nonce)
         recs = []
-        for op in self.appends.get((channel, nonce), ()):
-            recs.extend(op.records)
+        if state is not None:
+            for op in self.ops_of(state):
+                recs.extend(op.records)
+                if len(recs) >= OPS_CAP:
+                    break
         return recs[:OPS_CAP]
 
 
-def pair_operations(history, warnings):
-    """Pairs each invoke with the next record of the same process.
+class HistoryStream:
+    """Pairs invokes with completions as history records arrive.
 
     A process has one operation outstanding at a time, so the next record of
     that process completes it; invokes left open at the end are "unfinished"
-    (outcome unknown, like info).
+    (outcome unknown, like info).  Appends go to the index, read results to
+    on_read as they complete.
     """
-    open_by_process = {}
-    ops = []
-    for rec in history:
+
+    def __init__(self, index, warnings, on_read):
+        self.index = index
+        self.warnings = warnings
+        self.on_read = on_read
+        self.open = {}
+        self.ordinal = 0
+        self.read_channels = set()
+        self.read_counts = Counter()
+
+    def add(self, rec, handle):
+        """Takes one history record (handle: how to find it again)."""
+        w = self.warnings
+        w.base = (W_PAIR,)
         proc = rec.get("process")
         kind = rec.get("type")
         if kind == "invoke":
-            if proc in open_by_process:
-                warnings.add("process invoked again before its previous op completed")
-            op = Op(rec)
-            ops.append(op)
-            open_by_process[proc] = op
+            if proc in self.open:
+                w.add("process invoked again before its previous op completed")
+                self.finish(self.open[proc], None, None)
+            ordinal = self.ordinal
+            self.ordinal += 1
+            f = rec.get("f")
+            if f == "append":
+                aid = self.index.new_attempt(rec, handle)
+                ch = rec.get("channel")
+                state = None if ch is None else self.index.attach(ch, rec, aid)
+                op = OpenOp(f, ordinal, rec, aid, state)
+            else:
+                op = OpenOp(f, ordinal, rec)
+                if f != "read":
+                    w.base = (W_INDEX, ordinal)
+                    w.add("history op with unknown f %r" % (f,))
+            self.open[proc] = op
         elif kind in ("ok", "fail", "info"):
-            op = open_by_process.pop(proc, None)
+            op = self.open.pop(proc, None)
             if op is None:
-                warnings.add("completion record without an open invoke")
-                continue
+                w.add("completion record without an open invoke")
+                return
             if rec.get("f") is not None and rec.get("f") != op.invoke.get("f"):
-                warnings.add("completion f differs from its invoke's f")
-            op.done = rec
+                w.add("completion f differs from its invoke's f")
+            self.finish(op, rec, handle)
         else:
-            warnings.add("history record with unknown type %r" % (kind,))
-    return ops
+            w.add("history record with unknown type %r" % (kind,))
 
-
-def index_history(history, warnings):
-    """Builds the lookups every check needs, in one pass over the history."""
-    index = HistoryIndex()
-    for op in pair_operations(history, warnings):
-        f = op.invoke.get("f")
-        if f == "append":
+    def finish(self, op, done, handle):
+        """Settles an operation: completed by done, or unfinished (done None)."""
+        if op.f == "append":
             nonce = op.invoke.get("nonce")
-            if op.done is not None and "nonce" in op.done and op.done["nonce"] != nonce:
-                warnings.add("append completion nonce differs from its invoke's nonce")
-            key = (op.channel, nonce)
-            index.appends.setdefault(key, []).append(op)
-            index.payloads.setdefault(key, set()).add(normalize_payload(op.invoke.get("payload")))
-            index.append_ops.append(op)
-        elif f == "read":
-            index.reads.append(op)
-        else:
-            warnings.add("history op with unknown f %r" % (f,))
-    for key, ops in index.appends.items():
-        if all(op.outcome == "fail" for op in ops):
-            index.failed_only.add(key)
-    return index
+            if done is not None and "nonce" in done and done["nonce"] != nonce:
+                self.warnings.base = (W_INDEX, op.ordinal)
+                self.warnings.add("append completion nonce differs from its invoke's nonce")
+            state = op.state
+            if state is None:   # invoke without channel: keyed by the completion's
+                ch = done.get("channel") if done is not None else None
+                state = self.index.attach(ch, op.invoke, op.aid, late=True)
+            if done is not None:
+                self.index.complete_attempt(op.aid, state, done, handle)
+        elif op.f == "read":
+            full = Op(op.invoke, done)
+            self.read_channels.add(full.channel)
+            self.read_counts[full.outcome] += 1
+            if done is not None:
+                self.on_read(full, op.ordinal)
+
+    def end(self):
+        """The history is over: open operations stay unfinished."""
+        for op in self.open.values():
+            self.finish(op, None, None)
+        self.open = {}
+        self.index.complete = True
 
 
 # ---------------------------------------------------------------------------
 # Reference log
 
 
-@dataclass
 class Reference:
     """The channel's one true log: the longest final node log."""
 
-    node: str
-    messages: list
-    by_seq: dict      # seq -> message_key
-    raw_by_seq: dict  # seq -> raw_fields of the message
-    msg_by_seq: dict  # seq -> message
-    positions: dict   # nonce -> [(seq, ts micros)]
+    def __init__(self, node, messages):
+        self.node = node
+        self.messages = messages
+        self.msg_by_seq = {}   # seq -> first message at that seq
+        self.positions = {}    # nonce -> index into messages, or list of them
+        for i, m in enumerate(messages):
+            seq = m.get("seq")
+            if seq not in self.msg_by_seq:
+                self.msg_by_seq[seq] = m
+            nonce = m.get("nonce")
+            prev = self.positions.get(nonce)
+            if prev is None:
+                self.positions[nonce] = i
+            elif isinstance(prev, list):
+                prev.append(i)
+            else:
+                self.positions[nonce] = [prev, i]
+
+    def has_seq(self, seq):
+        """Whether the reference has a message at seq."""
+        return seq in self.msg_by_seq
+
+    def has_nonce(self, nonce):
+        """Whether the reference holds the nonce anywhere."""
+        return nonce in self.positions
+
+    def _indexes(self, nonce):
+        at = self.positions.get(nonce)
+        if at is None:
+            return []
+        return at if isinstance(at, list) else [at]
+
+    def placed(self, nonce):
+        """[(seq, ts micros)] of every message of the nonce, in log order."""
+        return [(self.messages[i].get("seq"), parse_ts(self.messages[i].get("ts")))
+                for i in self._indexes(nonce)]
+
+    def canonical_nonce(self, nonce):
+        """The reference's own copy of an equal nonce, to share one object."""
+        at = self._indexes(nonce)
+        return self.messages[at[0]].get("nonce") if at else nonce
+
+    def payload_of(self, nonce):
+        """The payload of the nonce's first message, UNSET when absent."""
+        at = self._indexes(nonce)
+        return message_payload(self.messages[at[0]]) if at else UNSET
 
     def matches(self, msg):
         """Whether msg is the reference message at its seq.
@@ -386,11 +884,11 @@ class Reference:
         hold millions of messages); only when they differ is the normalized
         comparison (ts as micros, payload_b64 decoded) needed.
         """
-        seq = msg.get("seq")
-        raw = self.raw_by_seq.get(seq)
-        if raw is None:
+        ref = self.msg_by_seq.get(msg.get("seq"))
+        if ref is None:
             return False
-        return raw == raw_fields(msg) or self.by_seq[seq] == message_key(msg)
+        return (msg == ref or raw_fields(ref) == raw_fields(msg)
+                or message_key(ref) == message_key(msg))
 
     def describe(self, seq):
         """The reference message at seq, for anomaly details."""
@@ -419,9 +917,13 @@ def raw_fields(msg):
             msg.get("payload_b64"))
 
 
-def log_identity(log):
-    """A hashable picture of a whole log, to count nodes that agree on it."""
-    return tuple(repr(raw_fields(m)) for m in log)
+def same_log(a, b):
+    """Whether two logs hold the same messages, field for field as received."""
+    if a is b:
+        return True
+    if len(a) != len(b):
+        return False
+    return all(x is y or repr(raw_fields(x)) == repr(raw_fields(y)) for x, y in zip(a, b))
 
 
 def build_reference(final, channel):
@@ -434,21 +936,158 @@ def build_reference(final, channel):
     logs = readable_final_logs(final, channel)
     if not logs:
         return None
-    agreement = Counter(log_identity(log) for _, log in logs)
+    groups = []    # [log, number of nodes holding it]
+    group_of = []
+    for _, log in logs:
+        for i, group in enumerate(groups):
+            if same_log(group[0], log):
+                group[1] += 1
+                group_of.append(i)
+                break
+        else:
+            group_of.append(len(groups))
+            groups.append([log, 1])
     # logs are in node-name order and max() keeps the first of equals.
-    node, log = max(logs, key=lambda nl: (len(nl[1]), agreement[log_identity(nl[1])]))
-    by_seq = {}
-    raw_by_seq = {}
-    msg_by_seq = {}
-    positions = {}
-    for m in log:
-        seq = m.get("seq")
-        if seq not in msg_by_seq:
-            msg_by_seq[seq] = m
-            by_seq[seq] = message_key(m)
-            raw_by_seq[seq] = raw_fields(m)
-        positions.setdefault(m.get("nonce"), []).append((seq, parse_ts(m.get("ts"))))
-    return Reference(node, log, by_seq, raw_by_seq, msg_by_seq, positions)
+    best = max(range(len(logs)), key=lambda i: (len(logs[i][1]), groups[group_of[i]][1]))
+    return Reference(*logs[best])
+
+
+_JSON_WS = re.compile(r"[ \t\n\r]*")
+
+
+class JsonStreamError(ValueError):
+    """The streaming reader met something it does not handle; use json.load."""
+
+
+class JsonReader:
+    """A text file decoded as JSON a value at a time, without holding it whole."""
+
+    BLOCK = 1 << 20
+
+    def __init__(self, fh):
+        self.fh = fh
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+
+    def fill(self, n):
+        """Makes at least n characters available after pos, unless at EOF."""
+        if len(self.buf) - self.pos >= n or self.eof:
+            return
+        self.buf = self.buf[self.pos:]
+        self.pos = 0
+        while len(self.buf) < n and not self.eof:
+            chunk = self.fh.read(max(n, self.BLOCK))
+            if chunk:
+                self.buf += chunk
+            else:
+                self.eof = True
+
+    def peek(self):
+        """The next non-whitespace character, "" at EOF."""
+        while True:
+            self.fill(1)
+            self.pos = _JSON_WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf) or self.eof:
+                return self.buf[self.pos:self.pos + 1]
+
+    def take(self, allowed):
+        """Consumes the next character, which must be one of allowed."""
+        c = self.peek()
+        if not c or c not in allowed:
+            raise JsonStreamError("expected one of %r" % allowed)
+        self.pos += 1
+        return c
+
+    def scalar(self, decoder, lookahead=1 << 12):
+        """Decodes the next whole value with the ordinary decoder."""
+        self.peek()
+        while True:
+            self.fill(lookahead)
+            try:
+                value, end = decoder.raw_decode(self.buf, self.pos)
+            except ValueError:
+                if self.eof:
+                    raise JsonStreamError("bad value") from None
+                lookahead *= 2
+                continue
+            if end == len(self.buf) and not self.eof:   # a number may go on
+                lookahead *= 2
+                continue
+            self.pos = end
+            return value
+
+    def value(self, decoder, hook, depth):
+        """The next value; containers down to depth are walked here, so
+        only values below them are ever decoded in one piece."""
+        c = self.peek()
+        if depth <= 0 or c not in ("{", "["):
+            return self.scalar(decoder)
+        self.pos += 1
+        if c == "[":
+            out = []
+            if self.peek() == "]":
+                self.pos += 1
+                return out
+            while True:
+                out.append(self.value(decoder, hook, depth - 1))
+                if self.take(",]") == "]":
+                    return out
+        out = {}
+        if self.peek() == "}":
+            self.pos += 1
+            return hook(out) if hook else out
+        while True:
+            if self.peek() != '"':
+                raise JsonStreamError("expected a key")
+            key = self.scalar(decoder)
+            self.take(":")
+            out[key] = self.value(decoder, hook, depth - 1)
+            if self.take(",}") == "}":
+                return hook(out) if hook else out
+
+
+def load_json_streaming(fh, object_hook=None, depth=4):
+    """json.load(fh, object_hook=...) without reading the file into one string.
+
+    Containers down to `depth` levels (final.json: top, nodes, node, log)
+    are walked here and only their elements (log messages) are decoded
+    whole.  Raises JsonStreamError on anything unusual, so the caller can
+    fall back to json.load and its exact error.
+    """
+    reader = JsonReader(fh)
+    decoder = json.JSONDecoder(object_hook=object_hook)
+    value = reader.value(decoder, object_hook, depth)
+    if reader.peek() != "":
+        raise JsonStreamError("extra data")
+    return value
+
+
+def intern_messages():
+    """A json object_hook sharing one dict among equal log messages.
+
+    final.json holds the same log once per node; sharing the messages makes
+    it cost about one copy.  Only dicts of plain str/int values are shared,
+    so equal always means identical.
+    """
+    cache = {}
+    key_sets = {}
+
+    def hook(obj):
+        if "seq" not in obj:
+            return obj
+        for v in obj.values():
+            if type(v) is not str and type(v) is not int:   # exact: not bool
+                return obj
+        keys = tuple(obj)
+        keys = key_sets.setdefault(keys, keys)
+        ident = (keys,) + tuple(obj.values())
+        shared = cache.get(ident)
+        if shared is None:
+            # One copy of the key strings for all messages, as json.load has.
+            shared = cache[ident] = dict(zip(keys, ident[1:]))
+        return shared
+    return hook
 
 
 # ---------------------------------------------------------------------------
@@ -560,34 +1199,44 @@ def check_origin(msg, source, index, anomalies):
 
     Integrity: each logged message comes from one client append of that
     nonce and payload on that channel.  A definite failure must mean nothing
-    was written.
+    was written.  While the history is still streaming, what later records
+    could change is added conditionally (see Anomalies.resolve).
     """
     ch = source.channel
     nonce = msg.get("nonce")
-    key = (ch, nonce)
     seq = msg.get("seq")
-    payloads = index.payloads.get(key)
-    if payloads is None:
+    state = index.state(ch, nonce)
+    payload = message_payload(msg)
+    if state is None:
         anomalies.add(("phantom", ch, nonce, "never"), "phantom", ch,
                       "%s holds %s, a nonce no client appended to this channel"
                       % (source.label(), describe_message(msg)),
                       ops=source.records([seq]), nodes=[source.node],
-                      where=source.where(seq=seq), nonce=nonce, seq=seq)
-    elif message_payload(msg) not in payloads:
+                      where=source.where(seq=seq), nonce=nonce, seq=seq,
+                      when=None if index.complete else ("unappended", ch, nonce))
+    if (state is None and not index.complete) or (
+            state is not None and not index.has_payload(state, payload)):
+        # Payloads only ever get added, so one already sent settles it; a
+        # missing one is only known missing once the history is complete.
+        text = "%s holds %s with payload %%r, but the client appended %%r" % (
+            source.label(), describe_message(msg))
+
+        def detail():
+            return text % (payload, sorted(index.payloads(index.state(ch, nonce)),
+                                           key=repr)[0])
         anomalies.add(("phantom", ch, nonce, "payload"), "phantom", ch,
-                      "%s holds %s with payload %r, but the client appended %r"
-                      % (source.label(), describe_message(msg), message_payload(msg),
-                         sorted(payloads, key=repr)[0]),
+                      detail() if index.complete else detail,
                       ops=index.nonce_records(ch, nonce) + source.records([seq]),
                       nodes=[source.node], where=source.where(seq=seq), nonce=nonce,
-                      seq=seq)
-    if key in index.failed_only:
+                      seq=seq, when=None if index.complete else ("payload", ch, nonce, payload))
+    failed = index.failed_only(ch, nonce)
+    if failed is not False:
         anomalies.add(("failed_but_written", ch, nonce), "failed_but_written", ch,
                       "every attempt of nonce %r failed definitely, yet %s holds it at seq %s"
                       % (nonce, source.label(), seq),
                       ops=index.nonce_records(ch, nonce) + source.records([seq]),
                       nodes=[source.node], where=source.where(seq=seq), nonce=nonce,
-                      seq=seq)
+                      seq=seq, when=None if failed else ("failed_only", ch, nonce))
 
 
 def check_log_contents(messages, first_seq, source, index, anomalies):
@@ -613,7 +1262,7 @@ def check_final_divergence(node, log, ref, channel, anomalies):
         return
     differing = []
     for m in log:
-        if m.get("seq") in ref.by_seq and not ref.matches(m):
+        if ref.has_seq(m.get("seq")) and not ref.matches(m):
             differing.append(m)
     problems = []
     if differing:
@@ -671,7 +1320,7 @@ def check_read_against_reference(messages, source, ref, index, anomalies):
         seq = m.get("seq")
         if ref.matches(m):
             continue
-        if seq not in ref.by_seq:
+        if not ref.has_seq(seq):
             why = "seq %s is beyond the reference log (%s, %d messages)" % (
                 seq, ref.node, len(ref.messages))
         else:
@@ -683,30 +1332,32 @@ def check_read_against_reference(messages, source, ref, index, anomalies):
                       nonce=m.get("nonce"))
 
 
-def check_reads(index, refs, anomalies, warnings):
-    """Checks every successful read result; returns read outcome counts."""
-    counts = Counter()
-    for op in index.reads:
-        counts[op.outcome] += 1
-        if op.outcome != "ok":
-            continue
-        messages = op.done.get("messages")
-        if not isinstance(messages, list):
-            warnings.add("read ok without a messages list")
-            continue
-        counts["messages"] += len(messages)
-        after = op.invoke.get("after_seq")
-        if not isinstance(after, int):
-            warnings.add("read invoke without integer after_seq (assumed 0)")
-            after = 0
-        ref = refs.get(op.channel)
-        if read_agrees_with_reference(messages, after, ref):
-            continue
-        source = LogSource("read", op.node, op.channel, op)
-        check_log_contents(messages, after + 1, source, index, anomalies)
-        if ref is not None:
-            check_read_against_reference(messages, source, ref, index, anomalies)
-    return counts
+def check_read(op, ordinal, refs, index, anomalies, warnings, counts):
+    """Checks one completed read as it arrives (ordinal: its invoke's position).
+
+    A read that is exactly the reference slice is only counted: it can only
+    repeat problems already reported on the reference log.
+    """
+    if op.outcome != "ok":
+        return
+    warnings.base = (W_READS, ordinal)
+    anomalies.base = (A_READS, ordinal)
+    messages = op.done.get("messages")
+    if not isinstance(messages, list):
+        warnings.add("read ok without a messages list")
+        return
+    counts["messages"] += len(messages)
+    after = op.invoke.get("after_seq")
+    if not isinstance(after, int):
+        warnings.add("read invoke without integer after_seq (assumed 0)")
+        after = 0
+    ref = refs.get(op.channel)
+    if read_agrees_with_reference(messages, after, ref):
+        return
+    source = LogSource("read", op.node, op.channel, op)
+    check_log_contents(messages, after + 1, source, index, anomalies)
+    if ref is not None:
+        check_read_against_reference(messages, source, ref, index, anomalies)
 
 
 # ---------------------------------------------------------------------------
@@ -725,13 +1376,19 @@ def check_acked(index, refs, anomalies, warnings):
     nonce answers the same seq and ts, which is where the nonce sits, and
     only one attempt claims to have written it (duplicate:false).
     Returns the number of distinct acknowledged (channel, nonce).
+
+    Nonces whose ok answers were already found consistent and in place while
+    the history streamed (the common case) are only counted.
     """
     acked = 0
-    for (ch, nonce), ops in index.appends.items():
-        oks = [op for op in ops if op.outcome == "ok"]
-        if not oks:
+    for state in index.ordered_states():
+        if state.ack is None:
             continue
         acked += 1
+        if state.ack is not SUSPECT:
+            continue
+        ch, nonce = state.channel, state.nonce
+        oks = [op for op in index.ops_of(state) if op.outcome == "ok"]
         records = index.nonce_records(ch, nonce)
         answers = sorted({ok_position(op) for op in oks}, key=repr)
         problems = []
@@ -747,7 +1404,7 @@ def check_acked(index, refs, anomalies, warnings):
         if ref is None:
             warnings.add("channel %r has no readable final log: lost/retry checks skipped"
                          % (ch,))
-        elif nonce not in ref.positions:
+        elif not ref.has_nonce(nonce):
             anomalies.add(("lost", ch, nonce), "lost", ch,
                           "nonce %r acked at seq %s is not in the reference log (%s, %d "
                           "messages)" % (nonce, oks[0].done.get("seq"), ref.node,
@@ -755,7 +1412,7 @@ def check_acked(index, refs, anomalies, warnings):
                           ops=records, nodes=[op.node for op in oks], nonce=nonce,
                           seq=oks[0].done.get("seq"))
         else:
-            placed = ref.positions[nonce]
+            placed = ref.placed(nonce)
             wrong = [a for a in answers if a not in placed]
             if wrong:
                 problems.append("acked at (seq, ts micros) %s but the reference log has it "
@@ -791,12 +1448,12 @@ class TailerState:
         return [e for e in (self.last_connect, self.last_message) if e is not None]
 
 
-def check_tail_connect(ev, tailer, st, anomalies):
+def check_tail_connect(ev, n, tailer, st, anomalies):
     """Flags a reconnect that does not resume after the last seq received."""
     after = ev.get("after")
     previous = st.last_seq if st.last_seq is not None else st.resumed_after
     if previous is not None and after != previous:
-        anomalies.add(("tail_resume", tailer, id(ev)), "tail_resume", ev.get("channel"),
+        anomalies.add(("tail_resume", tailer, n), "tail_resume", ev.get("channel"),
                       "tailer %s reconnected to %s after %r, but the last seq it had is %s "
                       "(harness bug)" % (tailer, ev.get("node"), after, previous),
                       ops=st.context() + [ev], nodes=[ev.get("node")], tailer=tailer,
@@ -806,26 +1463,26 @@ def check_tail_connect(ev, tailer, st, anomalies):
     st.last_connect = ev
 
 
-def check_tail_message(ev, tailer, st, refs, index, anomalies):
+def check_tail_message(ev, n, tailer, st, refs, index, anomalies):
     """Flags a tail message that repeats, skips, or differs from the reference."""
     ch = ev.get("channel")
     seq = ev.get("seq")
     node = ev.get("node")
     expected = st.expected_next()
     if st.last_seq is not None and seq <= st.last_seq:
-        anomalies.add(("tail_repeat", tailer, id(ev)), "tail_repeat", ch,
+        anomalies.add(("tail_repeat", tailer, n), "tail_repeat", ch,
                       "tailer %s got seq %d from %s after already receiving up to %d"
                       % (tailer, seq, node, st.last_seq),
                       ops=st.context() + [ev], nodes=[node], tailer=tailer, seq=seq,
                       nonce=ev.get("nonce"))
     elif st.resumed_after is not None and seq <= st.resumed_after:
-        anomalies.add(("tail_repeat", tailer, id(ev)), "tail_repeat", ch,
+        anomalies.add(("tail_repeat", tailer, n), "tail_repeat", ch,
                       "tailer %s resumed after %d on %s but got seq %d"
                       % (tailer, st.resumed_after, node, seq),
                       ops=st.context() + [ev], nodes=[node], tailer=tailer, seq=seq,
                       nonce=ev.get("nonce"))
     elif expected is not None and seq > expected:
-        anomalies.add(("tail_skip", tailer, id(ev)), "tail_skip", ch,
+        anomalies.add(("tail_skip", tailer, n), "tail_skip", ch,
                       "tailer %s got seq %d from %s where %d was expected (missed %d)"
                       % (tailer, seq, node, expected, seq - expected),
                       ops=st.context() + [ev], nodes=[node], tailer=tailer, seq=seq,
@@ -843,26 +1500,42 @@ def check_tail_message(ev, tailer, st, refs, index, anomalies):
     st.last_message = ev
 
 
-def check_tails(tails, refs, index, anomalies, warnings):
-    """Replays every tailer's events in order; returns the number of messages."""
-    states = {}
-    messages = 0
-    for ev in tails:
+class TailChecker:
+    """Replays every tailer's events in order, one event at a time."""
+
+    def __init__(self, refs, index, anomalies, warnings):
+        self.refs = refs
+        self.index = index
+        self.anomalies = anomalies
+        self.warnings = warnings
+        self.states = {}
+        self.messages = 0
+        self.channels = set()
+        self.n = 0
+
+    def add(self, ev):
+        """Checks one tail event."""
+        self.n += 1
+        if ev.get("channel") is not None:
+            self.channels.add(ev.get("channel"))
         tailer = ev.get("tailer")
-        st = states.setdefault(tailer, TailerState())
+        st = self.states.setdefault(tailer, TailerState())
         event = ev.get("event")
         if event == "connect":
-            check_tail_connect(ev, tailer, st, anomalies)
+            check_tail_connect(ev, self.n, tailer, st, self.anomalies)
         elif event == "message":
-            messages += 1
+            self.messages += 1
             seq = ev.get("seq")
             if not isinstance(seq, int) or isinstance(seq, bool):
-                warnings.add("tail message without integer seq")
-                continue
-            check_tail_message(ev, tailer, st, refs, index, anomalies)
+                self.warnings.add("tail message without integer seq")
+                return
+            check_tail_message(ev, self.n, tailer, st, self.refs, self.index, self.anomalies)
         elif event != "disconnect":
-            warnings.add("tail event of unknown kind %r" % (event,))
-    return messages, len(states)
+            self.warnings.add("tail event of unknown kind %r" % (event,))
+
+    @property
+    def tailers(self):
+        return len(self.states)
 
 
 # ---------------------------------------------------------------------------
@@ -920,19 +1593,17 @@ def merge_intervals(spans):
 class AttemptTimeline:
     """Append attempts sorted by invoke time, for counting inside intervals."""
 
-    def __init__(self, append_ops):
-        attempts = sorted((op.invoke.get("t", 0.0), op.outcome == "ok") for op in append_ops)
-        self.times = [t for t, _ in attempts]
-        self.ok_prefix = [0]
-        for _, ok in attempts:
-            self.ok_prefix.append(self.ok_prefix[-1] + (1 if ok else 0))
-        self.ok_times = [t for t, ok in attempts if ok]
+    def __init__(self, times, outcomes):
+        self.times = sorted(times)
+        self.ok_times = sorted(t for t, code in zip(times, outcomes)
+                               if code == OUTCOME_CODE["ok"])
 
     def count(self, start, end):
         """(attempts, ok) invoked in [start, end)."""
         lo = bisect.bisect_left(self.times, start)
         hi = bisect.bisect_left(self.times, end)
-        return hi - lo, self.ok_prefix[hi] - self.ok_prefix[lo]
+        return hi - lo, (bisect.bisect_left(self.ok_times, end)
+                         - bisect.bisect_left(self.ok_times, start))
 
     def count_in(self, merged):
         """(attempts, ok) invoked inside any of the merged intervals."""
@@ -972,7 +1643,7 @@ def recovery_figures(spans, timeline):
 def availability(index, nemesis, run_end, warnings):
     """Per-fault availability and recovery, plus overall and healthy figures."""
     windows, skipped = fault_windows(nemesis, warnings)
-    timeline = AttemptTimeline(index.append_ops)
+    timeline = AttemptTimeline(index.times, index.outcomes)
     faults = {}
     every_span = []
     for fault, spans in windows.items():
@@ -990,7 +1661,7 @@ def availability(index, nemesis, run_end, warnings):
             "windows": [[s, e] for s, e in spans],
         }
     total = len(timeline.times)
-    total_ok = timeline.ok_prefix[-1]
+    total_ok = len(timeline.ok_times)
     inside, inside_ok = timeline.count_in(merge_intervals(every_span))
     return {
         "faults": faults,
@@ -1005,22 +1676,38 @@ def availability(index, nemesis, run_end, warnings):
 # Putting it together
 
 
-def attempt_counts(index):
-    """Append attempts by outcome; unfinished ones are also counted as info."""
-    counts = {"ok": 0, "fail": 0, "info": 0, "unfinished": 0}
-    for op in index.append_ops:
-        outcome = op.outcome
-        if outcome == "unfinished":
-            counts["unfinished"] += 1
-            outcome = "info"
-        counts[outcome] = counts.get(outcome, 0) + 1
-    return counts
+class References:
+    """Reference logs by channel, built on first use (final.json is loaded
+    before the history streams, so reads are checked as they come)."""
+
+    def __init__(self, final):
+        self.final = final
+        self.cache = {}
+
+    def get(self, channel):
+        """The channel's Reference, or None (no readable node, or no channel)."""
+        if channel is None:
+            return None
+        if channel not in self.cache:
+            self.cache[channel] = build_reference(self.final, channel)
+        return self.cache[channel]
 
 
-def run_end_time(run, history, tails, nemesis):
+class LastTime:
+    """The latest numeric "t" seen, for where unstopped faults end."""
+
+    def __init__(self):
+        self.t = None
+
+    def see(self, rec):
+        t = rec.get("t")
+        if isinstance(t, (int, float)) and (self.t is None or t > self.t):
+            self.t = t
+
+
+def run_end_time(run, last, nemesis):
     """The last instant of the run, where unstopped faults end."""
-    times = [r.get("t") for r in history]
-    times += [e.get("t") for e in tails]
+    times = [last.t] if last.t is not None else []
     times += [e.get("t") for e in nemesis]
     times = [t for t in times if isinstance(t, (int, float))]
     duration = run.get("time")
@@ -1029,60 +1716,112 @@ def run_end_time(run, history, tails, nemesis):
     return max(times) if times else 0.0
 
 
-def all_channels(run, index, final, tails):
+def attempt_counts(index):
+    """Append attempts by outcome; unfinished ones are also counted as info."""
+    n = Counter(index.outcomes)
+    return {"ok": n[OUTCOME_CODE["ok"]], "fail": n[OUTCOME_CODE["fail"]],
+            "info": n[OUTCOME_CODE["info"]] + n[0], "unfinished": n[0]}
+
+
+def all_channels(run, index, read_channels, final, tail_channels):
     """Every channel mentioned anywhere, so none is skipped silently."""
     chans = list(run.get("channels") or [])
-    extra = {ch for ch, _ in index.appends}
-    extra |= {op.channel for op in index.reads}
+    extra = set(index.by_channel)
+    extra |= read_channels
     for channels in (final.get("nodes") or {}).values():
         if channels:
             extra |= set(channels)
-    extra |= {e.get("channel") for e in tails if e.get("channel") is not None}
+    extra |= tail_channels
     extra.discard(None)
     return chans + sorted(extra - set(chans), key=str)
 
 
-def tally(anomalies):
+def tally(kinds_found):
     """The results.json counters: distinct anomalies per counter."""
     counters = {name: 0 for name in SAFETY_COUNTERS}
     kinds = Counter()
-    for a in anomalies:
-        counters[KIND_COUNTER[a["kind"]]] += 1
-        kinds[a["kind"]] += 1
+    for kind in kinds_found:
+        counters[KIND_COUNTER[kind]] += 1
+        kinds[kind] += 1
     return counters, dict(kinds)
 
 
 def check_history(history, tails, final, nemesis, run) -> dict:
-    """Checks one run held in memory and returns the results.json dict.
+    """Checks one run and returns the results.json dict.
 
-    history, tails and nemesis are lists of records, final the final.json
-    dict, run the run.json dict (any of tails, final, nemesis, run may be None).
+    history, tails and nemesis are lists (or any iterables) of records,
+    final the final.json dict, run the run.json dict (any of tails, final,
+    nemesis, run may be None).
     """
-    tails = tails or []
-    nemesis = nemesis or []
+    return check_streams(((rec, rec) for rec in history), tails, final, nemesis, run,
+                         RecordStore())
+
+
+def check_streams(history, tails, final, nemesis, run, store) -> dict:
+    """The checker proper: history yields (handle, record) for store.
+
+    final is used first: with the reference logs known, every read result
+    and tail message is checked as it streams by and then dropped; only
+    compact per-attempt records and per-anomaly evidence are kept.
+    """
+    tails = tails if tails is not None else []
+    nemesis = list(nemesis or [])
     final = final or {"nodes": {}}
     run = run or {}
     warnings = Warnings()
-    anomalies = Anomalies()
+    refs = References(final)
+    index = HistoryIndex(store, refs.get)
+    anomalies = Anomalies(index.has_records)
+    last = LastTime()
 
-    index = index_history(history, warnings)
-    channels = all_channels(run, index, final, tails)
-    refs = {ch: build_reference(final, ch) for ch in channels}
+    def on_read(op, ordinal):
+        check_read(op, ordinal, refs, index, anomalies, warnings, stream.read_counts)
+
+    stream = HistoryStream(index, warnings, on_read)
+    for handle, rec in history:
+        last.see(rec)
+        stream.add(rec, handle)
+    stream.end()
+
+    anomalies.base = (A_TAILS,)
+    warnings.base = (W_TAILS,)
+    tail_check = TailChecker(refs, index, anomalies, warnings)
+    for ev in tails:
+        last.see(ev)
+        tail_check.add(ev)
+
+    channels = all_channels(run, index, stream.read_channels, final, tail_check.channels)
+    refs_by_channel = {ch: refs.get(ch) for ch in channels}
+    warnings.base = (W_FINAL,)
     unreadable = sorted(n for n, v in (final.get("nodes") or {}).items() if v is None)
     if unreadable:
         warnings.add("final state unreadable on %s" % ", ".join(unreadable))
     if not any(v is not None for v in (final.get("nodes") or {}).values()):
         warnings.add("no node's final state could be read: lost/divergence checks skipped")
 
-    check_final_logs(final, channels, refs, index, anomalies)
+    anomalies.base = (A_FINAL,)
+    check_final_logs(final, channels, refs_by_channel, index, anomalies)
+    anomalies.base = (A_ACKED,)
+    warnings.base = (W_ACKED,)
     acked = check_acked(index, refs, anomalies, warnings)
-    read_counts = check_reads(index, refs, anomalies, warnings)
-    tail_messages, tailers = check_tails(tails, refs, index, anomalies, warnings)
-    avail = availability(index, nemesis, run_end_time(run, history, tails, nemesis), warnings)
+
+    def holds(when):
+        what, ch, nonce = when[:3]
+        state = index.state(ch, nonce)
+        if what == "unappended":
+            return state is None
+        if what == "payload":
+            return state is not None and not index.has_payload(state, when[3])
+        return index.failed_only(ch, nonce) is True
+
+    anomalies.resolve(holds)
+    warnings.base = (W_FAULTS,)
+    avail = availability(index, nemesis, run_end_time(run, last, nemesis), warnings)
 
     found = anomalies.all()
-    counters, kinds = tally(found)
-    kept = select_fairly(found, ANOMALY_CAP)
+    counters, kinds = tally(a.kind for a in found)
+    kept = select_fairly(found, ANOMALY_CAP, kind_of=lambda a: a.kind)
+    read_counts = stream.read_counts
     results = {"valid": all(v == 0 for v in counters.values()), "acked": acked}
     results.update(counters)
     results.update({
@@ -1090,13 +1829,13 @@ def check_history(history, tails, final, nemesis, run) -> dict:
                                         "faulty_build")},
         # An unreadable node alone does not make the check incomplete: an
         # acked write is on a majority, so a readable node still holds it.
-        "complete": all(r is not None for r in refs.values()),
+        "complete": all(r is not None for r in refs_by_channel.values()),
         "attempts": attempt_counts(index),
-        "logical_appends": len(index.appends),
+        "logical_appends": len(index.states),
         "reads": {k: read_counts.get(k, 0)
                   for k in ("ok", "fail", "info", "unfinished", "messages")},
-        "tail_messages": tail_messages,
-        "tailers": tailers,
+        "tail_messages": tail_check.messages,
+        "tailers": tail_check.tailers,
         "skipped_faults": avail["skipped_faults"],
         "faults": avail["faults"],
         "availability_overall": avail["availability_overall"],
@@ -1105,9 +1844,9 @@ def check_history(history, tails, final, nemesis, run) -> dict:
         "final_converged": final.get("converged"),
         "unreadable_nodes": unreadable,
         "reference": {ch: ({"node": r.node, "length": len(r.messages)} if r else None)
-                      for ch, r in refs.items()},
+                      for ch, r in refs_by_channel.items()},
         "anomaly_kinds": kinds,
-        "anomalies": kept,
+        "anomalies": [a.as_dict(index.expand) for a in kept],
         "anomalies_truncated": len(found) - len(kept),
         "warnings": warnings.as_list(),
     })
@@ -1118,42 +1857,64 @@ def check_history(history, tails, final, nemesis, run) -> dict:
 # Files
 
 
-def read_jsonl(path, warnings_out, required=False):
-    """Reads a JSON-lines file; a torn last line (killed harness) is skipped.
-
-    A missing optional file is an empty list; a missing required one raises.
+def iter_jsonl(path, warnings_out, offsets=False):
+    """Yields a JSON-lines file's records one at a time, as (byte offset,
+    record) pairs if offsets.  Malformed lines (a torn last line from a
+    killed harness) are skipped and counted; a missing file yields nothing.
     """
     if not os.path.exists(path):
-        if required:
-            raise FileNotFoundError(path)
         warnings_out.append("%s missing" % os.path.basename(path))
-        return []
-    records = []
+        return
     bad = 0
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
+    pos = 0
+    with open(path, "rb") as fh:
+        for raw in fh:
+            start = pos
+            pos += len(raw)
             try:
+                line = raw.decode("utf-8").strip()
+                if not line:
+                    continue
                 rec = json.loads(line)
             except ValueError:
                 bad += 1
                 continue
-            if isinstance(rec, dict):
-                records.append(rec)
-            else:
+            if not isinstance(rec, dict):
                 bad += 1
+            elif offsets:
+                yield start, rec
+            else:
+                yield rec
     if bad:
         warnings_out.append("%s: %d malformed lines skipped" % (os.path.basename(path), bad))
-    return records
 
 
-def read_json(path, warnings_out):
-    """Reads a JSON file, or None (with a warning) when it is missing or torn."""
+def read_jsonl(path, warnings_out, required=False):
+    """Reads a whole JSON-lines file (see iter_jsonl).
+
+    A missing optional file is an empty list; a missing required one raises.
+    """
+    if required and not os.path.exists(path):
+        raise FileNotFoundError(path)
+    return list(iter_jsonl(path, warnings_out))
+
+
+def read_json(path, warnings_out, object_hook=None, streaming=False):
+    """Reads a JSON file, or None (with a warning) when it is missing or torn.
+
+    streaming reads a big file without holding its text (see
+    load_json_streaming); any trouble falls back to json.load for its
+    exact error message.
+    """
     try:
+        if streaming:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    return load_json_streaming(fh, object_hook)
+            except ValueError:
+                pass
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            return json.load(fh, object_hook=object_hook)
     except FileNotFoundError:
         warnings_out.append("%s missing" % os.path.basename(path))
     except ValueError as e:
@@ -1162,22 +1923,38 @@ def read_json(path, warnings_out):
 
 
 def check(run_dir, write=True) -> dict:
-    """Checks a run folder; writes results.json and summary.txt there unless write=False."""
-    file_warnings = []
-    run = read_json(os.path.join(run_dir, "run.json"), file_warnings) or {}
-    history = read_jsonl(os.path.join(run_dir, "history.jsonl"), file_warnings, required=True)
-    tails = read_jsonl(os.path.join(run_dir, "tails.jsonl"), file_warnings)
-    final = read_json(os.path.join(run_dir, "final.json"), file_warnings)
-    nemesis = read_jsonl(os.path.join(run_dir, "nemesis.jsonl"), file_warnings)
-    results = check_history(history, tails, final, nemesis, run)
-    results["warnings"] = file_warnings + results["warnings"]
+    """Checks a run folder; writes results.json and summary.txt there unless write=False.
+
+    final.json is read first; history.jsonl and tails.jsonl are then
+    streamed, so memory follows the number of append attempts and the final
+    logs, not the volume of read results and tail messages.
+    """
+    def path(name):
+        return os.path.join(run_dir, name)
+
+    w_run, w_history, w_tails, w_final, w_nemesis = [], [], [], [], []
+    run = read_json(path("run.json"), w_run) or {}
+    if not os.path.exists(path("history.jsonl")):
+        raise FileNotFoundError(path("history.jsonl"))
+    final = read_json(path("final.json"), w_final, object_hook=intern_messages(),
+                      streaming=True)
+    nemesis = read_jsonl(path("nemesis.jsonl"), w_nemesis)
+    store = RecordStore(path("history.jsonl"))
+    try:
+        results = check_streams(iter_jsonl(path("history.jsonl"), w_history, offsets=True),
+                                iter_jsonl(path("tails.jsonl"), w_tails),
+                                final, nemesis, run, store)
+    finally:
+        store.close()
+    results["warnings"] = (w_run + w_history + w_tails + w_final + w_nemesis
+                           + results["warnings"])
     if final is None:
         results["complete"] = False
     if write:
-        with open(os.path.join(run_dir, "results.json"), "w", encoding="utf-8") as fh:
+        with open(path("results.json"), "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=1, sort_keys=False, default=str)
             fh.write("\n")
-        with open(os.path.join(run_dir, "summary.txt"), "w", encoding="utf-8") as fh:
+        with open(path("summary.txt"), "w", encoding="utf-8") as fh:
             fh.write(format_summary(results))
     return results
 

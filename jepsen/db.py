@@ -14,7 +14,7 @@ import hclient
 import hosts
 
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
-IMAGE_MB = 1024
+IMAGE_MB = 4096  # sparse; a 10-minute run at full speed wrote more than 1 GiB of WAL
 
 
 class Node:
@@ -36,6 +36,8 @@ class Node:
         self.paused = False
         self.removed_id = None
         self.supervised = False  # final.CrashWatcher restarts it if it dies
+        self.damaged = False     # the corrupt nemesis damaged its disk
+        self.needs_replace = False
 
     # ------------------------------------------------------------ disk ---
 
@@ -77,6 +79,7 @@ class Node:
 
     def wipe(self):
         shutil.rmtree(self.data, ignore_errors=True)
+        self.damaged = False
 
     # --------------------------------------------------------- process ---
 

@@ -13,6 +13,7 @@ import hclient
 SANITIZER_PATTERNS = ("AddressSanitizer", "LeakSanitizer", "runtime error",
                       "UndefinedBehaviorSanitizer", "assertion failed")
 MAX_RESTARTS = 3
+EXIT_CORRUPT = 3  # heraldd's exit status when it finds its state corrupt
 
 
 class CrashWatcher:
@@ -24,6 +25,7 @@ class CrashWatcher:
         self.cluster = cluster
         self.rec = recorder
         self.crashes = []
+        self.detected = []  # fail-stops on corruption the nemesis injected
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -42,8 +44,15 @@ class CrashWatcher:
                 if not nd.supervised or code is None:
                     continue
                 nd.supervised = False
-                self.crashes.append({"t": round(self.rec.now(), 3), "node": nd.name,
-                                     "id": nd.id, "exit": code, "log_tail": log_tail(nd)})
+                event = {"t": round(self.rec.now(), 3), "node": nd.name, "id": nd.id,
+                         "exit": code, "log_tail": log_tail(nd)}
+                if nd.damaged and code == EXIT_CORRUPT:
+                    # It found the damage the corrupt nemesis made and
+                    # stopped, as it must: an operator replaces its disk.
+                    self.detected.append(event)
+                    nd.needs_replace = True
+                    continue
+                self.crashes.append(event)
                 restarts[nd.name] = restarts.get(nd.name, 0) + 1
                 if restarts[nd.name] <= MAX_RESTARTS:
                     nd.start()
@@ -59,8 +68,24 @@ def log_tail(nd, lines=12):
         return []
 
 
+def replace_pending(cluster, recorder):
+    """Replaces the nodes that stopped on detected corruption (remove, wipe,
+    add back under a new id), recorded as a 'replace' fault window."""
+    for nd in cluster.nodes:
+        if not nd.needs_replace:
+            continue
+        nd.needs_replace = False
+        recorder.record({"fault": "replace", "phase": "start",
+                         "detail": "%s stopped on corrupt state" % nd.name})
+        err = cluster.replace(nd)
+        recorder.record({"fault": "replace", "phase": "stop",
+                         "detail": "%s replaced as id %s%s" % (nd.name, nd.id,
+                                                               ": " + err if err else "")})
+
+
 def restart_dead(cluster, recorder):
     """After the last fault: every member that is down is started again."""
+    replace_pending(cluster, recorder)
     for nd in cluster.nodes:
         if nd.id is not None and not nd.alive():
             recorder.record({"fault": "final", "phase": "skip",
@@ -131,6 +156,7 @@ def add_node_findings(results, run_dir, cluster, stops, watcher):
                           "detail": "SIGTERM: %s exited with %s" % (nd.name, code),
                           "log_tail": log_tail(nd)})
     results["node_anomalies"] = found
+    results["detected_corruption"] = watcher.detected
     if found:
         results["valid"] = False
         results.setdefault("anomalies", []).extend(found)

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 
+import final
 import hosts
 
 NODE_FAULTS = ("kill", "pause", "lose-unsynced", "corrupt", "membership")
@@ -361,6 +362,7 @@ class Corrupt(Nemesis):
         out = []
         for nd in self.victims:
             nd.kill()
+            nd.damaged = True
             files = []
             for sub, ext in (("wal", ".seg"), ("state", ".sst")):
                 d = os.path.join(nd.data, sub)
@@ -416,7 +418,8 @@ class Schedule:
     fault, and now and then a second one of the other kind (network or
     clock with a process fault) on top. The seed fixes the choices."""
 
-    def __init__(self, nemeses, rng, recorder, hold=(5, 15), heal=(4, 8)):
+    def __init__(self, cluster, nemeses, rng, recorder, hold=(5, 15), heal=(4, 8)):
+        self.cluster = cluster
         self.nemeses = nemeses
         self.rng = rng
         self.rec = recorder
@@ -450,6 +453,9 @@ class Schedule:
         self.active.append(nem)
 
     def heal_all(self):
+        # Network and clock first: a node brought back (restarted, or
+        # replaced, which copies state) does so over a healed network.
+        self.active.sort(key=lambda n: n.name in NET_FAULTS)
         while self.active:
             nem = self.active.pop()
             try:
@@ -463,6 +469,7 @@ class Schedule:
             return
         stop_event.wait(self.rng.uniform(*self.heal))
         while time.monotonic() < deadline - 3 and not stop_event.is_set():
+            final.replace_pending(self.cluster, self.rec)
             first = self._next()
             self._start(first)
             others = [n for n in self.nemeses

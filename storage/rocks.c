@@ -5,6 +5,7 @@
 #include <rocksdb/c.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hd_alloc.h"
 #include "hd_assert.h"
@@ -153,6 +154,17 @@ static int st__err(char *err, const char *what)
         return 0;
     }
     HD_LOG_ERROR("state %s: %s", what, err);
+    if (strncmp(err, "Corruption:", 11) == 0) {
+        /* A damaged table (a checksum mismatch in a block read now, not at
+         * open) means this replica's state can no longer be trusted, for
+         * reads or for the dedup lookups of apply. Stop at once, as a crash
+         * would, rather than answer errors or act on a partial state; the
+         * other replicas hold the data, and the disk must be replaced. */
+        HD_LOG_ERROR("state is corrupt: stopping (exit %d); replace this node's disk "
+                     "(remove the node, wipe its data directory, add it back)",
+                     ST_EXIT_CORRUPT);
+        _exit(ST_EXIT_CORRUPT);
+    }
     rocksdb_free(err);
     return HD_EIO;
 }

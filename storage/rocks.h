@@ -23,6 +23,10 @@
  *      (HD_EFAILED) until it is closed and reopened.
  */
 
+/* The exit status of a node that found its state corrupt while running
+ * (see st__err in rocks.c): it stops at once, as a crash would. */
+#define ST_EXIT_CORRUPT 3
+
 struct st_rocks;
 struct st_batch;
 struct st_iter;

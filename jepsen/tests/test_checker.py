@@ -704,5 +704,117 @@ class RunFolderTest(CheckerTestCase):
             self.assertTrue(any("final.json missing" in w for w in r["warnings"]))
 
 
+
+class StreamingTest(CheckerTestCase):
+    """The checker streams history and tails; results must not depend on it."""
+
+    write_run = RunFolderTest.write_run
+
+    def test_failure_after_a_read_saw_it(self):
+        b = clean_builder()
+        inv = b.record(process=9, type="invoke", f="append", node="n1", channel="chanB",
+                       nonce="f", payload="payload-f", attempt=1)
+        b.write("chanB", "f", "payload-f")
+        b.read("chanB", 2, node="n1")  # sees it while the append is still open
+        done = b.record(process=9, type="fail", f="append", node="n1", channel="chanB",
+                        nonce="f", error="unavailable")
+        b.logs["chanB"].pop()
+        r = b.check()
+        self.assertEqual((r["failed_but_written"], r["divergent"]), (1, 1), r["anomalies"])
+        (a,) = [x for x in r["anomalies"] if x["kind"] == "failed_but_written"]
+        self.assert_has_records(a, inv, done)  # recorded after the read
+
+    def test_retry_after_a_read_clears_the_failure(self):
+        b = clean_builder()
+        b.record(process=9, type="invoke", f="append", node="n1", channel="chanB",
+                 nonce="f", payload="payload-f", attempt=1)
+        b.write("chanB", "f", "payload-f")
+        b.read("chanB", 2, node="n1")
+        b.record(process=9, type="fail", f="append", node="n1", channel="chanB",
+                 nonce="f", error="unavailable")
+        b.append("chanB", "f", duplicate=True, process=9, attempt=2)
+        r = b.check()
+        self.assertTrue(r["valid"], r["anomalies"])
+
+    def test_reads_reported_in_invoke_order(self):
+        b = clean_builder()
+        bad = copy.deepcopy(b.logs["chanA"][:1])
+        bad[0]["ts"] = ts_of(BASE_TS + 1)
+        first = b.record(process=60, type="invoke", f="read", node="n3", channel="chanA",
+                         after_seq=0)
+        second, _ = b.read("chanA", 0, node="n3", process=61, messages=copy.deepcopy(bad))
+        b.record(process=60, type="ok", f="read", node="n3", channel="chanA", messages=bad)
+        (a,) = self.assert_only(b.check(), "divergent")
+        self.assertEqual(a["occurrences"], 2)
+        self.assertEqual([w["read_i"] for w in a["where"]], [first["i"], second["i"]])
+        self.assertEqual(a["ops"][0], first)
+
+    def rich_builder(self):
+        """A run with an anomaly of every kind, reads overlapping each other."""
+        b = clean_builder()
+        b.append("chanA", "gone", process=9)
+        b.append("chanB", "r", process=10)
+        b.append("chanB", "r", duplicate=True, process=11, attempt=2)[1]["seq"] = 1
+        b.append("chanB", "f", outcome="fail", written=True, process=12)
+        b.write("chanB", "ghost", "boo")
+        b.write("chanB", "b1", "payload-b1")
+        b.record(process=60, type="invoke", f="read", node="n3", channel="chanA",
+                 after_seq=0)
+        msgs = copy.deepcopy(b.logs["chanA"][:3])
+        msgs[1], msgs[2] = msgs[2], msgs[1]
+        b.read("chanA", 0, node="n2", process=61, messages=msgs)
+        b.record(process=60, type="ok", f="read", node="n3", channel="chanA",
+                 messages=copy.deepcopy(b.logs["chanA"][:2]) + [dict(b.logs["chanA"][0],
+                                                                      seq=3)])
+        b.tail_connect(3, "chanA", 0)
+        b.tail_message(3, "chanA", 2)
+        b.tail_message(3, "chanA", 2)
+        b.tail_message(3, "chanA", 3, msg=dict(b.logs["chanA"][2], nonce="a1"))
+        b.tail_disconnect(3, "chanA")
+        b.tail_connect(3, "chanA", 1)
+        final = b.final()
+        for node in NODES:
+            final["nodes"][node]["chanA"].remove(
+                next(m for m in final["nodes"][node]["chanA"] if m["nonce"] == "gone"))
+        final["nodes"]["n3"]["chanB"].pop()
+        return b, final
+
+    def test_folder_matches_in_memory(self):
+        b, final = self.rich_builder()
+        expected = json.loads(json.dumps(b.check(final)))
+        for kind in checker.KIND_COUNTER:
+            self.assertIn(kind, expected["anomaly_kinds"])
+        with tempfile.TemporaryDirectory() as tmp:
+            self.write_run(b, final=final, folder=tmp)
+            self.assertEqual(checker.check(tmp, write=False), expected)
+            # Streamed in small blocks, final.json gives the same run.
+            block = checker.JsonReader.BLOCK
+            checker.JsonReader.BLOCK = 5
+            try:
+                self.assertEqual(checker.check(tmp, write=False), expected)
+            finally:
+                checker.JsonReader.BLOCK = block
+
+    def test_final_json_streaming_matches_json_load(self):
+        b, final = self.rich_builder()
+        final["nodes"]["n2"] = None
+        final["odd"] = [{"seq": True, "x": [1.0, {"y": None}]}, "\u00e9", -0.5e-3]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "final.json")
+            for text in (json.dumps(final), json.dumps(final, indent=2, ensure_ascii=False)):
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                got = checker.read_json(path, [], object_hook=checker.intern_messages(),
+                                        streaming=True)
+                self.assertEqual(json.dumps(got), json.dumps(json.loads(text)))
+            for torn in (text[:len(text) // 2], text + "x", ""):
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(torn)
+                streamed, loaded = [], []
+                self.assertIsNone(checker.read_json(path, streamed, streaming=True))
+                checker.read_json(path, loaded)
+                self.assertEqual(streamed, loaded)
+                self.assertIn("final.json unreadable", streamed[0])
+
 if __name__ == "__main__":
     unittest.main()
