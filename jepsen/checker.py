@@ -13,6 +13,12 @@ It is deliberately standalone: pure Python 3.11 standard library, no code
 shared with the server or the rest of the harness, so a bug there cannot hide
 a bug here.
 
+It streams: final.json is read first (the reference logs), then each read
+result and tail message is checked as it comes by and dropped.  Memory
+follows the number of append attempts (a few hundred bytes each, their records
+read back from history.jsonl only for anomaly evidence) plus the final logs,
+not the volume of reads or tails.
+
     python3 jepsen/checker.py RUN_DIR
 
 writes RUN_DIR/results.json and RUN_DIR/summary.txt, prints the summary and
@@ -621,10 +627,8 @@ class HistoryIndex:
         states may no longer be in first-invoke order.
         """
         nonce = invoke.get("nonce")
-        try:
+        if type(channel) is str:   # one copy of each channel name
             channel = self._channels.setdefault(channel, channel)
-        except TypeError:
-            pass
         nonces = self.by_channel.get(channel)
         if nonces is None:
             nonces = self.by_channel[channel] = {}
@@ -663,7 +667,7 @@ class HistoryIndex:
                 ack = placed.index(position)
         if state.ack is None:
             state.ack = ack
-        elif state.ack is not ack and state.ack != ack:
+        elif state.ack != ack:
             state.ack = SUSPECT
         if done.get("duplicate") is False:
             if state.fresh:
@@ -857,6 +861,7 @@ class Reference:
         return nonce in self.positions
 
     def _indexes(self, nonce):
+        """Where the nonce sits in messages, as a list of indexes."""
         at = self.positions.get(nonce)
         if at is None:
             return []
@@ -868,9 +873,13 @@ class Reference:
                 for i in self._indexes(nonce)]
 
     def canonical_nonce(self, nonce):
-        """The reference's own copy of an equal nonce, to share one object."""
-        at = self._indexes(nonce)
-        return self.messages[at[0]].get("nonce") if at else nonce
+        """The reference's own copy of an equal nonce string, to share one object."""
+        at = self._indexes(nonce) if type(nonce) is str else None
+        if at:
+            same = self.messages[at[0]].get("nonce")
+            if type(same) is str:
+                return same
+        return nonce
 
     def payload_of(self, nonce):
         """The payload of the nonce's first message, UNSET when absent."""
@@ -880,9 +889,10 @@ class Reference:
     def matches(self, msg):
         """Whether msg is the reference message at its seq.
 
-        Comparing the raw fields settles the common case cheaply (reads can
-        hold millions of messages); only when they differ is the normalized
-        comparison (ts as micros, payload_b64 decoded) needed.
+        Comparing the messages or their raw fields settles the common case
+        cheaply (reads can hold millions of messages); only when they differ
+        is the normalized comparison (ts as micros, payload_b64 decoded)
+        needed.
         """
         ref = self.msg_by_seq.get(msg.get("seq"))
         if ref is None:
