@@ -155,6 +155,11 @@ def add_node_findings(results, run_dir, cluster, stops, watcher):
             found.append({"kind": "unclean_stop", "node": nd.name,
                           "detail": "SIGTERM: %s exited with %s" % (nd.name, code),
                           "log_tail": log_tail(nd)})
+    if results.get("complete") is False:
+        # A channel with no readable final log was not checked for losses:
+        # such a run proves nothing and must not pass.
+        found.append({"kind": "incomplete_check",
+                      "detail": "no node's final log could be read for some channel"})
     results["node_anomalies"] = found
     results["detected_corruption"] = watcher.detected
     if found:
