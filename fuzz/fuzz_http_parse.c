@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../api/http_parse.h"
+#include "http_parse.h"
 #include "hd_error.h"
 
 /*

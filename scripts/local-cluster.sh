@@ -5,12 +5,12 @@
 #   scripts/local-cluster.sh status      each node's pid and /v1/status summary
 # Node i serves HTTP on 127.0.0.1:(BASE+10*(i-1)) and talks to peers on that
 # port + 1. Environment: HERALD_CLUSTER_DIR (default ./cluster-data),
-# HERALD_BASE_PORT (default 7400), HERALDD (default build-release/api/heraldd).
+# HERALD_BASE_PORT (default 7400), HERALDD (default build-release/heraldd/heraldd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${HERALD_CLUSTER_DIR:-cluster-data}
 base=${HERALD_BASE_PORT:-7400}
-heraldd=${HERALDD:-build-release/api/heraldd}
+heraldd=${HERALDD:-build-release/heraldd/heraldd}
 
 http_port() { echo $((base + 10 * ($1 - 1))); }
 peer_port() { echo $((base + 10 * ($1 - 1) + 1)); }

@@ -12,4 +12,4 @@ echo "  ./build-release/client/herald append general 'hello'"
 echo "  ./build-release/client/herald tail general"
 echo "  curl -s localhost:7400/v1/status"
 echo
-exec ./build-release/api/heraldd "$@"
+exec ./build-release/heraldd/heraldd "$@"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Codec of appends forwarded from a follower to its shard's leader, and answers. */
-#ifndef CONS_FORWARD_H
-#define CONS_FORWARD_H
+/* Peer frame kinds, and the codecs of herald's own frames (all but RAFT). */
+#ifndef CONS_FRAMES_H
+#define CONS_FRAMES_H
 
 #include <stdbool.h>
 #include <stddef.h>

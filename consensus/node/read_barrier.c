@@ -2,12 +2,13 @@
 /* Leader reads: waiting until this node has applied what the leader had. */
 #include <string.h>
 
-#include "forward.h"
+#include "frames.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
 #include "node_internal.h"
+#include "read_barrier.h"
 #include "transport.h"
 
 /*
@@ -121,21 +122,21 @@ void cons__recv_read(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t 
                 /* At least 1: index 0 means "not known yet" below. */
                 uint64_t index = hd_get_u64(p + 13);
                 w->index = index > 0 ? index : 1;
-                cons__read_waits_check(n, w->shard);
+                cons__read_waits_check(n);
             }
             return;
         }
     }
 }
 
-/* Releases the waits of a shard whose index this node has applied. */
-void cons__read_waits_check(struct cons_node *n, unsigned shard)
+void cons__read_waits_check(struct cons_node *n)
 {
-    uint64_t applied = raft_last_applied(&n->shards[shard].raft);
     struct cons_read_wait *w = n->read_waits;
     while (w != NULL) {
         struct cons_read_wait *next = w->next;
-        if (w->shard == shard && w->index != 0 && w->index <= applied) {
+        HD_ASSERT(w->shard < n->opts.n_shards);
+        uint64_t applied = raft_last_applied(&n->shards[w->shard].raft);
+        if (w->index != 0 && w->index <= applied) {
             cons__read_wait_done(n, w, 0);
         }
         w = next;
@@ -178,7 +179,7 @@ int cons_node_read_barrier(struct cons_node *n, const char *channel, size_t len,
         rv = cons__read_barrier_start(n, sh, 0, 0, w);
     } else {
         w->remote = true;
-        w->id = ++n->next_forward;
+        w->id = ++n->next_request;
         uint8_t buf[9];
         buf[0] = 1;
         hd_put_u64(buf + 1, w->id);

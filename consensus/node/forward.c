@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A node among peers: raft traffic over the transport, forwarding, peers, leader spread. */
+/* Forwarding, both sides: a follower's append sent to its shard's leader, and the leader's answer. */
+#include "forward.h"
+
 #include <string.h>
 
-#include "forward.h"
+#include "frames.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
-#include "msg_codec.h"
 #include "node_internal.h"
-#include "raft_io.h"
+#include "proposer.h"
 #include "transport.h"
 
 /*
@@ -45,21 +46,7 @@ struct cons_forwarded {
     uint8_t payload[];
 };
 
-/* ------------------------------------------------------------ sending --- */
-
-static int cons__send_raft(void *arg, unsigned shard, raft_id to, const struct raft_message *m)
-{
-    struct cons_node *n = arg;
-    struct cons_msg_enc enc;
-    int rv = cons_msg_encode(m, &enc);
-    if (rv != 0) {
-        return rv;
-    }
-    rv = cons_transport_send(n->transport, to, CONS_FRAME_RAFT, (uint16_t)shard, enc.iov,
-                             enc.iov_n);
-    cons_msg_enc_release(&enc);
-    return rv;
-}
+/* ------------------------------------------------------------ follower --- */
 
 int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
                   struct cons_append_req *req)
@@ -68,7 +55,7 @@ int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
     if (f == NULL) {
         return HD_ENOMEM;
     }
-    struct cons_forward_req fr = {.id = ++n->next_forward,
+    struct cons_forward_req fr = {.id = ++n->next_request,
                                   .channel = req->channel, .channel_len = req->channel_len,
                                   .nonce = req->nonce, .nonce_len = req->nonce_len,
                                   .payload = req->payload, .payload_len = req->payload_len};
@@ -133,7 +120,7 @@ void cons__forwards_expire(struct cons_node *n, bool all, int status)
     }
 }
 
-/* ------------------------------------------------------------ receiving --- */
+/* ------------------------------------------------------------ leader --- */
 
 static void cons__forwarded_done(struct cons_append_req *req, int status,
                                  const struct log_result *result)
@@ -156,7 +143,7 @@ static void cons__forwarded_done(struct cons_append_req *req, int status,
     hd_free(fw);
 }
 
-static void cons__recv_forward_req(struct cons_node *n, uint64_t from, const uint8_t *buf,
+static void cons__recv_forward_request(struct cons_node *n, uint64_t from, const uint8_t *buf,
                                    size_t len)
 {
     struct cons_forward_req r;
@@ -187,7 +174,7 @@ static void cons__recv_forward_req(struct cons_node *n, uint64_t from, const uin
     }
 }
 
-static void cons__recv_forward_resp(struct cons_node *n, uint64_t from, const uint8_t *buf,
+static void cons__recv_forward_answer(struct cons_node *n, uint64_t from, const uint8_t *buf,
                                     size_t len)
 {
     struct cons_forward_resp r;
@@ -206,141 +193,13 @@ static void cons__recv_forward_resp(struct cons_node *n, uint64_t from, const ui
     hd_free(f);
 }
 
-static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
-                       const uint8_t *payload, size_t len)
+void cons__recv_forward(struct cons_node *n, uint64_t from, uint8_t kind,
+                        const uint8_t *payload, size_t len)
 {
-    struct cons_node *n = arg;
-    if (n->stopping) {
-        return;
-    }
+    HD_ASSERT(kind == CONS_FRAME_FORWARD_REQ || kind == CONS_FRAME_FORWARD_RESP);
     if (kind == CONS_FRAME_FORWARD_REQ) {
-        cons__recv_forward_req(n, from, payload, len);
-        return;
+        cons__recv_forward_request(n, from, payload, len);
+    } else {
+        cons__recv_forward_answer(n, from, payload, len);
     }
-    if (kind == CONS_FRAME_FORWARD_RESP) {
-        cons__recv_forward_resp(n, from, payload, len);
-        return;
-    }
-    if (kind == CONS_FRAME_READ_REQ || kind == CONS_FRAME_READ_RESP) {
-        cons__recv_read(n, from, kind, shard, payload, len);
-        return;
-    }
-    if (kind == CONS_FRAME_MEMBER_REQ || kind == CONS_FRAME_MEMBER_RESP) {
-        cons__recv_member(n, from, kind, shard, payload, len);
-        return;
-    }
-    if (kind == CONS_FRAME_STATE_REQ || kind == CONS_FRAME_STATE_CHUNK) {
-        cons__recv_state(n, from, kind, shard, payload, len);
-        return;
-    }
-    struct raft_message m;
-    if (kind != CONS_FRAME_RAFT || cons_msg_decode(payload, len, &m) != 0) {
-        HD_LOG_WARN("peer %llu sent a malformed frame (kind %u, shard %u); dropped",
-                    (unsigned long long)from, kind, shard);
-        return;
-    }
-    m.server_id = from;
-    m.server_address = "";
-    if (shard < n->opts.n_shards) {
-        const struct raft_configuration *c = &n->shards[shard].raft.configuration;
-        for (unsigned k = 0; k < c->n; k++) {
-            if (c->servers[k].id == from) m.server_address = c->servers[k].address;
-        }
-    }
-    if (!cons_store_deliver(n->store, shard, &m)) {
-        cons_msg_release(&m);
-    }
-}
-
-/* ------------------------------------------------------- peers, leaders --- */
-
-/* Keeps the transport's peers equal to the voters and standbys of every
- * shard's configuration (every shard has the same members in steady state;
- * during a membership change the union is what must stay reachable). */
-void cons__sync_peers(struct cons_node *n)
-{
-    if (n->transport == NULL) {
-        return;
-    }
-    for (unsigned i = 0; i < n->opts.n_shards; i++) {
-        const struct raft_configuration *c = &n->shards[i].raft.configuration;
-        for (unsigned k = 0; k < c->n; k++) {
-            if (c->servers[k].id != n->opts.node_id) {
-                (void)cons_transport_set_peer(n->transport, c->servers[k].id,
-                                              c->servers[k].address);
-            }
-        }
-    }
-}
-
-void cons__transfer_done(struct raft_transfer *req)
-{
-    struct cons_node *n = req->data;
-    n->transferring = false;
-}
-
-/* Leadership spread: a node that leads more than its share of shards hands
- * one to the member leading the fewest, one transfer at a time. */
-void cons__spread_leaders(struct cons_node *n)
-{
-    if (n->transport == NULL || n->transferring || n->stopping) {
-        return;
-    }
-    const struct raft_configuration *c = &n->shards[0].raft.configuration;
-    unsigned voters = 0;
-    uint64_t ids[64];
-    unsigned leads[64] = {0};
-    for (unsigned k = 0; k < c->n && voters < 64; k++) {
-        if (c->servers[k].role == RAFT_VOTER) ids[voters++] = c->servers[k].id;
-    }
-    if (voters < 2) {
-        return;
-    }
-    int mine = -1;
-    for (unsigned i = 0; i < n->opts.n_shards; i++) {
-        raft_id leader = 0;
-        const char *addr = NULL;
-        raft_leader(&n->shards[i].raft, &leader, &addr);
-        for (unsigned k = 0; k < voters; k++) {
-            if (ids[k] == leader) leads[k]++;
-            if (ids[k] == leader && leader == n->opts.node_id) mine = (int)i;
-        }
-    }
-    unsigned share = (n->opts.n_shards + voters - 1) / voters, self = 0, least = 0;
-    for (unsigned k = 0; k < voters; k++) {
-        if (ids[k] == n->opts.node_id) self = k;
-        if (leads[k] < leads[least]) least = k;
-    }
-    if (mine < 0 || leads[self] <= share || leads[least] + 1 >= leads[self]) {
-        return;
-    }
-    struct cons_peer_stats ps;
-    if (cons_transport_peer_stats(n->transport, ids[least], &ps) != 0 || !ps.connected) {
-        return;
-    }
-    n->transfer.data = n;
-    if (raft_transfer(&n->shards[mine].raft, &n->transfer, ids[least], cons__transfer_done) == 0) {
-        n->transferring = true;
-        HD_LOG_INFO("shard %d: handing leadership to node %llu (it leads %u, this node %u)",
-                    mine, (unsigned long long)ids[least], leads[least], leads[self]);
-    }
-}
-
-/* ------------------------------------------------------------ lifecycle --- */
-
-int cons__cluster_start(struct cons_node *n, char *errmsg, size_t errmsg_len)
-{
-    if (n->opts.peer_listen == NULL) {
-        return 0;
-    }
-    struct cons_transport_options to = {.loop = n->opts.loop, .node_id = n->opts.node_id,
-                                        .cluster_id = n->opts.cluster_id,
-                                        .listen_addr = n->opts.peer_listen};
-    int rv = cons_transport_init(&n->transport, &to, cons__recv, n, errmsg, errmsg_len);
-    if (rv != 0) {
-        return rv;
-    }
-    cons_store_set_sender(n->store, cons__send_raft, n);
-    cons__catchup_start(n);
-    return 0;
 }

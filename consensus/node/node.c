@@ -4,17 +4,27 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "catchup.h"
+#include "dispatch.h"
+#include "forward.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
+#include "leaders.h"
+#include "membership.h"
 #include "node_internal.h"
+#include "proposer.h"
 #include "raft_io.h"
+#include "read_barrier.h"
+#include "shard.h"
 #include "transport.h"
 
 static void cons__flusher(uv_check_t *h)
 {
-    cons__flush(h->data);
+    struct cons_node *n = h->data;
+    cons__read_waits_check(n);
+    cons__flush(n);
 }
 
 #define CONS_WAL_SEGMENTS_KEPT 4u   /* beyond this, quiet shards are snapshotted */
@@ -129,7 +139,7 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
     }
     rv = cons__catchup_recover(n, errmsg, errmsg_len);
     if (rv == 0) {
-        rv = cons__cluster_start(n, errmsg, errmsg_len);
+        rv = cons__peers_start(n, errmsg, errmsg_len);
     }
     if (rv != 0) {
         return rv;
@@ -183,7 +193,7 @@ static void cons__ticker_closed(uv_handle_t *h)
 {
     struct cons_node *n = h->data;
     if (n->transport != NULL) {
-        uv_close((uv_handle_t *)&n->state_timer, cons__state_timer_closed);
+        uv_close((uv_handle_t *)&n->catchups.pump, cons__state_timer_closed);
     } else {
         cons__transport_closed(n);
     }
@@ -312,4 +322,33 @@ unsigned cons_node_peers(struct cons_node *n, struct cons_peer_status *out, unsi
         p->match_index_lag = cons__peer_lag(n, p->id);
     }
     return count;
+}
+
+/* ------------------------------------------------------------ appends --- */
+
+unsigned cons_shard_of(unsigned n_shards, const char *channel, size_t len)
+{
+    return log_shard_of(n_shards, channel, len);
+}
+
+int cons_node_append(struct cons_node *n, struct cons_append_req *req, cons_append_cb cb)
+{
+    HD_ASSERT(req != NULL && cb != NULL);
+    HD_ASSERT(log_channel_valid(req->channel, req->channel_len));
+    if (n->stopping) {
+        return HD_ESHUTDOWN;
+    }
+    struct cons_shard *sh =
+        &n->shards[cons_shard_of(n->opts.n_shards, req->channel, req->channel_len)];
+    if (n->transport != NULL && raft_state(&sh->raft) != RAFT_LEADER) {
+        raft_id leader = 0;
+        const char *address = NULL;
+        raft_leader(&sh->raft, &leader, &address);
+        if (leader == 0 || leader == n->opts.node_id) {
+            return HD_ENOTLEADER; /* an election is under way */
+        }
+        req->cb = cb;
+        return cons__forward(n, sh, leader, req);
+    }
+    return cons__append_local(n, req, cb);
 }

@@ -3,11 +3,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "forward.h"
+#include "frames.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
+#include "leaders.h"
+#include "membership.h"
 #include "node_internal.h"
 #include "transport.h"
 
@@ -118,15 +120,7 @@ static int cons__member_apply(struct cons_member_local *l, const char *address)
     if (srv == NULL) return 1;
     if (l->id == l->node->opts.node_id) {
         /* Hand leadership to another voter; the coordinator retries. */
-        struct cons_node *n = l->node;
-        for (unsigned k = 0; k < r->configuration.n && !n->transferring; k++) {
-            const struct raft_server *o = &r->configuration.servers[k];
-            if (o->id != l->id && o->role == RAFT_VOTER) {
-                n->transfer.data = n;
-                n->transferring = raft_transfer(r, &n->transfer, o->id, cons__transfer_done) == 0;
-                break;
-            }
-        }
+        (void)cons__hand_over(l->node, l->shard, l->id);
         return RAFT_BUSY;
     }
     return raft_remove(r, &l->change, l->id, cons__member_changed);
@@ -213,7 +207,7 @@ static void cons__member_step(struct cons_node *n)
     const char *addr = NULL;
     raft_leader(&n->shards[c->shard].raft, &leader, &addr);
     c->retry_at_ms = 0;
-    c->req_id = ++n->next_forward;
+    c->req_id = ++n->next_request;
     c->sent_to = leader;
     c->sent_at_ms = uv_now(n->opts.loop);
     if (leader == n->opts.node_id) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Forwarded append codec (layouts in forward.h). */
-#include "forward.h"
+/* Codecs of herald's own peer frames (layouts in frames.h). */
+#include "frames.h"
 
 #include <string.h>
 

@@ -3,7 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "forward.h"
+#include "catchup.h"
+#include "frames.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
@@ -121,18 +122,18 @@ static bool cons__state_out_pump(struct cons_node *n, struct cons_state_out *o)
 static void cons__state_pump(uv_timer_t *t)
 {
     struct cons_node *n = t->data;
-    struct cons_state_out **pp = &n->state_out;
+    struct cons_state_out **pp = &n->catchups.out;
     while (*pp != NULL) {
         struct cons_state_out *o = *pp;
         if (cons__state_out_pump(n, o)) {
             *pp = o->next;
-            n->state_out_n--;
+            n->catchups.out_n--;
             cons__state_out_free(o);
         } else {
             pp = &o->next;
         }
     }
-    if (n->state_out == NULL) {
+    if (n->catchups.out == NULL) {
         uv_timer_stop(t);
     }
 }
@@ -147,7 +148,7 @@ static void cons__recv_state_req(struct cons_node *n, uint64_t from, unsigned sh
     uint64_t id = hd_get_u64(p + 1), min_applied = hd_get_u64(p + 9), applied = 0;
     struct cons_state_out *o = NULL;
     int rv = log_applied_index(n->opts.log, (uint16_t)shard, &applied);
-    if (rv == 0 && (applied < min_applied || n->state_out_n >= CONS_STATE_SENDS_MAX)) {
+    if (rv == 0 && (applied < min_applied || n->catchups.out_n >= CONS_STATE_SENDS_MAX)) {
         rv = HD_EBUSY; /* not there yet, or busy: the follower retries */
     }
     if (rv == 0) {
@@ -161,17 +162,17 @@ static void cons__recv_state_req(struct cons_node *n, uint64_t from, unsigned sh
     }
     HD_LOG_INFO("shard %u: sending state (applied %llu) to node %llu", shard,
                 (unsigned long long)applied, (unsigned long long)from);
-    *o = (struct cons_state_out){id, from, shard, 0, o->reader, n->state_out};
-    n->state_out = o;
-    n->state_out_n++;
-    uv_timer_start(&n->state_timer, cons__state_pump, 0, CONS_STATE_PUMP_MS);
+    *o = (struct cons_state_out){id, from, shard, 0, o->reader, n->catchups.out};
+    n->catchups.out = o;
+    n->catchups.out_n++;
+    uv_timer_start(&n->catchups.pump, cons__state_pump, 0, CONS_STATE_PUMP_MS);
 }
 
 /* ---------------------------------------------------------- receiving --- */
 
 static struct cons_catchup *cons__catchup_take(struct cons_node *n, uint64_t id)
 {
-    for (struct cons_catchup **pp = &n->catchups; *pp != NULL; pp = &(*pp)->next) {
+    for (struct cons_catchup **pp = &n->catchups.in; *pp != NULL; pp = &(*pp)->next) {
         if ((*pp)->id == id) {
             struct cons_catchup *c = *pp;
             *pp = c->next;
@@ -249,8 +250,8 @@ static void cons__recv_state_chunk(struct cons_node *n, uint64_t from, const uin
         return; /* timed out already */
     }
     if (c->from != from) {
-        c->next = n->catchups;
-        n->catchups = c;
+        c->next = n->catchups.in;
+        n->catchups.in = c;
         return;
     }
     bool finished;
@@ -265,8 +266,8 @@ static void cons__recv_state_chunk(struct cons_node *n, uint64_t from, const uin
         }
     } else {
         c->deadline_ms = uv_now(n->opts.loop) + CONS_STATE_TIMEOUT_MS;
-        c->next = n->catchups;
-        n->catchups = c;
+        c->next = n->catchups.in;
+        n->catchups.in = c;
     }
 }
 
@@ -290,7 +291,7 @@ static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot 
     if (m == NULL || snap->bufs[0].len != CONS_MANIFEST_SIZE || hd_get_u32(m + 4) != shard) {
         return HD_ECORRUPT;
     }
-    for (struct cons_catchup *c = n->catchups; c != NULL; c = c->next) {
+    for (struct cons_catchup *c = n->catchups.in; c != NULL; c = c->next) {
         if (c->shard == shard) {
             return HD_EBUSY; /* a copy for this shard is under way */
         }
@@ -309,7 +310,7 @@ static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot 
         hd_free(c);
         return rv != 0 ? rv : HD_EUNAVAIL;
     }
-    *c = (struct cons_catchup){.id = ++n->next_forward, .shard = shard, .from = leader,
+    *c = (struct cons_catchup){.id = ++n->next_request, .shard = shard, .from = leader,
                                .min_applied = want, .done = done, .ctx = ctx, .node = n,
                                .deadline_ms = uv_now(n->opts.loop) + CONS_STATE_TIMEOUT_MS};
     uint8_t req[17];
@@ -325,8 +326,8 @@ static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot 
     HD_LOG_INFO("shard %u: behind the leader's log (applied %llu, snapshot needs %llu): "
                 "copying state from node %llu", shard, (unsigned long long)applied,
                 (unsigned long long)want, (unsigned long long)leader);
-    c->next = n->catchups;
-    n->catchups = c;
+    c->next = n->catchups.in;
+    n->catchups.in = c;
     return 0;
 }
 
@@ -334,7 +335,7 @@ static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot 
 void cons__catchups_expire(struct cons_node *n, bool all)
 {
     uint64_t now = uv_now(n->opts.loop);
-    struct cons_catchup **pp = &n->catchups;
+    struct cons_catchup **pp = &n->catchups.in;
     while (*pp != NULL) {
         struct cons_catchup *c = *pp;
         if (all || c->deadline_ms <= now) {
@@ -348,8 +349,8 @@ void cons__catchups_expire(struct cons_node *n, bool all)
 
 void cons__catchup_start(struct cons_node *n)
 {
-    uv_timer_init(n->opts.loop, &n->state_timer);
-    n->state_timer.data = n;
+    uv_timer_init(n->opts.loop, &n->catchups.pump);
+    n->catchups.pump.data = n;
     cons_store_set_catch_up(n->store, cons__catch_up, n);
 }
 
@@ -378,11 +379,11 @@ int cons__catchup_recover(struct cons_node *n, char *errmsg, size_t errmsg_len)
 void cons__catchup_stop(struct cons_node *n)
 {
     cons__catchups_expire(n, true);
-    while (n->state_out != NULL) {
-        struct cons_state_out *o = n->state_out;
-        n->state_out = o->next;
+    while (n->catchups.out != NULL) {
+        struct cons_state_out *o = n->catchups.out;
+        n->catchups.out = o->next;
         cons__state_out_free(o);
     }
-    n->state_out_n = 0;
-    uv_timer_stop(&n->state_timer);
+    n->catchups.out_n = 0;
+    uv_timer_stop(&n->catchups.pump);
 }

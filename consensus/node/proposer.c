@@ -6,41 +6,16 @@
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
+#include "proposer.h"
+
 #include "node_internal.h"
 
-unsigned cons_shard_of(unsigned n_shards, const char *channel, size_t len)
-{
-    return log_shard_of(n_shards, channel, len);
-}
-
-void cons__kick_noop(uv_idle_t *h)
+/* The kick handle only needs to be active; it has nothing to do. */
+static void cons__kick_noop(uv_idle_t *h)
 {
     (void)h;
 }
 
-int cons_node_append(struct cons_node *n, struct cons_append_req *req, cons_append_cb cb)
-{
-    HD_ASSERT(req != NULL && cb != NULL);
-    HD_ASSERT(log_channel_valid(req->channel, req->channel_len));
-    if (n->stopping) {
-        return HD_ESHUTDOWN;
-    }
-    struct cons_shard *sh =
-        &n->shards[cons_shard_of(n->opts.n_shards, req->channel, req->channel_len)];
-    if (n->transport != NULL && raft_state(&sh->raft) != RAFT_LEADER) {
-        raft_id leader = 0;
-        const char *address = NULL;
-        raft_leader(&sh->raft, &leader, &address);
-        if (leader == 0 || leader == n->opts.node_id) {
-            return HD_ENOTLEADER; /* an election is under way */
-        }
-        req->cb = cb;
-        return cons__forward(n, sh, leader, req);
-    }
-    return cons__append_local(n, req, cb);
-}
-
-/* Queues an append on this node's shard, which must lead to propose it. */
 int cons__append_local(struct cons_node *n, struct cons_append_req *req, cons_append_cb cb)
 {
     if (n->stopping) {
@@ -238,13 +213,6 @@ static bool cons__propose_one(struct cons_shard *sh)
 void cons__flush(struct cons_node *n)
 {
     uv_idle_stop(&n->kick);
-    if (n->read_waits != NULL) {
-        /* Barrier and configuration entries advance the applied index
-         * without an FSM apply: check every turn while reads wait. */
-        for (unsigned i = 0; i < n->opts.n_shards; i++) {
-            cons__read_waits_check(n, i);
-        }
-    }
     for (unsigned i = 0; i < n->opts.n_shards; i++) {
         struct cons_shard *sh = &n->shards[i];
         if (!sh->dirty) {

@@ -10,6 +10,7 @@
 #include "hd_util.h"
 #include "node_internal.h"
 #include "raft_io.h"
+#include "shard.h"
 
 /* Snapshot manifest: the state itself stays in RocksDB (DESIGN.md). */
 #define CONS_MANIFEST_MAGIC 0x4e534448u /* "HDSN" */

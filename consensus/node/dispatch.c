@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Dispatch: raft messages out over the transport, every received frame to its concept. */
+#include "dispatch.h"
+
+#include "catchup.h"
+#include "forward.h"
+#include "frames.h"
+#include "hd_alloc.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+#include "membership.h"
+#include "msg_codec.h"
+#include "node_internal.h"
+#include "raft_io.h"
+#include "read_barrier.h"
+#include "transport.h"
+
+static int cons__send_raft(void *arg, unsigned shard, raft_id to, const struct raft_message *m)
+{
+    struct cons_node *n = arg;
+    struct cons_msg_enc enc;
+    int rv = cons_msg_encode(m, &enc);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = cons_transport_send(n->transport, to, CONS_FRAME_RAFT, (uint16_t)shard, enc.iov,
+                             enc.iov_n);
+    cons_msg_enc_release(&enc);
+    return rv;
+}
+
+static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
+                       const uint8_t *payload, size_t len)
+{
+    struct cons_node *n = arg;
+    if (n->stopping) {
+        return;
+    }
+    if (kind == CONS_FRAME_FORWARD_REQ || kind == CONS_FRAME_FORWARD_RESP) {
+        cons__recv_forward(n, from, kind, payload, len);
+        return;
+    }
+    if (kind == CONS_FRAME_READ_REQ || kind == CONS_FRAME_READ_RESP) {
+        cons__recv_read(n, from, kind, shard, payload, len);
+        return;
+    }
+    if (kind == CONS_FRAME_MEMBER_REQ || kind == CONS_FRAME_MEMBER_RESP) {
+        cons__recv_member(n, from, kind, shard, payload, len);
+        return;
+    }
+    if (kind == CONS_FRAME_STATE_REQ || kind == CONS_FRAME_STATE_CHUNK) {
+        cons__recv_state(n, from, kind, shard, payload, len);
+        return;
+    }
+    struct raft_message m;
+    if (kind != CONS_FRAME_RAFT || cons_msg_decode(payload, len, &m) != 0) {
+        HD_LOG_WARN("peer %llu sent a malformed frame (kind %u, shard %u); dropped",
+                    (unsigned long long)from, kind, shard);
+        return;
+    }
+    m.server_id = from;
+    m.server_address = "";
+    if (shard < n->opts.n_shards) {
+        const struct raft_configuration *c = &n->shards[shard].raft.configuration;
+        for (unsigned k = 0; k < c->n; k++) {
+            if (c->servers[k].id == from) m.server_address = c->servers[k].address;
+        }
+    }
+    if (!cons_store_deliver(n->store, shard, &m)) {
+        cons_msg_release(&m);
+    }
+}
+
+/* ------------------------------------------------------------ lifecycle --- */
+
+int cons__peers_start(struct cons_node *n, char *errmsg, size_t errmsg_len)
+{
+    if (n->opts.peer_listen == NULL) {
+        return 0;
+    }
+    struct cons_transport_options to = {.loop = n->opts.loop, .node_id = n->opts.node_id,
+                                        .cluster_id = n->opts.cluster_id,
+                                        .listen_addr = n->opts.peer_listen};
+    int rv = cons_transport_init(&n->transport, &to, cons__recv, n, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    cons_store_set_sender(n->store, cons__send_raft, n);
+    cons__catchup_start(n);
+    return 0;
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Forwarding (forward.c): a follower's append goes to its shard's leader over the peer link. */
+#ifndef CONS_FORWARD_H
+#define CONS_FORWARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shard.h"
+
+/* A follower's append waiting for its leader's answer (node->forwards). */
+struct cons_forward;
+
+/* Sends req to `leader`, the shard's leader; req->cb fires with its answer,
+ * or HD_EUNKNOWN when none can come (timeout, new leader, link down).
+ * 0, or HD_ENOMEM / HD_EUNAVAIL: nothing was sent and cb never fires. */
+int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
+                  struct cons_append_req *req);
+
+/* Answers (status) every forward whose deadline passed or whose answer can
+ * no longer come; every forward if `all`. */
+void cons__forwards_expire(struct cons_node *n, bool all, int status);
+
+/* Handles a FORWARD_REQ (this node leads: append it, answer later) or a
+ * FORWARD_RESP (answers a waiting forward). Malformed frames are dropped. */
+void cons__recv_forward(struct cons_node *n, uint64_t from, uint8_t kind,
+                        const uint8_t *payload, size_t len);
+
+#endif

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Leader reads (read_barrier.c): waiting until this node has applied what the leader had. */
+#ifndef CONS_READ_BARRIER_H
+#define CONS_READ_BARRIER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cons_node;
+struct cons_read_wait;
+
+/* Handles a READ_REQ (as leader: runs a barrier, answers its index) or a
+ * READ_RESP (as follower: the index to wait for). */
+void cons__recv_read(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
+                     const uint8_t *payload, size_t len);
+
+/* Answers the waits that this node's applied index now satisfies. Called
+ * every turn while any wait is pending: barrier and configuration entries
+ * advance the applied index without an FSM apply. */
+void cons__read_waits_check(struct cons_node *n);
+
+/* Answers HD_EUNAVAIL to remote waits past their deadline, or to all. */
+void cons__read_waits_expire(struct cons_node *n, bool all);
+
+#endif

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A shard (shard.c): one raft group, its FSM over log/, its append queue. */
+#ifndef CONS_SHARD_H
+#define CONS_SHARD_H
+
+#include <raft.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node.h"
+
+struct cons_node;
+
+/* One proposed entry and the appends it answers (proposer.c). */
+struct cons_batch {
+    struct raft_apply apply;       /* raft's request */
+    struct cons_shard *shard;
+    uint64_t proposal;             /* the entry's proposal id */
+    struct cons_append_req *reqs;  /* in entry order */
+    uint32_t count;
+    bool applied;                  /* results are filled */
+    struct cons_batch *next;       /* in-flight FIFO */
+    struct log_result results[];   /* count of them */
+};
+
+struct cons_shard {
+    struct cons_node *node;
+    unsigned id;
+    struct raft raft;
+    struct raft_fsm fsm;
+    bool started;
+    bool closed;
+    /* Appends waiting to be proposed (FIFO). */
+    struct cons_append_req *queue_head;
+    struct cons_append_req *queue_tail;
+    size_t queued;
+    bool dirty;                    /* queue changed since the last flush */
+    /* Entries proposed and not yet answered (FIFO, in proposal order). */
+    struct cons_batch *flight_head;
+    struct cons_batch *flight_tail;
+    unsigned in_flight;
+    struct raft_barrier compact;   /* a barrier that forces a snapshot */
+    struct raft_barrier *gap;      /* barriers filling a lost log tail */
+    size_t gap_left;               /* of them not yet applied */
+    bool compacting;               /* compact is in flight */
+    /* Scratch results for entries this node did not propose. */
+    struct log_result *scratch;
+    size_t scratch_cap;
+};
+
+/* Initialises the shard's raft over its raft_io and starts it; with
+ * `bootstrap`, first writes the initial configuration (the node's members).
+ * A shard whose log lost its tail (entries below the applied index are
+ * gone) is filled with barriers before it serves. 0 or HD_E* with errmsg. */
+int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg,
+                      size_t errmsg_len);
+
+/* Closes the shard's raft; cb fires once raft is closed. */
+void cons__shard_close(struct cons_shard *sh, void (*cb)(struct raft *r));
+
+#endif
