@@ -108,7 +108,7 @@ static const uint8_t *log__decode_append(const uint8_t *p, const uint8_t *end,
     return p + out->payload_len;
 }
 
-int log_entry_decode(const uint8_t *buf, size_t len, struct log_entry_header *h)
+int log_entry_peek(const uint8_t *buf, size_t len, struct log_entry_header *h)
 {
     HD_ASSERT(h != NULL);
     if (buf == NULL || len < LOG_ENTRY_HEADER_SIZE + 4) {
@@ -118,15 +118,24 @@ int log_entry_decode(const uint8_t *buf, size_t len, struct log_entry_header *h)
         hd_get_u16(buf + 2) != 0) {
         return HD_ECORRUPT;
     }
-    const uint8_t *crc_at = buf + len - 4;
-    if (hd_crc32c(0, buf, len - 4) != hd_get_u32(crc_at)) {
-        return HD_ECORRUPT;
-    }
     h->count = hd_get_u32(buf + 4);
     h->stamp_us = hd_get_u64(buf + 8);
     h->proposer = hd_get_u64(buf + 16);
     h->proposal = hd_get_u64(buf + 24);
     if (h->count == 0 || h->count > LOG_ENTRY_APPENDS_MAX) {
+        return HD_ECORRUPT;
+    }
+    return 0;
+}
+
+int log_entry_decode(const uint8_t *buf, size_t len, struct log_entry_header *h)
+{
+    int rv = log_entry_peek(buf, len, h);
+    if (rv != 0) {
+        return rv;
+    }
+    const uint8_t *crc_at = buf + len - 4;
+    if (hd_crc32c(0, buf, len - 4) != hd_get_u32(crc_at)) {
         return HD_ECORRUPT;
     }
     const uint8_t *p = buf + LOG_ENTRY_HEADER_SIZE;

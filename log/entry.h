@@ -62,6 +62,12 @@ size_t log_entry_size(const struct log_append *appends, size_t n);
 void log_entry_encode(uint8_t *buf, const struct log_entry_header *h,
                       const struct log_append *appends, size_t n);
 
+/* Reads the header of an entry without checking the rest or its checksum:
+ * for a proposer matching an entry to its own batch before log_apply
+ * validates it all. HD_ECORRUPT if it is shorter than a header, of another
+ * version or kind, or counts more than LOG_ENTRY_APPENDS_MAX appends. */
+int log_entry_peek(const uint8_t *buf, size_t len, struct log_entry_header *h);
+
 /* Validates the whole entry and fills *h. HD_ECORRUPT on any defect. */
 int log_entry_decode(const uint8_t *buf, size_t len, struct log_entry_header *h);
 

@@ -9,12 +9,13 @@
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
+#include "manifest.h"
 #include "node_internal.h"
 #include "raft_io.h"
 #include "transport.h"
 
 /*
- * Raft snapshots here are a 16-byte manifest (shard.c): the state stays in
+ * Raft snapshots here are a 16-byte manifest (manifest.h): the state stays in
  * RocksDB. When the leader sends one because a follower is behind its
  * compacted log, the follower first copies the shard's state from the
  * leader over the peer link, then lets raft install the manifest:
@@ -29,10 +30,7 @@
  * peer's transport queue holds less than CONS_STATE_QUEUE_BYTES, so memory
  * stays bounded whatever the size of the state. A copy that stalls for
  * CONS_STATE_TIMEOUT_MS fails, and raft retries the snapshot later.
- *
- * Frame payloads (u8 version 1 first):
- *   STATE_REQ    u64 id, u64 min_applied                     (frame shard = shard)
- *   STATE_CHUNK  u64 id, u32 seq, u8 flags (1 last, 2 error), chunk bytes
+ * (Frame layouts in peer/frames.h.)
  */
 
 #define CONS_STATE_QUEUE_BYTES (4u << 20)
@@ -42,9 +40,7 @@
  * before it sends that snapshot again. */
 #define CONS_STATE_SENDS_MAX 64u
 #define CONS_STATE_PUMP_MS 2u
-#define CONS_MANIFEST_SIZE 16u
 
-enum { CONS_STATE_LAST = 1, CONS_STATE_ERROR = 2 };
 
 /* A copy this node receives. */
 struct cons_catchup {
@@ -79,14 +75,9 @@ static void cons__state_chunk_send(struct cons_node *n, uint64_t to, unsigned sh
                                    uint64_t id, uint32_t seq, uint8_t flags,
                                    const uint8_t *chunk, size_t len)
 {
-    uint8_t head[14];
-    head[0] = 1;
-    hd_put_u64(head + 1, id);
-    hd_put_u32(head + 9, seq);
-    head[13] = flags;
-    struct iovec iov[2] = {{head, sizeof head}, {(void *)(uintptr_t)chunk, len}};
-    (void)cons_transport_send(n->transport, to, CONS_FRAME_STATE_CHUNK, (uint16_t)shard, iov,
-                              len > 0 ? 2 : 1);
+    struct cons_frame f = {.kind = CONS_FRAME_STATE_CHUNK, .id = id,
+                           .u.state_chunk = {seq, flags, chunk, len}};
+    (void)cons_frame_send(n->transport, to, (uint16_t)shard, &f);
 }
 
 static void cons__state_out_free(struct cons_state_out *o)
@@ -110,7 +101,7 @@ static bool cons__state_out_pump(struct cons_node *n, struct cons_state_out *o)
         size_t len = 0;
         bool last = false;
         int rv = log_state_reader_next(o->reader, &chunk, &len, &last);
-        uint8_t flags = rv != 0 ? CONS_STATE_ERROR : (last ? CONS_STATE_LAST : 0);
+        uint8_t flags = rv != 0 ? CONS_FRAME_STATE_ERROR : (last ? CONS_FRAME_STATE_LAST : 0);
         cons__state_chunk_send(n, o->to, o->shard, o->id, o->seq++, flags, chunk, len);
         hd_free(chunk);
         if (flags != 0) {
@@ -139,13 +130,14 @@ static void cons__state_pump(uv_timer_t *t)
 }
 
 static void cons__recv_state_req(struct cons_node *n, uint64_t from, unsigned shard,
-                                 const uint8_t *p, size_t len)
+                                 const struct cons_frame *f)
 {
-    if (len != 17 || p[0] != 1 || shard >= n->opts.n_shards) {
-        HD_LOG_WARN("peer %llu sent a malformed state request", (unsigned long long)from);
+    if (shard >= n->opts.n_shards) {
+        HD_LOG_WARN("peer %llu asked for the state of shard %u, which does not exist",
+                    (unsigned long long)from, shard);
         return;
     }
-    uint64_t id = hd_get_u64(p + 1), min_applied = hd_get_u64(p + 9), applied = 0;
+    uint64_t id = f->id, min_applied = f->u.state_req.min_applied, applied = 0;
     struct cons_state_out *o = NULL;
     int rv = log_applied_index(n->opts.log, (uint16_t)shard, &applied);
     if (rv == 0 && (applied < min_applied || n->catchups.out_n >= CONS_STATE_SENDS_MAX)) {
@@ -157,7 +149,7 @@ static void cons__recv_state_req(struct cons_node *n, uint64_t from, unsigned sh
     }
     if (rv != 0) {
         hd_free(o);
-        cons__state_chunk_send(n, from, shard, id, 0, CONS_STATE_ERROR, NULL, 0);
+        cons__state_chunk_send(n, from, shard, id, 0, CONS_FRAME_STATE_ERROR, NULL, 0);
         return;
     }
     HD_LOG_INFO("shard %u: sending state (applied %llu) to node %llu", shard,
@@ -219,7 +211,7 @@ static int cons__catchup_chunk(struct cons_catchup *c, uint32_t seq, uint8_t fla
 {
     struct log_store *ls = c->node->opts.log;
     *finished = false;
-    if ((flags & CONS_STATE_ERROR) != 0 || seq != c->next_seq) {
+    if ((flags & CONS_FRAME_STATE_ERROR) != 0 || seq != c->next_seq) {
         return HD_EIO;
     }
     c->next_seq++;
@@ -231,21 +223,17 @@ static int cons__catchup_chunk(struct cons_catchup *c, uint32_t seq, uint8_t fla
     if (rv == 0) {
         rv = log_state_replace_chunk(ls, (uint16_t)c->shard, chunk, len);
     }
-    if (rv == 0 && (flags & CONS_STATE_LAST) != 0) {
+    if (rv == 0 && (flags & CONS_FRAME_STATE_LAST) != 0) {
         rv = log_state_replace_end(ls, (uint16_t)c->shard);
         *finished = rv == 0;
     }
     return rv;
 }
 
-static void cons__recv_state_chunk(struct cons_node *n, uint64_t from, const uint8_t *p,
-                                   size_t len)
+static void cons__recv_state_chunk(struct cons_node *n, uint64_t from,
+                                   const struct cons_frame *f)
 {
-    if (len < 14 || p[0] != 1) {
-        HD_LOG_WARN("peer %llu sent a malformed state chunk", (unsigned long long)from);
-        return;
-    }
-    struct cons_catchup *c = cons__catchup_take(n, hd_get_u64(p + 1));
+    struct cons_catchup *c = cons__catchup_take(n, f->id);
     if (c == NULL) {
         return; /* timed out already */
     }
@@ -255,7 +243,8 @@ static void cons__recv_state_chunk(struct cons_node *n, uint64_t from, const uin
         return;
     }
     bool finished;
-    int rv = cons__catchup_chunk(c, hd_get_u32(p + 9), p[13], p + 14, len - 14, &finished);
+    const struct cons_frame_state_chunk *ch = &f->u.state_chunk;
+    int rv = cons__catchup_chunk(c, ch->seq, ch->flags, ch->chunk, ch->len, &finished);
     if (rv != 0) {
         cons__catchup_finish(c, rv);
     } else if (finished) {
@@ -271,13 +260,14 @@ static void cons__recv_state_chunk(struct cons_node *n, uint64_t from, const uin
     }
 }
 
-void cons__recv_state(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
-                      const uint8_t *payload, size_t len)
+void cons__recv_state(struct cons_node *n, uint64_t from, uint16_t shard,
+                      const struct cons_frame *f)
 {
-    if (kind == CONS_FRAME_STATE_REQ) {
-        cons__recv_state_req(n, from, shard, payload, len);
+    HD_ASSERT(f->kind == CONS_FRAME_STATE_REQ || f->kind == CONS_FRAME_STATE_CHUNK);
+    if (f->kind == CONS_FRAME_STATE_REQ) {
+        cons__recv_state_req(n, from, shard, f);
     } else {
-        cons__recv_state_chunk(n, from, payload, len);
+        cons__recv_state_chunk(n, from, f);
     }
 }
 
@@ -287,8 +277,9 @@ static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot 
                           void (*done)(void *ctx, int status), void *ctx)
 {
     struct cons_node *n = arg;
-    const uint8_t *m = snap->n_bufs == 1 ? snap->bufs[0].base : NULL;
-    if (m == NULL || snap->bufs[0].len != CONS_MANIFEST_SIZE || hd_get_u32(m + 4) != shard) {
+    struct cons_manifest m;
+    if (snap->n_bufs != 1 || cons_manifest_decode(snap->bufs[0].base, snap->bufs[0].len, &m) != 0 ||
+        m.shard != shard) {
         return HD_ECORRUPT;
     }
     for (struct cons_catchup *c = n->catchups.in; c != NULL; c = c->next) {
@@ -296,7 +287,7 @@ static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot 
             return HD_EBUSY; /* a copy for this shard is under way */
         }
     }
-    uint64_t want = hd_get_u64(m + 8), applied = 0;
+    uint64_t want = m.applied, applied = 0;
     int rv = log_applied_index(n->opts.log, (uint16_t)shard, &applied);
     if (rv == 0 && applied >= want && !log_state_incomplete(n->opts.log, (uint16_t)shard)) {
         done(ctx, 0); /* state is already here */
@@ -313,12 +304,9 @@ static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot 
     *c = (struct cons_catchup){.id = ++n->next_request, .shard = shard, .from = leader,
                                .min_applied = want, .done = done, .ctx = ctx, .node = n,
                                .deadline_ms = uv_now(n->opts.loop) + CONS_STATE_TIMEOUT_MS};
-    uint8_t req[17];
-    req[0] = 1;
-    hd_put_u64(req + 1, c->id);
-    hd_put_u64(req + 9, want);
-    struct iovec iov = {req, sizeof req};
-    rv = cons_transport_send(n->transport, leader, CONS_FRAME_STATE_REQ, (uint16_t)shard, &iov, 1);
+    struct cons_frame req = {.kind = CONS_FRAME_STATE_REQ, .id = c->id,
+                             .u.state_req.min_applied = want};
+    rv = cons_frame_send(n->transport, leader, (uint16_t)shard, &req);
     if (rv != 0) {
         hd_free(c);
         return HD_EUNAVAIL;

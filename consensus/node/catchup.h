@@ -26,8 +26,9 @@ void cons__catchup_start(struct cons_node *n);
 
 /* Handles a STATE_REQ (as leader: starts sending a copy) or a STATE_CHUNK
  * (as follower: writes it into the shard's state). */
-void cons__recv_state(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
-                      const uint8_t *payload, size_t len);
+struct cons_frame;
+void cons__recv_state(struct cons_node *n, uint64_t from, uint16_t shard,
+                      const struct cons_frame *f);
 
 /* Fails the received copies that stalled (all of them if `all`); raft
  * retries their snapshots later. */

@@ -30,33 +30,14 @@ static int cons__send_raft(void *arg, unsigned shard, raft_id to, const struct r
     return rv;
 }
 
-static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
-                       const uint8_t *payload, size_t len)
+/* A raft message for the shard's raft, which takes its memory. */
+static void cons__recv_raft(struct cons_node *n, uint64_t from, uint16_t shard,
+                            const uint8_t *payload, size_t len)
 {
-    struct cons_node *n = arg;
-    if (n->stopping) {
-        return;
-    }
-    if (kind == CONS_FRAME_FORWARD_REQ || kind == CONS_FRAME_FORWARD_RESP) {
-        cons__recv_forward(n, from, kind, payload, len);
-        return;
-    }
-    if (kind == CONS_FRAME_READ_REQ || kind == CONS_FRAME_READ_RESP) {
-        cons__recv_read(n, from, kind, shard, payload, len);
-        return;
-    }
-    if (kind == CONS_FRAME_MEMBER_REQ || kind == CONS_FRAME_MEMBER_RESP) {
-        cons__recv_member(n, from, kind, shard, payload, len);
-        return;
-    }
-    if (kind == CONS_FRAME_STATE_REQ || kind == CONS_FRAME_STATE_CHUNK) {
-        cons__recv_state(n, from, kind, shard, payload, len);
-        return;
-    }
     struct raft_message m;
-    if (kind != CONS_FRAME_RAFT || cons_msg_decode(payload, len, &m) != 0) {
-        HD_LOG_WARN("peer %llu sent a malformed frame (kind %u, shard %u); dropped",
-                    (unsigned long long)from, kind, shard);
+    if (cons_msg_decode(payload, len, &m) != 0) {
+        HD_LOG_WARN("peer %llu sent a malformed raft message (shard %u); dropped",
+                    (unsigned long long)from, shard);
         return;
     }
     m.server_id = from;
@@ -69,6 +50,47 @@ static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
     }
     if (!cons_store_deliver(n->store, shard, &m)) {
         cons_msg_release(&m);
+    }
+}
+
+/* The transport's receive callback: every frame is decoded here, once, and
+ * handed to the concept that owns its kind. */
+static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
+                       const uint8_t *payload, size_t len)
+{
+    struct cons_node *n = arg;
+    if (n->stopping) {
+        return;
+    }
+    if (kind == CONS_FRAME_RAFT) {
+        cons__recv_raft(n, from, shard, payload, len);
+        return;
+    }
+    struct cons_frame f;
+    if (cons_frame_decode(kind, payload, len, &f) != 0) {
+        HD_LOG_WARN("peer %llu sent a malformed frame (kind %u, shard %u, %zu bytes); dropped",
+                    (unsigned long long)from, kind, shard, len);
+        return;
+    }
+    switch (kind) {
+    case CONS_FRAME_FORWARD_REQ:
+    case CONS_FRAME_FORWARD_RESP:
+        cons__recv_forward(n, from, &f);
+        break;
+    case CONS_FRAME_READ_REQ:
+    case CONS_FRAME_READ_RESP:
+        cons__recv_read(n, from, shard, &f);
+        break;
+    case CONS_FRAME_MEMBER_REQ:
+    case CONS_FRAME_MEMBER_RESP:
+        cons__recv_member(n, from, shard, &f);
+        break;
+    case CONS_FRAME_STATE_REQ:
+    case CONS_FRAME_STATE_CHUNK:
+        cons__recv_state(n, from, shard, &f);
+        break;
+    default:
+        HD_ASSERT(!"cons_frame_decode accepts only known kinds");
     }
 }
 

@@ -55,16 +55,10 @@ int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
     if (f == NULL) {
         return HD_ENOMEM;
     }
-    struct cons_forward_req fr = {.id = ++n->next_request,
-                                  .channel = req->channel, .channel_len = req->channel_len,
-                                  .nonce = req->nonce, .nonce_len = req->nonce_len,
-                                  .payload = req->payload, .payload_len = req->payload_len};
-    uint8_t head[CONS_FORWARD_REQ_HEAD_MAX];
-    struct iovec iov[2] = {{head, cons_forward_req_encode_head(head, &fr)},
-                           {(void *)(uintptr_t)req->payload, req->payload_len}};
-    int rv = cons_transport_send(n->transport, leader, CONS_FRAME_FORWARD_REQ,
-                                 (uint16_t)sh->id, iov, 2);
-    if (rv != 0) {
+    struct cons_frame fr = {.kind = CONS_FRAME_FORWARD_REQ, .id = ++n->next_request,
+                            .u.forward_req = {req->channel, req->channel_len, req->nonce,
+                                              req->nonce_len, req->payload, req->payload_len}};
+    if (cons_frame_send(n->transport, leader, (uint16_t)sh->id, &fr) != 0) {
         hd_free(f);
         return HD_EUNAVAIL; /* not sent: a known failure */
     }
@@ -126,29 +120,27 @@ static void cons__forwarded_done(struct cons_append_req *req, int status,
                                  const struct log_result *result)
 {
     struct cons_forwarded *fw = req->data;
-    struct cons_forward_resp resp = {.id = fw->id, .status = status};
+    struct cons_frame resp = {.kind = CONS_FRAME_FORWARD_RESP, .id = fw->id,
+                              .u.forward_resp.status = status};
     if (status == 0) {
-        resp.seq = result->seq;
-        resp.ts = result->ts;
-        resp.duplicate = result->duplicate;
+        resp.u.forward_resp.seq = result->seq;
+        resp.u.forward_resp.ts = result->ts;
+        resp.u.forward_resp.duplicate = result->duplicate;
     }
-    uint8_t buf[CONS_FORWARD_RESP_SIZE];
-    cons_forward_resp_encode(buf, &resp);
-    struct iovec iov = {buf, sizeof buf};
     if (fw->node->transport != NULL) {
         /* If this is lost, the follower answers "unknown" at its deadline. */
-        (void)cons_transport_send(fw->node->transport, fw->from, CONS_FRAME_FORWARD_RESP, 0,
-                                  &iov, 1);
+        (void)cons_frame_send(fw->node->transport, fw->from, 0, &resp);
     }
     hd_free(fw);
 }
 
-static void cons__recv_forward_request(struct cons_node *n, uint64_t from, const uint8_t *buf,
-                                   size_t len)
+static void cons__recv_forward_request(struct cons_node *n, uint64_t from,
+                                       const struct cons_frame *f)
 {
-    struct cons_forward_req r;
-    if (cons_forward_req_decode(buf, len, &r) != 0) {
-        HD_LOG_WARN("peer %llu sent a malformed forwarded append; dropped",
+    /* The frame codec checked the lengths; the id rules are the log's. */
+    const struct cons_frame_forward_req r = f->u.forward_req;
+    if (!log_channel_valid(r.channel, r.channel_len) || !log_nonce_valid(r.nonce, r.nonce_len)) {
+        HD_LOG_WARN("peer %llu forwarded an append with a malformed channel or nonce; dropped",
                     (unsigned long long)from);
         return;
     }
@@ -158,7 +150,7 @@ static void cons__recv_forward_request(struct cons_node *n, uint64_t from, const
     }
     fw->node = n;
     fw->from = from;
-    fw->id = r.id;
+    fw->id = f->id;
     memcpy(fw->channel, r.channel, r.channel_len);
     memcpy(fw->nonce, r.nonce, r.nonce_len);
     if (r.payload_len > 0) {
@@ -174,32 +166,31 @@ static void cons__recv_forward_request(struct cons_node *n, uint64_t from, const
     }
 }
 
-static void cons__recv_forward_answer(struct cons_node *n, uint64_t from, const uint8_t *buf,
-                                    size_t len)
+static void cons__recv_forward_answer(struct cons_node *n, uint64_t from,
+                                      const struct cons_frame *fr)
 {
-    struct cons_forward_resp r;
-    if (cons_forward_resp_decode(buf, len, &r) != 0) {
-        HD_LOG_WARN("peer %llu sent a malformed forward answer; dropped",
-                    (unsigned long long)from);
-        return;
-    }
-    struct cons_forward *f = cons__forward_take(n, r.id);
-    if (f == NULL || f->to != from) {
-        hd_free(f);
+    struct cons_forward *f = cons__forward_take(n, fr->id);
+    if (f == NULL) {
         return; /* answered "unknown" already, at its deadline */
     }
-    struct log_result result = {r.seq, r.ts, r.duplicate};
-    f->req->cb(f->req, r.status, r.status == 0 ? &result : NULL);
+    if (f->to != from) {
+        /* Not the node it went to: ignore, the real answer may still come. */
+        f->next = n->forwards;
+        n->forwards = f;
+        return;
+    }
+    const struct cons_frame_forward_resp *r = &fr->u.forward_resp;
+    struct log_result result = {r->seq, r->ts, r->duplicate};
+    f->req->cb(f->req, r->status, r->status == 0 ? &result : NULL);
     hd_free(f);
 }
 
-void cons__recv_forward(struct cons_node *n, uint64_t from, uint8_t kind,
-                        const uint8_t *payload, size_t len)
+void cons__recv_forward(struct cons_node *n, uint64_t from, const struct cons_frame *f)
 {
-    HD_ASSERT(kind == CONS_FRAME_FORWARD_REQ || kind == CONS_FRAME_FORWARD_RESP);
-    if (kind == CONS_FRAME_FORWARD_REQ) {
-        cons__recv_forward_request(n, from, payload, len);
+    HD_ASSERT(f->kind == CONS_FRAME_FORWARD_REQ || f->kind == CONS_FRAME_FORWARD_RESP);
+    if (f->kind == CONS_FRAME_FORWARD_REQ) {
+        cons__recv_forward_request(n, from, f);
     } else {
-        cons__recv_forward_answer(n, from, payload, len);
+        cons__recv_forward_answer(n, from, f);
     }
 }

@@ -24,7 +24,7 @@ void cons__forwards_expire(struct cons_node *n, bool all, int status);
 
 /* Handles a FORWARD_REQ (this node leads: append it, answer later) or a
  * FORWARD_RESP (answers a waiting forward). Malformed frames are dropped. */
-void cons__recv_forward(struct cons_node *n, uint64_t from, uint8_t kind,
-                        const uint8_t *payload, size_t len);
+struct cons_frame;
+void cons__recv_forward(struct cons_node *n, uint64_t from, const struct cons_frame *f);
 
 #endif

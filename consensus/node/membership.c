@@ -26,11 +26,12 @@
  * hands leadership over first and answers HD_EBUSY, and the coordinator
  * asks the new leader. A shard whose leader is unknown, or that is busy, is
  * retried every CONS_MEMBER_RETRY_MS until CONS_MEMBER_SHARD_TIMEOUT_MS.
- *
- * MEMBER_REQ  u8 version 1, u64 id, u8 op (1 add, 2 remove), u64 node, u8
- *             address_len, address                       (frame shard = shard)
- * MEMBER_RESP u8 version 1, u64 id, i32 status
+ * (Frame layouts in peer/frames.h.)
  */
+
+HD_STATIC_ASSERT((int)CONS_MEMBER_ADD == (int)CONS_FRAME_MEMBER_ADD &&
+                 (int)CONS_MEMBER_REMOVE == (int)CONS_FRAME_MEMBER_REMOVE,
+                 "member ops are wire values");
 
 #define CONS_MEMBER_RETRY_MS 500u
 #define CONS_MEMBER_SHARD_TIMEOUT_MS 120000u
@@ -39,7 +40,7 @@
 struct cons_member_change {
     int op;                        /* CONS_MEMBER_ADD or CONS_MEMBER_REMOVE */
     uint64_t id;                   /* the node added or removed */
-    char address[64];
+    char address[CONS_FRAME_ADDRESS_MAX + 1];
     unsigned shard;                /* the shard being changed */
     uint64_t req_id;               /* of the request in flight, 0 if none */
     uint64_t sent_to;              /* the leader it went to */
@@ -155,32 +156,31 @@ static void cons__member_local(struct cons_node *n, unsigned shard, int op, uint
 
 static void cons__member_reply(struct cons_node *n, uint64_t to, uint64_t req_id, int status)
 {
-    uint8_t buf[13];
-    buf[0] = 1;
-    hd_put_u64(buf + 1, req_id);
-    hd_put_u32(buf + 9, (uint32_t)status);
-    struct iovec iov = {buf, sizeof buf};
-    (void)cons_transport_send(n->transport, to, CONS_FRAME_MEMBER_RESP, 0, &iov, 1);
+    struct cons_frame f = {.kind = CONS_FRAME_MEMBER_RESP, .id = req_id,
+                           .u.member_resp.status = status};
+    (void)cons_frame_send(n->transport, to, 0, &f);
 }
 
-void cons__recv_member(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
-                       const uint8_t *p, size_t len)
+void cons__recv_member(struct cons_node *n, uint64_t from, uint16_t shard,
+                       const struct cons_frame *f)
 {
-    if (kind == CONS_FRAME_MEMBER_RESP) {
-        if (len == 13 && p[0] == 1) {
-            cons__member_shard_done(n, hd_get_u64(p + 1), (int32_t)hd_get_u32(p + 9));
-        }
+    HD_ASSERT(f->kind == CONS_FRAME_MEMBER_REQ || f->kind == CONS_FRAME_MEMBER_RESP);
+    if (f->kind == CONS_FRAME_MEMBER_RESP) {
+        cons__member_shard_done(n, f->id, f->u.member_resp.status);
         return;
     }
-    char address[64];
-    if (len < 19 || p[0] != 1 || shard >= n->opts.n_shards || p[18] >= sizeof address ||
-        len != 19u + p[18] || (p[9] != CONS_MEMBER_ADD && p[9] != CONS_MEMBER_REMOVE)) {
-        HD_LOG_WARN("peer %llu sent a malformed membership request", (unsigned long long)from);
+    const struct cons_frame_member_req *r = &f->u.member_req;
+    if (shard >= n->opts.n_shards) {
+        HD_LOG_WARN("peer %llu asked a membership change of shard %u, which does not exist",
+                    (unsigned long long)from, shard);
         return;
     }
-    memcpy(address, p + 19, p[18]);
-    address[p[18]] = '\0';
-    cons__member_local(n, shard, p[9], hd_get_u64(p + 10), address, from, hd_get_u64(p + 1));
+    char address[CONS_FRAME_ADDRESS_MAX + 1];
+    HD_STATIC_ASSERT(sizeof address == sizeof ((struct cons_member_change *)0)->address,
+                     "a member address fits a frame");
+    memcpy(address, r->address, r->address_len);
+    address[r->address_len] = '\0';
+    cons__member_local(n, shard, r->op, r->node, address, from, f->id);
 }
 
 /* --------------------------------------------------- the coordinator --- */
@@ -214,18 +214,11 @@ static void cons__member_step(struct cons_node *n)
         cons__member_local(n, c->shard, c->op, c->id, c->address, 0, c->req_id);
         return;
     }
-    uint8_t buf[19 + 64];
-    size_t alen = strlen(c->address);
-    buf[0] = 1;
-    hd_put_u64(buf + 1, c->req_id);
-    buf[9] = (uint8_t)c->op;
-    hd_put_u64(buf + 10, c->id);
-    buf[18] = (uint8_t)alen;
-    memcpy(buf + 19, c->address, alen);
-    struct iovec iov = {buf, 19 + alen};
+    struct cons_frame f = {.kind = CONS_FRAME_MEMBER_REQ, .id = c->req_id,
+                           .u.member_req = {(uint8_t)c->op, c->id, c->address,
+                                            strlen(c->address)}};
     if (leader == 0 || n->transport == NULL ||
-        cons_transport_send(n->transport, leader, CONS_FRAME_MEMBER_REQ, (uint16_t)c->shard,
-                            &iov, 1) != 0) {
+        cons_frame_send(n->transport, leader, (uint16_t)c->shard, &f) != 0) {
         c->req_id = 0;
         c->retry_at_ms = uv_now(n->opts.loop) + CONS_MEMBER_RETRY_MS;
     }
@@ -288,7 +281,8 @@ int cons_node_change_member(struct cons_node *n, int op, uint64_t id, const char
     if (n->change != NULL) {
         return HD_EBUSY;
     }
-    if (id == 0 || (op == CONS_MEMBER_ADD && (address == NULL || strlen(address) >= 64))) {
+    if (id == 0 ||
+        (op == CONS_MEMBER_ADD && (address == NULL || strlen(address) > CONS_FRAME_ADDRESS_MAX))) {
         return HD_EINVAL;
     }
     /* The lower id of a pair dials the other: a node that does not know

@@ -11,8 +11,9 @@ struct cons_member_change;
 
 /* Handles a MEMBER_REQ (as a shard's leader: makes the change) or a
  * MEMBER_RESP (as coordinator: moves on to the next shard). */
-void cons__recv_member(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
-                       const uint8_t *payload, size_t len);
+struct cons_frame;
+void cons__recv_member(struct cons_node *n, uint64_t from, uint16_t shard,
+                       const struct cons_frame *f);
 
 /* Called by the node's ticker: retries, resends to a new leader, deadlines. */
 void cons__member_tick(struct cons_node *n);

@@ -18,9 +18,7 @@
  * read arrived. A follower asks the leader for that (READ_REQ), gets back
  * the index the leader applied (READ_RESP), and waits until it applied that
  * index itself; then its local read is as fresh as the leader's.
- *
- * READ_REQ  u8 version 1, u64 id                      (frame shard = shard)
- * READ_RESP u8 version 1, u64 id, i32 status, u64 applied index
+ * (Frame layouts in peer/frames.h.)
  */
 
 #define CONS_READ_TIMEOUT_MS 5000u
@@ -49,13 +47,9 @@ struct cons_read_barrier {
 static void cons__read_reply(struct cons_node *n, uint64_t to, uint16_t shard, uint64_t id,
                              int status, uint64_t index)
 {
-    uint8_t buf[21];
-    buf[0] = 1;
-    hd_put_u64(buf + 1, id);
-    hd_put_u32(buf + 9, (uint32_t)status);
-    hd_put_u64(buf + 13, index);
-    struct iovec iov = {buf, sizeof buf};
-    (void)cons_transport_send(n->transport, to, CONS_FRAME_READ_RESP, shard, &iov, 1);
+    struct cons_frame f = {.kind = CONS_FRAME_READ_RESP, .id = id,
+                           .u.read_resp = {.status = status, .index = index}};
+    (void)cons_frame_send(n->transport, to, shard, &f);
 }
 
 static void cons__read_wait_done(struct cons_node *n, struct cons_read_wait *w, int status)
@@ -100,27 +94,25 @@ static int cons__read_barrier_start(struct cons_node *n, struct cons_shard *sh, 
     return 0;
 }
 
-void cons__recv_read(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
-                     const uint8_t *p, size_t len)
+void cons__recv_read(struct cons_node *n, uint64_t from, uint16_t shard,
+                     const struct cons_frame *f)
 {
-    if (kind == CONS_FRAME_READ_REQ) {
-        if (len != 9 || p[0] != 1 || shard >= n->opts.n_shards) return;
-        uint64_t id = hd_get_u64(p + 1);
-        int rv = cons__read_barrier_start(n, &n->shards[shard], from, id, NULL);
-        if (rv != 0) cons__read_reply(n, from, shard, id, rv, 0);
+    HD_ASSERT(f->kind == CONS_FRAME_READ_REQ || f->kind == CONS_FRAME_READ_RESP);
+    if (f->kind == CONS_FRAME_READ_REQ) {
+        if (shard >= n->opts.n_shards) return;
+        int rv = cons__read_barrier_start(n, &n->shards[shard], from, f->id, NULL);
+        if (rv != 0) cons__read_reply(n, from, shard, f->id, rv, 0);
         return;
     }
-    if (len != 21 || p[0] != 1) return;
-    uint64_t id = hd_get_u64(p + 1);
     for (struct cons_read_wait *w = n->read_waits; w != NULL; w = w->next) {
-        if (w->id == id && w->id != 0) {
-            int status = (int32_t)hd_get_u32(p + 9);
+        if (w->id == f->id && w->id != 0 && w->remote) {
+            int status = f->u.read_resp.status;
             w->id = 0;
             if (status != 0) {
                 cons__read_wait_done(n, w, status);
             } else {
                 /* At least 1: index 0 means "not known yet" below. */
-                uint64_t index = hd_get_u64(p + 13);
+                uint64_t index = f->u.read_resp.index;
                 w->index = index > 0 ? index : 1;
                 cons__read_waits_check(n);
             }
@@ -180,12 +172,8 @@ int cons_node_read_barrier(struct cons_node *n, const char *channel, size_t len,
     } else {
         w->remote = true;
         w->id = ++n->next_request;
-        uint8_t buf[9];
-        buf[0] = 1;
-        hd_put_u64(buf + 1, w->id);
-        struct iovec iov = {buf, sizeof buf};
-        rv = cons_transport_send(n->transport, leader, CONS_FRAME_READ_REQ, (uint16_t)shard,
-                                 &iov, 1) == 0 ? 0 : HD_EUNAVAIL;
+        struct cons_frame f = {.kind = CONS_FRAME_READ_REQ, .id = w->id};
+        rv = cons_frame_send(n->transport, leader, (uint16_t)shard, &f) == 0 ? 0 : HD_EUNAVAIL;
     }
     if (rv != 0) {
         hd_free(w);

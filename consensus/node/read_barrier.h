@@ -12,8 +12,9 @@ struct cons_read_wait;
 
 /* Handles a READ_REQ (as leader: runs a barrier, answers its index) or a
  * READ_RESP (as follower: the index to wait for). */
-void cons__recv_read(struct cons_node *n, uint64_t from, uint8_t kind, uint16_t shard,
-                     const uint8_t *payload, size_t len);
+struct cons_frame;
+void cons__recv_read(struct cons_node *n, uint64_t from, uint16_t shard,
+                     const struct cons_frame *f);
 
 /* Answers the waits that this node's applied index now satisfies. Called
  * every turn while any wait is pending: barrier and configuration entries

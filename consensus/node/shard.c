@@ -8,13 +8,10 @@
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
+#include "manifest.h"
 #include "node_internal.h"
 #include "raft_io.h"
 #include "shard.h"
-
-/* Snapshot manifest: the state itself stays in RocksDB (DESIGN.md). */
-#define CONS_MANIFEST_MAGIC 0x4e534448u /* "HDSN" */
-#define CONS_MANIFEST_SIZE 16u          /* magic, shard (u32), applied (u64) */
 
 _Noreturn static void cons__fatal(struct cons_shard *sh, const char *what, int rv)
 {
@@ -25,17 +22,22 @@ _Noreturn static void cons__fatal(struct cons_shard *sh, const char *what, int r
     exit(3);
 }
 
-/* The batch this node proposed that the entry at hand carries, if any. */
-static struct cons_batch *cons__own_batch(struct cons_shard *sh, const struct raft_buffer *buf)
+/* The batch this node proposed that the entry at `index` carries, if any.
+ * Both must match: the index (proposal ids restart at 1 when the node
+ * restarts, so an entry this node proposed before a crash, committed now,
+ * has the same proposal id as a batch in flight), and the proposal (a new
+ * leader may have replaced the entry at that index with another). */
+static struct cons_batch *cons__own_batch(struct cons_shard *sh, uint64_t index,
+                                          const struct raft_buffer *buf)
 {
-    struct cons_batch *b = sh->flight_head;
-    if (b == NULL || buf->len < LOG_ENTRY_HEADER_SIZE) {
+    struct log_entry_header h;
+    if (sh->flight_head == NULL || log_entry_peek(buf->base, buf->len, &h) != 0 ||
+        h.proposer != sh->node->opts.node_id) {
         return NULL;
     }
-    const uint8_t *p = buf->base;
-    uint64_t proposer = hd_get_u64(p + 16), proposal = hd_get_u64(p + 24);
-    for (; b != NULL; b = b->next) {
-        if (proposer == sh->node->opts.node_id && proposal == b->proposal) {
+    for (struct cons_batch *b = sh->flight_head; b != NULL; b = b->next) {
+        if (b->apply.index == index && h.proposal == b->proposal) {
+            HD_ASSERT(h.count == b->count);
             return b;
         }
     }
@@ -44,10 +46,11 @@ static struct cons_batch *cons__own_batch(struct cons_shard *sh, const struct ra
 
 static struct log_result *cons__scratch(struct cons_shard *sh, const struct raft_buffer *buf)
 {
-    uint32_t count = buf->len >= 8 ? hd_get_u32((const uint8_t *)buf->base + 4) : 0;
-    if (count > LOG_ENTRY_APPENDS_MAX) {
+    struct log_entry_header h;
+    if (log_entry_peek(buf->base, buf->len, &h) != 0) {
         return NULL; /* log_apply will call it corrupt */
     }
+    uint32_t count = h.count;
     if (count > sh->scratch_cap) {
         struct log_result *r = hd_realloc(sh->scratch, count * sizeof *r);
         if (r == NULL) {
@@ -84,7 +87,7 @@ static int cons__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, 
     struct cons_shard *sh = fsm->data;
     uint64_t index = raft_last_applied(&sh->raft) + 1;
     *result = NULL;
-    struct cons_batch *b = cons__own_batch(sh, buf);
+    struct cons_batch *b = cons__own_batch(sh, index, buf);
     struct log_result *results = b != NULL ? b->results : cons__scratch(sh, buf);
     int rv = log_apply(sh->node->opts.log, (uint16_t)sh->id, index, buf->base, buf->len,
                        results, b != NULL ? b->count : sh->scratch_cap);
@@ -120,9 +123,7 @@ static int cons__fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], 
         hd_free(m);
         return RAFT_NOMEM;
     }
-    hd_put_u32(m, CONS_MANIFEST_MAGIC);
-    hd_put_u32(m + 4, sh->id);
-    hd_put_u64(m + 8, applied);
+    cons_manifest_encode(m, &(struct cons_manifest){sh->id, applied});
     b->base = m;
     b->len = CONS_MANIFEST_SIZE;
     *bufs = b;
@@ -158,13 +159,12 @@ static int cons__fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer 
 static int cons__fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     struct cons_shard *sh = fsm->data;
-    const uint8_t *m = buf->base;
-    if (buf->len != CONS_MANIFEST_SIZE || hd_get_u32(m) != CONS_MANIFEST_MAGIC ||
-        hd_get_u32(m + 4) != sh->id) {
+    struct cons_manifest m;
+    if (cons_manifest_decode(buf->base, buf->len, &m) != 0 || m.shard != sh->id) {
         HD_LOG_ERROR("shard %u: snapshot manifest is not valid", sh->id);
         return RAFT_CORRUPT;
     }
-    uint64_t wanted = hd_get_u64(m + 8), applied = 0;
+    uint64_t wanted = m.applied, applied = 0;
     int rv = log_applied_index(sh->node->opts.log, (uint16_t)sh->id, &applied);
     if (rv != 0 || applied < wanted) {
         HD_LOG_ERROR("shard %u: state holds entries up to %llu but the snapshot needs %llu: "

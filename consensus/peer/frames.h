@@ -1,62 +1,114 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Peer frame kinds, and the codecs of herald's own frames (all but RAFT). */
+/* Peer frame kinds, and the one codec of herald's own frames (every kind but RAFT). */
 #ifndef CONS_FRAMES_H
 #define CONS_FRAMES_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 /*
- * Peer frame kinds (the transport carries them opaquely):
- *   CONS_FRAME_RAFT          a raft message of the frame's shard (msg_codec.h)
- *   CONS_FRAME_FORWARD_REQ   u8 version (1), u64 id, u8 channel_len, channel,
- *                            u8 nonce_len, nonce, u32 payload_len, payload
- *   CONS_FRAME_FORWARD_RESP  u8 version (1), u64 id, i32 status (HD_E* or 0),
- *                            u64 seq, u64 ts, u8 duplicate
+ * The transport carries (kind, shard, payload) opaquely. RAFT payloads are
+ * raft messages (msg_codec.h); every other payload starts with u8 version
+ * (1) and u64 id, then (little-endian; docs/wire-format.md):
+ *
+ *   FORWARD_REQ   u8 channel_len, channel, u8 nonce_len, nonce,
+ *                 u32 payload_len, payload
+ *   FORWARD_RESP  i32 status (0 or HD_E*), u64 seq, u64 ts, u8 duplicate
+ *   STATE_REQ     u64 min_applied                       (frame shard = shard)
+ *   STATE_CHUNK   u32 seq, u8 flags (1 last, 2 error), chunk bytes to the end
+ *   MEMBER_REQ    u8 op (1 add, 2 remove), u64 node, u8 address_len, address
+ *   MEMBER_RESP   i32 status
+ *   READ_REQ      nothing more                          (frame shard = shard)
+ *   READ_RESP     i32 status, u64 applied index
+ *
+ * The id pairs an answer with its request. Peers are trusted members of
+ * the cluster, yet the decoder checks everything (exact length, version,
+ * ids, flags, statuses) so that a bug or a corrupted frame is dropped with
+ * a log line, never acted upon.
  */
 
 enum {
     CONS_FRAME_RAFT = 1,
-    CONS_FRAME_FORWARD_REQ = 2,
+    CONS_FRAME_FORWARD_REQ = 2,   /* node/forward.c */
     CONS_FRAME_FORWARD_RESP = 3,
-    CONS_FRAME_STATE_REQ = 4,     /* catchup.c */
+    CONS_FRAME_STATE_REQ = 4,     /* node/catchup.c */
     CONS_FRAME_STATE_CHUNK = 5,
-    CONS_FRAME_MEMBER_REQ = 6,    /* membership.c */
+    CONS_FRAME_MEMBER_REQ = 6,    /* node/membership.c */
     CONS_FRAME_MEMBER_RESP = 7,
-    CONS_FRAME_READ_REQ = 8,      /* read_barrier.c */
+    CONS_FRAME_READ_REQ = 8,      /* node/read_barrier.c */
     CONS_FRAME_READ_RESP = 9,
 };
 
-#define CONS_FORWARD_VERSION 1
-#define CONS_FORWARD_REQ_HEAD_MAX (1 + 8 + 1 + 128 + 1 + 128 + 4)
-#define CONS_FORWARD_RESP_SIZE (1 + 8 + 4 + 8 + 8 + 1)
+#define CONS_FRAME_VERSION 1
+#define CONS_FRAME_CHANNEL_MAX 128u   /* as log/entry.h's LOG_CHANNEL_MAX */
+#define CONS_FRAME_NONCE_MAX 128u
+#define CONS_FRAME_ADDRESS_MAX 63u    /* bytes of a member's peer address */
+/* The encoded frame without its bulk bytes (forwarded payload, state chunk). */
+#define CONS_FRAME_HEAD_MAX (1 + 8 + 1 + CONS_FRAME_CHANNEL_MAX + 1 + CONS_FRAME_NONCE_MAX + 4)
 
-struct cons_forward_req {
+enum { CONS_FRAME_MEMBER_ADD = 1, CONS_FRAME_MEMBER_REMOVE = 2 };
+enum { CONS_FRAME_STATE_LAST = 1, CONS_FRAME_STATE_ERROR = 2 };
+
+/* One decoded (or to be encoded) frame. Pointers borrow from the buffer it
+ * was decoded from, or from the caller when encoding. */
+struct cons_frame {
+    uint8_t kind;                 /* CONS_FRAME_*, not RAFT */
     uint64_t id;
-    const char *channel;
-    size_t channel_len;
-    const char *nonce;
-    size_t nonce_len;
-    const uint8_t *payload;  /* points into the frame when decoded */
-    size_t payload_len;
+    union {
+        struct cons_frame_forward_req {
+            const char *channel;
+            size_t channel_len;
+            const char *nonce;
+            size_t nonce_len;
+            const uint8_t *payload;
+            size_t payload_len;
+        } forward_req;
+        struct cons_frame_forward_resp {
+            int32_t status;
+            uint64_t seq;
+            uint64_t ts;
+            bool duplicate;
+        } forward_resp;
+        struct cons_frame_state_req {
+            uint64_t min_applied;
+        } state_req;
+        struct cons_frame_state_chunk {
+            uint32_t seq;
+            uint8_t flags;        /* CONS_FRAME_STATE_* */
+            const uint8_t *chunk;
+            size_t len;
+        } state_chunk;
+        struct cons_frame_member_req {
+            uint8_t op;           /* CONS_FRAME_MEMBER_* */
+            uint64_t node;
+            const char *address;  /* not NUL-terminated */
+            size_t address_len;
+        } member_req;
+        struct cons_frame_member_resp {
+            int32_t status;
+        } member_resp;
+        struct cons_frame_read_resp {
+            int32_t status;
+            uint64_t index;
+        } read_resp;
+    } u;
 };
 
-struct cons_forward_resp {
-    uint64_t id;
-    int32_t status;
-    uint64_t seq;
-    uint64_t ts;
-    bool duplicate;
-};
+/* Encodes f into head plus, for FORWARD_REQ and STATE_CHUNK, its bulk
+ * bytes borrowed in iov[1]. Returns the number of iovecs (1 or 2) to send.
+ * f must be valid (asserted): the sender builds it from its own state. */
+unsigned cons_frame_encode(const struct cons_frame *f, uint8_t head[CONS_FRAME_HEAD_MAX],
+                           struct iovec iov[2]);
 
-/* Writes everything but the payload into head; returns its length. */
-size_t cons_forward_req_encode_head(uint8_t *head, const struct cons_forward_req *r);
-/* HD_ECORRUPT unless the bytes are one whole valid request. */
-int cons_forward_req_decode(const uint8_t *buf, size_t len, struct cons_forward_req *out);
+/* Decodes a frame of the given kind. HD_ECORRUPT unless the bytes are
+ * exactly one valid frame; *out is then unspecified. */
+int cons_frame_decode(uint8_t kind, const uint8_t *buf, size_t len, struct cons_frame *out);
 
-void cons_forward_resp_encode(uint8_t out[CONS_FORWARD_RESP_SIZE],
-                              const struct cons_forward_resp *r);
-int cons_forward_resp_decode(const uint8_t *buf, size_t len, struct cons_forward_resp *out);
+/* Encodes f and queues it to peer `to` (cons_transport_send's result). */
+struct cons_transport;
+int cons_frame_send(struct cons_transport *t, uint64_t to, uint16_t shard,
+                    const struct cons_frame *f);
 
 #endif
