@@ -39,21 +39,24 @@ bool log_nonce_valid(const char *nonce, size_t len)
     return true;
 }
 
+size_t log_append_size(const struct log_append *a)
+{
+    return 1 + a->channel_len + 1 + a->nonce_len + 4 + a->payload_len;
+}
+
 size_t log_entry_size(const struct log_append *appends, size_t n)
 {
     size_t size = LOG_ENTRY_HEADER_SIZE + 4;
     for (size_t i = 0; i < n; i++) {
-        size += 1 + appends[i].channel_len + 1 + appends[i].nonce_len + 4 +
-                appends[i].payload_len;
+        size += log_append_size(&appends[i]);
     }
     return size;
 }
 
-void log_entry_encode(uint8_t *buf, const struct log_entry_header *h,
-                      const struct log_append *appends, size_t n)
+void log_entry_begin(struct log_entry_writer *w, uint8_t *buf, const struct log_entry_header *h)
 {
-    HD_ASSERT(n == h->count);
-    HD_ASSERT(n > 0 && n <= LOG_ENTRY_APPENDS_MAX);
+    HD_ASSERT(w != NULL && buf != NULL && h != NULL);
+    HD_ASSERT(h->count > 0 && h->count <= LOG_ENTRY_APPENDS_MAX);
     buf[0] = LOG_ENTRY_VERSION;
     buf[1] = LOG_ENTRY_KIND_APPENDS;
     hd_put_u16(buf + 2, 0);
@@ -61,25 +64,49 @@ void log_entry_encode(uint8_t *buf, const struct log_entry_header *h,
     hd_put_u64(buf + 8, h->stamp_us);
     hd_put_u64(buf + 16, h->proposer);
     hd_put_u64(buf + 24, h->proposal);
-    uint8_t *p = buf + LOG_ENTRY_HEADER_SIZE;
-    for (size_t i = 0; i < n; i++) {
-        const struct log_append *a = &appends[i];
-        HD_ASSERT(log_channel_valid(a->channel, a->channel_len));
-        HD_ASSERT(log_nonce_valid(a->nonce, a->nonce_len));
-        *p++ = (uint8_t)a->channel_len;
-        memcpy(p, a->channel, a->channel_len);
-        p += a->channel_len;
-        *p++ = (uint8_t)a->nonce_len;
-        memcpy(p, a->nonce, a->nonce_len);
-        p += a->nonce_len;
-        hd_put_u32(p, (uint32_t)a->payload_len);
-        p += 4;
-        if (a->payload_len > 0) {
-            memcpy(p, a->payload, a->payload_len);
-        }
-        p += a->payload_len;
+    *w = (struct log_entry_writer){buf, buf + LOG_ENTRY_HEADER_SIZE, h->count};
+}
+
+void log_entry_add(struct log_entry_writer *w, const struct log_append *a)
+{
+    HD_ASSERT(w->left > 0);
+    HD_ASSERT(log_channel_valid(a->channel, a->channel_len));
+    HD_ASSERT(log_nonce_valid(a->nonce, a->nonce_len));
+    HD_ASSERT(a->payload_len <= LOG_PAYLOAD_MAX);
+    uint8_t *p = w->pos;
+    *p++ = (uint8_t)a->channel_len;
+    memcpy(p, a->channel, a->channel_len);
+    p += a->channel_len;
+    *p++ = (uint8_t)a->nonce_len;
+    memcpy(p, a->nonce, a->nonce_len);
+    p += a->nonce_len;
+    hd_put_u32(p, (uint32_t)a->payload_len);
+    p += 4;
+    if (a->payload_len > 0) {
+        memcpy(p, a->payload, a->payload_len);
     }
-    hd_put_u32(p, hd_crc32c(0, buf, (size_t)(p - buf)));
+    w->pos = p + a->payload_len;
+    w->left--;
+}
+
+size_t log_entry_finish(struct log_entry_writer *w)
+{
+    HD_ASSERT(w->left == 0); /* as many appends as the header counts */
+    size_t len = (size_t)(w->pos - w->buf);
+    hd_put_u32(w->pos, hd_crc32c(0, w->buf, len));
+    return len + 4;
+}
+
+void log_entry_encode(uint8_t *buf, const struct log_entry_header *h,
+                      const struct log_append *appends, size_t n)
+{
+    HD_ASSERT(n == h->count);
+    struct log_entry_writer w;
+    log_entry_begin(&w, buf, h);
+    for (size_t i = 0; i < n; i++) {
+        log_entry_add(&w, &appends[i]);
+    }
+    (void)log_entry_finish(&w);
 }
 
 /* Reads one append at *pos, checking bounds and ids; NULL on a defect. */

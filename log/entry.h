@@ -55,10 +55,26 @@ bool log_channel_valid(const char *id, size_t len);
 /* True if the bytes form a nonce: 1..128 printable ASCII bytes (0x21-0x7e). */
 bool log_nonce_valid(const char *nonce, size_t len);
 
-/* Bytes needed to encode the appends. */
+/* Bytes one append adds to an entry. */
+size_t log_append_size(const struct log_append *a);
+
+/* Bytes of an entry of these appends. */
 size_t log_entry_size(const struct log_append *appends, size_t n);
 
-/* Encodes into buf, which has at least log_entry_size() bytes. */
+/* Encodes an entry of h->count appends into buf, which holds
+ * LOG_ENTRY_HEADER_SIZE + 4 + the log_append_size() of each: begin, add
+ * each append in order, finish (writes the checksum, returns the length).
+ * The appends need not be in one array (the proposer's are a list). */
+struct log_entry_writer {
+    uint8_t *buf;
+    uint8_t *pos;
+    uint32_t left;               /* appends still to add */
+};
+void log_entry_begin(struct log_entry_writer *w, uint8_t *buf, const struct log_entry_header *h);
+void log_entry_add(struct log_entry_writer *w, const struct log_append *a);
+size_t log_entry_finish(struct log_entry_writer *w);
+
+/* The same for appends in an array; buf holds log_entry_size() bytes. */
 void log_entry_encode(uint8_t *buf, const struct log_entry_header *h,
                       const struct log_append *appends, size_t n);
 

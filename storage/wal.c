@@ -14,6 +14,7 @@
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_fifo.h"
 #include "hd_fault.h"
 #include "hd_util.h"
 #include "wal_internal.h"
@@ -662,14 +663,8 @@ int st_wal_append(struct st_wal *w, struct st_wal_append *req,
     w->pend_len += size;
     req->lsn = w->next_lsn++;
     req->cb = cb;
-    req->next = NULL;
     req->end_offset = w->pend_len;
-    if (w->pend_tail != NULL) {
-        w->pend_tail->next = req;
-    } else {
-        w->pend_head = req;
-    }
-    w->pend_tail = req;
+    HD_FIFO_PUSH(w->pend_head, w->pend_tail, req);
     w->stats.appends++;
     if (w->state == ST__WAL_IDLE) {
         st__wal_kick(w); /* written when the loop turns: batches this turn */

@@ -102,9 +102,8 @@ static int api__pending_new(struct api_server *s, const char *channel, size_t ch
     memcpy(p->nonce, in->nonce, in->nonce_len);
     p->payload = payload;
     p->server = s;
-    p->req = (struct cons_append_req){.channel = p->channel, .channel_len = channel_len,
-                                      .nonce = p->nonce, .nonce_len = in->nonce_len,
-                                      .payload = payload, .payload_len = payload_len,
+    p->req = (struct cons_append_req){.a = {p->channel, channel_len, p->nonce, in->nonce_len,
+                                            payload, payload_len},
                                       .data = p};
     *out = p;
     return 0;
@@ -120,7 +119,7 @@ static json_t *api__result_json(const struct api_pending *p)
 {
     char ts[32];
     api_ts_format(p->result.ts, ts);
-    return json_pack("{s:s%, s:I, s:s, s:b}", "channel", p->channel, p->req.channel_len,
+    return json_pack("{s:s%, s:I, s:s, s:b}", "channel", p->channel, p->req.a.channel_len,
                      "seq", (json_int_t)p->result.seq, "ts", ts, "duplicate",
                      p->result.duplicate);
 }

@@ -56,8 +56,9 @@ int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
         return HD_ENOMEM;
     }
     struct cons_frame fr = {.kind = CONS_FRAME_FORWARD_REQ, .id = ++n->next_request,
-                            .u.forward_req = {req->channel, req->channel_len, req->nonce,
-                                              req->nonce_len, req->payload, req->payload_len}};
+                            .u.forward_req = {req->a.channel, req->a.channel_len,
+                                              req->a.nonce, req->a.nonce_len,
+                                              req->a.payload, req->a.payload_len}};
     if (cons_frame_send(n->transport, leader, (uint16_t)sh->id, &fr) != 0) {
         hd_free(f);
         return HD_EUNAVAIL; /* not sent: a known failure */
@@ -156,9 +157,8 @@ static void cons__recv_forward_request(struct cons_node *n, uint64_t from,
     if (r.payload_len > 0) {
         memcpy(fw->payload, r.payload, r.payload_len);
     }
-    fw->req = (struct cons_append_req){.channel = fw->channel, .channel_len = r.channel_len,
-                                       .nonce = fw->nonce, .nonce_len = r.nonce_len,
-                                       .payload = fw->payload, .payload_len = r.payload_len,
+    fw->req = (struct cons_append_req){.a = {fw->channel, r.channel_len, fw->nonce,
+                                             r.nonce_len, fw->payload, r.payload_len},
                                        .data = fw};
     int rv = cons__append_local(n, &fw->req, cons__forwarded_done);
     if (rv != 0) {

@@ -334,12 +334,12 @@ unsigned cons_shard_of(unsigned n_shards, const char *channel, size_t len)
 int cons_node_append(struct cons_node *n, struct cons_append_req *req, cons_append_cb cb)
 {
     HD_ASSERT(req != NULL && cb != NULL);
-    HD_ASSERT(log_channel_valid(req->channel, req->channel_len));
+    HD_ASSERT(log_channel_valid(req->a.channel, req->a.channel_len));
     if (n->stopping) {
         return HD_ESHUTDOWN;
     }
     struct cons_shard *sh =
-        &n->shards[cons_shard_of(n->opts.n_shards, req->channel, req->channel_len)];
+        &n->shards[cons_shard_of(n->opts.n_shards, req->a.channel, req->a.channel_len)];
     if (n->transport != NULL && raft_state(&sh->raft) != RAFT_LEADER) {
         raft_id leader = 0;
         const char *address = NULL;

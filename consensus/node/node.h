@@ -56,15 +56,12 @@ struct cons_append_req;
 typedef void (*cons_append_cb)(struct cons_append_req *req, int status,
                                const struct log_result *result);
 
-/* One client append. The caller owns the struct and the bytes it points to
- * until the callback fires. */
+/* One client append: log/'s append (the one type of an append, from the
+ * HTTP request to the entry bytes) plus what the node needs to answer it.
+ * The caller owns the struct and the bytes it points to until the callback
+ * fires. */
 struct cons_append_req {
-    const char *channel;
-    size_t channel_len;
-    const char *nonce;
-    size_t nonce_len;
-    const uint8_t *payload;
-    size_t payload_len;
+    struct log_append a;
     void *data;                      /* caller's */
     /* private */
     cons_append_cb cb;

@@ -5,6 +5,7 @@
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_fifo.h"
 #include "hd_util.h"
 #include "proposer.h"
 
@@ -22,19 +23,13 @@ int cons__append_local(struct cons_node *n, struct cons_append_req *req, cons_ap
         return HD_ESHUTDOWN;
     }
     struct cons_shard *sh =
-        &n->shards[cons_shard_of(n->opts.n_shards, req->channel, req->channel_len)];
+        &n->shards[cons_shard_of(n->opts.n_shards, req->a.channel, req->a.channel_len)];
     if (sh->queued >= n->opts.queue_max) {
         n->stats.appends_rejected_busy++;
         return HD_EBUSY;
     }
     req->cb = cb;
-    req->next = NULL;
-    if (sh->queue_tail != NULL) {
-        sh->queue_tail->next = req;
-    } else {
-        sh->queue_head = req;
-    }
-    sh->queue_tail = req;
+    HD_FIFO_PUSH(sh->queue_head, sh->queue_tail, req);
     sh->queued++;
     sh->dirty = true;
     /* The flusher runs after the poll phase. An append made from a read
@@ -114,23 +109,26 @@ static void cons__apply_cb(struct raft_apply *req, int status, void *result)
 static struct cons_batch *cons__take_batch(struct cons_shard *sh)
 {
     uint32_t count = 0;
-    size_t bytes = 0;
+    size_t bytes = 0, size = LOG_ENTRY_HEADER_SIZE + 4;
     struct cons_append_req *last = NULL;
     for (struct cons_append_req *r = sh->queue_head; r != NULL; r = r->next) {
         if (count == CONS_BATCH_APPENDS_MAX ||
-            (count > 0 && bytes + r->payload_len > CONS_BATCH_BYTES_MAX)) {
+            (count > 0 && bytes + r->a.payload_len > CONS_BATCH_BYTES_MAX)) {
             break;
         }
         count++;
-        bytes += r->payload_len;
+        bytes += r->a.payload_len;
+        size += log_append_size(&r->a);
         last = r;
     }
+    HD_ASSERT(count > 0 && last != NULL);
     struct cons_batch *b = hd_calloc(1, sizeof *b + count * sizeof(struct log_result));
     if (b == NULL) {
         return NULL;
     }
     b->shard = sh;
     b->count = count;
+    b->size = size;
     b->reqs = sh->queue_head;
     sh->queue_head = last->next;
     if (sh->queue_head == NULL) {
@@ -141,31 +139,25 @@ static struct cons_batch *cons__take_batch(struct cons_shard *sh)
     return b;
 }
 
-/* Encodes the batch into a raft-owned buffer. */
+/* Encodes the batch, stamped with this leader's clock, into a raft-owned
+ * buffer: straight from the queued appends, with no copy in between. */
 static int cons__encode_batch(struct cons_node *n, struct cons_batch *b, struct raft_buffer *buf)
 {
-    struct log_append *appends = hd_malloc(b->count * sizeof *appends);
-    if (appends == NULL) {
+    buf->base = raft_malloc(b->size);
+    if (buf->base == NULL) {
         return HD_ENOMEM;
-    }
-    uint32_t i = 0;
-    for (struct cons_append_req *r = b->reqs; r != NULL; r = r->next, i++) {
-        appends[i] = (struct log_append){r->channel, r->channel_len, r->nonce, r->nonce_len,
-                                         r->payload, r->payload_len};
     }
     b->proposal = ++n->next_proposal;
     struct log_entry_header h = {.stamp_us = hd_now_us(), .proposer = n->opts.node_id,
                                  .proposal = b->proposal, .count = b->count};
-    buf->len = log_entry_size(appends, b->count);
-    buf->base = raft_malloc(buf->len);
-    int rv = 0;
-    if (buf->base == NULL) {
-        rv = HD_ENOMEM;
-    } else {
-        log_entry_encode(buf->base, &h, appends, b->count);
+    struct log_entry_writer w;
+    log_entry_begin(&w, buf->base, &h);
+    for (struct cons_append_req *r = b->reqs; r != NULL; r = r->next) {
+        log_entry_add(&w, &r->a);
     }
-    hd_free(appends);
-    return rv;
+    buf->len = log_entry_finish(&w);
+    HD_ASSERT(buf->len == b->size);
+    return 0;
 }
 
 /* Proposes one batch; false if nothing more can be proposed now. */
@@ -184,13 +176,7 @@ static bool cons__propose_one(struct cons_shard *sh)
     int rv = cons__encode_batch(n, b, &buf);
     if (rv == 0) {
         b->apply.data = b;
-        b->next = NULL;
-        if (sh->flight_tail != NULL) {
-            sh->flight_tail->next = b;
-        } else {
-            sh->flight_head = b;
-        }
-        sh->flight_tail = b;
+        HD_FIFO_PUSH(sh->flight_head, sh->flight_tail, b);
         sh->in_flight++;
         rv = raft_apply(&sh->raft, &b->apply, &buf, 1, cons__apply_cb);
         if (rv != 0) {

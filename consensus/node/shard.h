@@ -19,6 +19,7 @@ struct cons_batch {
     uint64_t proposal;             /* the entry's proposal id */
     struct cons_append_req *reqs;  /* in entry order */
     uint32_t count;
+    size_t size;                   /* bytes of its entry */
     bool applied;                  /* results are filled */
     struct cons_batch *next;       /* in-flight FIFO */
     struct log_result results[];   /* count of them */

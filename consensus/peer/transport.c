@@ -8,6 +8,7 @@
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_fifo.h"
 #include "hd_util.h"
 
 #define CONS__QUEUE_BYTES_DEFAULT ((size_t)64 << 20)
@@ -150,12 +151,9 @@ static unsigned cons__jitter(struct cons_transport *t, unsigned ms)
 
 static void cons__frame_pop(struct cons_peer *p)
 {
-    struct cons__frame *f = p->head;
+    struct cons__frame *f;
+    HD_FIFO_POP(p->head, p->tail, f);
     HD_ASSERT(f != NULL);
-    p->head = f->next;
-    if (p->head == NULL) {
-        p->tail = NULL;
-    }
     HD_ASSERT(p->bytes_queued >= f->len);
     p->bytes_queued -= f->len;
     hd_free(f);
@@ -163,13 +161,7 @@ static void cons__frame_pop(struct cons_peer *p)
 
 static void cons__frame_push(struct cons_peer *p, struct cons__frame *f)
 {
-    f->next = NULL;
-    if (p->tail != NULL) {
-        p->tail->next = f;
-    } else {
-        p->head = f;
-    }
-    p->tail = f;
+    HD_FIFO_PUSH(p->head, p->tail, f);
     p->bytes_queued += f->len;
 }
 

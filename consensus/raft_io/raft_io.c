@@ -10,6 +10,7 @@
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_fifo.h"
 #include "hd_util.h"
 #include "meta_file.h"
 #include "raft_io_internal.h"
@@ -402,12 +403,7 @@ static int cons__send(struct raft_io *io, struct raft_io_send *req,
      * failed send is reported through cb too: raft retries on its own. */
     req->cb = cb;
     *d = (struct cons_send_done){req, sl, rv == 0 ? 0 : RAFT_NOCONNECTION, NULL};
-    if (s->sends_tail != NULL) {
-        s->sends_tail->next = d;
-    } else {
-        s->sends_head = d;
-    }
-    s->sends_tail = d;
+    HD_FIFO_PUSH(s->sends_head, s->sends_tail, d);
     sl->pending++;
     uv_idle_start(&s->sends_idle, cons__sends_run);
     return 0;

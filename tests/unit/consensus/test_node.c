@@ -118,10 +118,10 @@ static void append_many(struct fixture *f, const char *channel, const char *pref
         struct pending *p = &out[i];
         memset(p, 0, sizeof *p);
         snprintf(p->nonce, sizeof p->nonce, "%s-%d", prefix, i);
-        p->req = (struct cons_append_req){.channel = channel, .channel_len = strlen(channel),
-                                          .nonce = p->nonce, .nonce_len = strlen(p->nonce),
-                                          .payload = (const uint8_t *)p->nonce,
-                                          .payload_len = strlen(p->nonce), .data = p};
+        p->req = (struct cons_append_req){.a = {channel, strlen(channel), p->nonce,
+                                                strlen(p->nonce), (const uint8_t *)p->nonce,
+                                                strlen(p->nonce)},
+                                          .data = p};
         assert_int_equal(cons_node_append(f->node, &p->req, append_cb), 0);
     }
     for (int i = 0; i < n; i++) {
