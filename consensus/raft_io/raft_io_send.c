@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Sending raft messages through the node's network, and delivering received ones. */
+#include "hd_alloc.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_fifo.h"
+#include "hd_util.h"
+#include "raft_io.h"
+#include "raft_io_internal.h"
+
+static void cons__sends_run(uv_idle_t *h)
+{
+    struct cons_store *s = h->data;
+    struct cons_send_done *d = s->sends_head;
+    s->sends_head = s->sends_tail = NULL;
+    uv_idle_stop(h);
+    while (d != NULL) {
+        struct cons_send_done *next = d->next;
+        struct cons_shard_log *sl = d->sl;
+        if (d->req->cb != NULL) { /* raft sends TimeoutNow without one */
+            d->req->cb(d->req, d->status);
+        }
+        hd_free(d);
+        cons__pending_done(sl);
+        d = next;
+    }
+}
+
+int cons__send(struct raft_io *io, struct raft_io_send *req,
+                      const struct raft_message *message, raft_io_send_cb cb)
+{
+    struct cons_shard_log *sl = cons__sl(io);
+    struct cons_store *s = sl->store;
+    if (s->send == NULL) {
+        return RAFT_NOCONNECTION; /* a one-node cluster has no one to send to */
+    }
+    struct cons_send_done *d = hd_calloc(1, sizeof *d);
+    if (d == NULL) {
+        return RAFT_NOMEM;
+    }
+    int rv = s->send(s->send_arg, sl->shard, message->server_id, message);
+    /* The transport copied the message; raft may reuse it once cb fires. A
+     * failed send is reported through cb too: raft retries on its own. */
+    req->cb = cb;
+    *d = (struct cons_send_done){req, sl, rv == 0 ? 0 : RAFT_NOCONNECTION, NULL};
+    HD_FIFO_PUSH(s->sends_head, s->sends_tail, d);
+    sl->pending++;
+    uv_idle_start(&s->sends_idle, cons__sends_run);
+    return 0;
+}
+
+void cons_store_set_sender(struct cons_store *s,
+                           int (*send)(void *arg, unsigned shard, raft_id to,
+                                       const struct raft_message *m),
+                           void *arg)
+{
+    s->send = send;
+    s->send_arg = arg;
+}
+
+bool cons_store_deliver(struct cons_store *s, unsigned shard, struct raft_message *m)
+{
+    if (shard >= s->n_shards) {
+        return false;
+    }
+    struct cons_shard_log *sl = &s->shards[shard];
+    if (!sl->started || sl->closing || sl->recv == NULL) {
+        return false;
+    }
+    sl->recv(&sl->io, m);
+    return true;
+}
