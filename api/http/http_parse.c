@@ -65,7 +65,7 @@ void api_http_limits_resolve(struct api_http_limits *out, const struct api_http_
 }
 
 /* Records the first error only: later ones are consequences of it. */
-static int parse_fail(struct api_http_parse *p, int rv, int status, const char *code,
+static int api_http__parse_fail(struct api_http_parse *p, int rv, int status, const char *code,
                       const char *message)
 {
     HD_ASSERT(rv < 0);
@@ -78,25 +78,25 @@ static int parse_fail(struct api_http_parse *p, int rv, int status, const char *
     return p->rv;
 }
 
-static int fail_headers_too_large(struct api_http_parse *p)
+static int api_http__fail_headers_too_large(struct api_http_parse *p)
 {
-    return parse_fail(p, HD_ETOOBIG, 431, "headers_too_large",
+    return api_http__parse_fail(p, HD_ETOOBIG, 431, "headers_too_large",
                       "request headers are too large or too many");
 }
 
-static int fail_body_too_large(struct api_http_parse *p)
+static int api_http__fail_body_too_large(struct api_http_parse *p)
 {
-    return parse_fail(p, HD_ETOOBIG, 413, "body_too_large", "request body is too large");
+    return api_http__parse_fail(p, HD_ETOOBIG, 413, "body_too_large", "request body is too large");
 }
 
-static int fail_nomem(struct api_http_parse *p)
+static int api_http__fail_nomem(struct api_http_parse *p)
 {
-    return parse_fail(p, HD_ENOMEM, 503, "overloaded", "out of memory");
+    return api_http__parse_fail(p, HD_ENOMEM, 503, "overloaded", "out of memory");
 }
 
 /* Appends len bytes to buf, growing it by doubling. The caller has already
  * checked the limits, so growth is bounded by them. */
-static int buf_append(struct api_http_parse *p, const char *data, size_t len)
+static int api_http__buf_append(struct api_http_parse *p, const char *data, size_t len)
 {
     if (len > p->buf_cap - p->buf_len) {
         size_t cap = p->buf_cap != 0 ? p->buf_cap : 1024;
@@ -105,7 +105,7 @@ static int buf_append(struct api_http_parse *p, const char *data, size_t len)
         }
         char *grown = hd_realloc(p->buf, cap);
         if (grown == NULL) {
-            return fail_nomem(p);
+            return api_http__fail_nomem(p);
         }
         p->buf = grown;
         p->buf_cap = cap;
@@ -116,7 +116,7 @@ static int buf_append(struct api_http_parse *p, const char *data, size_t len)
 }
 
 /* Makes room for one more header. The limit is checked by the caller. */
-static int headers_grow(struct api_http_parse *p)
+static int api_http__headers_grow(struct api_http_parse *p)
 {
     if (p->n_headers < p->headers_cap) {
         return 0;
@@ -124,12 +124,12 @@ static int headers_grow(struct api_http_parse *p)
     size_t cap = p->headers_cap != 0 ? p->headers_cap * 2 : 16;
     struct api_http__hdr_span *spans = hd_realloc(p->spans, cap * sizeof *spans);
     if (spans == NULL) {
-        return fail_nomem(p);
+        return api_http__fail_nomem(p);
     }
     p->spans = spans;
     struct api_http_header *headers = hd_realloc(p->headers, cap * sizeof *headers);
     if (headers == NULL) {
-        return fail_nomem(p);
+        return api_http__fail_nomem(p);
     }
     p->headers = headers;
     p->headers_cap = cap;
@@ -140,21 +140,21 @@ static int headers_grow(struct api_http_parse *p)
 /* http-parser callbacks                                               */
 /* ------------------------------------------------------------------ */
 
-static int on_message_begin(http_parser *hp)
+static int api_http__on_message_begin(http_parser *hp)
 {
     struct api_http_parse *p = hp->data;
     p->started = true;
     return 0;
 }
 
-static int on_url(http_parser *hp, const char *at, size_t len)
+static int api_http__on_url(http_parser *hp, const char *at, size_t len)
 {
     struct api_http_parse *p = hp->data;
     if (p->url_len == 0) {
         p->url_off = p->buf_len;
     }
     p->url_len += len;
-    return buf_append(p, at, len);
+    return api_http__buf_append(p, at, len);
 }
 
 /*
@@ -170,17 +170,17 @@ static int on_url(http_parser *hp, const char *at, size_t len)
 
 /* Trailers (headers after a chunked body) are counted against the header
  * limit and then dropped: nothing we serve needs them. */
-static int on_trailer(struct api_http_parse *p, size_t len)
+static int api_http__on_trailer(struct api_http_parse *p, size_t len)
 {
     p->trailer_bytes += len;
     return 0;
 }
 
-static int on_header_field(http_parser *hp, const char *at, size_t len)
+static int api_http__on_header_field(http_parser *hp, const char *at, size_t len)
 {
     struct api_http_parse *p = hp->data;
     if (p->headers_done) {
-        return on_trailer(p, len);
+        return api_http__on_trailer(p, len);
     }
     if (p->last_cb != API_HTTP__CB_FIELD) {
         p->last_cb = API_HTTP__CB_FIELD;
@@ -190,7 +190,7 @@ static int on_header_field(http_parser *hp, const char *at, size_t len)
         if (p->too_many_headers) {
             return 0;
         }
-        int rv = headers_grow(p);
+        int rv = api_http__headers_grow(p);
         if (rv != 0) {
             return rv;
         }
@@ -203,14 +203,14 @@ static int on_header_field(http_parser *hp, const char *at, size_t len)
         return 0;
     }
     p->spans[p->n_headers - 1].name_len += len;
-    return buf_append(p, at, len);
+    return api_http__buf_append(p, at, len);
 }
 
-static int on_header_value(http_parser *hp, const char *at, size_t len)
+static int api_http__on_header_value(http_parser *hp, const char *at, size_t len)
 {
     struct api_http_parse *p = hp->data;
     if (p->headers_done) {
-        return on_trailer(p, len);
+        return api_http__on_trailer(p, len);
     }
     bool first = p->last_cb != API_HTTP__CB_VALUE;
     p->last_cb = API_HTTP__CB_VALUE;
@@ -224,10 +224,10 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
         s->value_len = 0;
     }
     s->value_len += len;
-    return buf_append(p, at, len);
+    return api_http__buf_append(p, at, len);
 }
 
-static bool ascii_case_equal(const char *a, size_t a_len, const char *b)
+static bool api_http__ascii_case_equal(const char *a, size_t a_len, const char *b)
 {
     size_t b_len = strlen(b);
     if (a_len != b_len) {
@@ -249,26 +249,26 @@ static bool ascii_case_equal(const char *a, size_t a_len, const char *b)
     return true;
 }
 
-static bool is_ows(char c)
+static bool api_http__is_ows(char c)
 {
     return c == ' ' || c == '\t';
 }
 
 /* Checks Expect. Only "100-continue" exists (RFC 9110 10.1.1); anything
  * else gets 417. */
-static int check_expect(struct api_http_parse *p)
+static int api_http__check_expect(struct api_http_parse *p)
 {
     for (size_t i = 0; i < p->n_headers; i++) {
         const struct api_http__hdr_span *s = &p->spans[i];
-        if (!ascii_case_equal(p->buf + s->name_off, s->name_len, "expect")) {
+        if (!api_http__ascii_case_equal(p->buf + s->name_off, s->name_len, "expect")) {
             continue;
         }
         size_t vlen = s->value_len;
-        while (vlen > 0 && is_ows(p->buf[s->value_off + vlen - 1])) {
+        while (vlen > 0 && api_http__is_ows(p->buf[s->value_off + vlen - 1])) {
             vlen--;
         }
-        if (!ascii_case_equal(p->buf + s->value_off, vlen, "100-continue")) {
-            return parse_fail(p, HD_EINVAL, 417, "expectation_failed",
+        if (!api_http__ascii_case_equal(p->buf + s->value_off, vlen, "100-continue")) {
+            return api_http__parse_fail(p, HD_EINVAL, 417, "expectation_failed",
                               "only Expect: 100-continue is supported");
         }
         bool has_body = (p->hp.flags & F_CHUNKED) != 0 ||
@@ -278,27 +278,28 @@ static int check_expect(struct api_http_parse *p)
     return 0;
 }
 
-static int on_headers_complete(http_parser *hp)
+static int api_http__on_headers_complete(http_parser *hp)
 {
     struct api_http_parse *p = hp->data;
     p->headers_done = true;
     p->body_off = p->buf_len;
     if (p->too_many_headers) {
-        return fail_headers_too_large(p);
+        return api_http__fail_headers_too_large(p);
     }
     if (p->url_len > UINT16_MAX) {
         /* Only with header_bytes_max raised past 64 KiB: http_parser_parse_url()
          * keeps 16-bit offsets. */
-        return parse_fail(p, HD_ETOOBIG, 414, "uri_too_long", "request target is too long");
+        return api_http__parse_fail(p, HD_ETOOBIG, 414, "uri_too_long",
+                                    "request target is too long");
     }
     if ((hp->flags & F_CONTENTLENGTH) != 0 && hp->content_length > p->limits.body_bytes_max) {
-        return fail_body_too_large(p);
+        return api_http__fail_body_too_large(p);
     }
     if (hp->http_major != 1) {
-        return parse_fail(p, HD_EINVAL, 505, "http_version_not_supported",
+        return api_http__parse_fail(p, HD_EINVAL, 505, "http_version_not_supported",
                           "only HTTP/1.x is supported");
     }
-    int rv = check_expect(p);
+    int rv = api_http__check_expect(p);
     if (rv != 0) {
         return rv;
     }
@@ -308,7 +309,7 @@ static int on_headers_complete(http_parser *hp)
         if (want > p->buf_cap) {
             char *grown = hd_realloc(p->buf, want);
             if (grown == NULL) {
-                return fail_nomem(p);
+                return api_http__fail_nomem(p);
             }
             p->buf = grown;
             p->buf_cap = want;
@@ -318,20 +319,20 @@ static int on_headers_complete(http_parser *hp)
     return 0;
 }
 
-static int on_body(http_parser *hp, const char *at, size_t len)
+static int api_http__on_body(http_parser *hp, const char *at, size_t len)
 {
     struct api_http_parse *p = hp->data;
     if (p->buf_len - p->body_off + len > p->limits.body_bytes_max) {
-        return fail_body_too_large(p);
+        return api_http__fail_body_too_large(p);
     }
-    return buf_append(p, at, len);
+    return api_http__buf_append(p, at, len);
 }
 
-static int on_message_complete(http_parser *hp)
+static int api_http__on_message_complete(http_parser *hp)
 {
     struct api_http_parse *p = hp->data;
     if (p->trailer_bytes > p->limits.header_bytes_max) {
-        return fail_headers_too_large(p);
+        return api_http__fail_headers_too_large(p);
     }
     p->complete = true;
     p->req.keep_alive = http_should_keep_alive(hp) != 0;
@@ -340,13 +341,13 @@ static int on_message_complete(http_parser *hp)
 }
 
 static const http_parser_settings api_http__settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
+    .on_message_begin = api_http__on_message_begin,
+    .on_url = api_http__on_url,
+    .on_header_field = api_http__on_header_field,
+    .on_header_value = api_http__on_header_value,
+    .on_headers_complete = api_http__on_headers_complete,
+    .on_body = api_http__on_body,
+    .on_message_complete = api_http__on_message_complete,
 };
 
 /* ------------------------------------------------------------------ */
@@ -400,7 +401,7 @@ void api_http_parse_next(struct api_http_parse *p)
 /* Splits the request target into path and query. Origin-form ("/a?b") is
  * split here; absolute-form and CONNECT's authority-form go through
  * http_parser_parse_url(). The fragment, if a client sends one, is dropped. */
-static int split_target(struct api_http_parse *p, size_t *path_off, size_t *path_len,
+static int api_http__split_target(struct api_http_parse *p, size_t *path_off, size_t *path_len,
                         size_t *query_off, size_t *query_len)
 {
     const char *url = p->buf + p->url_off;
@@ -427,7 +428,7 @@ static int split_target(struct api_http_parse *p, size_t *path_off, size_t *path
     struct http_parser_url u;
     http_parser_url_init(&u);
     if (len == 0 || http_parser_parse_url(url, len, p->hp.method == HTTP_CONNECT, &u) != 0) {
-        return parse_fail(p, HD_EINVAL, 400, "bad_request", "malformed request target");
+        return api_http__parse_fail(p, HD_EINVAL, 400, "bad_request", "malformed request target");
     }
     if ((u.field_set & (1u << UF_PATH)) != 0) {
         *path_off = p->url_off + u.field_data[UF_PATH].off;
@@ -441,10 +442,10 @@ static int split_target(struct api_http_parse *p, size_t *path_off, size_t *path
 }
 
 /* Turns offsets into pointers: the buffer no longer moves. */
-static int finish_request(struct api_http_parse *p)
+static int api_http__finish_request(struct api_http_parse *p)
 {
     size_t path_off, path_len, query_off, query_len;
-    int rv = split_target(p, &path_off, &path_len, &query_off, &query_len);
+    int rv = api_http__split_target(p, &path_off, &path_len, &query_off, &query_len);
     if (rv != 0) {
         return rv;
     }
@@ -453,7 +454,7 @@ static int finish_request(struct api_http_parse *p)
     for (size_t i = 0; i < p->n_headers; i++) {
         const struct api_http__hdr_span *s = &p->spans[i];
         size_t vlen = s->value_len;
-        while (vlen > 0 && is_ows(base[s->value_off + vlen - 1])) {
+        while (vlen > 0 && api_http__is_ows(base[s->value_off + vlen - 1])) {
             vlen--;
         }
         p->headers[i] = (struct api_http_header){
@@ -483,26 +484,26 @@ static int finish_request(struct api_http_parse *p)
     return 0;
 }
 
-static int map_parser_error(struct api_http_parse *p, enum http_errno e)
+static int api_http__map_parser_error(struct api_http_parse *p, enum http_errno e)
 {
     if (p->rv != 0) {
         return p->rv; /* one of our callbacks failed and said why */
     }
     if (e == HPE_HEADER_OVERFLOW) {
-        return fail_headers_too_large(p);
+        return api_http__fail_headers_too_large(p);
     }
-    return parse_fail(p, HD_EINVAL, 400, "bad_request", http_errno_description(e));
+    return api_http__parse_fail(p, HD_EINVAL, 400, "bad_request", http_errno_description(e));
 }
 
 /* Over the raw header limit. Still in the request line (no header name seen
  * yet, which does not depend on the split since partial tokens are handed
  * out at the end of every feed): 414. */
-static int fail_raw_headers(struct api_http_parse *p)
+static int api_http__fail_raw_headers(struct api_http_parse *p)
 {
     if (p->n_headers == 0 && !p->too_many_headers) {
-        return parse_fail(p, HD_ETOOBIG, 414, "uri_too_long", "request line is too long");
+        return api_http__parse_fail(p, HD_ETOOBIG, 414, "uri_too_long", "request line is too long");
     }
-    return fail_headers_too_large(p);
+    return api_http__fail_headers_too_large(p);
 }
 
 int api_http_parse_feed(struct api_http_parse *p, const char *data, size_t len, size_t *consumed)
@@ -527,25 +528,25 @@ int api_http_parse_feed(struct api_http_parse *p, const char *data, size_t len, 
         off += n;
         enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
         if (e != HPE_OK && e != HPE_PAUSED) {
-            return map_parser_error(p, e);
+            return api_http__map_parser_error(p, e);
         }
         if (in_headers) {
             p->raw_header_bytes += n;
             if (p->raw_header_bytes > p->limits.header_bytes_max) {
-                return fail_raw_headers(p);
+                return api_http__fail_raw_headers(p);
             }
         }
         if (e == HPE_OK) {
             if (n < n_in) {
                 /* The parser stopped without pausing or failing: it only
                  * does that after an upgrade, which pauses first. */
-                return parse_fail(p, HD_EINVAL, 400, "bad_request", "unexpected data");
+                return api_http__parse_fail(p, HD_EINVAL, 400, "bad_request", "unexpected data");
             }
             continue;
         }
         http_parser_pause(&p->hp, 0);
         if (p->complete) {
-            int rv = finish_request(p);
+            int rv = api_http__finish_request(p);
             if (rv != 0) {
                 p->complete = false;
                 return rv;
@@ -587,7 +588,7 @@ const char *api_http_header(const struct api_http_request *req, const char *name
 {
     for (size_t i = 0; i < req->n_headers; i++) {
         const struct api_http_header *h = &req->headers[i];
-        if (ascii_case_equal(h->name, h->name_len, name)) {
+        if (api_http__ascii_case_equal(h->name, h->name_len, name)) {
             if (len != NULL) {
                 *len = h->value_len;
             }
@@ -597,7 +598,7 @@ const char *api_http_header(const struct api_http_request *req, const char *name
     return NULL;
 }
 
-static int hex_value(char c)
+static int api_http__hex_value(char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -613,7 +614,7 @@ static int hex_value(char c)
 
 /* Decodes in[0..len) into out (no NUL). With out == NULL only validates and
  * measures. %00 is refused: decoded names end up in C strings and keys. */
-static int percent_decode(const char *in, size_t len, bool plus_is_space, char *out,
+static int api_http__percent_decode(const char *in, size_t len, bool plus_is_space, char *out,
                           size_t out_len, size_t *out_written)
 {
     size_t w = 0;
@@ -623,8 +624,8 @@ static int percent_decode(const char *in, size_t len, bool plus_is_space, char *
             if (len - i < 3) {
                 return HD_EINVAL;
             }
-            int hi = hex_value(in[i + 1]);
-            int lo = hex_value(in[i + 2]);
+            int hi = api_http__hex_value(in[i + 1]);
+            int lo = api_http__hex_value(in[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 return HD_EINVAL;
             }
@@ -650,7 +651,7 @@ int api_http_path_decode(const char *in, size_t len, char *out, size_t out_len,
 {
     HD_ASSERT(out != NULL && out_len > 0);
     size_t w = 0;
-    int rv = percent_decode(in, len, false, out, out_len - 1, &w);
+    int rv = api_http__percent_decode(in, len, false, out, out_len - 1, &w);
     if (rv != 0) {
         return rv;
     }
@@ -662,17 +663,17 @@ int api_http_path_decode(const char *in, size_t len, char *out, size_t out_len,
 }
 
 /* Compares the decoded form of a query name with name, without a buffer. */
-static bool query_name_equal(const char *in, size_t len, const char *name)
+static bool api_http__query_name_equal(const char *in, size_t len, const char *name)
 {
     size_t name_len = strlen(name);
     size_t w = 0;
-    if (percent_decode(in, len, true, NULL, 0, &w) != 0 || w != name_len) {
+    if (api_http__percent_decode(in, len, true, NULL, 0, &w) != 0 || w != name_len) {
         return false;
     }
     for (size_t i = 0, j = 0; i < len; i++, j++) {
         char c = in[i];
         if (c == '%') {
-            c = (char)(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2]));
+            c = (char)(api_http__hex_value(in[i + 1]) * 16 + api_http__hex_value(in[i + 2]));
             i += 2;
         } else if (c == '+') {
             c = ' ';
@@ -700,10 +701,10 @@ int api_http_query_param(const struct api_http_request *req, const char *name, c
         while (eq < end && q[eq] != '=') {
             eq++;
         }
-        if (query_name_equal(q + i, eq - i, name)) {
+        if (api_http__query_name_equal(q + i, eq - i, name)) {
             size_t vstart = eq < end ? eq + 1 : end;
             size_t w = 0;
-            int rv = percent_decode(q + vstart, end - vstart, true, out, out_len - 1, &w);
+            int rv = api_http__percent_decode(q + vstart, end - vstart, true, out, out_len - 1, &w);
             if (rv != 0) {
                 return rv;
             }

@@ -96,7 +96,7 @@ struct api_http_conn {
     bool shutdown_done;            /* write side shut down: lingering */
     bool peer_eof;                 /* the client's EOF was read */
     bool closing;                  /* uv_close called on the handles */
-    bool feeding_leftover;         /* conn_feed is parsing leftover, not read_buf */
+    bool feeding_leftover;         /* api_http__conn_feed is parsing leftover, not read_buf */
     api_http_stream_cb stream_cb;  /* stream events, NULL if none */
     void *stream_arg;              /* for stream_cb */
 };
@@ -116,8 +116,8 @@ struct api_http_server {
     void (*close_cb)(void *arg);         /* after the last conn */
     void *close_arg;                     /* for close_cb */
     /* One read buffer for all connections: libuv reads into it and calls
-     * on_read at once, and every byte is parsed (copied) or moved to the
-     * conn's leftover before on_read returns, so nothing outlives a read. */
+     * api_http__on_read at once, and every byte is parsed (copied) or moved to the
+     * conn's leftover before api_http__on_read returns, so nothing outlives a read. */
     char read_buf[API_HTTP__READ_BUF_BYTES];
 };
 
@@ -128,13 +128,13 @@ struct api_http__write {
     char data[];                 /* the copy being written */
 };
 
-static void conn_close(struct api_http_conn *c);
-static void conn_finish(struct api_http_conn *c);
-static void conn_feed(struct api_http_conn *c, const char *data, size_t len);
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void api_http__conn_close(struct api_http_conn *c);
+static void api_http__conn_finish(struct api_http_conn *c);
+static void api_http__conn_feed(struct api_http_conn *c, const char *data, size_t len);
+static void api_http__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void api_http__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
-static int from_uv(int uv_err)
+static int api_http__from_uv(int uv_err)
 {
     if (uv_err == UV_EPIPE || uv_err == UV_ECONNRESET || uv_err == UV_ENOTCONN ||
         uv_err == UV_ECANCELED || uv_err == UV_EOF) {
@@ -147,7 +147,7 @@ static int from_uv(int uv_err)
 /* Conn lifetime                                                       */
 /* ------------------------------------------------------------------ */
 
-static void server_maybe_finish(struct api_http_server *s)
+static void api_http__server_maybe_finish(struct api_http_server *s)
 {
     if (!s->closing || !s->listener_closed || s->n_conns > 0) {
         return;
@@ -160,7 +160,7 @@ static void server_maybe_finish(struct api_http_server *s)
     }
 }
 
-static void conn_maybe_free(struct api_http_conn *c)
+static void api_http__conn_maybe_free(struct api_http_conn *c)
 {
     if (c->handles_open > 0 || c->user_owned || c->in_event) {
         return;
@@ -179,10 +179,10 @@ static void conn_maybe_free(struct api_http_conn *c)
     api_http_parse_close(&c->parse);
     hd_free(c->leftover);
     hd_free(c);
-    server_maybe_finish(s);
+    api_http__server_maybe_finish(s);
 }
 
-static void on_handle_close(uv_handle_t *h)
+static void api_http__on_handle_close(uv_handle_t *h)
 {
     struct api_http_conn *c = h->data;
     HD_ASSERT(c->handles_open > 0);
@@ -196,11 +196,11 @@ static void on_handle_close(uv_handle_t *h)
         cb(c, API_HTTP_STREAM_CLOSED, c->stream_arg);
         c->in_event = false;
     }
-    conn_maybe_free(c);
+    api_http__conn_maybe_free(c);
 }
 
 /* The abrupt end: both handles are closed, pending writes are cancelled. */
-static void conn_close(struct api_http_conn *c)
+static void api_http__conn_close(struct api_http_conn *c)
 {
     if (c->closing) {
         return;
@@ -216,24 +216,24 @@ static void conn_close(struct api_http_conn *c)
         c->counted = false;
         c->srv->n_counted--;
     }
-    uv_close((uv_handle_t *)&c->tcp, on_handle_close);
-    uv_close((uv_handle_t *)&c->timer, on_handle_close);
+    uv_close((uv_handle_t *)&c->tcp, api_http__on_handle_close);
+    uv_close((uv_handle_t *)&c->timer, api_http__on_handle_close);
 }
 
-static void start_reading(struct api_http_conn *c)
+static void api_http__start_reading(struct api_http_conn *c)
 {
     if (c->reading || c->closing) {
         return;
     }
-    int rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    int rv = uv_read_start((uv_stream_t *)&c->tcp, api_http__on_alloc, api_http__on_read);
     if (rv != 0) {
-        conn_close(c);
+        api_http__conn_close(c);
         return;
     }
     c->reading = true;
 }
 
-static void stop_reading(struct api_http_conn *c)
+static void api_http__stop_reading(struct api_http_conn *c)
 {
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -245,7 +245,7 @@ static void stop_reading(struct api_http_conn *c)
 /* Timers                                                              */
 /* ------------------------------------------------------------------ */
 
-static void timer_stop(struct api_http_conn *c)
+static void api_http__timer_stop(struct api_http_conn *c)
 {
     if (!c->closing) {
         uv_timer_stop(&c->timer);
@@ -253,22 +253,23 @@ static void timer_stop(struct api_http_conn *c)
     c->timer_role = TIMER_NONE;
 }
 
-static void send_error_and_finish(struct api_http_conn *c, int status, const char *code,
+static void api_http__send_error_and_finish(struct api_http_conn *c, int status, const char *code,
                                   const char *message, const char *extra_headers);
 
-static void on_read_timeout(uv_timer_t *t)
+static void api_http__on_read_timeout(uv_timer_t *t)
 {
     struct api_http_conn *c = t->data;
     HD_ASSERT(c->state == CONN_READING);
     if (c->timer_role == TIMER_REQUEST) {
         HD_LOG_DEBUG("http: request timeout");
-        send_error_and_finish(c, 408, "request_timeout", "request not received in time", NULL);
+        api_http__send_error_and_finish(c, 408, "request_timeout", "request not received in time",
+                                        NULL);
     } else {
-        conn_close(c);
+        api_http__conn_close(c);
     }
 }
 
-static void timer_start(struct api_http_conn *c, enum conn_timer role, uint64_t ms,
+static void api_http__timer_start(struct api_http_conn *c, enum conn_timer role, uint64_t ms,
                         uv_timer_cb cb)
 {
     if (c->closing) {
@@ -278,48 +279,50 @@ static void timer_start(struct api_http_conn *c, enum conn_timer role, uint64_t 
     uv_timer_start(&c->timer, cb, ms, 0);
 }
 
-static void arm_read_timer(struct api_http_conn *c)
+static void api_http__arm_read_timer(struct api_http_conn *c)
 {
     if (api_http_parse_started(&c->parse)) {
         if (c->timer_role != TIMER_REQUEST) {
-            timer_start(c, TIMER_REQUEST, c->srv->limits.request_timeout_ms, on_read_timeout);
+            api_http__timer_start(c, TIMER_REQUEST, c->srv->limits.request_timeout_ms,
+                                  api_http__on_read_timeout);
         }
     } else if (c->timer_role != TIMER_IDLE) {
-        timer_start(c, TIMER_IDLE, c->srv->limits.idle_timeout_ms, on_read_timeout);
+        api_http__timer_start(c, TIMER_IDLE, c->srv->limits.idle_timeout_ms,
+                              api_http__on_read_timeout);
     }
 }
 
 /* Output that does not move for idle_timeout_ms means a client that does
  * not read; without this check it would hold the conn forever. */
-static void on_stall_check(uv_timer_t *t)
+static void api_http__on_stall_check(uv_timer_t *t)
 {
     struct api_http_conn *c = t->data;
     uint64_t written = c->bytes_submitted - uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
     if (c->writes_pending > 0 && written == c->stall_mark) {
         HD_LOG_DEBUG("http: client stopped reading, closing");
-        conn_close(c);
+        api_http__conn_close(c);
         return;
     }
     c->stall_mark = written;
-    timer_start(c, TIMER_STALL, c->srv->limits.idle_timeout_ms, on_stall_check);
+    api_http__timer_start(c, TIMER_STALL, c->srv->limits.idle_timeout_ms, api_http__on_stall_check);
 }
 
-static void arm_stall_timer(struct api_http_conn *c)
+static void api_http__arm_stall_timer(struct api_http_conn *c)
 {
     if (c->writes_pending == 0 || c->timer_role == TIMER_STALL) {
         return;
     }
     c->stall_mark = c->bytes_submitted - uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-    timer_start(c, TIMER_STALL, c->srv->limits.idle_timeout_ms, on_stall_check);
+    api_http__timer_start(c, TIMER_STALL, c->srv->limits.idle_timeout_ms, api_http__on_stall_check);
 }
 
 /* ------------------------------------------------------------------ */
 /* Writing                                                             */
 /* ------------------------------------------------------------------ */
 
-static void response_done(struct api_http_conn *c);
+static void api_http__response_done(struct api_http_conn *c);
 
-static void on_write(uv_write_t *req, int status)
+static void api_http__on_write(uv_write_t *req, int status)
 {
     struct api_http__write *w = (struct api_http__write *)req;
     struct api_http_conn *c = w->conn;
@@ -328,24 +331,24 @@ static void on_write(uv_write_t *req, int status)
     c->bytes_queued -= w->len;
     hd_free(w);
     if (c->closing) {
-        return; /* cancelled by uv_close: on_handle_close cleans up */
+        return; /* cancelled by uv_close: api_http__on_handle_close cleans up */
     }
     if (status < 0) {
-        conn_close(c);
+        api_http__conn_close(c);
         return;
     }
     if (c->writes_pending > 0) {
         return;
     }
     if (c->state == CONN_WRITING) {
-        response_done(c);
+        api_http__response_done(c);
     } else if (c->state == CONN_STREAMING) {
-        timer_stop(c);
+        api_http__timer_stop(c);
         if (c->user_owned && c->stream_cb != NULL) {
             c->in_event = true;
             c->stream_cb(c, API_HTTP_STREAM_DRAINED, c->stream_arg);
             c->in_event = false;
-            conn_maybe_free(c);
+            api_http__conn_maybe_free(c);
         }
     }
 }
@@ -355,7 +358,7 @@ static void on_write(uv_write_t *req, int status)
  * write request. Direct writes are tried only when nothing is queued, so
  * that bytes never overtake each other. A failure may leave part of the
  * data sent: the caller must then close the connection. */
-static int conn_write(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs)
+static int api_http__conn_write(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs)
 {
     size_t total = 0;
     for (unsigned i = 0; i < n_bufs; i++) {
@@ -368,7 +371,7 @@ static int conn_write(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_
     if (c->writes_pending == 0) {
         int rv = uv_try_write((uv_stream_t *)&c->tcp, bufs, n_bufs);
         if (rv < 0 && rv != UV_EAGAIN) {
-            return from_uv(rv);
+            return api_http__from_uv(rv);
         }
         done = rv > 0 ? (size_t)rv : 0;
     }
@@ -393,10 +396,10 @@ static int conn_write(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_
     w->conn = c;
     w->len = rest;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
-    int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, api_http__on_write);
     if (rv != 0) {
         hd_free(w);
-        return from_uv(rv);
+        return api_http__from_uv(rv);
     }
     c->writes_pending++;
     c->bytes_queued += rest;
@@ -404,7 +407,7 @@ static int conn_write(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_
     return 0;
 }
 
-static bool status_has_body(int status)
+static bool api_http__status_has_body(int status)
 {
     return !(status < 200 || status == 204 || status == 304);
 }
@@ -412,13 +415,13 @@ static bool status_has_body(int status)
 /* Formats the status line and headers. with_length: a Content-Length
  * (responses); otherwise the stream form. Returns the length, or 0 if out
  * is too small. */
-static size_t format_head(const struct api_http_conn *c, char *out, size_t out_len, int status,
-                          const char *content_type, const char *extra_headers,
-                          bool with_length, size_t body_len)
+static size_t api_http__format_head(const struct api_http_conn *c, char *out, size_t out_len,
+                                    int status, const char *content_type, const char *extra_headers,
+                                    bool with_length, size_t body_len)
 {
     bool close = c->close_after || c->srv->closing || !with_length;
     char length[48] = "";
-    if (with_length && status_has_body(status)) {
+    if (with_length && api_http__status_has_body(status)) {
         snprintf(length, sizeof length, "Content-Length: %zu\r\n", body_len);
     }
     const char *conn_hdr = close ? "Connection: close\r\n"
@@ -434,7 +437,7 @@ static size_t format_head(const struct api_http_conn *c, char *out, size_t out_l
     return (size_t)n;
 }
 
-static void check_header_text(const char *content_type, const char *extra_headers)
+static void api_http__check_header_text(const char *content_type, const char *extra_headers)
 {
     /* Programmer errors: a CR/LF in a value would split the header. */
     HD_ASSERT(content_type == NULL || strpbrk(content_type, "\r\n") == NULL);
@@ -446,11 +449,12 @@ static void check_header_text(const char *content_type, const char *extra_header
 
 /* Writes head and body_send bytes of body. The head is built on the stack
  * unless the extra headers are long. */
-static int send_head_and_body(struct api_http_conn *c, int status, const char *content_type,
-                              const char *extra_headers, bool with_length, const void *body,
-                              size_t body_len, size_t body_send)
+static int api_http__send_head_and_body(struct api_http_conn *c, int status,
+                                        const char *content_type, const char *extra_headers,
+                                        bool with_length, const void *body, size_t body_len,
+                                        size_t body_send)
 {
-    check_header_text(content_type, extra_headers);
+    api_http__check_header_text(content_type, extra_headers);
     size_t need = 160 + strlen(api_http_status_text(status)) +
                   (content_type != NULL ? strlen(content_type) : 0) +
                   (extra_headers != NULL ? strlen(extra_headers) : 0);
@@ -459,7 +463,7 @@ static int send_head_and_body(struct api_http_conn *c, int status, const char *c
     if (head == NULL) {
         return HD_ENOMEM;
     }
-    size_t head_len = format_head(c, head, need, status, content_type, extra_headers,
+    size_t head_len = api_http__format_head(c, head, need, status, content_type, extra_headers,
                                   with_length, body_len);
     HD_ASSERT(head_len > 0);
     HD_ASSERT(body_send <= UINT_MAX);
@@ -467,7 +471,7 @@ static int send_head_and_body(struct api_http_conn *c, int status, const char *c
         uv_buf_init(head, (unsigned)head_len),
         uv_buf_init((char *)(uintptr_t)body, (unsigned)body_send),
     };
-    int rv = conn_write(c, bufs, body_send > 0 ? 2 : 1);
+    int rv = api_http__conn_write(c, bufs, body_send > 0 ? 2 : 1);
     if (head != stack) {
         hd_free(head);
     }
@@ -476,7 +480,7 @@ static int send_head_and_body(struct api_http_conn *c, int status, const char *c
 
 /* {"error":{"code":"...","message":"..."}}, with both strings escaped.
  * Returns an hd_malloc'd string or NULL. */
-static char *json_error_body(const char *code, const char *message, size_t *len)
+static char *api_http__json_error_body(const char *code, const char *message, size_t *len)
 {
     size_t cap = 40 + 6 * (strlen(code) + strlen(message));
     char *out = hd_malloc(cap);
@@ -505,53 +509,53 @@ static char *json_error_body(const char *code, const char *message, size_t *len)
 }
 
 /* Answers a protocol error or timeout ourselves, then closes. */
-static void send_error_and_finish(struct api_http_conn *c, int status, const char *code,
+static void api_http__send_error_and_finish(struct api_http_conn *c, int status, const char *code,
                                   const char *message, const char *extra_headers)
 {
     c->close_after = true;
     size_t len = 0;
-    char *body = json_error_body(code, message, &len);
+    char *body = api_http__json_error_body(code, message, &len);
     if (body == NULL) {
-        conn_close(c);
+        api_http__conn_close(c);
         return;
     }
-    int rv = send_head_and_body(c, status, "application/json", extra_headers, true, body, len,
-                                len);
+    int rv = api_http__send_head_and_body(c, status, "application/json", extra_headers, true, body,
+                                          len, len);
     hd_free(body);
     if (rv != 0) {
-        conn_close(c);
+        api_http__conn_close(c);
         return;
     }
-    conn_finish(c);
+    api_http__conn_finish(c);
 }
 
 /* ------------------------------------------------------------------ */
 /* Graceful close                                                      */
 /* ------------------------------------------------------------------ */
 
-static void on_linger_timeout(uv_timer_t *t)
+static void api_http__on_linger_timeout(uv_timer_t *t)
 {
-    conn_close(t->data);
+    api_http__conn_close(t->data);
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status)
+static void api_http__on_shutdown(uv_shutdown_t *req, int status)
 {
     struct api_http_conn *c = req->data;
     if (c->closing) {
         return;
     }
     if (status < 0 || c->peer_eof) {
-        conn_close(c);
+        api_http__conn_close(c);
         return;
     }
     c->shutdown_done = true;
     uint64_t ms = c->srv->limits.idle_timeout_ms;
-    timer_start(c, TIMER_LINGER, ms < API_HTTP__LINGER_MS ? ms : API_HTTP__LINGER_MS,
-                on_linger_timeout);
+    api_http__timer_start(c, TIMER_LINGER, ms < API_HTTP__LINGER_MS ? ms : API_HTTP__LINGER_MS,
+                api_http__on_linger_timeout);
 }
 
 /* Flush, shut down the write side, drop input until the client's EOF. */
-static void conn_finish(struct api_http_conn *c)
+static void api_http__conn_finish(struct api_http_conn *c)
 {
     if (c->closing || c->shutdown_started) {
         return;
@@ -561,34 +565,34 @@ static void conn_finish(struct api_http_conn *c)
     hd_free(c->leftover);
     c->leftover = NULL;
     c->leftover_len = 0;
-    timer_stop(c);
+    api_http__timer_stop(c);
     c->shutdown_req.data = c;
-    int rv = uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown);
+    int rv = uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, api_http__on_shutdown);
     if (rv != 0) {
-        conn_close(c);
+        api_http__conn_close(c);
         return;
     }
-    arm_stall_timer(c);
-    start_reading(c);
+    api_http__arm_stall_timer(c);
+    api_http__start_reading(c);
 }
 
 /* ------------------------------------------------------------------ */
-/* Reading and dispatch                                                */
+/* Reading and api_http__dispatch                                                */
 /* ------------------------------------------------------------------ */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void api_http__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct api_http_conn *c = h->data;
     *buf = uv_buf_init(c->srv->read_buf, (unsigned)sizeof c->srv->read_buf);
 }
 
-static void dispatch(struct api_http_conn *c)
+static void api_http__dispatch(struct api_http_conn *c)
 {
     const struct api_http_request *req = api_http_parse_request(&c->parse);
     HD_ASSERT(req != NULL);
-    stop_reading(c);
-    timer_stop(c);
+    api_http__stop_reading(c);
+    api_http__timer_stop(c);
     c->state = CONN_PENDING;
     c->user_owned = true;
     c->head_request = req->method == HTTP_HEAD;
@@ -599,7 +603,7 @@ static void dispatch(struct api_http_conn *c)
 
 /* Keeps the bytes after a complete request for later. They are either
  * already in leftover (we are parsing it) or in the shared read buffer. */
-static void keep_leftover(struct api_http_conn *c, const char *data, size_t len)
+static void api_http__keep_leftover(struct api_http_conn *c, const char *data, size_t len)
 {
     if (c->feeding_leftover) {
         c->leftover_off = (size_t)(data - c->leftover);
@@ -622,7 +626,7 @@ static void keep_leftover(struct api_http_conn *c, const char *data, size_t len)
 
 static const char api_http__continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-static void conn_feed(struct api_http_conn *c, const char *data, size_t len)
+static void api_http__conn_feed(struct api_http_conn *c, const char *data, size_t len)
 {
     while (c->state == CONN_READING && len > 0) {
         size_t used = 0;
@@ -630,29 +634,29 @@ static void conn_feed(struct api_http_conn *c, const char *data, size_t len)
         data += used;
         len -= used;
         if (rv == API_HTTP_PARSE_REQUEST) {
-            keep_leftover(c, data, len);
-            dispatch(c);
+            api_http__keep_leftover(c, data, len);
+            api_http__dispatch(c);
             return;
         }
         if (rv < 0) {
             const struct api_http_error *e = api_http_parse_error(&c->parse);
             HD_LOG_DEBUG("http: %d %s", e->status, e->message);
-            send_error_and_finish(c, e->status, e->code, e->message, NULL);
+            api_http__send_error_and_finish(c, e->status, e->code, e->message, NULL);
             return;
         }
         if (rv == API_HTTP_PARSE_CONTINUE) {
             uv_buf_t b = uv_buf_init((char *)(uintptr_t)api_http__continue,
                                      (unsigned)(sizeof api_http__continue - 1));
-            if (conn_write(c, &b, 1) != 0) {
-                conn_close(c);
+            if (api_http__conn_write(c, &b, 1) != 0) {
+                api_http__conn_close(c);
                 return;
             }
         }
-        arm_read_timer(c);
+        api_http__arm_read_timer(c);
     }
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+static void api_http__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct api_http_conn *c = stream->data;
     if (nread == 0) {
@@ -660,35 +664,35 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread > 0) {
         if (c->state == CONN_READING) {
-            conn_feed(c, buf->base, (size_t)nread);
+            api_http__conn_feed(c, buf->base, (size_t)nread);
         }
         return; /* STREAMING and CLOSING drop input */
     }
     if (nread == UV_EOF && c->state == CONN_CLOSING && !c->shutdown_done) {
-        /* Half-close: the response still goes out, then on_shutdown closes. */
+        /* Half-close: the response still goes out, then api_http__on_shutdown closes. */
         c->peer_eof = true;
-        stop_reading(c);
+        api_http__stop_reading(c);
         return;
     }
     /* EOF or error while reading a request, streaming or lingering. A
      * partial request cannot be completed, so there is no one to answer. */
-    conn_close(c);
+    api_http__conn_close(c);
 }
 
 /* After a response is fully written: next request or close. */
-static void response_done(struct api_http_conn *c)
+static void api_http__response_done(struct api_http_conn *c)
 {
     HD_ASSERT(c->state == CONN_WRITING && c->writes_pending == 0);
     if (c->close_after || c->srv->closing) {
-        conn_finish(c);
+        api_http__conn_finish(c);
         return;
     }
     api_http_parse_next(&c->parse);
     c->state = CONN_READING;
-    timer_stop(c);
+    api_http__timer_stop(c);
     if (c->leftover_len > 0) {
         c->feeding_leftover = true;
-        conn_feed(c, c->leftover + c->leftover_off, c->leftover_len);
+        api_http__conn_feed(c, c->leftover + c->leftover_off, c->leftover_len);
         c->feeding_leftover = false;
     }
     if (c->closing) {
@@ -698,17 +702,17 @@ static void response_done(struct api_http_conn *c)
         hd_free(c->leftover); /* all of it was parsed */
         c->leftover = NULL;
         c->leftover_len = 0;
-        arm_read_timer(c);
-        start_reading(c);
+        api_http__arm_read_timer(c);
+        api_http__start_reading(c);
     }
 }
 
-static void on_deferred_done(uv_timer_t *t)
+static void api_http__on_deferred_done(uv_timer_t *t)
 {
     struct api_http_conn *c = t->data;
     c->timer_role = TIMER_NONE;
     if (c->state == CONN_WRITING && c->writes_pending == 0) {
-        response_done(c);
+        api_http__response_done(c);
     }
 }
 
@@ -716,7 +720,7 @@ static void on_deferred_done(uv_timer_t *t)
 /* Accepting                                                           */
 /* ------------------------------------------------------------------ */
 
-static struct api_http_conn *conn_create(struct api_http_server *s)
+static struct api_http_conn *api_http__conn_create(struct api_http_server *s)
 {
     struct api_http_conn *c = hd_calloc(1, sizeof *c);
     if (c == NULL) {
@@ -738,14 +742,14 @@ static struct api_http_conn *conn_create(struct api_http_server *s)
     return c;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void api_http__on_connection(uv_stream_t *server, int status)
 {
     struct api_http_server *s = server->data;
     if (status < 0) {
         HD_LOG_WARN("http: accept: %s", uv_strerror(status));
         return;
     }
-    struct api_http_conn *c = conn_create(s);
+    struct api_http_conn *c = api_http__conn_create(s);
     if (c == NULL) {
         /* The connection stays in the backlog; libuv retries later. */
         HD_LOG_ERROR("http: accept: out of memory");
@@ -753,22 +757,22 @@ static void on_connection(uv_stream_t *server, int status)
     }
     int rv = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rv != 0) {
-        conn_close(c);
+        api_http__conn_close(c);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     if (s->n_counted >= s->limits.connections_max) {
         /* Accept and refuse rather than leave it in the backlog, so that
          * the client gets an answer it can retry on. */
-        send_error_and_finish(c, 503, "overloaded", "too many connections",
+        api_http__send_error_and_finish(c, 503, "overloaded", "too many connections",
                               "Retry-After: 1\r\n");
         return;
     }
     c->counted = true;
     s->n_counted++;
     c->state = CONN_READING;
-    arm_read_timer(c);
-    start_reading(c);
+    api_http__arm_read_timer(c);
+    api_http__start_reading(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -776,7 +780,7 @@ static void on_connection(uv_stream_t *server, int status)
 /* ------------------------------------------------------------------ */
 
 /* Splits "host:port" or "[v6]:port". */
-static int parse_listen_addr(const char *addr, struct sockaddr_storage *ss)
+static int api_http__parse_listen_addr(const char *addr, struct sockaddr_storage *ss)
 {
     char host[64];
     const char *port_str;
@@ -817,7 +821,7 @@ static int parse_listen_addr(const char *addr, struct sockaddr_storage *ss)
 /* Binds and listens with plain syscalls, so that the usual failures (bad
  * address, address in use) happen before any libuv handle exists and
  * init can fail without leaving work for the loop. */
-static int open_listener(const struct sockaddr_storage *ss, int *fd_out, int *port_out,
+static int api_http__open_listener(const struct sockaddr_storage *ss, int *fd_out, int *port_out,
                          char *errmsg, size_t errmsg_len, const char *addr)
 {
     socklen_t ss_len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
@@ -862,7 +866,7 @@ err_close: {
 }
 }
 
-static void free_handle_owner(uv_handle_t *h)
+static void api_http__free_handle_owner(uv_handle_t *h)
 {
     hd_free(h->data);
 }
@@ -873,7 +877,7 @@ int api_http_server_init(struct api_http_server **out, uv_loop_t *loop, const ch
 {
     HD_ASSERT(out != NULL && loop != NULL && listen_addr != NULL && cb != NULL);
     struct sockaddr_storage ss;
-    int rv = parse_listen_addr(listen_addr, &ss);
+    int rv = api_http__parse_listen_addr(listen_addr, &ss);
     if (rv != 0) {
         snprintf(errmsg, errmsg_len, "listen %s: bad address (want host:port or [v6]:port)",
                  listen_addr);
@@ -881,7 +885,7 @@ int api_http_server_init(struct api_http_server **out, uv_loop_t *loop, const ch
     }
     int fd = -1;
     int port = 0;
-    rv = open_listener(&ss, &fd, &port, errmsg, errmsg_len, listen_addr);
+    rv = api_http__open_listener(&ss, &fd, &port, errmsg, errmsg_len, listen_addr);
     if (rv != 0) {
         return rv;
     }
@@ -899,19 +903,19 @@ int api_http_server_init(struct api_http_server **out, uv_loop_t *loop, const ch
     rv = uv_tcp_init(loop, &s->tcp);
     if (rv != 0) {
         snprintf(errmsg, errmsg_len, "listen %s: %s", listen_addr, uv_strerror(rv));
-        rv = from_uv(rv);
+        rv = api_http__from_uv(rv);
         goto err_free;
     }
     s->tcp.data = s;
     int uv_rv = uv_tcp_open(&s->tcp, fd);
     if (uv_rv == 0) {
-        uv_rv = uv_listen((uv_stream_t *)&s->tcp, API_HTTP__BACKLOG, on_connection);
+        uv_rv = uv_listen((uv_stream_t *)&s->tcp, API_HTTP__BACKLOG, api_http__on_connection);
     }
     if (uv_rv != 0) {
         /* Rare: the handle exists, so its memory goes back from the loop. */
         snprintf(errmsg, errmsg_len, "listen %s: %s", listen_addr, uv_strerror(uv_rv));
-        uv_close((uv_handle_t *)&s->tcp, free_handle_owner);
-        return from_uv(uv_rv);
+        uv_close((uv_handle_t *)&s->tcp, api_http__free_handle_owner);
+        return api_http__from_uv(uv_rv);
     }
     /* libuv writes with write(2): a reset peer would raise SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
@@ -936,11 +940,11 @@ size_t api_http_server_connections(const struct api_http_server *s)
     return s->n_conns;
 }
 
-static void on_listener_close(uv_handle_t *h)
+static void api_http__on_listener_close(uv_handle_t *h)
 {
     struct api_http_server *s = h->data;
     s->listener_closed = true;
-    server_maybe_finish(s);
+    api_http__server_maybe_finish(s);
 }
 
 void api_http_server_close(struct api_http_server *s, void (*cb)(void *arg), void *arg)
@@ -949,14 +953,14 @@ void api_http_server_close(struct api_http_server *s, void (*cb)(void *arg), voi
     s->closing = true;
     s->close_cb = cb;
     s->close_arg = arg;
-    uv_close((uv_handle_t *)&s->tcp, on_listener_close);
-    /* conn_close never frees synchronously (handles close from the loop),
+    uv_close((uv_handle_t *)&s->tcp, api_http__on_listener_close);
+    /* api_http__conn_close never frees synchronously (handles close from the loop),
      * so walking the list while closing is safe. */
     for (struct api_http_conn *c = s->conns; c != NULL; c = c->next) {
         switch (c->state) {
         case CONN_READING:
-        case CONN_STREAMING: /* CLOSED follows from on_handle_close */
-            conn_close(c);
+        case CONN_STREAMING: /* CLOSED follows from api_http__on_handle_close */
+            api_http__conn_close(c);
             break;
         case CONN_PENDING:
         case CONN_WRITING:
@@ -964,7 +968,7 @@ void api_http_server_close(struct api_http_server *s, void (*cb)(void *arg), voi
             break;
         case CONN_CLOSING:
             if (c->shutdown_done) {
-                conn_close(c); /* no need to linger any longer */
+                api_http__conn_close(c); /* no need to linger any longer */
             }
             break;
         }
@@ -978,12 +982,12 @@ void api_http_server_close(struct api_http_server *s, void (*cb)(void *arg), voi
 /* The response is queued: finish when its writes complete, or (if the
  * socket took it all at once) on the next loop turn, never from inside
  * api_http_respond(), which could recurse into the request callback. */
-static void response_queued(struct api_http_conn *c)
+static void api_http__response_queued(struct api_http_conn *c)
 {
     if (c->writes_pending == 0) {
-        timer_start(c, TIMER_DEFER, 0, on_deferred_done);
+        api_http__timer_start(c, TIMER_DEFER, 0, api_http__on_deferred_done);
     } else {
-        arm_stall_timer(c);
+        api_http__arm_stall_timer(c);
     }
 }
 
@@ -996,21 +1000,21 @@ int api_http_respond(struct api_http_conn *c, int status, const char *content_ty
     HD_ASSERT(body != NULL || body_len == 0);
     c->user_owned = false;
     if (c->closing) {
-        conn_maybe_free(c);
+        api_http__conn_maybe_free(c);
         return HD_ESHUTDOWN;
     }
     c->state = CONN_WRITING;
     if (c->srv->closing) {
         c->close_after = true;
     }
-    size_t send = c->head_request || !status_has_body(status) ? 0 : body_len;
-    int rv = send_head_and_body(c, status, content_type, extra_headers, true, body, body_len,
-                                send);
+    size_t send = c->head_request || !api_http__status_has_body(status) ? 0 : body_len;
+    int rv = api_http__send_head_and_body(c, status, content_type, extra_headers, true, body,
+                                          body_len, send);
     if (rv != 0) {
-        conn_close(c);
+        api_http__conn_close(c);
         return rv;
     }
-    response_queued(c);
+    api_http__response_queued(c);
     return 0;
 }
 
@@ -1018,7 +1022,7 @@ int api_http_respond_error(struct api_http_conn *c, int status, const char *code
                            const char *message, const char *extra_headers)
 {
     size_t len = 0;
-    char *body = json_error_body(code, message, &len);
+    char *body = api_http__json_error_body(code, message, &len);
     if (body == NULL) {
         /* Still give the conn back, with an empty answer. */
         api_http_respond(c, status, NULL, extra_headers, NULL, 0);
@@ -1048,16 +1052,17 @@ int api_http_stream_begin(struct api_http_conn *c, int status, const char *conte
     hd_free(c->leftover); /* pipelined requests after a stream are dropped */
     c->leftover = NULL;
     c->leftover_len = 0;
-    int rv = send_head_and_body(c, status, content_type, extra_headers, false, NULL, 0, 0);
+    int rv =
+        api_http__send_head_and_body(c, status, content_type, extra_headers, false, NULL, 0, 0);
     if (rv != 0) {
-        conn_close(c);
+        api_http__conn_close(c);
         return rv;
     }
     c->stream_cb = on_event;
     c->stream_arg = arg;
-    arm_stall_timer(c);
+    api_http__arm_stall_timer(c);
     /* Read (and drop input) to notice the client leaving. */
-    start_reading(c);
+    api_http__start_reading(c);
     return 0;
 }
 
@@ -1069,12 +1074,12 @@ int api_http_stream_write(struct api_http_conn *c, const void *data, size_t len)
     }
     HD_ASSERT(len <= UINT_MAX);
     uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
-    int rv = conn_write(c, &b, 1);
+    int rv = api_http__conn_write(c, &b, 1);
     if (rv != 0) {
-        conn_close(c);
+        api_http__conn_close(c);
         return rv == HD_ENOMEM ? rv : HD_ESHUTDOWN;
     }
-    arm_stall_timer(c);
+    api_http__arm_stall_timer(c);
     return 0;
 }
 
@@ -1089,8 +1094,8 @@ void api_http_stream_end(struct api_http_conn *c)
     c->user_owned = false;
     c->stream_cb = NULL;
     if (c->closing) {
-        conn_maybe_free(c); /* waits for in_event / handles by itself */
+        api_http__conn_maybe_free(c); /* waits for in_event / handles by itself */
         return;
     }
-    conn_finish(c);
+    api_http__conn_finish(c);
 }
