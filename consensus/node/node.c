@@ -326,11 +326,6 @@ unsigned cons_node_peers(struct cons_node *n, struct cons_peer_status *out, unsi
 
 /* ------------------------------------------------------------ appends --- */
 
-unsigned cons_shard_of(unsigned n_shards, const char *channel, size_t len)
-{
-    return log_shard_of(n_shards, channel, len);
-}
-
 int cons_node_append(struct cons_node *n, struct cons_append_req *req, cons_append_cb cb)
 {
     HD_ASSERT(req != NULL && cb != NULL);

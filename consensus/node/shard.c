@@ -13,6 +13,11 @@
 #include "raft_io.h"
 #include "shard.h"
 
+unsigned cons_shard_of(unsigned n_shards, const char *channel, size_t len)
+{
+    return log_shard_of(n_shards, channel, len);
+}
+
 _Noreturn static void cons__fatal(struct cons_shard *sh, const char *what, int rv)
 {
     /* A committed entry that cannot be applied means the state can no longer

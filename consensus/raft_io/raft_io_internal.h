@@ -96,6 +96,9 @@ struct cons_append {
 
 /* Fills the shard's struct raft_io with this backend's functions. */
 void cons__io_setup(struct cons_shard_log *sl);
+
+/* ---- raft_io_requests.c: what every asynchronous request shares */
+
 /* Maps an HD_E* code to the RAFT_* code raft expects. */
 int cons__raft_err(int rv);
 /* Runs fn(arg) on the next loop turn (raft wants some callbacks async). */
@@ -104,6 +107,8 @@ int cons__defer(struct cons_store *s, void (*fn)(void *), void *arg);
  * io->close completes only once none is left, so raft never gets a callback
  * after its close callback. */
 void cons__pending_done(struct cons_shard_log *sl);
+/* raft's io->close: stops the ticks; completes once nothing is pending. */
+void cons__close(struct raft_io *io, raft_io_close_cb cb);
 
 /* ---- raft_io_votes.c: terms and votes, durable when the call returns */
 
