@@ -4,7 +4,7 @@
 
 It reads what the harness recorded in one run folder (run.json,
 history.jsonl, tails.jsonl, final.json, nemesis.jsonl) and judges it against
-the contract in DESIGN.md: acknowledged appends are never lost, nothing is
+herald's contract (README.md): acknowledged appends are never lost, nothing is
 invented or duplicated, every node and reader sees one gap-free sequence with
 strictly increasing ts, retries answer the original seq/ts, and tails resume
 without gaps or repeats.  It also measures availability per fault.

@@ -13,7 +13,7 @@
  *   u32 version (1), u64 index, u64 term, u64 configuration_index,
  *   u32 n_servers, n times: u64 id, u8 role, u16 address_len, address,
  *   u32 data_len, data
- * The data is the FSM's manifest: small by design (DESIGN.md), the state
+ * The data is the FSM's manifest (consensus/node/manifest.h): small by design; the state
  * itself stays in RocksDB.
  */
 
