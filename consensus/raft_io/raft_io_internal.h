@@ -161,5 +161,8 @@ int cons__snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
  * DATA/snapshots/shard-N.{1,2}. */
 int cons__snapshot_store(struct cons_shard_log *sl, const struct raft_snapshot *snap);
 int cons__snapshot_load(struct cons_shard_log *sl, struct raft_snapshot **out);
+/* Decodes a snapshot blob into *snap (its configuration and one raft_malloc'ed
+ * data buffer). HD_ECORRUPT unless the bytes are exactly one valid blob. */
+int cons__snapshot_decode(const uint8_t *blob, size_t len, struct raft_snapshot *snap);
 
 #endif

@@ -91,7 +91,7 @@ static int cons__snap_decode_servers(const uint8_t **pp, const uint8_t *end, uin
     return 0;
 }
 
-static int cons__snap_decode(const uint8_t *blob, size_t len, struct raft_snapshot *snap)
+int cons__snapshot_decode(const uint8_t *blob, size_t len, struct raft_snapshot *snap)
 {
     const uint8_t *p = blob, *end = blob + len;
     if (len < 32 || hd_get_u32(p) != CONS_SNAP_VERSION) return HD_ECORRUPT;
@@ -106,6 +106,7 @@ static int cons__snap_decode(const uint8_t *blob, size_t len, struct raft_snapsh
     uint32_t data_len = hd_get_u32(p);
     p += 4;
     if ((size_t)(end - p) != data_len) goto err;
+    rv = HD_ENOMEM;
     snap->bufs = raft_malloc(sizeof *snap->bufs);
     if (snap->bufs == NULL) goto err;
     snap->bufs[0].base = raft_malloc(data_len > 0 ? data_len : 1);
@@ -119,7 +120,7 @@ static int cons__snap_decode(const uint8_t *blob, size_t len, struct raft_snapsh
     return 0;
 err:
     raft_configuration_close(&snap->configuration);
-    return HD_ECORRUPT;
+    return rv == HD_ENOMEM ? HD_ENOMEM : HD_ECORRUPT;
 }
 
 int cons__snapshot_load(struct cons_shard_log *sl, struct raft_snapshot **out)
@@ -133,7 +134,7 @@ int cons__snapshot_load(struct cons_shard_log *sl, struct raft_snapshot **out)
     int rv = st_meta_file_load(&sl->snap, blob, ST_META_BLOB_MAX, &len);
     if (rv == 0) {
         struct raft_snapshot *snap = raft_calloc(1, sizeof *snap);
-        rv = snap == NULL ? HD_ENOMEM : cons__snap_decode(blob, len, snap);
+        rv = snap == NULL ? HD_ENOMEM : cons__snapshot_decode(blob, len, snap);
         if (rv == 0) {
             *out = snap;
         } else {
