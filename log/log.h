@@ -19,7 +19,7 @@
  *   - if (channel, nonce) is in the dedup index and entry.stamp - stored.stamp
  *     < window, the answer is the stored (seq, ts) with duplicate = true;
  *   - else seq = head.seq + 1, ts = max(entry.stamp, head.ts + 1), and the
- *     message, the dedup key and the new head are written.
+ *     message and the dedup key are written (the head is the last message: keys.h).
  * Everything of one entry, plus applied[S] = I, is one RocksDB write batch.
  * An entry with I <= applied[S] was applied before a restart and is skipped
  * (RocksDB's WAL is off: after a crash, state is as of the last flush, and
