@@ -10,33 +10,12 @@
 
 bool log_channel_valid(const char *id, size_t len)
 {
-    if (len == 0 || len > LOG_CHANNEL_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = id[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
-                  c == '-';
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
+    return hd_channel_valid(id, len);
 }
 
 bool log_nonce_valid(const char *nonce, size_t len)
 {
-    if (len == 0 || len > LOG_NONCE_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)nonce[i];
-        if (c < 0x21 || c > 0x7e) {
-            return false;
-        }
-    }
-    return true;
+    return hd_nonce_valid(nonce, len);
 }
 
 size_t log_entry_size(const struct log_append *appends, size_t n)
