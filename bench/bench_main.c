@@ -11,7 +11,7 @@
 
 #include "bench.h"
 #include "bench_internal.h"
-#include "client_internal.h"
+#include "herald/herald.h"
 
 #define SETTINGS_MAX 16
 
@@ -146,8 +146,8 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
 static int resolve(const char *url, struct bench_config *cfg)
 {
     char host[256], port[8];
-    if (herald__url_parse(url, host, sizeof host, port, sizeof port, cfg->base_path,
-                          sizeof cfg->base_path) != 0) {
+    if (herald_url_parse(url, host, sizeof host, port, sizeof port, cfg->base_path,
+                         sizeof cfg->base_path) != 0) {
         fprintf(stderr, "herald bench: bad server URL \"%s\"\n", url);
         return 2;
     }

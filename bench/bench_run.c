@@ -9,7 +9,6 @@
 #include <uv.h>
 
 #include "bench_internal.h"
-#include "hd_alloc.h"
 
 /*
  * Each connection carries `depth` requests at once (1 unless --connections
@@ -364,8 +363,8 @@ static int state_init(struct bench_state *st, const struct bench_config *cfg,
     st->res = res;
     st->req_cap = 1024 + cfg->payload_bytes;
     uint64_t rng = cfg->seed * 0x9E3779B97F4A7C15ULL + 1;
-    st->payload = hd_malloc(cfg->payload_bytes + 1);
-    st->conns = hd_calloc((size_t)cfg->connections, sizeof *st->conns);
+    st->payload = malloc(cfg->payload_bytes + 1);
+    st->conns = calloc((size_t)cfg->connections, sizeof *st->conns);
     if (st->payload == NULL || st->conns == NULL) return -1;
     static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     for (size_t i = 0; i < cfg->payload_bytes; i++) st->payload[i] = alnum[xorshift(&rng) % 36];
@@ -379,10 +378,10 @@ static int state_init(struct bench_state *st, const struct bench_config *cfg,
         cn->index = i;
         cn->depth = cfg->in_flight / cfg->connections + (i < cfg->in_flight % cfg->connections);
         cn->rng = cfg->seed * 0xD1B54A32D192ED03ULL + (uint64_t)i * 2 + 1;
-        cn->slots = hd_calloc((size_t)cn->depth, sizeof *cn->slots);
+        cn->slots = calloc((size_t)cn->depth, sizeof *cn->slots);
         if (cn->slots == NULL) return -1;
         for (int k = 0; k < cn->depth; k++) {
-            cn->slots[k].req = hd_malloc(st->req_cap);
+            cn->slots[k].req = malloc(st->req_cap);
             if (cn->slots[k].req == NULL) return -1;
         }
     }
@@ -393,22 +392,22 @@ static void state_free(struct bench_state *st)
 {
     for (int i = 0; st->conns != NULL && i < st->cfg->connections; i++) {
         for (int k = 0; st->conns[i].slots != NULL && k < st->conns[i].depth; k++) {
-            hd_free(st->conns[i].slots[k].req);
+            free(st->conns[i].slots[k].req);
         }
-        hd_free(st->conns[i].slots);
+        free(st->conns[i].slots);
     }
-    hd_free(st->conns);
-    hd_free(st->payload);
+    free(st->conns);
+    free(st->payload);
 }
 
 int bench_run(const struct bench_config *cfg, struct bench_result *res)
 {
     memset(res, 0, sizeof *res);
-    struct bench_state *st = hd_malloc(sizeof *st); /* large: keep it off the stack */
+    struct bench_state *st = malloc(sizeof *st); /* large: keep it off the stack */
     if (st == NULL || state_init(st, cfg, res) != 0 || uv_loop_init(&st->loop) != 0) {
         snprintf(res->fatal, sizeof res->fatal, "out of memory");
         if (st != NULL) state_free(st);
-        hd_free(st);
+        free(st);
         return -1;
     }
     uv_timer_init(&st->loop, &st->phase_timer);
@@ -426,6 +425,6 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
         res->elapsed_s = (double)(end - st->start_ns) / 1e9;
     }
     state_free(st);
-    hd_free(st);
+    free(st);
     return res->fatal[0] ? -1 : 0;
 }

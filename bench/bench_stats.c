@@ -3,10 +3,10 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench_internal.h"
-#include "hd_alloc.h"
 
 void bench_count_error(struct bench_result *res, const char *kind)
 {
@@ -31,7 +31,7 @@ bool bench_record_latency(struct bench_result *res, uint64_t us)
 {
     if (res->lat_len == res->lat_cap) {
         size_t cap = res->lat_cap ? res->lat_cap * 2 : 65536;
-        uint64_t *p = hd_realloc(res->lat_us, cap * sizeof *p);
+        uint64_t *p = realloc(res->lat_us, cap * sizeof *p);
         if (p == NULL) return false;
         res->lat_us = p;
         res->lat_cap = cap;
@@ -42,7 +42,7 @@ bool bench_record_latency(struct bench_result *res, uint64_t us)
 
 void bench_result_free(struct bench_result *res)
 {
-    hd_free(res->lat_us);
+    free(res->lat_us);
     res->lat_us = NULL;
     res->lat_len = res->lat_cap = 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libherald requests: init/close, append with retries, read, status. */
+/* libherald requests: init/close, append with retries, read, status; errors. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,39 @@
 #include "client_internal.h"
 #include "hd_alloc.h"
 #include "hd_error.h"
+#include "hd_ids.h"
+
+int herald__fail(struct herald_client *c, int rv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+    va_end(ap);
+    return rv;
+}
+
+int herald__channel_check(struct herald_client *c, const char *channel)
+{
+    if (channel == NULL || !hd_channel_valid(channel, strlen(channel))) {
+        return herald__fail(c, HD_EINVAL, "bad channel id (1-128 bytes of [A-Za-z0-9._:-])");
+    }
+    return 0;
+}
+
+const char *herald_errmsg(const struct herald_client *c)
+{
+    return c->errmsg;
+}
+
+const char *herald_strerror(int rv)
+{
+    return hd_strerror(rv);
+}
+
+void herald_free(void *p)
+{
+    hd_free(p);
+}
 
 int herald_client_init(struct herald_client *c, const char *url)
 {
@@ -20,8 +54,8 @@ int herald_client_init(struct herald_client *c, const char *url)
     c->backoff_max_ms = 1000;
     c->tail_idle_timeout_ms = 60000;
     if (url == NULL) url = HERALD_URL_DEFAULT;
-    if (herald__url_parse(url, c->host, sizeof c->host, c->port, sizeof c->port,
-                          c->base_path, sizeof c->base_path) != 0) {
+    if (herald_url_parse(url, c->host, sizeof c->host, c->port, sizeof c->port,
+                         c->base_path, sizeof c->base_path) != 0) {
         return herald__fail(c, HD_EINVAL, "bad server URL \"%.200s\" (want http://host:port)",
                             url);
     }
@@ -93,7 +127,7 @@ static int append_body(const void *payload, size_t len, const char *nonce, char 
         rv |= json_object_set_new(o, "payload", text);
     } else {
         struct herald__buf b64 = {0};
-        rv |= herald__b64_encode(payload, len, &b64);
+        rv |= herald__buf_append_base64(&b64, payload, len);
         rv |= json_object_set_new(o, "payload_b64", json_stringn(b64.data, b64.len));
         herald__buf_free(&b64);
     }
@@ -128,9 +162,7 @@ int herald_append(struct herald_client *c, const char *channel, const void *payl
                   size_t len, const char *nonce, struct herald_append_result *result)
 {
     memset(result, 0, sizeof *result);
-    if (!herald__channel_valid(channel)) {
-        return herald__fail(c, HD_EINVAL, "bad channel id (1-128 bytes of [A-Za-z0-9._:-])");
-    }
+    if (herald__channel_check(c, channel) != 0) return HD_EINVAL;
     if (nonce == NULL) {
         int rv = herald_nonce_generate(result->nonce, sizeof result->nonce);
         if (rv != 0) return herald__fail(c, rv, "generate nonce: %s", hd_strerror(rv));
@@ -201,9 +233,7 @@ static int read_common(struct herald_client *c, const char *channel, const char 
                        herald_message_cb cb, void *arg)
 {
     if (next_seq != NULL) *next_seq = 0;
-    if (!herald__channel_valid(channel)) {
-        return herald__fail(c, HD_EINVAL, "bad channel id (1-128 bytes of [A-Za-z0-9._:-])");
-    }
+    if (herald__channel_check(c, channel) != 0) return HD_EINVAL;
     char target[HERALD_CHANNEL_MAX + 96];
     int n = snprintf(target, sizeof target, "/v1/channels/%s/messages?%s", channel, query);
     if (limit > 0) snprintf(target + n, sizeof target - (size_t)n, "&limit=%u", limit);

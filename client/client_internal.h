@@ -28,35 +28,24 @@ int herald__buf_printf(struct herald__buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void herald__buf_reset(struct herald__buf *b);
 void herald__buf_free(struct herald__buf *b);
+/* Appends the base64 of len bytes (common/hd_base64.h), NUL-terminated. */
+int herald__buf_append_base64(struct herald__buf *b, const uint8_t *in, size_t len);
 
 /* ------------------------------------------------------------------ misc */
-
-/* Splits "http://host[:port][/prefix]" into its parts. host is a name, an
- * IPv4 address or "[v6]"; the brackets are dropped. HD_EINVAL otherwise. */
-int herald__url_parse(const char *url, char *host, size_t host_size, char *port,
-                      size_t port_size, char *path, size_t path_size);
 
 /* Sets c->errmsg (printf-style) and returns rv, for `return herald__fail(...)`. */
 int herald__fail(struct herald_client *c, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Base64 (RFC 4648, with padding). decode returns HD_EINVAL on bad input;
- * out must hold len / 4 * 3 bytes. */
-int herald__b64_encode(const uint8_t *in, size_t len, struct herald__buf *out);
-int herald__b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
-
-/* True when the channel id is 1–128 bytes of [A-Za-z0-9._:-]. */
-bool herald__channel_valid(const char *channel);
+/* 0 if channel (NUL-terminated, may be NULL) is a channel id by
+ * hd_channel_valid(); else HD_EINVAL with errmsg set. */
+int herald__channel_check(struct herald_client *c, const char *channel);
 
 /* Parses one message object of a read or tail answer into *msg; pointers
  * borrow from obj, except that a payload_b64 is decoded into *scratch.
  * HD_ECORRUPT with a reason in why[] when a field is missing or mistyped. */
 int herald__message_from_json(json_t *obj, struct herald__buf *scratch,
                               struct herald_message *msg, char *why, size_t why_size);
-
-/* Serialises msg as one compact JSON object (channel, seq, ts, nonce,
- * payload or payload_b64), the CLI's output format. */
-int herald__message_to_json(const struct herald_message *msg, struct herald__buf *out);
 
 /* -------------------------------------------------------- HTTP responses */
 

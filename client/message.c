@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "client_internal.h"
+#include "hd_alloc.h"
+#include "hd_base64.h"
 #include "hd_error.h"
 
 static int bad(char *why, size_t why_size, const char *text)
@@ -36,10 +38,10 @@ static int get_payload(json_t *obj, struct herald__buf *scratch, struct herald_m
     if (!json_is_string(b64)) return bad(why, why_size, "message has no payload");
     size_t len = json_string_length(b64);
     herald__buf_reset(scratch);
-    int rv = herald__buf_reserve(scratch, len / 4 * 3);
+    int rv = herald__buf_reserve(scratch, hd_base64_decoded_max(len));
     if (rv != 0) return rv;
     size_t out_len = 0;
-    if (herald__b64_decode(json_string_value(b64), len, (uint8_t *)scratch->data, &out_len)) {
+    if (hd_base64_decode(json_string_value(b64), len, (uint8_t *)scratch->data, &out_len)) {
         return bad(why, why_size, "payload_b64 is not base64");
     }
     scratch->len = out_len;
@@ -70,8 +72,9 @@ int herald__message_from_json(json_t *obj, struct herald__buf *scratch,
     return get_payload(obj, scratch, msg, why, why_size);
 }
 
-int herald__message_to_json(const struct herald_message *msg, struct herald__buf *out)
+int herald_message_to_json(const struct herald_message *msg, char **json_text)
 {
+    *json_text = NULL;
     char ts[HERALD_TS_STR_MAX];
     herald_ts_format(msg->ts_us, ts, sizeof ts);
     json_t *o = json_object();
@@ -83,7 +86,7 @@ int herald__message_to_json(const struct herald_message *msg, struct herald__buf
     rv |= json_object_set_new(o, "nonce", json_string(msg->nonce ? msg->nonce : ""));
     if (msg->payload_binary) {
         struct herald__buf b64 = {0};
-        rv |= herald__b64_encode(msg->payload, msg->payload_len, &b64);
+        rv |= herald__buf_append_base64(&b64, msg->payload, msg->payload_len);
         rv |= json_object_set_new(o, "payload_b64",
                                   json_stringn(b64.data ? b64.data : "", b64.len));
         herald__buf_free(&b64);
@@ -94,7 +97,9 @@ int herald__message_to_json(const struct herald_message *msg, struct herald__buf
     char *text = rv == 0 ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (text == NULL) return HD_ENOMEM;
-    rv = herald__buf_append(out, text, strlen(text));
+    /* Copied, as herald_status() does, so that herald_free() (the hd_alloc
+     * hook) frees what it is given whatever allocator jansson uses. */
+    *json_text = hd_strndup(text, strlen(text));
     free(text);
-    return rv;
+    return *json_text != NULL ? 0 : HD_ENOMEM;
 }

@@ -125,9 +125,7 @@ static int tail_connect(struct tail *t, bool resume, struct herald__resp *r)
 int herald_tail(struct herald_client *c, const char *channel, uint64_t after_seq,
                 herald_message_cb cb, void *arg)
 {
-    if (!herald__channel_valid(channel)) {
-        return herald__fail(c, HD_EINVAL, "bad channel id (1-128 bytes of [A-Za-z0-9._:-])");
-    }
+    if (herald__channel_check(c, channel) != 0) return HD_EINVAL;
     struct tail t = {.c = c, .channel = channel, .cb = cb, .arg = arg, .last_seq = after_seq};
     int64_t give_up = herald__now_ms() + c->retry_deadline_ms;
     int rv = 0;

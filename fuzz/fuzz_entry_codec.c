@@ -24,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct log_append a;
     uint32_t n = 0;
     while (log_entry_iter_next(&it, &a)) {
-        HD_ASSERT(log_channel_valid(a.channel, a.channel_len));
-        HD_ASSERT(log_nonce_valid(a.nonce, a.nonce_len));
+        HD_ASSERT(hd_channel_valid(a.channel, a.channel_len));
+        HD_ASSERT(hd_nonce_valid(a.nonce, a.nonce_len));
         HD_ASSERT(a.payload >= data && a.payload + a.payload_len <= data + size);
         n++;
     }

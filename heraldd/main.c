@@ -72,7 +72,7 @@ static void api__usage(FILE *f)
 static int api__parse_size(const char *arg, const char *name, uint64_t min, uint64_t max,
                            uint64_t *out)
 {
-    if (api_u64_parse(arg, strlen(arg), out) != 0 || *out < min || *out > max) {
+    if (hd_u64_parse(arg, strlen(arg), out) != 0 || *out < min || *out > max) {
         fprintf(stderr, "heraldd: %s must be a number from %llu to %llu, got '%s'\n", name,
                 (unsigned long long)min, (unsigned long long)max, arg);
         return -1;

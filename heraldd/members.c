@@ -23,7 +23,7 @@ static int api__parse_one(const char *item, size_t len, struct api_members *out,
     uint64_t id = 0;
     size_t addr_len = eq != NULL ? len - (size_t)(eq - item) - 1 : 0;
     const char *colon = eq != NULL ? memchr(eq, ':', addr_len + 1) : NULL;
-    if (eq == NULL || api_u64_parse(item, (size_t)(eq - item), &id) != 0 || id == 0 ||
+    if (eq == NULL || hd_u64_parse(item, (size_t)(eq - item), &id) != 0 || id == 0 ||
         addr_len == 0 || addr_len >= sizeof out->addresses[0] || colon == NULL) {
         snprintf(errmsg, errmsg_len, "--bootstrap: '%.*s' is not ID=HOST:PORT", (int)len, item);
         return HD_EINVAL;
@@ -114,7 +114,7 @@ int api_peer_address_default(const char *listen, char *out, size_t out_len)
 {
     const char *colon = strrchr(listen, ':');
     uint64_t port;
-    if (colon == NULL || api_u64_parse(colon + 1, strlen(colon + 1), &port) != 0 ||
+    if (colon == NULL || hd_u64_parse(colon + 1, strlen(colon + 1), &port) != 0 ||
         port == 0 || port >= 65535) {
         return HD_EINVAL;
     }

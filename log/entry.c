@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Entry codec and id validation (format in entry.h). */
+/* Entry codec (format in entry.h). */
 #include "entry.h"
 
 #include <string.h>
@@ -7,37 +7,6 @@
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
-
-bool log_channel_valid(const char *id, size_t len)
-{
-    if (len == 0 || len > LOG_CHANNEL_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = id[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
-                  c == '-';
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool log_nonce_valid(const char *nonce, size_t len)
-{
-    if (len == 0 || len > LOG_NONCE_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)nonce[i];
-        if (c < 0x21 || c > 0x7e) {
-            return false;
-        }
-    }
-    return true;
-}
 
 size_t log_append_size(const struct log_append *a)
 {
@@ -70,8 +39,8 @@ void log_entry_begin(struct log_entry_writer *w, uint8_t *buf, const struct log_
 void log_entry_add(struct log_entry_writer *w, const struct log_append *a)
 {
     HD_ASSERT(w->left > 0);
-    HD_ASSERT(log_channel_valid(a->channel, a->channel_len));
-    HD_ASSERT(log_nonce_valid(a->nonce, a->nonce_len));
+    HD_ASSERT(hd_channel_valid(a->channel, a->channel_len));
+    HD_ASSERT(hd_nonce_valid(a->nonce, a->nonce_len));
     HD_ASSERT(a->payload_len <= LOG_PAYLOAD_MAX);
     uint8_t *p = w->pos;
     *p++ = (uint8_t)a->channel_len;
@@ -118,13 +87,13 @@ static const uint8_t *log__decode_append(const uint8_t *p, const uint8_t *end,
     if ((size_t)(end - p) < out->channel_len) return NULL;
     out->channel = (const char *)p;
     p += out->channel_len;
-    if (!log_channel_valid(out->channel, out->channel_len)) return NULL;
+    if (!hd_channel_valid(out->channel, out->channel_len)) return NULL;
     if (end - p < 1) return NULL;
     out->nonce_len = *p++;
     if ((size_t)(end - p) < out->nonce_len) return NULL;
     out->nonce = (const char *)p;
     p += out->nonce_len;
-    if (!log_nonce_valid(out->nonce, out->nonce_len)) return NULL;
+    if (!hd_nonce_valid(out->nonce, out->nonce_len)) return NULL;
     if (end - p < 4) return NULL;
     out->payload_len = hd_get_u32(p);
     p += 4;

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hd_ids.h"
+
 /*
  * Entry format, version 1 (little-endian; docs/disk-format.md):
  *
@@ -29,8 +31,8 @@
 #define LOG_ENTRY_VERSION 1
 #define LOG_ENTRY_KIND_APPENDS 1
 #define LOG_ENTRY_HEADER_SIZE 32u
-#define LOG_CHANNEL_MAX 128u
-#define LOG_NONCE_MAX 128u
+#define LOG_CHANNEL_MAX HD_CHANNEL_MAX /* the rules live in common/hd_ids.h */
+#define LOG_NONCE_MAX HD_NONCE_MAX
 #define LOG_PAYLOAD_MAX (64u << 20) /* hard ceiling; the API limit is lower */
 #define LOG_ENTRY_APPENDS_MAX 65536u
 
@@ -49,11 +51,6 @@ struct log_entry_header {
     uint64_t proposal;  /* per-proposer counter */
     uint32_t count;     /* number of appends */
 };
-
-/* True if the bytes form a channel id: 1..128 of [A-Za-z0-9._:-]. */
-bool log_channel_valid(const char *id, size_t len);
-/* True if the bytes form a nonce: 1..128 printable ASCII bytes (0x21-0x7e). */
-bool log_nonce_valid(const char *nonce, size_t len);
 
 /* Bytes one append adds to an entry. */
 size_t log_append_size(const struct log_append *a);

@@ -8,8 +8,8 @@ cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHERALD_WERROR=OFF >/dev
 cmake --build build-release -j"$(nproc)" --target heraldd herald
 echo
 echo "heraldd starting. In another shell:"
-echo "  ./build-release/client/herald append general 'hello'"
-echo "  ./build-release/client/herald tail general"
+echo "  ./build-release/cli/herald append general 'hello'"
+echo "  ./build-release/cli/herald tail general"
 echo "  curl -s localhost:7400/v1/status"
 echo
 exec ./build-release/heraldd/heraldd "$@"

@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "hd_base64.h"
+#include "hd_ids.h"
+#include "hd_ts.h"
 #include "http_server.h"
 
 struct cons_node;
@@ -91,14 +94,6 @@ int api_respond_error(struct api_server *s, struct api_http_conn *c, int status,
 /* Maps a consensus error to 503 + Retry-After (or 500) and answers. */
 int api_respond_cons_error(struct api_server *s, struct api_http_conn *c, int rv);
 
-/* "1732234567.000123" <-> microseconds. parse returns HD_EINVAL on junk. */
-void api_ts_format(uint64_t ts_us, char out[32]);
-int api_ts_parse(const char *s, size_t len, uint64_t *ts_us);
-/* Decimal u64, all digits, no sign, no overflow. */
-int api_u64_parse(const char *s, size_t len, uint64_t *out);
-/* Strict base64 (RFC 4648, padding required): HD_EINVAL on anything else.
- * out must hold len / 4 * 3 bytes. */
-int api_base64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
 /* One message as the JSON object of reads and tails. */
 json_t *api_message_json(const char *channel, size_t channel_len, uint64_t seq,
                          uint64_t ts, const char *nonce, size_t nonce_len,

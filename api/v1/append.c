@@ -56,13 +56,13 @@ static int api__pending_new(struct api_server *s, const char *channel, size_t ch
                             struct api_input_error *err)
 {
     *err = (struct api_input_error){400, "bad_request", NULL};
-    if (!log_nonce_valid(in->nonce, in->nonce_len)) {
+    if (!hd_nonce_valid(in->nonce, in->nonce_len)) {
         err->code = "bad_nonce";
         err->message = "nonce must be 1-128 printable ASCII characters without spaces";
         return HD_EINVAL;
     }
-    size_t max_raw = in->b64 ? in->payload_len / 4 * 3 : in->payload_len;
-    if (in->b64 && in->payload_len / 4 * 3 > s->config.payload_bytes_max + 2) {
+    size_t max_raw = in->b64 ? hd_base64_decoded_max(in->payload_len) : in->payload_len;
+    if (in->b64 && max_raw > s->config.payload_bytes_max + 2) {
         max_raw = s->config.payload_bytes_max + 1; /* clearly too large */
     }
     struct api_pending *p = hd_calloc(1, sizeof *p);
@@ -78,7 +78,7 @@ static int api__pending_new(struct api_server *s, const char *channel, size_t ch
     if (in->b64) {
         rv = in->payload_len / 4 * 3 > s->config.payload_bytes_max + 2
                  ? HD_ETOOBIG
-                 : api_base64_decode(in->payload, in->payload_len, payload, &payload_len);
+                 : hd_base64_decode(in->payload, in->payload_len, payload, &payload_len);
         if (rv == HD_EINVAL) {
             err->code = "bad_payload";
             err->message = "payload_b64 is not valid base64";
@@ -117,8 +117,8 @@ static void api__pending_free(struct api_pending *p)
 
 static json_t *api__result_json(const struct api_pending *p)
 {
-    char ts[32];
-    api_ts_format(p->result.ts, ts);
+    char ts[HD_TS_STR_MAX];
+    hd_ts_format(p->result.ts, ts, sizeof ts);
     return json_pack("{s:s%, s:I, s:s, s:b}", "channel", p->channel, p->req.a.channel_len,
                      "seq", (json_int_t)p->result.seq, "ts", ts, "duplicate",
                      p->result.duplicate);
@@ -313,7 +313,7 @@ static json_t *api__batch_line(struct api_server *s, const char *line, size_t le
     struct api_append_input in;
     struct api_input_error err = {400, "bad_channel",
                                   "\"channel\" must be 1-128 characters of [A-Za-z0-9._:-]"};
-    int rv = json_is_string(ch) && log_channel_valid(json_string_value(ch), json_string_length(ch))
+    int rv = json_is_string(ch) && hd_channel_valid(json_string_value(ch), json_string_length(ch))
                  ? 0
                  : HD_EINVAL;
     if (rv == 0) rv = api__input_from_json(obj, &in, &err);

@@ -74,7 +74,7 @@ void api_cluster_remove(struct api_server *s, struct api_http_conn *c, const cha
                         size_t len)
 {
     uint64_t id;
-    if (api_u64_parse(id_text, len, &id) != 0 || id == 0) {
+    if (hd_u64_parse(id_text, len, &id) != 0 || id == 0) {
         api_respond_error(s, c, 400, "bad_request", "the node id must be a positive integer");
         return;
     }

@@ -45,7 +45,7 @@ int api__read_position(struct api_server *s, const struct api_http_request *req,
         return HD_EINVAL;
     }
     if (rv == 0) {
-        if (api_u64_parse(value, strlen(value), after_seq) != 0) {
+        if (hd_u64_parse(value, strlen(value), after_seq) != 0) {
             *bad = "after_seq must be a non-negative integer";
             return HD_EINVAL;
         }
@@ -54,7 +54,7 @@ int api__read_position(struct api_server *s, const struct api_http_request *req,
     rv = api_http_query_param(req, "after_ts", value, sizeof value);
     if (rv == 0) {
         uint64_t ts;
-        if (api_ts_parse(value, strlen(value), &ts) != 0) {
+        if (hd_ts_parse(value, strlen(value), &ts) != 0) {
             *bad = "after_ts must be seconds.microseconds, like 1732234567.000123";
             return HD_EINVAL;
         }
@@ -77,7 +77,7 @@ static void api__read_answer(struct api_server *s, struct api_http_conn *c,
     int rv = api__read_position(s, req, channel, len, &after_seq, &bad);
     char value[32];
     if (rv == 0 && api_http_query_param(req, "limit", value, sizeof value) == 0) {
-        if (api_u64_parse(value, strlen(value), &limit) != 0 || limit == 0 ||
+        if (hd_u64_parse(value, strlen(value), &limit) != 0 || limit == 0 ||
             limit > s->config.read_limit_max) {
             bad = "limit must be 1-1000";
             rv = HD_EINVAL;

@@ -33,7 +33,7 @@ static void api__channel_route(struct api_server *s, struct api_http_conn *c,
     char channel[LOG_CHANNEL_MAX * 3];
     size_t len = 0;
     int rv = api_http_path_decode(rest, (size_t)(slash - rest), channel, sizeof channel, &len);
-    if (rv != 0 || !log_channel_valid(channel, len)) {
+    if (rv != 0 || !hd_channel_valid(channel, len)) {
         api_respond_error(s, c, 400, "bad_channel",
                           "channel ids are 1-128 characters of [A-Za-z0-9._:-]");
         return;

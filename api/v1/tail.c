@@ -200,7 +200,7 @@ static int api__tail_start(struct api_server *s, const struct api_http_request *
     const char *id = api_http_header(req, "Last-Event-ID", &id_len);
     if (id != NULL) {
         *bad = "Last-Event-ID must be the seq of the last event received";
-        return api_u64_parse(id, id_len, after);
+        return hd_u64_parse(id, id_len, after);
     }
     return api__read_position(s, req, channel, len, after, bad);
 }

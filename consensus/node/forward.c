@@ -140,7 +140,7 @@ static void cons__recv_forward_request(struct cons_node *n, uint64_t from,
 {
     /* The frame codec checked the lengths; the id rules are the log's. */
     const struct cons_frame_forward_req r = f->u.forward_req;
-    if (!log_channel_valid(r.channel, r.channel_len) || !log_nonce_valid(r.nonce, r.nonce_len)) {
+    if (!hd_channel_valid(r.channel, r.channel_len) || !hd_nonce_valid(r.nonce, r.nonce_len)) {
         HD_LOG_WARN("peer %llu forwarded an append with a malformed channel or nonce; dropped",
                     (unsigned long long)from);
         return;

@@ -329,7 +329,7 @@ unsigned cons_node_peers(struct cons_node *n, struct cons_peer_status *out, unsi
 int cons_node_append(struct cons_node *n, struct cons_append_req *req, cons_append_cb cb)
 {
     HD_ASSERT(req != NULL && cb != NULL);
-    HD_ASSERT(log_channel_valid(req->a.channel, req->a.channel_len));
+    HD_ASSERT(hd_channel_valid(req->a.channel, req->a.channel_len));
     if (n->stopping) {
         return HD_ESHUTDOWN;
     }

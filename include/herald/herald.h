@@ -147,6 +147,24 @@ int herald_ts_format(uint64_t ts_us, char *buf, size_t size);
  * on overflow. */
 int herald_ts_parse(const char *s, size_t len, uint64_t *ts_us);
 
+/* Serialises msg as one compact JSON object, the line format of `herald read`
+ * and `herald tail`: {"channel","seq","ts","nonce","payload"}, with
+ * "payload_b64" (base64 of the bytes) instead of "payload" when
+ * msg->payload_binary, and without "channel" when msg->channel is NULL.
+ * *json_text receives it NUL-terminated, without a newline, to be freed with
+ * herald_free(). HD_ENOMEM on failure (also when a text payload is not UTF-8). */
+int herald_message_to_json(const struct herald_message *msg, char **json_text);
+
+/* Splits url "http://host[:port][/prefix]" as herald_client_init() does: host
+ * (a name, an IPv4 address, or an IPv6 address given as "[v6]", stored
+ * without the brackets), port (decimal 1-65535, "7400" when absent) and the
+ * path prefix (no trailing '/', may be ""), each NUL-terminated into a buffer
+ * of the given size. For tools that open their own connections. HD_EINVAL on
+ * any other form (https, user info, query, fragment, spaces) or when a part
+ * does not fit. */
+int herald_url_parse(const char *url, char *host, size_t host_size, char *port, size_t port_size,
+                     char *path, size_t path_size);
+
 /* Writes HERALD_NONCE_HEX_LEN lowercase hex chars of 128 random bits (from
  * getrandom) plus a NUL into out (size >= HERALD_NONCE_HEX_LEN + 1). */
 int herald_nonce_generate(char *out, size_t size);

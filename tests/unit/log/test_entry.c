@@ -81,19 +81,19 @@ static void test_every_truncation_is_rejected(void **state)
 static void test_ids(void **state)
 {
     (void)state;
-    assert_true(log_channel_valid("a", 1));
-    assert_true(log_channel_valid("A-z_0.9:x", 9));
-    assert_false(log_channel_valid("", 0));
-    assert_false(log_channel_valid("a/b", 3));
-    assert_false(log_channel_valid("a b", 3));
+    assert_true(hd_channel_valid("a", 1));
+    assert_true(hd_channel_valid("A-z_0.9:x", 9));
+    assert_false(hd_channel_valid("", 0));
+    assert_false(hd_channel_valid("a/b", 3));
+    assert_false(hd_channel_valid("a b", 3));
     char long_id[130];
     memset(long_id, 'x', sizeof long_id);
-    assert_true(log_channel_valid(long_id, 128));
-    assert_false(log_channel_valid(long_id, 129));
-    assert_true(log_nonce_valid("abc-123", 7));
-    assert_false(log_nonce_valid("", 0));
-    assert_false(log_nonce_valid("a b", 3));
-    assert_false(log_nonce_valid(long_id, 129));
+    assert_true(hd_channel_valid(long_id, 128));
+    assert_false(hd_channel_valid(long_id, 129));
+    assert_true(hd_nonce_valid("abc-123", 7));
+    assert_false(hd_nonce_valid("", 0));
+    assert_false(hd_nonce_valid("a b", 3));
+    assert_false(hd_nonce_valid(long_id, 129));
 }
 
 int main(void)

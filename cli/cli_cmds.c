@@ -8,9 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli.h"
-#include "client_internal.h"
+#include "hd_alloc.h"
 #include "hd_error.h"
+#include "herald/herald.h"
 
 static const char append_help[] =
     "usage: herald append CHANNEL TEXT [--nonce NONCE]\n"
@@ -76,25 +79,32 @@ static int report_failure(struct herald_client *c, const char *cmd, int rv)
 
 static int print_message_cb(void *arg, const struct herald_message *msg)
 {
-    struct herald__buf *line = arg;
-    herald__buf_reset(line);
-    if (herald__message_to_json(msg, line) != 0) return 1;
-    fwrite(line->data, 1, line->len, stdout);
+    (void)arg;
+    char *line = NULL;
+    if (herald_message_to_json(msg, &line) != 0) return 1;
+    fputs(line, stdout);
     fputc('\n', stdout);
+    herald_free(line);
     /* Flushed per line: consumers read as messages arrive, and an
      * interrupted tail has printed everything it received. */
     return fflush(stdout) != 0;
 }
 
-/* Reads all of stdin for `herald append CHANNEL -`. */
-static int read_stdin(struct herald__buf *out)
+/* Reads all of stdin for `herald append CHANNEL -` into *data (hd_alloc,
+ * NUL-terminated, also when empty) and *len. */
+static int read_stdin(char **data, size_t *len)
 {
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
-        if (herald__buf_append(out, chunk, n) != 0) return HD_ENOMEM;
+    enum { CHUNK = 65536 };
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (hd_reserve((void **)data, &cap, n + CHUNK + 1, 1, CHUNK + 1) != 0) return HD_ENOMEM;
+        size_t got = fread(*data + n, 1, CHUNK, stdin);
+        n += got;
+        if (got == 0) break;
     }
-    return ferror(stdin) ? HD_EIO : herald__buf_append(out, "", 0);
+    (*data)[n] = '\0';
+    *len = n;
+    return ferror(stdin) ? HD_EIO : 0;
 }
 
 static int append_print(const char *channel, const struct herald_append_result *res)
@@ -126,17 +136,16 @@ int cli_append(const char *url, int argc, char **argv)
     if (argc - optind != 2) return cli_usage_error("append", "need CHANNEL and TEXT");
     const char *channel = argv[optind];
     const char *text = argv[optind + 1];
-    struct herald__buf input = {0};
+    char *input = NULL;
     const void *payload = text;
     size_t len = strlen(text);
     if (strcmp(text, "-") == 0) {
-        if (read_stdin(&input) != 0) {
-            herald__buf_free(&input);
+        if (read_stdin(&input, &len) != 0) {
+            hd_free(input);
             fprintf(stderr, "herald append: cannot read standard input\n");
             return CLI_FAIL;
         }
-        payload = input.data;
-        len = input.len;
+        payload = input;
     }
     struct herald_client c;
     int rc = open_client(&c, url);
@@ -156,7 +165,7 @@ int cli_append(const char *url, int argc, char **argv)
         }
         herald_client_close(&c);
     }
-    herald__buf_free(&input);
+    hd_free(input);
     return rc;
 }
 
@@ -189,17 +198,15 @@ int cli_read(const char *url, int argc, char **argv)
     struct herald_client c;
     int rc = open_client(&c, url);
     if (rc != 0) return rc;
-    struct herald__buf line = {0};
     int rv = by_ts ? herald_read_after_ts(&c, argv[optind], after_ts, (unsigned)limit, NULL,
-                                          print_message_cb, &line)
+                                          print_message_cb, NULL)
                    : herald_read(&c, argv[optind], after_seq, (unsigned)limit, NULL,
-                                 print_message_cb, &line);
+                                 print_message_cb, NULL);
     if (rv == HD_EINVAL && c.http_status == 0) {
         rc = cli_usage_error("read", "%s", herald_errmsg(&c));
     } else if (rv < 0) {
         rc = report_failure(&c, "read", rv);
     }
-    herald__buf_free(&line);
     herald_client_close(&c);
     return rc;
 }
@@ -233,8 +240,7 @@ int cli_tail(const char *url, int argc, char **argv)
     struct sigaction sa = {.sa_handler = tail_signal_handler};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    struct herald__buf line = {0};
-    int rv = herald_tail(&c, argv[optind], after_seq, print_message_cb, &line);
+    int rv = herald_tail(&c, argv[optind], after_seq, print_message_cb, NULL);
     if (rv == HD_EINVAL && c.http_status == 0) {
         rc = cli_usage_error("tail", "%s", herald_errmsg(&c));
     } else if (rv < 0) {
@@ -243,7 +249,6 @@ int cli_tail(const char *url, int argc, char **argv)
         rc = CLI_FAIL; /* only a failed write to stdout stops a tail */
         fprintf(stderr, "herald tail: cannot write to standard output\n");
     }
-    herald__buf_free(&line);
     herald_client_close(&c);
     return rc;
 }
