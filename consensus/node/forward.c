@@ -56,9 +56,7 @@ int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
         return HD_ENOMEM;
     }
     struct cons_frame fr = {.kind = CONS_FRAME_FORWARD_REQ, .id = ++n->next_request,
-                            .u.forward_req = {req->a.channel, req->a.channel_len,
-                                              req->a.nonce, req->a.nonce_len,
-                                              req->a.payload, req->a.payload_len}};
+                            .u.forward_req = req->a};
     if (cons_frame_send(n->transport, leader, (uint16_t)sh->id, &fr) != 0) {
         hd_free(f);
         return HD_EUNAVAIL; /* not sent: a known failure */
@@ -138,13 +136,7 @@ static void cons__forwarded_done(struct cons_append_req *req, int status,
 static void cons__recv_forward_request(struct cons_node *n, uint64_t from,
                                        const struct cons_frame *f)
 {
-    /* The frame codec checked the lengths; the id rules are the log's. */
-    const struct cons_frame_forward_req r = f->u.forward_req;
-    if (!hd_channel_valid(r.channel, r.channel_len) || !hd_nonce_valid(r.nonce, r.nonce_len)) {
-        HD_LOG_WARN("peer %llu forwarded an append with a malformed channel or nonce; dropped",
-                    (unsigned long long)from);
-        return;
-    }
+    const struct log_append r = f->u.forward_req; /* ids checked by the codec */
     struct cons_forwarded *fw = hd_calloc(1, sizeof *fw + r.payload_len);
     if (fw == NULL) {
         return; /* the follower answers "unknown" at its deadline */

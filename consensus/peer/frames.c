@@ -6,6 +6,7 @@
 
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_ids.h"
 #include "hd_util.h"
 #include "transport.h"
 
@@ -49,10 +50,8 @@ static void cons__encode_body(const struct cons_frame *f, struct cons_wr *w)
 {
     switch (f->kind) {
     case CONS_FRAME_FORWARD_REQ:
-        HD_ASSERT(f->u.forward_req.channel_len > 0 &&
-                  f->u.forward_req.channel_len <= CONS_FRAME_CHANNEL_MAX);
-        HD_ASSERT(f->u.forward_req.nonce_len > 0 &&
-                  f->u.forward_req.nonce_len <= CONS_FRAME_NONCE_MAX);
+        HD_ASSERT(hd_channel_valid(f->u.forward_req.channel, f->u.forward_req.channel_len));
+        HD_ASSERT(hd_nonce_valid(f->u.forward_req.nonce, f->u.forward_req.nonce_len));
         HD_ASSERT(f->u.forward_req.payload_len <= UINT32_MAX);
         cons__put_str8(w, f->u.forward_req.channel, f->u.forward_req.channel_len);
         cons__put_str8(w, f->u.forward_req.nonce, f->u.forward_req.nonce_len);
@@ -186,8 +185,9 @@ static void cons__decode_forward_req(struct cons_rd *r, struct cons_frame *f)
     f->u.forward_req.nonce = (const char *)cons__get_bytes(r, f->u.forward_req.nonce_len);
     f->u.forward_req.payload_len = cons__get_u32(r);
     f->u.forward_req.payload = cons__get_bytes(r, f->u.forward_req.payload_len);
-    size_t cl = f->u.forward_req.channel_len, nl = f->u.forward_req.nonce_len;
-    if (cl == 0 || cl > CONS_FRAME_CHANNEL_MAX || nl == 0 || nl > CONS_FRAME_NONCE_MAX) {
+    const struct log_append *a = &f->u.forward_req;
+    if (r->bad || !hd_channel_valid(a->channel, a->channel_len) ||
+        !hd_nonce_valid(a->nonce, a->nonce_len)) {
         r->bad = true;
     }
 }

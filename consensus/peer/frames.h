@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "entry.h"    /* struct log_append: a forwarded append is the log's append */
+
 /*
  * The transport carries (kind, shard, payload) opaquely. RAFT payloads are
  * raft messages (msg_codec.h); every other payload starts with u8 version
@@ -25,8 +27,8 @@
  *
  * The id pairs an answer with its request. Peers are trusted members of
  * the cluster, yet the decoder checks everything (exact length, version,
- * ids, flags, statuses) so that a bug or a corrupted frame is dropped with
- * a log line, never acted upon.
+ * channel and nonce rules, flags, statuses) so that a bug or a corrupted
+ * frame is dropped with a log line, never acted upon.
  */
 
 enum {
@@ -42,11 +44,9 @@ enum {
 };
 
 #define CONS_FRAME_VERSION 1
-#define CONS_FRAME_CHANNEL_MAX 128u   /* as log/entry.h's LOG_CHANNEL_MAX */
-#define CONS_FRAME_NONCE_MAX 128u
 #define CONS_FRAME_ADDRESS_MAX 63u    /* bytes of a member's peer address */
 /* The encoded frame without its bulk bytes (forwarded payload, state chunk). */
-#define CONS_FRAME_HEAD_MAX (1 + 8 + 1 + CONS_FRAME_CHANNEL_MAX + 1 + CONS_FRAME_NONCE_MAX + 4)
+#define CONS_FRAME_HEAD_MAX (1 + 8 + 1 + HD_CHANNEL_MAX + 1 + HD_NONCE_MAX + 4)
 
 enum { CONS_FRAME_MEMBER_ADD = 1, CONS_FRAME_MEMBER_REMOVE = 2 };
 enum { CONS_FRAME_STATE_LAST = 1, CONS_FRAME_STATE_ERROR = 2 };
@@ -57,14 +57,7 @@ struct cons_frame {
     uint8_t kind;                 /* CONS_FRAME_*, not RAFT */
     uint64_t id;
     union {
-        struct cons_frame_forward_req {
-            const char *channel;
-            size_t channel_len;
-            const char *nonce;
-            size_t nonce_len;
-            const uint8_t *payload;
-            size_t payload_len;
-        } forward_req;
+        struct log_append forward_req; /* ids valid by hd_ids.h */
         struct cons_frame_forward_resp {
             int32_t status;
             uint64_t seq;

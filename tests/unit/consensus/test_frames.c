@@ -154,6 +154,17 @@ static void test_rejects_bad_frames(void **state)
     memset(big + 19, 'a', CONS_FRAME_ADDRESS_MAX + 1);
     assert_int_equal(cons_frame_decode(CONS_FRAME_MEMBER_REQ, big, sizeof big, &out),
                      HD_ECORRUPT);
+    /* A channel id or nonce the id rules refuse (common/hd_ids.h). */
+    struct cons_frame fr = {.kind = CONS_FRAME_FORWARD_REQ, .id = 1,
+                            .u.forward_req = {"general", 7, "n-1", 3, NULL, 0}};
+    uint8_t enc[64];
+    size_t len = flatten(&fr, enc, sizeof enc);
+    assert_int_equal(cons_frame_decode(CONS_FRAME_FORWARD_REQ, enc, len, &out), 0);
+    enc[10 + 3] = ' '; /* "gen eral" */
+    assert_int_equal(cons_frame_decode(CONS_FRAME_FORWARD_REQ, enc, len, &out), HD_ECORRUPT);
+    enc[10 + 3] = 'e';
+    enc[10 + 7 + 1 + 1] = 0x7f; /* a control byte in the nonce */
+    assert_int_equal(cons_frame_decode(CONS_FRAME_FORWARD_REQ, enc, len, &out), HD_ECORRUPT);
     /* Nothing at all. */
     assert_int_equal(cons_frame_decode(CONS_FRAME_READ_REQ, NULL, 0, &out), HD_ECORRUPT);
 }
