@@ -194,9 +194,11 @@ struct sim {
      * off, the sim keeps counting across restarts (see README: a known
      * herald bug the default run steps around). */
     bool reset_proposals;
+    bool small;              /* the allocation sweep's scenario */
     /* counters for the summary */
     unsigned long n_acked, n_dup_acked, n_unknown, n_crashes, n_pauses, n_clock_steps,
-        n_io_faults, n_partitions, n_apply_errors, n_open_errors, n_bounces;
+        n_io_faults, n_partitions, n_apply_errors, n_open_errors, n_bounces,
+        n_reopens;
 };
 
 /* sim_cluster.c */

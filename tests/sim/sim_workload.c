@@ -28,7 +28,7 @@ void sim_params_draw(struct sim *s, bool small)
     /* Snapshots or restarts, not both: raft 0.15's fixture loads a
      * restarted server's entries from index 1 even when it holds a snapshot
      * that kept trailing entries, so its log would come back garbled. */
-    p->snapshot_threshold = sim_chance(g, 25) ? 8 + sim_below(g, 56) : 0;
+    p->snapshot_threshold = sim_chance(g, 25) ? 16 + sim_below(g, 48) : 0;
     p->p_fault = 10 + sim_below(g, 50);
     p->p_heal = 20 + sim_below(g, 40);
     p->p_retry = 10 + sim_below(g, 35);
