@@ -12,6 +12,15 @@
 #include "log_internal.h"
 #include "rocks.h"
 
+#if defined(HERALD_FAULT_SIM_BROKEN_APPLY)
+/* Test-only (tests/sim builds a second log library with it, for the
+ * herald_sim_broken binary): a retry whose entry carries an earlier stamp
+ * than the first one (a leader whose clock stepped back) is taken as new. */
+#define LOG_SIM_BROKEN_APPLY 1
+#else
+#define LOG_SIM_BROKEN_APPLY 0
+#endif
+
 /* Reads a value that must be exactly `size` bytes; *found false if the key
  * is absent. */
 static int log__get_exact(struct log_store *ls, const uint8_t *key, size_t key_len,
@@ -167,6 +176,9 @@ static int log__dedup_lookup(struct log_store *ls, const struct log_append *a,
         return rv;
     }
     uint64_t first_stamp = hd_get_u64(val + 16);
+    if (LOG_SIM_BROKEN_APPLY && stamp_us < first_stamp) {
+        return 0;
+    }
     /* A later entry may carry an earlier stamp (a new leader's clock behind
      * the old one's): that is within the window too. */
     if (stamp_us >= first_stamp && stamp_us - first_stamp >= ls->dedup_window_us) {
