@@ -100,20 +100,18 @@ uint64_t sim_clock_us(struct sim *s, unsigned i)
     return (uint64_t)t;
 }
 
-/* The proposal of this server that the entry carries, as cons__own_batch
- * finds it: by (proposer, proposal) from the header. */
-static struct sim_prop *sim__own_prop(struct sim_server *v, const struct raft_buffer *buf)
+/* The proposal of this server that the entry at `index` carries, by
+ * cons__own_batch's rule (consensus/node/shard.c): this proposer, the same
+ * proposal id and the raft index raft_apply gave it. */
+static struct sim_prop *sim__own_prop(struct sim_server *v, uint64_t index,
+                                      const struct raft_buffer *buf)
 {
-    if (buf->len < LOG_ENTRY_HEADER_SIZE) {
-        return NULL;
-    }
-    const uint8_t *p = buf->base;
-    uint64_t proposer = hd_get_u64(p + 16), proposal = hd_get_u64(p + 24);
-    if (proposer != v->i + 1u) {
+    struct log_entry_header h;
+    if (log_entry_peek(buf->base, buf->len, &h) != 0 || h.proposer != v->i + 1u) {
         return NULL;
     }
     for (struct sim_prop *q = v->flight; q != NULL; q = q->next_flight) {
-        if (q->proposal == proposal) {
+        if (q->req.index == index && q->proposal == h.proposal) {
             return q;
         }
     }
@@ -143,14 +141,13 @@ static int sim__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, v
     if (v->fatal) {
         return RAFT_IOERR; /* the node has stopped */
     }
-    struct sim_prop *p = sim__own_prop(v, buf);
+    struct sim_prop *p = sim__own_prop(v, index, buf);
     if (p != NULL && p->entry_hash != sim_entry_hash(buf->base, buf->len)) {
         uint64_t stored = 0;
         log_applied_index(v->ls, SIM_SHARD, &stored);
         sim_fail(s,
-                 "server %u: entry %llu (%u appends, proposal %llu of an earlier life) matched "
-                 "an in-flight batch of %u appends by (proposer, proposal): proposal ids "
-                 "restart at 1 with the process, so cons__fsm_apply would %s",
+                 "server %u: entry %llu (%u appends, proposal %llu) matched an in-flight "
+                 "batch of %u appends that it does not carry, so cons__fsm_apply would %s",
                  v->i, (unsigned long long)index, hd_get_u32((const uint8_t *)buf->base + 4),
                  (unsigned long long)p->proposal, p->count,
                  index <= stored ? "abort on HD_ASSERT(b == NULL) (entry applied already)"

@@ -62,7 +62,7 @@ void sim_names_draw(struct sim *s)
         sim__channel_chars(&s->rng, ch + n, len - (size_t)n);
         ch[len] = '\0';
         s->channel_len[c] = (uint8_t)len;
-        HD_ASSERT(log_channel_valid(ch, len));
+        HD_ASSERT(hd_channel_valid(ch, len));
     }
 }
 
