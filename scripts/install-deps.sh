@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config git ca-certificates curl python3
   libraft-dev liburing-dev libuv1-dev librocksdb-dev libzstd-dev
   libjansson-dev libhttp-parser-dev libisal-dev libxxhash-dev libcmocka-dev
+  libwslay-dev libssl-dev
   clang libclang-rt-14-dev fio
   # jepsen/: namespaces, firewalls, clock faults, power cuts, packet delay, plots
   iproute2 util-linux e2fsprogs nftables iptables libfaketime xfsprogs
