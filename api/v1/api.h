@@ -128,6 +128,12 @@ size_t api_hub_sessions(const struct api_hub *h);
 /* Ends every session (shutdown); the hub is freed once they are gone. */
 void api_hub_close(struct api_hub *h);
 
+struct api_position;
+/* The seq a subscription starts after: the position's seq, FAN_NOW for
+ * "now", or the last seq at or before a ts (a state read). */
+int api_position_resolve(struct api_server *s, const char *channel, size_t len,
+                         const struct api_position *pos, uint64_t *after);
+
 /* GET or POST /v1/tail: one SSE stream of many channels. */
 void api_tail_multi(struct api_server *s, struct api_http_conn *c,
                     const struct api_http_request *req);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The delivery hub: the fan-out engine and the list of delivery sessions. */
 #include "api.h"
+#include "delivery_parse.h"
+#include "log.h"
 #include "fanout.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
@@ -113,4 +115,21 @@ void api_hub_close(struct api_hub *h)
             return; /* h may be gone */
         }
     }
+}
+
+int api_position_resolve(struct api_server *s, const char *channel, size_t len,
+                         const struct api_position *pos, uint64_t *after)
+{
+    switch (pos->kind) {
+        case API_POS_SEQ:
+            *after = pos->value;
+            return 0;
+        case API_POS_NOW:
+            *after = FAN_NOW;
+            return 0;
+        case API_POS_TS:
+            return log_seq_at_ts(s->log, channel, len, pos->value, after);
+    }
+    HD_ASSERT(false);
+    return HD_EINVAL;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "delivery_parse.h"
 #include "fanout.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
@@ -20,8 +21,6 @@
  * session stops reading the socket until answers come back.
  */
 
-#define API_WSS_ID_MAX 128u
-
 struct api_wss {
     struct api_session sess;
     struct api_server *server;
@@ -35,7 +34,7 @@ struct api_wss {
 /* One append in flight: the session and the client's id. */
 struct api_wss_append {
     struct api_wss *w;
-    char id[API_WSS_ID_MAX + 1];
+    char id[API_WS_ID_MAX + 1];
     char channel[HD_CHANNEL_MAX];
     size_t channel_len;
 };
@@ -100,28 +99,6 @@ static void api__wss_close(struct api_wss *w, uint16_t status, const char *reaso
 
 /* ---- Operations ---------------------------------------------------- */
 
-/* A position: N, "now", {"after_seq":N} or {"after_ts":"S.U"}. */
-static int api__wss_position(struct api_wss *w, const char *ch, size_t len, json_t *v,
-                             uint64_t *after)
-{
-    json_t *seq = json_is_object(v) ? json_object_get(v, "after_seq") : v;
-    json_t *ts = json_is_object(v) ? json_object_get(v, "after_ts") : NULL;
-    if (json_is_string(v) && strcmp(json_string_value(v), "now") == 0) {
-        *after = FAN_NOW;
-        return 0;
-    }
-    if (json_is_integer(seq) && json_integer_value(seq) >= 0) {
-        *after = (uint64_t)json_integer_value(seq);
-        return 0;
-    }
-    uint64_t ts_us = 0;
-    if (json_is_string(ts) &&
-        hd_ts_parse(json_string_value(ts), json_string_length(ts), &ts_us) == 0) {
-        return log_seq_at_ts(w->server->log, ch, len, ts_us, after);
-    }
-    return HD_EINVAL;
-}
-
 static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char *ch,
                                    size_t len, json_t *v)
 {
@@ -131,7 +108,9 @@ static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char
                        "channel ids are 1-128 characters of [A-Za-z0-9._:-]");
         return;
     }
-    if (api__wss_position(w, ch, len, v, &after) != 0) {
+    struct api_position pos;
+    if (api_ws_position_decode(v, &pos) != 0 ||
+        api_position_resolve(w->server, ch, len, &pos, &after) != 0) {
         api__wss_error(w, id, ch, len, "bad_position",
                        "a position is a seq, \"now\", {\"after_seq\":N} or {\"after_ts\":\"S.U\"}");
         return;
@@ -150,14 +129,10 @@ static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char
     }
 }
 
-static void api__wss_subscribe(struct api_wss *w, const char *id, json_t *op)
+static void api__wss_subscribe(struct api_wss *w, const struct api_ws_op *op)
 {
-    json_t *channels = json_object_get(op, "channels");
-    if (!json_is_object(channels)) {
-        api__wss_error(w, id, NULL, 0, "bad_frame",
-                       "subscribe takes \"channels\": {\"channel\": position, ...}");
-        return;
-    }
+    const char *id = op->id;
+    json_t *channels = op->channels;
     const char *key;
     size_t key_len;
     json_t *v;
@@ -167,14 +142,10 @@ static void api__wss_subscribe(struct api_wss *w, const char *id, json_t *op)
     }
 }
 
-static void api__wss_unsubscribe(struct api_wss *w, const char *id, json_t *op)
+static void api__wss_unsubscribe(struct api_wss *w, const struct api_ws_op *op)
 {
-    json_t *channels = json_object_get(op, "channels");
-    if (!json_is_array(channels)) {
-        api__wss_error(w, id, NULL, 0, "bad_frame",
-                       "unsubscribe takes \"channels\": [\"channel\", ...]");
-        return;
-    }
+    const char *id = op->id;
+    json_t *channels = op->channels;
     size_t i;
     json_t *v;
     json_array_foreach(channels, i, v)
@@ -221,32 +192,21 @@ static void api__wss_append_done(void *arg, int rv, const struct log_result *r)
     }
 }
 
-static void api__wss_append(struct api_wss *w, const char *id, json_t *op)
+static void api__wss_append(struct api_wss *w, const struct api_ws_op *op)
 {
-    json_t *ch = json_object_get(op, "channel");
-    const char *channel = json_string_value(ch);
-    size_t len = json_string_length(ch);
-    if (id == NULL || id[0] == '\0' || strlen(id) > API_WSS_ID_MAX) {
-        api__wss_error(w, NULL, NULL, 0, "bad_id", "append needs an \"id\" of 1-128 bytes");
-        return;
-    }
-    if (channel == NULL || !hd_channel_valid(channel, len)) {
-        api__wss_error(w, id, NULL, 0, "bad_channel",
-                       "channel ids are 1-128 characters of [A-Za-z0-9._:-]");
-        return;
-    }
     struct api_wss_append *a = hd_calloc(1, sizeof *a);
     if (a == NULL) {
-        api__wss_error(w, id, channel, len, "overloaded", "out of memory");
+        api__wss_error(w, op->id, op->channel, op->channel_len, "overloaded", "out of memory");
         return;
     }
     a->w = w;
-    strcpy(a->id, id);
-    memcpy(a->channel, channel, len);
-    a->channel_len = len;
+    strcpy(a->id, op->id);
+    memcpy(a->channel, op->channel, op->channel_len);
+    a->channel_len = op->channel_len;
     struct api_input_error err;
-    if (api_append_object(w->server, channel, len, op, api__wss_append_done, a, &err) != 0) {
-        api__wss_error(w, id, channel, len, err.code, err.message);
+    if (api_append_object(w->server, op->channel, op->channel_len, op->root,
+                          api__wss_append_done, a, &err) != 0) {
+        api__wss_error(w, op->id, op->channel, op->channel_len, err.code, err.message);
         hd_free(a);
         return;
     }
@@ -260,33 +220,28 @@ static void api__wss_on_text(struct api_ws *ws, const uint8_t *msg, size_t len, 
 {
     (void)ws;
     struct api_wss *w = arg;
-    json_error_t jerr;
-    json_t *op = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES, &jerr);
+    struct api_ws_op op;
+    struct api_ws_op_error err;
     w->server->metrics.ws_frames_in++;
-    if (op == NULL && json_error_code(&jerr) == json_error_invalid_utf8) {
+    int rv = api_ws_op_decode(msg, len, &op, &err);
+    if (rv == HD_ECORRUPT) {
         api__wss_close(w, 1007, "invalid_utf8", "a text frame was not UTF-8");
-        return;
-    }
-    const char *type = json_string_value(json_object_get(op, "type"));
-    json_t *id_v = json_object_get(op, "id");
-    const char *id = json_string_value(id_v);
-    if (type == NULL || (id_v != NULL && id == NULL)) {
-        api__wss_error(w, NULL, NULL, 0, "bad_frame",
-                       "a frame is a JSON object with a \"type\" (and a string \"id\")");
-    } else if (strcmp(type, "subscribe") == 0) {
-        api__wss_subscribe(w, id, op);
-    } else if (strcmp(type, "unsubscribe") == 0) {
-        api__wss_unsubscribe(w, id, op);
-    } else if (strcmp(type, "append") == 0) {
-        api__wss_append(w, id, op);
-    } else if (strcmp(type, "ping") == 0) {
-        json_t *pong = json_pack("{s:s}", "type", "pong");
-        if (pong != NULL && id != NULL) json_object_set_new(pong, "id", json_string(id));
-        api__wss_send(w, pong);
+    } else if (rv == HD_ENOMEM) {
+        api__wss_error(w, NULL, NULL, 0, "overloaded", "out of memory");
+    } else if (rv != 0) {
+        api__wss_error(w, op.id, NULL, 0, err.code, err.message);
+    } else if (op.type == API_WS_SUBSCRIBE) {
+        api__wss_subscribe(w, &op);
+    } else if (op.type == API_WS_UNSUBSCRIBE) {
+        api__wss_unsubscribe(w, &op);
+    } else if (op.type == API_WS_APPEND) {
+        api__wss_append(w, &op);
     } else {
-        api__wss_error(w, id, NULL, 0, "bad_frame", "unknown type");
+        json_t *pong = json_pack("{s:s}", "type", "pong");
+        if (pong != NULL && op.id != NULL) json_object_set_new(pong, "id", json_string(op.id));
+        api__wss_send(w, pong);
     }
-    json_decref(op);
+    api_ws_op_free(&op);
 }
 
 /* ---- Events -------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "delivery_parse.h"
 #include "fanout.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
@@ -148,99 +149,6 @@ void api_tail(struct api_server *s, struct api_http_conn *c,
 
 /* ---- Many channels ------------------------------------------------- */
 
-struct api_tail_pos {
-    const char *channel;
-    size_t len;
-    uint64_t after;   /* where to start: the list's, or Last-Event-ID's */
-    uint64_t listed;  /* the list's position; FAN_NOW unless a seq */
-};
-
-/* One "channel[:position]" item; position N, "now" or "ts=S.U". */
-static const char *api__tail_item(struct api_server *s, char *item, size_t n,
-                                  struct api_tail_pos *p)
-{
-    char *colon = memchr(item, ':', n);
-    /* Channel ids may hold ':' themselves: the position is after the last. */
-    for (char *c = colon; c != NULL; c = memchr(c + 1, ':', n - (size_t)(c + 1 - item))) {
-        colon = c;
-    }
-    size_t clen = colon != NULL ? (size_t)(colon - item) : n;
-    const char *pos = colon != NULL ? colon + 1 : "now";
-    size_t plen = colon != NULL ? n - clen - 1 : 3;
-    if (!hd_channel_valid(item, clen)) {
-        return "channel ids are 1-128 characters of [A-Za-z0-9._:-]";
-    }
-    *p = (struct api_tail_pos){item, clen, 0, FAN_NOW};
-    p->listed = FAN_NOW;
-    if (plen == 3 && memcmp(pos, "now", 3) == 0) {
-        p->after = FAN_NOW;
-    } else if (plen > 3 && memcmp(pos, "ts=", 3) == 0) {
-        uint64_t ts = 0;
-        if (hd_ts_parse(pos + 3, plen - 3, &ts) != 0 ||
-            log_seq_at_ts(s->log, item, clen, ts, &p->after) != 0) {
-            return "a ts= position is seconds.microseconds, like ts=1732234567.000123";
-        }
-    } else if (hd_u64_parse(pos, plen, &p->after) != 0) {
-        return "a position is a seq, now, or ts=seconds.microseconds";
-    } else {
-        p->listed = p->after;
-    }
-    return NULL;
-}
-
-/* Splits the list (commas or newlines) into positions. */
-static const char *api__tail_list(struct api_server *s, char *list, size_t len,
-                                  struct api_tail_pos **out, size_t *n_out)
-{
-    size_t max = s->config.tail_channels_max, n = 0;
-    struct api_tail_pos *pos = hd_calloc(max, sizeof *pos);
-    if (pos == NULL) {
-        return "out of memory";
-    }
-    for (size_t i = 0; i < len;) {
-        size_t end = i;
-        while (end < len && list[end] != ',' && list[end] != '\n' && list[end] != '\r') end++;
-        if (end > i) {
-            const char *bad = n == max ? "too many channels for one stream (use the WebSocket)"
-                                       : api__tail_item(s, list + i, end - i, &pos[n]);
-            if (bad != NULL) {
-                hd_free(pos);
-                return bad;
-            }
-            n++;
-        }
-        i = end + 1;
-    }
-    if (n == 0) {
-        hd_free(pos);
-        return "channels lists at least one channel:position";
-    }
-    *out = pos;
-    *n_out = n;
-    return NULL;
-}
-
-/* Last-Event-ID "index:seq,...": those positions replace the list's. */
-static const char *api__tail_resume(const struct api_http_request *req, struct api_tail_pos *pos,
-                                    size_t n)
-{
-    size_t len = 0;
-    const char *v = api_http_header(req, "Last-Event-ID", &len);
-    for (size_t i = 0; v != NULL && i < len;) {
-        size_t end = i;
-        while (end < len && v[end] != ',') end++;
-        const char *colon = memchr(v + i, ':', end - i);
-        uint64_t index = 0, seq = 0;
-        if (colon == NULL || hd_u64_parse(v + i, (size_t)(colon - v - i), &index) != 0 ||
-            hd_u64_parse(colon + 1, (size_t)(v + end - colon - 1), &seq) != 0 || index >= n) {
-            return "Last-Event-ID must be the id of the last event received";
-        }
-        pos[index].after = seq;
-        i = end + 1;
-    }
-    return NULL;
-}
-
 /* The list from ?channels= or from a POST body, in a new buffer. */
 static char *api__tail_list_text(const struct api_http_request *req, size_t *len)
 {
@@ -263,40 +171,68 @@ static char *api__tail_list_text(const struct api_http_request *req, size_t *len
     return text;
 }
 
-void api_tail_multi(struct api_server *s, struct api_http_conn *c,
-                    const struct api_http_request *req)
+/* Subscribes every channel of the list; false (ended) on failure. */
+static bool api__tail_subscribe_all(struct api_server *s, struct api_tail *t,
+                                    const struct api_tail_item *items, size_t n,
+                                    const uint64_t *resumed, const bool *given)
 {
-    size_t text_len = 0, n = 0;
-    char *text = api__tail_list_text(req, &text_len);
-    struct api_tail_pos *pos = NULL;
-    const char *bad = text == NULL ? "channels=ch:pos,... is required"
-                                   : api__tail_list(s, text, text_len, &pos, &n);
-    if (bad == NULL) {
-        bad = api__tail_resume(req, pos, n);
-    }
-    if (bad != NULL) {
-        api_respond_error(s, c, 400, "bad_query", bad);
-        hd_free(text);
-        hd_free(pos);
-        return;
-    }
-    struct api_tail *t = api__tail_open(s, c, true);
-    for (size_t i = 0; t != NULL && i < n; i++) {
-        uint64_t head = 0;
-        int rv = fan_conn_subscribe(t->fc, pos[i].channel, pos[i].len, pos[i].after,
-                                    pos[i].listed, (uint32_t)i, &head);
+    for (size_t i = 0; i < n; i++) {
+        const struct api_tail_item *it = &items[i];
+        uint64_t after = 0, head = 0;
+        uint64_t listed = it->pos.kind == API_POS_SEQ ? it->pos.value : FAN_NOW;
+        int rv = given[i] ? (after = resumed[i], 0)
+                          : api_position_resolve(s, it->channel, it->len, &it->pos, &after);
+        if (rv == 0) {
+            rv = fan_conn_subscribe(t->fc, it->channel, it->len, after, listed, (uint32_t)i,
+                                    &head);
+        }
         if (rv != 0 && rv != HD_EEXIST) {
             HD_LOG_WARN("multi-channel tail: cannot subscribe: %s; closing it",
                         hd_strerror(rv));
             api__tail_end(t);
-            t = NULL;
+            return false;
         }
     }
     /* "now" and ts= positions are resolved: say where they are before any
      * message, so that a reconnect right away loses nothing. */
-    if (t != NULL && fan_conn_write_ids(t->fc) != 0) {
+    if (fan_conn_write_ids(t->fc) != 0) {
         api__tail_end(t);
+        return false;
+    }
+    return true;
+}
+
+void api_tail_multi(struct api_server *s, struct api_http_conn *c,
+                    const struct api_http_request *req)
+{
+    size_t text_len = 0, n = 0, leid_len = 0;
+    char *text = api__tail_list_text(req, &text_len);
+    struct api_tail_item *items = NULL;
+    const char *bad = "channels=ch:pos,... is required";
+    int rv = text == NULL ? HD_EINVAL
+                          : api_tail_list_decode(text, text_len, s->config.tail_channels_max,
+                                                 &items, &n, &bad);
+    uint64_t *resumed = rv == 0 ? hd_calloc(n, sizeof *resumed) : NULL;
+    bool *given = rv == 0 ? hd_calloc(n, sizeof *given) : NULL;
+    if (rv == 0 && (resumed == NULL || given == NULL)) {
+        rv = HD_ENOMEM;
+        bad = "out of memory";
+    }
+    const char *leid = api_http_header(req, "Last-Event-ID", &leid_len);
+    if (rv == 0 && leid != NULL && api_tail_resume_decode(leid, leid_len, n, resumed, given) != 0) {
+        rv = HD_EINVAL;
+        bad = "Last-Event-ID must be the id of the last event received";
+    }
+    if (rv != 0) {
+        api_respond_error(s, c, rv == HD_ENOMEM ? 503 : 400, "bad_query", bad);
+    } else {
+        struct api_tail *t = api__tail_open(s, c, true);
+        if (t != NULL) {
+            api__tail_subscribe_all(s, t, items, n, resumed, given);
+        }
     }
     hd_free(text);
-    hd_free(pos);
+    hd_free(items);
+    hd_free(resumed);
+    hd_free(given);
 }
