@@ -235,6 +235,15 @@ static void api__on_commit(void *arg, const char *channel, size_t len,
     }
 }
 
+static void api__on_restore(void *arg, unsigned shard)
+{
+    struct api_server *s = arg;
+    (void)shard;
+    if (s->hub != NULL) {
+        api_hub_restore(s->hub);
+    }
+}
+
 static void api__part_stopped(void *arg)
 {
     struct api_daemon *d = arg;
@@ -297,7 +306,8 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .wal_no_uring = d->opts.no_uring,
                                    .snapshot_threshold = d->opts.snapshot_every,
                                    .snapshot_trailing = d->opts.snapshot_every > 0 ? d->opts.snapshot_every / 4 + 1 : 0,
-                                   .on_commit = api__on_commit, .on_commit_arg = s};
+                                   .on_commit = api__on_commit, .on_commit_arg = s,
+                                   .on_restore = api__on_restore};
     return cons_node_start(&s->node, &no, errmsg, errmsg_len);
 }
 

@@ -120,6 +120,8 @@ int api_hub_init(struct api_hub **out, struct api_server *s);
 /* A message committed on this node (the node's on_commit). */
 void api_hub_commit(struct api_hub *h, const char *channel, size_t len,
                     const struct log_message *m);
+/* A shard's state was replaced by a snapshot (the node's on_restore). */
+void api_hub_restore(struct api_hub *h);
 struct fan *api_hub_fan(struct api_hub *h);
 void api_hub_add(struct api_hub *h, struct api_session *sess);
 void api_hub_remove(struct api_hub *h, struct api_session *sess);

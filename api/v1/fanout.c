@@ -326,6 +326,23 @@ void fan_on_commit(struct fan *f, const char *channel, size_t len, const struct 
     fan__msg_unref(msg);
 }
 
+void fan_on_restore(struct fan *f)
+{
+    for (size_t i = 0; i < f->n_buckets; i++) {
+        for (struct fan_channel *ch = f->buckets[i]; ch != NULL; ch = ch->hnext) {
+            uint64_t head = 0, ts = 0;
+            if (log_head(f->log, ch->id, ch->len, &head, &ts) != 0 || head <= ch->head) {
+                continue;
+            }
+            ch->head = head;
+            for (struct fan_sub *s = ch->live, *next; s != NULL; s = next) {
+                next = s->next;
+                fan__fall_behind(s);
+            }
+        }
+    }
+}
+
 /* ---- The engine ---------------------------------------------------- */
 
 static void fan__on_idle(uv_idle_t *h)

@@ -99,6 +99,10 @@ void fan_get_stats(const struct fan *f, struct fan_stats *out);
  * channel). m is lent for the call. */
 void fan_on_commit(struct fan *f, const char *channel, size_t len, const struct log_message *m);
 
+/* State moved without commits (a snapshot was installed): every channel
+ * whose head moved sends its live subscribers to catch up. */
+void fan_on_restore(struct fan *f);
+
 /* The JSON object of a message in reads and deliveries (hd_malloc'd,
  * NUL-terminated), or NULL. */
 char *fan_message_json(const char *channel, size_t channel_len, const struct log_message *m,

@@ -268,7 +268,7 @@ static void fan__join_live(struct fan_sub *s)
     s->ch->live = s;
 }
 
-static void fan__fall_behind(struct fan_sub *s)
+void fan__fall_behind(struct fan_sub *s)
 {
     HD_ASSERT(s->live);
     fan__live_unlink(s);

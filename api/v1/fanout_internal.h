@@ -81,6 +81,8 @@ void fan__mark_dirty(struct fan_conn *fc);
 
 /* ---- fanout_conn.c, for fanout.c ---- */
 
+/* Moves a live subscriber to its connection's catch-up list. */
+void fan__fall_behind(struct fan_sub *s);
 /* A committed message for a live subscriber. */
 void fan__deliver_live(struct fan_sub *s, struct fan_msg *msg);
 /* This turn's work of every dirty connection: catch up, then write. */

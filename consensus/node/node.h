@@ -52,6 +52,9 @@ struct cons_node_options {
      * message is lent for the call. */
     void (*on_commit)(void *arg, const char *channel, size_t len, const struct log_message *m);
     void *on_commit_arg;
+    /* Called on the loop when a shard's state was replaced by a snapshot
+     * (messages arrived without on_commit). May be NULL. */
+    void (*on_restore)(void *arg, unsigned shard);
 };
 
 struct cons_append_req;

@@ -179,6 +179,9 @@ static int cons__fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_CORRUPT;
     }
     raft_free(buf->base); /* restore owns the buffer */
+    if (sh->node->opts.on_restore != NULL) {
+        sh->node->opts.on_restore(sh->node->opts.on_commit_arg, sh->id);
+    }
     return 0;
 }
 
