@@ -226,11 +226,12 @@ struct api_daemon {
     unsigned stopping_parts;      /* http server and consensus still closing */
 };
 
-static void api__on_commit(void *arg, const char *channel, size_t len, uint64_t seq)
+static void api__on_commit(void *arg, const char *channel, size_t len,
+                           const struct log_message *m)
 {
     struct api_server *s = arg;
     if (s->hub != NULL) {
-        api_hub_notify(s->hub, channel, len, seq);
+        api_hub_commit(s->hub, channel, len, m);
     }
 }
 
@@ -308,7 +309,9 @@ static int api__serve(struct api_daemon *d, char *errmsg, size_t errmsg_len)
                                     .read_bytes_max = 4u << 20,
                                     .batch_lines_max = 10000,
                                     .tail_keepalive_ms = 15000,
-                                    .tail_queue_bytes_max = 1u << 20};
+                                    .tail_channels_max = 1000,
+                                    .ws_message_bytes_max = d->opts.payload_max * 2 + (64u << 10),
+                                    .ws_appends_max = 1024};
     int rv = api_hub_init(&s->hub, s);
     if (rv != 0) {
         return rv;

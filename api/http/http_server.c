@@ -97,8 +97,11 @@ struct api_http_conn {
     bool peer_eof;                 /* the client's EOF was read */
     bool closing;                  /* uv_close called on the handles */
     bool feeding_leftover;         /* api_http__conn_feed is parsing leftover, not read_buf */
+    bool upgraded;                 /* api_http_upgrade: input goes to data_cb */
+    bool read_paused;              /* upgraded: the caller paused input */
     api_http_stream_cb stream_cb;  /* stream events, NULL if none */
     void *stream_arg;              /* for stream_cb */
+    api_http_data_cb data_cb;      /* upgraded: input bytes */
 };
 
 struct api_http_server {
@@ -656,6 +659,17 @@ static void api_http__conn_feed(struct api_http_conn *c, const char *data, size_
     }
 }
 
+/* Hands input of an upgraded connection to its owner. in_event keeps the
+ * conn alive if the owner ends it from inside the callback. */
+static void api_http__deliver(struct api_http_conn *c, const char *data, size_t len)
+{
+    HD_ASSERT(c->upgraded && c->data_cb != NULL);
+    c->in_event = true;
+    c->data_cb(c, data, len, c->stream_arg);
+    c->in_event = false;
+    api_http__conn_maybe_free(c);
+}
+
 static void api_http__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct api_http_conn *c = stream->data;
@@ -665,8 +679,10 @@ static void api_http__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
     if (nread > 0) {
         if (c->state == CONN_READING) {
             api_http__conn_feed(c, buf->base, (size_t)nread);
+        } else if (c->state == CONN_STREAMING && c->upgraded && c->user_owned) {
+            api_http__deliver(c, buf->base, (size_t)nread);
         }
-        return; /* STREAMING and CLOSING drop input */
+        return; /* other streams and CLOSING drop input */
     }
     if (nread == UV_EOF && c->state == CONN_CLOSING && !c->shutdown_done) {
         /* Half-close: the response still goes out, then api_http__on_shutdown closes. */
@@ -1098,4 +1114,86 @@ void api_http_stream_end(struct api_http_conn *c)
         return;
     }
     api_http__conn_finish(c);
+}
+
+int api_http_stream_writev(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs)
+{
+    HD_ASSERT(c != NULL && c->user_owned && c->streaming);
+    HD_ASSERT(bufs != NULL || n_bufs == 0);
+    if (c->closing || c->state != CONN_STREAMING) {
+        return HD_ESHUTDOWN;
+    }
+    int rv = api_http__conn_write(c, bufs, n_bufs);
+    if (rv != 0) {
+        api_http__conn_close(c);
+        return rv == HD_ENOMEM ? rv : HD_ESHUTDOWN;
+    }
+    api_http__arm_stall_timer(c);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Upgrades                                                            */
+/* ------------------------------------------------------------------ */
+
+int api_http_upgrade(struct api_http_conn *c, const char *headers, api_http_data_cb on_data,
+                     api_http_stream_cb on_event, void *arg)
+{
+    HD_ASSERT(c != NULL && c->user_owned && !c->streaming && on_data != NULL);
+    HD_ASSERT(on_event != NULL && headers != NULL);
+    HD_ASSERT(c->state == CONN_PENDING || c->closing);
+    api_http__check_header_text(NULL, headers);
+    c->streaming = true;
+    c->upgraded = true;
+    if (c->closing) {
+        return HD_ESHUTDOWN;
+    }
+    c->state = CONN_STREAMING;
+    c->close_after = true;
+    /* The request's memory is no longer needed: an idle upgraded conn
+     * should cost as little as possible. */
+    api_http_parse_close(&c->parse);
+    api_http_parse_init(&c->parse, &c->srv->limits);
+    static const char status_line[] = "HTTP/1.1 101 Switching Protocols\r\n";
+    uv_buf_t bufs[3] = {
+        uv_buf_init((char *)(uintptr_t)status_line, (unsigned)(sizeof status_line - 1)),
+        uv_buf_init((char *)(uintptr_t)headers, (unsigned)strlen(headers)),
+        uv_buf_init((char *)(uintptr_t)"\r\n", 2),
+    };
+    int rv = api_http__conn_write(c, bufs, 3);
+    if (rv != 0) {
+        api_http__conn_close(c);
+        return rv;
+    }
+    c->stream_cb = on_event;
+    c->stream_arg = arg;
+    c->data_cb = on_data;
+    api_http__arm_stall_timer(c);
+    /* Bytes the client sent right after its request are the new protocol's. */
+    char *early = c->leftover;
+    size_t early_off = c->leftover_off, early_len = c->leftover_len;
+    c->leftover = NULL;
+    c->leftover_len = 0;
+    if (early != NULL && early_len > 0) {
+        api_http__deliver(c, early + early_off, early_len);
+    }
+    hd_free(early);
+    if (!c->read_paused) {
+        api_http__start_reading(c);
+    }
+    return 0;
+}
+
+void api_http_read_pause(struct api_http_conn *c, bool paused)
+{
+    HD_ASSERT(c != NULL && c->upgraded);
+    c->read_paused = paused;
+    if (c->closing || c->state != CONN_STREAMING) {
+        return;
+    }
+    if (paused) {
+        api_http__stop_reading(c);
+    } else {
+        api_http__start_reading(c);
+    }
 }

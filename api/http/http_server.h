@@ -111,6 +111,31 @@ int api_http_stream_write(struct api_http_conn *c, const void *data, size_t len)
  * socket. Producers pause above their own threshold and resume on DRAINED. */
 size_t api_http_stream_queued(const struct api_http_conn *c);
 
+/* api_http_stream_write() of several buffers at once, in order: what the
+ * socket takes at once is written from the caller's memory without a copy,
+ * the rest is copied. For streams and upgraded connections. */
+int api_http_stream_writev(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs);
+
+/* Input of an upgraded connection: len bytes, lent for the call. */
+typedef void (*api_http_data_cb)(struct api_http_conn *c, const char *data, size_t len,
+                                 void *arg);
+
+/* Switches the connection lent with c (an Upgrade request) to another
+ * protocol: sends "101 Switching Protocols" with `headers` (complete lines,
+ * each ending in "\r\n"; Upgrade and Connection included), then hands every
+ * byte read to on_data, starting with any bytes the client sent right after
+ * its request (on_data may run before this returns). Writes, DRAINED,
+ * CLOSED, api_http_stream_queued() and api_http_stream_end() work as for a
+ * stream; c stays lent until api_http_stream_end(). Returns 0, or
+ * HD_ESHUTDOWN (client gone) / HD_ENOMEM; either way the caller ends it
+ * with api_http_stream_end(). */
+int api_http_upgrade(struct api_http_conn *c, const char *headers, api_http_data_cb on_data,
+                     api_http_stream_cb on_event, void *arg);
+
+/* Stops (paused) or resumes reading an upgraded connection: the owner's
+ * backpressure when it cannot take more input yet. */
+void api_http_read_pause(struct api_http_conn *c, bool paused);
+
 /* Ends the stream: queued data is flushed, then the connection closes. Gives
  * c back; call it exactly once per api_http_stream_begin(), also after
  * CLOSED (it may be called from inside the event callback). */

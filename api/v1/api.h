@@ -16,6 +16,7 @@
 
 struct cons_node;
 struct log_store;
+struct log_result;
 struct api_hub;
 
 struct api_config {
@@ -24,7 +25,9 @@ struct api_config {
     size_t read_bytes_max;        /* payload bytes per read response; 4 MiB */
     size_t batch_lines_max;       /* lines per batch append; 10000 */
     uint64_t tail_keepalive_ms;   /* SSE comment interval; 15 s */
-    size_t tail_queue_bytes_max;  /* pause a tail above this many unsent bytes */
+    size_t tail_channels_max;     /* channels of one multi-channel SSE stream; 1000 */
+    size_t ws_message_bytes_max;  /* one WebSocket message from a client */
+    size_t ws_appends_max;        /* appends in flight per WebSocket; 1024 */
 };
 
 struct api_metrics {
@@ -34,7 +37,10 @@ struct api_metrics {
     uint64_t appends_duplicate;   /* appends answered 200 duplicate */
     uint64_t appends_unknown;     /* appends answered 503 outcome unknown */
     uint64_t reads;
-    uint64_t tail_events;         /* SSE message events written */
+    uint64_t ws_opened;           /* WebSockets accepted */
+    uint64_t ws_frames_in;        /* client operations received */
+    uint64_t ws_errors;           /* error frames sent */
+    uint64_t ws_closed_slow;      /* closed as slow consumers */
 };
 
 struct api_server {
@@ -70,18 +76,64 @@ void api_cluster_remove(struct api_server *s, struct api_http_conn *c, const cha
                         size_t len);
 void api_metrics(struct api_server *s, struct api_http_conn *c);
 
+/* What is wrong with an append's input: the status, code and message. */
+struct api_input_error {
+    int status;
+    const char *code;
+    const char *message;
+};
+
+/* An append's answer for transports other than a plain request. */
+typedef void (*api_append_done_cb)(void *arg, int rv, const struct log_result *result);
+
+/* Appends {"nonce","payload"|"payload_b64"} (obj) to channel (valid) for
+ * another transport (the WebSocket): done(arg, ...) fires once it commits or
+ * fails. Returns 0, or an error with *err saying what to answer (nothing
+ * was queued, done will not fire). */
+int api_append_object(struct api_server *s, const char *channel, size_t len, json_t *obj,
+                      api_append_done_cb done, void *arg, struct api_input_error *err);
+
 /* The position a read or tail starts after, from after_seq or after_ts.
  * HD_EINVAL with *bad set for a malformed parameter. */
 int api__read_position(struct api_server *s, const struct api_http_request *req,
                        const char *channel, size_t len, uint64_t *after_seq,
                        const char **bad);
 
-/* Tail hub: wakes the tails of a channel when a message commits. */
+/* ---- Delivery (hub.c, tail.c, subscribe.c) ----
+ * The hub owns the fan-out engine (fanout.h) and every delivery session:
+ * one-channel SSE tails, multi-channel SSE streams and WebSockets. */
+
+struct fan;
+struct log_message;
+
+/* A delivery session, in the hub's list so that shutdown can end it. */
+struct api_session {
+    struct api_hub *hub;
+    struct api_session *prev, *next;
+    /* Ends the session for a shutdown (says so to the client first). */
+    void (*shutdown)(struct api_session *sess);
+    /* Every keep-alive period, while the session is open. */
+    void (*keepalive)(struct api_session *sess);
+};
+
 int api_hub_init(struct api_hub **out, struct api_server *s);
-void api_hub_notify(struct api_hub *h, const char *channel, size_t len, uint64_t seq);
-size_t api_hub_tails(const struct api_hub *h);
-/* Ends every tail (shutdown); the hub is freed once they are gone. */
+/* A message committed on this node (the node's on_commit). */
+void api_hub_commit(struct api_hub *h, const char *channel, size_t len,
+                    const struct log_message *m);
+struct fan *api_hub_fan(struct api_hub *h);
+void api_hub_add(struct api_hub *h, struct api_session *sess);
+void api_hub_remove(struct api_hub *h, struct api_session *sess);
+/* Sessions open now. */
+size_t api_hub_sessions(const struct api_hub *h);
+/* Ends every session (shutdown); the hub is freed once they are gone. */
 void api_hub_close(struct api_hub *h);
+
+/* GET or POST /v1/tail: one SSE stream of many channels. */
+void api_tail_multi(struct api_server *s, struct api_http_conn *c,
+                    const struct api_http_request *req);
+/* GET /v1/subscribe: the WebSocket. */
+void api_subscribe(struct api_server *s, struct api_http_conn *c,
+                   const struct api_http_request *req);
 
 /* ---- shared helpers (util.c) ---- */
 
@@ -91,6 +143,8 @@ int api_respond_json(struct api_server *s, struct api_http_conn *c, int status,
 /* Answers with the v1 error body. */
 int api_respond_error(struct api_server *s, struct api_http_conn *c, int status,
                       const char *code, const char *message);
+/* The v1 error code of a consensus error (and its message). */
+const char *api_cons_error_code(int rv, const char **message);
 /* Maps a consensus error to 503 + Retry-After (or 500) and answers. */
 int api_respond_cons_error(struct api_server *s, struct api_http_conn *c, int rv);
 

@@ -18,6 +18,8 @@ struct api_pending {
     size_t line;                     /* index of the line in its batch */
     struct api_server *server;
     struct api_http_conn *conn;      /* single appends only */
+    api_append_done_cb done;         /* appends of other transports */
+    void *done_arg;
     char channel[LOG_CHANNEL_MAX];
     char nonce[LOG_NONCE_MAX];
     uint8_t *payload;                /* owned */
@@ -42,12 +44,6 @@ struct api_append_input {
     const char *payload;             /* text, or base64 when b64 */
     size_t payload_len;
     bool b64;
-};
-
-struct api_input_error {
-    int status;
-    const char *code;
-    const char *message;
 };
 
 /* Validates and copies one append into a new pending append. */
@@ -228,6 +224,46 @@ void api_append(struct api_server *s, struct api_http_conn *c,
         api_respond_cons_error(s, c, rv);
         api__pending_free(p);
     }
+}
+
+/* ------------------------------------------------ other transports --- */
+
+static void api__generic_done(struct cons_append_req *req, int status,
+                              const struct log_result *result)
+{
+    struct api_pending *p = req->data;
+    struct api_server *s = p->server;
+    if (status == 0) {
+        s->metrics.appends_ok += result->duplicate ? 0 : 1;
+        s->metrics.appends_duplicate += result->duplicate ? 1 : 0;
+    } else if (status == HD_EUNKNOWN) {
+        s->metrics.appends_unknown++;
+    }
+    p->done(p->done_arg, status, result);
+    api__pending_free(p);
+}
+
+int api_append_object(struct api_server *s, const char *channel, size_t len, json_t *obj,
+                      api_append_done_cb done, void *arg, struct api_input_error *err)
+{
+    struct api_append_input in;
+    struct api_pending *p = NULL;
+    int rv = api__input_from_json(obj, &in, err);
+    if (rv == 0) {
+        rv = api__pending_new(s, channel, len, &in, &p, err);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    p->done = done;
+    p->done_arg = arg;
+    rv = cons_node_append(s->node, &p->req, api__generic_done);
+    if (rv != 0) {
+        api__pending_free(p);
+        const char *message = NULL;
+        *err = (struct api_input_error){503, api_cons_error_code(rv, &message), message};
+    }
+    return rv;
 }
 
 /* ----------------------------------------------------------- batch --- */

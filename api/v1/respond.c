@@ -40,28 +40,40 @@ int api_respond_error(struct api_server *s, struct api_http_conn *c, int status,
     return api_http_respond_error(c, status, code, message, extra);
 }
 
-int api_respond_cons_error(struct api_server *s, struct api_http_conn *c, int rv)
+const char *api_cons_error_code(int rv, const char **message)
 {
     switch (rv) {
         case HD_EUNKNOWN:
-            s->metrics.appends_unknown++;
-            return api_respond_error(s, c, 503, "outcome_unknown",
-                                     "the append may or may not have been written; "
-                                     "retry with the same nonce");
+            *message = "the append may or may not have been written; retry with the same nonce";
+            return "outcome_unknown";
         case HD_ENOTLEADER:
         case HD_EUNAVAIL:
-            return api_respond_error(s, c, 503, "unavailable",
-                                     "no leader for this channel's shard; nothing was written");
+            *message = "no leader for this channel's shard; nothing was written";
+            return "unavailable";
         case HD_EBUSY:
-            return api_respond_error(s, c, 503, "overloaded",
-                                     "too many appends waiting; nothing was written");
+            *message = "too many appends waiting; nothing was written";
+            return "overloaded";
         case HD_ESHUTDOWN:
-            return api_respond_error(s, c, 503, "shutting_down",
-                                     "the node is shutting down; nothing was written");
+            *message = "the node is shutting down; nothing was written";
+            return "shutting_down";
         default:
-            HD_LOG_ERROR("request failed: %s", hd_strerror(rv));
-            return api_respond_error(s, c, 500, "internal", hd_strerror(rv));
+            *message = hd_strerror(rv);
+            return "internal";
     }
+}
+
+int api_respond_cons_error(struct api_server *s, struct api_http_conn *c, int rv)
+{
+    const char *message = NULL;
+    const char *code = api_cons_error_code(rv, &message);
+    if (rv == HD_EUNKNOWN) {
+        s->metrics.appends_unknown++;
+    }
+    if (strcmp(code, "internal") == 0) {
+        HD_LOG_ERROR("request failed: %s", hd_strerror(rv));
+        return api_respond_error(s, c, 500, code, message);
+    }
+    return api_respond_error(s, c, 503, code, message);
 }
 
 json_t *api_message_json(const char *channel, size_t channel_len, uint64_t seq,

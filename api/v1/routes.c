@@ -82,6 +82,14 @@ void api_route(struct api_http_conn *c, const struct api_http_request *req, void
         } else {
             api__method_not_allowed(s, c);
         }
+    } else if (api__path_is(req, "/v1/subscribe")) {
+        api_subscribe(s, c, req); /* answers a method that is not a handshake */
+    } else if (api__path_is(req, "/v1/tail")) {
+        if (req->method == HTTP_GET || req->method == HTTP_POST) {
+            api_tail_multi(s, c, req);
+        } else {
+            api__method_not_allowed(s, c);
+        }
     } else if (api__path_is(req, "/v1/status")) {
         if (req->method == HTTP_GET) {
             api_status(s, c);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "fanout.h"
 #include "hd_alloc.h"
 #include "hd_util.h"
 #include "node.h"
@@ -45,7 +46,7 @@ void api_status(struct api_server *s, struct api_http_conn *c)
         "peers", peers, "wal", "io_uring", st.wal_uses_uring, "appends", "committed",
         (json_int_t)st.appends_committed, "duplicate", (json_int_t)st.appends_duplicate,
         "forwarded", (json_int_t)st.appends_forwarded, "tails",
-        (json_int_t)api_hub_tails(s->hub));
+        (json_int_t)api_hub_sessions(s->hub));
     api_respond_json(s, c, 200, body, NULL);
 }
 
@@ -85,6 +86,45 @@ static void api__metric(struct api_text *t, const char *name, const char *type,
                 value);
 }
 
+/* The fan-out engine's figures and the WebSocket counters. */
+static void api__delivery_metrics(struct api_server *s, struct api_text *t)
+{
+    struct fan_stats f = {0};
+    if (s->hub != NULL) {
+        fan_get_stats(api_hub_fan(s->hub), &f);
+    }
+    api__metric(t, "herald_deliveries_live_total", "counter",
+                "Messages written to subscribers from the live group.", f.deliveries_live);
+    api__metric(t, "herald_deliveries_catchup_total", "counter",
+                "Messages written to subscribers catching up.", f.deliveries_catchup);
+    api__metric(t, "herald_catchup_window_total", "counter",
+                "Catch-up messages served from the recent-message window.", f.catchup_window);
+    api__metric(t, "herald_catchup_state_total", "counter",
+                "Catch-up messages read from state.", f.catchup_state);
+    api__metric(t, "herald_messages_encoded_total", "counter",
+                "Committed messages encoded once for their subscribers.", f.encoded);
+    api__metric(t, "herald_subscribers_fell_behind_total", "counter",
+                "Live subscribers moved to catch-up (slow connection or a gap).", f.fell_behind);
+    api__metric(t, "herald_slow_consumers_closed_total", "counter",
+                "Delivery connections closed over their hard bound.", f.slow_closed);
+    api__metric(t, "herald_subscriptions_refused_total", "counter",
+                "Subscriptions refused by a limit.", f.subs_refused);
+    api__metric(t, "herald_subscriptions", "gauge", "Subscriptions (channel x connection).",
+                f.subs);
+    api__metric(t, "herald_delivery_sessions", "gauge",
+                "Open SSE tails, multi-channel streams and WebSockets.", api_hub_sessions(s->hub));
+    api__metric(t, "herald_fanout_channels", "gauge",
+                "Channels with subscribers or a window.", f.channels);
+    api__metric(t, "herald_fanout_window_bytes", "gauge",
+                "Bytes of messages held in recent-message windows.", f.window_bytes);
+    api__metric(t, "herald_ws_opened_total", "counter", "WebSockets accepted.",
+                s->metrics.ws_opened);
+    api__metric(t, "herald_ws_frames_in_total", "counter",
+                "WebSocket operations received.", s->metrics.ws_frames_in);
+    api__metric(t, "herald_ws_errors_total", "counter", "WebSocket error frames sent.",
+                s->metrics.ws_errors);
+}
+
 void api_metrics(struct api_server *s, struct api_http_conn *c)
 {
     struct cons_node_stats st;
@@ -110,9 +150,7 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
         api__printf(&t, "herald_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", i,
                     s->metrics.responses_by_class[i]);
     }
-    api__metric(&t, "herald_tail_events_total", "counter", "SSE message events written.",
-                s->metrics.tail_events);
-    api__metric(&t, "herald_tails", "gauge", "Open SSE tails.", api_hub_tails(s->hub));
+    api__delivery_metrics(s, &t);
     api__metric(&t, "herald_http_connections", "gauge", "Open HTTP connections.",
                 api_http_server_connections(s->http));
     api__printf(&t, "# HELP herald_shard_applied_index Last Raft index applied, by shard.\n"

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* SSE tails: history then live messages of a channel, resumable by seq. */
+/* SSE tails: one channel (/v1/channels/{ch}/tail) or many (/v1/tail), resumable. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "fanout.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
@@ -11,186 +13,108 @@
 #include "log.h"
 
 /*
- * A tail never holds messages of its own: it remembers the last seq it sent
- * and reads everything after it from applied state. A commit only wakes it.
- * So the switch from history to live can neither skip nor repeat: both are
- * the same read from the same position. A tail whose client reads slowly
- * stops reading state above tail_queue_bytes_max unsent bytes and resumes on
- * DRAINED, so a slow consumer costs a bounded amount of memory.
+ * A tail is a delivery session of the fan-out engine (fanout.h), which
+ * does the ordering, the switch from history to live, and the slow
+ * consumers. A one-channel tail's events carry "id: SEQ", shared by every
+ * tail of the channel. A multi-channel stream's events carry the position
+ * of every channel that moved since the request's list, as "index:seq", so
+ * that Last-Event-ID with the same request resumes every channel exactly.
  */
 
-#define API_HUB_BUCKETS 4096u
-#define API_TAIL_READ_MAX 256u   /* messages per pump */
-
 struct api_tail {
-    struct api_hub *hub;
-    struct api_http_conn *conn;
-    char channel[LOG_CHANNEL_MAX];
-    size_t channel_len;
-    uint64_t last_sent;          /* seq of the last event written */
-    uint64_t bucket;
-    bool closed;                 /* the client is gone */
-    bool ready;                  /* on the ready list */
-    struct api_tail *next;       /* in its bucket */
-    struct api_tail *next_ready;
-    uint64_t last_write_ms;      /* for keep-alive comments */
-};
-
-struct api_hub {
+    struct api_session sess;
     struct api_server *server;
-    struct api_tail *buckets[API_HUB_BUCKETS];
-    struct api_tail *ready;      /* tails to pump at the end of this turn */
-    uv_check_t pumper;
-    uv_timer_t keepalive;
-    size_t n_tails;
-    unsigned open_handles;       /* while closing */
+    struct api_http_conn *conn;
+    struct fan_conn *fc;
 };
-
-static void api__tail_mark_ready(struct api_tail *t)
-{
-    if (!t->ready) {
-        t->ready = true;
-        t->next_ready = t->hub->ready;
-        t->hub->ready = t;
-    }
-}
-
-void api_hub_notify(struct api_hub *h, const char *channel, size_t len, uint64_t seq)
-{
-    (void)seq;
-    uint64_t hash = hd_hash64(channel, len);
-    for (struct api_tail *t = h->buckets[hash % API_HUB_BUCKETS]; t != NULL; t = t->next) {
-        if (t->bucket == hash && t->channel_len == len && memcmp(t->channel, channel, len) == 0) {
-            api__tail_mark_ready(t);
-        }
-    }
-}
-
-size_t api_hub_tails(const struct api_hub *h) { return h != NULL ? h->n_tails : 0; }
-
-static void api__tail_unlink(struct api_tail *t)
-{
-    struct api_hub *h = t->hub;
-    struct api_tail **pp = &h->buckets[t->bucket % API_HUB_BUCKETS];
-    while (*pp != t) {
-        pp = &(*pp)->next;
-    }
-    *pp = t->next;
-    for (pp = &h->ready; *pp != NULL; pp = &(*pp)->next_ready) {
-        if (*pp == t) {
-            *pp = t->next_ready;
-            break;
-        }
-    }
-    h->n_tails--;
-}
 
 static void api__tail_end(struct api_tail *t)
 {
-    api__tail_unlink(t);
+    api_hub_remove(t->sess.hub, &t->sess);
+    fan_conn_free(t->fc);
     api_http_stream_end(t->conn);
     hd_free(t);
 }
 
-struct api_pump {
-    struct api_tail *tail;
-    int rv;
-};
-
-static int api__tail_event(void *arg, const struct log_message *m)
+static void api__tail_shutdown(struct api_session *sess)
 {
-    struct api_pump *p = arg;
-    struct api_tail *t = p->tail;
-    json_t *j = api_message_json(t->channel, t->channel_len, m->seq, m->ts, m->nonce,
-                                 m->nonce_len, m->payload, m->payload_len);
-    char *data = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (data == NULL) {
-        p->rv = HD_ENOMEM;
-        return 1;
-    }
-    char head[64];
-    int n = snprintf(head, sizeof head, "id: %llu\nevent: message\ndata: ",
-                     (unsigned long long)m->seq);
-    int rv = api_http_stream_write(t->conn, head, (size_t)n);
-    if (rv == 0) rv = api_http_stream_write(t->conn, data, strlen(data));
-    if (rv == 0) rv = api_http_stream_write(t->conn, "\n\n", 2);
-    free(data);
-    if (rv != 0) {
-        p->rv = rv;
-        return 1;
-    }
-    t->last_sent = m->seq;
-    t->hub->server->metrics.tail_events++;
-    /* Stop reading state while the socket has enough to chew on. */
-    return api_http_stream_queued(t->conn) > t->hub->server->config.tail_queue_bytes_max;
+    struct api_tail *t = (struct api_tail *)sess;
+    fan_conn_flush(t->fc);
+    api__tail_end(t);
 }
 
-/* Sends what the tail has not sent yet, within the queue budget. */
-static void api__tail_pump(struct api_tail *t)
+static void api__tail_keepalive(struct api_session *sess)
 {
-    struct api_server *s = t->hub->server;
-    while (!t->closed && api_http_stream_queued(t->conn) <= s->config.tail_queue_bytes_max) {
-        struct api_pump p = {t, 0};
-        uint64_t before = t->last_sent, next;
-        int rv = log_read(s->log, t->channel, t->channel_len, t->last_sent, API_TAIL_READ_MAX,
-                          api__tail_event, &p, &next);
-        if (rv == 0) rv = p.rv;
-        if (rv != 0) {
-            HD_LOG_WARN("tail of %.*s: %s; closing it", (int)t->channel_len, t->channel,
-                        hd_strerror(rv));
-            t->closed = true;
-            break;
-        }
-        if (t->last_sent == before) {
-            break; /* caught up: wait for a commit */
-        }
-        t->last_write_ms = uv_now(s->loop);
-    }
-}
-
-static void api__hub_pump(uv_check_t *h)
-{
-    struct api_hub *hub = h->data;
-    while (hub->ready != NULL) {
-        struct api_tail *t = hub->ready;
-        hub->ready = t->next_ready;
-        t->ready = false;
-        api__tail_pump(t);
-        if (t->closed) {
-            api__tail_end(t);
-        }
+    /* A comment line: keeps proxies from timing the stream out and lets
+     * us notice a vanished client. */
+    struct api_tail *t = (struct api_tail *)sess;
+    uint8_t *line = hd_malloc(14);
+    if (line != NULL) {
+        memcpy(line, ": keep-alive\n\n", 14);
+        fan_conn_write(t->fc, line, 14);
     }
 }
 
 static void api__tail_stream_event(struct api_http_conn *c, int event, void *arg)
 {
-    struct api_tail *t = arg;
     (void)c;
+    struct api_tail *t = arg;
     if (event == API_HTTP_STREAM_CLOSED) {
-        t->closed = true;
+        api__tail_end(t);
+    } else {
+        fan_conn_drained(t->fc);
     }
-    api__tail_mark_ready(t); /* DRAINED: read on; CLOSED: end it */
 }
 
-static void api__hub_keepalive(uv_timer_t *timer)
+static void api__tail_overflow(struct fan_conn *fc, void *arg)
 {
-    struct api_hub *h = timer->data;
-    uint64_t now = uv_now(h->server->loop);
-    for (unsigned i = 0; i < API_HUB_BUCKETS; i++) {
-        for (struct api_tail *t = h->buckets[i]; t != NULL; t = t->next) {
-            if (!t->closed && now - t->last_write_ms >= h->server->config.tail_keepalive_ms) {
-                /* A comment line: keeps proxies from timing the stream out
-                 * and lets us notice a vanished client. */
-                if (api_http_stream_write(t->conn, ": keep-alive\n\n", 14) != 0) {
-                    t->closed = true;
-                    api__tail_mark_ready(t);
-                }
-                t->last_write_ms = now;
-            }
-        }
-    }
+    (void)fc;
+    HD_LOG_INFO("tail: client too slow, closing");
+    api__tail_end(arg);
 }
+
+static void api__tail_error(struct fan_conn *fc, int rv, void *arg)
+{
+    (void)fc;
+    HD_LOG_WARN("tail: %s; closing it", hd_strerror(rv));
+    api__tail_end(arg);
+}
+
+/* Starts the stream; NULL (answered) on failure. */
+static struct api_tail *api__tail_open(struct api_server *s, struct api_http_conn *c,
+                                       bool multi)
+{
+    struct api_tail *t = s->hub != NULL ? hd_calloc(1, sizeof *t) : NULL;
+    static const struct fan_conn_ops one = {FAN_ENC_SSE_EVENT, false, api__tail_overflow,
+                                            api__tail_error};
+    static const struct fan_conn_ops many = {FAN_ENC_SSE_DATA, true, api__tail_overflow,
+                                             api__tail_error};
+    if (t != NULL) {
+        t->fc = fan_conn_new(api_hub_fan(s->hub), c, multi ? &many : &one, t);
+    }
+    if (t == NULL || t->fc == NULL) {
+        hd_free(t);
+        api_respond_error(s, c, 503, "unavailable", "cannot start a tail now");
+        return NULL;
+    }
+    t->server = s;
+    t->conn = c;
+    t->sess.shutdown = api__tail_shutdown;
+    t->sess.keepalive = api__tail_keepalive;
+    api_hub_add(s->hub, &t->sess);
+    s->metrics.requests++;
+    s->metrics.responses_by_class[2]++;
+    int rv = api_http_stream_begin(c, 200, "text/event-stream",
+                                   "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
+                                   api__tail_stream_event, t);
+    if (rv != 0) {
+        api__tail_end(t); /* the client is gone: no CLOSED follows */
+        return NULL;
+    }
+    return t;
+}
+
+/* ---- One channel --------------------------------------------------- */
 
 /* Where the tail starts: Last-Event-ID (a reconnect) wins over the query. */
 static int api__tail_start(struct api_server *s, const struct api_http_request *req,
@@ -208,72 +132,171 @@ static int api__tail_start(struct api_server *s, const struct api_http_request *
 void api_tail(struct api_server *s, struct api_http_conn *c,
               const struct api_http_request *req, const char *channel, size_t len)
 {
-    uint64_t after = 0;
+    uint64_t after = 0, head = 0;
     const char *bad = NULL;
     int rv = api__tail_start(s, req, channel, len, &after, &bad);
     if (rv != 0) {
+        api_respond_error(s, c, 400, "bad_query", bad != NULL ? bad : "bad position");
+        return;
+    }
+    struct api_tail *t = api__tail_open(s, c, false);
+    if (t != NULL && fan_conn_subscribe(t->fc, channel, len, after, after, 0, &head) != 0) {
+        HD_LOG_WARN("tail of %.*s: cannot subscribe; closing it", (int)len, channel);
+        api__tail_end(t);
+    }
+}
+
+/* ---- Many channels ------------------------------------------------- */
+
+struct api_tail_pos {
+    const char *channel;
+    size_t len;
+    uint64_t after;   /* where to start: the list's, or Last-Event-ID's */
+    uint64_t listed;  /* the list's position; FAN_NOW unless a seq */
+};
+
+/* One "channel[:position]" item; position N, "now" or "ts=S.U". */
+static const char *api__tail_item(struct api_server *s, char *item, size_t n,
+                                  struct api_tail_pos *p)
+{
+    char *colon = memchr(item, ':', n);
+    /* Channel ids may hold ':' themselves: the position is after the last. */
+    for (char *c = colon; c != NULL; c = memchr(c + 1, ':', n - (size_t)(c + 1 - item))) {
+        colon = c;
+    }
+    size_t clen = colon != NULL ? (size_t)(colon - item) : n;
+    const char *pos = colon != NULL ? colon + 1 : "now";
+    size_t plen = colon != NULL ? n - clen - 1 : 3;
+    if (!hd_channel_valid(item, clen)) {
+        return "channel ids are 1-128 characters of [A-Za-z0-9._:-]";
+    }
+    *p = (struct api_tail_pos){item, clen, 0, FAN_NOW};
+    p->listed = FAN_NOW;
+    if (plen == 3 && memcmp(pos, "now", 3) == 0) {
+        p->after = FAN_NOW;
+    } else if (plen > 3 && memcmp(pos, "ts=", 3) == 0) {
+        uint64_t ts = 0;
+        if (hd_ts_parse(pos + 3, plen - 3, &ts) != 0 ||
+            log_seq_at_ts(s->log, item, clen, ts, &p->after) != 0) {
+            return "a ts= position is seconds.microseconds, like ts=1732234567.000123";
+        }
+    } else if (hd_u64_parse(pos, plen, &p->after) != 0) {
+        return "a position is a seq, now, or ts=seconds.microseconds";
+    } else {
+        p->listed = p->after;
+    }
+    return NULL;
+}
+
+/* Splits the list (commas or newlines) into positions. */
+static const char *api__tail_list(struct api_server *s, char *list, size_t len,
+                                  struct api_tail_pos **out, size_t *n_out)
+{
+    size_t max = s->config.tail_channels_max, n = 0;
+    struct api_tail_pos *pos = hd_calloc(max, sizeof *pos);
+    if (pos == NULL) {
+        return "out of memory";
+    }
+    for (size_t i = 0; i < len;) {
+        size_t end = i;
+        while (end < len && list[end] != ',' && list[end] != '\n' && list[end] != '\r') end++;
+        if (end > i) {
+            const char *bad = n == max ? "too many channels for one stream (use the WebSocket)"
+                                       : api__tail_item(s, list + i, end - i, &pos[n]);
+            if (bad != NULL) {
+                hd_free(pos);
+                return bad;
+            }
+            n++;
+        }
+        i = end + 1;
+    }
+    if (n == 0) {
+        hd_free(pos);
+        return "channels lists at least one channel:position";
+    }
+    *out = pos;
+    *n_out = n;
+    return NULL;
+}
+
+/* Last-Event-ID "index:seq,...": those positions replace the list's. */
+static const char *api__tail_resume(const struct api_http_request *req, struct api_tail_pos *pos,
+                                    size_t n)
+{
+    size_t len = 0;
+    const char *v = api_http_header(req, "Last-Event-ID", &len);
+    for (size_t i = 0; v != NULL && i < len;) {
+        size_t end = i;
+        while (end < len && v[end] != ',') end++;
+        const char *colon = memchr(v + i, ':', end - i);
+        uint64_t index = 0, seq = 0;
+        if (colon == NULL || hd_u64_parse(v + i, (size_t)(colon - v - i), &index) != 0 ||
+            hd_u64_parse(colon + 1, (size_t)(v + end - colon - 1), &seq) != 0 || index >= n) {
+            return "Last-Event-ID must be the id of the last event received";
+        }
+        pos[index].after = seq;
+        i = end + 1;
+    }
+    return NULL;
+}
+
+/* The list from ?channels= or from a POST body, in a new buffer. */
+static char *api__tail_list_text(const struct api_http_request *req, size_t *len)
+{
+    if (req->method == HTTP_POST) {
+        char *text = hd_malloc(req->body_len + 1);
+        if (text != NULL) {
+            memcpy(text, req->body, req->body_len);
+            *len = req->body_len;
+        }
+        return text;
+    }
+    char *text = hd_malloc(req->query_len + 1);
+    if (text != NULL && api_http_query_param(req, "channels", text, req->query_len + 1) != 0) {
+        hd_free(text);
+        return NULL;
+    }
+    if (text != NULL) {
+        *len = strlen(text);
+    }
+    return text;
+}
+
+void api_tail_multi(struct api_server *s, struct api_http_conn *c,
+                    const struct api_http_request *req)
+{
+    size_t text_len = 0, n = 0;
+    char *text = api__tail_list_text(req, &text_len);
+    struct api_tail_pos *pos = NULL;
+    const char *bad = text == NULL ? "channels=ch:pos,... is required"
+                                   : api__tail_list(s, text, text_len, &pos, &n);
+    if (bad == NULL) {
+        bad = api__tail_resume(req, pos, n);
+    }
+    if (bad != NULL) {
         api_respond_error(s, c, 400, "bad_query", bad);
+        hd_free(text);
+        hd_free(pos);
         return;
     }
-    struct api_tail *t = s->hub != NULL ? hd_calloc(1, sizeof *t) : NULL;
-    if (t == NULL) {
-        hd_free(t);
-        api_respond_error(s, c, 503, "unavailable", "cannot start a tail now");
-        return;
-    }
-    struct api_hub *h = s->hub;
-    *t = (struct api_tail){.hub = h, .conn = c, .channel_len = len, .last_sent = after};
-    memcpy(t->channel, channel, len);
-    t->bucket = hd_hash64(channel, len);
-    t->next = h->buckets[t->bucket % API_HUB_BUCKETS];
-    h->buckets[t->bucket % API_HUB_BUCKETS] = t;
-    h->n_tails++;
-    t->last_write_ms = uv_now(s->loop);
-    s->metrics.requests++;
-    s->metrics.responses_by_class[2]++;
-    rv = api_http_stream_begin(c, 200, "text/event-stream",
-                               "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
-                               api__tail_stream_event, t);
-    if (rv != 0) {
-        t->closed = true;
-    }
-    api__tail_mark_ready(t); /* history first, then whatever commits */
-}
-
-int api_hub_init(struct api_hub **out, struct api_server *s)
-{
-    struct api_hub *h = hd_calloc(1, sizeof *h);
-    if (h == NULL) {
-        return HD_ENOMEM;
-    }
-    h->server = s;
-    uv_check_init(s->loop, &h->pumper);
-    h->pumper.data = h;
-    uv_check_start(&h->pumper, api__hub_pump);
-    uv_timer_init(s->loop, &h->keepalive);
-    h->keepalive.data = h;
-    uint64_t every = s->config.tail_keepalive_ms / 3 + 1;
-    uv_timer_start(&h->keepalive, api__hub_keepalive, every, every);
-    *out = h;
-    return 0;
-}
-
-static void api__hub_handle_closed(uv_handle_t *handle)
-{
-    struct api_hub *h = handle->data;
-    if (--h->open_handles == 0) {
-        hd_free(h);
-    }
-}
-
-void api_hub_close(struct api_hub *h)
-{
-    for (unsigned i = 0; i < API_HUB_BUCKETS; i++) {
-        while (h->buckets[i] != NULL) {
-            api__tail_end(h->buckets[i]);
+    struct api_tail *t = api__tail_open(s, c, true);
+    for (size_t i = 0; t != NULL && i < n; i++) {
+        uint64_t head = 0;
+        int rv = fan_conn_subscribe(t->fc, pos[i].channel, pos[i].len, pos[i].after,
+                                    pos[i].listed, (uint32_t)i, &head);
+        if (rv != 0 && rv != HD_EEXIST) {
+            HD_LOG_WARN("multi-channel tail: cannot subscribe: %s; closing it",
+                        hd_strerror(rv));
+            api__tail_end(t);
+            t = NULL;
         }
     }
-    h->open_handles = 2;
-    uv_close((uv_handle_t *)&h->pumper, api__hub_handle_closed);
-    uv_close((uv_handle_t *)&h->keepalive, api__hub_handle_closed);
+    /* "now" and ts= positions are resolved: say where they are before any
+     * message, so that a reconnect right away loses nothing. */
+    if (t != NULL && fan_conn_write_ids(t->fc) != 0) {
+        api__tail_end(t);
+    }
+    hd_free(text);
+    hd_free(pos);
 }

@@ -47,8 +47,10 @@ struct cons_node_options {
     size_t queue_max;             /* appends waiting per shard; 0 = 16384 */
     unsigned compact_every_ms;    /* how often quiet shards pinning the WAL
                                      are checked; 0 = 1000 */
-    /* Called on the loop for every message that commits (not duplicates). */
-    void (*on_commit)(void *arg, const char *channel, size_t len, uint64_t seq);
+    /* Called on the loop for every message that commits (not duplicates),
+     * after its entry's state is written, in seq order per channel. The
+     * message is lent for the call. */
+    void (*on_commit)(void *arg, const char *channel, size_t len, const struct log_message *m);
     void *on_commit_arg;
 };
 

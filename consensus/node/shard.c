@@ -81,8 +81,9 @@ static void cons__notify(struct cons_shard *sh, const struct raft_buffer *buf,
         }
         n->stats.appends_committed++;
         if (n->opts.on_commit != NULL) {
-            n->opts.on_commit(n->opts.on_commit_arg, a.channel, a.channel_len,
-                              results[i].seq);
+            struct log_message m = {results[i].seq, results[i].ts, a.nonce, a.nonce_len,
+                                    a.payload, a.payload_len};
+            n->opts.on_commit(n->opts.on_commit_arg, a.channel, a.channel_len, &m);
         }
     }
 }

@@ -30,12 +30,12 @@ struct pending {
     struct log_result result;
 };
 
-static void on_commit(void *arg, const char *channel, size_t len, uint64_t seq)
+static void on_commit(void *arg, const char *channel, size_t len, const struct log_message *m)
 {
     struct fixture *f = arg;
     (void)channel;
     (void)len;
-    (void)seq;
+    assert_true(m->seq > 0 && m->ts > 0);
     f->commits++;
 }
 

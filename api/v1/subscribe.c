@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* GET /v1/subscribe: the WebSocket of subscriptions and appends (docs/subscribe.md). */
+#include <string.h>
+
+#include "api.h"
+#include "fanout.h"
+#include "hd_alloc.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+#include "log.h"
+#include "ws.h"
+
+/*
+ * One session per WebSocket. Every frame it sends goes through its fan-out
+ * connection's queue, messages and its own frames alike, so a channel's
+ * "subscribed" comes before its messages and its "unsubscribed" after them.
+ * Appends in flight keep the session's memory alive after the connection
+ * ends (their answers then go nowhere); past ws_appends_max in flight the
+ * session stops reading the socket until answers come back.
+ */
+
+#define API_WSS_ID_MAX 128u
+
+struct api_wss {
+    struct api_session sess;
+    struct api_server *server;
+    struct api_ws *ws;
+    struct fan_conn *fc;
+    size_t in_flight;          /* appends waiting for consensus */
+    bool finished;             /* connection ended: only answers pending */
+    bool read_paused;
+};
+
+/* One append in flight: the session and the client's id. */
+struct api_wss_append {
+    struct api_wss *w;
+    char id[API_WSS_ID_MAX + 1];
+    char channel[HD_CHANNEL_MAX];
+    size_t channel_len;
+};
+
+/* ---- Sending and closing ------------------------------------------- */
+
+/* Queues obj (taking the reference) as a text frame. */
+static void api__wss_send(struct api_wss *w, json_t *obj)
+{
+    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    if (text != NULL && !w->finished &&
+        api_ws_encode_text(text, strlen(text), &frame, &len) == 0) {
+        fan_conn_write(w->fc, frame, len);
+    }
+    free(text);
+}
+
+static void api__wss_error(struct api_wss *w, const char *id, const char *channel,
+                           size_t channel_len, const char *code, const char *message)
+{
+    json_t *e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message);
+    if (e != NULL && id != NULL) json_object_set_new(e, "id", json_string(id));
+    if (e != NULL && channel != NULL) {
+        json_object_set_new(e, "channel", json_stringn(channel, channel_len));
+    }
+    w->server->metrics.ws_errors++;
+    api__wss_send(w, e);
+}
+
+/* The connection is over: drop subscriptions; free once no append waits. */
+static void api__wss_finish(struct api_wss *w)
+{
+    if (!w->finished) {
+        w->finished = true;
+        api_hub_remove(w->sess.hub, &w->sess);
+        fan_conn_free(w->fc);
+        w->fc = NULL;
+        api_ws_free(w->ws);
+        w->ws = NULL;
+    }
+    if (w->in_flight == 0) {
+        hd_free(w);
+    }
+}
+
+/* Says why, then closes with the RFC 6455 status. */
+static void api__wss_close(struct api_wss *w, uint16_t status, const char *reason,
+                           const char *message)
+{
+    if (w->finished) {
+        return;
+    }
+    api__wss_send(w, json_pack("{s:s, s:s, s:s}", "type", "closing", "reason", reason,
+                               "message", message));
+    fan_conn_flush(w->fc);
+    api_ws_close(w->ws, status, reason);
+    api__wss_finish(w);
+}
+
+/* ---- Operations ---------------------------------------------------- */
+
+/* A position: N, "now", {"after_seq":N} or {"after_ts":"S.U"}. */
+static int api__wss_position(struct api_wss *w, const char *ch, size_t len, json_t *v,
+                             uint64_t *after)
+{
+    json_t *seq = json_is_object(v) ? json_object_get(v, "after_seq") : v;
+    json_t *ts = json_is_object(v) ? json_object_get(v, "after_ts") : NULL;
+    if (json_is_string(v) && strcmp(json_string_value(v), "now") == 0) {
+        *after = FAN_NOW;
+        return 0;
+    }
+    if (json_is_integer(seq) && json_integer_value(seq) >= 0) {
+        *after = (uint64_t)json_integer_value(seq);
+        return 0;
+    }
+    uint64_t ts_us = 0;
+    if (json_is_string(ts) &&
+        hd_ts_parse(json_string_value(ts), json_string_length(ts), &ts_us) == 0) {
+        return log_seq_at_ts(w->server->log, ch, len, ts_us, after);
+    }
+    return HD_EINVAL;
+}
+
+static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char *ch,
+                                   size_t len, json_t *v)
+{
+    uint64_t after = 0, head = 0;
+    if (!hd_channel_valid(ch, len)) {
+        api__wss_error(w, id, NULL, 0, "bad_channel",
+                       "channel ids are 1-128 characters of [A-Za-z0-9._:-]");
+        return;
+    }
+    if (api__wss_position(w, ch, len, v, &after) != 0) {
+        api__wss_error(w, id, ch, len, "bad_position",
+                       "a position is a seq, \"now\", {\"after_seq\":N} or {\"after_ts\":\"S.U\"}");
+        return;
+    }
+    int rv = fan_conn_subscribe(w->fc, ch, len, after, after, 0, &head);
+    if (rv == HD_EEXIST) {
+        api__wss_error(w, id, ch, len, "already_subscribed", "already subscribed");
+    } else if (rv == HD_ERANGE) {
+        api__wss_error(w, id, ch, len, "too_many_channels",
+                       "over the limit of subscriptions per connection or per node");
+    } else if (rv != 0) {
+        api__wss_error(w, id, ch, len, "overloaded", hd_strerror(rv));
+    } else {
+        api__wss_send(w, json_pack("{s:s, s:s%, s:I}", "type", "subscribed", "channel", ch, len,
+                                   "head", (json_int_t)head));
+    }
+}
+
+static void api__wss_subscribe(struct api_wss *w, const char *id, json_t *op)
+{
+    json_t *channels = json_object_get(op, "channels");
+    if (!json_is_object(channels)) {
+        api__wss_error(w, id, NULL, 0, "bad_frame",
+                       "subscribe takes \"channels\": {\"channel\": position, ...}");
+        return;
+    }
+    const char *key;
+    size_t key_len;
+    json_t *v;
+    json_object_keylen_foreach(channels, key, key_len, v)
+    {
+        api__wss_subscribe_one(w, id, key, key_len, v);
+    }
+}
+
+static void api__wss_unsubscribe(struct api_wss *w, const char *id, json_t *op)
+{
+    json_t *channels = json_object_get(op, "channels");
+    if (!json_is_array(channels)) {
+        api__wss_error(w, id, NULL, 0, "bad_frame",
+                       "unsubscribe takes \"channels\": [\"channel\", ...]");
+        return;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(channels, i, v)
+    {
+        const char *ch = json_string_value(v);
+        size_t len = json_string_length(v);
+        if (ch == NULL || !hd_channel_valid(ch, len)) {
+            api__wss_error(w, id, NULL, 0, "bad_channel", "not a channel id");
+        } else if (fan_conn_unsubscribe(w->fc, ch, len) != 0) {
+            api__wss_error(w, id, ch, len, "not_subscribed", "not subscribed");
+        } else {
+            api__wss_send(w, json_pack("{s:s, s:s%}", "type", "unsubscribed", "channel", ch,
+                                       len));
+        }
+    }
+}
+
+static void api__wss_append_done(void *arg, int rv, const struct log_result *r)
+{
+    struct api_wss_append *a = arg;
+    struct api_wss *w = a->w;
+    HD_ASSERT(w->in_flight > 0);
+    w->in_flight--;
+    if (!w->finished) {
+        if (rv == 0) {
+            char ts[HD_TS_STR_MAX];
+            hd_ts_format(r->ts, ts, sizeof ts);
+            api__wss_send(w, json_pack("{s:s, s:s, s:s%, s:I, s:s, s:b}", "type", "ack", "id",
+                                       a->id, "channel", a->channel, a->channel_len, "seq",
+                                       (json_int_t)r->seq, "ts", ts, "duplicate", r->duplicate));
+        } else {
+            const char *message = NULL;
+            const char *code = api_cons_error_code(rv, &message);
+            api__wss_error(w, a->id, a->channel, a->channel_len, code, message);
+        }
+        if (w->read_paused && w->in_flight < w->server->config.ws_appends_max / 2) {
+            w->read_paused = false;
+            api_http_read_pause(api_ws_conn(w->ws), false);
+        }
+    }
+    hd_free(a);
+    if (w->finished && w->in_flight == 0) {
+        hd_free(w);
+    }
+}
+
+static void api__wss_append(struct api_wss *w, const char *id, json_t *op)
+{
+    json_t *ch = json_object_get(op, "channel");
+    const char *channel = json_string_value(ch);
+    size_t len = json_string_length(ch);
+    if (id == NULL || id[0] == '\0' || strlen(id) > API_WSS_ID_MAX) {
+        api__wss_error(w, NULL, NULL, 0, "bad_id", "append needs an \"id\" of 1-128 bytes");
+        return;
+    }
+    if (channel == NULL || !hd_channel_valid(channel, len)) {
+        api__wss_error(w, id, NULL, 0, "bad_channel",
+                       "channel ids are 1-128 characters of [A-Za-z0-9._:-]");
+        return;
+    }
+    struct api_wss_append *a = hd_calloc(1, sizeof *a);
+    if (a == NULL) {
+        api__wss_error(w, id, channel, len, "overloaded", "out of memory");
+        return;
+    }
+    a->w = w;
+    strcpy(a->id, id);
+    memcpy(a->channel, channel, len);
+    a->channel_len = len;
+    struct api_input_error err;
+    if (api_append_object(w->server, channel, len, op, api__wss_append_done, a, &err) != 0) {
+        api__wss_error(w, id, channel, len, err.code, err.message);
+        hd_free(a);
+        return;
+    }
+    if (++w->in_flight >= w->server->config.ws_appends_max && !w->read_paused) {
+        w->read_paused = true; /* backpressure: answers first */
+        api_http_read_pause(api_ws_conn(w->ws), true);
+    }
+}
+
+static void api__wss_on_text(struct api_ws *ws, const uint8_t *msg, size_t len, void *arg)
+{
+    (void)ws;
+    struct api_wss *w = arg;
+    json_error_t jerr;
+    json_t *op = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES, &jerr);
+    w->server->metrics.ws_frames_in++;
+    if (op == NULL && json_error_code(&jerr) == json_error_invalid_utf8) {
+        api__wss_close(w, 1007, "invalid_utf8", "a text frame was not UTF-8");
+        return;
+    }
+    const char *type = json_string_value(json_object_get(op, "type"));
+    json_t *id_v = json_object_get(op, "id");
+    const char *id = json_string_value(id_v);
+    if (type == NULL || (id_v != NULL && id == NULL)) {
+        api__wss_error(w, NULL, NULL, 0, "bad_frame",
+                       "a frame is a JSON object with a \"type\" (and a string \"id\")");
+    } else if (strcmp(type, "subscribe") == 0) {
+        api__wss_subscribe(w, id, op);
+    } else if (strcmp(type, "unsubscribe") == 0) {
+        api__wss_unsubscribe(w, id, op);
+    } else if (strcmp(type, "append") == 0) {
+        api__wss_append(w, id, op);
+    } else if (strcmp(type, "ping") == 0) {
+        json_t *pong = json_pack("{s:s}", "type", "pong");
+        if (pong != NULL && id != NULL) json_object_set_new(pong, "id", json_string(id));
+        api__wss_send(w, pong);
+    } else {
+        api__wss_error(w, id, NULL, 0, "bad_frame", "unknown type");
+    }
+    json_decref(op);
+}
+
+/* ---- Events -------------------------------------------------------- */
+
+static void api__wss_on_event(struct api_ws *ws, int event, void *arg)
+{
+    (void)ws;
+    struct api_wss *w = arg;
+    if (event == API_WS_CLOSED) {
+        api__wss_finish(w);
+    } else if (!w->finished) {
+        fan_conn_drained(w->fc);
+    }
+}
+
+static void api__wss_on_flush(struct api_ws *ws, void *arg)
+{
+    (void)ws;
+    struct api_wss *w = arg;
+    if (!w->finished) {
+        fan_conn_flush(w->fc);
+    }
+}
+
+static void api__wss_overflow(struct fan_conn *fc, void *arg)
+{
+    (void)fc;
+    struct api_wss *w = arg;
+    HD_LOG_INFO("subscribe: client too slow, closing");
+    w->server->metrics.ws_closed_slow++;
+    api__wss_close(w, 1008, "slow_consumer", "the connection fell too far behind; resume");
+}
+
+static void api__wss_catchup_error(struct fan_conn *fc, int rv, void *arg)
+{
+    (void)fc;
+    api__wss_close(arg, 1011, "internal", hd_strerror(rv));
+}
+
+static void api__wss_shutdown(struct api_session *sess)
+{
+    api__wss_close((struct api_wss *)sess, 1001, "shutting_down", "the node is shutting down");
+}
+
+void api_subscribe(struct api_server *s, struct api_http_conn *c,
+                   const struct api_http_request *req)
+{
+    static const struct api_ws_callbacks cbs = {api__wss_on_text, api__wss_on_event,
+                                                api__wss_on_flush};
+    static const struct fan_conn_ops ops = {FAN_ENC_WS, false, api__wss_overflow,
+                                            api__wss_catchup_error};
+    struct api_wss *w = s->hub != NULL ? hd_calloc(1, sizeof *w) : NULL;
+    if (w == NULL) {
+        api_respond_error(s, c, 503, "unavailable", "cannot open a subscription now");
+        return;
+    }
+    w->server = s;
+    w->fc = fan_conn_new(api_hub_fan(s->hub), c, &ops, w);
+    if (w->fc == NULL) {
+        hd_free(w);
+        api_respond_error(s, c, 503, "unavailable", "cannot open a subscription now");
+        return;
+    }
+    w->sess.shutdown = api__wss_shutdown;
+    api_hub_add(s->hub, &w->sess); /* before: early frames may arrive inside accept */
+    s->metrics.requests++;
+    int rv = api_ws_accept(c, req, s->config.ws_message_bytes_max, &cbs, w, &w->ws);
+    if (rv != 0) {
+        s->metrics.responses_by_class[4]++;
+        api_hub_remove(s->hub, &w->sess);
+        fan_conn_free(w->fc);
+        hd_free(w);
+        return;
+    }
+    s->metrics.responses_by_class[1]++;
+    s->metrics.ws_opened++;
+}
