@@ -182,6 +182,7 @@ struct herald_sub {
     bool stopped;                  /* a callback asked to stop */
     int attempt;                   /* reconnects since the last handshake */
     int64_t down_since_ms;         /* no open connection since then (0: open) */
+    int64_t retry_at_ms;           /* herald_sub_run's next connect (0: none set) */
     int err;                       /* permanent error found while receiving */
     int lost;                      /* why the connection is being dropped */
     uint64_t max_frame;            /* refuse bigger server frames */

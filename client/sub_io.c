@@ -441,7 +441,9 @@ static void sleep_ms(int64_t ms)
 }
 
 /* No connection: wait the backoff, then start one. 0, 1 (not connected:
- * loop again), or HD_EUNAVAIL when retry_deadline_ms has passed. */
+ * loop again), or HD_EUNAVAIL when retry_deadline_ms has passed. The time
+ * of the next attempt is kept in s, so that runs with short timeouts still
+ * get there. */
 static int run_reconnect(struct herald_sub *s, int64_t end_ms, bool first)
 {
     int64_t now = herald__now_ms();
@@ -452,12 +454,11 @@ static int run_reconnect(struct herald_sub *s, int64_t end_ms, bool first)
         return herald__sub_fail(s, HD_EUNAVAIL, "no connection for %d ms: %s",
                                 s->cfg.retry_deadline_ms, last);
     }
-    if (!first) {
-        int64_t delay = herald_sub_backoff_ms(s);
-        if (now + delay > end_ms) delay = end_ms - now;
-        if (delay > 0) sleep_ms(delay);
-        if (herald__now_ms() >= end_ms) return 1;
-    }
+    if (!first && s->retry_at_ms == 0) s->retry_at_ms = now + herald_sub_backoff_ms(s);
+    int64_t until = s->retry_at_ms < end_ms ? s->retry_at_ms : end_ms;
+    if (until > now) sleep_ms(until - now);
+    if (herald__now_ms() < s->retry_at_ms) return 1;
+    s->retry_at_ms = 0;
     return herald_sub_connect(s) == 0 ? 0 : 1;
 }
 
