@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "bench_internal.h"
@@ -314,7 +315,7 @@ static bool wait_ready(struct fan_state *st)
                      st->o->subscribers, st->o->ready_wait_s);
             return false;
         }
-        if (!st->o->json && ready != last && ready > 0) {
+        if (!st->o->json && ready != last && ready > 0 && isatty(2)) {
             fprintf(stderr, "\rsubscribed: %d/%d connections", ready, st->o->subscribers);
             last = ready;
         }
@@ -457,7 +458,7 @@ int bench_fanout_main(const char *url, const struct bench_config *base,
     struct bench_result app = {0};
     bool started = fan_start(st, &thread) == 0;
     if (started && wait_ready(st)) {
-        if (!o->json) fprintf(stderr, "\n");
+        if (!o->json && isatty(2)) fprintf(stderr, "\n");
         struct bench_config cfg = *base;
         cfg.in_flight = o->in_flight;
         cfg.connections = o->connections > 0 && o->connections < o->in_flight ? o->connections
