@@ -20,6 +20,10 @@ struct bench_config {
     size_t payload_bytes;         /* payload size of every append */
     int channels;                 /* appends spread over this many channels */
     uint64_t seed;                /* payload bytes and channel choice */
+    bool stamp_payload;           /* payload starts with the send time: 16 hex
+                                     digits of uv_hrtime() (needs >= 16 bytes) */
+    void (*on_window)(void *arg, bool start); /* called as the window starts and ends */
+    void *window_arg;             /* argument of on_window */
 };
 
 #define BENCH_ERROR_KINDS_MAX 32
@@ -60,5 +64,25 @@ uint64_t bench_percentile(const uint64_t *sorted, size_t n, double q);
  * integer seq and "duplicate" false. Returns NULL when good, else the error
  * kind to count ("duplicate", "bad_answer", or the status as text in buf). */
 const char *bench_check_answer(int status, const char *body, size_t len, char *buf, size_t size);
+
+/* `herald bench --fanout`: subscribers over WebSocket while bench_run()
+ * appends. */
+struct bench_fanout_opts {
+    int subscribers;   /* WebSocket connections */
+    int sub_channels;  /* channels each subscribes to */
+    int channels;      /* channels appended to: bench-0 .. bench-(C-1) */
+    int in_flight;     /* appends outstanding */
+    int connections;   /* HTTP connections for appends (0: in_flight) */
+    double duration_s; /* append window */
+    long payload_bytes;
+    double ready_wait_s; /* how long subscribing may take */
+    uint64_t seed;
+    bool json;
+};
+
+/* Runs the fan-out benchmark and prints its report; returns the exit
+ * status (0 when messages were delivered, 1 otherwise). */
+int bench_fanout_main(const char *url, const struct bench_config *base,
+                      const struct bench_fanout_opts *o);
 
 #endif

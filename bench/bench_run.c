@@ -106,6 +106,11 @@ static int format_request(struct bench_state *st, struct bench_conn *cn, struct 
                      cfg->base_path, channel, cfg->host_header, body_len, body_head);
     if (n < 0 || (size_t)n + cfg->payload_bytes + 2 >= st->req_cap) return -1;
     memcpy(s->req + n, st->payload, cfg->payload_bytes);
+    if (cfg->stamp_payload) { /* the fan-out's subscribers measure from it */
+        char stamp[17];
+        snprintf(stamp, sizeof stamp, "%016" PRIx64, uv_hrtime());
+        memcpy(s->req + n, stamp, 16);
+    }
     memcpy(s->req + (size_t)n + cfg->payload_bytes, "\"}", 2);
     s->req_len = (size_t)n + cfg->payload_bytes + 2;
     return 0;
@@ -340,6 +345,7 @@ static void on_phase_timer(uv_timer_t *t)
         st->measuring = false;
         st->stopping = true;
         st->end_ns = uv_hrtime();
+        if (st->cfg->on_window != NULL) st->cfg->on_window(st->cfg->window_arg, false);
         uv_timer_start(&st->phase_timer, on_phase_timer, DRAIN_WAIT_MS, 0);
         maybe_finish(st);
     } else { /* drain ran out: what is left counts as timeouts */
@@ -351,6 +357,7 @@ static void start_window(struct bench_state *st)
 {
     st->measuring = true;
     st->start_ns = uv_hrtime();
+    if (st->cfg->on_window != NULL) st->cfg->on_window(st->cfg->window_arg, true);
     uv_timer_start(&st->phase_timer, on_phase_timer, (uint64_t)(st->cfg->duration_s * 1000), 0);
     for (int i = 0; i < st->cfg->connections; i++) conn_send(&st->conns[i]);
 }

@@ -18,6 +18,7 @@ enum {
 int cli_append(const char *url, int argc, char **argv);
 int cli_read(const char *url, int argc, char **argv);
 int cli_tail(const char *url, int argc, char **argv);
+int cli_subscribe(const char *url, int argc, char **argv);
 int cli_status(const char *url, int argc, char **argv);
 int cli_cluster(const char *url, int argc, char **argv);
 

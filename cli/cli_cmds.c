@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* herald CLI subcommands append, read, tail and status, over libherald. */
+/* herald CLI subcommands append, read, tail, subscribe and status, over libherald. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -53,6 +53,21 @@ static const char tail_help[] =
     "\n"
     "  --after-seq N  start after seq N\n"
     "  --server URL   server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n";
+
+static const char subscribe_help[] =
+    "usage: herald subscribe CHANNEL[:POS]... [--from now|0|SEQ]\n"
+    "\n"
+    "Follows many channels over one WebSocket (GET /v1/subscribe) and prints every\n"
+    "message, one JSON line each as for `herald tail` ({\"channel\",\"seq\",\"ts\",\n"
+    "\"nonce\",\"payload\"}); channels interleave, each in seq order. POS is where\n"
+    "that channel starts: a seq (print what comes after it; 0 is the whole history)\n"
+    "or \"now\" (only what commits from now on); without one, --from applies. A\n"
+    "dropped connection is resumed from each channel's last printed seq, without\n"
+    "gaps or repeats; a server that skips or repeats a seq is reported (exit 1).\n"
+    "Refused channels are reported on stderr. Ctrl-C (SIGINT) or SIGTERM exits 0.\n"
+    "\n"
+    "  --from now|0|SEQ  default position, default 0\n"
+    "  --server URL      server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n";
 
 static const char status_help[] =
     "usage: herald status\n"
@@ -249,6 +264,80 @@ int cli_tail(const char *url, int argc, char **argv)
         rc = CLI_FAIL; /* only a failed write to stdout stops a tail */
         fprintf(stderr, "herald tail: cannot write to standard output\n");
     }
+    herald_client_close(&c);
+    return rc;
+}
+
+/* "now" or a whole decimal seq. */
+static bool parse_position(const char *s, uint64_t *pos)
+{
+    if (strcmp(s, "now") == 0) {
+        *pos = HERALD_SUB_NOW;
+        return true;
+    }
+    return cli_parse_u64(s, pos) && *pos != HERALD_SUB_NOW;
+}
+
+/* CHANNEL[:POS]: channel ids may hold ':', so only a last part that is a
+ * position is taken as one. */
+static int add_channel_arg(struct herald_sub *s, char *arg, uint64_t dflt)
+{
+    uint64_t pos = dflt;
+    char *colon = strrchr(arg, ':');
+    if (colon != NULL && parse_position(colon + 1, &pos)) *colon = '\0';
+    int rv = herald_sub_add(s, arg, pos);
+    if (rv == HD_EEXIST) return 0; /* named twice: once is enough */
+    if (rv != 0) return cli_usage_error("subscribe", "%s: %s", arg, herald_sub_errmsg(s));
+    return 0;
+}
+
+static int subscribe_event_cb(void *arg, const struct herald_sub_event *ev)
+{
+    (void)arg;
+    if (ev->type == HERALD_SUB_ERROR) {
+        fprintf(stderr, "herald subscribe: %s%s%s: %s\n", ev->channel ? ev->channel : "",
+                ev->channel ? ": " : "", ev->code, ev->message ? ev->message : "");
+    }
+    return 0;
+}
+
+int cli_subscribe(const char *url, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"from", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {0}};
+    uint64_t from = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == 'h') return fputs(subscribe_help, stdout), CLI_OK;
+        if (ch == 'f' && !parse_position(optarg, &from)) {
+            return cli_usage_error("subscribe", "--from wants now or a seq, not \"%s\"", optarg);
+        }
+        if (ch == '?') return cli_usage_error("subscribe", "bad option");
+    }
+    if (optind == argc) return cli_usage_error("subscribe", "need at least one CHANNEL");
+    struct herald_client c;
+    struct herald_sub *s = NULL;
+    int rc = open_client(&c, url);
+    if (rc != 0) return rc;
+    if (herald_sub_open(&s, &c, print_message_cb, subscribe_event_cb, NULL) != 0) {
+        fprintf(stderr, "herald subscribe: out of memory\n");
+        return CLI_FAIL;
+    }
+    for (int i = optind; rc == 0 && i < argc; i++) rc = add_channel_arg(s, argv[i], from);
+    if (rc == 0) {
+        struct sigaction sa = {.sa_handler = tail_signal_handler};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        int rv = herald_sub_run(s, -1);
+        rc = CLI_FAIL;
+        if (rv < 0) {
+            fprintf(stderr, "herald subscribe: %s (%s)\n", herald_sub_errmsg(s),
+                    herald_strerror(rv));
+        } else { /* only a failed write to stdout stops it */
+            fprintf(stderr, "herald subscribe: cannot write to standard output\n");
+        }
+    }
+    herald_sub_close(s);
     herald_client_close(&c);
     return rc;
 }

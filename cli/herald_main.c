@@ -21,11 +21,15 @@ static const char main_help[] =
     "  append CHANNEL TEXT   append one message, print its seq and ts\n"
     "  read CHANNEL          print stored messages, one JSON line each\n"
     "  tail CHANNEL          follow a channel, one JSON line per message\n"
+    "  subscribe CHANNEL[:POS]...\n"
+    "                        follow many channels over one WebSocket, one JSON\n"
+    "                        line per message (POS: a seq or now)\n"
     "  status                print the server's /v1/status JSON\n"
     "  cluster add-node ID ADDR | remove-node ID\n"
     "                        change the members of every shard (ADDR: the new\n"
     "                        node's peer address, host:port)\n"
-    "  bench                 measure append throughput and latency\n"
+    "  bench                 measure append throughput and latency; --fanout:\n"
+    "                        delivery to many subscribers\n"
     "\n"
     "options:\n"
     "  --server URL   server to talk to (http://host[:port]); default: $HERALD_URL,\n"
@@ -102,6 +106,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "append") == 0) return cli_append(url, argc, argv);
     if (strcmp(cmd, "read") == 0) return cli_read(url, argc, argv);
     if (strcmp(cmd, "tail") == 0) return cli_tail(url, argc, argv);
+    if (strcmp(cmd, "subscribe") == 0) return cli_subscribe(url, argc, argv);
     if (strcmp(cmd, "status") == 0) return cli_status(url, argc, argv);
     if (strcmp(cmd, "cluster") == 0) return cli_cluster(url, argc, argv);
 #ifdef HERALD_HAVE_BENCH

@@ -65,6 +65,9 @@ struct herald__resp {
     struct herald__buf field;    /* current header name */
     struct herald__buf value;    /* current header value */
     struct herald__buf content_type; /* Content-Type value */
+    struct herald__buf ws_upgrade;   /* Upgrade value (WebSocket handshake) */
+    struct herald__buf ws_connection; /* Connection value (idem) */
+    struct herald__buf ws_accept;    /* Sec-WebSocket-Accept value (idem) */
     struct herald__buf body;     /* the body when body_cb is NULL */
     herald__body_cb body_cb;     /* streaming sink, or NULL */
     void *body_arg;              /* argument of body_cb */

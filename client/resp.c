@@ -17,6 +17,15 @@ static struct herald__resp *resp_of(http_parser *p)
     return p->data;
 }
 
+/* Keeps the value of a header the caller needs verbatim. */
+static void keep_value(struct herald__resp *r, struct herald__buf *dst)
+{
+    herald__buf_reset(dst);
+    if (herald__buf_append(dst, r->value.data ? r->value.data : "", r->value.len) != 0) {
+        r->cb_rv = HD_ENOMEM;
+    }
+}
+
 static void header_done(struct herald__resp *r)
 {
     if (r->field.len == 0) return;
@@ -26,11 +35,13 @@ static void header_done(struct herald__resp *r)
         /* An HTTP-date form is treated as "no hint"; backoff still applies. */
         if (*end == '\0' && v >= 0 && v < 3600) r->retry_after_s = (int)v;
     } else if (strcasecmp(r->field.data, "Content-Type") == 0) {
-        herald__buf_reset(&r->content_type);
-        if (herald__buf_append(&r->content_type, r->value.data ? r->value.data : "",
-                               r->value.len) != 0) {
-            r->cb_rv = HD_ENOMEM;
-        }
+        keep_value(r, &r->content_type);
+    } else if (strcasecmp(r->field.data, "Upgrade") == 0) {
+        keep_value(r, &r->ws_upgrade);
+    } else if (strcasecmp(r->field.data, "Connection") == 0) {
+        keep_value(r, &r->ws_connection);
+    } else if (strcasecmp(r->field.data, "Sec-WebSocket-Accept") == 0) {
+        keep_value(r, &r->ws_accept);
     }
     herald__buf_reset(&r->field);
     herald__buf_reset(&r->value);
@@ -115,6 +126,9 @@ void herald__resp_close(struct herald__resp *r)
     herald__buf_free(&r->field);
     herald__buf_free(&r->value);
     herald__buf_free(&r->content_type);
+    herald__buf_free(&r->ws_upgrade);
+    herald__buf_free(&r->ws_connection);
+    herald__buf_free(&r->ws_accept);
     herald__buf_free(&r->body);
 }
 

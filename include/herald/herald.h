@@ -176,4 +176,158 @@ int herald_nonce_generate(char *out, size_t size);
 int herald_cluster_change(struct herald_client *c, bool add, uint64_t id, const char *address,
                           char **json_text);
 
+/*
+ * Subscriptions over WebSocket (GET /v1/subscribe, docs/subscribe.md).
+ *
+ * One struct herald_sub is one WebSocket connection carrying any number of
+ * channels and appends. The library remembers, per channel, the seq of the
+ * last message delivered; when the connection drops it reconnects and
+ * subscribes every channel again from there, so on_message sees each
+ * channel's messages once, in seq order (channels interleave freely). It
+ * checks that each channel's seqs are consecutive and fails with
+ * HD_ECORRUPT if the server skips or repeats one. Appends not yet answered
+ * when a connection drops are sent again, with the same id and nonce, on
+ * the next connection (the server dedups by nonce).
+ *
+ * Two ways to drive it, on the same steps:
+ * - blocking: herald_sub_run() waits, reconnects with backoff, and returns
+ *   when a callback asks it to;
+ * - non-blocking, for event loops holding many subscriptions on one thread:
+ *   herald_sub_connect() starts a connection (the TCP connect and the
+ *   handshake happen in herald_sub_process()), herald_sub_fd() and
+ *   herald_sub_want() say what to poll for, herald_sub_process() reads what
+ *   is readable and writes what is writable without ever blocking (except
+ *   for the name lookup of the first connect), and herald_sub_timeout_ms()
+ *   says when to call it even without I/O.
+ * Thread-compatible: one struct herald_sub per thread at a time.
+ */
+
+struct herald_sub; /* opaque */
+
+/* Position for herald_sub_add(): only what commits from now on. */
+#define HERALD_SUB_NOW UINT64_MAX
+/* herald_sub_want() bits. */
+#define HERALD_SUB_WANT_READ 1
+#define HERALD_SUB_WANT_WRITE 2
+
+/* What happened, besides messages. */
+enum herald_sub_event_type {
+    HERALD_SUB_CONNECTED = 1, /* handshake done; channels and appends sent again */
+    HERALD_SUB_DISCONNECTED,  /* the connection was lost (rv, message say why) */
+    HERALD_SUB_SUBSCRIBED,    /* channel subscribed; seq = the channel's head */
+    HERALD_SUB_UNSUBSCRIBED,  /* channel removed, no message of it follows */
+    HERALD_SUB_ACK,           /* append id committed: channel, nonce, seq, ts_us, duplicate */
+    HERALD_SUB_ERROR,         /* refused operation: code, message, rv; id and/or channel */
+    HERALD_SUB_PONG,          /* answer to herald_sub_ping(id) */
+    HERALD_SUB_CLOSING,       /* the server is closing: code = its reason, message */
+};
+
+/* One event. Pointers are borrowed for the callback only; absent ones are
+ * NULL. */
+struct herald_sub_event {
+    enum herald_sub_event_type type;
+    const char *channel; /* the channel concerned */
+    const char *id;      /* the operation's id (append, ping, subscribe) */
+    const char *nonce;   /* ACK and append ERROR: the append's nonce */
+    uint64_t seq;        /* ACK: the assigned seq; SUBSCRIBED: head */
+    uint64_t ts_us;      /* ACK: the assigned ts */
+    bool duplicate;      /* ACK: an earlier attempt had written it */
+    const char *code;    /* ERROR: the server's code; CLOSING: its reason */
+    const char *message; /* ERROR, CLOSING, DISCONNECTED: details */
+    int rv;              /* ERROR: the code as HD_E* (HD_EUNKNOWN for
+                            outcome_unknown, HD_EUNAVAIL for unavailable,
+                            overloaded, shutting_down: retry with the same
+                            nonce); DISCONNECTED: why */
+};
+
+/* Called per event. Return 0 to continue; any other value stops
+ * herald_sub_run() / herald_sub_process() as herald_message_cb does. */
+typedef int (*herald_sub_event_cb)(void *arg, const struct herald_sub_event *ev);
+
+/* Creates a subscription to c's server (URL and timeouts are copied: c is
+ * not used afterwards). on_message gets every message of every channel;
+ * on_event (may be NULL) everything else. Does not connect. HD_ENOMEM. */
+int herald_sub_open(struct herald_sub **out, const struct herald_client *c,
+                    herald_message_cb on_message, herald_sub_event_cb on_event, void *arg);
+
+/* Closes the connection and frees s (NULL is fine). */
+void herald_sub_close(struct herald_sub *s);
+
+/* Details of the last failure or disconnection (never NULL, maybe ""). */
+const char *herald_sub_errmsg(const struct herald_sub *s);
+
+/* Subscribes channel from after_seq (0: the whole history; HERALD_SUB_NOW:
+ * what commits from now on). Sent now if connected, else on connect; many
+ * adds in a row go out as few frames. HD_EINVAL (bad channel), HD_EEXIST
+ * (already added), HD_EBUSY (being removed), HD_ENOMEM. */
+int herald_sub_add(struct herald_sub *s, const char *channel, uint64_t after_seq);
+
+/* Unsubscribes channel; no message of it is delivered after this call.
+ * HD_ENOTFOUND if it was not added. */
+int herald_sub_remove(struct herald_sub *s, const char *channel);
+
+/* *last_seq = the seq of the last message of channel delivered (or the
+ * start position; HERALD_SUB_NOW while a "now" start is not known yet).
+ * HD_ENOTFOUND if the channel is not subscribed. */
+int herald_sub_position(const struct herald_sub *s, const char *channel, uint64_t *last_seq);
+
+/* Number of channels added and not removed. */
+size_t herald_sub_channel_count(const struct herald_sub *s);
+
+/* Appends len bytes of payload to channel over the WebSocket. id (1-128
+ * bytes; NULL: generated) comes back in the ACK or ERROR event; nonce NULL
+ * generates one. Payloads that are valid UTF-8 go as "payload", others as
+ * "payload_b64". The answer arrives later as an event; until then the
+ * append is re-sent after every reconnect. HD_EINVAL (bad channel, id or
+ * nonce), HD_EEXIST (id already in flight), HD_ENOMEM. */
+int herald_sub_append(struct herald_sub *s, const char *id, const char *channel,
+                      const void *payload, size_t len, const char *nonce);
+
+/* Sends {"type":"ping","id":id} (id may be NULL) if connected: a PONG
+ * event follows. HD_EUNAVAIL when not connected. */
+int herald_sub_ping(struct herald_sub *s, const char *id);
+
+/* Appends sent and not yet answered. */
+size_t herald_sub_appends_in_flight(const struct herald_sub *s);
+
+/*
+ * Blocking: connects (and reconnects with backoff, as herald_tail() does)
+ * and processes until a callback returns non-zero (returns 0), timeout_ms
+ * passes (returns 0; -1 waits forever) or a permanent error: HD_ECORRUPT
+ * (the server broke the protocol or skipped or repeated a seq), HD_EINVAL /
+ * HD_ENOTFOUND (the handshake was refused with 4xx), HD_EUNAVAIL (no
+ * connection for retry_deadline_ms), HD_ENOMEM.
+ */
+int herald_sub_run(struct herald_sub *s, int timeout_ms);
+
+/* Non-blocking: starts a connection (closing any current one). 0, or
+ * HD_EUNAVAIL when the name does not resolve or no socket can be made. */
+int herald_sub_connect(struct herald_sub *s);
+
+/* The connection's socket, or -1 when there is none. It changes on every
+ * connect. */
+int herald_sub_fd(const struct herald_sub *s);
+
+/* What herald_sub_process() waits for: HERALD_SUB_WANT_READ and/or
+ * HERALD_SUB_WANT_WRITE; 0 when there is no connection. */
+int herald_sub_want(const struct herald_sub *s);
+
+/* Milliseconds until herald_sub_process() must run even without I/O (a
+ * handshake deadline, a keep-alive ping, an idle timeout); -1 if none. */
+int herald_sub_timeout_ms(const struct herald_sub *s);
+
+/*
+ * Non-blocking: reads and handles whatever is readable, sends whatever is
+ * queued and writable, checks deadlines. Returns 0 (the connection goes on,
+ * or a callback stopped processing: call again later), 1 when the
+ * connection was lost (an HERALD_SUB_DISCONNECTED event said why; call
+ * herald_sub_connect() after herald_sub_backoff_ms()), or a permanent error
+ * as herald_sub_run() lists (the subscription is then unusable).
+ */
+int herald_sub_process(struct herald_sub *s);
+
+/* Delay before the next reconnect attempt: exponential backoff with jitter
+ * (backoff_initial_ms .. backoff_max_ms), reset by a successful handshake. */
+int herald_sub_backoff_ms(struct herald_sub *s);
+
 #endif
