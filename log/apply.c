@@ -26,6 +26,7 @@
 static int log__get_exact(struct log_store *ls, const uint8_t *key, size_t key_len,
                           uint8_t *val, size_t size, bool *found)
 {
+    HD_ASSERT(key_len > 0 && key_len <= LOG_KEY_MAX);
     size_t len = 0;
     int rv = st_rocks_get_into(ls->rocks, key, key_len, val, size, &len);
     *found = rv == 0;
@@ -63,6 +64,8 @@ static int log__overlay_reset(struct log_store *ls, uint32_t count)
     }
     memset(o->slots, 0, o->cap * sizeof *o->slots);
     o->n = 0;
+    /* Open addressing: a power of two, at most half full by this entry. */
+    HD_ASSERT((o->cap & (o->cap - 1)) == 0 && o->cap >= 2 * (size_t)count);
     return 0;
 }
 
@@ -72,6 +75,7 @@ static struct log_head *log__overlay_slot(struct log_store *ls, const struct log
 {
     struct log_overlay *o = &ls->overlay;
     HD_ASSERT(o->n < o->cap);
+    HD_ASSERT(hash != 0); /* 0 marks an empty slot */
     for (size_t i = hash & (o->cap - 1);; i = (i + 1) & (o->cap - 1)) {
         struct log_head *h = &o->slots[i];
         if (h->hash == 0 || (h->hash == hash && h->len == a->channel_len &&
@@ -88,6 +92,7 @@ static int log__head_in_entry(struct log_store *ls, const struct log_append *a,
     uint64_t hash = hd_hash64(a->channel, a->channel_len) | 1;
     struct log_head *h = log__overlay_slot(ls, a, hash);
     if (h->hash == 0) {
+        HD_ASSERT(a->channel_len > 0 && a->channel_len <= sizeof h->channel);
         int rv = log__head(ls, ls->shard, a->channel, a->channel_len, hash, &h->seq, &h->ts);
         if (rv != 0) {
             return rv;
@@ -97,6 +102,7 @@ static int log__head_in_entry(struct log_store *ls, const struct log_append *a,
         memcpy(h->channel, a->channel, a->channel_len);
         ls->overlay.n++;
     }
+    HD_ASSERT(h->hash == hash && h->len == a->channel_len);
     *slot = h;
     return 0;
 }
@@ -104,12 +110,16 @@ static int log__head_in_entry(struct log_store *ls, const struct log_append *a,
 /* After the batch is written: the cache learns the new heads. */
 static void log__overlay_commit(struct log_store *ls)
 {
+    size_t moved = 0;
     for (size_t i = 0; i < ls->overlay.cap; i++) {
         const struct log_head *h = &ls->overlay.slots[i];
         if (h->hash != 0) {
+            HD_ASSERT(h->seq > 0); /* a head in the overlay was moved by an append */
             ls->heads[h->hash % LOG_HEAD_CACHE_SLOTS] = *h;
+            moved++;
         }
     }
+    HD_ASSERT(moved == ls->overlay.n);
 }
 
 /* ------------------------------------------------------------- applying --- */
@@ -133,6 +143,8 @@ static int log__seen_reset(struct log_store *ls, uint32_t count)
         ls->seen_cap = cap;
     }
     memset(ls->seen, 0, ls->seen_cap * sizeof *ls->seen);
+    /* seen: a power of two, at most half full; appends: count of them. */
+    HD_ASSERT((ls->seen_cap & (ls->seen_cap - 1)) == 0 && ls->seen_cap >= 2 * (size_t)count);
     return 0;
 }
 
@@ -147,6 +159,7 @@ static bool log__same_key(const struct log_append *a, const struct log_append *b
  * records append i as seen. Returns its index, or -1. */
 static int64_t log__seen_check(struct log_store *ls, uint32_t i)
 {
+    HD_ASSERT(i < ls->seen_cap / 2);
     const struct log_append *a = &ls->appends[i];
     uint64_t hash = (hd_hash64(a->channel, a->channel_len) * 31 +
                      hd_hash64(a->nonce, a->nonce_len)) | 1;
@@ -158,6 +171,7 @@ static int64_t log__seen_check(struct log_store *ls, uint32_t i)
             return -1;
         }
         if (s->hash == hash && log__same_key(&ls->appends[s->index], a)) {
+            HD_ASSERT(s->index < i); /* each append is recorded once */
             return s->index;
         }
     }
@@ -170,6 +184,7 @@ static int log__dedup_lookup(struct log_store *ls, const struct log_append *a,
     uint8_t key[LOG_KEY_MAX], val[24];
     size_t key_len = log_key_dedup(key, ls->shard, a->channel, a->channel_len, a->nonce,
                                    a->nonce_len);
+    HD_ASSERT(key_len <= sizeof key);
     bool found;
     int rv = log__get_exact(ls, key, key_len, val, sizeof val, &found);
     if (rv != 0 || !found) {
@@ -193,6 +208,7 @@ static int log__dedup_lookup(struct log_store *ls, const struct log_append *a,
 static int log__put_new(struct log_store *ls, const struct log_append *a,
                         uint64_t stamp_us, const struct log_result *r)
 {
+    HD_ASSERT(r->seq > 0 && !r->duplicate); /* only a new message is put */
     uint8_t key[LOG_KEY_MAX];
     size_t key_len = log_key_message(key, ls->shard, a->channel, a->channel_len, r->seq);
     uint8_t head[9];
@@ -238,6 +254,7 @@ static int log__apply_one(struct log_store *ls, uint32_t i, uint64_t stamp_us,
     int64_t earlier = HD_FAULT_SKIP_DEDUP ? -1 : log__seen_check(ls, i);
     if (earlier >= 0) {
         /* The same nonce twice in one entry: the second is a retry. */
+        HD_ASSERT((uint32_t)earlier < i);
         *r = results[earlier];
         r->duplicate = true;
         return 0;
@@ -263,6 +280,7 @@ static int log__apply_one(struct log_store *ls, uint32_t i, uint64_t stamp_us,
 
 static void log__put_applied(struct log_store *ls, uint16_t shard, uint64_t index)
 {
+    HD_ASSERT(index > 0 && shard == ls->shard);
     uint8_t key[4];
     size_t key_len = log_key_applied(key, shard);
     uint8_t val[8];
@@ -308,13 +326,16 @@ int log_apply(struct log_store *ls, uint16_t shard, uint64_t index,
     ls->shard = shard;
     struct log_entry_iter it;
     log_entry_iter_init(&it, entry, len);
-    for (uint32_t i = 0; log_entry_iter_next(&it, &ls->appends[i]); i++) {
+    uint32_t i = 0;
+    for (; log_entry_iter_next(&it, &ls->appends[i]); i++) {
         rv = log__apply_one(ls, i, h.stamp_us, results);
         if (rv != 0) {
             st_batch_clear(ls->batch);
             return rv;
         }
     }
+    HD_ASSERT(i == h.count); /* the iterator walks exactly what decode counted */
+    HD_ASSERT(ls->overlay.n <= h.count);
     log__put_applied(ls, shard, index);
     rv = st_rocks_write(ls->rocks, ls->batch);
     st_batch_clear(ls->batch);

@@ -10,6 +10,8 @@
 
 size_t log_append_size(const struct log_append *a)
 {
+    /* Each length is one byte on the wire (entry.h). */
+    HD_ASSERT(a->channel_len <= LOG_CHANNEL_MAX && a->nonce_len <= LOG_NONCE_MAX);
     return 1 + a->channel_len + 1 + a->nonce_len + 4 + a->payload_len;
 }
 
@@ -43,6 +45,7 @@ void log_entry_add(struct log_entry_writer *w, const struct log_append *a)
     HD_ASSERT(hd_nonce_valid(a->nonce, a->nonce_len));
     HD_ASSERT(a->payload_len <= LOG_PAYLOAD_MAX);
     uint8_t *p = w->pos;
+    uint8_t *start = p;
     *p++ = (uint8_t)a->channel_len;
     memcpy(p, a->channel, a->channel_len);
     p += a->channel_len;
@@ -55,6 +58,7 @@ void log_entry_add(struct log_entry_writer *w, const struct log_append *a)
         memcpy(p, a->payload, a->payload_len);
     }
     w->pos = p + a->payload_len;
+    HD_ASSERT((size_t)(w->pos - start) == log_append_size(a));
     w->left--;
 }
 
@@ -62,6 +66,7 @@ size_t log_entry_finish(struct log_entry_writer *w)
 {
     HD_ASSERT(w->left == 0); /* as many appends as the header counts */
     size_t len = (size_t)(w->pos - w->buf);
+    HD_ASSERT(len > LOG_ENTRY_HEADER_SIZE); /* at least one append */
     hd_put_u32(w->pos, hd_crc32c(0, w->buf, len));
     return len + 4;
 }
@@ -75,13 +80,16 @@ void log_entry_encode(uint8_t *buf, const struct log_entry_header *h,
     for (size_t i = 0; i < n; i++) {
         log_entry_add(&w, &appends[i]);
     }
-    (void)log_entry_finish(&w);
+    size_t len = log_entry_finish(&w);
+    HD_ASSERT(len == log_entry_size(appends, n));
+    HD_DASSERT(log_entry_decode(buf, len, &(struct log_entry_header){0}) == 0);
 }
 
 /* Reads one append at *pos, checking bounds and ids; NULL on a defect. */
 static const uint8_t *log__decode_append(const uint8_t *p, const uint8_t *end,
                                          struct log_append *out)
 {
+    HD_ASSERT(p <= end);
     if (end - p < 1) return NULL;
     out->channel_len = *p++;
     if ((size_t)(end - p) < out->channel_len) return NULL;
@@ -142,7 +150,11 @@ int log_entry_decode(const uint8_t *buf, size_t len, struct log_entry_header *h)
             return HD_ECORRUPT;
         }
     }
-    return p == crc_at ? 0 : HD_ECORRUPT;
+    if (p != crc_at) {
+        return HD_ECORRUPT;
+    }
+    HD_ASSERT(h->count > 0 && h->count <= LOG_ENTRY_APPENDS_MAX);
+    return 0;
 }
 
 void log_entry_iter_init(struct log_entry_iter *it, const uint8_t *buf, size_t len)
@@ -151,11 +163,14 @@ void log_entry_iter_init(struct log_entry_iter *it, const uint8_t *buf, size_t l
     it->pos = buf + LOG_ENTRY_HEADER_SIZE;
     it->end = buf + len - 4;
     it->left = hd_get_u32(buf + 4);
+    /* log_entry_decode() accepted the entry, so its count is in range. */
+    HD_ASSERT(it->left > 0 && it->left <= LOG_ENTRY_APPENDS_MAX);
 }
 
 bool log_entry_iter_next(struct log_entry_iter *it, struct log_append *out)
 {
     if (it->left == 0) {
+        HD_ASSERT(it->pos == it->end); /* decode checked the appends fill the entry */
         return false;
     }
     const uint8_t *next = log__decode_append(it->pos, it->end, out);

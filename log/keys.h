@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hd_assert.h"
 #include "hd_util.h"
 
 /*
@@ -34,6 +35,7 @@
 static inline size_t log_key_channel(uint8_t *k, char kind, uint16_t shard, const char *ch,
                                      size_t len)
 {
+    HD_ASSERT(len > 0 && len <= 128); /* one length byte; fits LOG_KEY_MAX */
     k[0] = (uint8_t)kind;
     k[1] = (uint8_t)(shard >> 8);
     k[2] = (uint8_t)shard;
@@ -54,6 +56,7 @@ static inline size_t log_key_dedup(uint8_t *k, uint16_t shard, const char *ch, s
                                    const char *nonce, size_t nonce_len)
 {
     size_t n = log_key_channel(k, LOG_KEY_DEDUP, shard, ch, len);
+    HD_ASSERT(nonce_len > 0 && n + nonce_len <= LOG_KEY_MAX);
     memcpy(k + n, nonce, nonce_len);
     return n + nonce_len;
 }

@@ -13,6 +13,7 @@
 int log_head(struct log_store *ls, const char *ch, size_t len,
              uint64_t *last_seq, uint64_t *last_ts)
 {
+    HD_ASSERT(len > 0 && len <= LOG_CHANNEL_MAX);
     uint16_t shard = (uint16_t)log_shard_of(ls->n_shards, ch, len);
     return log__head(ls, shard, ch, len, hd_hash64(ch, len), last_seq, last_ts);
 }
@@ -26,6 +27,7 @@ static int log__head_stored(struct log_store *ls, uint16_t shard, const char *ch
     uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
     size_t lower_len = log_key_message(lower, shard, ch, len, 0);
     size_t upper_len = log_key_message(upper, shard, ch, len, UINT64_MAX);
+    HD_ASSERT(lower_len == upper_len && lower_len <= sizeof lower);
     struct st_iter *it;
     int rv = st_iter_open(&it, ls->rocks, lower, lower_len, upper, upper_len);
     if (rv != 0) {
@@ -54,6 +56,7 @@ static int log__head_stored(struct log_store *ls, uint16_t shard, const char *ch
 int log__head(struct log_store *ls, uint16_t shard, const char *ch, size_t len,
               uint64_t hash, uint64_t *seq, uint64_t *ts)
 {
+    HD_ASSERT(shard < ls->n_shards && len > 0 && len <= sizeof ls->heads[0].channel);
     hash |= 1; /* 0 marks an empty slot */
     struct log_head *slot = &ls->heads[hash % LOG_HEAD_CACHE_SLOTS];
     if (slot->hash == hash && slot->len == len && memcmp(slot->channel, ch, len) == 0) {
@@ -85,6 +88,7 @@ static int log__decode_message(const uint8_t *v, size_t len, uint64_t seq,
     m->nonce = (const char *)v + 9;
     m->payload = v + 9 + m->nonce_len;
     m->payload_len = len - 9 - m->nonce_len;
+    HD_ASSERT(m->payload + m->payload_len == v + len);
     return 0;
 }
 
@@ -102,6 +106,7 @@ int log_read(struct log_store *ls, const char *ch, size_t len,
     uint16_t shard = (uint16_t)log_shard_of(ls->n_shards, ch, len);
     size_t lower_len = log_key_message(lower, shard, ch, len, after_seq + 1);
     size_t upper_len = log_key_message(upper, shard, ch, len, UINT64_MAX);
+    HD_ASSERT(lower_len == upper_len && lower_len <= sizeof lower);
     struct st_iter *it;
     int rv = st_iter_open(&it, ls->rocks, lower, lower_len, upper, upper_len);
     if (rv != 0) {
@@ -135,6 +140,8 @@ int log_read(struct log_store *ls, const char *ch, size_t len,
         rv = st_iter_status(it);
     }
     st_iter_close(it);
+    /* Delivered messages are the gapless run after after_seq, at most limit. */
+    HD_ASSERT(*next_seq > after_seq && *next_seq - after_seq - 1 <= limit);
     return rv;
 }
 
@@ -142,6 +149,7 @@ int log_read(struct log_store *ls, const char *ch, size_t len,
 static int log__ts_of(struct log_store *ls, const char *ch, size_t len,
                       uint64_t seq, uint64_t *ts)
 {
+    HD_ASSERT(seq > 0); /* seq 0 is "none", never a message */
     uint8_t key[LOG_KEY_MAX];
     uint16_t shard = (uint16_t)log_shard_of(ls->n_shards, ch, len);
     size_t key_len = log_key_message(key, shard, ch, len, seq);
@@ -168,6 +176,7 @@ int log_seq_at_ts(struct log_store *ls, const char *ch, size_t len,
     uint64_t lo = 0, hi = last_seq;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo + 1) / 2;
+        HD_ASSERT(mid > lo && mid <= hi); /* the range shrinks every step */
         uint64_t ts;
         rv = log__ts_of(ls, ch, len, mid, &ts);
         if (rv != 0) {
@@ -179,6 +188,7 @@ int log_seq_at_ts(struct log_store *ls, const char *ch, size_t len,
             hi = mid - 1;
         }
     }
+    HD_ASSERT(lo <= last_seq);
     *seq = lo;
     return 0;
 }

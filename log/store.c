@@ -22,6 +22,7 @@ static bool log__dedup_filter(void *arg, const void *key, size_t key_len,
 {
     struct log_store *ls = arg;
     const uint8_t *k = key;
+    HD_ASSERT(ls != NULL && ls->dedup_window_us > 0);
     if (key_len < 4 || k[0] != LOG_KEY_DEDUP || value_len != 24) {
         return false;
     }
@@ -60,6 +61,7 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
         snprintf(errmsg, errmsg_len, "open log: out of memory");
         goto err_rocks;
     }
+    HD_ASSERT(ls->batch != NULL && ls->rocks != NULL);
     *out = ls;
     return 0;
 
@@ -92,6 +94,7 @@ int log_flush(struct log_store *ls) { return st_rocks_flush(ls->rocks); }
 
 unsigned log_shard_of(unsigned n_shards, const char *channel, size_t len)
 {
-    HD_ASSERT(n_shards > 0);
+    HD_ASSERT(n_shards > 0 && n_shards <= 65536); /* shards are u16 in keys */
+    HD_ASSERT(len > 0 && len <= LOG_CHANNEL_MAX);
     return (unsigned)(hd_hash64(channel, len) % n_shards);
 }

@@ -41,6 +41,7 @@ struct log_state_reader {
 
 static size_t log__range(uint8_t *k, char kind, unsigned shard)
 {
+    HD_ASSERT(shard <= 65536); /* shard + 1 is the upper bound of the last shard */
     k[0] = (uint8_t)kind;
     k[1] = (uint8_t)(shard >> 8);
     k[2] = (uint8_t)shard;
@@ -51,6 +52,7 @@ static size_t log__range(uint8_t *k, char kind, unsigned shard)
 
 static int log__reader_next_kind(struct log_state_reader *r)
 {
+    HD_ASSERT(r->kind < LOG_N_KINDS); /* not called again after the last kind */
     st_iter_close(r->it);
     r->it = NULL;
     if (++r->kind == LOG_N_KINDS) {
@@ -64,6 +66,7 @@ static int log__reader_next_kind(struct log_state_reader *r)
 
 int log_state_reader_open(struct log_store *ls, uint16_t shard, struct log_state_reader **out)
 {
+    HD_ASSERT(shard < ls->n_shards);
     struct log_state_reader *r = hd_calloc(1, sizeof *r);
     if (r == NULL) {
         return HD_ENOMEM;
@@ -77,6 +80,7 @@ int log_state_reader_open(struct log_store *ls, uint16_t shard, struct log_state
         log_state_reader_close(r);
         return rv;
     }
+    HD_ASSERT(r->kind == 0 && r->it != NULL); /* positioned on the first range */
     *out = r;
     return 0;
 }
@@ -95,6 +99,8 @@ void log_state_reader_close(struct log_state_reader *r)
 static int log__chunk_add(uint8_t **raw, size_t *len, size_t *cap, const void *k, size_t klen,
                           const void *v, size_t vlen)
 {
+    /* Pair lengths are u32 on the wire; our own keys and values fit. */
+    HD_ASSERT(klen <= UINT32_MAX && vlen <= UINT32_MAX);
     size_t need = *len + 8 + klen + vlen;
     if (need > *cap) {
         size_t cap2 = need > *cap * 2 ? need : *cap * 2;
@@ -110,12 +116,14 @@ static int log__chunk_add(uint8_t **raw, size_t *len, size_t *cap, const void *k
     memcpy(*raw + *len + 8, k, klen);
     memcpy(*raw + *len + 8 + klen, v, vlen);
     *len = need;
+    HD_ASSERT(*len <= *cap);
     return 0;
 }
 
 int log_state_reader_next(struct log_state_reader *r, uint8_t **chunk, size_t *chunk_len,
                           bool *last)
 {
+    HD_ASSERT(r->view != NULL);
     uint8_t *raw = NULL;
     size_t len = 0, cap = 0;
     int rv = 0;
@@ -136,6 +144,7 @@ int log_state_reader_next(struct log_state_reader *r, uint8_t **chunk, size_t *c
     }
     hd_free(raw);
     *last = r->it == NULL;
+    HD_ASSERT(rv != 0 || !*last || r->kind == LOG_N_KINDS); /* last: every range read */
     return rv;
 }
 
@@ -159,6 +168,7 @@ static void log__delete_ranges(struct log_store *ls, uint16_t shard)
 
 int log_state_replace_begin(struct log_store *ls, uint16_t shard)
 {
+    HD_ASSERT(shard < ls->n_shards);
     st_batch_clear(ls->batch);
     log__delete_ranges(ls, shard);
     uint8_t key[3];
@@ -182,6 +192,7 @@ static bool log__key_of_shard(const uint8_t *k, size_t len, uint16_t shard)
 int log_state_replace_chunk(struct log_store *ls, uint16_t shard, const uint8_t *chunk,
                             size_t len)
 {
+    HD_ASSERT(shard < ls->n_shards);
     uint8_t *raw = NULL;
     size_t raw_len = 0;
     int rv = st_zstd_unpack(chunk, len, LOG_STATE_CHUNK_BYTES + LOG_PAYLOAD_MAX + 4096, &raw,
@@ -203,6 +214,7 @@ int log_state_replace_chunk(struct log_store *ls, uint16_t shard, const uint8_t 
         }
         st_batch_put(ls->batch, raw + off + 8, klen, raw + off + 8 + klen, vlen);
         off += 8 + klen + vlen;
+        HD_ASSERT(off <= raw_len); /* the bounds were checked just above */
     }
     if (rv == 0) {
         rv = st_rocks_write(ls->rocks, ls->batch);
@@ -214,6 +226,7 @@ int log_state_replace_chunk(struct log_store *ls, uint16_t shard, const uint8_t 
 
 int log_state_replace_end(struct log_store *ls, uint16_t shard)
 {
+    HD_ASSERT(shard < ls->n_shards);
     uint8_t key[3];
     st_batch_clear(ls->batch);
     st_batch_delete(ls->batch, key, log__marker_key(key, shard));
@@ -224,6 +237,7 @@ int log_state_replace_end(struct log_store *ls, uint16_t shard)
 
 bool log_state_incomplete(struct log_store *ls, uint16_t shard)
 {
+    HD_ASSERT(shard < ls->n_shards);
     uint8_t key[3], val[1];
     size_t len = 0;
     return st_rocks_get_into(ls->rocks, key, log__marker_key(key, shard), val, sizeof val,
@@ -232,6 +246,7 @@ bool log_state_incomplete(struct log_store *ls, uint16_t shard)
 
 int log_state_discard(struct log_store *ls, uint16_t shard)
 {
+    HD_ASSERT(shard < ls->n_shards);
     st_batch_clear(ls->batch);
     log__delete_ranges(ls, shard);
     uint8_t key[3];

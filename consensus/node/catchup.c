@@ -75,6 +75,9 @@ static void cons__state_chunk_send(struct cons_node *n, uint64_t to, unsigned sh
                                    uint64_t id, uint32_t seq, uint8_t flags,
                                    const uint8_t *chunk, size_t len)
 {
+    HD_ASSERT(shard < n->opts.n_shards);
+    HD_ASSERT((flags & ~(CONS_FRAME_STATE_LAST | CONS_FRAME_STATE_ERROR)) == 0 &&
+              (chunk != NULL || len == 0));
     struct cons_frame f = {.kind = CONS_FRAME_STATE_CHUNK, .id = id,
                            .u.state_chunk = {seq, flags, chunk, len}};
     (void)cons_frame_send(n->transport, to, (uint16_t)shard, &f);
@@ -89,6 +92,7 @@ static void cons__state_out_free(struct cons_state_out *o)
 /* Sends chunks of one copy while the peer's queue has room; true when done. */
 static bool cons__state_out_pump(struct cons_node *n, struct cons_state_out *o)
 {
+    HD_ASSERT(o->reader != NULL && o->shard < n->opts.n_shards);
     for (;;) {
         struct cons_peer_stats ps;
         if (cons_transport_peer_stats(n->transport, o->to, &ps) != 0) {
@@ -118,6 +122,7 @@ static void cons__state_pump(uv_timer_t *t)
         struct cons_state_out *o = *pp;
         if (cons__state_out_pump(n, o)) {
             *pp = o->next;
+            HD_ASSERT(n->catchups.out_n > 0);
             n->catchups.out_n--;
             cons__state_out_free(o);
         } else {
@@ -125,6 +130,7 @@ static void cons__state_pump(uv_timer_t *t)
         }
     }
     if (n->catchups.out == NULL) {
+        HD_ASSERT(n->catchups.out_n == 0); /* out_n counts the list */
         uv_timer_stop(t);
     }
 }
@@ -157,6 +163,7 @@ static void cons__recv_state_req(struct cons_node *n, uint64_t from, unsigned sh
     *o = (struct cons_state_out){id, from, shard, 0, o->reader, n->catchups.out};
     n->catchups.out = o;
     n->catchups.out_n++;
+    HD_ASSERT(n->catchups.out_n <= CONS_STATE_SENDS_MAX);
     uv_timer_start(&n->catchups.pump, cons__state_pump, 0, CONS_STATE_PUMP_MS);
 }
 
@@ -168,6 +175,7 @@ static struct cons_catchup *cons__catchup_take(struct cons_node *n, uint64_t id)
         if ((*pp)->id == id) {
             struct cons_catchup *c = *pp;
             *pp = c->next;
+            HD_ASSERT(c->shard < n->opts.n_shards);
             return c;
         }
     }
@@ -176,6 +184,8 @@ static struct cons_catchup *cons__catchup_take(struct cons_node *n, uint64_t id)
 
 static void cons__catchup_finish(struct cons_catchup *c, int status)
 {
+    /* Success only after the last chunk, so after the replace began. */
+    HD_ASSERT(status == 0 ? c->begun : status < 0);
     if (status == 0) {
         HD_LOG_INFO("shard %u: state copied from node %llu", c->shard,
                     (unsigned long long)c->from);
@@ -194,6 +204,7 @@ static void cons__catchup_flush(uv_work_t *w)
 static void cons__catchup_flushed(uv_work_t *w, int status)
 {
     struct cons_catchup *c = w->data;
+    HD_ASSERT(c->begun && c->next_seq > 0); /* queued after the last chunk only */
     uint64_t applied = 0;
     int rv = status != 0 || c->flush_status != 0 ? HD_EIO : 0;
     if (rv == 0) {
@@ -210,6 +221,7 @@ static int cons__catchup_chunk(struct cons_catchup *c, uint32_t seq, uint8_t fla
                                const uint8_t *chunk, size_t len, bool *finished)
 {
     struct log_store *ls = c->node->opts.log;
+    HD_ASSERT(c->shard < c->node->opts.n_shards);
     *finished = false;
     if ((flags & CONS_FRAME_STATE_ERROR) != 0 || seq != c->next_seq) {
         return HD_EIO;
@@ -227,6 +239,7 @@ static int cons__catchup_chunk(struct cons_catchup *c, uint32_t seq, uint8_t fla
         rv = log_state_replace_end(ls, (uint16_t)c->shard);
         *finished = rv == 0;
     }
+    HD_ASSERT(!*finished || (c->begun && rv == 0));
     return rv;
 }
 
@@ -277,6 +290,7 @@ static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot 
                           void (*done)(void *ctx, int status), void *ctx)
 {
     struct cons_node *n = arg;
+    HD_ASSERT(shard < n->opts.n_shards && n->transport != NULL);
     struct cons_manifest m;
     if (snap->n_bufs != 1 || cons_manifest_decode(snap->bufs[0].base, snap->bufs[0].len, &m) != 0 ||
         m.shard != shard) {
@@ -314,6 +328,7 @@ static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot 
     HD_LOG_INFO("shard %u: behind the leader's log (applied %llu, snapshot needs %llu): "
                 "copying state from node %llu", shard, (unsigned long long)applied,
                 (unsigned long long)want, (unsigned long long)leader);
+    HD_ASSERT(c->id > 0 && c->from != n->opts.node_id);
     c->next = n->catchups.in;
     n->catchups.in = c;
     return 0;
@@ -333,10 +348,12 @@ void cons__catchups_expire(struct cons_node *n, bool all)
             pp = &c->next;
         }
     }
+    HD_ASSERT(!all || n->catchups.in == NULL);
 }
 
 void cons__catchup_start(struct cons_node *n)
 {
+    HD_ASSERT(n->catchups.in == NULL && n->catchups.out == NULL && n->catchups.out_n == 0);
     uv_timer_init(n->opts.loop, &n->catchups.pump);
     n->catchups.pump.data = n;
     cons_store_set_catch_up(n->store, cons__catch_up, n);
@@ -346,6 +363,7 @@ void cons__catchup_start(struct cons_node *n)
  * and the shard's log, so that the leader sends a snapshot again. */
 int cons__catchup_recover(struct cons_node *n, char *errmsg, size_t errmsg_len)
 {
+    HD_ASSERT(n->shards == NULL || !n->shards[0].started); /* before raft loads the log */
     for (unsigned i = 0; i < n->opts.n_shards; i++) {
         if (!log_state_incomplete(n->opts.log, (uint16_t)i)) {
             continue;
@@ -373,5 +391,6 @@ void cons__catchup_stop(struct cons_node *n)
         cons__state_out_free(o);
     }
     n->catchups.out_n = 0;
+    HD_ASSERT(n->catchups.in == NULL);
     uv_timer_stop(&n->catchups.pump);
 }

@@ -19,6 +19,9 @@
 static int cons__send_raft(void *arg, unsigned shard, raft_id to, const struct raft_message *m)
 {
     struct cons_node *n = arg;
+    /* raft_io only sends for its shards, and raft never to itself. */
+    HD_ASSERT(shard < n->opts.n_shards && to != n->opts.node_id);
+    HD_ASSERT(n->transport != NULL);
     struct cons_msg_enc enc;
     int rv = cons_msg_encode(m, &enc);
     if (rv != 0) {
@@ -59,6 +62,8 @@ static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
                        const uint8_t *payload, size_t len)
 {
     struct cons_node *n = arg;
+    /* The transport names the peer from its checked HELLO: never 0 nor us. */
+    HD_ASSERT(from != 0 && from != n->opts.node_id);
     if (n->stopping) {
         return;
     }
@@ -72,6 +77,7 @@ static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
                     (unsigned long long)from, kind, shard, len);
         return;
     }
+    HD_ASSERT(f.kind == kind);
     switch (kind) {
     case CONS_FRAME_FORWARD_REQ:
     case CONS_FRAME_FORWARD_RESP:
@@ -98,6 +104,7 @@ static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
 
 int cons__peers_start(struct cons_node *n, char *errmsg, size_t errmsg_len)
 {
+    HD_ASSERT(n->transport == NULL && n->store != NULL);
     if (n->opts.peer_listen == NULL) {
         return 0;
     }
@@ -108,6 +115,7 @@ int cons__peers_start(struct cons_node *n, char *errmsg, size_t errmsg_len)
     if (rv != 0) {
         return rv;
     }
+    HD_ASSERT(n->transport != NULL);
     cons_store_set_sender(n->store, cons__send_raft, n);
     cons__catchup_start(n);
     return 0;

@@ -51,6 +51,9 @@ struct cons_forwarded {
 int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
                   struct cons_append_req *req)
 {
+    /* Only a follower forwards, to a known leader other than itself. */
+    HD_ASSERT(n->transport != NULL && leader != 0 && leader != n->opts.node_id);
+    HD_ASSERT(req->cb != NULL && sh->id < n->opts.n_shards);
     struct cons_forward *f = hd_calloc(1, sizeof *f);
     if (f == NULL) {
         return HD_ENOMEM;
@@ -75,6 +78,7 @@ static struct cons_forward *cons__forward_take(struct cons_node *n, uint64_t id)
         if ((*pp)->id == id) {
             struct cons_forward *f = *pp;
             *pp = f->next;
+            HD_ASSERT(f->req != NULL && f->shard < n->opts.n_shards);
             return f;
         }
     }
@@ -87,6 +91,7 @@ static struct cons_forward *cons__forward_take(struct cons_node *n, uint64_t id)
  * cost the full timeout instead of an election). */
 static bool cons__forward_orphaned(struct cons_node *n, const struct cons_forward *f)
 {
+    HD_ASSERT(f->shard < n->opts.n_shards && f->to != n->opts.node_id);
     raft_id leader = 0;
     const char *address = NULL;
     raft_leader(&n->shards[f->shard].raft, &leader, &address);
@@ -99,6 +104,7 @@ static bool cons__forward_orphaned(struct cons_node *n, const struct cons_forwar
  * no longer come, or all if `all`. */
 void cons__forwards_expire(struct cons_node *n, bool all, int status)
 {
+    HD_ASSERT(status < 0); /* a forward expires with an error, never a result */
     uint64_t now = uv_now(n->opts.loop);
     struct cons_forward **pp = &n->forwards;
     while (*pp != NULL) {
@@ -111,6 +117,7 @@ void cons__forwards_expire(struct cons_node *n, bool all, int status)
             pp = &f->next;
         }
     }
+    HD_ASSERT(!all || n->forwards == NULL);
 }
 
 /* ------------------------------------------------------------ leader --- */
@@ -119,6 +126,8 @@ static void cons__forwarded_done(struct cons_append_req *req, int status,
                                  const struct log_result *result)
 {
     struct cons_forwarded *fw = req->data;
+    HD_ASSERT((status == 0) == (result != NULL));
+    HD_ASSERT(status <= 0 && fw->from != 0);
     struct cons_frame resp = {.kind = CONS_FRAME_FORWARD_RESP, .id = fw->id,
                               .u.forward_resp.status = status};
     if (status == 0) {
@@ -126,7 +135,7 @@ static void cons__forwarded_done(struct cons_append_req *req, int status,
         resp.u.forward_resp.ts = result->ts;
         resp.u.forward_resp.duplicate = result->duplicate;
     }
-    if (fw->node->transport != NULL) {
+    if (HD_ALWAYS(fw->node->transport != NULL)) { /* the request came over it */
         /* If this is lost, the follower answers "unknown" at its deadline. */
         (void)cons_frame_send(fw->node->transport, fw->from, 0, &resp);
     }
@@ -137,6 +146,7 @@ static void cons__recv_forward_request(struct cons_node *n, uint64_t from,
                                        const struct cons_frame *f)
 {
     const struct log_append r = f->u.forward_req; /* ids checked by the codec */
+    HD_ASSERT(r.channel_len <= LOG_CHANNEL_MAX && r.nonce_len <= LOG_NONCE_MAX);
     struct cons_forwarded *fw = hd_calloc(1, sizeof *fw + r.payload_len);
     if (fw == NULL) {
         return; /* the follower answers "unknown" at its deadline */

@@ -32,6 +32,7 @@ void cons__sync_peers(struct cons_node *n)
 static void cons__transfer_done(struct raft_transfer *req)
 {
     struct cons_node *n = req->data;
+    HD_ASSERT(req == &n->leaders.transfer && n->leaders.transferring);
     n->leaders.transferring = false;
 }
 
@@ -70,6 +71,10 @@ void cons__spread_leaders(struct cons_node *n)
     if (mine < 0 || leads[self] <= share || leads[least] + 1 >= leads[self]) {
         return;
     }
+    /* This node leads shard `mine`, so it is a voter, and the least loaded
+     * member leads fewer than it: someone else. */
+    HD_ASSERT(ids[self] == n->opts.node_id && (unsigned)mine < n->opts.n_shards);
+    HD_ASSERT(least != self && ids[least] != n->opts.node_id);
     struct cons_peer_stats ps;
     if (cons_transport_peer_stats(n->transport, ids[least], &ps) != 0 || !ps.connected) {
         return;
@@ -84,6 +89,8 @@ void cons__spread_leaders(struct cons_node *n)
 
 bool cons__hand_over(struct cons_node *n, struct cons_shard *sh, uint64_t except)
 {
+    HD_ASSERT(sh >= n->shards && sh < n->shards + n->opts.n_shards);
+    HD_ASSERT(raft_state(&sh->raft) == RAFT_LEADER); /* only a leader hands over */
     const struct raft_configuration *c = &sh->raft.configuration;
     for (unsigned k = 0; k < c->n && !n->leaders.transferring; k++) {
         const struct raft_server *o = &c->servers[k];

@@ -78,6 +78,8 @@ static void cons__member_shard_done(struct cons_node *n, uint64_t req_id, int st
 
 static void cons__member_local_done(struct cons_member_local *l, int status)
 {
+    HD_ASSERT(status == 0 || status == HD_ENOTLEADER || status == HD_EBUSY);
+    HD_ASSERT(l->op == CONS_MEMBER_ADD || !l->assigning); /* only an add assigns */
     if (l->from == 0) {
         cons__member_shard_done(l->node, l->req_id, status);
     } else {
@@ -89,6 +91,7 @@ static void cons__member_local_done(struct cons_member_local *l, int status)
 static void cons__member_changed(struct raft_change *req, int status)
 {
     struct cons_member_local *l = req->data;
+    HD_ASSERT(req == &l->change && l->shard->id < l->node->opts.n_shards);
     if (status != 0) {
         HD_LOG_INFO("membership: shard %u: change of node %llu failed: %s (retrying)",
                     l->shard->id, (unsigned long long)l->id, raft_strerror(status));
@@ -108,6 +111,8 @@ static void cons__member_changed(struct raft_change *req, int status)
 static int cons__member_apply(struct cons_member_local *l, const char *address)
 {
     struct raft *r = &l->shard->raft;
+    HD_ASSERT(raft_state(r) == RAFT_LEADER); /* the caller checked, just now */
+    HD_ASSERT(!l->assigning);
     const struct raft_server *srv = cons__server(r, l->id);
     l->change.data = l;
     if (l->op == CONS_MEMBER_ADD) {
@@ -130,6 +135,9 @@ static int cons__member_apply(struct cons_member_local *l, const char *address)
 static void cons__member_local(struct cons_node *n, unsigned shard, int op, uint64_t id,
                                const char *address, uint64_t from, uint64_t req_id)
 {
+    /* op: ours, or a frame's that the codec checked; shard: checked by callers. */
+    HD_ASSERT(shard < n->opts.n_shards);
+    HD_ASSERT(op == CONS_MEMBER_ADD || op == CONS_MEMBER_REMOVE);
     struct cons_member_local *l = hd_calloc(1, sizeof *l);
     int rv = HD_ENOMEM;
     if (l != NULL) {
@@ -156,6 +164,9 @@ static void cons__member_local(struct cons_node *n, unsigned shard, int op, uint
 
 static void cons__member_reply(struct cons_node *n, uint64_t to, uint64_t req_id, int status)
 {
+    /* Only a request that came over the transport is answered over it. */
+    HD_ASSERT(n->transport != NULL && to != 0 && to != n->opts.node_id);
+    HD_ASSERT(status <= 0);
     struct cons_frame f = {.kind = CONS_FRAME_MEMBER_RESP, .id = req_id,
                            .u.member_resp.status = status};
     (void)cons_frame_send(n->transport, to, 0, &f);
@@ -178,6 +189,7 @@ void cons__recv_member(struct cons_node *n, uint64_t from, uint16_t shard,
     char address[CONS_FRAME_ADDRESS_MAX + 1];
     HD_STATIC_ASSERT(sizeof address == sizeof ((struct cons_member_change *)0)->address,
                      "a member address fits a frame");
+    HD_ASSERT(r->address_len <= CONS_FRAME_ADDRESS_MAX); /* checked by the codec */
     memcpy(address, r->address, r->address_len);
     address[r->address_len] = '\0';
     cons__member_local(n, shard, r->op, r->node, address, from, f->id);
@@ -188,6 +200,8 @@ void cons__recv_member(struct cons_node *n, uint64_t from, uint16_t shard,
 static void cons__member_finish(struct cons_node *n, int status, const char *msg)
 {
     struct cons_member_change *c = n->change;
+    /* Success only once every shard made the change. */
+    HD_ASSERT(status != 0 || (c->shard == n->opts.n_shards && c->req_id == 0));
     n->change = NULL;
     c->cb(c->arg, status, msg);
     hd_free(c);
@@ -197,6 +211,7 @@ static void cons__member_finish(struct cons_node *n, int status, const char *msg
 static void cons__member_step(struct cons_node *n)
 {
     struct cons_member_change *c = n->change;
+    HD_ASSERT(c != NULL && c->shard <= n->opts.n_shards);
     if (c->shard == n->opts.n_shards) {
         HD_LOG_INFO("membership: node %llu %s in all %u shards", (unsigned long long)c->id,
                     c->op == CONS_MEMBER_ADD ? "added" : "removed", n->opts.n_shards);
@@ -232,6 +247,7 @@ static void cons__member_shard_done(struct cons_node *n, uint64_t req_id, int st
     }
     c->req_id = 0;
     if (status == 0) {
+        HD_ASSERT(c->shard < n->opts.n_shards); /* the shard just done */
         HD_LOG_INFO("membership: shard %u: node %llu %s", c->shard, (unsigned long long)c->id,
                     c->op == CONS_MEMBER_ADD ? "is a voter" : "removed");
         c->shard++;
@@ -249,6 +265,8 @@ void cons__member_tick(struct cons_node *n)
     if (c == NULL) {
         return;
     }
+    /* A change past the last shard finished in cons__member_step. */
+    HD_ASSERT(c->shard < n->opts.n_shards);
     uint64_t now = uv_now(n->opts.loop);
     if (now >= c->shard_deadline_ms) {
         char msg[128];
@@ -278,6 +296,7 @@ int cons_node_change_member(struct cons_node *n, int op, uint64_t id, const char
                             cons_member_cb cb, void *arg)
 {
     HD_ASSERT(op == CONS_MEMBER_ADD || op == CONS_MEMBER_REMOVE);
+    HD_ASSERT(cb != NULL);
     if (n->change != NULL) {
         return HD_EBUSY;
     }
@@ -316,4 +335,5 @@ void cons__member_stop(struct cons_node *n)
     if (n->change != NULL) {
         cons__member_finish(n, HD_ESHUTDOWN, "the node is shutting down");
     }
+    HD_ASSERT(n->change == NULL && n->stopping);
 }

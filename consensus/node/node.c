@@ -33,6 +33,7 @@ static void cons__compact_done(struct raft_barrier *req, int status)
 {
     struct cons_shard *sh = req->data;
     (void)status;
+    HD_ASSERT(req == &sh->compact && sh->compacting);
     sh->compacting = false;
     if (!sh->closed) {
         raft_set_snapshot_threshold(&sh->raft, sh->node->opts.snapshot_threshold);
@@ -48,6 +49,7 @@ static void cons__compact(struct cons_node *n)
     if (shard < 0 || n->stopping) {
         return;
     }
+    HD_ASSERT((unsigned)shard < n->opts.n_shards);
     struct cons_shard *sh = &n->shards[shard];
     if (sh->compacting || raft_state(&sh->raft) != RAFT_LEADER) {
         return;
@@ -67,6 +69,7 @@ static void cons__compact(struct cons_node *n)
 static void cons__tick(uv_timer_t *t)
 {
     struct cons_node *n = t->data;
+    HD_ASSERT(!n->stopping); /* the ticker is stopped first */
     cons__forwards_expire(n, false, HD_EUNKNOWN);
     cons__read_waits_expire(n, false);
     if (n->transport != NULL) {
@@ -91,6 +94,7 @@ static int cons__start_shards(struct cons_node *n, bool bootstrap, char *errmsg,
 {
     for (unsigned i = 0; i < n->opts.n_shards; i++) {
         struct cons_shard *sh = &n->shards[i];
+        HD_ASSERT(!sh->started && sh->node == NULL);
         sh->node = n;
         sh->id = i;
         int rv = cons__shard_start(sh, bootstrap, errmsg, errmsg_len);
@@ -167,7 +171,14 @@ static void cons__store_closed(void *arg)
     struct cons_node *n = arg;
     void (*cb)(void *) = n->stop_cb;
     void *cb_arg = n->stop_arg;
+    /* Everything was answered on the way down. */
+    HD_ASSERT(n->stopping && n->closing == 0);
+    HD_ASSERT(n->forwards == NULL && n->read_waits == NULL && n->change == NULL &&
+              n->catchups.in == NULL && n->catchups.out == NULL);
     for (unsigned i = 0; i < n->opts.n_shards; i++) {
+        const struct cons_shard *sh = &n->shards[i];
+        HD_ASSERT(sh->closed && sh->queue_head == NULL && sh->queued == 0);
+        HD_ASSERT(sh->flight_head == NULL && sh->in_flight == 0 && !sh->compacting);
         hd_free(n->shards[i].scratch);
     }
     hd_free(n->shards);
@@ -180,6 +191,7 @@ static void cons__store_closed(void *arg)
 static void cons__transport_closed(void *arg)
 {
     struct cons_node *n = arg;
+    HD_ASSERT(n->stopping && n->closing == 0);
     cons_store_close(n->store, cons__store_closed, n);
 }
 
@@ -216,6 +228,7 @@ static void cons__raft_closed(struct raft *r)
 {
     struct cons_shard *sh = r->data;
     struct cons_node *n = sh->node;
+    HD_ASSERT(r == &sh->raft && sh->started && !sh->closed);
     sh->closed = true;
     HD_ASSERT(n->closing > 0);
     if (--n->closing == 0) {
@@ -237,6 +250,7 @@ void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg)
     if (n->transport != NULL) {
         cons__catchup_stop(n);
     }
+    HD_ASSERT(n->forwards == NULL && n->change == NULL && n->closing == 0);
     n->closing = n->opts.n_shards;
     for (unsigned i = 0; i < n->opts.n_shards; i++) {
         cons__shard_fail_queue(&n->shards[i], HD_ESHUTDOWN);
@@ -264,6 +278,7 @@ void cons_node_shard_status(struct cons_node *n, unsigned shard, struct cons_sha
 {
     HD_ASSERT(shard < n->opts.n_shards);
     struct cons_shard *sh = &n->shards[shard];
+    HD_ASSERT(sh->in_flight <= CONS_IN_FLIGHT_MAX && sh->queued <= n->opts.queue_max);
     raft_id leader_id = 0;
     const char *leader_address = NULL;
     raft_leader(&sh->raft, &leader_id, &leader_address);
@@ -321,6 +336,7 @@ unsigned cons_node_peers(struct cons_node *n, struct cons_peer_status *out, unsi
         }
         p->match_index_lag = cons__peer_lag(n, p->id);
     }
+    HD_ASSERT(count <= max);
     return count;
 }
 

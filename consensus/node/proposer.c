@@ -19,6 +19,9 @@ static void cons__kick_noop(uv_idle_t *h)
 
 int cons__append_local(struct cons_node *n, struct cons_append_req *req, cons_append_cb cb)
 {
+    HD_ASSERT(cb != NULL);
+    HD_ASSERT(hd_channel_valid(req->a.channel, req->a.channel_len) &&
+              hd_nonce_valid(req->a.nonce, req->a.nonce_len)); /* API or codec checked */
     if (n->stopping) {
         return HD_ESHUTDOWN;
     }
@@ -31,6 +34,7 @@ int cons__append_local(struct cons_node *n, struct cons_append_req *req, cons_ap
     req->cb = cb;
     HD_FIFO_PUSH(sh->queue_head, sh->queue_tail, req);
     sh->queued++;
+    HD_ASSERT(sh->queued <= n->opts.queue_max);
     sh->dirty = true;
     /* The flusher runs after the poll phase. An append made from a read
      * callback is proposed in the same turn; one made elsewhere (a timer, a
@@ -40,34 +44,43 @@ int cons__append_local(struct cons_node *n, struct cons_append_req *req, cons_ap
     return 0;
 }
 
-/* Answers a list of appends; results only with status 0. */
-static void cons__answer(struct cons_append_req *req, int status,
-                         const struct log_result *results)
+/* Answers a list of appends; results only with status 0. Returns how many. */
+static size_t cons__answer(struct cons_append_req *req, int status,
+                           const struct log_result *results)
 {
     HD_ASSERT((status == 0) == (results != NULL));
-    for (uint32_t i = 0; req != NULL; i++) {
+    HD_ASSERT(status <= 0);
+    size_t i = 0;
+    for (; req != NULL; i++) {
         struct cons_append_req *next = req->next; /* cb may free req */
         req->cb(req, status, results != NULL ? &results[i] : NULL);
         req = next;
     }
+    return i;
 }
 
 void cons__batch_answer(struct cons_batch *b, int status)
 {
-    cons__answer(b->reqs, status, status == 0 ? b->results : NULL);
+    HD_ASSERT(b->reqs != NULL); /* a batch is answered once */
+    size_t answered = cons__answer(b->reqs, status, status == 0 ? b->results : NULL);
+    HD_ASSERT(answered == b->count);
     b->reqs = NULL;
 }
 
 void cons__shard_fail_queue(struct cons_shard *sh, int status)
 {
+    HD_ASSERT(status != 0);
     struct cons_append_req *reqs = sh->queue_head;
+    size_t queued = sh->queued;
     sh->queue_head = sh->queue_tail = NULL;
     sh->queued = 0;
-    cons__answer(reqs, status, NULL);
+    size_t answered = cons__answer(reqs, status, NULL);
+    HD_ASSERT(answered == queued); /* queued counts the list */
 }
 
 static void cons__flight_remove(struct cons_shard *sh, struct cons_batch *b)
 {
+    HD_ASSERT(b->shard == sh);
     struct cons_batch **pp = &sh->flight_head;
     while (*pp != b) {
         HD_ASSERT(*pp != NULL);
@@ -83,6 +96,7 @@ static void cons__flight_remove(struct cons_shard *sh, struct cons_batch *b)
     }
     HD_ASSERT(sh->in_flight > 0);
     sh->in_flight--;
+    HD_ASSERT((sh->in_flight == 0) == (sh->flight_head == NULL));
 }
 
 static void cons__apply_cb(struct raft_apply *req, int status, void *result)
@@ -90,6 +104,7 @@ static void cons__apply_cb(struct raft_apply *req, int status, void *result)
     struct cons_batch *b = req->data;
     struct cons_shard *sh = b->shard;
     (void)result;
+    HD_ASSERT(req == &b->apply && sh->in_flight > 0);
     cons__flight_remove(sh, b);
     if (status == 0) {
         HD_ASSERT(b->applied);
@@ -122,6 +137,7 @@ static struct cons_batch *cons__take_batch(struct cons_shard *sh)
         last = r;
     }
     HD_ASSERT(count > 0 && last != NULL);
+    HD_ASSERT(count <= sh->queued); /* queued must not underflow below */
     struct cons_batch *b = hd_calloc(1, sizeof *b + count * sizeof(struct log_result));
     if (b == NULL) {
         return NULL;
@@ -143,6 +159,7 @@ static struct cons_batch *cons__take_batch(struct cons_shard *sh)
  * buffer: straight from the queued appends, with no copy in between. */
 static int cons__encode_batch(struct cons_node *n, struct cons_batch *b, struct raft_buffer *buf)
 {
+    HD_ASSERT(b->count > 0 && b->count <= CONS_BATCH_APPENDS_MAX && b->proposal == 0);
     buf->base = raft_malloc(b->size);
     if (buf->base == NULL) {
         return HD_ENOMEM;
@@ -164,6 +181,7 @@ static int cons__encode_batch(struct cons_node *n, struct cons_batch *b, struct 
 static bool cons__propose_one(struct cons_shard *sh)
 {
     struct cons_node *n = sh->node;
+    HD_ASSERT(sh->queue_head != NULL && sh->in_flight < CONS_IN_FLIGHT_MAX);
     if (raft_state(&sh->raft) != RAFT_LEADER) {
         cons__shard_fail_queue(sh, HD_ENOTLEADER);
         return false;
@@ -178,6 +196,7 @@ static bool cons__propose_one(struct cons_shard *sh)
         b->apply.data = b;
         HD_FIFO_PUSH(sh->flight_head, sh->flight_tail, b);
         sh->in_flight++;
+        HD_ASSERT(sh->in_flight <= CONS_IN_FLIGHT_MAX);
         rv = raft_apply(&sh->raft, &b->apply, &buf, 1, cons__apply_cb);
         if (rv != 0) {
             raft_free(buf.base);
@@ -198,6 +217,7 @@ static bool cons__propose_one(struct cons_shard *sh)
 
 void cons__flush(struct cons_node *n)
 {
+    HD_ASSERT(!n->stopping); /* the flusher is stopped first */
     uv_idle_stop(&n->kick);
     for (unsigned i = 0; i < n->opts.n_shards; i++) {
         struct cons_shard *sh = &n->shards[i];

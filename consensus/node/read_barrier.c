@@ -47,6 +47,9 @@ struct cons_read_barrier {
 static void cons__read_reply(struct cons_node *n, uint64_t to, uint16_t shard, uint64_t id,
                              int status, uint64_t index)
 {
+    /* Answers go back over the transport the request came by. */
+    HD_ASSERT(n->transport != NULL && to != 0 && to != n->opts.node_id);
+    HD_ASSERT(status <= 0 && shard < n->opts.n_shards);
     struct cons_frame f = {.kind = CONS_FRAME_READ_RESP, .id = id,
                            .u.read_resp = {.status = status, .index = index}};
     (void)cons_frame_send(n->transport, to, shard, &f);
@@ -54,12 +57,16 @@ static void cons__read_reply(struct cons_node *n, uint64_t to, uint16_t shard, u
 
 static void cons__read_wait_done(struct cons_node *n, struct cons_read_wait *w, int status)
 {
+    HD_ASSERT(status <= 0);
+    bool listed = false;
     for (struct cons_read_wait **pp = &n->read_waits; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == w) {
             *pp = w->next;
+            listed = true;
             break;
         }
     }
+    HD_ASSERT(listed); /* each wait is answered once, while it is listed */
     w->cb(w->arg, status);
     hd_free(w);
 }
@@ -68,6 +75,8 @@ static void cons__read_barrier_cb(struct raft_barrier *req, int status)
 {
     struct cons_read_barrier *b = req->data;
     struct cons_node *n = b->node;
+    /* For a follower (from) or for a local wait, never both. */
+    HD_ASSERT((b->from != 0) == (b->wait == NULL));
     uint64_t applied = raft_last_applied(&b->shard->raft);
     int rv = status == 0 ? 0 : HD_ENOTLEADER;
     if (b->from != 0) {
@@ -81,6 +90,7 @@ static void cons__read_barrier_cb(struct raft_barrier *req, int status)
 static int cons__read_barrier_start(struct cons_node *n, struct cons_shard *sh, uint64_t from,
                                     uint64_t id, struct cons_read_wait *w)
 {
+    HD_ASSERT((from != 0) == (w == NULL) && (w == NULL || !w->remote));
     struct cons_read_barrier *b = hd_calloc(1, sizeof *b);
     if (b == NULL) {
         return HD_ENOMEM;
@@ -127,6 +137,8 @@ void cons__read_waits_check(struct cons_node *n)
     while (w != NULL) {
         struct cons_read_wait *next = w->next;
         HD_ASSERT(w->shard < n->opts.n_shards);
+        /* Only a remote wait learns an index, with the answer it waited for. */
+        HD_ASSERT(w->index == 0 || (w->remote && w->id == 0));
         uint64_t applied = raft_last_applied(&n->shards[w->shard].raft);
         if (w->index != 0 && w->index <= applied) {
             cons__read_wait_done(n, w, 0);
@@ -147,11 +159,15 @@ void cons__read_waits_expire(struct cons_node *n, bool all)
         }
         w = next;
     }
+    for (w = n->read_waits; all && w != NULL; w = w->next) {
+        HD_ASSERT(!w->remote); /* local waits end with raft's barrier */
+    }
 }
 
 int cons_node_read_barrier(struct cons_node *n, const char *channel, size_t len,
                            cons_read_cb cb, void *arg)
 {
+    HD_ASSERT(cb != NULL && hd_channel_valid(channel, len)); /* the API checked it */
     unsigned shard = cons_shard_of(n->opts.n_shards, channel, len);
     struct cons_shard *sh = &n->shards[shard];
     raft_id leader = 0;
@@ -179,6 +195,7 @@ int cons_node_read_barrier(struct cons_node *n, const char *channel, size_t len,
         hd_free(w);
         return rv;
     }
+    HD_ASSERT(w->remote == (leader != n->opts.node_id) && w->index == 0);
     w->next = n->read_waits;
     n->read_waits = w;
     return 0;

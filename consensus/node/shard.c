@@ -43,6 +43,7 @@ static struct cons_batch *cons__own_batch(struct cons_shard *sh, uint64_t index,
     for (struct cons_batch *b = sh->flight_head; b != NULL; b = b->next) {
         if (b->apply.index == index && h.proposal == b->proposal) {
             HD_ASSERT(h.count == b->count);
+            HD_ASSERT(!b->applied && b->shard == sh); /* an entry applies once */
             return b;
         }
     }
@@ -64,6 +65,7 @@ static struct log_result *cons__scratch(struct cons_shard *sh, const struct raft
         sh->scratch = r;
         sh->scratch_cap = count;
     }
+    HD_ASSERT(sh->scratch_cap >= count);
     return sh->scratch;
 }
 
@@ -92,6 +94,7 @@ static int cons__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, 
 {
     struct cons_shard *sh = fsm->data;
     uint64_t index = raft_last_applied(&sh->raft) + 1;
+    HD_ASSERT(sh->started && !sh->closed);
     *result = NULL;
     struct cons_batch *b = cons__own_batch(sh, index, buf);
     struct log_result *results = b != NULL ? b->results : cons__scratch(sh, buf);
@@ -153,6 +156,7 @@ static int cons__fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer 
                                        unsigned *n_bufs)
 {
     (void)fsm;
+    HD_ASSERT(*bufs == NULL || (*n_bufs == 1 && (*bufs)[0].len == CONS_MANIFEST_SIZE));
     if (*bufs != NULL) {
         hd_free((*bufs)[0].base);
         hd_free(*bufs);
@@ -190,6 +194,7 @@ static int cons__fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 static int cons__shard_bootstrap(struct cons_shard *sh, char *errmsg, size_t errmsg_len)
 {
     struct cons_node *n = sh->node;
+    HD_ASSERT(!n->opts.join && sh->started); /* a joining node waits to be added */
     struct raft_configuration conf;
     raft_configuration_init(&conf);
     int rv = 0;
@@ -215,7 +220,7 @@ static void cons__gap_filled(struct raft_barrier *req, int status)
 {
     struct cons_shard *sh = req->data;
     (void)status;
-    HD_ASSERT(sh->gap_left > 0);
+    HD_ASSERT(sh->gap_left > 0 && sh->gap != NULL);
     if (--sh->gap_left == 0) {
         hd_free(sh->gap);
         sh->gap = NULL;
@@ -235,6 +240,7 @@ static void cons__gap_filled(struct raft_barrier *req, int status)
 static int cons__check_gap(struct cons_shard *sh, char *errmsg, size_t errmsg_len)
 {
     struct cons_node *n = sh->node;
+    HD_ASSERT(sh->started && sh->gap == NULL && sh->gap_left == 0);
     uint64_t applied = 0, last = raft_last_index(&sh->raft);
     int rv = log_applied_index(n->opts.log, (uint16_t)sh->id, &applied);
     if (rv != 0 || applied <= last) {
@@ -274,6 +280,7 @@ static int cons__check_gap(struct cons_shard *sh, char *errmsg, size_t errmsg_le
 int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg, size_t errmsg_len)
 {
     struct cons_node *n = sh->node;
+    HD_ASSERT(!sh->started && sh->node != NULL && sh->id < n->opts.n_shards);
     sh->fsm = (struct raft_fsm){.version = 3, .data = sh, .apply = cons__fsm_apply,
                                 .snapshot = cons__fsm_snapshot,
                                 .restore = cons__fsm_restore,
@@ -307,7 +314,8 @@ int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg, size_
 
 void cons__shard_close(struct cons_shard *sh, void (*cb)(struct raft *r))
 {
-    HD_ASSERT(sh->started);
+    HD_ASSERT(sh->started && !sh->closed);
+    HD_ASSERT(sh->queue_head == NULL && sh->queued == 0); /* failed just before */
     sh->raft.data = sh;
     raft_close(&sh->raft, cb);
 }

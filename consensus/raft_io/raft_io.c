@@ -13,6 +13,7 @@ static int cons__init(struct raft_io *io, raft_id id, const char *address)
 {
     (void)address;
     struct cons_shard_log *sl = cons__sl(io);
+    HD_ASSERT(id != 0 && !sl->started && !sl->closing);
     sl->id = id;
     sl->rng = hd_hash64(&id, sizeof id) ^ hd_mono_us() ^ sl->shard;
     return 0;
@@ -21,7 +22,8 @@ static int cons__init(struct raft_io *io, raft_id id, const char *address)
 static void cons__tick(uv_timer_t *t)
 {
     struct cons_shard_log *sl = t->data;
-    if (sl->tick != NULL) {
+    HD_ASSERT(sl->started && !sl->closing); /* close stops the timer */
+    if (HD_ALWAYS(sl->tick != NULL)) {
         sl->tick(&sl->io);
     }
 }
@@ -30,7 +32,8 @@ static int cons__start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                        raft_io_recv_cb recv)
 {
     struct cons_shard_log *sl = cons__sl(io);
-    HD_ASSERT(!sl->started);
+    HD_ASSERT(!sl->started && !sl->closing);
+    HD_ASSERT(msecs > 0 && tick != NULL && recv != NULL);
     sl->tick = tick;
     sl->recv = recv;
     sl->started = true;
@@ -51,7 +54,9 @@ static int cons__random(struct raft_io *io, int min, int max)
     sl->rng ^= sl->rng << 13;
     sl->rng ^= sl->rng >> 7;
     sl->rng ^= sl->rng << 17;
-    return min + (int)(sl->rng % (uint64_t)(max - min + 1));
+    int r = min + (int)(sl->rng % (uint64_t)(max - min + 1));
+    HD_ASSERT(r >= min && r <= max);
+    return r;
 }
 
 
@@ -79,6 +84,7 @@ static void cons__work_done(uv_work_t *w, int status)
 {
     struct cons_work *cw = w->data;
     struct cons_shard_log *sl = cw->sl;
+    HD_ASSERT(sl->pending > 0 && cw->req->cb != NULL);
     cw->req->cb(cw->req, status != 0 ? RAFT_CANCELED : cw->status);
     hd_free(cw);
     cons__pending_done(sl);
@@ -87,6 +93,7 @@ static void cons__work_done(uv_work_t *w, int status)
 static int cons__async_work(struct raft_io *io, struct raft_io_async_work *req,
                             raft_io_async_work_cb cb)
 {
+    HD_ASSERT(!cons__sl(io)->closing); /* raft sends no request after close */
     struct cons_work *cw = hd_calloc(1, sizeof *cw);
     if (cw == NULL) {
         return RAFT_NOMEM;
@@ -107,6 +114,7 @@ static int cons__async_work(struct raft_io *io, struct raft_io_async_work *req,
 void cons__io_setup(struct cons_shard_log *sl)
 {
     struct raft_io *io = &sl->io;
+    HD_ASSERT(sl->store != NULL && !sl->started && sl->pending == 0);
     memset(io, 0, sizeof *io);
     io->version = 2;
     io->impl = sl;

@@ -15,6 +15,7 @@
 int cons__span_push(struct cons_shard_log *sl, uint64_t first, uint64_t last,
                     uint64_t lsn)
 {
+    HD_ASSERT(first > 0 && first <= last && sl->span_head <= sl->span_n);
     if (sl->span_head > 0 && sl->span_head * 2 >= sl->span_n) {
         memmove(sl->spans, sl->spans + sl->span_head,
                 (sl->span_n - sl->span_head) * sizeof *sl->spans);
@@ -32,12 +33,14 @@ int cons__span_push(struct cons_shard_log *sl, uint64_t first, uint64_t last,
 /* Forgets spans at or after `index` (a truncation). */
 static void cons__span_truncate(struct cons_shard_log *sl, uint64_t index)
 {
+    HD_ASSERT(index > 0 && sl->span_head <= sl->span_n);
     while (sl->span_n > sl->span_head && sl->spans[sl->span_n - 1].first >= index) {
         sl->span_n--;
     }
     if (sl->span_n > sl->span_head && sl->spans[sl->span_n - 1].last >= index) {
         sl->spans[sl->span_n - 1].last = index - 1;
     }
+    HD_ASSERT(sl->span_n == sl->span_head || sl->spans[sl->span_n - 1].last < index);
 }
 
 /* Forgets spans whose entries are all <= index (compacted away). */
@@ -46,17 +49,19 @@ void cons__span_compact(struct cons_shard_log *sl, uint64_t index)
     while (sl->span_head < sl->span_n && sl->spans[sl->span_head].last <= index) {
         sl->span_head++;
     }
+    HD_ASSERT(sl->span_head <= sl->span_n);
 }
 
 void cons__release(struct cons_store *s)
 {
-    uint64_t lsn = st_wal_next_lsn(s->wal);
+    uint64_t lsn = st_wal_next_lsn(s->wal), next = lsn;
     for (unsigned i = 0; i < s->n_shards; i++) {
         struct cons_shard_log *sl = &s->shards[i];
         if (sl->span_head < sl->span_n && sl->spans[sl->span_head].lsn < lsn) {
             lsn = sl->spans[sl->span_head].lsn;
         }
     }
+    HD_ASSERT(lsn <= next); /* never past what was written */
     int rv = st_wal_release_before(s->wal, lsn);
     if (rv != 0) {
         HD_LOG_WARN("release WAL before lsn %llu: %s", (unsigned long long)lsn,
@@ -67,6 +72,8 @@ void cons__release(struct cons_store *s)
 static void cons__append_cb(struct st_wal_append *w, int status)
 {
     struct cons_append *a = w->data;
+    /* Entries answer raft; small records may have a done; never both. */
+    HD_ASSERT(&a->wal == w && (a->req == NULL || a->done == NULL));
     if (status != 0) {
         HD_LOG_ERROR("WAL write failed: %s", hd_strerror(status));
     }
@@ -87,6 +94,7 @@ int cons__append(struct raft_io *io, struct raft_io_append *req,
 {
     struct cons_shard_log *sl = cons__sl(io);
     HD_ASSERT(n > 0);
+    HD_ASSERT(sl->next_index > 0 && !sl->closing);
     size_t iov_n = 1 + 2 * (size_t)n;
     size_t size = sizeof(struct cons_append) + iov_n * sizeof(struct iovec) +
                   16 + (size_t)n * CONS_REC_ENTRY_HEADER_SIZE;
@@ -114,6 +122,10 @@ int cons__append(struct raft_io *io, struct raft_io_append *req,
         return cons__raft_err(rv);
     }
     sl->pending++;
+    /* Spans are a FIFO in log and WAL order: this one after the last kept. */
+    HD_ASSERT(sl->span_n == sl->span_head ||
+              (sl->spans[sl->span_n - 1].last < sl->next_index &&
+               sl->spans[sl->span_n - 1].lsn < a->wal.lsn));
     rv = cons__span_push(sl, sl->next_index, sl->next_index + n - 1, a->wal.lsn);
     HD_ASSERT(rv == 0 || rv == HD_ENOMEM); /* a lost span only delays release */
     sl->next_index += n;
@@ -124,6 +136,8 @@ int cons__append(struct raft_io *io, struct raft_io_append *req,
 int cons__append_small(struct cons_shard_log *sl, const uint8_t *rec, size_t len,
                        void (*done)(struct cons_append *, int), void *arg)
 {
+    HD_ASSERT(rec != NULL && len >= CONS_REC_HEADER_SIZE);
+    HD_ASSERT(done != NULL || arg == NULL);
     struct cons_append *a = hd_calloc(1, sizeof *a);
     if (a == NULL) {
         return RAFT_NOMEM;

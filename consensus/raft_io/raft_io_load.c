@@ -14,8 +14,15 @@
 
 /* ------------------------------------------------------------- replay --- */
 
+/* The replayed entries are one run ending just before next_index. */
+static bool cons__log_contiguous(const struct cons_shard_log *sl)
+{
+    return sl->n_entries == 0 || sl->start_index + sl->n_entries == sl->next_index;
+}
+
 static void cons__drop_from(struct cons_shard_log *sl, uint64_t index)
 {
+    HD_ASSERT(!sl->started); /* only before raft has loaded the log */
     while (sl->n_entries > 0 && sl->start_index + sl->n_entries - 1 >= index) {
         sl->n_entries--;
         raft_free(sl->entries[sl->n_entries].buf.base);
@@ -24,6 +31,7 @@ static void cons__drop_from(struct cons_shard_log *sl, uint64_t index)
         sl->start_index = index;
     }
     sl->next_index = index;
+    HD_ASSERT(cons__log_contiguous(sl));
 }
 
 static int cons__push_entry(struct cons_shard_log *sl, const struct raft_entry *e)
@@ -40,6 +48,7 @@ static int cons__push_entry(struct cons_shard_log *sl, const struct raft_entry *
     }
     memcpy(copy.buf.base, e->buf.base, e->buf.len);
     copy.batch = NULL;
+    HD_ASSERT(sl->n_entries < sl->cap_entries);
     sl->entries[sl->n_entries++] = copy;
     return 0;
 }
@@ -47,6 +56,7 @@ static int cons__push_entry(struct cons_shard_log *sl, const struct raft_entry *
 static int cons__replay_entries(struct cons_shard_log *sl, const struct cons_rec *r,
                                 uint64_t lsn)
 {
+    HD_ASSERT(r->kind == CONS_REC_ENTRIES && r->n > 0); /* checked by the decoder */
     if (sl->n_entries == 0 && sl->next_index <= 1) {
         sl->start_index = r->index; /* older segments were released */
         sl->next_index = r->index;
@@ -73,6 +83,7 @@ static int cons__replay_entries(struct cons_shard_log *sl, const struct cons_rec
         }
     }
     sl->next_index = r->index + r->n;
+    HD_ASSERT(cons__log_contiguous(sl) && sl->n_entries >= r->n);
     /* Spans of replayed records start the release bookkeeping. */
     while (sl->span_n > 0 && sl->spans[sl->span_n - 1].first >= r->index) {
         sl->span_n--;
@@ -115,6 +126,7 @@ static int cons__replay_record(void *arg, uint64_t lsn, const void *data, size_t
 int cons__replay(struct cons_store *s, char *errmsg, size_t errmsg_len)
 {
     for (unsigned i = 0; i < s->n_shards; i++) {
+        HD_ASSERT(s->shards[i].n_entries == 0 && s->shards[i].span_n == 0);
         s->shards[i].start_index = 1;
         s->shards[i].next_index = 1;
     }
@@ -153,6 +165,10 @@ static void cons__fit_to_snapshot(struct cons_shard_log *sl, const struct raft_s
         sl->start_index = sl->next_index = snap->index + 1;
         sl->span_n = sl->span_head = 0;
     }
+    /* The log now starts at or before the snapshot's next entry and, if
+     * not empty, reaches the snapshot. */
+    HD_ASSERT(sl->start_index <= snap->index + 1 && cons__log_contiguous(sl));
+    HD_ASSERT(sl->n_entries == 0 || sl->start_index + sl->n_entries - 1 >= snap->index);
 }
 
 int cons__load(struct raft_io *io, raft_term *term, raft_id *voted_for,
@@ -160,6 +176,7 @@ int cons__load(struct raft_io *io, raft_term *term, raft_id *voted_for,
                struct raft_entry *entries[], size_t *n_entries)
 {
     struct cons_shard_log *sl = io->impl;
+    HD_ASSERT(!sl->started && sl->pending == 0); /* raft loads before it starts */
     *term = sl->term;
     *voted_for = sl->voted_for;
     *snapshot = NULL;
@@ -183,6 +200,7 @@ int cons__load(struct raft_io *io, raft_term *term, raft_id *voted_for,
         }
         memcpy(*entries, sl->entries, sl->n_entries * sizeof **entries);
     }
+    HD_ASSERT(cons__log_contiguous(sl));
     hd_free(sl->entries);
     sl->entries = NULL;
     sl->n_entries = sl->cap_entries = 0;
@@ -203,6 +221,7 @@ int cons__bootstrap(struct raft_io *io, const struct raft_configuration *conf)
     if (sl->term != 0 || sl->n_entries > 0 || sl->next_index > 1) {
         return RAFT_CANTBOOTSTRAP;
     }
+    HD_ASSERT(!sl->started && sl->span_n == 0);
     struct raft_buffer buf;
     int rv = raft_configuration_encode(conf, &buf);
     if (rv != 0) {
@@ -235,6 +254,7 @@ int cons__bootstrap(struct raft_io *io, const struct raft_configuration *conf)
     }
     raft_free(buf.base);
     if (rv == 0) {
+        HD_ASSERT(sl->n_entries == 1 && sl->next_index == 2 && cons__log_contiguous(sl));
         sl->term = 1;
         sl->voted_for = 0;
         rv = cons__store_votes(sl->store);

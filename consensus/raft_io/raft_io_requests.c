@@ -36,12 +36,14 @@ static void cons__deferred_closed(uv_handle_t *h) { hd_free(h->data); }
 static void cons__deferred_fire(uv_timer_t *t)
 {
     struct cons_deferred *d = t->data;
+    HD_ASSERT(&d->timer == t && d->fn != NULL);
     d->fn(d->arg);
     uv_close((uv_handle_t *)&d->timer, cons__deferred_closed);
 }
 
 int cons__defer(struct cons_store *s, void (*fn)(void *), void *arg)
 {
+    HD_ASSERT(fn != NULL && s->loop != NULL);
     struct cons_deferred *d = hd_calloc(1, sizeof *d);
     if (d == NULL) {
         return RAFT_NOMEM;
@@ -61,6 +63,7 @@ int cons__defer(struct cons_store *s, void (*fn)(void *), void *arg)
 static void cons__timer_closed(uv_handle_t *h)
 {
     struct cons_shard_log *sl = h->data;
+    HD_ASSERT(sl->closing && sl->pending == 0); /* raft hears nothing after this */
     if (sl->close_cb != NULL) {
         sl->close_cb(&sl->io);
     }
@@ -68,6 +71,7 @@ static void cons__timer_closed(uv_handle_t *h)
 
 static void cons__close_finish(struct cons_shard_log *sl)
 {
+    HD_ASSERT(sl->closing && sl->pending == 0 && sl->tick == NULL);
     uv_close((uv_handle_t *)&sl->tick_timer, cons__timer_closed);
 }
 
@@ -84,6 +88,7 @@ void cons__close(struct raft_io *io, raft_io_close_cb cb)
 {
     struct cons_shard_log *sl = cons__sl(io);
     HD_ASSERT(!sl->closing);
+    HD_ASSERT(sl->close_cb == NULL);
     sl->close_cb = cb;
     sl->tick = NULL;
     sl->closing = true;

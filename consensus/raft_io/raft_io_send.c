@@ -17,6 +17,8 @@ static void cons__sends_run(uv_idle_t *h)
     while (d != NULL) {
         struct cons_send_done *next = d->next;
         struct cons_shard_log *sl = d->sl;
+        HD_ASSERT(d->status == 0 || d->status == RAFT_NOCONNECTION);
+        HD_ASSERT(sl->pending > 0); /* the send holds one until its callback */
         if (d->req->cb != NULL) { /* raft sends TimeoutNow without one */
             d->req->cb(d->req, d->status);
         }
@@ -31,6 +33,8 @@ int cons__send(struct raft_io *io, struct raft_io_send *req,
 {
     struct cons_shard_log *sl = cons__sl(io);
     struct cons_store *s = sl->store;
+    /* raft sends nothing after close, and never to itself. */
+    HD_ASSERT(!sl->closing && message->server_id != sl->id);
     if (s->send == NULL) {
         return RAFT_NOCONNECTION; /* a one-node cluster has no one to send to */
     }
@@ -54,6 +58,7 @@ void cons_store_set_sender(struct cons_store *s,
                                        const struct raft_message *m),
                            void *arg)
 {
+    HD_ASSERT(s->send == NULL && send != NULL); /* plugged in once, at start */
     s->send = send;
     s->send_arg = arg;
 }

@@ -24,6 +24,8 @@ static void cons__snapshot_put_done(void *arg)
 {
     struct cons_snap_put *p = arg;
     struct cons_shard_log *sl = p->sl;
+    HD_ASSERT(sl->pending > 0 && p->req->cb != NULL); /* the put holds one */
+    HD_ASSERT(p->status >= 0); /* a RAFT_* code by now */
     p->req->cb(p->req, p->status);
     hd_free(p);
     cons__pending_done(sl);
@@ -32,6 +34,7 @@ static void cons__snapshot_put_done(void *arg)
 static void cons__reset_written(struct cons_append *a, int status)
 {
     struct cons_snap_put *p = a->done_arg;
+    HD_ASSERT(a->sl == p->sl && a->req == NULL); /* the RESET of this put */
     p->status = cons__raft_err(status);
     /* The RESET record's own pending count is dropped by cons__append_cb. */
     p->sl->pending++;
@@ -45,6 +48,7 @@ static void cons__install_snapshot(struct cons_snap_put *p)
 {
     struct cons_shard_log *sl = p->sl;
     const struct raft_snapshot *snapshot = p->snapshot;
+    HD_ASSERT(p->status == 0 && p->req->cb != NULL); /* not answered yet */
     int rv = cons__snapshot_store(sl, snapshot);
     if (rv == 0) {
         uint8_t rec[32];
@@ -60,12 +64,14 @@ static void cons__install_snapshot(struct cons_snap_put *p)
     sl->span_head = sl->span_n = 0;
     sl->next_index = snapshot->index + 1;
     cons__release(sl->store);
+    HD_ASSERT(sl->pending > 0); /* the RESET record's, until it is written */
 }
 
 /* The state of the snapshot is here (or the copy failed). */
 static void cons__caught_up(void *ctx, int status)
 {
     struct cons_snap_put *p = ctx;
+    HD_ASSERT(p->status == 0 && p->snapshot != NULL);
     cons__pending_done(p->sl); /* the catch-up's own count */
     if (status != 0) {
         HD_LOG_WARN("shard %u: state for snapshot %llu not received: %s; raft will retry",
@@ -85,6 +91,7 @@ int cons__snapshot_put(struct raft_io *io, unsigned trailing,
 {
     struct cons_shard_log *sl = cons__sl(io);
     struct cons_store *s = sl->store;
+    HD_ASSERT(sl->started && !sl->closing);
     struct cons_snap_put *p = hd_calloc(1, sizeof *p);
     if (p == NULL) {
         return RAFT_NOMEM;
@@ -129,6 +136,7 @@ int cons__snapshot_put(struct raft_io *io, unsigned trailing,
 
 void cons_store_set_catch_up(struct cons_store *s, cons_catch_up_fn fn, void *arg)
 {
+    HD_ASSERT(s->catch_up == NULL && fn != NULL); /* plugged in once, at start */
     s->catch_up = fn;
     s->catch_up_arg = arg;
 }
@@ -144,6 +152,7 @@ static void cons__snapshot_get_done(void *arg)
 {
     struct cons_snap_get *g = arg;
     struct cons_shard_log *sl = g->sl;
+    HD_ASSERT((g->status == 0) == (g->snapshot != NULL)); /* a snapshot, or why not */
     g->req->cb(g->req, g->snapshot, g->status);
     hd_free(g);
     cons__pending_done(sl);
@@ -153,6 +162,7 @@ int cons__snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
                        raft_io_snapshot_get_cb cb)
 {
     struct cons_shard_log *sl = cons__sl(io);
+    HD_ASSERT(sl->started && !sl->closing);
     struct cons_snap_get *g = hd_calloc(1, sizeof *g);
     if (g == NULL) {
         return RAFT_NOMEM;

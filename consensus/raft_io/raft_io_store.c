@@ -29,8 +29,10 @@ static int cons__mkdir(const char *dir, char *errmsg, size_t errmsg_len)
 static int cons__open_shards(struct cons_store *s, const struct cons_store_options *o,
                              char *errmsg, size_t errmsg_len)
 {
+    HD_ASSERT(s->n_shards > 0 && s->n_shards <= 65536); /* shard ids are u16 */
     for (unsigned i = 0; i < s->n_shards; i++) {
         struct cons_shard_log *sl = &s->shards[i];
+        HD_ASSERT(sl->store == NULL && !sl->started);
         sl->store = s;
         sl->shard = (uint16_t)i;
         char name[32];
@@ -90,6 +92,7 @@ int cons_store_open(struct cons_store **out, const struct cons_store_options *o,
         cons_store_close(s, NULL, NULL);
         return rv;
     }
+    HD_ASSERT(s->wal != NULL && s->closing == NULL);
     *out = s;
     return 0;
 }
@@ -130,6 +133,7 @@ int cons_store_pinning_shard(const struct cons_store *s, unsigned segments_max)
             oldest = (int)i;
         }
     }
+    HD_ASSERT(oldest < (int)s->n_shards);
     return oldest;
 }
 
@@ -144,6 +148,7 @@ static void cons__store_free(struct cons_store *s)
 {
     for (unsigned i = 0; i < s->n_shards; i++) {
         struct cons_shard_log *sl = &s->shards[i];
+        HD_ASSERT(sl->pending == 0); /* raft closed: no request outstanding */
         st_meta_file_close(&sl->snap);
         cons__replay_free(sl);
         hd_free(sl->spans);
@@ -165,6 +170,7 @@ static void cons__wal_closed(void *arg)
 
 static void cons__close_step(struct cons_close *c)
 {
+    HD_ASSERT(c->handles > 0 && c->s->closing == c);
     if (--c->handles == 0) {
         if (c->s->wal != NULL) {
             st_wal_close(c->s->wal, cons__wal_closed, c);
@@ -183,6 +189,7 @@ static void cons__sends_idle_closed(uv_handle_t *h)
 static void cons__unstarted_timer_closed(uv_handle_t *h)
 {
     struct cons_shard_log *sl = h->data;
+    HD_ASSERT(sl->store->closing != NULL && h == (uv_handle_t *)&sl->tick_timer);
     cons__close_step(sl->store->closing);
 }
 
@@ -191,6 +198,7 @@ void cons_store_close(struct cons_store *s, void (*cb)(void *arg), void *arg)
     struct cons_close *c = hd_calloc(1, sizeof *c);
     HD_ASSERT(c != NULL);
     *c = (struct cons_close){s, cb, arg, 2};
+    HD_ASSERT(s->closing == NULL); /* closed once */
     s->closing = c;
     HD_ASSERT(s->sends_head == NULL); /* raft closed: every send completed */
     uv_close((uv_handle_t *)&s->sends_idle, cons__sends_idle_closed);

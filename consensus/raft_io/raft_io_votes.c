@@ -13,6 +13,7 @@
 
 int cons__store_votes(struct cons_store *s)
 {
+    HD_ASSERT(s->n_shards > 0 && s->n_shards <= 65536);
     uint8_t *blob = hd_malloc((size_t)s->n_shards * 16);
     if (blob == NULL) {
         return HD_ENOMEM;
@@ -59,6 +60,7 @@ int cons__set_term(struct raft_io *io, raft_term term)
 {
     struct cons_shard_log *sl = cons__sl(io);
     HD_ASSERT(term >= sl->term);
+    HD_ASSERT(term > 0);
     sl->term = term;
     sl->voted_for = 0;
     return cons__raft_err(cons__store_votes(sl->store));
@@ -67,6 +69,9 @@ int cons__set_term(struct raft_io *io, raft_term term)
 int cons__set_vote(struct raft_io *io, raft_id server_id)
 {
     struct cons_shard_log *sl = cons__sl(io);
+    /* One vote per term: raft never changes a vote it has cast. */
+    HD_ASSERT(server_id != 0 && sl->term > 0);
+    HD_ASSERT(sl->voted_for == 0 || sl->voted_for == server_id);
     sl->voted_for = server_id;
     return cons__raft_err(cons__store_votes(sl->store));
 }

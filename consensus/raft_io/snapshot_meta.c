@@ -74,6 +74,7 @@ static int cons__snap_decode_servers(const uint8_t **pp, const uint8_t *end, uin
                                      struct raft_configuration *conf)
 {
     const uint8_t *p = *pp;
+    HD_ASSERT(p <= end && conf->n == 0);
     for (uint32_t i = 0; i < n; i++) {
         if (end - p < 11) return HD_ECORRUPT;
         uint64_t id = hd_get_u64(p);
@@ -117,6 +118,7 @@ int cons__snapshot_decode(const uint8_t *blob, size_t len, struct raft_snapshot 
     memcpy(snap->bufs[0].base, p, data_len);
     snap->bufs[0].len = data_len;
     snap->n_bufs = 1;
+    HD_ASSERT(p + data_len == end); /* exactly one blob */
     return 0;
 err:
     raft_configuration_close(&snap->configuration);
@@ -142,5 +144,6 @@ int cons__snapshot_load(struct cons_shard_log *sl, struct raft_snapshot **out)
         }
     }
     hd_free(blob);
+    HD_ASSERT((rv == 0) == (*out != NULL));
     return rv;
 }

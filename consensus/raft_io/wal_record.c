@@ -8,6 +8,7 @@
 
 static void cons__rec_head(uint8_t *buf, uint8_t kind, uint16_t shard)
 {
+    HD_ASSERT(kind == CONS_REC_ENTRIES || kind == CONS_REC_TRUNCATE || kind == CONS_REC_RESET);
     buf[0] = kind;
     buf[1] = CONS_REC_VERSION;
     hd_put_u16(buf + 2, shard);
@@ -27,6 +28,8 @@ size_t cons_rec_encode_entries_head(uint8_t *head, uint16_t shard,
 void cons_rec_encode_entry_head(uint8_t *head, const struct raft_entry *e)
 {
     HD_ASSERT(e->buf.len <= UINT32_MAX);
+    /* The decoder accepts only these types: never write another. */
+    HD_ASSERT(e->type == RAFT_COMMAND || e->type == RAFT_BARRIER || e->type == RAFT_CHANGE);
     hd_put_u64(head, e->term);
     head[8] = (uint8_t)e->type;
     hd_put_u32(head + 9, (uint32_t)e->buf.len);
@@ -34,6 +37,7 @@ void cons_rec_encode_entry_head(uint8_t *head, const struct raft_entry *e)
 
 size_t cons_rec_encode_truncate(uint8_t *buf, uint16_t shard, uint64_t index)
 {
+    HD_ASSERT(index > 0); /* the decoder rejects a truncation at 0 */
     cons__rec_head(buf, CONS_REC_TRUNCATE, shard);
     hd_put_u64(buf + 4, index);
     return 12;
@@ -100,6 +104,7 @@ int cons_rec_decode(const uint8_t *buf, size_t len, struct cons_rec *out)
 void cons_rec_iter_init(struct cons_rec_iter *it, const struct cons_rec *r)
 {
     HD_ASSERT(r->kind == CONS_REC_ENTRIES);
+    HD_ASSERT(r->index > 0 && r->n > 0); /* cons_rec_decode() checked both */
     it->pos = r->entries;
     it->end = r->entries + r->entries_len;
     it->left = r->n;
@@ -108,6 +113,7 @@ void cons_rec_iter_init(struct cons_rec_iter *it, const struct cons_rec *r)
 int cons_rec_iter_next(struct cons_rec_iter *it, struct raft_entry *out)
 {
     if (it->left == 0) {
+        HD_ASSERT(it->pos == it->end); /* decode checked the entries fill the record */
         return 0;
     }
     /* cons_rec_decode() validated the bounds of every entry. */
