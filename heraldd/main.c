@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "cors.h"
 #include "data_dir.h"
 #include "members.h"
 #include "hd_error.h"
@@ -31,6 +32,7 @@ struct api_options {
     uint64_t dedup_window_s;
     unsigned snapshot_every;      /* raft entries between snapshots; 0 = 4096 */
     bool no_uring;
+    struct api_cors *cors;        /* --cors-origins; NULL: no cross-origin access */
 };
 
 static void api__usage(FILE *f)
@@ -62,6 +64,11 @@ static void api__usage(FILE *f)
             "  --no-uring             write the WAL with pwrite+fdatasync instead of io_uring\n"
             "  --snapshot-every N     Raft entries per shard between snapshots (default\n"
             "                         4096); fewer keeps less log, more snapshots more often\n"
+            "  --cors-origins LIST    let web pages of these origins use the v1 API from\n"
+            "                         a browser: scheme://host[:port],... or '*' for any\n"
+            "                         (default: none, no CORS headers). Also refuses\n"
+            "                         WebSocket handshakes from other origins; without\n"
+            "                         the flag every origin's handshake is accepted\n"
             "  --log-level LEVEL      error, warn, info (default) or debug\n"
             "  --version              print the version and exit\n"
             "  --help                 print this help and exit\n\n"
@@ -93,6 +100,18 @@ static int api__log_level(const char *arg)
     return -1;
 }
 
+static int api__cors_origins(const char *arg, struct api_options *o)
+{
+    char errmsg[512] = "";
+    api_cors_free(o->cors); /* the last --cors-origins counts */
+    o->cors = NULL;
+    if (api_cors_parse(arg, &o->cors, errmsg, sizeof errmsg) != 0) {
+        fprintf(stderr, "heraldd: %s\n", errmsg);
+        return -1;
+    }
+    return 0;
+}
+
 /* Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2 (usage). */
 static int api__parse_args(int argc, char **argv, struct api_options *o)
 {
@@ -104,6 +123,7 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
         {"max-body", required_argument, NULL, 'b'},  {"max-connections", required_argument, NULL, 'c'},
         {"dedup-window", required_argument, NULL, 'w'}, {"no-uring", no_argument, NULL, 'u'},
         {"snapshot-every", required_argument, NULL, 'S'},
+        {"cors-origins", required_argument, NULL, 'C'},
         {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
     uint64_t v;
@@ -141,6 +161,9 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
                 o->dedup_window_s = v;
                 break;
             case 'u': o->no_uring = true; break;
+            case 'C':
+                if (api__cors_origins(optarg, o) != 0) return -1;
+                break;
             case 'S':
                 if (api__parse_size(optarg, "--snapshot-every", 2, 1u << 20, &v) != 0) return -1;
                 o->snapshot_every = (unsigned)v;
@@ -326,12 +349,16 @@ static int api__serve(struct api_daemon *d, char *errmsg, size_t errmsg_len)
     if (rv != 0) {
         return rv;
     }
+    s->cors = d->opts.cors;
     struct api_http_limits limits = {.body_bytes_max = d->opts.body_max,
                                      .connections_max = d->opts.connections_max};
     rv = api_http_server_init(&s->http, s->loop, d->opts.listen, &limits, api_route, s, errmsg,
                               errmsg_len);
     if (rv != 0) {
         return rv;
+    }
+    if (s->cors != NULL) {
+        api_http_server_set_head_hook(s->http, api_cors_head_hook, s->cors);
     }
     uv_signal_init(s->loop, &d->sigterm);
     uv_signal_init(s->loop, &d->sigint);
@@ -406,6 +433,7 @@ int main(int argc, char **argv)
     }
     api__banner(&d, &id);
     uv_run(d.server.loop, UV_RUN_DEFAULT);
+    api_cors_free(d.opts.cors);
     log_store_close(d.server.log);
     uv_loop_close(d.server.loop);
     close(d.lock_fd);

@@ -9,6 +9,8 @@ packages=(
   libjansson-dev libhttp-parser-dev libisal-dev libxxhash-dev libcmocka-dev
   libwslay-dev libssl-dev
   clang libclang-rt-14-dev fio
+  # tests/browser/: a real browser using the API from another origin
+  chromium
   # jepsen/: namespaces, firewalls, clock faults, power cuts, packet delay, plots
   iproute2 util-linux e2fsprogs nftables iptables libfaketime xfsprogs
   libnetfilter-queue-dev gnuplot-nox

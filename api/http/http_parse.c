@@ -428,7 +428,7 @@ static int api_http__split_target(struct api_http_parse *p, size_t *path_off, si
     struct http_parser_url u;
     http_parser_url_init(&u);
     if (len == 0 || http_parser_parse_url(url, len, p->hp.method == HTTP_CONNECT, &u) != 0) {
-        return api_http__parse_fail(p, HD_EINVAL, 400, "bad_request", "malformed request target");
+        return HD_EINVAL;
     }
     if ((u.field_set & (1u << UF_PATH)) != 0) {
         *path_off = p->url_off + u.field_data[UF_PATH].off;
@@ -441,8 +441,9 @@ static int api_http__split_target(struct api_http_parse *p, size_t *path_off, si
     return 0;
 }
 
-/* Turns offsets into pointers: the buffer no longer moves. */
-static int api_http__finish_request(struct api_http_parse *p)
+/* Fills p->req, turning offsets into pointers (the buffer must no longer
+ * move). HD_EINVAL for a malformed request target; p is left as it was. */
+static int api_http__fill_request(struct api_http_parse *p)
 {
     size_t path_off, path_len, query_off, query_len;
     int rv = api_http__split_target(p, &path_off, &path_len, &query_off, &query_len);
@@ -480,6 +481,14 @@ static int api_http__finish_request(struct api_http_parse *p)
     if (r->upgrade) {
         /* Bytes after an upgrade request are another protocol. */
         r->keep_alive = false;
+    }
+    return 0;
+}
+
+static int api_http__finish_request(struct api_http_parse *p)
+{
+    if (api_http__fill_request(p) != 0) {
+        return api_http__parse_fail(p, HD_EINVAL, 400, "bad_request", "malformed request target");
     }
     return 0;
 }
@@ -573,6 +582,19 @@ const struct api_http_request *api_http_parse_request(const struct api_http_pars
 const struct api_http_error *api_http_parse_error(const struct api_http_parse *p)
 {
     return p->rv != 0 ? &p->err : NULL;
+}
+
+const struct api_http_request *api_http_parse_view(struct api_http_parse *p)
+{
+    if (p->complete) {
+        return &p->req;
+    }
+    if (!p->headers_done || api_http__fill_request(p) != 0) {
+        return NULL;
+    }
+    p->req.body_len = 0; /* a partial body is nobody's business */
+    p->req.keep_alive = false;
+    return &p->req;
 }
 
 bool api_http_parse_started(const struct api_http_parse *p)

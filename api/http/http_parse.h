@@ -123,6 +123,15 @@ const struct api_http_request *api_http_parse_request(const struct api_http_pars
 /* The error that failed p (NULL if p has not failed). */
 const struct api_http_error *api_http_parse_error(const struct api_http_parse *p);
 
+/* What arrived of the current request, for answering it when it cannot
+ * complete (a limit, a malformed body, a timeout): the complete request if
+ * there is one, else, once the header section was whole, a view of it
+ * (method, path, query, headers; empty body, keep_alive false), else NULL
+ * (the request line or headers were not all there, or the target was
+ * malformed). The view's pointers live as long as the request's would;
+ * feed nothing more to p after asking for a view. */
+const struct api_http_request *api_http_parse_view(struct api_http_parse *p);
+
 /* Bytes of a request have arrived but it is not complete yet. */
 bool api_http_parse_started(const struct api_http_parse *p);
 

@@ -110,6 +110,8 @@ struct api_http_server {
     struct api_http_limits limits;       /* resolved */
     api_http_request_cb cb;              /* request callback */
     void *arg;                           /* for cb */
+    api_http_head_hook head_hook;        /* per-request headers, NULL if none */
+    void *head_hook_arg;                 /* for head_hook */
     struct api_http_conn *conns;         /* every conn, open or closing */
     size_t n_conns;                      /* entries in conns */
     size_t n_counted;                    /* conns counting against the limit */
@@ -420,7 +422,7 @@ static bool api_http__status_has_body(int status)
  * is too small. */
 static size_t api_http__format_head(const struct api_http_conn *c, char *out, size_t out_len,
                                     int status, const char *content_type, const char *extra_headers,
-                                    bool with_length, size_t body_len)
+                                    const char *hook_headers, bool with_length, size_t body_len)
 {
     bool close = c->close_after || c->srv->closing || !with_length;
     char length[48] = "";
@@ -430,10 +432,10 @@ static size_t api_http__format_head(const struct api_http_conn *c, char *out, si
     const char *conn_hdr = close ? "Connection: close\r\n"
                            : c->http10 ? "Connection: keep-alive\r\n"
                                        : "";
-    int n = snprintf(out, out_len, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s\r\n", status,
+    int n = snprintf(out, out_len, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s%s\r\n", status,
                      api_http_status_text(status), content_type != NULL ? "Content-Type: " : "",
                      content_type != NULL ? content_type : "", content_type != NULL ? "\r\n" : "",
-                     length, conn_hdr, extra_headers != NULL ? extra_headers : "");
+                     length, conn_hdr, extra_headers != NULL ? extra_headers : "", hook_headers);
     if (n < 0 || (size_t)n >= out_len) {
         return 0;
     }
@@ -450,6 +452,22 @@ static void api_http__check_header_text(const char *content_type, const char *ex
     }
 }
 
+/* The head hook's lines for the response to the request on c (into out,
+ * NUL-terminated; empty without a hook). */
+static void api_http__hook_headers(struct api_http_conn *c, int status, char *out, size_t out_len)
+{
+    out[0] = '\0';
+    struct api_http_server *s = c->srv;
+    if (s->head_hook == NULL) {
+        return;
+    }
+    const struct api_http_request *req = api_http_parse_view(&c->parse);
+    size_t n = s->head_hook(req, status, out, out_len - 1, s->head_hook_arg);
+    HD_ASSERT(n < out_len);
+    out[n] = '\0';
+    api_http__check_header_text(NULL, out);
+}
+
 /* Writes head and body_send bytes of body. The head is built on the stack
  * unless the extra headers are long. */
 static int api_http__send_head_and_body(struct api_http_conn *c, int status,
@@ -458,16 +476,18 @@ static int api_http__send_head_and_body(struct api_http_conn *c, int status,
                                         size_t body_send)
 {
     api_http__check_header_text(content_type, extra_headers);
+    char hook[API_HTTP_HOOK_HEADERS_MAX + 1];
+    api_http__hook_headers(c, status, hook, sizeof hook);
     size_t need = 160 + strlen(api_http_status_text(status)) +
                   (content_type != NULL ? strlen(content_type) : 0) +
-                  (extra_headers != NULL ? strlen(extra_headers) : 0);
+                  (extra_headers != NULL ? strlen(extra_headers) : 0) + strlen(hook);
     char stack[API_HTTP__HEAD_STACK_BYTES];
     char *head = need <= sizeof stack ? stack : hd_malloc(need);
     if (head == NULL) {
         return HD_ENOMEM;
     }
     size_t head_len = api_http__format_head(c, head, need, status, content_type, extra_headers,
-                                  with_length, body_len);
+                                            hook, with_length, body_len);
     HD_ASSERT(head_len > 0);
     HD_ASSERT(body_send <= UINT_MAX);
     uv_buf_t bufs[2] = {
@@ -944,6 +964,12 @@ err_fd:
     close(fd);
     HD_ASSERT(rv != 0);
     return rv;
+}
+
+void api_http_server_set_head_hook(struct api_http_server *s, api_http_head_hook hook, void *arg)
+{
+    s->head_hook = hook;
+    s->head_hook_arg = arg;
 }
 
 int api_http_server_port(const struct api_http_server *s)

@@ -54,6 +54,27 @@ int api_http_server_init(struct api_http_server **out, uv_loop_t *loop, const ch
                          const struct api_http_limits *limits, api_http_request_cb cb, void *arg,
                          char *errmsg, size_t errmsg_len);
 
+/* Headers that depend on the request (e.g. CORS), for every response the
+ * server writes: api_http_respond(), api_http_respond_error(),
+ * api_http_stream_begin() and the errors the server answers by itself
+ * (400, 408, 413, 417, 431, 503 for too many connections...). Not for the
+ * 101 of api_http_upgrade(), whose caller writes every header.
+ *
+ * req is the request being answered; for an error answered by the server
+ * it is what arrived (api_http_parse_view(): method, path, query and
+ * headers, no body) or NULL when not even the header section did. The hook
+ * writes complete header lines, each ending in "\r\n", into out (out_len
+ * bytes, API_HTTP_HOOK_HEADERS_MAX) and returns how many bytes it wrote
+ * (0 for none). It must not call into the server. */
+typedef size_t (*api_http_head_hook)(const struct api_http_request *req, int status, char *out,
+                                     size_t out_len, void *arg);
+
+#define API_HTTP_HOOK_HEADERS_MAX 1024u
+
+/* Installs hook (NULL: none, the default) with arg for every later
+ * response. */
+void api_http_server_set_head_hook(struct api_http_server *s, api_http_head_hook hook, void *arg);
+
 /* The bound TCP port (useful after listening on port 0). */
 int api_http_server_port(const struct api_http_server *s);
 

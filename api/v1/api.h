@@ -50,6 +50,7 @@ struct api_server {
     struct log_store *log;
     struct api_http_server *http;
     struct api_hub *hub;
+    struct api_cors *cors;          /* --cors-origins; NULL: no cross-origin access */
     struct api_metrics metrics;
     uint64_t node_id;
     char cluster_id[40];
@@ -75,6 +76,9 @@ void api_cluster_add(struct api_server *s, struct api_http_conn *c,
 void api_cluster_remove(struct api_server *s, struct api_http_conn *c, const char *id,
                         size_t len);
 void api_metrics(struct api_server *s, struct api_http_conn *c);
+/* OPTIONS on a /v1/ route with --cors-origins: a CORS preflight. */
+void api_preflight(struct api_server *s, struct api_http_conn *c,
+                   const struct api_http_request *req);
 
 /* What is wrong with an append's input: the status, code and message. */
 struct api_input_error {
@@ -148,6 +152,9 @@ void api_subscribe(struct api_server *s, struct api_http_conn *c,
 /* Answers with a JSON body (takes the reference to `body`). */
 int api_respond_json(struct api_server *s, struct api_http_conn *c, int status,
                      json_t *body, const char *extra_headers);
+/* Answers with no body (204 and the like). */
+int api_respond_empty(struct api_server *s, struct api_http_conn *c, int status,
+                      const char *extra_headers);
 /* Answers with the v1 error body. */
 int api_respond_error(struct api_server *s, struct api_http_conn *c, int status,
                       const char *code, const char *message);

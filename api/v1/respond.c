@@ -32,6 +32,13 @@ int api_respond_json(struct api_server *s, struct api_http_conn *c, int status,
     return rv;
 }
 
+int api_respond_empty(struct api_server *s, struct api_http_conn *c, int status,
+                      const char *extra_headers)
+{
+    api__count(s, status);
+    return api_http_respond(c, status, NULL, extra_headers, NULL, 0);
+}
+
 int api_respond_error(struct api_server *s, struct api_http_conn *c, int status,
                       const char *code, const char *message)
 {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "cors.h"
 #include "hd_error.h"
 #include "log.h"
 
@@ -58,11 +59,27 @@ static void api__channel_route(struct api_server *s, struct api_http_conn *c,
     }
 }
 
+void api_preflight(struct api_server *s, struct api_http_conn *c,
+                   const struct api_http_request *req)
+{
+    if (api_cors_check(s->cors, req) == API_CORS_REFUSED) {
+        api_respond_error(s, c, 403, "origin_not_allowed",
+                          "this origin may not use the API (heraldd --cors-origins)");
+        return;
+    }
+    /* Without an Origin it is a plain OPTIONS: the same list answers it. */
+    api_respond_empty(s, c, 204,
+                      "Allow: GET, POST, DELETE, OPTIONS\r\n" API_CORS_PREFLIGHT_HEADERS);
+}
+
 void api_route(struct api_http_conn *c, const struct api_http_request *req, void *arg)
 {
     struct api_server *s = arg;
     size_t prefix = strlen(API_CHANNELS_PREFIX);
-    if (req->path_len > prefix && memcmp(req->path, API_CHANNELS_PREFIX, prefix) == 0) {
+    if (req->method == HTTP_OPTIONS && s->cors != NULL && req->path_len >= 4 &&
+        memcmp(req->path, "/v1/", 4) == 0) {
+        api_preflight(s, c, req);
+    } else if (req->path_len > prefix && memcmp(req->path, API_CHANNELS_PREFIX, prefix) == 0) {
         api__channel_route(s, c, req);
     } else if (api__path_is(req, "/v1/messages:batch")) {
         if (req->method == HTTP_POST) {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "cors.h"
 #include "delivery_parse.h"
 #include "fanout.h"
 #include "hd_alloc.h"
@@ -293,6 +294,14 @@ void api_subscribe(struct api_server *s, struct api_http_conn *c,
                                                 api__wss_on_flush};
     static const struct fan_conn_ops ops = {FAN_ENC_WS, false, api__wss_overflow,
                                             api__wss_catchup_error};
+    /* Browsers open WebSockets cross-origin without a preflight: the
+     * origin rule is enforced here. Without --cors-origins every origin
+     * is accepted, as before the flag existed. */
+    if (s->cors != NULL && api_cors_check(s->cors, req) == API_CORS_REFUSED) {
+        api_respond_error(s, c, 403, "origin_not_allowed",
+                          "this origin may not use the API (heraldd --cors-origins)");
+        return;
+    }
     struct api_wss *w = s->hub != NULL ? hd_calloc(1, sizeof *w) : NULL;
     if (w == NULL) {
         api_respond_error(s, c, 503, "unavailable", "cannot open a subscription now");

@@ -592,6 +592,68 @@ static void test_protocol_errors(void **state)
     fx_stop();
 }
 
+/* A head hook that says what it was given: the path and X-Who header of
+ * the request (or "none"), and the status. */
+static size_t test_hook(const struct api_http_request *req, int status, char *out,
+                        size_t out_len, void *arg)
+{
+    assert_ptr_equal(arg, &fx);
+    assert_int_equal(out_len, API_HTTP_HOOK_HEADERS_MAX);
+    if (req == NULL) {
+        return (size_t)snprintf(out, out_len, "X-Hook: none %d\r\n", status);
+    }
+    size_t who_len = 0;
+    const char *who = api_http_header(req, "X-Who", &who_len);
+    assert_int_equal(req->body_len, 0); /* a view never shows a partial body */
+    return (size_t)snprintf(out, out_len, "X-Hook: %.*s %.*s %d\r\n", (int)req->path_len,
+                            req->path, (int)who_len, who != NULL ? who : "", status);
+}
+
+static void expect_reply(const char *request, const char *want)
+{
+    int fd = client_connect();
+    client_send(fd, request);
+    struct reply r = {0};
+    client_read(fd, &r, want, 1, 3000);
+    if (strstr(r.buf, want) == NULL) {
+        fail_msg("wanted '%s' in: %s", want, r.buf);
+    }
+    close(fd);
+}
+
+static void test_head_hook(void **state)
+{
+    (void)state;
+    struct api_http_limits lim = {.body_bytes_max = 100};
+    fx_start(&lim, MODE_SYNC);
+    api_http_server_set_head_hook(fx.srv, test_hook, &fx);
+    /* Responses given by the caller. */
+    expect_reply("GET /a?q=1 HTTP/1.1\r\nX-Who: me\r\n\r\n", "X-Test: 1\r\nX-Hook: /a me 200\r\n");
+    /* Errors the server answers itself: with what arrived, once the
+     * headers did (here 413 before the body), else with nothing. */
+    expect_reply("POST /up HTTP/1.1\r\nX-Who: big\r\nContent-Length: 101\r\n\r\n",
+                 "X-Hook: /up big 413\r\n");
+    expect_reply("POST /bad HTTP/1.1\r\nX-Who: chunk\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "zz\r\n",
+                 "X-Hook: /bad chunk 400\r\n");
+    expect_reply("BLAH\x01 / HTTP/1.1\r\n\r\n", "X-Hook: none 400\r\n");
+    assert_true(pump_until(no_conns, 3000));
+    fx_stop();
+    /* Streams too. */
+    fx_start(NULL, MODE_STREAM);
+    api_http_server_set_head_hook(fx.srv, test_hook, &fx);
+    int fd = client_connect();
+    client_send(fd, "GET /tail HTTP/1.1\r\nX-Who: reader\r\n\r\n");
+    struct reply r = {0};
+    client_read(fd, &r, "data: 3\n\n", 1, 2000);
+    assert_non_null(strstr(r.buf, "Cache-Control: no-cache\r\nX-Hook: /tail reader 200\r\n\r\n"));
+    close(fd);
+    assert_true(pump_until(got_closed_event, 2000));
+    fx.held = NULL;
+    assert_true(pump_until(no_conns, 2000));
+    fx_stop();
+}
+
 static void test_close_with_pending_request(void **state)
 {
     (void)state;
@@ -668,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_protocol_errors),
+        cmocka_unit_test(test_head_hook),
         cmocka_unit_test(test_close_with_pending_request),
         cmocka_unit_test(test_bad_listen_address),
     };

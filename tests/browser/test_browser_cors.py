@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""A real browser uses herald from another origin.
+
+Headless Chromium, driven over the DevTools protocol on a pipe
+(--remote-debugging-pipe: no port, no driver, no Python package), opens
+site/cors_page.html, served by this process on one port of 127.0.0.1, while
+heraldd listens on another port: a cross-origin page, as a web application
+would be. The page records what it receives in window.__result; this test
+reads it back and checks it against what heraldd stored.
+
+  allowed  heraldd --cors-origins <the page's origin>: one-channel and
+           multi-channel EventSource, WebSocket subscribe and append (acks
+           with seq/ts), fetch appends (preflighted); every message arrives
+           once, in seq order, everywhere.
+  refused  heraldd --cors-origins <another origin>: the browser blocks the
+           EventSources and fetches (CORS) and the WebSocket handshake is
+           refused (403).
+  no flag  heraldd without --cors-origins: EventSources and fetches blocked,
+           the WebSocket accepted (the documented default).
+
+Screenshots, the results and Chromium's log go to --artifacts. Exits 77
+(CTest: skipped) when no Chromium is installed at all.
+
+  python3 tests/browser/test_browser_cors.py --heraldd build/heraldd/heraldd --artifacts /tmp/a
+"""
+
+import base64
+import fcntl
+import functools
+import http.server
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import harness  # noqa: E402
+from harness import NodeTestCase, TS_RE  # noqa: E402
+
+SKIP = 77
+ARTIFACTS = os.environ.get("HERALD_BROWSER_ARTIFACTS", "")
+
+
+def find_chromium():
+    for name in (os.environ.get("CHROMIUM", ""), "chromium", "chromium-browser",
+                 "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name) if name else None
+        if path:
+            return path
+    return None
+
+
+class CdpError(Exception):
+    pass
+
+
+class Chromium:
+    """Headless Chromium and one page, over the DevTools protocol on a pipe:
+    JSON messages ending in NUL, our commands on the browser's fd 3, its
+    answers and events on its fd 4."""
+
+    def __init__(self, exe, workdir, log_path):
+        self.profile = tempfile.mkdtemp(prefix="chromium-", dir=workdir)
+        cmd_r, self.cmd_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        # High numbers, so that moving them to 3 and 4 cannot clobber each other.
+        hi_r = fcntl.fcntl(cmd_r, fcntl.F_DUPFD, 20)
+        hi_w = fcntl.fcntl(out_w, fcntl.F_DUPFD, 20)
+        os.close(cmd_r)
+        os.close(out_w)
+        args = [exe, "--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check",
+                "--disable-extensions", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--mute-audio",
+                "--hide-scrollbars", "--window-size=1100,900",
+                "--user-data-dir=" + self.profile, "--remote-debugging-pipe", "about:blank"]
+        self.log = open(log_path, "ab")
+        env = dict(os.environ)
+        env.setdefault("HOME", self.profile)  # CI may have none; Chromium wants one
+        self.proc = subprocess.Popen(
+            ["bash", "-c", 'exec "$0" "$@" 3<&%d 4>&%d %d<&- %d>&-' % (hi_r, hi_w, hi_r, hi_w)]
+            + args, pass_fds=(hi_r, hi_w), stdin=subprocess.DEVNULL, stdout=self.log,
+            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        os.close(hi_r)
+        os.close(hi_w)
+        self.next_id = 0
+        self.answers = {}
+        self.events = queue.Queue()
+        self.console = []  # every console / log line of the page
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.session = None
+
+    def _read(self):
+        buf = b""
+        while True:
+            try:
+                chunk = os.read(self.out_r, 1 << 16)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                with self.cond:
+                    self.answers[None] = "eof"
+                    self.cond.notify_all()
+                return
+            buf += chunk
+            while b"\0" in buf:
+                raw, buf = buf.split(b"\0", 1)
+                msg = json.loads(raw.decode("utf-8"))
+                if "id" in msg:
+                    with self.cond:
+                        self.answers[msg["id"]] = msg
+                        self.cond.notify_all()
+                else:
+                    self._event(msg)
+
+    def _event(self, msg):
+        p = msg.get("params", {})
+        if msg.get("method") == "Runtime.consoleAPICalled":
+            text = " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", []))
+            self.console.append("console.%s: %s" % (p.get("type"), text))
+        elif msg.get("method") == "Log.entryAdded":
+            e = p.get("entry", {})
+            self.console.append("%s/%s: %s" % (e.get("source"), e.get("level"), e.get("text")))
+        elif msg.get("method") == "Runtime.exceptionThrown":
+            self.console.append("exception: %s" % json.dumps(p.get("exceptionDetails", {}))[:2000])
+
+    def call(self, method, params=None, session=True, timeout=30.0):
+        with self.cond:
+            self.next_id += 1
+            mid = self.next_id
+        msg = {"id": mid, "method": method, "params": params or {}}
+        if session and self.session is not None:
+            msg["sessionId"] = self.session
+        data = json.dumps(msg).encode("utf-8") + b"\0"
+        while data:
+            n = os.write(self.cmd_w, data)
+            data = data[n:]
+        deadline = time.time() + timeout
+        with self.cond:
+            while mid not in self.answers:
+                if None in self.answers:
+                    raise CdpError("chromium exited (see its log)")
+                left = deadline - time.time()
+                if left <= 0:
+                    raise CdpError("no answer to %s in %.0fs" % (method, timeout))
+                self.cond.wait(left)
+            ans = self.answers.pop(mid)
+        if "error" in ans:
+            raise CdpError("%s: %s" % (method, ans["error"]))
+        return ans.get("result", {})
+
+    def open_page(self):
+        """A fresh tab, attached; page, runtime and log events on."""
+        target = self.call("Target.createTarget", {"url": "about:blank"}, session=False)
+        att = self.call("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True},
+                        session=False)
+        self.session = att["sessionId"]
+        for m in ("Page.enable", "Runtime.enable", "Log.enable"):
+            self.call(m)
+        self.call("Emulation.setDeviceMetricsOverride",
+                  {"width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+        self.target = target["targetId"]
+
+    def close_page(self):
+        self.call("Target.closeTarget", {"targetId": self.target}, session=False)
+        self.session = None
+
+    def navigate(self, url):
+        r = self.call("Page.navigate", {"url": url})
+        if r.get("errorText"):
+            raise CdpError("navigate %s: %s" % (url, r["errorText"]))
+
+    def evaluate(self, expr):
+        r = self.call("Runtime.evaluate", {"expression": expr, "returnByValue": True})
+        if "exceptionDetails" in r:
+            raise CdpError("evaluate %s: %s" % (expr, r["exceptionDetails"]))
+        return r.get("result", {}).get("value")
+
+    def screenshot(self, path):
+        r = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(r["data"]))
+
+    def close(self):
+        try:
+            self.call("Browser.close", session=False, timeout=5)
+        except CdpError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, 9)  # the browser's own process group
+            self.proc.wait(timeout=10)
+        os.close(self.cmd_w)
+        self.reader.join(timeout=5)
+        os.close(self.out_r)
+        self.log.close()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, fmt, *args):
+        pass
+
+
+class BrowserCorsTest(NodeTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.artifacts = ARTIFACTS or tempfile.mkdtemp(prefix="herald-browser-")
+        os.makedirs(cls.artifacts, exist_ok=True)
+        handler = functools.partial(QuietHandler, directory=os.path.join(HERE, "site"))
+        cls.site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        cls.site_port = cls.site.server_address[1]
+        cls.site_thread = threading.Thread(target=cls.site.serve_forever, daemon=True)
+        cls.site_thread.start()
+        cls.origin = "http://127.0.0.1:%d" % cls.site_port
+        cls.workdir = tempfile.mkdtemp(prefix="herald-browser-", dir="/tmp")
+        t0 = time.time()
+        cls.browser = Chromium(find_chromium(), cls.workdir,
+                               os.path.join(cls.artifacts, "chromium.log"))
+        cls.browser.call("Browser.getVersion", session=False, timeout=60)
+        print("chromium up in %.1fs, page origin %s" % (time.time() - t0, cls.origin))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.site.shutdown()
+        cls.site.server_close()
+        shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    def run_page(self, node, mode, name, timeout=45.0):
+        """Loads the page against node; returns window.__result once done."""
+        b = self.browser
+        b.open_page()
+        b.console.clear()
+        run = "%d%d" % (int(time.time() * 1000) % 10**9, os.getpid())
+        url = "%s/cors_page.html?api=http://127.0.0.1:%d&mode=%s&run=%s" % (
+            self.origin, node.port, mode, run)
+        t0 = time.time()
+        b.navigate(url)
+        deadline = time.time() + timeout
+        res = None
+        while time.time() < deadline:
+            res = json.loads(b.evaluate("JSON.stringify(window.__result || null)") or "null")
+            if res and res.get("done"):
+                break
+            time.sleep(0.1)
+        time.sleep(0.1)  # the last render
+        b.screenshot(os.path.join(self.artifacts, "browser-%s.png" % name))
+        res = res or {}
+        res["console"] = list(b.console)
+        with open(os.path.join(self.artifacts, "browser-%s.json" % name), "w") as f:
+            json.dump(res, f, indent=1, ensure_ascii=False)
+        b.close_page()
+        print("  page '%s' (%s) finished in %.1fs" % (name, mode, time.time() - t0))
+        self.assertTrue(res.get("done"), "page did not finish: %s" % json.dumps(res)[:3000])
+        self.assertIsNone(res.get("error"), "page failed: %s\nconsole: %s"
+                          % (res.get("error"), "\n".join(res["console"])))
+        return res
+
+    # ------------------------------------------------------------ cases ---
+
+    def test_allowed_origin(self):
+        node = self.new_node(args=["--cors-origins", "https://other.example," + self.origin])
+        res = self.run_page(node, "allowed", "allowed")
+        self.assertEqual(res["origin"], self.origin)
+        chA, chB = res["channels"]
+        c = node.client()
+        # What heraldd stored is the truth; the appends were made one at a
+        # time, so each channel's order is the order the page sent them.
+        truth = {ch: [(m["seq"], m["payload"]) for m in c.read_all(ch)] for ch in (chA, chB)}
+        sent = {ch: [a["payload"] for a in res["appended"] if a["channel"] == ch]
+                for ch in (chA, chB)}
+        self.assertEqual(len(sent[chA]), 7)
+        self.assertEqual(len(sent[chB]), 3)
+        for ch in (chA, chB):
+            self.assertEqual([p for _, p in truth[ch]], sent[ch], ch)
+            self.assertEqual([s for s, _ in truth[ch]], list(range(1, len(sent[ch]) + 1)), ch)
+
+        def got(msgs, ch):
+            return [(m["seq"], m["payload"]) for m in msgs if m["channel"] == ch]
+
+        self.assertEqual(got(res["es1"]["messages"], chA), truth[chA], "EventSource, one channel")
+        self.assertEqual(len(res["es1"]["messages"]), len(truth[chA]))
+        for ch in (chA, chB):
+            self.assertEqual(got(res["esMulti"]["messages"], ch), truth[ch], "EventSource /v1/tail")
+            self.assertEqual(got(res["ws"]["messages"].get(ch, []), ch), truth[ch], "WebSocket")
+        self.assertEqual(len(res["esMulti"]["messages"]), 10)
+        self.assertTrue(all(res["esMulti"]["ids"]), "every multi-channel event has an id")
+        # Every WebSocket append was acknowledged with its seq and ts.
+        acks = [a for a in res["appended"] if a["via"] == "ws"]
+        self.assertEqual(len(acks), 8)
+        stored = {ch: {p: (s, m["ts"]) for (s, p), m in zip(truth[ch], c.read_all(ch))}
+                  for ch in (chA, chB)}
+        for a in acks:
+            ack = a["ack"]
+            self.assertEqual(ack.get("type"), "ack", a)
+            self.assertEqual(ack.get("channel"), a["channel"])
+            self.assertIs(ack.get("duplicate"), False)
+            self.assertRegex(ack.get("ts", ""), TS_RE)
+            self.assertEqual((ack["seq"], ack["ts"]), stored[a["channel"]][a["payload"]], a)
+        self.assertEqual(res["ws"]["errors"], [])
+        # fetch: two appends (both preflighted) and a read, all readable.
+        self.assertEqual([(f["what"], f.get("status")) for f in res["fetch"]],
+                         [("POST json", 201), ("POST raw", 201), ("GET read", 200)])
+        self.assertEqual(res["fetch"][0]["body"]["seq"], 6)
+        self.assertEqual(res["fetch"][1]["body"]["seq"], 7)
+
+    def assertBlocked(self, res, ws_refused):
+        self.assertEqual(res["es1"]["messages"], [])
+        self.assertEqual(res["esMulti"]["messages"], [])
+        self.assertFalse(res["es1"]["open"])
+        self.assertFalse(res["esMulti"]["open"])
+        # A CORS failure closes an EventSource for good (no reconnect).
+        self.assertEqual(res["es1"]["readyState"], 2)
+        self.assertEqual(res["esMulti"]["readyState"], 2)
+        for f in res["fetch"]:
+            self.assertIn("TypeError", f.get("error", ""), f)
+        console = "\n".join(res["console"])
+        self.assertIn("CORS policy", console)
+        if ws_refused:
+            self.assertFalse(res["ws"]["open"])
+            self.assertEqual(res["ws"]["close"]["code"], 1006)
+            self.assertIn("403", console)  # "Unexpected response code: 403"
+        else:
+            self.assertTrue(res["ws"]["open"])
+
+    def test_refused_origin(self):
+        node = self.new_node(args=["--cors-origins", "https://other.example"])
+        res = self.run_page(node, "blocked", "refused")
+        self.assertBlocked(res, ws_refused=True)
+        # heraldd was there all along, and wrote nothing.
+        c = node.client()
+        c.status()
+        chA = res["channels"][0]
+        self.assertEqual(c.read(chA)["messages"], [])
+
+    def test_no_flag(self):
+        node = self.new_node(args=[])
+        res = self.run_page(node, "blocked", "no-flag")
+        self.assertBlocked(res, ws_refused=False)
+
+
+def main():
+    global ARTIFACTS
+    args = sys.argv[1:]
+    if "--artifacts" in args:
+        i = args.index("--artifacts")
+        ARTIFACTS = os.path.abspath(args[i + 1])
+        del args[i:i + 2]
+    if find_chromium() is None:
+        print("SKIP: no chromium found (scripts/install-deps.sh installs it)")
+        sys.exit(SKIP)
+    sys.argv = [sys.argv[0]] + args
+    harness.run_tests()
+
+
+if __name__ == "__main__":
+    main()
