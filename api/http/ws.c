@@ -27,7 +27,8 @@ struct api_ws {
     bool in_recv;        /* inside wslay_event_recv: defer frees */
     bool ended;          /* api_http_stream_end was called */
     bool free_pending;   /* api_ws_free was called inside wslay_event_recv */
-    bool closed;         /* CLOSED was reported, or the owner closed */
+    bool closed;         /* no more callbacks: CLOSED was reported, or the owner
+                            closed or freed it */
 };
 
 /* ---- wslay's I/O callbacks ---------------------------------------- */
@@ -73,7 +74,10 @@ static void api_ws__on_msg(wslay_event_context_ptr ctx, const struct wslay_event
     if (m->opcode == WSLAY_TEXT_FRAME) {
         ws->cb.on_text(ws, m->msg, m->msg_length, ws->arg);
     } else if (m->opcode == WSLAY_BINARY_FRAME) {
-        api_ws_close(ws, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not supported");
+        /* Sent after wslay_event_recv returns; the owner hears CLOSED. */
+        static const char reason[] = "binary frames are not supported";
+        wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA, (const uint8_t *)reason,
+                                sizeof reason - 1);
     }
     /* Pings are answered and close frames echoed by wslay itself. */
 }
@@ -140,7 +144,9 @@ static void api_ws__on_data(struct api_http_conn *c, const char *data, size_t le
         HD_LOG_DEBUG("ws: receive failed (%d), closing", rv);
     }
     api_ws__send_control(ws);
-    if (rv != 0 || wslay_event_get_close_received(ws->ctx)) {
+    /* The client closed, broke the protocol (wslay has queued and sent a
+     * close: 1002, 1003, 1007, 1009), or the connection failed. */
+    if (rv != 0 || ws->ended || wslay_event_get_close_received(ws->ctx)) {
         api_ws__end_stream(ws);
         api_ws__report_closed(ws); /* the owner may free ws here */
     }

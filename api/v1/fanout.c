@@ -15,6 +15,9 @@
 /* How long a channel nobody subscribes to any more keeps its window up to
  * date, for subscribers that reconnect after a short break. */
 #define FAN__IDLE_WINDOW_MS 30000u
+/* Write coalescing: see fan__on_check. */
+#define FAN__COALESCE_CONNS 64u
+#define FAN__COALESCE_MS 2u
 
 /* ---- Messages ------------------------------------------------------ */
 
@@ -350,15 +353,43 @@ static void fan__on_idle(uv_idle_t *h)
     (void)h; /* only keeps the loop polling without blocking */
 }
 
-static void fan__on_check(uv_check_t *h)
+static void fan__run(struct fan *f)
 {
-    struct fan *f = h->data;
+    f->last_run_ms = uv_now(f->loop);
+    uv_timer_stop(&f->coalescer);
     fan__run_dirty(f);
     if (f->dirty != NULL) {
         uv_idle_start(&f->spinner, fan__on_idle);
     } else {
         uv_idle_stop(&f->spinner);
     }
+}
+
+static void fan__on_coalesced(uv_timer_t *h)
+{
+    fan__run(h->data);
+}
+
+/* After the poll phase. With many connections to write, a write per
+ * connection per commit costs a system call per delivery: wait until
+ * FAN__COALESCE_MS after the last round, so that each write carries every
+ * message of that time. With few, write at once. */
+static void fan__on_check(uv_check_t *h)
+{
+    struct fan *f = h->data;
+    if (f->dirty == NULL) {
+        uv_idle_stop(&f->spinner);
+        return;
+    }
+    uint64_t since = uv_now(f->loop) - f->last_run_ms;
+    if (f->n_dirty >= FAN__COALESCE_CONNS && since < FAN__COALESCE_MS) {
+        if (!uv_is_active((uv_handle_t *)&f->coalescer)) {
+            uv_timer_start(&f->coalescer, fan__on_coalesced, FAN__COALESCE_MS - since, 0);
+        }
+        uv_idle_stop(&f->spinner);
+        return;
+    }
+    fan__run(f);
 }
 
 int fan_init(struct fan **out, uv_loop_t *loop, struct log_store *log,
@@ -388,6 +419,8 @@ int fan_init(struct fan **out, uv_loop_t *loop, struct log_store *log,
     uv_check_start(&f->flusher, fan__on_check);
     uv_idle_init(loop, &f->spinner);
     f->spinner.data = f;
+    uv_timer_init(loop, &f->coalescer);
+    f->coalescer.data = f;
     *out = f;
     return 0;
 }
@@ -416,7 +449,8 @@ void fan_close(struct fan *f)
             fan__channel_maybe_free(f, ch);
         }
     }
-    f->open_handles = 2;
+    f->open_handles = 3;
+    uv_close((uv_handle_t *)&f->coalescer, fan__on_handle_closed);
     uv_close((uv_handle_t *)&f->flusher, fan__on_handle_closed);
     uv_close((uv_handle_t *)&f->spinner, fan__on_handle_closed);
 }

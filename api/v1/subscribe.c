@@ -105,7 +105,7 @@ static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char
 {
     uint64_t after = 0, head = 0;
     if (!hd_channel_valid(ch, len)) {
-        api__wss_error(w, id, NULL, 0, "bad_channel",
+        api__wss_error(w, id, ch, len, "bad_channel",
                        "channel ids are 1-128 characters of [A-Za-z0-9._:-]");
         return;
     }
