@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git ca-certificates curl python3
+  python3-websocket  # tests/integration/test_subscribe*.py (websocket-client)
   libraft-dev liburing-dev libuv1-dev librocksdb-dev libzstd-dev
   libjansson-dev libhttp-parser-dev libisal-dev libxxhash-dev libcmocka-dev
   libwslay-dev libssl-dev

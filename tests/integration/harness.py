@@ -228,7 +228,10 @@ class SSEReader:
     {"id": str, "event": str, "data": parsed JSON}; comments are counted."""
 
     def __init__(self, port, channel, after_seq=None, last_event_id=None,
-                 extra_query="", start=True, connect_timeout=10.0, rcvbuf=0):
+                 extra_query="", start=True, connect_timeout=10.0, rcvbuf=0, path=None):
+        """path, if given, is the whole request target (a multi-channel
+        /v1/tail?channels=...); channel, after_seq and extra_query are then
+        not used."""
         self.port = port
         self.channel = channel
         q = []
@@ -236,7 +239,8 @@ class SSEReader:
             q.append("after_seq=%d" % after_seq)
         if extra_query:
             q.append(extra_query)
-        path = "/v1/channels/%s/tail%s" % (channel, "?" + "&".join(q) if q else "")
+        if path is None:
+            path = "/v1/channels/%s/tail%s" % (channel, "?" + "&".join(q) if q else "")
         hdr = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n" % path
         if last_event_id is not None:
             hdr += "Last-Event-ID: %s\r\n" % last_event_id
