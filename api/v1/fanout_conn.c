@@ -11,6 +11,8 @@
 
 #define FAN__CATCHUP_PAGE 64u     /* messages per subscriber per round */
 #define FAN__IOV_STACK 64u
+#define FAN__KEEP_SLOTS 256u      /* frame slots kept between turns */
+#define FAN__KEEP_ID_BYTES 65536u /* id-line bytes kept between turns */
 
 /* One queued frame: a shared message (a reference) or the owner's bytes. */
 struct fan_out {
@@ -199,6 +201,18 @@ static void fan__out_release(struct fan_conn *fc)
     fc->n_out = 0;
     fc->out_bytes = 0;
     fc->ids_len = 0;
+    /* A burst (thousands of "subscribed" frames) must not pin its arrays:
+     * an idle connection should cost little. */
+    if (fc->cap_out > FAN__KEEP_SLOTS) {
+        hd_free(fc->out);
+        fc->out = NULL;
+        fc->cap_out = 0;
+    }
+    if (fc->ids_cap > FAN__KEEP_ID_BYTES) {
+        hd_free(fc->ids);
+        fc->ids = NULL;
+        fc->ids_cap = 0;
+    }
 }
 
 void fan_conn_flush(struct fan_conn *fc)
