@@ -24,6 +24,12 @@ struct api_ws {
     void *arg;
     const uint8_t *in;   /* input being handed to wslay (during on_data) */
     size_t in_len;
+    size_t message_bytes_max;
+    /* Parser state is dropped between messages (see api_ws__maybe_rest):
+     * bytes fed to wslay and bytes of the frames it completed. */
+    uint64_t fed, framed;
+    uint64_t frame_bytes;  /* the frame being received, header included */
+    bool fragmented;       /* inside a message of several frames */
     bool in_recv;        /* inside wslay_event_recv: defer frees */
     bool ended;          /* api_http_stream_end was called */
     bool free_pending;   /* api_ws_free was called inside wslay_event_recv */
@@ -82,6 +88,67 @@ static void api_ws__on_msg(wslay_event_context_ptr ctx, const struct wslay_event
     /* Pings are answered and close frames echoed by wslay itself. */
 }
 
+/* A frame starts: its size on the wire. Client frames are masked, and
+ * wslay refuses lengths not in their shortest form, so this is exact. */
+static void api_ws__on_frame_start(wslay_event_context_ptr ctx,
+                                   const struct wslay_event_on_frame_recv_start_arg *f,
+                                   void *user)
+{
+    (void)ctx;
+    struct api_ws *ws = user;
+    uint64_t len = f->payload_length;
+    ws->frame_bytes = 2 + 4 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) + len;
+    if (f->opcode == WSLAY_TEXT_FRAME || f->opcode == WSLAY_BINARY_FRAME ||
+        f->opcode == WSLAY_CONTINUATION_FRAME) {
+        ws->fragmented = !f->fin;
+    }
+}
+
+static void api_ws__on_frame_end(wslay_event_context_ptr ctx, void *user)
+{
+    (void)ctx;
+    struct api_ws *ws = user;
+    ws->framed += ws->frame_bytes;
+}
+
+/* wslay's parser (about 9 KiB), made when input arrives. */
+static int api_ws__context(struct api_ws *ws)
+{
+    static const struct wslay_event_callbacks callbacks = {
+        .recv_callback = api_ws__recv,
+        .send_callback = api_ws__send,
+        .on_frame_recv_start_callback = api_ws__on_frame_start,
+        .on_frame_recv_end_callback = api_ws__on_frame_end,
+        .on_msg_recv_callback = api_ws__on_msg,
+    };
+    if (ws->ctx != NULL) {
+        return 0;
+    }
+    if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
+        ws->ctx = NULL;
+        return HD_ENOMEM;
+    }
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->message_bytes_max);
+    ws->fed = ws->framed = 0;
+    ws->fragmented = false;
+    return 0;
+}
+
+/* Between messages wslay holds no state worth its memory: every byte fed
+ * belongs to a frame it completed, no message is half received, nothing
+ * waits to be sent and no close was exchanged. Then the parser is freed,
+ * so that an idle WebSocket costs about 1 KiB instead of 10. */
+static void api_ws__maybe_rest(struct api_ws *ws)
+{
+    if (ws->ctx == NULL || ws->ended || ws->fed != ws->framed || ws->fragmented ||
+        wslay_event_want_write(ws->ctx) || wslay_event_get_close_received(ws->ctx) ||
+        wslay_event_get_close_sent(ws->ctx)) {
+        return;
+    }
+    wslay_event_context_free(ws->ctx);
+    ws->ctx = NULL;
+}
+
 /* ---- Output and the end of the connection ------------------------- */
 
 static void api_ws__end_stream(struct api_ws *ws)
@@ -95,7 +162,7 @@ static void api_ws__end_stream(struct api_ws *ws)
 /* Writes the control frames wslay queued, after the owner's frames. */
 static void api_ws__send_control(struct api_ws *ws)
 {
-    if (ws->ended || !wslay_event_want_write(ws->ctx)) {
+    if (ws->ended || ws->ctx == NULL || !wslay_event_want_write(ws->ctx)) {
         return;
     }
     if (!ws->closed) {
@@ -119,7 +186,9 @@ static void api_ws__report_closed(struct api_ws *ws)
 static void api_ws__free_now(struct api_ws *ws)
 {
     api_ws__end_stream(ws);
-    wslay_event_context_free(ws->ctx);
+    if (ws->ctx != NULL) {
+        wslay_event_context_free(ws->ctx);
+    }
     hd_free(ws);
 }
 
@@ -130,8 +199,15 @@ static void api_ws__on_data(struct api_http_conn *c, const char *data, size_t le
     if (ws->ended) {
         return;
     }
+    if (api_ws__context(ws) != 0) {
+        HD_LOG_WARN("ws: out of memory for a parser; closing");
+        api_ws__end_stream(ws);
+        api_ws__report_closed(ws);
+        return;
+    }
     ws->in = (const uint8_t *)data;
     ws->in_len = len;
+    ws->fed += len;
     ws->in_recv = true;
     int rv = wslay_event_recv(ws->ctx);
     ws->in_recv = false;
@@ -149,7 +225,9 @@ static void api_ws__on_data(struct api_http_conn *c, const char *data, size_t le
     if (rv != 0 || ws->ended || wslay_event_get_close_received(ws->ctx)) {
         api_ws__end_stream(ws);
         api_ws__report_closed(ws); /* the owner may free ws here */
+        return;
     }
+    api_ws__maybe_rest(ws);
 }
 
 static void api_ws__on_stream_event(struct api_http_conn *c, int event, void *arg)
@@ -233,19 +311,6 @@ static const char *api_ws__check(const struct api_http_request *req, bool *bad_v
     return NULL;
 }
 
-static int api_ws__context(struct api_ws *ws, size_t message_bytes_max)
-{
-    static const struct wslay_event_callbacks callbacks = {
-        .recv_callback = api_ws__recv,
-        .send_callback = api_ws__send,
-        .on_msg_recv_callback = api_ws__on_msg,
-    };
-    if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
-        return HD_ENOMEM;
-    }
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, message_bytes_max);
-    return 0;
-}
 
 int api_ws_accept(struct api_http_conn *c, const struct api_http_request *req,
                   size_t message_bytes_max, const struct api_ws_callbacks *cb, void *arg,
@@ -263,14 +328,14 @@ int api_ws_accept(struct api_http_conn *c, const struct api_http_request *req,
     const char *key = api_http_header(req, "Sec-WebSocket-Key", &key_len);
     char accept[32];
     struct api_ws *ws = hd_calloc(1, sizeof *ws);
-    if (ws == NULL || api_ws__accept_value(key, key_len, accept) != 0 ||
-        api_ws__context(ws, message_bytes_max) != 0) {
+    if (ws == NULL || api_ws__accept_value(key, key_len, accept) != 0) {
         hd_free(ws);
         api_http_respond_error(c, 503, "overloaded", "cannot open a WebSocket now",
                                "Retry-After: 1\r\n");
         return HD_ENOMEM;
     }
     ws->conn = c;
+    ws->message_bytes_max = message_bytes_max;
     ws->cb = *cb;
     ws->arg = arg;
     char headers[160];
@@ -344,6 +409,11 @@ void api_ws_close(struct api_ws *ws, uint16_t code, const char *reason)
     }
     size_t rlen = strlen(reason);
     HD_ASSERT(rlen <= 123); /* a control frame's payload is at most 125 bytes */
+    if (api_ws__context(ws) != 0) {
+        api_ws__end_stream(ws); /* no memory for a close frame: just close */
+        ws->closed = true;
+        return;
+    }
     wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, rlen);
     if (!ws->in_recv) {
         api_ws__send_control(ws); /* in recv: api_ws__on_data sends it */
