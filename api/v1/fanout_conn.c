@@ -54,7 +54,6 @@ void fan__mark_dirty(struct fan_conn *fc)
         fc->dirty = true;
         fc->dirty_next = fc->f->dirty;
         fc->f->dirty = fc;
-        fc->f->n_dirty++;
     }
 }
 
@@ -518,7 +517,6 @@ void fan__run_dirty(struct fan *f)
 {
     struct fan_conn *list = f->dirty;
     f->dirty = NULL;
-    f->n_dirty = 0;
     while (list != NULL) {
         struct fan_conn *fc = list;
         list = fc->dirty_next;
@@ -574,7 +572,6 @@ void fan_conn_free(struct fan_conn *fc)
     for (struct fan_conn **pp = &f->dirty; *pp != NULL; pp = &(*pp)->dirty_next) {
         if (*pp == fc) {
             *pp = fc->dirty_next;
-            f->n_dirty--;
             break;
         }
     }

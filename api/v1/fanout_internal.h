@@ -58,9 +58,6 @@ struct fan {
     size_t n_buckets;             /* a power of two */
     struct fan_channel *lru_head, *lru_tail;
     struct fan_conn *dirty;       /* connections with frames or catch-up this turn */
-    size_t n_dirty;               /* entries in dirty */
-    uint64_t last_run_ms;         /* when dirty connections were last written */
-    uv_timer_t coalescer;         /* the next write round, when coalescing */
     uv_check_t flusher;           /* after the poll phase: catch up, then write */
     uv_idle_t spinner;            /* keeps the loop from blocking while work remains */
     unsigned open_handles;
