@@ -11,6 +11,11 @@
 
 #define FAN__CATCHUP_PAGE 64u     /* messages per subscriber per round */
 #define FAN__IOV_STACK 64u
+/* A write round stops after this long (checked every 32 connections), so
+ * that a loop turn with many connections to write still gets back to
+ * appends soon; what is left is written first in the next turn, with
+ * whatever committed in between. */
+#define FAN__ROUND_NS 1000000u
 #define FAN__KEEP_SLOTS 256u      /* frame slots kept between turns */
 #define FAN__KEEP_ID_BYTES 65536u /* id-line bytes kept between turns */
 
@@ -50,10 +55,13 @@ static size_t fan__pending(const struct fan_conn *fc)
 
 void fan__mark_dirty(struct fan_conn *fc)
 {
+    struct fan *f = fc->f;
     if (!fc->dirty) {
         fc->dirty = true;
-        fc->dirty_next = fc->f->dirty;
-        fc->f->dirty = fc;
+        fc->dirty_next = NULL;
+        if (f->dirty_tail != NULL) f->dirty_tail->dirty_next = fc;
+        else f->dirty = fc;
+        f->dirty_tail = fc;
     }
 }
 
@@ -513,30 +521,54 @@ static void fan__pump(struct fan_conn *fc)
     }
 }
 
+static struct fan_conn *fan__dirty_pop(struct fan *f)
+{
+    struct fan_conn *fc = f->dirty;
+    f->dirty = fc->dirty_next;
+    if (f->dirty == NULL) {
+        f->dirty_tail = NULL;
+    }
+    fc->dirty_next = NULL;
+    fc->dirty = false;
+    return fc;
+}
+
+/* One connection's turn: catch up, write, tell the owner what went wrong. */
+static void fan__run_one(struct fan *f, struct fan_conn *fc)
+{
+    fan__pump(fc);
+    fan_conn_flush(fc);
+    if (fc->overflowed) {
+        f->stats.slow_closed++;
+        fc->overflowed = false;
+        fc->ops.on_overflow(fc, fc->arg); /* the owner may free fc */
+        return;
+    }
+    if (fc->error != 0) {
+        int rv = fc->error;
+        fc->error = 0;
+        fc->ops.on_error(fc, rv, fc->arg); /* the owner may free fc */
+        return;
+    }
+    if (fc->behind != NULL && api_http_stream_queued(fc->http) == 0) {
+        fan__mark_dirty(fc); /* the socket took it all: go on next turn */
+    }
+}
+
 void fan__run_dirty(struct fan *f)
 {
-    struct fan_conn *list = f->dirty;
-    f->dirty = NULL;
-    while (list != NULL) {
-        struct fan_conn *fc = list;
-        list = fc->dirty_next;
-        fc->dirty = false;
-        fan__pump(fc);
-        fan_conn_flush(fc);
-        if (fc->overflowed) {
-            f->stats.slow_closed++;
-            fc->overflowed = false;
-            fc->ops.on_overflow(fc, fc->arg); /* the owner may free fc */
-            continue;
-        }
-        if (fc->error != 0) {
-            int rv = fc->error;
-            fc->error = 0;
-            fc->ops.on_error(fc, rv, fc->arg); /* the owner may free fc */
-            continue;
-        }
-        if (fc->behind != NULL && api_http_stream_queued(fc->http) == 0) {
-            fan__mark_dirty(fc); /* the socket took it all: go on next turn */
+    /* One round: the connections dirty now, in the order they became so,
+     * for at most FAN__ROUND_NS; the rest go first next turn. Connections
+     * marked during the round (catch-up going on) wait for the next. */
+    struct fan_conn *last = f->dirty_tail;
+    uint64_t start = uv_hrtime();
+    unsigned done = 0;
+    while (f->dirty != NULL) {
+        struct fan_conn *fc = fan__dirty_pop(f);
+        bool end = fc == last;
+        fan__run_one(f, fc); /* may free fc */
+        if (end || (++done % 32 == 0 && uv_hrtime() - start > FAN__ROUND_NS)) {
+            break;
         }
     }
 }
@@ -569,9 +601,12 @@ struct fan_conn *fan_conn_new(struct fan *f, struct api_http_conn *http,
 void fan_conn_free(struct fan_conn *fc)
 {
     struct fan *f = fc->f;
-    for (struct fan_conn **pp = &f->dirty; *pp != NULL; pp = &(*pp)->dirty_next) {
-        if (*pp == fc) {
-            *pp = fc->dirty_next;
+    struct fan_conn *prev = NULL;
+    for (struct fan_conn *it = f->dirty; fc->dirty && it != NULL; prev = it, it = it->dirty_next) {
+        if (it == fc) {
+            if (prev != NULL) prev->dirty_next = fc->dirty_next;
+            else f->dirty = fc->dirty_next;
+            if (f->dirty_tail == fc) f->dirty_tail = prev;
             break;
         }
     }

@@ -57,7 +57,8 @@ struct fan {
     struct fan_channel **buckets;
     size_t n_buckets;             /* a power of two */
     struct fan_channel *lru_head, *lru_tail;
-    struct fan_conn *dirty;       /* connections with frames or catch-up this turn */
+    struct fan_conn *dirty;       /* connections with frames or catch-up to do, */
+    struct fan_conn *dirty_tail;  /* in the order they became so */
     uv_check_t flusher;           /* after the poll phase: catch up, then write */
     uv_idle_t spinner;            /* keeps the loop from blocking while work remains */
     unsigned open_handles;
