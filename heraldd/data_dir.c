@@ -90,6 +90,29 @@ static int api__identity_write(const char *dir, const struct api_identity *id)
     return rv;
 }
 
+/* --bootstrap on a directory that has data: the same command line serves
+ * the first start and every later one (a unit file), so data of this very
+ * node of this very cluster (the id derives from the member list) is
+ * started as it is; anything else is refused, naming what the data is. */
+static int api__identity_rebootstrap(const char *dir, const struct api_identity *want,
+                                     const struct api_identity *have, char *errmsg,
+                                     size_t errmsg_len)
+{
+    if (strcmp(want->cluster_id, have->cluster_id) != 0 || want->node_id != have->node_id) {
+        snprintf(errmsg, errmsg_len,
+                 "%s holds node %llu of cluster %s, but --bootstrap with --id %llu describes "
+                 "cluster %s: another member list (start without --bootstrap to run the "
+                 "data that is there)",
+                 dir, (unsigned long long)have->node_id, have->cluster_id,
+                 (unsigned long long)want->node_id, want->cluster_id);
+        return HD_EEXIST;
+    }
+    HD_LOG_INFO("%s already holds node %llu of cluster %s, the cluster --bootstrap describes: "
+                "starting it (nothing is bootstrapped again)",
+                dir, (unsigned long long)have->node_id, have->cluster_id);
+    return 0;
+}
+
 int api_data_identity(const char *dir, const struct api_identity *want,
                       struct api_identity *out, char *errmsg, size_t errmsg_len)
 {
@@ -123,12 +146,6 @@ int api_data_identity(const char *dir, const struct api_identity *want,
         snprintf(errmsg, errmsg_len, "open %s: %s", path, strerror(errno));
         return hd_from_errno(errno);
     }
-    if (want->create_only) {
-        fclose(f);
-        snprintf(errmsg, errmsg_len, "%s already holds a node's data: --bootstrap only creates "
-                 "a new cluster (start without it to run this one)", dir);
-        return HD_EEXIST;
-    }
     char text[1025];
     size_t len = fread(text, 1, sizeof text - 1, f);
     fclose(f);
@@ -137,6 +154,9 @@ int api_data_identity(const char *dir, const struct api_identity *want,
         snprintf(errmsg, errmsg_len, "%s is damaged or of an unknown format; refusing to start",
                  path);
         return HD_ECORRUPT;
+    }
+    if (want->bootstrap) {
+        return api__identity_rebootstrap(dir, want, out, errmsg, errmsg_len);
     }
     if (want->cluster_id[0] != '\0' && strcmp(want->cluster_id, out->cluster_id) != 0) {
         snprintf(errmsg, errmsg_len, "%s belongs to cluster %s, not %s", dir, out->cluster_id,

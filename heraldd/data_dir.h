@@ -23,7 +23,8 @@ struct api_identity {
     uint64_t node_id;
     char cluster_id[40];   /* 32 hex digits; empty in `want`: a random one */
     unsigned shards;
-    bool create_only;      /* in `want`: refuse a directory that has data */
+    bool bootstrap;        /* in `want`: a --bootstrap start; data already there
+                              must be this node of this cluster */
 };
 
 /* Creates DATA if missing and takes DATA/LOCK; returns the lock fd. */

@@ -49,8 +49,9 @@ static void api__usage(FILE *f)
             "                         once the data directory exists\n"
             "  --bootstrap LIST       create a new cluster of these voters, given alike to\n"
             "                         every member: 1=HOST:PORT,2=HOST:PORT,... (peer\n"
-            "                         addresses); refused if DIR already holds data.\n"
-            "                         Later starts need no --bootstrap.\n"
+            "                         addresses). On later starts it may stay on the\n"
+            "                         command line: DIR's data of this node of this\n"
+            "                         cluster starts as it is; other data is refused.\n"
             "  --join CLUSTER_ID      start a new, empty node of an existing cluster; it\n"
             "                         serves once a member runs `herald cluster add-node`\n"
             "                         for it (its --id must exceed every member's id)\n"
@@ -211,7 +212,7 @@ static int api__cluster_args(struct api_options *o, struct api_members *members,
             want->shards = API_DEFAULT_SHARDS;
         }
         api_members_cluster_id(members, want->shards, want->cluster_id);
-        want->create_only = true;
+        want->bootstrap = true;
     }
     if (o->join != NULL) {
         unsigned shards = 0;

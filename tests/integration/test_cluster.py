@@ -17,7 +17,8 @@ ts, nonce, payload), and against what the clients were acknowledged.
    still serve the old prefix;
 4. restarts of the whole cluster, SIGTERM and kill -9 of all at once;
 5. leaders spread over the nodes;
-6. --bootstrap on a used data dir is refused; a node of another cluster
+6. --bootstrap of the same cluster on a used data dir starts it as it is,
+   another member list is refused; a node of another cluster
    (another --bootstrap list) is refused by the peers and never leads.
 """
 
@@ -579,29 +580,38 @@ class ClusterTest(NodeTestCase):
             self.assertTrue(4 <= dist[i] <= 6, "node %d leads %d of 16 shards: %r" % (i, dist[i], dist))
 
     # ----------------------------------------------------------------- 6 ---
-    def test_6a_bootstrap_on_used_data_dir_refused(self):
+    def test_6a_bootstrap_on_used_data_dir(self):
         cl = self.new_cluster()
         channels = ["bs-%d" % i for i in range(3)]
         w = RetryWriters(cl, channels, "t6a", n=2)
         time.sleep(0.8)
-        self.finish_writers(w)
         victim = cl[3]
         victim.terminate()
         listing = sorted(os.listdir(victim.data))
-        p = victim.spawn(["--bootstrap", cl.members])
+        # Another member list on this data dir: refused, nothing touched.
+        other = cl.members.replace(":%d" % cl[2].peer_port, ":%d" % free_port())
+        self.assertNotEqual(other, cl.members)
+        p = victim.spawn(["--bootstrap", other])
         try:
             rc = p.wait(30)
         except Exception:  # noqa: BLE001
             p.kill()
             p.wait(10)
-            self.fail("heraldd --bootstrap on a used data dir kept running:\n%s" % victim.log_tail(20))
+            self.fail("heraldd --bootstrap of another cluster on a used data dir kept running:\n%s"
+                      % victim.log_tail(20))
         text = victim.log()
-        print("  refused with exit code %d: %s" % (rc, text.strip().splitlines()[-1:] if text.strip() else ""))
-        self.assertNotEqual(rc, 0, "heraldd --bootstrap on a used data dir exited 0")
+        print("  other list refused with exit code %d: %s"
+              % (rc, text.strip().splitlines()[-1:] if text.strip() else ""))
+        self.assertNotEqual(rc, 0, "heraldd --bootstrap of another cluster exited 0")
         self.assertIn("--bootstrap", text, "no clear message: %r" % text)
         self.assertIn(victim.data.rstrip("/"), text, "message does not name the data dir: %r" % text)
         self.assertEqual(sorted(os.listdir(victim.data)), listing)
-        cl.start([victim])
+        # The same list (a unit file's unchanged command line): it starts
+        # as it is, says so, and catches up with what it missed.
+        victim.spawn(["--bootstrap", cl.members])
+        victim.wait_ready(30)
+        self.assertIn("nothing is bootstrapped again", victim.log())
+        self.finish_writers(w)
         logs = cl.wait_converged(channels, timeout=30, nodes=cl.nodes,
                                  want=self.expect_complete(w.acked))
         self.verify(logs, channels, w.acked, w.sent)
