@@ -33,10 +33,11 @@
  * the client still uploads). `closing` is the abrupt end: uv_close() has
  * been called on the handles.
  *
- * The socket is read only in READING (requests), STREAMING (to notice the
- * client leaving; input is dropped) and CLOSING (dropped). Not reading while
- * a request is pending is the backpressure: a pipelining client cannot make
- * us buffer more than one read's worth of its following requests.
+ * The socket is read in READING (requests), PENDING and WRITING (held for
+ * after the response, up to API_HTTP__HOLD_BYTES, then reading stops: a
+ * pipelining client cannot make us buffer more than that plus one read),
+ * STREAMING (to notice the client leaving; input is dropped, or handed to
+ * the owner of an upgraded connection) and CLOSING (dropped).
  *
  * The conn memory is freed when both handles are closed and the caller does
  * not hold the conn (user_owned), so a lent conn stays valid whatever the
@@ -65,6 +66,7 @@ enum conn_timer {
 #define API_HTTP__READ_BUF_BYTES (64u * 1024u)
 #define API_HTTP__LINGER_MS 2000u
 #define API_HTTP__HEAD_STACK_BYTES 1024u
+#define API_HTTP__HOLD_BYTES (64u * 1024u)
 
 struct api_http_conn {
     struct api_http_server *srv;   /* owner */
@@ -614,7 +616,8 @@ static void api_http__dispatch(struct api_http_conn *c)
 {
     const struct api_http_request *req = api_http_parse_request(&c->parse);
     HD_ASSERT(req != NULL);
-    api_http__stop_reading(c);
+    /* Reading stays on: stopping and starting it costs two epoll_ctl calls
+     * per request. What arrives meanwhile is held (api_http__hold_input). */
     api_http__timer_stop(c);
     c->state = CONN_PENDING;
     c->user_owned = true;
@@ -645,6 +648,31 @@ static void api_http__keep_leftover(struct api_http_conn *c, const char *data, s
     memcpy(c->leftover, data, len);
     c->leftover_off = 0;
     c->leftover_len = len;
+}
+
+/* Input that arrives while a request is in the caller's hands (pipelined
+ * requests, or a WebSocket's first frames) waits in leftover. Past
+ * API_HTTP__HOLD_BYTES the socket is not read until the response is out:
+ * that is the backpressure on a pipelining client. */
+static void api_http__hold_input(struct api_http_conn *c, const char *data, size_t len)
+{
+    char *buf = hd_malloc(c->leftover_len + len);
+    if (buf == NULL) {
+        c->close_after = true; /* the next requests are lost: end after this one */
+        api_http__stop_reading(c);
+        return;
+    }
+    if (c->leftover_len > 0) {
+        memcpy(buf, c->leftover + c->leftover_off, c->leftover_len);
+    }
+    memcpy(buf + c->leftover_len, data, len);
+    hd_free(c->leftover);
+    c->leftover = buf;
+    c->leftover_off = 0;
+    c->leftover_len += len;
+    if (c->leftover_len > API_HTTP__HOLD_BYTES) {
+        api_http__stop_reading(c);
+    }
 }
 
 static const char api_http__continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -699,10 +727,19 @@ static void api_http__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
     if (nread > 0) {
         if (c->state == CONN_READING) {
             api_http__conn_feed(c, buf->base, (size_t)nread);
+        } else if (c->state == CONN_PENDING || c->state == CONN_WRITING) {
+            api_http__hold_input(c, buf->base, (size_t)nread);
         } else if (c->state == CONN_STREAMING && c->upgraded && c->user_owned) {
             api_http__deliver(c, buf->base, (size_t)nread);
         }
         return; /* other streams and CLOSING drop input */
+    }
+    if (nread == UV_EOF && (c->state == CONN_PENDING || c->state == CONN_WRITING)) {
+        /* Half-close after a request: it is still answered, then closed. */
+        c->peer_eof = true;
+        c->close_after = true;
+        api_http__stop_reading(c);
+        return;
     }
     if (nread == UV_EOF && c->state == CONN_CLOSING && !c->shutdown_done) {
         /* Half-close: the response still goes out, then api_http__on_shutdown closes. */
