@@ -339,6 +339,31 @@ static void test_pipelining_order(void **state)
     fx_stop();
 }
 
+/* Requests that arrive while an earlier one is in the caller's hands are
+ * read and held, then answered in order after it. */
+static void test_input_held_while_pending(void **state)
+{
+    (void)state;
+    fx_start(NULL, MODE_ASYNC);
+    int fd = client_connect();
+    client_send(fd, "GET /a HTTP/1.1\r\n\r\n");
+    assert_true(pump_until(one_request, 2000));
+    client_send(fd, "GET /b HTTP/1.1\r\n\r\nGET /");
+    pump(5);
+    client_send(fd, "c HTTP/1.1\r\nConnection: close\r\n\r\n");
+    struct reply r = {0};
+    client_read(fd, &r, NULL, 0, 3000);
+    assert_true(r.eof);
+    assert_int_equal(fx.n_requests, 3);
+    assert_false(fx.overlap);
+    const char *a = strstr(r.buf, "path=/a");
+    const char *b = strstr(r.buf, "path=/b");
+    const char *c = strstr(r.buf, "path=/c");
+    assert_true(a != NULL && b != NULL && c != NULL && a < b && b < c);
+    close(fd);
+    fx_stop();
+}
+
 static void test_client_gone_before_async_response(void **state)
 {
     (void)state;
@@ -722,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_keep_alive),
         cmocka_unit_test(test_async_response),
         cmocka_unit_test(test_pipelining_order),
+        cmocka_unit_test(test_input_held_while_pending),
         cmocka_unit_test(test_client_gone_before_async_response),
         cmocka_unit_test(test_half_close_still_answered),
         cmocka_unit_test(test_stream_then_client_closes),
