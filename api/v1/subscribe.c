@@ -226,6 +226,8 @@ static void api__wss_on_text(struct api_ws *ws, const uint8_t *msg, size_t len, 
     w->server->metrics.ws_frames_in++;
     int rv = api_ws_op_decode(msg, len, &op, &err);
     if (rv == HD_ECORRUPT) {
+        /* wslay checks UTF-8 before this (and closes 1007 itself); this is
+         * the JSON parser's own check, kept in case the two ever differ. */
         api__wss_close(w, 1007, "invalid_utf8", "a text frame was not UTF-8");
     } else if (rv == HD_ENOMEM) {
         api__wss_error(w, NULL, NULL, 0, "overloaded", "out of memory");
