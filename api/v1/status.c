@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* GET /v1/status (JSON) and GET /metrics (Prometheus text format). */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "fanout.h"
@@ -86,6 +88,45 @@ static void api__metric(struct api_text *t, const char *name, const char *type,
                 value);
 }
 
+/* The standard process metrics, from /proc/self: CPU time (user + system),
+ * resident memory, open file descriptors. A figure that cannot be read is
+ * left out rather than reported as 0. */
+static void api__process_metrics(struct api_text *t)
+{
+    unsigned long utime = 0, stime = 0;
+    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/stat", "r");
+    /* Fields 14 and 15; the command name (field 2) may hold spaces, so
+     * scan from its closing parenthesis. */
+    char line[1024];
+    char *close = f != NULL && fgets(line, sizeof line, f) != NULL ? strrchr(line, ')') : NULL;
+    if (close != NULL && ticks > 0 &&
+        sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+               &stime) == 2) {
+        api__printf(t, "# HELP process_cpu_seconds_total User and system CPU time spent.\n"
+                       "# TYPE process_cpu_seconds_total counter\n"
+                       "process_cpu_seconds_total %.2f\n",
+                    (double)(utime + stime) / (double)ticks);
+    }
+    if (f != NULL) fclose(f);
+    unsigned long size = 0, resident = 0;
+    f = fopen("/proc/self/statm", "r");
+    if (f != NULL && fscanf(f, "%lu %lu", &size, &resident) == 2 && page > 0) {
+        api__metric(t, "process_resident_memory_bytes", "gauge", "Resident memory size.",
+                    (uint64_t)resident * (uint64_t)page);
+    }
+    if (f != NULL) fclose(f);
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        uint64_t n = 0;
+        for (struct dirent *e; (e = readdir(d)) != NULL;) {
+            n += e->d_name[0] != '.';
+        }
+        closedir(d);
+        api__metric(t, "process_open_fds", "gauge", "Open file descriptors.", n - 1);
+    }
+}
+
 /* The fan-out engine's figures and the WebSocket counters. */
 static void api__delivery_metrics(struct api_server *s, struct api_text *t)
 {
@@ -151,6 +192,7 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
                     s->metrics.responses_by_class[i]);
     }
     api__delivery_metrics(s, &t);
+    api__process_metrics(&t);
     api__metric(&t, "herald_http_connections", "gauge", "Open HTTP connections.",
                 api_http_server_connections(s->http));
     api__printf(&t, "# HELP herald_shard_applied_index Last Raft index applied, by shard.\n"

@@ -26,6 +26,22 @@ class AppendTest(NodeTestCase):
         self.node = self.new_node()
         self.c = self.node.client()
 
+    def test_process_metrics(self):
+        """The standard process metrics agree with what /proc says of the node."""
+        cpu0 = metric(self.c, "process_cpu_seconds_total")
+        for i in range(300):
+            self.assertEqual(self.c.append("pm", "pm-%d" % i, "x" * 100).status, 201)
+        cpu1 = metric(self.c, "process_cpu_seconds_total")
+        self.assertGreater(cpu1, cpu0, "300 appends took no CPU?")
+        pid = self.node.proc.pid
+        with open("/proc/%d/statm" % pid) as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        got = metric(self.c, "process_resident_memory_bytes")
+        self.assertLess(abs(got - rss), rss * 0.5 + (8 << 20), (got, rss))
+        fds = len(os.listdir("/proc/%d/fd" % pid))
+        got = metric(self.c, "process_open_fds")
+        self.assertLessEqual(abs(got - fds), 3, (got, fds))
+
     def test_append_answers_seq_and_ts(self):
         got = []
         for i in range(5):
