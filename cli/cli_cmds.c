@@ -369,14 +369,16 @@ int cli_status(const char *url, int argc, char **argv)
 }
 
 static const char cluster_help[] =
-    "usage: herald cluster add-node ID PEER_ADDR\n"
-    "       herald cluster remove-node ID\n"
+    "usage: herald cluster add-node ID PEER_ADDR [--timeout SECONDS]\n"
+    "       herald cluster remove-node ID [--timeout SECONDS]\n"
     "\n"
     "add-node makes node ID (started with `heraldd --id ID --join CLUSTER_ID\n"
     "--peer-listen PEER_ADDR`; CLUSTER_ID is in `herald status`) a voter of every\n"
-    "shard, one shard at a time; it copies each shard's state first. remove-node\n"
-    "takes node ID out of every shard. Both wait until every shard changed and can\n"
-    "be run again to finish a change that was interrupted.\n";
+    "shard, one shard at a time; it copies each shard's state first. A node left\n"
+    "at PEER_ADDR in some shard by an unfinished change is replaced there.\n"
+    "remove-node takes node ID out of every shard. Both print every shard's\n"
+    "result; they stop with the shard that could not change (no quorum, or\n"
+    "--timeout passed, default 300) and can be run again to finish.\n";
 
 int cli_cluster(const char *url, int argc, char **argv)
 {
@@ -384,9 +386,19 @@ int cli_cluster(const char *url, int argc, char **argv)
         fputs(cluster_help, stdout);
         return CLI_OK;
     }
+    unsigned long long timeout_s = 0;
+    char *end = NULL;
+    if (argc >= 4 && strcmp(argv[argc - 2], "--timeout") == 0) {
+        timeout_s = strtoull(argv[argc - 1], &end, 10);
+        if (end == argv[argc - 1] || *end != '\0' || timeout_s == 0 || timeout_s > 86400) {
+            fprintf(stderr, "herald cluster: --timeout must be 1-86400 seconds\n");
+            return CLI_USAGE;
+        }
+        argc -= 2;
+    }
     bool add = argc == 4 && strcmp(argv[1], "add-node") == 0;
     bool remove = argc == 3 && strcmp(argv[1], "remove-node") == 0;
-    char *end = NULL;
+    end = NULL;
     unsigned long long id = argc >= 3 ? strtoull(argv[2], &end, 10) : 0;
     if ((!add && !remove) || id == 0 || end == NULL || *end != '\0') {
         fputs(cluster_help, stderr);
@@ -396,7 +408,7 @@ int cli_cluster(const char *url, int argc, char **argv)
     int rc = open_client(&c, url);
     if (rc != 0) return rc;
     char *text = NULL;
-    int rv = herald_cluster_change(&c, add, id, add ? argv[3] : NULL, &text);
+    int rv = herald_cluster_change(&c, add, id, add ? argv[3] : NULL, (unsigned)timeout_s, &text);
     if (rv != 0) {
         rc = report_failure(&c, "cluster", rv);
     } else {

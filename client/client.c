@@ -300,29 +300,36 @@ int herald_status(struct herald_client *c, char **json_text)
 }
 
 int herald_cluster_change(struct herald_client *c, bool add, uint64_t id, const char *address,
-                          char **json_text)
+                          unsigned timeout_s, char **json_text)
 {
     *json_text = NULL;
-    char target[64], body[160];
+    char target[96], body[192], timeout[32] = "";
     size_t body_len = 0;
+    if (timeout_s != 0) {
+        snprintf(timeout, sizeof timeout, add ? ",\"timeout_s\":%u" : "?timeout_s=%u", timeout_s);
+    }
     if (add) {
         snprintf(target, sizeof target, "/v1/cluster/nodes");
-        int n = snprintf(body, sizeof body, "{\"id\":%llu,\"address\":\"%s\"}",
-                         (unsigned long long)id, address);
+        int n = snprintf(body, sizeof body, "{\"id\":%llu,\"address\":\"%s\"%s}",
+                         (unsigned long long)id, address, timeout);
         if (n < 0 || (size_t)n >= sizeof body || strchr(address, '"') != NULL) {
             return herald__fail(c, HD_EINVAL, "bad address");
         }
         body_len = (size_t)n;
     } else {
-        snprintf(target, sizeof target, "/v1/cluster/nodes/%llu", (unsigned long long)id);
+        snprintf(target, sizeof target, "/v1/cluster/nodes/%llu%s", (unsigned long long)id,
+                 timeout);
     }
-    /* A change waits for every shard (and a new node's catch-up): minutes. */
+    /* A change waits for every shard (and a new node's catch-up): minutes;
+     * the server answers by its deadline, so wait a little longer. */
     struct herald__resp r;
     bool sent = false;
     herald__resp_init(&r, NULL, NULL);
     int rv = herald__exchange(c, add ? "POST" : "DELETE", target,
                               add ? "Content-Type: application/json\r\n" : NULL,
-                              add ? body : NULL, body_len, herald__now_ms() + 30 * 60 * 1000,
+                              add ? body : NULL, body_len,
+                              herald__now_ms() + (timeout_s != 0 ? (int64_t)timeout_s * 1000 + 60000
+                                                                  : 30 * 60 * 1000),
                               &r, &sent);
     if (rv != 0) {
         herald__resp_close(&r);

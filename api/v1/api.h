@@ -73,8 +73,8 @@ void api_tail(struct api_server *s, struct api_http_conn *c,
 void api_status(struct api_server *s, struct api_http_conn *c);
 void api_cluster_add(struct api_server *s, struct api_http_conn *c,
                      const struct api_http_request *req);
-void api_cluster_remove(struct api_server *s, struct api_http_conn *c, const char *id,
-                        size_t len);
+void api_cluster_remove(struct api_server *s, struct api_http_conn *c,
+                        const struct api_http_request *req, const char *id, size_t len);
 void api_metrics(struct api_server *s, struct api_http_conn *c);
 /* OPTIONS on a /v1/ route with --cors-origins: a CORS preflight. */
 void api_preflight(struct api_server *s, struct api_http_conn *c,

@@ -95,7 +95,7 @@ void api_route(struct api_http_conn *c, const struct api_http_request *req, void
         }
     } else if (req->path_len > 18 && memcmp(req->path, "/v1/cluster/nodes/", 18) == 0) {
         if (req->method == HTTP_DELETE) {
-            api_cluster_remove(s, c, req->path + 18, req->path_len - 18);
+            api_cluster_remove(s, c, req, req->path + 18, req->path_len - 18);
         } else {
             api__method_not_allowed(s, c);
         }

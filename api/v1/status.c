@@ -21,13 +21,19 @@ void api_status(struct api_server *s, struct api_http_conn *c)
     for (unsigned i = 0; i < n; i++) {
         struct cons_shard_status ss;
         cons_node_shard_status(s->node, i, &ss);
+        json_t *members = json_array();
+        for (unsigned k = 0; k < ss.n_members && k < CONS_SHARD_MEMBERS_MAX; k++) {
+            json_array_append_new(members, json_pack("{s:I, s:s}", "id",
+                                                     (json_int_t)ss.members[k].id, "role",
+                                                     ss.members[k].role));
+        }
         json_array_append_new(
-            shards, json_pack("{s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "shard", (int)i,
+            shards, json_pack("{s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "shard", (int)i,
                               "state", ss.state, "leader", (json_int_t)ss.leader_id, "term",
                               (json_int_t)ss.term, "commit_index", (json_int_t)ss.commit_index,
                               "applied_index", (json_int_t)ss.applied_index, "last_index",
                               (json_int_t)ss.last_index, "queued", (json_int_t)ss.queued,
-                              "in_flight", (json_int_t)ss.in_flight));
+                              "in_flight", (json_int_t)ss.in_flight, "members", members));
     }
     json_t *peers = json_array();
     struct cons_peer_status ps[64];

@@ -24,9 +24,21 @@
  * caught up (catchup.c copies the state when the log does not reach back
  * far enough). A remove is raft_remove; a leader asked to remove itself
  * hands leadership over first and answers HD_EBUSY, and the coordinator
- * asks the new leader. A shard whose leader is unknown, or that is busy, is
- * retried every CONS_MEMBER_RETRY_MS until CONS_MEMBER_SHARD_TIMEOUT_MS.
+ * asks the new leader. A shard that is busy, or whose leader is unknown for
+ * a moment (an election), is retried every CONS_MEMBER_RETRY_MS; one with
+ * no leader for CONS_MEMBER_LEADERLESS_MS has lost its quorum, and the
+ * change stops there rather than wait for the caller's whole deadline.
  * (Frame layouts in peer/frames.h.)
+ *
+ * An address is a shard's key as much as an id is (raft refuses two
+ * servers at one address). A change that stopped part way, or a node killed
+ * while it coordinated one, can leave a shard holding node A at an address
+ * where node B, started on a wiped disk, now listens. Adding B there
+ * replaces A in that shard, a remove and then the add through the shard's
+ * leader, but only when A is a leftover: absent from some shard's
+ * configuration, so a change to remove or add it was under way. A member
+ * of every shard at that address is a live node or an operator's mistake;
+ * the add is refused (HD_EEXIST) and A must be removed first.
  */
 
 HD_STATIC_ASSERT((int)CONS_MEMBER_ADD == (int)CONS_FRAME_MEMBER_ADD &&
@@ -34,7 +46,6 @@ HD_STATIC_ASSERT((int)CONS_MEMBER_ADD == (int)CONS_FRAME_MEMBER_ADD &&
                  "member ops are wire values");
 
 #define CONS_MEMBER_RETRY_MS 500u
-#define CONS_MEMBER_SHARD_TIMEOUT_MS 120000u
 #define CONS_MEMBER_RESEND_MS 5000u
 
 struct cons_member_change {
@@ -45,7 +56,8 @@ struct cons_member_change {
     uint64_t req_id;               /* of the request in flight, 0 if none */
     uint64_t sent_to;              /* the leader it went to */
     uint64_t sent_at_ms;
-    uint64_t shard_deadline_ms;
+    uint64_t deadline_ms;          /* of the whole change */
+    uint64_t leaderless_since_ms;  /* 0: the shard has a leader */
     uint64_t retry_at_ms;          /* 0: not waiting to retry */
     cons_member_cb cb;
     void *arg;
@@ -60,7 +72,9 @@ struct cons_member_local {
     uint64_t id;
     uint64_t from;                 /* coordinator, or 0 for this node */
     uint64_t req_id;
+    uint64_t replacing;            /* a leftover at the address, being removed */
     bool assigning;                /* the add reached raft_assign */
+    char address[CONS_FRAME_ADDRESS_MAX + 1];
 };
 
 /* ---------------------------------------------------- on the leader --- */
@@ -73,12 +87,34 @@ static const struct raft_server *cons__server(const struct raft *r, uint64_t id)
     return NULL;
 }
 
+/* Another server of the shard at this address, or NULL. */
+static const struct raft_server *cons__server_at(const struct raft *r, const char *address,
+                                                 uint64_t id)
+{
+    for (unsigned k = 0; k < r->configuration.n; k++) {
+        const struct raft_server *srv = &r->configuration.servers[k];
+        if (srv->id != id && strcmp(srv->address, address) == 0) return srv;
+    }
+    return NULL;
+}
+
+/* A node some shard's configuration lacks: left over from a change that
+ * stopped part way. This node holds every shard, so it can tell. */
+static bool cons__is_leftover(const struct cons_node *n, uint64_t id)
+{
+    for (unsigned s = 0; s < n->opts.n_shards; s++) {
+        if (cons__server(&n->shards[s].raft, id) == NULL) return true;
+    }
+    return false;
+}
+
 static void cons__member_reply(struct cons_node *n, uint64_t to, uint64_t req_id, int status);
 static void cons__member_shard_done(struct cons_node *n, uint64_t req_id, int status);
 
 static void cons__member_local_done(struct cons_member_local *l, int status)
 {
-    HD_ASSERT(status == 0 || status == HD_ENOTLEADER || status == HD_EBUSY);
+    HD_ASSERT(status == 0 || status == HD_ENOTLEADER || status == HD_EBUSY ||
+              status == HD_EEXIST);
     HD_ASSERT(l->op == CONS_MEMBER_ADD || !l->assigning); /* only an add assigns */
     if (l->from == 0) {
         cons__member_shard_done(l->node, l->req_id, status);
@@ -96,7 +132,14 @@ static void cons__member_changed(struct raft_change *req, int status)
         HD_LOG_INFO("membership: shard %u: change of node %llu failed: %s (retrying)",
                     l->shard->id, (unsigned long long)l->id, raft_strerror(status));
     }
-    if (status == 0 && l->op == CONS_MEMBER_ADD && !l->assigning && !l->shard->closed) {
+    if (status == 0 && l->replacing != 0 && !l->shard->closed) {
+        HD_LOG_INFO("membership: shard %u: leftover node %llu removed; adding node %llu",
+                    l->shard->id, (unsigned long long)l->replacing, (unsigned long long)l->id);
+        l->replacing = 0;
+        int rv = raft_add(&l->shard->raft, &l->change, l->id, l->address, cons__member_changed);
+        if (rv == 0) return;
+        status = rv;
+    } else if (status == 0 && l->op == CONS_MEMBER_ADD && !l->assigning && !l->shard->closed) {
         l->assigning = true;
         int rv = raft_assign(&l->shard->raft, &l->change, l->id, RAFT_VOTER,
                              cons__member_changed);
@@ -107,7 +150,8 @@ static void cons__member_changed(struct raft_change *req, int status)
                                                                            : HD_EBUSY));
 }
 
-/* Starts the change on this node, which leads the shard. */
+/* Starts the change on this node, which leads the shard. Returns 0 (the
+ * change is under way), 1 (nothing to do), HD_EEXIST or a RAFT_* code. */
 static int cons__member_apply(struct cons_member_local *l, const char *address)
 {
     struct raft *r = &l->shard->raft;
@@ -120,6 +164,22 @@ static int cons__member_apply(struct cons_member_local *l, const char *address)
         if (srv != NULL) {
             l->assigning = true;
             return raft_assign(r, &l->change, l->id, RAFT_VOTER, cons__member_changed);
+        }
+        snprintf(l->address, sizeof l->address, "%s", address);
+        const struct raft_server *clash = cons__server_at(r, address, l->id);
+        if (clash != NULL) {
+            if (clash->id == l->node->opts.node_id || !cons__is_leftover(l->node, clash->id)) {
+                HD_LOG_WARN("membership: shard %u: %s belongs to node %llu, a member of every "
+                            "shard; node %llu cannot take it", l->shard->id, address,
+                            (unsigned long long)clash->id, (unsigned long long)l->id);
+                return HD_EEXIST;
+            }
+            HD_LOG_INFO("membership: shard %u: node %llu at %s is left over from an "
+                        "unfinished change; removing it to add node %llu there",
+                        l->shard->id, (unsigned long long)clash->id, address,
+                        (unsigned long long)l->id);
+            l->replacing = clash->id;
+            return raft_remove(r, &l->change, clash->id, cons__member_changed);
         }
         return raft_add(r, &l->change, l->id, address, cons__member_changed);
     }
@@ -147,7 +207,7 @@ static void cons__member_local(struct cons_node *n, unsigned shard, int op, uint
                                                          : cons__member_apply(l, address);
     }
     if (rv == 0) return;
-    if (rv != 1) {
+    if (rv != 1 && rv != HD_EEXIST) {
         HD_LOG_INFO("membership: shard %u: %s node %llu not possible now: %s (retrying)", shard,
                     op == CONS_MEMBER_ADD ? "adding" : "removing", (unsigned long long)id,
                     rv < 0 ? hd_strerror(rv) : raft_strerror(rv));
@@ -157,7 +217,9 @@ static void cons__member_local(struct cons_node *n, unsigned shard, int op, uint
         else cons__member_reply(n, from, req_id, rv);
         return;
     }
-    cons__member_local_done(l, rv == 1 ? 0 : (rv == RAFT_NOTLEADER ? HD_ENOTLEADER : HD_EBUSY));
+    cons__member_local_done(l, rv == 1 ? 0
+                               : rv == HD_EEXIST ? HD_EEXIST
+                               : rv == RAFT_NOTLEADER ? HD_ENOTLEADER : HD_EBUSY);
 }
 
 /* -------------------------------------------------------------- frames --- */
@@ -203,7 +265,7 @@ static void cons__member_finish(struct cons_node *n, int status, const char *msg
     /* Success only once every shard made the change. */
     HD_ASSERT(status != 0 || (c->shard == n->opts.n_shards && c->req_id == 0));
     n->change = NULL;
-    c->cb(c->arg, status, msg);
+    c->cb(c->arg, status, msg, c->shard);
     hd_free(c);
 }
 
@@ -251,8 +313,14 @@ static void cons__member_shard_done(struct cons_node *n, uint64_t req_id, int st
         HD_LOG_INFO("membership: shard %u: node %llu %s", c->shard, (unsigned long long)c->id,
                     c->op == CONS_MEMBER_ADD ? "is a voter" : "removed");
         c->shard++;
-        c->shard_deadline_ms = uv_now(n->opts.loop) + CONS_MEMBER_SHARD_TIMEOUT_MS;
         cons__member_step(n);
+        return;
+    }
+    if (status == HD_EEXIST) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "shard %u: %s belongs to another member of every shard; "
+                 "remove that node first", c->shard, c->address);
+        cons__member_finish(n, HD_EEXIST, msg);
         return;
     }
     c->retry_at_ms = uv_now(n->opts.loop) + CONS_MEMBER_RETRY_MS;
@@ -268,11 +336,25 @@ void cons__member_tick(struct cons_node *n)
     /* A change past the last shard finished in cons__member_step. */
     HD_ASSERT(c->shard < n->opts.n_shards);
     uint64_t now = uv_now(n->opts.loop);
-    if (now >= c->shard_deadline_ms) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "shard %u did not complete the change in %u s; shards "
-                 "before it did (run the command again to finish)", c->shard,
-                 CONS_MEMBER_SHARD_TIMEOUT_MS / 1000);
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&n->shards[c->shard].raft, &leader, &addr);
+    if (leader != 0) {
+        c->leaderless_since_ms = 0;
+    } else if (c->leaderless_since_ms == 0) {
+        c->leaderless_since_ms = now;
+    }
+    char msg[192];
+    if (c->leaderless_since_ms != 0 && now - c->leaderless_since_ms >= CONS_MEMBER_LEADERLESS_MS) {
+        snprintf(msg, sizeof msg, "shard %u has had no leader for %u s: a quorum of its voters "
+                 "is unreachable; shards before it made the change (run it again to finish)",
+                 c->shard, CONS_MEMBER_LEADERLESS_MS / 1000);
+        cons__member_finish(n, HD_EUNAVAIL, msg);
+        return;
+    }
+    if (now >= c->deadline_ms) {
+        snprintf(msg, sizeof msg, "the change did not finish in time: shard %u did not make it; "
+                 "shards before it did (run it again to finish)", c->shard);
         cons__member_finish(n, HD_EUNAVAIL, msg);
         return;
     }
@@ -283,9 +365,6 @@ void cons__member_tick(struct cons_node *n)
     /* A request to a leader that died or stepped down gets no answer (the
      * transport queues frames for a peer that is down): ask again, of the
      * current leader. A late answer to the old request is ignored. */
-    raft_id leader = 0;
-    const char *addr = NULL;
-    raft_leader(&n->shards[c->shard].raft, &leader, &addr);
     if (c->req_id != 0 && c->sent_to != n->opts.node_id &&
         (leader != c->sent_to || now - c->sent_at_ms >= CONS_MEMBER_RESEND_MS)) {
         cons__member_step(n);
@@ -293,7 +372,7 @@ void cons__member_tick(struct cons_node *n)
 }
 
 int cons_node_change_member(struct cons_node *n, int op, uint64_t id, const char *address,
-                            cons_member_cb cb, void *arg)
+                            uint64_t timeout_ms, cons_member_cb cb, void *arg)
 {
     HD_ASSERT(op == CONS_MEMBER_ADD || op == CONS_MEMBER_REMOVE);
     HD_ASSERT(cb != NULL);
@@ -316,9 +395,10 @@ int cons_node_change_member(struct cons_node *n, int op, uint64_t id, const char
     if (c == NULL) {
         return HD_ENOMEM;
     }
-    *c = (struct cons_member_change){.op = op, .id = id, .cb = cb, .arg = arg,
-                                     .shard_deadline_ms = uv_now(n->opts.loop) +
-                                                          CONS_MEMBER_SHARD_TIMEOUT_MS};
+    *c = (struct cons_member_change){
+        .op = op, .id = id, .cb = cb, .arg = arg,
+        .deadline_ms = uv_now(n->opts.loop) + (timeout_ms != 0 ? timeout_ms
+                                                                : CONS_MEMBER_TIMEOUT_MS)};
     snprintf(c->address, sizeof c->address, "%s", address != NULL ? address : "");
     n->change = c;
     HD_LOG_INFO("membership: %s node %llu%s%s", op == CONS_MEMBER_ADD ? "adding" : "removing",

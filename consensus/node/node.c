@@ -291,7 +291,15 @@ void cons_node_shard_status(struct cons_node *n, unsigned shard, struct cons_sha
         .last_index = raft_last_index(&sh->raft),
         .queued = sh->queued,
         .in_flight = sh->in_flight,
+        .n_members = sh->raft.configuration.n,
     };
+    for (unsigned k = 0; k < sh->raft.configuration.n && k < CONS_SHARD_MEMBERS_MAX; k++) {
+        const struct raft_server *srv = &sh->raft.configuration.servers[k];
+        out->members[k].id = srv->id;
+        out->members[k].role = srv->role == RAFT_VOTER     ? "voter"
+                               : srv->role == RAFT_STANDBY ? "standby"
+                                                           : "spare";
+    }
 }
 
 void cons_node_stats(const struct cons_node *n, struct cons_node_stats *out)

@@ -92,6 +92,8 @@ int cons_node_append(struct cons_node *n, struct cons_append_req *req,
 /* The shard of a channel: a stable hash, the same on every node and version. */
 unsigned cons_shard_of(unsigned n_shards, const char *channel, size_t len);
 
+#define CONS_SHARD_MEMBERS_MAX 16
+
 struct cons_shard_status {
     const char *state;        /* "leader", "follower", "candidate", "unavailable" */
     uint64_t leader_id;       /* 0 if unknown */
@@ -101,6 +103,13 @@ struct cons_shard_status {
     uint64_t last_index;
     uint64_t queued;          /* appends waiting to be proposed */
     uint64_t in_flight;       /* entries proposed, not yet applied */
+    /* The shard's configuration as this node knows it (the first
+     * CONS_SHARD_MEMBERS_MAX servers of n_members). */
+    unsigned n_members;
+    struct {
+        uint64_t id;
+        const char *role;     /* "voter", "standby", "spare" */
+    } members[CONS_SHARD_MEMBERS_MAX];
 };
 
 struct cons_node_stats {
@@ -114,12 +123,19 @@ struct cons_node_stats {
 };
 
 /* Adds a node as a voter of every shard (it catches up first), or removes
- * one, shard after shard. cb(arg, 0 or HD_E*, message) fires once. One
- * change at a time per node (HD_EBUSY). */
+ * one, shard after shard. cb(arg, 0 or HD_E*, message, shards_done) fires
+ * once: shards below shards_done made the change (or had it already), the
+ * others did not, and running the same change again finishes it. It fails
+ * with HD_EUNAVAIL when a shard has no leader for CONS_MEMBER_LEADERLESS_MS
+ * (no quorum) or timeout_ms passes (0: CONS_MEMBER_TIMEOUT_MS), and with
+ * HD_EEXIST when a member of every shard holds the address. One change at a
+ * time per node (HD_EBUSY). */
 enum { CONS_MEMBER_ADD = 1, CONS_MEMBER_REMOVE = 2 };
-typedef void (*cons_member_cb)(void *arg, int status, const char *message);
+#define CONS_MEMBER_TIMEOUT_MS 300000u
+#define CONS_MEMBER_LEADERLESS_MS 10000u
+typedef void (*cons_member_cb)(void *arg, int status, const char *message, unsigned shards_done);
 int cons_node_change_member(struct cons_node *n, int op, uint64_t id, const char *address,
-                            cons_member_cb cb, void *arg);
+                            uint64_t timeout_ms, cons_member_cb cb, void *arg);
 
 /* Waits until this node has applied everything its channel's shard leader
  * had applied when the call was made (a barrier on the leader), then calls

@@ -171,10 +171,13 @@ int herald_nonce_generate(char *out, size_t size);
 
 /* Adds node `id` (peer address `address`) as a voter of every shard, or
  * removes it (add false, address ignored). Waits until every shard changed
- * (this can take minutes while a new node copies state). On success
- * *json_text is the server's answer (free with herald_free). */
+ * (this can take minutes while a new node copies state), or until the
+ * server gives up: after timeout_s seconds (0: the server's default of
+ * 300), or at once when a shard has lost its quorum. On success *json_text
+ * is the server's answer, with every shard's result (free with
+ * herald_free); on failure herald_errmsg says which shard stopped it. */
 int herald_cluster_change(struct herald_client *c, bool add, uint64_t id, const char *address,
-                          char **json_text);
+                          unsigned timeout_s, char **json_text);
 
 /*
  * Subscriptions over WebSocket (GET /v1/subscribe, docs/subscribe.md).

@@ -47,8 +47,22 @@ class MembershipTest(NodeTestCase):
         self.assertEqual(r.status, 200, "%s %s: %r" % (method, path, r))
         return r.json()
 
-    def joiner(self, cid, node_id):
-        n = Node(self.tmp, name="n%d" % node_id,
+    def change_answer(self, node, method, path, body=None):
+        """The answer to a membership change, whatever its status."""
+        c = Client(node.port, timeout=120)
+        try:
+            return c.request(method, path, json.dumps(body).encode() if body else None,
+                             {"Content-Type": "application/json"} if body else None)
+        finally:
+            c.close()
+
+    def shard_members(self, node):
+        """{shard: {id: role}} as node knows every shard's configuration."""
+        return {s["shard"]: {m["id"]: m["role"] for m in s["members"]}
+                for s in node.client().status()["shards"]}
+
+    def joiner(self, cid, node_id, peer_port=None):
+        n = Node(self.tmp, name="n%d" % node_id, peer_port=peer_port,
                  args=["--id", str(node_id), "--join", cid] + SNAP)
         n.node_id = node_id
         self.nodes.append(n)
@@ -101,6 +115,72 @@ class MembershipTest(NodeTestCase):
         logs = cl.wait_converged(CHANNELS, nodes=[cl[1], cl[2], n4], timeout=60)
         self.assert_total(logs, total)
         self.assertEqual(self.voters(n4), [1, 2])
+
+    def test_add_at_reused_address_replaces_leftover(self):
+        """An add that stopped part way leaves node 4 in shard 0 at an
+        address where node 5 later listens (node 4's disk was wiped before
+        it ever ran). Adding node 5 there must replace the leftover in shard
+        0 and add node 5 everywhere; the per-shard answer says what got
+        done, and every node ends with the same configuration and logs."""
+        cl = Cluster(self, 3, args=SNAP).start()
+        cl.wait_leaders()
+        total = self.fill(cl[1], "a", 60)
+        cid = self.cluster_id(cl[1])
+        reused = free_port()
+        r = self.change_answer(cl[1], "POST", "/v1/cluster/nodes",
+                               {"id": 4, "address": "127.0.0.1:%d" % reused, "timeout_s": 3})
+        self.assertEqual(r.status, 503, r)
+        body = r.json()
+        self.assertEqual(body["error"]["code"], "membership_incomplete")
+        self.assertEqual([s["result"] for s in body["shards"]], ["unfinished"] * 16)
+        # Shard 0 took node 4 as a spare (it never caught up); no other did.
+        self.assertIn(4, self.shard_members(cl[1])[0])
+        self.assertTrue(all(4 not in m for s, m in self.shard_members(cl[1]).items() if s > 0))
+
+        n5 = self.joiner(cid, 5, peer_port=reused)
+        out = self.change(cl[2], "POST", "/v1/cluster/nodes",
+                          {"id": 5, "address": "127.0.0.1:%d" % reused})
+        self.assertEqual(out["result"], "added")
+        self.assertEqual([s["result"] for s in out["shards"]], ["done"] * 16)
+        leftover_logged = "".join("".join(x.all_logs()) for x in cl.nodes)
+        self.assertIn("node 4 at 127.0.0.1:%d is left over" % reused, leftover_logged)
+        total += self.fill(n5, "b", 60)
+        nodes = [cl[1], cl[2], cl[3], n5]
+        logs = cl.wait_converged(CHANNELS, nodes=nodes, timeout=60)
+        self.assert_total(logs, total)
+        want = {1: "voter", 2: "voter", 3: "voter", 5: "voter"}
+        for x in nodes:
+            deadline = time.time() + 30
+            while self.shard_members(x) != {s: want for s in range(16)} and time.time() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(self.shard_members(x), {s: want for s in range(16)},
+                             "node %d" % x.node_id)
+
+    def test_add_refuses_address_of_a_full_member(self):
+        cl = Cluster(self, 3).start()
+        cl.wait_leaders()
+        r = self.change_answer(cl[1], "POST", "/v1/cluster/nodes",
+                               {"id": 4, "address": "127.0.0.1:%d" % cl[3].peer_port})
+        self.assertEqual(r.status, 409, r)
+        self.assertEqual(r.json()["error"]["code"], "address_in_use")
+        self.assertEqual(r.json()["shards"][0]["result"], "unfinished")
+        for m in self.shard_members(cl[1]).values():
+            self.assertEqual(sorted(m), [1, 2, 3])
+
+    def test_change_without_quorum_fails_fast(self):
+        """With two of three nodes down no shard can change: the answer is
+        a 503 naming the shard without a leader (within seconds, not at the
+        five-minute default deadline: the client gives up after 120 s)."""
+        cl = Cluster(self, 3).start()
+        cl.wait_leaders()
+        cl[2].kill9()
+        cl[3].kill9()
+        r = self.change_answer(cl[1], "DELETE", "/v1/cluster/nodes/3")
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json()["error"]["code"], "membership_incomplete")
+        self.assertIn("shard 0 has had no leader", r.json()["error"]["message"])
+        r = self.change_answer(cl[1], "DELETE", "/v1/cluster/nodes/3?timeout_s=0")
+        self.assertError(r, 400, "bad_query")
 
     def test_add_refuses_lower_id_and_bad_body(self):
         cl = Cluster(self, 3).start()
