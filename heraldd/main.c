@@ -11,6 +11,7 @@
 #include "api.h"
 #include "cors.h"
 #include "data_dir.h"
+#include "disk_space.h"
 #include "members.h"
 #include "hd_error.h"
 #include "hd_fault.h"
@@ -32,6 +33,7 @@ struct api_options {
     uint64_t dedup_window_s;
     unsigned snapshot_every;      /* raft entries between snapshots; 0 = 4096 */
     bool no_uring;
+    uint64_t disk_reserve;        /* --disk-reserve: bytes kept free; 0: none */
     struct api_cors *cors;        /* --cors-origins; NULL: no cross-origin access */
 };
 
@@ -62,6 +64,9 @@ static void api__usage(FILE *f)
             "  --max-connections N    open HTTP connections (default 4096)\n"
             "  --dedup-window SECONDS retries with the same nonce within this answer the\n"
             "                         original result (default 86400)\n"
+            "  --disk-reserve BYTES   free space to keep on DIR's file system; below it\n"
+            "                         appends are refused (507 insufficient_storage)\n"
+            "                         until space returns (default 268435456, 0: none)\n"
             "  --no-uring             write the WAL with pwrite+fdatasync instead of io_uring\n"
             "  --snapshot-every N     Raft entries per shard between snapshots (default\n"
             "                         4096); fewer keeps less log, more snapshots more often\n"
@@ -124,6 +129,7 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
         {"max-body", required_argument, NULL, 'b'},  {"max-connections", required_argument, NULL, 'c'},
         {"dedup-window", required_argument, NULL, 'w'}, {"no-uring", no_argument, NULL, 'u'},
         {"snapshot-every", required_argument, NULL, 'S'},
+        {"disk-reserve", required_argument, NULL, 'R'},
         {"cors-origins", required_argument, NULL, 'C'},
         {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
@@ -168,6 +174,10 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
             case 'S':
                 if (api__parse_size(optarg, "--snapshot-every", 2, 1u << 20, &v) != 0) return -1;
                 o->snapshot_every = (unsigned)v;
+                break;
+            case 'R':
+                if (api__parse_size(optarg, "--disk-reserve", 0, 1ull << 50, &v) != 0) return -1;
+                o->disk_reserve = v;
                 break;
             case 'L':
                 if (api__log_level(optarg) != 0) return -1;
@@ -247,6 +257,7 @@ struct api_daemon {
     uv_signal_t sigterm;
     uv_signal_t sigint;
     int lock_fd;
+    struct st_space *space;       /* the free-space reserve of the data directory */
     unsigned stopping_parts;      /* http server and consensus still closing */
 };
 
@@ -279,6 +290,7 @@ static void api__part_stopped(void *arg)
     if (rv != 0) {
         HD_LOG_WARN("final state flush: %s (the WAL still has everything)", hd_strerror(rv));
     }
+    st_space_close(d->space);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     /* Closing the last watcher restored the default action (inside
@@ -315,7 +327,12 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
     snprintf(state_dir, sizeof state_dir, "%s/state", d->opts.data_dir);
     struct log_options lo = {.dir = state_dir, .n_shards = id->shards,
                              .dedup_window_us = d->opts.dedup_window_s * 1000000u};
-    int rv = log_store_open(&s->log, &lo, errmsg, errmsg_len);
+    struct st_space_options so = {.loop = s->loop, .dir = d->opts.data_dir,
+                                  .reserve = d->opts.disk_reserve};
+    int rv = st_space_open(&d->space, &so, errmsg, errmsg_len);
+    if (rv == 0) {
+        rv = log_store_open(&s->log, &lo, errmsg, errmsg_len);
+    }
     if (rv != 0) {
         return rv;
     }
@@ -328,6 +345,7 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .join = d->opts.join != NULL,
                                    .n_shards = id->shards, .log = s->log,
                                    .wal_no_uring = d->opts.no_uring,
+                                   .space = d->space,
                                    .snapshot_threshold = d->opts.snapshot_every,
                                    .snapshot_trailing = d->opts.snapshot_every > 0 ? d->opts.snapshot_every / 4 + 1 : 0,
                                    .on_commit = api__on_commit, .on_commit_arg = s,
@@ -394,7 +412,8 @@ int main(int argc, char **argv)
     d.opts = (struct api_options){.data_dir = "herald-data", .listen = "127.0.0.1:7400",
                                   .node_id = 1, .payload_max = 1u << 20,
                                   .body_max = 8u << 20, .connections_max = 4096,
-                                  .dedup_window_s = 86400};
+                                  .dedup_window_s = 86400,
+                                  .disk_reserve = ST_SPACE_DEFAULT_RESERVE};
     int prv = api__parse_args(argc, argv, &d.opts);
     if (prv != 0) {
         return prv > 0 ? 0 : 2;
