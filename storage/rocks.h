@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hd_exit.h"
+
 /*
  * herald keeps all applied state in one RocksDB column family, with a
  * one-byte prefix per kind of key (log/keys.h says which). One column family
@@ -25,7 +27,7 @@
 
 /* The exit status of a node that found its state corrupt while running
  * (see st__err in rocks.c): it stops at once, as a crash would. */
-#define ST_EXIT_CORRUPT 3
+#define ST_EXIT_CORRUPT HD_EXIT_CORRUPT
 
 struct st_rocks;
 struct st_batch;
