@@ -4,6 +4,7 @@
 
 #include <rocksdb/c.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -238,6 +239,21 @@ void st_batch_delete_range(struct st_batch *b, const void *lower, size_t lower_l
     rocksdb_writebatch_delete_range(b->wb, lower, lower_len, upper, upper_len);
 }
 
+int (*st__rocks_io_hook)(const char *call);
+
+/* An error the hook injects, in RocksDB's words and allocation. */
+static bool st__injected(const char *call, char **err)
+{
+    int e = st__rocks_io_hook != NULL ? st__rocks_io_hook(call) : 0;
+    if (e == 0) {
+        return false;
+    }
+    char text[128];
+    snprintf(text, sizeof text, "IO error: injected: %s", strerror(e));
+    *err = strdup(text); /* rocksdb_free is free */
+    return true;
+}
+
 int st_rocks_write(struct st_rocks *r, struct st_batch *b)
 {
     HD_ASSERT(r != NULL && b != NULL);
@@ -245,7 +261,9 @@ int st_rocks_write(struct st_rocks *r, struct st_batch *b)
         return HD_EFAILED;
     }
     char *err = NULL;
-    rocksdb_write(r->db, r->write_options, b->wb, &err);
+    if (!st__injected("write", &err)) {
+        rocksdb_write(r->db, r->write_options, b->wb, &err);
+    }
     if (st__err(err, "write failed, refusing further writes") != 0) {
         r->failed = true;
         return HD_EFAILED;
@@ -259,7 +277,9 @@ int st_rocks_flush(struct st_rocks *r)
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);
     char *err = NULL;
-    rocksdb_flush(r->db, fo, &err);
+    if (!st__injected("flush", &err)) {
+        rocksdb_flush(r->db, fo, &err);
+    }
     rocksdb_flushoptions_destroy(fo);
     return st__err(err, "flush");
 }

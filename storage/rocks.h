@@ -73,6 +73,12 @@ int st_rocks_write(struct st_rocks *r, struct st_batch *b);
 /* Flushes memtables and waits (rule 2). Safe from any thread. */
 int st_rocks_flush(struct st_rocks *r);
 
+/* Test hook, the I/O analogue of the allocation hook: st_rocks_write and
+ * st_rocks_flush ask it first ("write" or "flush"); a non-zero answer is an
+ * errno the call fails with, as RocksDB reports it ("IO error: ..."),
+ * without reaching RocksDB. NULL (the default) injects nothing. */
+extern int (*st__rocks_io_hook)(const char *call);
+
 /* A consistent read view: iterators opened at it see the database as it
  * was when it was taken. Released with st_rocks_view_release. */
 struct st_view;
