@@ -79,7 +79,10 @@ static void api__usage(FILE *f)
             "  --version              print the version and exit\n"
             "  --help                 print this help and exit\n\n"
             "Signals: SIGTERM or SIGINT stop the node gracefully; a second SIGINT exits at\n"
-            "once (acknowledged appends are in the WAL either way).\n");
+            "once (acknowledged appends are in the WAL either way).\n"
+            "Exit status: 0 stopped by a signal, 1 could not start, 2 bad usage, 3 state\n"
+            "found corrupt, 4 a WAL write failed, 5 a state write failed (4 and 5: restart\n"
+            "once the disk answers; nothing unwritten was acknowledged).\n");
 }
 
 static int api__parse_size(const char *arg, const char *name, uint64_t min, uint64_t max,
