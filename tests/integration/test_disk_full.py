@@ -12,6 +12,10 @@ the node runs; then
   - /v1/status and /metrics say writes are refused and why;
   - deleting the filler resumes appends without a restart;
   - after a restart every acknowledged append is there, byte for byte.
+In a 3-node cluster whose node 3 is short of space: node 3 refuses appends
+(its own and, for the shards it leads, forwarded ones), the other nodes take
+the rest, node 3 keeps replicating and serving reads, and once its space
+returns it takes appends again and every node holds the same logs.
 """
 
 import json
@@ -22,7 +26,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import NodeTestCase, SSEReader, run_tests  # noqa: E402
+from harness import Cluster, NodeTestCase, SSEReader, run_tests  # noqa: E402
 
 MiB = 1 << 20
 # Two preallocated 64 MiB WAL segments (the active one and the next), the
@@ -129,6 +133,58 @@ class DiskFullTest(NodeTestCase):
                 self.assertEqual((m["seq"], m["ts"]), acked[key])
         self.assertIn("below the reserve", n.log(0))
         self.assertIn("accepting appends again", n.log(0))
+
+    def test_cluster_node_short_of_space(self):
+        cl = Cluster(self, n=3, args=["--disk-reserve", str(RESERVE)])
+        cl[3].data = os.path.join(self.mnt, "n3-data")
+        cl.start()
+        cl.wait_settled(30)
+        channels = ["dc%d" % i for i in range(8)]
+        c1, c3 = cl[1].client(timeout=10), cl[3].client(timeout=10)
+        acked = {}
+
+        def append(c, ch, nonce, want):
+            for _ in range(100):  # 503 while a leader changes: retry, same nonce
+                r = c.append(ch, nonce, nonce)
+                if r.status != 503:
+                    break
+                time.sleep(0.2)
+            self.assertIn(r.status, want, r)
+            if r.status in (200, 201):
+                j = r.json()
+                acked[(ch, nonce)] = (j["seq"], j["ts"])
+            else:
+                self.assertEqual(r.json()["error"]["code"], "insufficient_storage")
+            return r.status
+
+        for ch in channels:
+            append(c1, ch, "pre-" + ch, (201,))
+        filler = self.fill(RESERVE // 2)
+        self.wait_writes(c3, False)
+        refused_via_n1 = 0
+        for ch in channels:
+            for i in range(5):
+                refused_via_n1 += append(c1, ch, "low-%s-%d" % (ch, i), (201, 507)) == 507
+                append(c3, ch, "n3-%s-%d" % (ch, i), (507,))
+        leads = sum(1 for sh in c3.status()["shards"] if sh["state"] == "leader")
+        print("  node 3 leads %d shards; %d appends through node 1 refused by it"
+              % (leads, refused_via_n1))
+        if leads == 0:
+            self.assertEqual(refused_via_n1, 0)
+        # Node 3 still serves reads, and still replicates what the others took.
+        cl.wait_converged(channels)
+
+        os.unlink(filler)
+        self.wait_writes(c3, True)
+        for ch in channels:
+            append(c3, ch, "post-" + ch, (201,))
+        logs = cl.wait_converged(channels)
+        for node_logs in logs.values():
+            got = {(m_ch, m["nonce"]): (m["seq"], m["ts"])
+                   for m_ch, msgs in node_logs.items() for m in msgs}
+            for key, val in acked.items():
+                self.assertEqual(got.get(key), val, key)
+            self.assertEqual(len(got), len(acked))
 
     def ws_append_refused(self, n):
         try:
