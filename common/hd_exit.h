@@ -12,8 +12,8 @@
 /* State found corrupt while running, or a committed entry that cannot be
  * applied: this replica can no longer be trusted. */
 #define HD_EXIT_CORRUPT 3
-/* A WAL write or sync failed (EIO, ENOSPC past the reserve, a segment that
- * could not be created). Nothing it held was acknowledged; a restart
+/* A write of the Raft log failed: a WAL write or sync (EIO, ENOSPC past
+ * the reserve, a segment that could not be created), or a term/vote. Nothing it held was acknowledged; a restart
  * replays the WAL, cuts what the failed write left, and catches up. */
 #define HD_EXIT_WAL_FAILED 4
 /* A committed entry could not be applied to the state (RocksDB refused the
