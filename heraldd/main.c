@@ -14,6 +14,7 @@
 #include "disk_space.h"
 #include "members.h"
 #include "hd_error.h"
+#include "hd_exit.h"
 #include "hd_fault.h"
 #include "hd_util.h"
 #include "node.h"
@@ -261,6 +262,7 @@ struct api_daemon {
     uv_signal_t sigint;
     int lock_fd;
     struct st_space *space;       /* the free-space reserve of the data directory */
+    bool disk_failed;             /* the data directory took no write at the stop */
     unsigned stopping_parts;      /* http server and consensus still closing */
 };
 
@@ -288,9 +290,18 @@ static void api__part_stopped(void *arg)
     if (--d->stopping_parts > 0) {
         return;
     }
-    /* A flush makes the next start quick: nothing to re-apply. */
-    int rv = log_flush(d->server.log);
+    /* A flush makes the next start quick: nothing to re-apply. Not on a
+     * file system that fails (a dead disk, one shut down): RocksDB (as
+     * Debian builds it, with assertions) aborts the process when a flush,
+     * or closing its files, meets an I/O error; main() then exits without
+     * closing the state. The WAL has everything. */
+    int rv = st_space_probe(d->opts.data_dir);
     if (rv != 0) {
+        HD_LOG_ERROR("%s takes no writes (%s): no final state flush, and the state "
+                     "is not closed; the WAL has everything", d->opts.data_dir,
+                     hd_strerror(rv));
+        d->disk_failed = true;
+    } else if ((rv = log_flush(d->server.log)) != 0) {
         HD_LOG_WARN("final state flush: %s (the WAL still has everything)", hd_strerror(rv));
     }
     st_space_close(d->space);
@@ -456,6 +467,9 @@ int main(int argc, char **argv)
     }
     api__banner(&d, &id);
     uv_run(d.server.loop, UV_RUN_DEFAULT);
+    if (d.disk_failed) {
+        _exit(HD_EXIT_OK); /* stopped as asked; closing RocksDB would abort */
+    }
     api_cors_free(d.opts.cors);
     log_store_close(d.server.log);
     uv_loop_close(d.server.loop);

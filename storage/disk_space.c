@@ -3,9 +3,11 @@
 #include "disk_space.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "hd_alloc.h"
 #include "hd_assert.h"
@@ -121,4 +123,27 @@ void st_space_status(const struct st_space *s, struct st_space_status *out)
 {
     HD_ASSERT(s != NULL && out != NULL);
     *out = s->st;
+}
+
+int st_space_probe(const char *dir)
+{
+    HD_ASSERT(dir != NULL);
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/.write-probe", dir);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        return HD_EINVAL;
+    }
+    int rv = 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return hd_from_errno(errno);
+    }
+    if (write(fd, "p", 1) != 1 || fdatasync(fd) != 0) {
+        rv = hd_from_errno(errno != 0 ? errno : EIO);
+    }
+    close(fd);
+    if (unlink(path) != 0 && rv == 0) {
+        rv = hd_from_errno(errno);
+    }
+    return rv;
 }

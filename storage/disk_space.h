@@ -58,4 +58,8 @@ bool st_space_low(struct st_space *s);
 
 void st_space_status(const struct st_space *s, struct st_space_status *out);
 
+/* Whether dir still takes a durable write: creates, writes, fdatasyncs and
+ * removes a small file in it. 0, or the HD_E* of the call that failed. */
+int st_space_probe(const char *dir);
+
 #endif

@@ -23,6 +23,8 @@
  *   2. st_rocks_flush() makes every earlier write durable.
  *   3. Any write error puts the wrapper in a sticky failed state
  *      (HD_EFAILED) until it is closed and reopened.
+ *   4. So does a failed flush, or a background error, for flushes: a
+ *      flush is never tried again (see st_rocks_flush).
  */
 
 /* The exit status of a node that found its state corrupt while running

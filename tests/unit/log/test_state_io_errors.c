@@ -83,6 +83,8 @@ static void one_case(int err)
     check_state(ls, 1, 1);
     fail_call = "flush";
     assert_int_equal(log_flush(ls), HD_EIO);
+    fail_call = NULL;
+    assert_int_equal(log_flush(ls), HD_EFAILED); /* never tried again */
     st__rocks_io_hook = NULL;
     log_store_close(ls);
 
