@@ -11,8 +11,10 @@
 #include "api.h"
 #include "cors.h"
 #include "data_dir.h"
+#include "disk_space.h"
 #include "members.h"
 #include "hd_error.h"
+#include "hd_exit.h"
 #include "hd_fault.h"
 #include "hd_util.h"
 #include "node.h"
@@ -32,6 +34,7 @@ struct api_options {
     uint64_t dedup_window_s;
     unsigned snapshot_every;      /* raft entries between snapshots; 0 = 4096 */
     bool no_uring;
+    uint64_t disk_reserve;        /* --disk-reserve: bytes kept free; 0: none */
     struct api_cors *cors;        /* --cors-origins; NULL: no cross-origin access */
 };
 
@@ -62,6 +65,9 @@ static void api__usage(FILE *f)
             "  --max-connections N    open HTTP connections (default 4096)\n"
             "  --dedup-window SECONDS retries with the same nonce within this answer the\n"
             "                         original result (default 86400)\n"
+            "  --disk-reserve BYTES   free space to keep on DIR's file system; below it\n"
+            "                         appends are refused (507 insufficient_storage)\n"
+            "                         until space returns (default 268435456, 0: none)\n"
             "  --no-uring             write the WAL with pwrite+fdatasync instead of io_uring\n"
             "  --snapshot-every N     Raft entries per shard between snapshots (default\n"
             "                         4096); fewer keeps less log, more snapshots more often\n"
@@ -74,7 +80,10 @@ static void api__usage(FILE *f)
             "  --version              print the version and exit\n"
             "  --help                 print this help and exit\n\n"
             "Signals: SIGTERM or SIGINT stop the node gracefully; a second SIGINT exits at\n"
-            "once (acknowledged appends are in the WAL either way).\n");
+            "once (acknowledged appends are in the WAL either way).\n"
+            "Exit status: 0 stopped by a signal, 1 could not start, 2 bad usage, 3 state\n"
+            "found corrupt, 4 a WAL write failed, 5 a state write failed (4 and 5: restart\n"
+            "once the disk answers; nothing unwritten was acknowledged).\n");
 }
 
 static int api__parse_size(const char *arg, const char *name, uint64_t min, uint64_t max,
@@ -124,6 +133,7 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
         {"max-body", required_argument, NULL, 'b'},  {"max-connections", required_argument, NULL, 'c'},
         {"dedup-window", required_argument, NULL, 'w'}, {"no-uring", no_argument, NULL, 'u'},
         {"snapshot-every", required_argument, NULL, 'S'},
+        {"disk-reserve", required_argument, NULL, 'R'},
         {"cors-origins", required_argument, NULL, 'C'},
         {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
@@ -168,6 +178,10 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
             case 'S':
                 if (api__parse_size(optarg, "--snapshot-every", 2, 1u << 20, &v) != 0) return -1;
                 o->snapshot_every = (unsigned)v;
+                break;
+            case 'R':
+                if (api__parse_size(optarg, "--disk-reserve", 0, 1ull << 50, &v) != 0) return -1;
+                o->disk_reserve = v;
                 break;
             case 'L':
                 if (api__log_level(optarg) != 0) return -1;
@@ -247,6 +261,8 @@ struct api_daemon {
     uv_signal_t sigterm;
     uv_signal_t sigint;
     int lock_fd;
+    struct st_space *space;       /* the free-space reserve of the data directory */
+    bool disk_failed;             /* the data directory took no write at the stop */
     unsigned stopping_parts;      /* http server and consensus still closing */
 };
 
@@ -274,11 +290,21 @@ static void api__part_stopped(void *arg)
     if (--d->stopping_parts > 0) {
         return;
     }
-    /* A flush makes the next start quick: nothing to re-apply. */
-    int rv = log_flush(d->server.log);
+    /* A flush makes the next start quick: nothing to re-apply. Not on a
+     * file system that fails (a dead disk, one shut down): RocksDB (as
+     * Debian builds it, with assertions) aborts the process when a flush,
+     * or closing its files, meets an I/O error; main() then exits without
+     * closing the state. The WAL has everything. */
+    int rv = st_space_probe(d->opts.data_dir);
     if (rv != 0) {
+        HD_LOG_ERROR("%s takes no writes (%s): no final state flush, and the state "
+                     "is not closed; the WAL has everything", d->opts.data_dir,
+                     hd_strerror(rv));
+        d->disk_failed = true;
+    } else if ((rv = log_flush(d->server.log)) != 0) {
         HD_LOG_WARN("final state flush: %s (the WAL still has everything)", hd_strerror(rv));
     }
+    st_space_close(d->space);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     /* Closing the last watcher restored the default action (inside
@@ -315,7 +341,12 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
     snprintf(state_dir, sizeof state_dir, "%s/state", d->opts.data_dir);
     struct log_options lo = {.dir = state_dir, .n_shards = id->shards,
                              .dedup_window_us = d->opts.dedup_window_s * 1000000u};
-    int rv = log_store_open(&s->log, &lo, errmsg, errmsg_len);
+    struct st_space_options so = {.loop = s->loop, .dir = d->opts.data_dir,
+                                  .reserve = d->opts.disk_reserve};
+    int rv = st_space_open(&d->space, &so, errmsg, errmsg_len);
+    if (rv == 0) {
+        rv = log_store_open(&s->log, &lo, errmsg, errmsg_len);
+    }
     if (rv != 0) {
         return rv;
     }
@@ -328,6 +359,7 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .join = d->opts.join != NULL,
                                    .n_shards = id->shards, .log = s->log,
                                    .wal_no_uring = d->opts.no_uring,
+                                   .space = d->space,
                                    .snapshot_threshold = d->opts.snapshot_every,
                                    .snapshot_trailing = d->opts.snapshot_every > 0 ? d->opts.snapshot_every / 4 + 1 : 0,
                                    .on_commit = api__on_commit, .on_commit_arg = s,
@@ -394,7 +426,8 @@ int main(int argc, char **argv)
     d.opts = (struct api_options){.data_dir = "herald-data", .listen = "127.0.0.1:7400",
                                   .node_id = 1, .payload_max = 1u << 20,
                                   .body_max = 8u << 20, .connections_max = 4096,
-                                  .dedup_window_s = 86400};
+                                  .dedup_window_s = 86400,
+                                  .disk_reserve = ST_SPACE_DEFAULT_RESERVE};
     int prv = api__parse_args(argc, argv, &d.opts);
     if (prv != 0) {
         return prv > 0 ? 0 : 2;
@@ -434,6 +467,9 @@ int main(int argc, char **argv)
     }
     api__banner(&d, &id);
     uv_run(d.server.loop, UV_RUN_DEFAULT);
+    if (d.disk_failed) {
+        _exit(HD_EXIT_OK); /* stopped as asked; closing RocksDB would abort */
+    }
     api_cors_free(d.opts.cors);
     log_store_close(d.server.log);
     uv_loop_close(d.server.loop);

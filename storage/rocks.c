@@ -4,6 +4,7 @@
 
 #include <rocksdb/c.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@ struct st_rocks {
     st_rocks_filter_fn filter_fn;
     void *filter_arg;
     bool failed; /* sticky: a write failed */
+    bool flush_failed; /* sticky: a flush failed, never try again */
 };
 
 struct st_batch {
@@ -238,6 +240,21 @@ void st_batch_delete_range(struct st_batch *b, const void *lower, size_t lower_l
     rocksdb_writebatch_delete_range(b->wb, lower, lower_len, upper, upper_len);
 }
 
+int (*st__rocks_io_hook)(const char *call);
+
+/* An error the hook injects, in RocksDB's words and allocation. */
+static bool st__injected(const char *call, char **err)
+{
+    int e = st__rocks_io_hook != NULL ? st__rocks_io_hook(call) : 0;
+    if (e == 0) {
+        return false;
+    }
+    char text[128];
+    snprintf(text, sizeof text, "IO error: injected: %s", strerror(e));
+    *err = strdup(text); /* rocksdb_free is free */
+    return true;
+}
+
 int st_rocks_write(struct st_rocks *r, struct st_batch *b)
 {
     HD_ASSERT(r != NULL && b != NULL);
@@ -245,7 +262,9 @@ int st_rocks_write(struct st_rocks *r, struct st_batch *b)
         return HD_EFAILED;
     }
     char *err = NULL;
-    rocksdb_write(r->db, r->write_options, b->wb, &err);
+    if (!st__injected("write", &err)) {
+        rocksdb_write(r->db, r->write_options, b->wb, &err);
+    }
     if (st__err(err, "write failed, refusing further writes") != 0) {
         r->failed = true;
         return HD_EFAILED;
@@ -253,15 +272,36 @@ int st_rocks_write(struct st_rocks *r, struct st_batch *b)
     return 0;
 }
 
+/* True once RocksDB recorded a background error (a failed flush or
+ * compaction). The counter only grows until the database is reopened. */
+static bool st__background_error(struct st_rocks *r)
+{
+    uint64_t n = 0;
+    return rocksdb_property_int(r->db, "rocksdb.background-errors", &n) == 0 && n > 0;
+}
+
 int st_rocks_flush(struct st_rocks *r)
 {
     HD_ASSERT(r != NULL && r->db != NULL);
+    /* Never flush again after a flush failed: RocksDB (Debian's build keeps
+     * its assertions) aborts the process when a file whose write already
+     * failed is synced again. A file system shut down under a running node
+     * did that at the final flush of a graceful stop. The WAL holds what
+     * the memtable held, so not flushing loses nothing. */
+    if (r->flush_failed || st__background_error(r)) {
+        r->flush_failed = true;
+        return HD_EFAILED;
+    }
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);
     char *err = NULL;
-    rocksdb_flush(r->db, fo, &err);
+    if (!st__injected("flush", &err)) {
+        rocksdb_flush(r->db, fo, &err);
+    }
     rocksdb_flushoptions_destroy(fo);
-    return st__err(err, "flush");
+    int rv = st__err(err, "flush");
+    r->flush_failed = rv != 0;
+    return rv;
 }
 
 /* ----------------------------------------------------------- iterators --- */

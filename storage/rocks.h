@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hd_exit.h"
+
 /*
  * herald keeps all applied state in one RocksDB column family, with a
  * one-byte prefix per kind of key (log/keys.h says which). One column family
@@ -21,11 +23,13 @@
  *   2. st_rocks_flush() makes every earlier write durable.
  *   3. Any write error puts the wrapper in a sticky failed state
  *      (HD_EFAILED) until it is closed and reopened.
+ *   4. So does a failed flush, or a background error, for flushes: a
+ *      flush is never tried again (see st_rocks_flush).
  */
 
 /* The exit status of a node that found its state corrupt while running
  * (see st__err in rocks.c): it stops at once, as a crash would. */
-#define ST_EXIT_CORRUPT 3
+#define ST_EXIT_CORRUPT HD_EXIT_CORRUPT
 
 struct st_rocks;
 struct st_batch;
@@ -70,6 +74,12 @@ int st_rocks_write(struct st_rocks *r, struct st_batch *b);
 
 /* Flushes memtables and waits (rule 2). Safe from any thread. */
 int st_rocks_flush(struct st_rocks *r);
+
+/* Test hook, the I/O analogue of the allocation hook: st_rocks_write and
+ * st_rocks_flush ask it first ("write" or "flush"); a non-zero answer is an
+ * errno the call fails with, as RocksDB reports it ("IO error: ..."),
+ * without reaching RocksDB. NULL (the default) injects nothing. */
+extern int (*st__rocks_io_hook)(const char *call);
 
 /* A consistent read view: iterators opened at it see the database as it
  * was when it was taken. Released with st_rocks_view_release. */

@@ -389,6 +389,9 @@ static void st__wal_submit_uring(struct st_wal *w)
 static void st__wal_uring_result(struct st_wal *w, int res)
 {
     HD_ASSERT(w->state == ST__WAL_WRITING);
+    if (res >= 0 && st__wal_io_fails(ST__WAL_IO_URING_WRITE)) {
+        res = -errno; /* as if the kernel had answered it */
+    }
     if (res < 0) {
         HD_LOG_ERROR("wal: segment %llu write at %llu: %s",
                      (unsigned long long)w->seg_index,

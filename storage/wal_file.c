@@ -29,6 +29,18 @@ void st__wal_name(char *buf, uint64_t index, bool prepared)
     HD_ASSERT(n > 0 && n < ST__WAL_NAME_MAX);
 }
 
+int (*st__wal_io_hook)(enum st__wal_io_site site);
+
+bool st__wal_io_fails(enum st__wal_io_site site)
+{
+    int err = st__wal_io_hook != NULL ? st__wal_io_hook(site) : 0;
+    if (err != 0) {
+        errno = err;
+        return true;
+    }
+    return false;
+}
+
 static int st__wal_errno(const char *what, const char *name)
 {
     int err = errno;
@@ -54,7 +66,7 @@ int st__wal_open_file(int dirfd, const char *name, int flags)
 int st__wal_fsync_dir(int dirfd)
 {
     HD_ASSERT(dirfd >= 0);
-    if (fsync(dirfd) != 0) {
+    if (st__wal_io_fails(ST__WAL_IO_FSYNC_DIR) || fsync(dirfd) != 0) {
         return st__wal_errno("fsync", "directory");
     }
     return 0;
@@ -65,7 +77,7 @@ static int st__wal_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t o
 {
     HD_ASSERT(fd >= 0);
     while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, (off_t)off);
+        ssize_t n = st__wal_io_fails(ST__WAL_IO_PWRITE) ? -1 : pwrite(fd, buf, len, (off_t)off);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -110,7 +122,9 @@ int st__wal_prepare(int dirfd, uint64_t index, uint64_t size, int *fd_out)
     char name[ST__WAL_NAME_MAX];
     st__wal_name(name, index, true);
     int rv;
-    int fd = st__wal_open_file(dirfd, name, O_RDWR | O_CREAT | O_TRUNC);
+    int fd = st__wal_io_fails(ST__WAL_IO_CREATE)
+                 ? -1
+                 : st__wal_open_file(dirfd, name, O_RDWR | O_CREAT | O_TRUNC);
     if (fd < 0) {
         return st__wal_errno("create", name);
     }
@@ -118,7 +132,8 @@ int st__wal_prepare(int dirfd, uint64_t index, uint64_t size, int *fd_out)
      * the middle of a group commit; then write real zeros, because a
      * write into an unwritten extent makes O_DIRECT+DSYNC update extent
      * metadata (a journal commit) on every group commit. */
-    if (fallocate(fd, 0, 0, (off_t)size) != 0 && errno != EOPNOTSUPP) {
+    if ((st__wal_io_fails(ST__WAL_IO_FALLOCATE) || fallocate(fd, 0, 0, (off_t)size) != 0) &&
+        errno != EOPNOTSUPP) {
         rv = st__wal_errno("fallocate", name);
         goto err_after_open;
     }
@@ -126,7 +141,7 @@ int st__wal_prepare(int dirfd, uint64_t index, uint64_t size, int *fd_out)
     if (rv != 0) {
         goto err_after_open;
     }
-    if (fdatasync(fd) != 0) {
+    if (st__wal_io_fails(ST__WAL_IO_FDATASYNC) || fdatasync(fd) != 0) {
         rv = st__wal_errno("fdatasync", name);
         goto err_after_open;
     }
@@ -156,10 +171,10 @@ int st__wal_activate(int dirfd, int fd, const struct st__wal_seg_hdr *hdr,
     if (rv != 0) {
         return rv;
     }
-    if (fdatasync(fd) != 0) {
+    if (st__wal_io_fails(ST__WAL_IO_FDATASYNC) || fdatasync(fd) != 0) {
         return st__wal_errno("fdatasync", prep);
     }
-    if (renameat(dirfd, prep, dirfd, seg) != 0) {
+    if (st__wal_io_fails(ST__WAL_IO_RENAME) || renameat(dirfd, prep, dirfd, seg) != 0) {
         return st__wal_errno("rename", prep);
     }
     return st__wal_fsync_dir(dirfd);
@@ -173,7 +188,8 @@ int st__wal_pwrite_sync(int fd, const uint8_t *buf, size_t len, uint64_t off)
     if (rv != 0) {
         return rv;
     }
-    if (!HD_FAULT_ACK_BEFORE_FSYNC && fdatasync(fd) != 0) {
+    if (!HD_FAULT_ACK_BEFORE_FSYNC &&
+        (st__wal_io_fails(ST__WAL_IO_FDATASYNC) || fdatasync(fd) != 0)) {
         return st__wal_errno("fdatasync", "segment");
     }
     return 0;

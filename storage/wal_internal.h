@@ -147,4 +147,22 @@ void st__wal_start_prep(struct st_wal *w);
  * status (an HD_E* code) as if the disk had returned it. */
 extern int st__wal_fault_status;
 
+/* Test hook, the I/O analogue of the allocation hook: every call the WAL
+ * makes to the file system asks it first (on whichever thread makes the
+ * call). A non-zero answer is an errno (EIO, ENOSPC, ...) the call then
+ * fails with, without being made. NULL (the default) injects nothing. */
+enum st__wal_io_site {
+    ST__WAL_IO_CREATE,     /* openat of a new segment */
+    ST__WAL_IO_FALLOCATE,  /* preallocating it */
+    ST__WAL_IO_PWRITE,     /* zeroing, headers, fallback group commits */
+    ST__WAL_IO_FDATASYNC,  /* every data sync */
+    ST__WAL_IO_RENAME,     /* .prep to .seg */
+    ST__WAL_IO_FSYNC_DIR,  /* the directory */
+    ST__WAL_IO_URING_WRITE, /* a group commit's io_uring write (its result) */
+    ST__WAL_IO_SITES
+};
+extern int (*st__wal_io_hook)(enum st__wal_io_site site);
+/* Asks the hook; on an injected error sets errno and returns true. */
+bool st__wal_io_fails(enum st__wal_io_site site);
+
 #endif

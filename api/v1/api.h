@@ -160,8 +160,17 @@ int api_respond_error(struct api_server *s, struct api_http_conn *c, int status,
                       const char *code, const char *message);
 /* The v1 error code of a consensus error (and its message). */
 const char *api_cons_error_code(int rv, const char **message);
-/* Maps a consensus error to 503 + Retry-After (or 500) and answers. */
+/* The HTTP status of a consensus error: 507 for HD_ENOSPC, 500 for an
+ * internal one, 503 otherwise (each with Retry-After but 500). */
+int api_cons_error_status(int rv);
+/* Maps a consensus error to its status and answers. */
 int api_respond_cons_error(struct api_server *s, struct api_http_conn *c, int rv);
+
+/* storage_status.c: whether this node takes writes (the "writes" object of
+ * /v1/status), and the same figures for /metrics. */
+json_t *api_writes_json(struct api_server *s);
+void api_writes_metrics(struct api_server *s, uint64_t *refusing, uint64_t *free_bytes,
+                        uint64_t *reserve, uint64_t *refused);
 
 /* One message as the JSON object of reads and tails. */
 json_t *api_message_json(const char *channel, size_t channel_len, uint64_t seq,

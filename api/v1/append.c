@@ -261,7 +261,8 @@ int api_append_object(struct api_server *s, const char *channel, size_t len, jso
     if (rv != 0) {
         api__pending_free(p);
         const char *message = NULL;
-        *err = (struct api_input_error){503, api_cons_error_code(rv, &message), message};
+        *err = (struct api_input_error){api_cons_error_status(rv),
+                                        api_cons_error_code(rv, &message), message};
     }
     return rv;
 }
@@ -326,7 +327,9 @@ static void api__batch_done(struct cons_append_req *req, int status,
         b->results[line] = api__error_json("outcome_unknown",
                                            "may or may not have been written; retry with the same nonce");
     } else {
-        b->results[line] = api__error_json("unavailable", hd_strerror(status));
+        const char *message = NULL;
+        const char *code = api_cons_error_code(status, &message);
+        b->results[line] = api__error_json(code, message);
     }
     b->pending[line] = NULL;
     api__pending_free(p);
@@ -410,8 +413,9 @@ void api_append_batch(struct api_server *s, struct api_http_conn *c,
         int rv = cons_node_append(s->node, &p->req, api__batch_done);
         if (rv != 0) {
             b->waiting--;
-            b->results[line] = api__error_json(rv == HD_EBUSY ? "overloaded" : "unavailable",
-                                               "nothing was written; retry");
+            const char *message = NULL;
+            const char *code = api_cons_error_code(rv, &message);
+            b->results[line] = api__error_json(code, message);
             b->pending[line] = NULL;
             api__pending_free(p);
         }

@@ -43,7 +43,10 @@ int api_respond_error(struct api_server *s, struct api_http_conn *c, int status,
                       const char *code, const char *message)
 {
     api__count(s, status);
-    const char *extra = status == 503 ? "Retry-After: 1\r\n" : NULL;
+    /* 507: space returns when someone frees it, so not within a second. */
+    const char *extra = status == 503   ? "Retry-After: 1\r\n"
+                        : status == 507 ? "Retry-After: 5\r\n"
+                                        : NULL;
     return api_http_respond_error(c, status, code, message, extra);
 }
 
@@ -63,24 +66,36 @@ const char *api_cons_error_code(int rv, const char **message)
         case HD_ESHUTDOWN:
             *message = "the node is shutting down; nothing was written";
             return "shutting_down";
+        case HD_ENOSPC:
+            *message = "free disk space is below the node's reserve; nothing was written";
+            return "insufficient_storage";
         default:
             *message = hd_strerror(rv);
             return "internal";
     }
 }
 
+int api_cons_error_status(int rv)
+{
+    const char *message = NULL;
+    if (rv == HD_ENOSPC) {
+        return 507;
+    }
+    return strcmp(api_cons_error_code(rv, &message), "internal") == 0 ? 500 : 503;
+}
+
 int api_respond_cons_error(struct api_server *s, struct api_http_conn *c, int rv)
 {
     const char *message = NULL;
     const char *code = api_cons_error_code(rv, &message);
+    int status = api_cons_error_status(rv);
     if (rv == HD_EUNKNOWN) {
         s->metrics.appends_unknown++;
     }
-    if (strcmp(code, "internal") == 0) {
+    if (status == 500) {
         HD_LOG_ERROR("request failed: %s", hd_strerror(rv));
-        return api_respond_error(s, c, 500, code, message);
     }
-    return api_respond_error(s, c, 503, code, message);
+    return api_respond_error(s, c, status, code, message);
 }
 
 json_t *api_message_json(const char *channel, size_t channel_len, uint64_t seq,

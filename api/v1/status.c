@@ -55,6 +55,7 @@ void api_status(struct api_server *s, struct api_http_conn *c)
         (json_int_t)st.appends_committed, "duplicate", (json_int_t)st.appends_duplicate,
         "forwarded", (json_int_t)st.appends_forwarded, "tails",
         (json_int_t)api_hub_sessions(s->hub));
+    json_object_set_new(body, "writes", api_writes_json(s));
     api_respond_json(s, c, 200, body, NULL);
 }
 
@@ -197,6 +198,17 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
         api__printf(&t, "herald_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", i,
                     s->metrics.responses_by_class[i]);
     }
+    uint64_t refusing, free_bytes, reserve, refused;
+    api_writes_metrics(s, &refusing, &free_bytes, &reserve, &refused);
+    api__metric(&t, "herald_writes_refused", "gauge",
+                "1 while appends are refused because free disk space is below the reserve.",
+                refusing);
+    api__metric(&t, "herald_disk_free_bytes", "gauge",
+                "Free bytes on the data directory's file system (last reading).", free_bytes);
+    api__metric(&t, "herald_disk_reserve_bytes", "gauge",
+                "Free bytes kept in reserve (--disk-reserve).", reserve);
+    api__metric(&t, "herald_appends_refused_disk_total", "counter",
+                "Appends refused with 507 insufficient_storage.", refused);
     api__delivery_metrics(s, &t);
     api__process_metrics(&t);
     api__metric(&t, "herald_http_connections", "gauge", "Open HTTP connections.",

@@ -7,6 +7,7 @@
 #include "catchup.h"
 #include "dispatch.h"
 #include "forward.h"
+#include "disk_space.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
@@ -350,12 +351,22 @@ unsigned cons_node_peers(struct cons_node *n, struct cons_peer_status *out, unsi
 
 /* ------------------------------------------------------------ appends --- */
 
+struct st_space *cons_node_space(const struct cons_node *n)
+{
+    return n->opts.space;
+}
+
 int cons_node_append(struct cons_node *n, struct cons_append_req *req, cons_append_cb cb)
 {
     HD_ASSERT(req != NULL && cb != NULL);
     HD_ASSERT(hd_channel_valid(req->a.channel, req->a.channel_len));
     if (n->stopping) {
         return HD_ESHUTDOWN;
+    }
+    /* A node short of space takes no appends, even ones it would forward:
+     * it could not store them when they replicate back to it. */
+    if (n->opts.space != NULL && st_space_low(n->opts.space)) {
+        return HD_ENOSPC;
     }
     struct cons_shard *sh =
         &n->shards[cons_shard_of(n->opts.n_shards, req->a.channel, req->a.channel_len)];

@@ -20,6 +20,7 @@
  */
 
 struct cons_node;
+struct st_space;
 
 /* A member of a cluster being created. */
 struct cons_member {
@@ -41,6 +42,8 @@ struct cons_node_options {
     unsigned n_shards;            /* fixed when the cluster is created */
     struct log_store *log;        /* applied state, owned by the caller */
     bool wal_no_uring;            /* force the WAL's pwrite fallback */
+    struct st_space *space;       /* free-space reserve (storage/disk_space.h),
+                                     owned by the caller; NULL: none */
     uint64_t wal_segment_size;    /* 0 = default */
     unsigned snapshot_threshold;  /* entries between snapshots; 0 = 4096 */
     unsigned snapshot_trailing;   /* entries kept after one; 0 = 1024 */
@@ -85,9 +88,14 @@ void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg);
 /* Queues an append. 0: cb will fire with 0 and the result, HD_ENOTLEADER
  * (nothing was written), HD_EUNKNOWN (it may have been written: retry with
  * the same nonce), or HD_ESHUTDOWN. Non-zero return: cb never fires
- * (HD_EBUSY when the shard's queue is full). */
+ * (HD_EBUSY when the shard's queue is full; HD_ENOSPC while this node's
+ * free space is below its reserve, or, for a forwarded append, the
+ * leader's: nothing was written). */
 int cons_node_append(struct cons_node *n, struct cons_append_req *req,
                      cons_append_cb cb);
+
+/* The node's free-space reserve, or NULL (for status and metrics). */
+struct st_space *cons_node_space(const struct cons_node *n);
 
 /* The shard of a channel: a stable hash, the same on every node and version. */
 unsigned cons_shard_of(unsigned n_shards, const char *channel, size_t len);

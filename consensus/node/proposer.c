@@ -2,6 +2,7 @@
 /* Proposing: queued appends become one stamped Raft entry per shard and turn. */
 #include <string.h>
 
+#include "disk_space.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
@@ -24,6 +25,10 @@ int cons__append_local(struct cons_node *n, struct cons_append_req *req, cons_ap
               hd_nonce_valid(req->a.nonce, req->a.nonce_len)); /* API or codec checked */
     if (n->stopping) {
         return HD_ESHUTDOWN;
+    }
+    /* The leader's own disk decides for appends forwarded to it. */
+    if (n->opts.space != NULL && st_space_low(n->opts.space)) {
+        return HD_ENOSPC;
     }
     struct cons_shard *sh =
         &n->shards[cons_shard_of(n->opts.n_shards, req->a.channel, req->a.channel_len)];

@@ -7,6 +7,7 @@
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_exit.h"
 #include "hd_util.h"
 #include "manifest.h"
 #include "node_internal.h"
@@ -23,8 +24,10 @@ _Noreturn static void cons__fatal(struct cons_shard *sh, const char *what, int r
     /* A committed entry that cannot be applied means the state can no longer
      * follow the log. Serving on would serve wrong data; the WAL holds every
      * acknowledged entry, so stopping loses nothing. */
-    HD_LOG_ERROR("shard %u: %s: %s; stopping the node", sh->id, what, hd_strerror(rv));
-    exit(3);
+    int status = rv == HD_ECORRUPT ? HD_EXIT_CORRUPT : HD_EXIT_APPLY_FAILED;
+    HD_LOG_ERROR("shard %u: %s: %s; stopping the node (exit %d)", sh->id, what,
+                 hd_strerror(rv), status);
+    exit(status);
 }
 
 /* The batch this node proposed that the entry at `index` carries, if any.

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Appending and truncating a shard's entries in the WAL, and releasing WAL segments. */
 #include <string.h>
+#include <unistd.h>
 
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_exit.h"
 #include "hd_util.h"
 #include "raft_io_internal.h"
 #include "wal.h"
@@ -75,7 +77,18 @@ static void cons__append_cb(struct st_wal_append *w, int status)
     /* Entries answer raft; small records may have a done; never both. */
     HD_ASSERT(&a->wal == w && (a->req == NULL || a->done == NULL));
     if (status != 0) {
-        HD_LOG_ERROR("WAL write failed: %s", hd_strerror(status));
+        /* Stop, as a crash would. canonical/raft (0.15) cannot go on after a
+         * failed append: a leader drops the entries from its memory while
+         * followers may hold them, and may write other entries at the same
+         * index in the same term; a follower keeps them in memory, never
+         * writes them again, and so never acknowledges past them. A
+         * restart rebuilds both from what is on disk; nothing the failed
+         * write held was acknowledged. The reserve (storage/disk_space.h)
+         * keeps ENOSPC from getting this far. */
+        HD_LOG_ERROR("WAL write failed: %s; stopping the node (exit %d): nothing "
+                     "it held was acknowledged, and a restart replays the WAL",
+                     hd_strerror(status), HD_EXIT_WAL_FAILED);
+        _exit(HD_EXIT_WAL_FAILED);
     }
     if (a->req != NULL) {
         a->req->cb(a->req, cons__raft_err(status));

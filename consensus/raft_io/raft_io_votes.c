@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Terms and votes of every shard: one two-slot file, durable before raft goes on. */
 #include <string.h>
+#include <unistd.h>
 
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_exit.h"
 #include "hd_util.h"
 #include "meta_file.h"
 #include "raft_io_internal.h"
@@ -56,6 +58,23 @@ int cons__load_votes(struct cons_store *s, char *errmsg, size_t errmsg_len)
     return rv;
 }
 
+/* Term and vote while running. A failed write stops the node, like a
+ * failed WAL write: canonical/raft turns a set_term or set_vote error into
+ * a shard that stays unavailable until a restart, and the term in memory
+ * is already ahead of the one on disk. Nothing was promised on it (no vote
+ * went out). */
+static int cons__store_votes_or_stop(struct cons_store *s)
+{
+    int rv = cons__store_votes(s);
+    if (rv != 0 && rv != HD_ENOMEM) {
+        HD_LOG_ERROR("term/vote write failed: %s; stopping the node (exit %d): a "
+                     "restart reads the last term and vote on disk",
+                     hd_strerror(rv), HD_EXIT_WAL_FAILED);
+        _exit(HD_EXIT_WAL_FAILED);
+    }
+    return rv;
+}
+
 int cons__set_term(struct raft_io *io, raft_term term)
 {
     struct cons_shard_log *sl = cons__sl(io);
@@ -63,7 +82,7 @@ int cons__set_term(struct raft_io *io, raft_term term)
     HD_ASSERT(term > 0);
     sl->term = term;
     sl->voted_for = 0;
-    return cons__raft_err(cons__store_votes(sl->store));
+    return cons__raft_err(cons__store_votes_or_stop(sl->store));
 }
 
 int cons__set_vote(struct raft_io *io, raft_id server_id)
@@ -73,5 +92,5 @@ int cons__set_vote(struct raft_io *io, raft_id server_id)
     HD_ASSERT(server_id != 0 && sl->term > 0);
     HD_ASSERT(sl->voted_for == 0 || sl->voted_for == server_id);
     sl->voted_for = server_id;
-    return cons__raft_err(cons__store_votes(sl->store));
+    return cons__raft_err(cons__store_votes_or_stop(sl->store));
 }

@@ -118,7 +118,7 @@ static struct sim_prop *sim__own_prop(struct sim_server *v, uint64_t index,
     return NULL;
 }
 
-/* An apply error: herald's shard stops the node (cons__fatal, exit 3). Here
+/* An apply error: herald's shard stops the node (cons__fatal, exit 5; 3 if the state is corrupt). Here
  * the server is crashed after this fixture step and restarted later. */
 static int sim__apply_failed(struct sim *s, struct sim_server *v, uint64_t index, int rv)
 {

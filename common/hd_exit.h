@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The exit statuses of heraldd, one place for all of them (README, "Exit
+ * statuses", documents each). A supervisor can tell them apart: 0 and 1
+ * need nothing, 3 needs the disk replaced, 4 and 5 a restart (after space or
+ * the disk is back). */
+#ifndef HD_EXIT_H
+#define HD_EXIT_H
+
+#define HD_EXIT_OK 0          /* stopped by SIGTERM or SIGINT */
+#define HD_EXIT_START 1       /* could not start (the log says why), or a second SIGINT */
+#define HD_EXIT_USAGE 2       /* bad command line */
+/* State found corrupt while running, or a committed entry that cannot be
+ * applied: this replica can no longer be trusted. */
+#define HD_EXIT_CORRUPT 3
+/* A write of the Raft log failed: a WAL write or sync (EIO, ENOSPC past
+ * the reserve, a segment that could not be created), or a term/vote. Nothing it held was acknowledged; a restart
+ * replays the WAL, cuts what the failed write left, and catches up. */
+#define HD_EXIT_WAL_FAILED 4
+/* A committed entry could not be applied to the state (RocksDB refused the
+ * write: an I/O error or no space for a flush). The WAL holds the entry; a
+ * restart applies it again. */
+#define HD_EXIT_APPLY_FAILED 5
+
+#endif
