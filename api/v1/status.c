@@ -198,6 +198,18 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
                     s->metrics.responses_by_class[i]);
     }
     api__delivery_metrics(s, &t);
+    if (s->auth != NULL) {
+        api__printf(&t, "# HELP herald_auth_refused_total Requests and operations refused by "
+                        "the auth file, by reason.\n# TYPE herald_auth_refused_total counter\n"
+                        "herald_auth_refused_total{reason=\"unauthenticated\"} %" PRIu64 "\n"
+                        "herald_auth_refused_total{reason=\"forbidden\"} %" PRIu64 "\n",
+                    s->auth->refused_unauthenticated, s->auth->refused_forbidden);
+        api__metric(&t, "herald_auth_reloads_refused_total", "counter",
+                    "SIGHUP reloads of the auth file refused (the old tokens stayed).",
+                    s->auth->reloads_failed);
+        api__metric(&t, "herald_auth_tokens", "gauge", "Tokens in the auth file.",
+                    s->auth->set->n);
+    }
     api__process_metrics(&t);
     api__metric(&t, "herald_http_connections", "gauge", "Open HTTP connections.",
                 api_http_server_connections(s->http));
