@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Access tokens: auth-file parsing, hashing, constant-time lookup, the scope rule. */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "hd_alloc.h"
 #include "hd_error.h"
 #include "hd_token.h"
+#include "hd_ts.h"
 
 /* An auth file larger than this is surely not one. */
 #define HD_TOKEN_FILE_MAX (4u << 20)
@@ -189,6 +191,40 @@ static bool hd__field(const char **p, const char *end, const char **f, size_t *f
     return true;
 }
 
+/* Parses "limit:KIND=N" into t. */
+static int hd__parse_limit(const char *f, size_t flen, struct hd_token *t, char *why,
+                           size_t why_len)
+{
+    static const struct {
+        const char *kind;
+        size_t off;
+    } kinds[] = {{"limit:appends=", offsetof(struct hd_token, appends_per_s)},
+                 {"limit:bytes=", offsetof(struct hd_token, bytes_per_s)},
+                 {"limit:streams=", offsetof(struct hd_token, streams_max)}};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        size_t n = strlen(kinds[i].kind);
+        if (flen <= n || memcmp(f, kinds[i].kind, n) != 0) {
+            continue;
+        }
+        uint64_t *slot = (uint64_t *)((char *)t + kinds[i].off);
+        uint64_t v = 0;
+        if (hd_u64_parse(f + n, flen - n, &v) != 0 || v == 0 || v > 1000000000000ull) {
+            snprintf(why, why_len, "token '%s': '%.*s' needs a number from 1 to 10^12",
+                     t->name, (int)(flen > 80 ? 80 : flen), f);
+            return HD_EINVAL;
+        }
+        if (*slot != 0) {
+            snprintf(why, why_len, "token '%s': %.*s is given twice", t->name, (int)(n - 1), f);
+            return HD_EINVAL;
+        }
+        *slot = v;
+        return 0;
+    }
+    snprintf(why, why_len, "token '%s': '%.*s' is not a limit (limit:appends=N, "
+             "limit:bytes=N, limit:streams=N)", t->name, (int)(flen > 80 ? 80 : flen), f);
+    return HD_EINVAL;
+}
+
 /* Parses one non-blank, non-comment line into t (grants allocated). */
 static int hd__parse_line(const char *line, size_t len, struct hd_token *t, char *why,
                           size_t why_len)
@@ -221,6 +257,13 @@ static int hd__parse_line(const char *line, size_t len, struct hd_token *t, char
     }
     size_t cap = 0;
     while (hd__field(&p, end, &f, &flen)) {
+        if (flen > 6 && memcmp(f, "limit:", 6) == 0) {
+            int rv = hd__parse_limit(f, flen, t, why, why_len);
+            if (rv != 0) {
+                return rv;
+            }
+            continue;
+        }
         struct hd_grant g;
         if (hd_grant_parse(f, flen, &g) != 0) {
             snprintf(why, why_len, "token '%s': '%.*s' is not a scope (append:PATTERN, "

@@ -19,7 +19,12 @@
  * token; the token itself is never stored. SCOPE is one of
  *     append:PATTERN  read:PATTERN  subscribe:PATTERN  admin  status
  * where PATTERN is a channel id, or a channel prefix followed by '*'
- * ("team-42:*"), or '*' alone for every channel. Fields are separated by
+ * ("team-42:*"), or '*' alone for every channel. Limits may follow, each
+ * at most once:
+ *     limit:appends=N  appends per second (a batch counts each line)
+ *     limit:bytes=N    request body bytes of appends per second
+ *     limit:streams=N  SSE tails and WebSockets open at once
+ * (N from 1 to 10^12; no limit field: unlimited). Fields are separated by
  * spaces or tabs; blank lines and lines starting with '#' are ignored.
  */
 
@@ -50,6 +55,9 @@ struct hd_token {
     struct hd_grant *grants;
     size_t n_grants;
     unsigned scopes;                 /* union of the grants' scopes */
+    uint64_t appends_per_s;          /* limit:appends; 0: none */
+    uint64_t bytes_per_s;            /* limit:bytes; 0: none */
+    uint64_t streams_max;            /* limit:streams; 0: none */
 };
 
 struct hd_token_set {
@@ -57,7 +65,8 @@ struct hd_token_set {
     size_t n;
 };
 
-/* Parses one scope ("read:team-42:*", "admin"). HD_EINVAL if it is none. */
+/* Parses one scope ("read:team-42:*", "admin"). HD_EINVAL if it is none.
+ * (Limit fields are parsed only as part of a line.) */
 int hd_grant_parse(const char *text, size_t len, struct hd_grant *out);
 
 /* Parses a whole auth file's text. On error returns HD_EINVAL (or

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "auth.h"
+#include "token_limits.h"
 #include "hd_base64.h"
 #include "hd_ids.h"
 #include "hd_ts.h"

@@ -417,10 +417,14 @@ void api_append_batch(struct api_server *s, struct api_http_conn *c,
         }
         i = end + 1;
     }
-    if (refusal.any) {
+    uint64_t retry = 0;
+    bool limited = !refusal.any && !api_limit_appends(s, who, n, req->body_len, &retry);
+    if (refusal.any || limited) {
         /* one line outside the token's scope refuses the whole batch */
-        api_auth_note_forbidden(s, c, "POST /v1/messages:batch", who, HD_SCOPE_APPEND,
-                                refusal.channel, refusal.len);
+        if (refusal.any) {
+            api_auth_note_forbidden(s, c, "POST /v1/messages:batch", who, HD_SCOPE_APPEND,
+                                    refusal.channel, refusal.len);
+        }
         for (line = 0; line < n; line++) {
             json_decref(b->results[line]);
             if (b->pending[line] != NULL) api__pending_free(b->pending[line]);
@@ -428,7 +432,11 @@ void api_append_batch(struct api_server *s, struct api_http_conn *c,
         hd_free(b->results);
         hd_free(b->pending);
         hd_free(b);
-        api_auth_respond_forbidden(s, c, HD_SCOPE_APPEND);
+        if (refusal.any) {
+            api_auth_respond_forbidden(s, c, HD_SCOPE_APPEND);
+        } else {
+            api_limit_respond(s, c, retry, "append rate");
+        }
         return;
     }
     for (line = 0; line < n; line++) {

@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "token_limits.h"
 #include "hd_alloc.h"
 #include "hd_error.h"
 #include "hd_util.h"
@@ -34,6 +35,7 @@ void api_auth_free(struct api_auth *a)
 {
     if (a != NULL) {
         hd_token_set_free(a->set);
+        api_limit_free_all(a->tenants);
         hd_free(a->path);
         hd_free(a);
     }

@@ -19,6 +19,7 @@ struct api_auth {
     uint64_t refused_unauthenticated; /* 401s */
     uint64_t refused_forbidden;       /* 403s, WebSocket refusals included */
     uint64_t reloads_failed;
+    struct api_tenant *tenants;       /* limits' state by token name (token_limits.c) */
 };
 
 /* Who a request or a session acts for: the token's name ("" with auth

@@ -75,6 +75,7 @@ void api_hub_remove(struct api_hub *h, struct api_session *sess)
     else h->sessions = sess->next;
     if (sess->next != NULL) sess->next->prev = sess->prev;
     sess->prev = sess->next = NULL;
+    api_limit_stream_closed(h->server, &sess->who);
     if (--h->n_sessions == 0) {
         uv_timer_stop(&h->keepalive);
         if (h->closing) {

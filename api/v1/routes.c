@@ -44,7 +44,12 @@ static void api__channel_route(struct api_server *s, struct api_http_conn *c,
     struct api_principal who;
     if (tail_len == 9 && memcmp(slash, "/messages", 9) == 0) {
         if (req->method == HTTP_POST) {
-            if (api_auth_request(s, c, req, HD_SCOPE_APPEND, channel, len, false, &who)) {
+            uint64_t retry = 0;
+            if (!api_auth_request(s, c, req, HD_SCOPE_APPEND, channel, len, false, &who)) {
+                /* answered */
+            } else if (!api_limit_appends(s, &who, 1, req->body_len, &retry)) {
+                api_limit_respond(s, c, retry, "append rate");
+            } else {
                 api_append(s, c, req, channel, len);
             }
         } else if (req->method == HTTP_GET || req->method == HTTP_HEAD) {

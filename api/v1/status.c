@@ -172,6 +172,11 @@ static void api__delivery_metrics(struct api_server *s, struct api_text *t)
                 s->metrics.ws_errors);
 }
 
+static void api__limited_line(void *arg, const char *name, uint64_t value)
+{
+    api__printf(arg, "herald_token_limited_total{token=\"%s\"} %" PRIu64 "\n", name, value);
+}
+
 void api_metrics(struct api_server *s, struct api_http_conn *c)
 {
     struct cons_node_stats st;
@@ -209,6 +214,10 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
                     s->auth->reloads_failed);
         api__metric(&t, "herald_auth_tokens", "gauge", "Tokens in the auth file.",
                     s->auth->set->n);
+        api__printf(&t, "# HELP herald_token_limited_total Requests and streams refused by a "
+                        "token's limits, by token name.\n"
+                        "# TYPE herald_token_limited_total counter\n");
+        api_limit_metrics(s, api__limited_line, &t);
     }
     api__process_metrics(&t);
     api__metric(&t, "herald_http_connections", "gauge", "Open HTTP connections.",

@@ -213,9 +213,20 @@ static void api__wss_append_done(void *arg, int rv, const struct log_result *r)
     }
 }
 
-static void api__wss_append(struct api_wss *w, const struct api_ws_op *op)
+/* frame_len: the frame's bytes, what limit:bytes counts */
+static void api__wss_append(struct api_wss *w, const struct api_ws_op *op, size_t frame_len)
 {
     if (!api__wss_allowed(w, op->id, HD_SCOPE_APPEND, op->channel, op->channel_len)) {
+        return;
+    }
+    uint64_t retry = 0;
+    if (!api_limit_appends(w->server, &w->sess.who, 1, frame_len, &retry)) {
+        json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:I}", "type", "error", "code",
+                              "rate_limited", "message", "this token is over its append rate "
+                              "limit; nothing was written", "id", op->id, "channel",
+                              op->channel, op->channel_len, "retry_after_s", (json_int_t)retry);
+        w->server->metrics.ws_errors++;
+        api__wss_send(w, e);
         return;
     }
     struct api_wss_append *a = hd_calloc(1, sizeof *a);
@@ -261,7 +272,7 @@ static void api__wss_on_text(struct api_ws *ws, const uint8_t *msg, size_t len, 
     } else if (op.type == API_WS_UNSUBSCRIBE) {
         api__wss_unsubscribe(w, &op);
     } else if (op.type == API_WS_APPEND) {
-        api__wss_append(w, &op);
+        api__wss_append(w, &op, len);
     } else {
         json_t *pong = json_pack("{s:s}", "type", "pong");
         if (pong != NULL && op.id != NULL) json_object_set_new(pong, "id", json_string(op.id));
@@ -335,14 +346,20 @@ void api_subscribe(struct api_server *s, struct api_http_conn *c,
                           "this origin may not use the API (heraldd --cors-origins)");
         return;
     }
+    if (!api_limit_stream_open(s, who)) {
+        api_limit_respond(s, c, 1, "open streams");
+        return;
+    }
     struct api_wss *w = s->hub != NULL ? hd_calloc(1, sizeof *w) : NULL;
     if (w == NULL) {
+        api_limit_stream_closed(s, who);
         api_respond_error(s, c, 503, "unavailable", "cannot open a subscription now");
         return;
     }
     w->server = s;
     w->fc = fan_conn_new(api_hub_fan(s->hub), c, &ops, w);
     if (w->fc == NULL) {
+        api_limit_stream_closed(s, who);
         hd_free(w);
         api_respond_error(s, c, 503, "unavailable", "cannot open a subscription now");
         return;

@@ -92,6 +92,10 @@ static void api__tail_error(struct fan_conn *fc, int rv, void *arg)
 static struct api_tail *api__tail_open(struct api_server *s, struct api_http_conn *c,
                                        bool multi, const struct api_principal *who)
 {
+    if (!api_limit_stream_open(s, who)) {
+        api_limit_respond(s, c, 1, "open streams");
+        return NULL;
+    }
     struct api_tail *t = s->hub != NULL ? hd_calloc(1, sizeof *t) : NULL;
     static const struct fan_conn_ops one = {FAN_ENC_SSE_EVENT, false, api__tail_overflow,
                                             api__tail_error};
@@ -101,6 +105,7 @@ static struct api_tail *api__tail_open(struct api_server *s, struct api_http_con
         t->fc = fan_conn_new(api_hub_fan(s->hub), c, multi ? &many : &one, t);
     }
     if (t == NULL || t->fc == NULL) {
+        api_limit_stream_closed(s, who);
         hd_free(t);
         api_respond_error(s, c, 503, "unavailable", "cannot start a tail now");
         return NULL;

@@ -18,7 +18,12 @@
    --insecure; a bad auth file is refused at start with its line number;
 7. herald token create prints a token and a line heraldd accepts;
 8. refusals are logged with the token's name, never the token, and counted
-   in /metrics.
+   in /metrics;
+9. limits per token: over limit:appends a request is answered 429 with
+   Retry-After (a batch of 10 at 1/s leaves ~9 s of debt, so this holds
+   however slow the machine) and nothing is written, while another token
+   appends; limit:streams refuses a second tail or WebSocket until the
+   first one closes; /metrics counts them by token name.
 """
 
 import hashlib
@@ -40,6 +45,8 @@ TOKENS = {
     "reader": ("tok-reader-0123456789abcdef", "read:team-1:* subscribe:team-1:*"),
     "admin": ("tok-admin-0123456789abcdef", "admin status"),
     "all": ("tok-all-0123456789abcdef", "append:* read:* subscribe:*"),
+    "slow": ("tok-slow-0123456789abcdef",
+             "append:* subscribe:* limit:appends=1 limit:streams=1"),
 }
 
 
@@ -147,7 +154,8 @@ class T(NodeTestCase):
             self.assertEqual(c.get(path, bearer("writer")).status, 200)
         self.assertEqual(refused("unauthenticated") - before[0], 2)
         self.assertEqual(refused("forbidden") - before[1], 2)
-        self.assertIn("herald_auth_tokens 4", c.get("/metrics", bearer("admin")).body.decode())
+        self.assertIn("herald_auth_tokens %d" % len(TOKENS),
+                      c.get("/metrics", bearer("admin")).body.decode())
         # a CORS preflight carries no credentials: it stays open
         cn = self.new_node(args=["--auth-file", self.auth_path, "--cors-origins",
                                  "https://app.example"], name="cors")
@@ -307,6 +315,61 @@ class T(NodeTestCase):
         b.spawn(extra=["--auth-file", bad])
         self.assertEqual(b.proc.wait(60), 1)
         self.assertIn("line 3: token 'x'", b.log())
+
+    def test_token_limits(self):
+        require_websocket()
+        import websocket
+        n = self.auth_node()
+        c = n.client()
+        hdr = dict({"Content-Type": "application/x-ndjson"}, **bearer("slow"))
+        body = "".join(json.dumps({"channel": "lim", "nonce": "b%d" % i, "payload": "x"}) + "\n"
+                       for i in range(10))
+        r = c.request("POST", "/v1/messages:batch", body, hdr)
+        self.assertEqual(r.status, 200, r)
+        one = json.dumps({"nonce": "late", "payload": "late"})
+        jh = {"Content-Type": "application/json"}
+        r = c.request("POST", "/v1/channels/lim/messages", one, dict(jh, **bearer("slow")))
+        self.assertError(r, 429, "rate_limited")
+        self.assertGreaterEqual(int(r.headers["retry-after"]), 1)
+        r = c.request("POST", "/v1/messages:batch", body.replace('"b', '"c'), hdr)
+        self.assertError(r, 429, "rate_limited")
+        # another token is not held back
+        r = c.request("POST", "/v1/channels/lim/messages", json.dumps({"nonce": "o", "payload": "o"}),
+                      dict(jh, **bearer("all")))
+        self.assertEqual(r.status, 201, r)
+        msgs = c.get("/v1/channels/lim/messages?after_seq=0", bearer("all")).json()["messages"]
+        self.assertEqual([m["nonce"] for m in msgs], ["b%d" % i for i in range(10)] + ["o"])
+        # a WebSocket append over the rate: an error frame, nothing written
+        w = WS(n.port, path="/v1/subscribe?access_token=" + TOKENS["slow"][0])
+        w.send({"type": "append", "id": "wa", "channel": "lim", "nonce": "ws", "payload": "x"})
+        f, _ = w.recv_until(lambda f: f.get("id") == "wa")
+        self.assertEqual((f["type"], f["code"]), ("error", "rate_limited"))
+        # streams: the WebSocket is the one allowed; a tail is refused
+        t = SSEReader(n.port, "lim", after_seq=0,
+                      extra_query="access_token=" + TOKENS["slow"][0])
+        self.assertEqual(t.wait_status(), 429)
+        t.close()
+        with self.assertRaises(websocket.WebSocketBadStatusException) as e:
+            WS(n.port, path="/v1/subscribe?access_token=" + TOKENS["slow"][0])
+        self.assertEqual(e.exception.status_code, 429)
+        w.ws.close()
+        # once it is closed (the server notices on its own time), a tail opens
+        deadline = time.time() + 30
+        while True:
+            t = SSEReader(n.port, "lim", after_seq=0,
+                          extra_query="access_token=" + TOKENS["slow"][0])
+            st = t.wait_status()
+            if st == 200:
+                break
+            t.close()
+            self.assertEqual(st, 429)
+            self.assertLess(time.time(), deadline, "the closed WebSocket still counts")
+            time.sleep(0.1)
+        self.assertTrue(t.wait_count(11))
+        t.close()
+        m = c.get("/metrics", bearer("admin")).body.decode()
+        limited = int(m.split('herald_token_limited_total{token="slow"} ')[1].split()[0])
+        self.assertGreaterEqual(limited, 5)
 
     def test_token_create(self):
         herald = os.path.join(os.path.dirname(os.path.dirname(harness.HERALDD)), "cli", "herald")

@@ -139,6 +139,38 @@ static void test_refusals_name_the_line(void **state)
     expect_refused(text, "line 2: tokens 'a' and 'b' have the same hash");
 }
 
+static void test_limits(void **state)
+{
+    (void)state;
+    char a[300];
+    line_of("t", "s", "append:* limit:appends=100 limit:bytes=65536 limit:streams=3", a,
+            sizeof a);
+    struct hd_token_set *set = parse_ok(a);
+    assert_int_equal(set->tokens[0].appends_per_s, 100);
+    assert_int_equal(set->tokens[0].bytes_per_s, 65536);
+    assert_int_equal(set->tokens[0].streams_max, 3);
+    assert_int_equal(set->tokens[0].n_grants, 1);
+    hd_token_set_free(set);
+    line_of("t", "s", "status", a, sizeof a);
+    set = parse_ok(a);
+    assert_int_equal(set->tokens[0].appends_per_s, 0); /* no field: unlimited */
+    hd_token_set_free(set);
+    const struct {
+        const char *scopes, *want;
+    } bad[] = {
+        {"admin limit:appends=0", "needs a number from 1"},
+        {"admin limit:appends=x", "needs a number from 1"},
+        {"admin limit:appends=1000000000001", "needs a number from 1"},
+        {"admin limit:appends=1 limit:appends=2", "is given twice"},
+        {"admin limit:writes=1", "is not a limit"},
+        {"limit:streams=1", "has no scope"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        line_of("t", "s", bad[i].scopes, a, sizeof a);
+        expect_refused(a, bad[i].want);
+    }
+}
+
 static void test_generate_and_line(void **state)
 {
     (void)state;
@@ -175,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_scope_rule),
         cmocka_unit_test(test_grant_parse),
         cmocka_unit_test(test_refusals_name_the_line),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_generate_and_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
