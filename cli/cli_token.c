@@ -19,7 +19,9 @@ static const char token_help[] =
     "  --scope SCOPE   append:PATTERN, read:PATTERN, subscribe:PATTERN, admin or\n"
     "                  status. PATTERN is a channel, a prefix ending in '*'\n"
     "                  (team-42:*), or '*' for every channel. admin: membership\n"
-    "                  changes; status: /v1/status and /metrics\n";
+    "                  changes; status: /v1/status and /metrics. Limits go the\n"
+    "                  same way: limit:appends=N, limit:bytes=N (per second),\n"
+    "                  limit:streams=N (open tails and WebSockets)\n";
 
 #define CLI_SCOPES_MAX 64
 

@@ -443,17 +443,34 @@ int hd_token_line(const char *name, const char *token, const char *const *scopes
     for (size_t i = 0; i < sizeof h && at < out_len; i++) {
         at += (size_t)snprintf(out + at, out_len - at, "%02x", h[i]);
     }
+    struct hd_token limits = {0};
+    size_t grants = 0;
+    snprintf(limits.name, sizeof limits.name, "%s", name);
     for (size_t i = 0; i < n_scopes && at < out_len; i++) {
         struct hd_grant g;
-        if (hd_grant_parse(scopes[i], strlen(scopes[i]), &g) != 0) {
+        size_t len = strlen(scopes[i]);
+        char why[300];
+        if (len > 6 && memcmp(scopes[i], "limit:", 6) == 0) {
+            if (hd__parse_limit(scopes[i], len, &limits, why, sizeof why) != 0) {
+                snprintf(errmsg, errmsg_len, "%s", why);
+                return HD_EINVAL;
+            }
+        } else if (hd_grant_parse(scopes[i], len, &g) == 0) {
+            grants++;
+        } else {
             snprintf(errmsg, errmsg_len, "'%s' is not a scope (append:PATTERN, read:PATTERN, "
-                     "subscribe:PATTERN, admin or status)", scopes[i]);
+                     "subscribe:PATTERN, admin or status) or a limit (limit:appends=N, "
+                     "limit:bytes=N, limit:streams=N)", scopes[i]);
             return HD_EINVAL;
         }
         at += (size_t)snprintf(out + at, out_len - at, " %s", scopes[i]);
     }
     if (at >= out_len) {
         return HD_ETOOBIG;
+    }
+    if (grants == 0) {
+        snprintf(errmsg, errmsg_len, "give at least one scope besides limits");
+        return HD_EINVAL;
     }
     return 0;
 }

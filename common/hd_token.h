@@ -98,7 +98,7 @@ void hd_token_hash(const char *token, size_t len, uint8_t out[HD_TOKEN_HASH_BYTE
 int hd_token_generate(char *out, size_t out_len);
 
 /* The auth-file line of token `token` named name with the given scopes
- * (already checked), without a newline. Returns HD_EINVAL for a bad name
+ * and limit fields (checked here), without a newline. Returns HD_EINVAL for a bad name
  * or scope (errmsg says which), HD_ETOOBIG if out is too small. */
 int hd_token_line(const char *name, const char *token, const char *const *scopes,
                   size_t n_scopes, char *out, size_t out_len, char *errmsg, size_t errmsg_len);

@@ -191,6 +191,16 @@ static void test_generate_and_line(void **state)
     assert_true(hd_token_allows(t, HD_SCOPE_READ, "team-1:a", 8));
     assert_null(hd_token_set_find(set, t2, strlen(t2)));
     hd_token_set_free(set);
+    const char *lim[] = {"append:*", "limit:appends=5"};
+    assert_int_equal(hd_token_line("l", t1, lim, 2, line, sizeof line, err, sizeof err), 0);
+    set = parse_ok(line);
+    assert_int_equal(set->tokens[0].appends_per_s, 5);
+    hd_token_set_free(set);
+    const char *badlim[] = {"append:*", "limit:appends=0"};
+    assert_int_equal(hd_token_line("l", t1, badlim, 2, line, sizeof line, err, sizeof err),
+                     HD_EINVAL);
+    assert_int_equal(hd_token_line("l", t1, lim + 1, 1, line, sizeof line, err, sizeof err),
+                     HD_EINVAL); /* limits alone: no scope */
     const char *bad[] = {"reed:x"};
     assert_int_equal(hd_token_line("r", t1, bad, 1, line, sizeof line, err, sizeof err),
                      HD_EINVAL);
