@@ -38,6 +38,7 @@ struct fan_conn {
 struct fan_state {
     const struct bench_fanout_opts *o;
     const char *url;
+    const char *token;
     uv_loop_t loop;
     uv_async_t stop_async; /* the main thread asks the loop to end */
     uv_timer_t tick;
@@ -284,6 +285,7 @@ static int fan_start(struct fan_state *st, pthread_t *thread)
         snprintf(st->fatal, sizeof st->fatal, "%s", herald_errmsg(&c));
         return -1;
     }
+    c.token = st->token;
     atomic_store(&st->window_ns, UINT64_MAX);
     st->conns = calloc((size_t)st->o->subscribers, sizeof *st->conns);
     if (st->conns == NULL || uv_loop_init(&st->loop) != 0) return -1;
@@ -446,6 +448,7 @@ int bench_fanout_main(const char *url, const struct bench_config *base,
     if (st == NULL) return 1;
     st->o = o;
     st->url = url;
+    st->token = base->token;
     raise_fd_limit();
     if (!o->json) {
         printf("herald bench --fanout: %s, %d subscriber connections x %d channels over %d "

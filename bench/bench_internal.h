@@ -14,6 +14,7 @@ struct bench_config {
     struct sockaddr_storage addr; /* resolved server address */
     char host_header[300];        /* "host:port" for the Host header */
     char base_path[256];          /* URL path prefix, may be "" */
+    const char *token;            /* bearer token (--token / HERALD_TOKEN) or NULL */
     int in_flight;                /* requests outstanding at any time */
     int connections;              /* keep-alive connections carrying them */
     double duration_s;            /* measured window */

@@ -281,7 +281,7 @@ static void print_row(json_t *run)
     fflush(stdout);
 }
 
-int herald_bench_main(const char *url, int argc, char **argv)
+int herald_bench_main(const char *url, const char *token, int argc, char **argv)
 {
     struct bench_opts o;
     int rc = parse_options(argc, argv, &o);
@@ -289,7 +289,8 @@ int herald_bench_main(const char *url, int argc, char **argv)
     struct bench_config cfg = {.duration_s = o.duration_s,
                                .payload_bytes = (size_t)o.payload_bytes,
                                .channels = (int)o.channels,
-                               .seed = o.seed};
+                               .seed = o.seed,
+                               .token = token};
     if ((rc = resolve(url, &cfg)) != 0) return rc;
     if (o.fanout) {
         struct bench_fanout_opts fo = {

@@ -102,8 +102,11 @@ static int format_request(struct bench_state *st, struct bench_conn *cn, struct 
     size_t body_len = (size_t)head_len + cfg->payload_bytes + 2;
     int n = snprintf(s->req, st->req_cap,
                      "POST %s/v1/channels/bench-%u/messages HTTP/1.1\r\nHost: %s\r\n"
+                     "%s%s%s"
                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                     cfg->base_path, channel, cfg->host_header, body_len, body_head);
+                     cfg->base_path, channel, cfg->host_header,
+                     cfg->token ? "Authorization: Bearer " : "", cfg->token ? cfg->token : "",
+                     cfg->token ? "\r\n" : "", body_len, body_head);
     if (n < 0 || (size_t)n + cfg->payload_bytes + 2 >= st->req_cap) return -1;
     memcpy(s->req + n, st->payload, cfg->payload_bytes);
     if (cfg->stamp_payload) { /* the fan-out's subscribers measure from it */
@@ -368,7 +371,7 @@ static int state_init(struct bench_state *st, const struct bench_config *cfg,
     memset(st, 0, sizeof *st);
     st->cfg = cfg;
     st->res = res;
-    st->req_cap = 1024 + cfg->payload_bytes;
+    st->req_cap = 1024 + cfg->payload_bytes + (cfg->token ? strlen(cfg->token) : 0);
     uint64_t rng = cfg->seed * 0x9E3779B97F4A7C15ULL + 1;
     st->payload = malloc(cfg->payload_bytes + 1);
     st->conns = calloc((size_t)cfg->connections, sizeof *st->conns);

@@ -22,6 +22,13 @@ int cli_subscribe(const char *url, int argc, char **argv);
 int cli_status(const char *url, int argc, char **argv);
 int cli_cluster(const char *url, int argc, char **argv);
 
+/* The token of --token or $HERALD_TOKEN (NULL: none), sent with every
+ * request. */
+extern const char *cli_token;
+
+/* herald token create: a new token and its auth-file line. */
+int cli_token_cmd(int argc, char **argv);
+
 /* Parses a whole decimal uint64 ("12"); false on anything else. */
 bool cli_parse_u64(const char *s, uint64_t *out);
 

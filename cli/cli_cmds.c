@@ -83,6 +83,7 @@ static int open_client(struct herald_client *c, const char *url)
         fprintf(stderr, "herald: %s\n", herald_errmsg(c));
         return CLI_USAGE;
     }
+    c->token = cli_token;
     return 0;
 }
 

@@ -28,12 +28,18 @@ static const char main_help[] =
     "  cluster add-node ID ADDR | remove-node ID\n"
     "                        change the members of every shard (ADDR: the new\n"
     "                        node's peer address, host:port)\n"
+    "  token create NAME --scope SCOPE...\n"
+    "                        make a new token: prints it once, and its line for\n"
+    "                        heraldd --auth-file\n"
     "  bench                 measure append throughput and latency; --fanout:\n"
     "                        delivery to many subscribers\n"
     "\n"
     "options:\n"
     "  --server URL   server to talk to (http://host[:port]); default: $HERALD_URL,\n"
     "                 else " HERALD_URL_DEFAULT ". Accepted before or after COMMAND.\n"
+    "  --token TOKEN  send Authorization: Bearer TOKEN (heraldd --auth-file);\n"
+    "                 default: $HERALD_TOKEN. Prefer the variable: arguments are\n"
+    "                 visible to other users in ps. Accepted before or after COMMAND.\n"
     "  -h, --help     this text; `herald COMMAND --help` describes a command\n"
     "\n"
     "exit status: 0 success, 1 request failed (server error, server unreachable,\n"
@@ -62,8 +68,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return CLI_USAGE;
 }
 
-/* Removes "--server URL" / "--server=URL" from anywhere before "--", so the
- * option works both before and after the command name. */
+const char *cli_token;
+
+/* Removes "--server URL" / "--server=URL" and "--token TOKEN" /
+ * "--token=TOKEN" from anywhere before "--", so the options work both
+ * before and after the command name. */
 static int take_server_option(int *argc, char **argv, const char **url)
 {
     int out = 1;
@@ -76,6 +85,11 @@ static int take_server_option(int *argc, char **argv, const char **url)
             *url = argv[++i];
         } else if (!literal && strncmp(a, "--server=", 9) == 0) {
             *url = a + 9;
+        } else if (!literal && strcmp(a, "--token") == 0) {
+            if (i + 1 >= *argc) return cli_usage_error(NULL, "--token needs a token");
+            cli_token = argv[++i];
+        } else if (!literal && strncmp(a, "--token=", 8) == 0) {
+            cli_token = a + 8;
         } else {
             argv[out++] = argv[i];
         }
@@ -89,6 +103,8 @@ int main(int argc, char **argv)
 {
     const char *url = getenv("HERALD_URL");
     if (url != NULL && *url == '\0') url = NULL;
+    cli_token = getenv("HERALD_TOKEN");
+    if (cli_token != NULL && *cli_token == '\0') cli_token = NULL;
     if (take_server_option(&argc, argv, &url) != 0) return CLI_USAGE;
     if (url == NULL) url = HERALD_URL_DEFAULT;
     if (argc < 2) {
@@ -109,8 +125,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "subscribe") == 0) return cli_subscribe(url, argc, argv);
     if (strcmp(cmd, "status") == 0) return cli_status(url, argc, argv);
     if (strcmp(cmd, "cluster") == 0) return cli_cluster(url, argc, argv);
+    if (strcmp(cmd, "token") == 0) return cli_token_cmd(argc, argv);
 #ifdef HERALD_HAVE_BENCH
-    if (strcmp(cmd, "bench") == 0) return herald_bench_main(url, argc, argv);
+    if (strcmp(cmd, "bench") == 0) return herald_bench_main(url, cli_token, argc, argv);
 #endif
     return cli_usage_error(NULL, "unknown command \"%s\"", cmd);
 }

@@ -27,6 +27,10 @@ int herald__buf_append(struct herald__buf *b, const void *p, size_t n);
 int herald__buf_printf(struct herald__buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void herald__buf_reset(struct herald__buf *b);
+/* Appends "Authorization: Bearer TOKEN\r\n" (nothing for NULL). HD_EINVAL
+ * for a token with bytes that are not printable ASCII (a header
+ * injection). */
+int herald__auth_header(struct herald__buf *b, const char *token);
 void herald__buf_free(struct herald__buf *b);
 /* Appends the base64 of len bytes (common/hd_base64.h), NUL-terminated. */
 int herald__buf_append_base64(struct herald__buf *b, const uint8_t *in, size_t len);

@@ -141,6 +141,15 @@ static int recv_response(int fd, struct herald__resp *r, int64_t deadline_ms, bo
     return 0;
 }
 
+int herald__auth_header(struct herald__buf *b, const char *token)
+{
+    if (token == NULL) return 0;
+    for (const char *p = token; *p != '\0'; p++) {
+        if (*p <= ' ' || *p > '~') return HD_EINVAL;
+    }
+    return herald__buf_printf(b, "Authorization: Bearer %s\r\n", token);
+}
+
 static int build_request(struct herald_client *c, struct herald__buf *req, const char *method,
                          const char *target, const char *extra_headers, size_t body_len)
 {
@@ -149,6 +158,7 @@ static int build_request(struct herald_client *c, struct herald__buf *req, const
                                 "%s",
                                 method, c->base_path, target, c->host, c->port,
                                 extra_headers ? extra_headers : "");
+    if (rv == 0) rv = herald__auth_header(req, c->token);
     if (rv == 0 && body_len > 0) {
         rv = herald__buf_printf(req, "Content-Length: %zu\r\n", body_len);
     }

@@ -30,7 +30,7 @@ int herald__ws_accept(const char *key, char *accept, size_t size);
 /* Appends the upgrade request for GET path (the client's base path +
  * /v1/subscribe) to out. */
 int herald__ws_request(struct herald__buf *out, const char *host, const char *port,
-                       const char *path, const char *key);
+                       const char *path, const char *key, const char *token);
 
 /* Checks the answer head (the bytes up to and including the blank line).
  * 0 when it is a 101 upgrade with the right accept; else *status holds the

@@ -89,7 +89,8 @@ int herald__sub_attach(struct herald_sub *s, int fd)
     s->req_sent = false;
     int rv = herald__ws_key(s->key, sizeof s->key);
     if (rv == 0) {
-        rv = herald__ws_request(&s->io, s->cfg.host, s->cfg.port, s->cfg.base_path, s->key);
+        rv = herald__ws_request(&s->io, s->cfg.host, s->cfg.port, s->cfg.base_path, s->key,
+                                s->cfg.token);
     }
     return rv;
 }

@@ -46,15 +46,18 @@ int herald__ws_accept(const char *key, char *accept, size_t size)
 }
 
 int herald__ws_request(struct herald__buf *out, const char *host, const char *port,
-                       const char *path, const char *key)
+                       const char *path, const char *key, const char *token)
 {
     bool v6 = strchr(host, ':') != NULL;
-    return herald__buf_printf(out,
-                              "GET %s/v1/subscribe HTTP/1.1\r\nHost: %s%s%s:%s\r\n"
-                              "User-Agent: herald/0.1\r\nUpgrade: websocket\r\n"
-                              "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                              "Sec-WebSocket-Version: 13\r\n\r\n",
-                              path, v6 ? "[" : "", host, v6 ? "]" : "", port, key);
+    int rv = herald__buf_printf(out,
+                                "GET %s/v1/subscribe HTTP/1.1\r\nHost: %s%s%s:%s\r\n"
+                                "User-Agent: herald/0.1\r\nUpgrade: websocket\r\n"
+                                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                                "Sec-WebSocket-Version: 13\r\n",
+                                path, v6 ? "[" : "", host, v6 ? "]" : "", port, key);
+    if (rv == 0) rv = herald__auth_header(out, token);
+    if (rv == 0) rv = herald__buf_append(out, "\r\n", 2);
+    return rv;
 }
 
 /* True when the comma-separated header value has token (case-insensitive). */

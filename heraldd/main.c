@@ -12,6 +12,7 @@
 #include "cors.h"
 #include "data_dir.h"
 #include "disk_space.h"
+#include "exposure.h"
 #include "members.h"
 #include "hd_error.h"
 #include "hd_exit.h"
@@ -36,6 +37,8 @@ struct api_options {
     bool no_uring;
     uint64_t disk_reserve;        /* --disk-reserve: bytes kept free; 0: none */
     struct api_cors *cors;        /* --cors-origins; NULL: no cross-origin access */
+    const char *auth_file;        /* --auth-file; NULL: no tokens */
+    bool insecure;                /* --insecure: open off loopback */
 };
 
 static void api__usage(FILE *f)
@@ -76,11 +79,18 @@ static void api__usage(FILE *f)
             "                         (default: none, no CORS headers). Also refuses\n"
             "                         WebSocket handshakes from other origins; without\n"
             "                         the flag every origin's handshake is accepted\n"
+            "  --auth-file FILE       tokens (hashed) and their scopes; every request then\n"
+            "                         needs Authorization: Bearer TOKEN (SSE and\n"
+            "                         WebSocket may use ?access_token=). SIGHUP re-reads\n"
+            "                         it; see `herald token create`\n"
+            "  --insecure             run without --auth-file on a --listen address that is\n"
+            "                         not loopback (refused otherwise)\n"
             "  --log-level LEVEL      error, warn, info (default) or debug\n"
             "  --version              print the version and exit\n"
             "  --help                 print this help and exit\n\n"
             "Signals: SIGTERM or SIGINT stop the node gracefully; a second SIGINT exits at\n"
-            "once (acknowledged appends are in the WAL either way).\n"
+            "once (acknowledged appends are in the WAL either way). SIGHUP re-reads\n"
+            "--auth-file (a bad file is refused and the old tokens stay).\n"
             "Exit status: 0 stopped by a signal, 1 could not start, 2 bad usage, 3 state\n"
             "found corrupt, 4 a WAL write failed, 5 a state write failed (4 and 5: restart\n"
             "once the disk answers; nothing unwritten was acknowledged).\n");
@@ -135,6 +145,7 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
         {"snapshot-every", required_argument, NULL, 'S'},
         {"disk-reserve", required_argument, NULL, 'R'},
         {"cors-origins", required_argument, NULL, 'C'},
+        {"auth-file", required_argument, NULL, 'A'}, {"insecure", no_argument, NULL, 'I'},
         {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
     uint64_t v;
@@ -172,6 +183,8 @@ static int api__parse_args(int argc, char **argv, struct api_options *o)
                 o->dedup_window_s = v;
                 break;
             case 'u': o->no_uring = true; break;
+            case 'A': o->auth_file = optarg; break;
+            case 'I': o->insecure = true; break;
             case 'C':
                 if (api__cors_origins(optarg, o) != 0) return -1;
                 break;
@@ -260,6 +273,7 @@ struct api_daemon {
     struct api_options opts;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_signal_t sighup;
     int lock_fd;
     struct st_space *space;       /* the free-space reserve of the data directory */
     bool disk_failed;             /* the data directory took no write at the stop */
@@ -307,10 +321,12 @@ static void api__part_stopped(void *arg)
     st_space_close(d->space);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
     /* Closing the last watcher restored the default action (inside
      * uv_close), which would let a late SIGTERM (a supervisor repeating
      * itself) kill the final close: ignore it from here on. */
     signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     HD_LOG_INFO("stopped");
 }
 
@@ -331,6 +347,15 @@ static void api__on_signal(uv_signal_t *h, int signum)
     d->server.hub = NULL;
     api_http_server_close(d->server.http, api__part_stopped, d);
     cons_node_stop(d->server.node, api__part_stopped, d);
+}
+
+static void api__on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    struct api_daemon *d = h->data;
+    if (!d->server.stopping) {
+        api_auth_reload(&d->server);
+    }
 }
 
 static int api__open_state(struct api_daemon *d, const struct api_identity *id,
@@ -398,6 +423,9 @@ static int api__serve(struct api_daemon *d, char *errmsg, size_t errmsg_len)
     d->sigterm.data = d->sigint.data = d;
     uv_signal_start(&d->sigterm, api__on_signal, SIGTERM);
     uv_signal_start(&d->sigint, api__on_signal, SIGINT);
+    uv_signal_init(s->loop, &d->sighup);
+    d->sighup.data = d;
+    uv_signal_start(&d->sighup, api__on_sighup, SIGHUP);
     return 0;
 }
 
@@ -414,6 +442,13 @@ static void api__banner(const struct api_daemon *d, const struct api_identity *i
                 (unsigned long long)id->node_id, id->cluster_id, d->opts.listen,
                 d->opts.data_dir, id->shards,
                 st.wal_uses_uring ? "io_uring" : "pwrite+fdatasync");
+    if (d->server.auth != NULL) {
+        HD_LOG_INFO("auth: %zu tokens from %s; requests need Authorization: Bearer TOKEN",
+                    d->server.auth->set->n, d->opts.auth_file);
+    } else if (!api_listen_is_loopback(d->opts.listen)) {
+        HD_LOG_WARN("--insecure: %s is open to anyone who reaches it (no --auth-file)",
+                    d->opts.listen);
+    }
     HD_LOG_INFO("try: curl -s -XPOST http://%s/v1/channels/general/messages "
                 "-H 'Content-Type: application/json' -d '{\"nonce\":\"n1\",\"payload\":\"hi\"}'",
                 d->opts.listen);
@@ -438,7 +473,14 @@ int main(int argc, char **argv)
     char errmsg[512] = "";
     static struct api_members members;
     struct api_identity want = {.node_id = d.opts.node_id, .shards = d.opts.shards}, id;
-    int rv = api__cluster_args(&d.opts, &members, &want, errmsg, sizeof errmsg);
+    int rv = api_exposure_check(d.opts.listen, d.opts.auth_file != NULL, d.opts.insecure, errmsg,
+                                sizeof errmsg);
+    if (rv == 0 && d.opts.auth_file != NULL) {
+        rv = api_auth_open(&d.server.auth, d.opts.auth_file, errmsg, sizeof errmsg);
+    }
+    if (rv == 0) {
+        rv = api__cluster_args(&d.opts, &members, &want, errmsg, sizeof errmsg);
+    }
     if (rv == 0) {
         rv = api_data_lock(d.opts.data_dir, &d.lock_fd, errmsg, sizeof errmsg);
     }
@@ -471,6 +513,7 @@ int main(int argc, char **argv)
         _exit(HD_EXIT_OK); /* stopped as asked; closing RocksDB would abort */
     }
     api_cors_free(d.opts.cors);
+    api_auth_free(d.server.auth);
     log_store_close(d.server.log);
     uv_loop_close(d.server.loop);
     close(d.lock_fd);

@@ -109,7 +109,9 @@ class Node:
         assert not self.alive(), self.name
         args = [self.heraldd, "--id", str(self.id), "--data", self.data,
                 "--listen", "%s:%d" % (self.ip, hclient.PORT),
-                "--peer-listen", "%s:%d" % (self.ip, hclient.PORT + 1)]
+                "--peer-listen", "%s:%d" % (self.ip, hclient.PORT + 1),
+                # the test network of namespaces, not loopback: open on purpose
+                "--insecure"]
         if bootstrap:
             args += ["--bootstrap", bootstrap]
         if join:

@@ -1260,3 +1260,23 @@ void api_http_read_pause(struct api_http_conn *c, bool paused)
         api_http__start_reading(c);
     }
 }
+
+void api_http_conn_peer(struct api_http_conn *c, char *out, size_t out_len)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof sa;
+    char host[64] = "";
+    snprintf(out, out_len, "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0) {
+        return;
+    }
+    if (sa.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&sa;
+        uv_ip4_name(in, host, sizeof host);
+        snprintf(out, out_len, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+    } else if (sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&sa;
+        uv_ip6_name(in6, host, sizeof host);
+        snprintf(out, out_len, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+    }
+}

@@ -78,6 +78,10 @@ void api_http_server_set_head_hook(struct api_http_server *s, api_http_head_hook
 /* The bound TCP port (useful after listening on port 0). */
 int api_http_server_port(const struct api_http_server *s);
 
+/* The client's address as "host:port" ("[v6]:port"), for logs; "?" if
+ * unknown. */
+void api_http_conn_peer(struct api_http_conn *c, char *out, size_t out_len);
+
 /* Connections currently open or closing (rejected ones included). */
 size_t api_http_server_connections(const struct api_http_server *s);
 

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
+#include "token_limits.h"
 #include "hd_base64.h"
 #include "hd_ids.h"
 #include "hd_ts.h"
@@ -51,6 +53,7 @@ struct api_server {
     struct api_http_server *http;
     struct api_hub *hub;
     struct api_cors *cors;          /* --cors-origins; NULL: no cross-origin access */
+    struct api_auth *auth;          /* --auth-file; NULL: open (loopback or --insecure) */
     struct api_metrics metrics;
     uint64_t node_id;
     char cluster_id[40];
@@ -65,11 +68,12 @@ void api_route(struct api_http_conn *c, const struct api_http_request *req, void
 void api_append(struct api_server *s, struct api_http_conn *c,
                 const struct api_http_request *req, const char *channel, size_t len);
 void api_append_batch(struct api_server *s, struct api_http_conn *c,
-                      const struct api_http_request *req);
+                      const struct api_http_request *req, const struct api_principal *who);
 void api_read(struct api_server *s, struct api_http_conn *c,
               const struct api_http_request *req, const char *channel, size_t len);
 void api_tail(struct api_server *s, struct api_http_conn *c,
-              const struct api_http_request *req, const char *channel, size_t len);
+              const struct api_http_request *req, const char *channel, size_t len,
+              const struct api_principal *who);
 void api_status(struct api_server *s, struct api_http_conn *c);
 void api_cluster_add(struct api_server *s, struct api_http_conn *c,
                      const struct api_http_request *req);
@@ -118,6 +122,10 @@ struct api_session {
     void (*shutdown)(struct api_session *sess);
     /* Every keep-alive period, while the session is open. */
     void (*keepalive)(struct api_session *sess);
+    /* The token the session was opened with ("" with auth off). */
+    struct api_principal who;
+    /* Ends the session because its token was removed (says why first). */
+    void (*revoke)(struct api_session *sess);
 };
 
 int api_hub_init(struct api_hub **out, struct api_server *s);
@@ -131,6 +139,8 @@ void api_hub_add(struct api_hub *h, struct api_session *sess);
 void api_hub_remove(struct api_hub *h, struct api_session *sess);
 /* Sessions open now. */
 size_t api_hub_sessions(const struct api_hub *h);
+/* Ends the sessions whose token the auth file no longer holds. */
+void api_hub_revoke(struct api_hub *h, struct api_server *s);
 /* Ends every session (shutdown); the hub is freed once they are gone. */
 void api_hub_close(struct api_hub *h);
 
@@ -142,10 +152,10 @@ int api_position_resolve(struct api_server *s, const char *channel, size_t len,
 
 /* GET or POST /v1/tail: one SSE stream of many channels. */
 void api_tail_multi(struct api_server *s, struct api_http_conn *c,
-                    const struct api_http_request *req);
+                    const struct api_http_request *req, const struct api_principal *who);
 /* GET /v1/subscribe: the WebSocket. */
 void api_subscribe(struct api_server *s, struct api_http_conn *c,
-                   const struct api_http_request *req);
+                   const struct api_http_request *req, const struct api_principal *who);
 
 /* ---- shared helpers (util.c) ---- */
 

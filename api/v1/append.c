@@ -338,9 +338,17 @@ static void api__batch_done(struct cons_append_req *req, int status,
     }
 }
 
+/* The first line of a batch whose channel the token may not append to. */
+struct api_batch_refusal {
+    bool any;
+    char channel[HD_CHANNEL_MAX];
+    size_t len;
+};
+
 /* Parses one NDJSON line into a pending append, or an error result. */
 static json_t *api__batch_line(struct api_server *s, const char *line, size_t len,
-                               struct api_pending **out)
+                               struct api_pending **out, const struct api_principal *who,
+                               struct api_batch_refusal *refusal)
 {
     json_error_t jerr;
     json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
@@ -355,6 +363,12 @@ static json_t *api__batch_line(struct api_server *s, const char *line, size_t le
     int rv = json_is_string(ch) && hd_channel_valid(json_string_value(ch), json_string_length(ch))
                  ? 0
                  : HD_EINVAL;
+    if (rv == 0 && !refusal->any &&
+        !api_auth_allows(s, who, HD_SCOPE_APPEND, json_string_value(ch), json_string_length(ch))) {
+        refusal->any = true; /* the first one is logged; nothing of the batch is appended */
+        refusal->len = json_string_length(ch);
+        memcpy(refusal->channel, json_string_value(ch), refusal->len);
+    }
     if (rv == 0) rv = api__input_from_json(obj, &in, &err);
     if (rv == 0) {
         rv = api__pending_new(s, json_string_value(ch), json_string_length(ch), &in, out, &err);
@@ -376,7 +390,7 @@ static size_t api__count_lines(const char *body, size_t len)
 }
 
 void api_append_batch(struct api_server *s, struct api_http_conn *c,
-                      const struct api_http_request *req)
+                      const struct api_http_request *req, const struct api_principal *who)
 {
     size_t n = api__count_lines(req->body, req->body_len);
     if (n == 0 || n > s->config.batch_lines_max) {
@@ -394,15 +408,39 @@ void api_append_batch(struct api_server *s, struct api_http_conn *c,
         return;
     }
     *b = (struct api_batch){s, c, n, 1, results, pending};
+    struct api_batch_refusal refusal = {0};
     size_t line = 0;
     for (size_t i = 0; i < req->body_len;) {
         const char *nl = memchr(req->body + i, '\n', req->body_len - i);
         size_t end = nl != NULL ? (size_t)(nl - req->body) : req->body_len;
         if (end > i) {
-            b->results[line] = api__batch_line(s, req->body + i, end - i, &b->pending[line]);
+            b->results[line] = api__batch_line(s, req->body + i, end - i, &b->pending[line],
+                                              who, &refusal);
             line++;
         }
         i = end + 1;
+    }
+    uint64_t retry = 0;
+    bool limited = !refusal.any && !api_limit_appends(s, who, n, req->body_len, &retry);
+    if (refusal.any || limited) {
+        /* one line outside the token's scope refuses the whole batch */
+        if (refusal.any) {
+            api_auth_note_forbidden(s, c, "POST /v1/messages:batch", who, HD_SCOPE_APPEND,
+                                    refusal.channel, refusal.len);
+        }
+        for (line = 0; line < n; line++) {
+            json_decref(b->results[line]);
+            if (b->pending[line] != NULL) api__pending_free(b->pending[line]);
+        }
+        hd_free(b->results);
+        hd_free(b->pending);
+        hd_free(b);
+        if (refusal.any) {
+            api_auth_respond_forbidden(s, c, HD_SCOPE_APPEND);
+        } else {
+            api_limit_respond(s, c, retry, "append rate");
+        }
+        return;
     }
     for (line = 0; line < n; line++) {
         struct api_pending *p = b->pending[line];

@@ -75,6 +75,7 @@ void api_hub_remove(struct api_hub *h, struct api_session *sess)
     else h->sessions = sess->next;
     if (sess->next != NULL) sess->next->prev = sess->prev;
     sess->prev = sess->next = NULL;
+    api_limit_stream_closed(h->server, &sess->who);
     if (--h->n_sessions == 0) {
         uv_timer_stop(&h->keepalive);
         if (h->closing) {
@@ -102,6 +103,20 @@ struct fan *api_hub_fan(struct api_hub *h)
 size_t api_hub_sessions(const struct api_hub *h)
 {
     return h != NULL ? h->n_sessions : 0;
+}
+
+void api_hub_revoke(struct api_hub *h, struct api_server *s)
+{
+    struct api_session *sess = h->sessions;
+    while (sess != NULL) {
+        /* revoke removes only its own session */
+        struct api_session *next = sess->next;
+        if (sess->who.name[0] != '\0' &&
+            hd_token_set_named(s->auth->set, sess->who.name) == NULL) {
+            sess->revoke(sess);
+        }
+        sess = next;
+    }
 }
 
 void api_hub_close(struct api_hub *h)

@@ -5,6 +5,7 @@
 #include "api.h"
 #include "cors.h"
 #include "hd_error.h"
+#include "hd_util.h"
 #include "log.h"
 
 #define API_CHANNELS_PREFIX "/v1/channels/"
@@ -40,17 +41,30 @@ static void api__channel_route(struct api_server *s, struct api_http_conn *c,
         return;
     }
     size_t tail_len = rest_len - (size_t)(slash - rest);
+    struct api_principal who;
     if (tail_len == 9 && memcmp(slash, "/messages", 9) == 0) {
         if (req->method == HTTP_POST) {
-            api_append(s, c, req, channel, len);
+            uint64_t retry = 0;
+            if (!api_auth_request(s, c, req, HD_SCOPE_APPEND, channel, len, false, &who)) {
+                /* answered */
+            } else if (!api_limit_appends(s, &who, 1, req->body_len, &retry)) {
+                api_limit_respond(s, c, retry, "append rate");
+            } else {
+                api_append(s, c, req, channel, len);
+            }
         } else if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
-            api_read(s, c, req, channel, len);
+            if (api_auth_request(s, c, req, HD_SCOPE_READ, channel, len, false, &who)) {
+                api_read(s, c, req, channel, len);
+            }
         } else {
             api__method_not_allowed(s, c);
         }
     } else if (tail_len == 5 && memcmp(slash, "/tail", 5) == 0) {
         if (req->method == HTTP_GET) {
-            api_tail(s, c, req, channel, len);
+            /* EventSource cannot send headers: ?access_token= is taken too */
+            if (api_auth_request(s, c, req, HD_SCOPE_SUBSCRIBE, channel, len, true, &who)) {
+                api_tail(s, c, req, channel, len, &who);
+            }
         } else {
             api__method_not_allowed(s, c);
         }
@@ -72,10 +86,25 @@ void api_preflight(struct api_server *s, struct api_http_conn *c,
                       "Allow: GET, POST, DELETE, OPTIONS\r\n" API_CORS_PREFLIGHT_HEADERS);
 }
 
+/* Membership changes need admin, and are logged with the token's name. */
+static bool api__admin(struct api_server *s, struct api_http_conn *c,
+                       const struct api_http_request *req)
+{
+    struct api_principal who;
+    if (!api_auth_request(s, c, req, HD_SCOPE_ADMIN, NULL, 0, false, &who)) {
+        return false;
+    }
+    HD_LOG_INFO("membership: %s %.*s by token '%s'",
+                http_method_str((enum http_method)req->method), (int)req->path_len, req->path,
+                who.name[0] ? who.name : "(auth off)");
+    return true;
+}
+
 void api_route(struct api_http_conn *c, const struct api_http_request *req, void *arg)
 {
     struct api_server *s = arg;
     size_t prefix = strlen(API_CHANNELS_PREFIX);
+    struct api_principal who;
     if (req->method == HTTP_OPTIONS && s->cors != NULL && req->path_len >= 4 &&
         memcmp(req->path, "/v1/", 4) == 0) {
         api_preflight(s, c, req);
@@ -83,39 +112,56 @@ void api_route(struct api_http_conn *c, const struct api_http_request *req, void
         api__channel_route(s, c, req);
     } else if (api__path_is(req, "/v1/messages:batch")) {
         if (req->method == HTTP_POST) {
-            api_append_batch(s, c, req);
+            /* each line's channel is checked by the batch */
+            if (api_auth_request(s, c, req, 0, NULL, 0, false, &who)) {
+                api_append_batch(s, c, req, &who);
+            }
         } else {
             api__method_not_allowed(s, c);
         }
     } else if (api__path_is(req, "/v1/cluster/nodes")) {
         if (req->method == HTTP_POST) {
-            api_cluster_add(s, c, req);
+            if (api__admin(s, c, req)) {
+                api_cluster_add(s, c, req);
+            }
         } else {
             api__method_not_allowed(s, c);
         }
     } else if (req->path_len > 18 && memcmp(req->path, "/v1/cluster/nodes/", 18) == 0) {
         if (req->method == HTTP_DELETE) {
-            api_cluster_remove(s, c, req, req->path + 18, req->path_len - 18);
+            if (api__admin(s, c, req)) {
+                api_cluster_remove(s, c, req, req->path + 18, req->path_len - 18);
+            }
         } else {
             api__method_not_allowed(s, c);
         }
     } else if (api__path_is(req, "/v1/subscribe")) {
-        api_subscribe(s, c, req); /* answers a method that is not a handshake */
+        /* WebSocket: the token at the handshake (header or ?access_token=),
+         * each subscribe and append op checked against its channel */
+        if (api_auth_request(s, c, req, 0, NULL, 0, true, &who)) {
+            api_subscribe(s, c, req, &who); /* answers a method that is not a handshake */
+        }
     } else if (api__path_is(req, "/v1/tail")) {
         if (req->method == HTTP_GET || req->method == HTTP_POST) {
-            api_tail_multi(s, c, req);
+            if (api_auth_request(s, c, req, 0, NULL, 0, true, &who)) {
+                api_tail_multi(s, c, req, &who); /* checks each channel */
+            }
         } else {
             api__method_not_allowed(s, c);
         }
     } else if (api__path_is(req, "/v1/status")) {
         if (req->method == HTTP_GET) {
-            api_status(s, c);
+            if (api_auth_request(s, c, req, HD_SCOPE_STATUS, NULL, 0, false, &who)) {
+                api_status(s, c);
+            }
         } else {
             api__method_not_allowed(s, c);
         }
     } else if (api__path_is(req, "/metrics")) {
         if (req->method == HTTP_GET) {
-            api_metrics(s, c);
+            if (api_auth_request(s, c, req, HD_SCOPE_STATUS, NULL, 0, false, &who)) {
+                api_metrics(s, c);
+            }
         } else {
             api__method_not_allowed(s, c);
         }

@@ -173,6 +173,11 @@ static void api__delivery_metrics(struct api_server *s, struct api_text *t)
                 s->metrics.ws_errors);
 }
 
+static void api__limited_line(void *arg, const char *name, uint64_t value)
+{
+    api__printf(arg, "herald_token_limited_total{token=\"%s\"} %" PRIu64 "\n", name, value);
+}
+
 void api_metrics(struct api_server *s, struct api_http_conn *c)
 {
     struct cons_node_stats st;
@@ -210,6 +215,22 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
     api__metric(&t, "herald_appends_refused_disk_total", "counter",
                 "Appends refused with 507 insufficient_storage.", refused);
     api__delivery_metrics(s, &t);
+    if (s->auth != NULL) {
+        api__printf(&t, "# HELP herald_auth_refused_total Requests and operations refused by "
+                        "the auth file, by reason.\n# TYPE herald_auth_refused_total counter\n"
+                        "herald_auth_refused_total{reason=\"unauthenticated\"} %" PRIu64 "\n"
+                        "herald_auth_refused_total{reason=\"forbidden\"} %" PRIu64 "\n",
+                    s->auth->refused_unauthenticated, s->auth->refused_forbidden);
+        api__metric(&t, "herald_auth_reloads_refused_total", "counter",
+                    "SIGHUP reloads of the auth file refused (the old tokens stayed).",
+                    s->auth->reloads_failed);
+        api__metric(&t, "herald_auth_tokens", "gauge", "Tokens in the auth file.",
+                    s->auth->set->n);
+        api__printf(&t, "# HELP herald_token_limited_total Requests and streams refused by a "
+                        "token's limits, by token name.\n"
+                        "# TYPE herald_token_limited_total counter\n");
+        api_limit_metrics(s, api__limited_line, &t);
+    }
     api__process_metrics(&t);
     api__metric(&t, "herald_http_connections", "gauge", "Open HTTP connections.",
                 api_http_server_connections(s->http));

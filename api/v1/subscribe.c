@@ -100,6 +100,23 @@ static void api__wss_close(struct api_wss *w, uint16_t status, const char *reaso
 
 /* ---- Operations ---------------------------------------------------- */
 
+/* A channel outside the token's scope gets an error frame for that
+ * channel; the rest of the connection goes on. */
+static bool api__wss_allowed(struct api_wss *w, const char *id, unsigned scope, const char *ch,
+                             size_t len)
+{
+    if (api_auth_allows(w->server, &w->sess.who, scope, ch, len)) {
+        return true;
+    }
+    api_auth_note_forbidden(w->server, api_ws_conn(w->ws), "WebSocket /v1/subscribe",
+                            &w->sess.who, scope, ch, len);
+    api__wss_error(w, id, ch, len, "forbidden",
+                   scope == HD_SCOPE_APPEND ? "this token lacks the append scope for this channel"
+                                            : "this token lacks the subscribe scope for this "
+                                              "channel");
+    return false;
+}
+
 static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char *ch,
                                    size_t len, json_t *v)
 {
@@ -107,6 +124,9 @@ static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char
     if (!hd_channel_valid(ch, len)) {
         api__wss_error(w, id, ch, len, "bad_channel",
                        "channel ids are 1-128 characters of [A-Za-z0-9._:-]");
+        return;
+    }
+    if (!api__wss_allowed(w, id, HD_SCOPE_SUBSCRIBE, ch, len)) {
         return;
     }
     struct api_position pos;
@@ -193,8 +213,22 @@ static void api__wss_append_done(void *arg, int rv, const struct log_result *r)
     }
 }
 
-static void api__wss_append(struct api_wss *w, const struct api_ws_op *op)
+/* frame_len: the frame's bytes, what limit:bytes counts */
+static void api__wss_append(struct api_wss *w, const struct api_ws_op *op, size_t frame_len)
 {
+    if (!api__wss_allowed(w, op->id, HD_SCOPE_APPEND, op->channel, op->channel_len)) {
+        return;
+    }
+    uint64_t retry = 0;
+    if (!api_limit_appends(w->server, &w->sess.who, 1, frame_len, &retry)) {
+        json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:I}", "type", "error", "code",
+                              "rate_limited", "message", "this token is over its append rate "
+                              "limit; nothing was written", "id", op->id, "channel",
+                              op->channel, op->channel_len, "retry_after_s", (json_int_t)retry);
+        w->server->metrics.ws_errors++;
+        api__wss_send(w, e);
+        return;
+    }
     struct api_wss_append *a = hd_calloc(1, sizeof *a);
     if (a == NULL) {
         api__wss_error(w, op->id, op->channel, op->channel_len, "overloaded", "out of memory");
@@ -238,7 +272,7 @@ static void api__wss_on_text(struct api_ws *ws, const uint8_t *msg, size_t len, 
     } else if (op.type == API_WS_UNSUBSCRIBE) {
         api__wss_unsubscribe(w, &op);
     } else if (op.type == API_WS_APPEND) {
-        api__wss_append(w, &op);
+        api__wss_append(w, &op, len);
     } else {
         json_t *pong = json_pack("{s:s}", "type", "pong");
         if (pong != NULL && op.id != NULL) json_object_set_new(pong, "id", json_string(op.id));
@@ -289,8 +323,16 @@ static void api__wss_shutdown(struct api_session *sess)
     api__wss_close((struct api_wss *)sess, 1001, "shutting_down", "the node is shutting down");
 }
 
+/* The token was removed: a closing frame says so, then the connection ends. */
+static void api__wss_revoke(struct api_session *sess)
+{
+    HD_LOG_INFO("WebSocket of token '%s' closed: the token was removed", sess->who.name);
+    api__wss_close((struct api_wss *)sess, 1008, "token_revoked",
+                   "the token of this connection was removed");
+}
+
 void api_subscribe(struct api_server *s, struct api_http_conn *c,
-                   const struct api_http_request *req)
+                   const struct api_http_request *req, const struct api_principal *who)
 {
     static const struct api_ws_callbacks cbs = {api__wss_on_text, api__wss_on_event,
                                                 api__wss_on_flush};
@@ -304,19 +346,27 @@ void api_subscribe(struct api_server *s, struct api_http_conn *c,
                           "this origin may not use the API (heraldd --cors-origins)");
         return;
     }
+    if (!api_limit_stream_open(s, who)) {
+        api_limit_respond(s, c, 1, "open streams");
+        return;
+    }
     struct api_wss *w = s->hub != NULL ? hd_calloc(1, sizeof *w) : NULL;
     if (w == NULL) {
+        api_limit_stream_closed(s, who);
         api_respond_error(s, c, 503, "unavailable", "cannot open a subscription now");
         return;
     }
     w->server = s;
     w->fc = fan_conn_new(api_hub_fan(s->hub), c, &ops, w);
     if (w->fc == NULL) {
+        api_limit_stream_closed(s, who);
         hd_free(w);
         api_respond_error(s, c, 503, "unavailable", "cannot open a subscription now");
         return;
     }
     w->sess.shutdown = api__wss_shutdown;
+    w->sess.revoke = api__wss_revoke;
+    w->sess.who = *who;
     api_hub_add(s->hub, &w->sess); /* before: early frames may arrive inside accept */
     s->metrics.requests++;
     int rv = api_ws_accept(c, req, s->config.ws_message_bytes_max, &cbs, w, &w->ws);

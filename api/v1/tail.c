@@ -44,6 +44,13 @@ static void api__tail_shutdown(struct api_session *sess)
     api__tail_end(t);
 }
 
+/* The token was removed: the stream ends (what is queued is sent first). */
+static void api__tail_revoke(struct api_session *sess)
+{
+    HD_LOG_INFO("tail of token '%s' ended: the token was removed", sess->who.name);
+    api__tail_shutdown(sess);
+}
+
 static void api__tail_keepalive(struct api_session *sess)
 {
     /* A comment line: keeps proxies from timing the stream out and lets
@@ -83,8 +90,12 @@ static void api__tail_error(struct fan_conn *fc, int rv, void *arg)
 
 /* Starts the stream; NULL (answered) on failure. */
 static struct api_tail *api__tail_open(struct api_server *s, struct api_http_conn *c,
-                                       bool multi)
+                                       bool multi, const struct api_principal *who)
 {
+    if (!api_limit_stream_open(s, who)) {
+        api_limit_respond(s, c, 1, "open streams");
+        return NULL;
+    }
     struct api_tail *t = s->hub != NULL ? hd_calloc(1, sizeof *t) : NULL;
     static const struct fan_conn_ops one = {FAN_ENC_SSE_EVENT, false, api__tail_overflow,
                                             api__tail_error};
@@ -94,6 +105,7 @@ static struct api_tail *api__tail_open(struct api_server *s, struct api_http_con
         t->fc = fan_conn_new(api_hub_fan(s->hub), c, multi ? &many : &one, t);
     }
     if (t == NULL || t->fc == NULL) {
+        api_limit_stream_closed(s, who);
         hd_free(t);
         api_respond_error(s, c, 503, "unavailable", "cannot start a tail now");
         return NULL;
@@ -102,6 +114,8 @@ static struct api_tail *api__tail_open(struct api_server *s, struct api_http_con
     t->conn = c;
     t->sess.shutdown = api__tail_shutdown;
     t->sess.keepalive = api__tail_keepalive;
+    t->sess.who = *who;
+    t->sess.revoke = api__tail_revoke;
     api_hub_add(s->hub, &t->sess);
     s->metrics.requests++;
     s->metrics.responses_by_class[2]++;
@@ -131,7 +145,8 @@ static int api__tail_start(struct api_server *s, const struct api_http_request *
 }
 
 void api_tail(struct api_server *s, struct api_http_conn *c,
-              const struct api_http_request *req, const char *channel, size_t len)
+              const struct api_http_request *req, const char *channel, size_t len,
+              const struct api_principal *who)
 {
     uint64_t after = 0, head = 0;
     const char *bad = NULL;
@@ -140,7 +155,7 @@ void api_tail(struct api_server *s, struct api_http_conn *c,
         api_respond_error(s, c, 400, "bad_query", bad != NULL ? bad : "bad position");
         return;
     }
-    struct api_tail *t = api__tail_open(s, c, false);
+    struct api_tail *t = api__tail_open(s, c, false, who);
     if (t != NULL && fan_conn_subscribe(t->fc, channel, len, after, after, 0, &head) != 0) {
         HD_LOG_WARN("tail of %.*s: cannot subscribe; closing it", (int)len, channel);
         api__tail_end(t);
@@ -203,7 +218,7 @@ static bool api__tail_subscribe_all(struct api_server *s, struct api_tail *t,
 }
 
 void api_tail_multi(struct api_server *s, struct api_http_conn *c,
-                    const struct api_http_request *req)
+                    const struct api_http_request *req, const struct api_principal *who)
 {
     size_t text_len = 0, n = 0, leid_len = 0;
     char *text = api__tail_list_text(req, &text_len);
@@ -223,10 +238,21 @@ void api_tail_multi(struct api_server *s, struct api_http_conn *c,
         rv = HD_EINVAL;
         bad = "Last-Event-ID must be the id of the last event received";
     }
+    size_t refused = n;
+    for (size_t i = 0; rv == 0 && i < n && refused == n; i++) {
+        if (!api_auth_allows(s, who, HD_SCOPE_SUBSCRIBE, items[i].channel, items[i].len)) {
+            refused = i;
+        }
+    }
     if (rv != 0) {
         api_respond_error(s, c, rv == HD_ENOMEM ? 503 : 400, "bad_query", bad);
+    } else if (refused < n) {
+        /* one channel outside the token's scope refuses the whole stream */
+        api_auth_note_forbidden(s, c, "/v1/tail", who, HD_SCOPE_SUBSCRIBE,
+                                items[refused].channel, items[refused].len);
+        api_auth_respond_forbidden(s, c, HD_SCOPE_SUBSCRIBE);
     } else {
-        struct api_tail *t = api__tail_open(s, c, true);
+        struct api_tail *t = api__tail_open(s, c, true, who);
         if (t != NULL) {
             api__tail_subscribe_all(s, t, items, n, resumed, given);
         }

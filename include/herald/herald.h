@@ -37,6 +37,9 @@ struct herald_client {
     int backoff_initial_ms;   /* first retry delay; doubles, default 50 */
     int backoff_max_ms;       /* cap on one retry delay; default 1000 */
     int tail_idle_timeout_ms; /* silence after which a tail reconnects; default 60000 */
+    const char *token;        /* sent as Authorization: Bearer with every request
+                                 (heraldd --auth-file); NULL: none. Borrowed: it must
+                                 outlive the client and its subscriptions */
 
     /* State: private to libherald. */
     char host[256];      /* host name or address from the URL */

@@ -433,7 +433,7 @@ class Node:
                 c = Client(self.port, timeout=2)
                 r = c.get("/v1/status")
                 c.close()
-                if r.status == 200:
+                if r.status in (200, 401):  # 401: serving, with --auth-file
                     return
             except (OSError, http.client.HTTPException):
                 pass

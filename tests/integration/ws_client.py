@@ -48,15 +48,16 @@ class WS:
     close_reason then hold its close frame; close_status stays None when the
     TCP connection ended without one)."""
 
-    def __init__(self, port, rcvbuf=0, timeout=30.0, path="/v1/subscribe"):
+    def __init__(self, port, rcvbuf=0, timeout=30.0, path="/v1/subscribe", headers=None):
         opts = []
         if rcvbuf:
             # Set before connect(), so the receive window is small from the SYN on.
             opts.append((socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf))
         self.port = port
+        extra = {"header": headers} if headers else {}
         self.ws = websocket.create_connection(
             "ws://127.0.0.1:%d%s" % (port, path), timeout=timeout, sockopt=tuple(opts),
-            skip_utf8_validation=True, enable_multithread=True)
+            skip_utf8_validation=True, enable_multithread=True, **extra)
         self.closed = False
         self.close_status = None
         self.close_reason = None
