@@ -163,7 +163,7 @@ int cli_status_print(FILE *out, const json_t *st, const json_t *prev)
     const json_t *a = json_object_get(st, "appends");
     fprintf(out, "appends: %lld committed, %lld duplicate, %lld forwarded; delivery sessions: %lld\n",
             cli__int(a, "committed"), cli__int(a, "duplicate"), cli__int(a, "forwarded"),
-            cli__int(st, "tails"));
+            cli__int(a, "tails"));
     if (prev != NULL) cli__rates(out, st, prev);
     cli__disk(out, st);
     fputc('\n', out);

@@ -117,7 +117,7 @@ static json_t *status(long long node, long long committed, long long now_ms)
         "\"members\":[{\"id\":1,\"role\":\"voter\"},{\"id\":2,\"role\":\"spare\"}]}],"
         "\"peers\":[{\"id\":2,\"address\":\"127.0.0.1:7401\",\"connected\":true,"
         "\"lag_entries\":1,\"frames_sent\":9,\"frames_received\":8,\"frames_dropped\":0}],"
-        "\"appends\":{\"committed\":0,\"duplicate\":1,\"forwarded\":2},\"tails\":4,"
+        "\"appends\":{\"committed\":0,\"duplicate\":1,\"forwarded\":2,\"tails\":4},"
         "\"deliveries\":{\"live\":100,\"catchup\":0,\"subscriptions\":1},\"http_requests\":50,"
         "\"disk\":{\"data_dir\":\"/d\",\"wal_bytes\":2048,\"snapshot_bytes\":0,"
         "\"state_bytes\":1048576,\"fs_free_bytes\":1073741824,\"fs_total_bytes\":2147483648}}",
