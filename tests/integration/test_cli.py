@@ -9,6 +9,9 @@ real nodes.
   herald cluster status  one row per node of a 3-node cluster, each answering
   errors                 an unreachable server and an HTTP error are one line
                          on stderr, exit 1
+  completion             ops/herald.bash-completion offers the subcommands,
+                         and for each command exactly the flags its --help
+                         lists
   GET / and HEAD /       the status page: HTML, no-cache, no external assets;
                          /v1/status carries what it shows (disk, deliveries)
 
@@ -178,6 +181,51 @@ class ClusterStatusCli(NodeTestCase):
         j = harness.json.loads(r.stdout)
         self.assertEqual(j[0]["url"], "http://127.0.0.1:%d" % cl[1].port)
         self.assertEqual(j[0]["status"]["node_id"], 1)
+
+
+COMPLETION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "ops",
+                          "herald.bash-completion")
+
+
+def complete(*words):
+    """What bash completion offers for the words typed (the last one being
+    completed)."""
+    script = ('source "$0"; COMP_WORDS=("$@"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); '
+              '_herald; printf "%s\\n" "${COMPREPLY[@]}"')
+    r = subprocess.run(["bash", "-c", script, COMPLETION, "herald"] + list(words),
+                       capture_output=True, text=True, timeout=30, check=True)
+    return set(r.stdout.split())
+
+
+class Completion(NodeTestCase):
+
+    def help_flags(self, *cmd):
+        r = subprocess.run([herald_cli()] + list(cmd) + ["--help"], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return set(re.findall(r"--[a-z][a-z-]*", r.stdout)) - {"--help"}
+
+    def test_subcommands(self):
+        self.assertEqual(complete(""), {"append", "read", "tail", "subscribe", "status",
+                                        "cluster", "bench", "help"})
+        self.assertEqual(complete("st"), {"status"})
+        self.assertEqual(complete("--server", "http://h", "cluster", ""),
+                         {"add-node", "remove-node", "status"})
+        self.assertEqual(complete("subscribe", "--from", ""), {"now", "0"})
+        self.assertEqual(complete("read", "--limit", ""), set())
+
+    def test_flags_match_help(self):
+        have_bench = subprocess.run([herald_cli(), "bench", "--help"], capture_output=True,
+                                    timeout=30).returncode == 0
+        for cmd in ("append", "read", "tail", "subscribe", "status") + (
+                ("bench",) if have_bench else ()):
+            self.assertEqual(complete(cmd, "--") - {"--help"}, self.help_flags(cmd), cmd)
+        offered = (complete("cluster", "--") | complete("cluster", "status", "--") |
+                   complete("cluster", "add-node", "4", "127.0.0.1:1", "--")) - {"--help"}
+        # `herald cluster --help` also names heraldd's options for the new node.
+        heraldd_opts = {"--id", "--join", "--peer-listen"}
+        self.assertEqual(offered, (self.help_flags("cluster") | self.help_flags("cluster", "status"))
+                         - heraldd_opts)
 
 
 if __name__ == "__main__":
