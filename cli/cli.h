@@ -21,6 +21,7 @@ int cli_tail(const char *url, int argc, char **argv);
 int cli_subscribe(const char *url, int argc, char **argv);
 int cli_status(const char *url, int argc, char **argv);
 int cli_cluster(const char *url, int argc, char **argv);
+int cli_cluster_status(const char *url, int argc, char **argv); /* cli_status.c */
 
 /* The token of --token or $HERALD_TOKEN (NULL: none), sent with every
  * request. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* herald CLI subcommands append, read, tail, subscribe and status, over libherald. */
+/* herald CLI subcommands append, read, tail, subscribe and cluster, over libherald. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -68,13 +68,6 @@ static const char subscribe_help[] =
     "\n"
     "  --from now|0|SEQ  default position, default 0\n"
     "  --server URL      server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n";
-
-static const char status_help[] =
-    "usage: herald status\n"
-    "\n"
-    "Prints the server's GET /v1/status answer (JSON).\n"
-    "\n"
-    "  --server URL   server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n";
 
 /* Opens a client or reports why not. */
 static int open_client(struct herald_client *c, const char *url)
@@ -343,35 +336,10 @@ int cli_subscribe(const char *url, int argc, char **argv)
     return rc;
 }
 
-int cli_status(const char *url, int argc, char **argv)
-{
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (ch == 'h') return fputs(status_help, stdout), CLI_OK;
-        if (ch == '?') return cli_usage_error("status", "bad option");
-    }
-    if (argc != optind) return cli_usage_error("status", "takes no arguments");
-    struct herald_client c;
-    int rc = open_client(&c, url);
-    if (rc != 0) return rc;
-    char *text = NULL;
-    int rv = herald_status(&c, &text);
-    if (rv != 0) {
-        rc = report_failure(&c, "status", rv);
-    } else {
-        size_t n = strlen(text);
-        fputs(text, stdout);
-        if (n == 0 || text[n - 1] != '\n') fputc('\n', stdout);
-    }
-    herald_free(text);
-    herald_client_close(&c);
-    return rc;
-}
-
 static const char cluster_help[] =
     "usage: herald cluster add-node ID PEER_ADDR [--timeout SECONDS]\n"
     "       herald cluster remove-node ID [--timeout SECONDS]\n"
+    "       herald cluster status [--servers URL[,URL...]] [--json]\n"
     "\n"
     "add-node makes node ID (started with `heraldd --id ID --join CLUSTER_ID\n"
     "--peer-listen PEER_ADDR`; CLUSTER_ID is in `herald status`) a voter of every\n"
@@ -379,13 +347,17 @@ static const char cluster_help[] =
     "at PEER_ADDR in some shard by an unfinished change is replaced there.\n"
     "remove-node takes node ID out of every shard. Both print every shard's\n"
     "result; they stop with the shard that could not change (no quorum, or\n"
-    "--timeout passed, default 300) and can be run again to finish.\n";
+    "--timeout passed, default 300) and can be run again to finish.\n"
+    "status shows every node's view of the cluster (`herald cluster status --help`).\n";
 
 int cli_cluster(const char *url, int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(cluster_help, stdout);
         return CLI_OK;
+    }
+    if (argc >= 2 && strcmp(argv[1], "status") == 0) {
+        return cli_cluster_status(url, argc - 1, argv + 1);
     }
     unsigned long long timeout_s = 0;
     char *end = NULL;

@@ -496,6 +496,7 @@ int main(int argc, char **argv)
     d.server.loop = uv_default_loop();
     d.server.node_id = id.node_id;
     d.server.started_us = hd_now_us();
+    d.server.data_dir = d.opts.data_dir;
     if (rv == 0) {
         snprintf(d.server.cluster_id, sizeof d.server.cluster_id, "%s", id.cluster_id);
         rv = api__open_state(&d, &id, &members, errmsg, sizeof errmsg);

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git ca-certificates curl python3
   python3-websocket  # tests/integration/test_subscribe*.py (websocket-client)
+  python3-yaml       # tests/integration/test_openapi.py reads docs/openapi.yaml
   libraft-dev liburing-dev libuv1-dev librocksdb-dev libzstd-dev
   libjansson-dev libhttp-parser-dev libisal-dev libxxhash-dev libcmocka-dev
   libwslay-dev libssl-dev

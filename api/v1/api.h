@@ -58,6 +58,7 @@ struct api_server {
     uint64_t node_id;
     char cluster_id[40];
     uint64_t started_us;
+    const char *data_dir;           /* for disk use in /v1/status; may be NULL */
     bool stopping;
 };
 
@@ -75,6 +76,11 @@ void api_tail(struct api_server *s, struct api_http_conn *c,
               const struct api_http_request *req, const char *channel, size_t len,
               const struct api_principal *who);
 void api_status(struct api_server *s, struct api_http_conn *c);
+/* GET / and HEAD /: the built-in status page (status_page.c). */
+void api_status_page(struct api_server *s, struct api_http_conn *c);
+/* {"data_dir","wal_bytes","snapshot_bytes","state_bytes","fs_free_bytes",
+ * "fs_total_bytes"} for the data directory, or JSON null without one. */
+json_t *api_status_disk(const char *data_dir);
 void api_cluster_add(struct api_server *s, struct api_http_conn *c,
                      const struct api_http_request *req);
 void api_cluster_remove(struct api_server *s, struct api_http_conn *c,

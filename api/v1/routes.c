@@ -157,6 +157,12 @@ void api_route(struct api_http_conn *c, const struct api_http_request *req, void
         } else {
             api__method_not_allowed(s, c);
         }
+    } else if (api__path_is(req, "/")) {
+        if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
+            api_status_page(s, c);
+        } else {
+            api__method_not_allowed(s, c);
+        }
     } else if (api__path_is(req, "/metrics")) {
         if (req->method == HTTP_GET) {
             if (api_auth_request(s, c, req, HD_SCOPE_STATUS, NULL, 0, false, &who)) {

@@ -56,6 +56,16 @@ void api_status(struct api_server *s, struct api_http_conn *c)
         "forwarded", (json_int_t)st.appends_forwarded, "tails",
         (json_int_t)api_hub_sessions(s->hub));
     json_object_set_new(body, "writes", api_writes_json(s));
+    /* Added for the status page: counters it turns into rates, and disk use. */
+    struct fan_stats f = {0};
+    if (s->hub != NULL) fan_get_stats(api_hub_fan(s->hub), &f);
+    json_object_set_new(body, "deliveries",
+                        json_pack("{s:I, s:I, s:I}", "live", (json_int_t)f.deliveries_live,
+                                  "catchup", (json_int_t)f.deliveries_catchup, "subscriptions",
+                                  (json_int_t)f.subs));
+    json_object_set_new(body, "http_requests", json_integer((json_int_t)s->metrics.requests));
+    json_object_set_new(body, "disk", api_status_disk(s->data_dir));
+    json_object_set_new(body, "now_ms", json_integer((json_int_t)(hd_now_us() / 1000u)));
     api_respond_json(s, c, 200, body, NULL);
 }
 

@@ -257,7 +257,7 @@ class BadInputTest(NodeTestCase):
 
     def test_unknown_routes_and_methods(self):
         before = self.state()
-        for path in ("/", "/v1", "/v2/status", "/v1/channels", "/v1/channels/a",
+        for path in ("/index.html", "/v1", "/v2/status", "/v1/channels", "/v1/channels/a",
                      "/v1/channels/a/messagesX", "/v1/channels/a/messages/1",
                      "/v1/channels/a/tails", "/v1/statusX", "/metrics/x", "/v1/messages:batchx",
                      "/v1/channels/a/messages/../../status"):
