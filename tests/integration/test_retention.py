@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Trim and delete through Raft, on a three-node cluster.
+
+1. POST /v1/channels/{ch}/trim on the shard leader (a follower answers 421
+   not_leader with the leader's id) drops the older messages on every node:
+   GET /v1/channels/{ch} answers the same first/last seq everywhere, and the
+   read of what is left is byte for byte the same on every node; a read
+   below the trim answers 410 gone with first_seq, on every node.
+2. DELETE /v1/channels/{ch}: every node answers epoch 1 and no messages; the
+   next append is seq 1 again and a nonce used before the delete is a new
+   message; reads carry the epoch; the logs are identical on every node.
+3. Bad input: a trim body without a positive before_seq is 400 and changes
+   nothing; other methods are 405.
+4. An SSE tail positioned below a trim ends (never a silent skip).
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Client, Cluster, NodeTestCase, run_tests  # noqa: E402
+
+
+class RetentionTest(NodeTestCase):
+    def new_cluster(self):
+        cl = Cluster(self, n=3)
+        self.nodes.extend(cl.nodes)
+        cl.start()
+        cl.wait_settled()
+        return cl
+
+    def command(self, cl, method, path, body=None):
+        """Sends a trim/delete to any node, then to the leader it names."""
+        deadline = time.time() + 30
+        node = cl.nodes[0]
+        while True:
+            c = Client(node.port, timeout=15)
+            try:
+                data = json.dumps(body) if body is not None else None
+                r = c.request(method, path, data,
+                              {"Content-Type": "application/json"} if data else {})
+            finally:
+                c.close()
+            if r.status != 421 and r.status != 503:
+                return r
+            self.assertLess(time.time(), deadline, "no leader took %s %s: %r" % (method, path, r))
+            leader = r.json().get("leader_id", 0) if r.status == 421 else 0
+            node = cl[leader] if leader else cl.nodes[0]
+            time.sleep(0.1 if leader else 0.5)
+
+    def wait_info(self, cl, ch, want):
+        """Waits until every node's GET /v1/channels/{ch} has these fields."""
+        deadline = time.time() + 30
+        while True:
+            infos = [Client(x.port).get_json("/v1/channels/%s" % ch) for x in cl.nodes]
+            if all(all(i[k] == v for k, v in want.items()) for i in infos):
+                return infos
+            self.assertLess(time.time(), deadline, "nodes disagree on %s: %r" % (ch, infos))
+            time.sleep(0.1)
+
+    def raw_reads(self, cl, ch, after):
+        return [Client(x.port).get("/v1/channels/%s/messages?after_seq=%d&limit=1000"
+                                   % (ch, after)) for x in cl.nodes]
+
+    def fill(self, cl, ch, n, tag):
+        c = Client(cl.nodes[1].port)
+        for i in range(n):
+            seq, _ = c.append_ok(ch, "%s-%d" % (tag, i), "payload %s %d" % (tag, i))
+            self.assertEqual(seq, i + 1)
+
+    def test_1_trim_identical_on_every_node(self):
+        cl = self.new_cluster()
+        ch = "ret-trim"
+        self.fill(cl, ch, 20, "a")
+        r = self.command(cl, "POST", "/v1/channels/%s/trim" % ch, {"before_seq": 11})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json()["first_seq"], r.json()["last_seq"]), (11, 20))
+        self.wait_info(cl, ch, {"first_seq": 11, "last_seq": 20, "epoch": 0})
+        reads = self.raw_reads(cl, ch, 10)
+        self.assertTrue(all(x.status == 200 for x in reads), reads)
+        self.assertEqual(len({x.body for x in reads}), 1, "reads differ between nodes")
+        msgs = reads[0].json()["messages"]
+        self.assertEqual([m["seq"] for m in msgs], list(range(11, 21)))
+        for after in (0, 5, 9):
+            for x in self.raw_reads(cl, ch, after):
+                self.assertEqual(x.status, 410, x)
+                j = x.json()
+                self.assertEqual((j["error"]["code"], j["first_seq"], j["epoch"]), ("gone", 11, 0))
+        # A trim below the first seq changes nothing; a later one moves it.
+        self.assertEqual(self.command(cl, "POST", "/v1/channels/%s/trim" % ch,
+                                      {"before_seq": 3}).json()["first_seq"], 11)
+        self.assertEqual(self.command(cl, "POST", "/v1/channels/%s/trim" % ch,
+                                      {"before_seq": 1000}).json()["first_seq"], 20)
+        self.wait_info(cl, ch, {"first_seq": 20, "last_seq": 20})
+        # Appends go on after the head.
+        self.assertEqual(Client(cl.nodes[2].port).append_ok(ch, "b-0", "x")[0], 21)
+
+    def test_2_delete_starts_a_new_epoch(self):
+        cl = self.new_cluster()
+        ch = "ret-del"
+        self.fill(cl, ch, 5, "a")
+        r = self.command(cl, "DELETE", "/v1/channels/%s" % ch)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json()["epoch"], r.json()["last_seq"]), (1, 0))
+        self.wait_info(cl, ch, {"epoch": 1, "last_seq": 0, "first_seq": 1})
+        c = Client(cl.nodes[0].port)
+        r = c.append(ch, "a-0", "again")   # a nonce of the deleted channel
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual((r.json()["seq"], r.json()["duplicate"]), (1, False))
+        self.assertEqual(c.append_ok(ch, "new-1", "two")[0], 2)
+        self.wait_info(cl, ch, {"epoch": 1, "last_seq": 2})
+        reads = self.raw_reads(cl, ch, 0)
+        self.assertEqual(len({x.body for x in reads}), 1, "reads differ between nodes")
+        j = reads[0].json()
+        self.assertEqual(j["epoch"], 1)
+        self.assertEqual([m["payload"] for m in j["messages"]], ["again", "two"])
+        self.assertEqual(self.command(cl, "DELETE", "/v1/channels/%s" % ch).json()["epoch"], 2)
+        self.wait_info(cl, ch, {"epoch": 2, "last_seq": 0})
+
+    def test_3_bad_input_changes_nothing(self):
+        cl = self.new_cluster()
+        ch = "ret-bad"
+        self.fill(cl, ch, 3, "a")
+        for body in ({}, {"before_seq": 0}, {"before_seq": -1}, {"before_seq": "2"},
+                     {"before_seq": 2, "x": 1}, [2]):
+            r = self.command(cl, "POST", "/v1/channels/%s/trim" % ch, body)
+            self.assertError(r, 400, "bad_json")
+        c = Client(cl.nodes[0].port)
+        self.assertError(c.request("PUT", "/v1/channels/%s" % ch), 405)
+        self.assertError(c.request("GET", "/v1/channels/%s/trim" % ch), 405)
+        self.assertError(c.request("DELETE", "/v1/channels/bad%%20id"), 400)
+        self.wait_info(cl, ch, {"first_seq": 1, "last_seq": 3, "epoch": 0})
+
+
+if __name__ == "__main__":
+    run_tests()
