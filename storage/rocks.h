@@ -71,6 +71,11 @@ int st_rocks_write(struct st_rocks *r, struct st_batch *b);
 /* Flushes memtables and waits (rule 2). Safe from any thread. */
 int st_rocks_flush(struct st_rocks *r);
 
+/* Compacts [lower, upper) now (blocks): files holding only range-deleted
+ * keys are dropped, so deleted data leaves the disk at once. */
+void st_rocks_compact_range(struct st_rocks *r, const void *lower, size_t lower_len,
+                            const void *upper, size_t upper_len);
+
 /* A consistent read view: iterators opened at it see the database as it
  * was when it was taken. Released with st_rocks_view_release. */
 struct st_view;
