@@ -15,6 +15,8 @@
 4. An SSE tail from below a trim answers 410 gone before any stream starts.
 5. Disk use of every node's state falls after a trim and after a delete
    (the figures are printed; README quotes them).
+6. A WebSocket subscribe below a trim gets a `gone` frame with first_seq and
+   epoch; from first_seq - 1 it gets the messages left.
 """
 
 import base64
@@ -183,6 +185,31 @@ class RetentionTest(NodeTestCase):
             self.assertGreater(b, n * 16384 // 2)
             self.assertLess(t, b // 4)
             self.assertLessEqual(d, t)
+
+    def test_6_websocket_subscribe_below_trim_is_gone(self):
+        from ws_client import WS, require_websocket
+        require_websocket()
+        cl = self.new_cluster()
+        ch = "ret-ws"
+        self.fill(cl, ch, 8, "a")
+        self.command(cl, "POST", "/v1/channels/%s/trim" % ch, {"before_seq": 5})
+        self.wait_info(cl, ch, {"first_seq": 5})
+        ws = WS(cl.nodes[2].port)
+        try:
+            ws.send({"type": "subscribe", "id": "s", "channels": {ch: 2}})
+            f, _ = ws.recv_until(lambda f: f.get("type") in ("gone", "subscribed", "error"))
+            self.assertEqual((f["type"], f["channel"], f["first_seq"], f["epoch"]),
+                             ("gone", ch, 5, 0), f)
+            ws.send({"type": "subscribe", "id": "s", "channels": {ch: 4}})
+            f, _ = ws.recv_until(lambda f: f.get("type") in ("gone", "subscribed", "error"))
+            self.assertEqual((f["type"], f["epoch"]), ("subscribed", 0), f)
+            seqs = []
+            while len(seqs) < 4:
+                f, _ = ws.recv_until(lambda f: f.get("type") == "message")
+                seqs.append(f["seq"])
+            self.assertEqual(seqs, [5, 6, 7, 8])
+        finally:
+            ws.close()
 
 
 def state_bytes(data_dir):
