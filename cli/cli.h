@@ -21,6 +21,7 @@ int cli_tail(const char *url, int argc, char **argv);
 int cli_subscribe(const char *url, int argc, char **argv);
 int cli_status(const char *url, int argc, char **argv);
 int cli_cluster(const char *url, int argc, char **argv);
+int cli_channel(const char *url, int argc, char **argv);
 
 /* Parses a whole decimal uint64 ("12"); false on anything else. */
 bool cli_parse_u64(const char *s, uint64_t *out);

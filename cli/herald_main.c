@@ -28,6 +28,9 @@ static const char main_help[] =
     "  cluster add-node ID ADDR | remove-node ID\n"
     "                        change the members of every shard (ADDR: the new\n"
     "                        node's peer address, host:port)\n"
+    "  channel info CHANNEL | trim CHANNEL BEFORE_SEQ | delete CHANNEL\n"
+    "                        a channel's first/last seq and epoch; trim or delete\n"
+    "                        it on every replica\n"
     "  bench                 measure append throughput and latency; --fanout:\n"
     "                        delivery to many subscribers\n"
     "\n"
@@ -109,6 +112,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "subscribe") == 0) return cli_subscribe(url, argc, argv);
     if (strcmp(cmd, "status") == 0) return cli_status(url, argc, argv);
     if (strcmp(cmd, "cluster") == 0) return cli_cluster(url, argc, argv);
+    if (strcmp(cmd, "channel") == 0) return cli_channel(url, argc, argv);
 #ifdef HERALD_HAVE_BENCH
     if (strcmp(cmd, "bench") == 0) return herald_bench_main(url, argc, argv);
 #endif

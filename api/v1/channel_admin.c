@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* A channel as a whole: GET its info, POST .../trim, DELETE it; and the 410 of reads below a trim. */
+#include <stdio.h>
 #include <string.h>
 
 #include "api.h"
@@ -81,10 +82,12 @@ static void api__not_leader(struct api_server *s, struct api_http_conn *c, const
     struct cons_shard_status st;
     cons_node_shard_status(s->node, cons_shard_of(cons_node_n_shards(s->node), channel, len),
                            &st);
+    char message[160];
+    snprintf(message, sizeof message,
+             "trim and delete go to the channel's shard leader: send it to node %llu%s",
+             (unsigned long long)st.leader_id, st.leader_id == 0 ? " (none known yet: retry)" : "");
     json_t *body = json_pack("{s:{s:s, s:s}, s:I}", "error", "code", "not_leader", "message",
-                             "trim and delete go to the channel's shard leader: ask node"
-                             " leader_id (0: none known yet, retry)",
-                             "leader_id", (json_int_t)st.leader_id);
+                             message, "leader_id", (json_int_t)st.leader_id);
     api_respond_json(s, c, 421, body, NULL);
 }
 

@@ -15,6 +15,9 @@
 4. An SSE tail from below a trim answers 410 gone before any stream starts.
 5. Disk use of every node's state falls after a trim and after a delete
    (the figures are printed; README quotes them).
+7. herald channel info|trim|delete (the CLI, next to heraldd in the build):
+   a follower's refusal names the leader; on the leader they work; bad
+   arguments are usage errors (exit 2).
 6. A WebSocket subscribe below a trim gets a `gone` frame with first_seq and
    epoch; from first_seq - 1 it gets the messages left.
 """
@@ -22,10 +25,12 @@
 import base64
 import json
 import os
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import Client, Cluster, NodeTestCase, run_tests  # noqa: E402
 
 
@@ -210,6 +215,38 @@ class RetentionTest(NodeTestCase):
             self.assertEqual(seqs, [5, 6, 7, 8])
         finally:
             ws.close()
+
+    def test_7_cli(self):
+        cli = os.path.join(os.path.dirname(os.path.dirname(harness.HERALDD)), "cli", "herald")
+        cl = self.new_cluster()
+        ch = "ret-cli"
+        self.fill(cl, ch, 4, "a")
+        self.wait_info(cl, ch, {"last_seq": 4})
+
+        def run(node, *args):
+            p = subprocess.run([cli, "--server", "http://127.0.0.1:%d" % node.port, "channel"]
+                               + list(args), capture_output=True, text=True, timeout=60)
+            return p.returncode, p.stdout, p.stderr
+
+        rc, out, err = run(cl.nodes[0], "info", ch)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out), {"channel": ch, "first_seq": 1, "last_seq": 4,
+                                           "epoch": 0})
+        results = [run(x, "trim", ch, "3") for x in cl.nodes]
+        done = [r for r in results if r[0] == 0]
+        self.assertEqual(len(done), 1, results)
+        self.assertEqual(json.loads(done[0][1])["first_seq"], 3)
+        for rc, out, err in results:
+            if rc != 0:
+                self.assertEqual(rc, 1)
+                self.assertIn("send it to node", err)
+        leader = cl.nodes[[r[0] for r in results].index(0)]
+        rc, out, err = run(leader, "delete", ch)
+        self.assertEqual((rc, json.loads(out)["epoch"]), (0, 1), err)
+        for bad in (["trim", ch, "0"], ["trim", ch, "x"], ["trim", ch], ["info"], ["nope", ch]):
+            self.assertEqual(run(leader, *bad)[0], 2, bad)
+        rc, _, err = run(leader, "info", "bad id")
+        self.assertEqual(rc, 1, err)
 
 
 def state_bytes(data_dir):
