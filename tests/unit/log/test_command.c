@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "command.h"
@@ -47,7 +48,10 @@ static int teardown(void **state)
 static struct log_result append(struct fixture *f, const char *nonce)
 {
     struct log_append a = {"c", 1, nonce, strlen(nonce), (const uint8_t *)"payload", 7};
-    struct log_entry_header h = {.stamp_us = 1000 + f->index, .proposer = 1,
+    /* Stamps near the real clock: the dedup filter (log/store.c) reclaims
+     * keys by the local clock when the trim's compaction runs. */
+    uint64_t stamp = (uint64_t)time(NULL) * 1000000ull + f->index;
+    struct log_entry_header h = {.stamp_us = stamp, .proposer = 1,
                                  .proposal = f->index + 1, .count = 1};
     uint8_t buf[256];
     log_entry_encode(buf, &h, &a, 1);
