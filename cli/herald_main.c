@@ -34,6 +34,9 @@ static const char main_help[] =
     "  token create NAME --scope SCOPE...\n"
     "                        make a new token: prints it once, and its line for\n"
     "                        heraldd --auth-file\n"
+    "  channel info CHANNEL | trim CHANNEL BEFORE_SEQ | delete CHANNEL\n"
+    "                        a channel's first/last seq and epoch; trim or delete\n"
+    "                        it on every replica\n"
     "  bench                 measure append throughput and latency; --fanout:\n"
     "                        delivery to many subscribers\n"
     "\n"
@@ -129,6 +132,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "status") == 0) return cli_status(url, argc, argv);
     if (strcmp(cmd, "cluster") == 0) return cli_cluster(url, argc, argv);
     if (strcmp(cmd, "token") == 0) return cli_token_cmd(argc, argv);
+    if (strcmp(cmd, "channel") == 0) return cli_channel(url, argc, argv);
 #ifdef HERALD_HAVE_BENCH
     if (strcmp(cmd, "bench") == 0) return herald_bench_main(url, cli_token, argc, argv);
 #endif

@@ -21,7 +21,8 @@
     X(FAILED, "in failed state after an earlier I/O error")               \
     X(UNKNOWN, "outcome unknown")                                         \
     X(NOSYS, "not supported")                                             \
-    X(RANGE, "out of range")
+    X(RANGE, "out of range")                                              \
+    X(GONE, "removed by a trim or retention")
 
 enum {
     HD__E_FIRST = 1000,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "command.h"
 #include "cors.h"
 #include "data_dir.h"
 #include "disk_space.h"
@@ -289,6 +290,14 @@ static void api__on_commit(void *arg, const char *channel, size_t len,
     }
 }
 
+static void api__on_command(void *arg, const struct log_command *c)
+{
+    struct api_server *s = arg;
+    if (s->hub != NULL) {
+        api_hub_command(s->hub, c->channel, c->channel_len, c->kind == LOG_ENTRY_KIND_DELETE);
+    }
+}
+
 static void api__on_restore(void *arg, unsigned shard)
 {
     struct api_server *s = arg;
@@ -388,7 +397,8 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .snapshot_threshold = d->opts.snapshot_every,
                                    .snapshot_trailing = d->opts.snapshot_every > 0 ? d->opts.snapshot_every / 4 + 1 : 0,
                                    .on_commit = api__on_commit, .on_commit_arg = s,
-                                   .on_restore = api__on_restore};
+                                   .on_restore = api__on_restore,
+                                   .on_command = api__on_command, .on_command_arg = s};
     return cons_node_start(&s->node, &no, errmsg, errmsg_len);
 }
 

@@ -763,6 +763,7 @@ class HistoryStream:
         self.ordinal = 0
         self.read_channels = set()
         self.read_counts = Counter()
+        self.retention = {}   # channel -> [Op] of its trims and deletes
 
     def add(self, rec, handle):
         """Takes one history record (handle: how to find it again)."""
@@ -784,7 +785,7 @@ class HistoryStream:
                 op = OpenOp(f, ordinal, rec, aid, state)
             else:
                 op = OpenOp(f, ordinal, rec)
-                if f != "read":
+                if f not in ("read", "trim", "delete"):
                     w.base = (W_INDEX, ordinal)
                     w.add("history op with unknown f %r" % (f,))
             self.open[proc] = op
@@ -812,6 +813,9 @@ class HistoryStream:
                 state = self.index.attach(ch, op.invoke, op.aid, late=True)
             if done is not None:
                 self.index.complete_attempt(op.aid, state, done, handle)
+        elif op.f in ("trim", "delete"):
+            full = Op(op.invoke, done)
+            self.retention.setdefault(full.channel, []).append(full)
         elif op.f == "read":
             full = Op(op.invoke, done)
             self.read_channels.add(full.channel)
@@ -1292,13 +1296,27 @@ def check_final_divergence(node, log, ref, channel, anomalies):
                              "reference_length": len(ref.messages)})
 
 
-def check_final_logs(final, channels, refs, index, anomalies):
+def final_first_seq(log, commands):
+    """The seq a final log may start at: 1, or up to the highest before_seq
+    of a trim in the history that did not fail (README: a trim keeps the
+    seqs from min(before_seq, last seq) on)."""
+    trims = [op.invoke.get("before_seq") for op in commands
+             if op.invoke.get("f") == "trim" and op.outcome != "fail"]
+    highest = max([b for b in trims if isinstance(b, int)], default=1)
+    first = log[0].get("seq") if log else None
+    if isinstance(first, int) and not isinstance(first, bool) and 1 <= first <= highest:
+        return first
+    return 1
+
+
+def check_final_logs(final, channels, refs, index, anomalies, retention=None):
     """Checks every readable node's final log of every channel."""
     for ch in channels:
         ref = refs.get(ch)
         for node, log in readable_final_logs(final, ch):
             source = LogSource("final", node, ch)
-            check_log_contents(log, 1, source, index, anomalies)
+            first = final_first_seq(log, (retention or {}).get(ch, ()))
+            check_log_contents(log, first, source, index, anomalies)
             if ref is not None:
                 check_final_divergence(node, log, ref, ch, anomalies)
 
@@ -1379,7 +1397,29 @@ def ok_position(op):
     return (op.done.get("seq"), parse_ts(op.done.get("ts")))
 
 
-def check_acked(index, refs, anomalies, warnings):
+def removed_by_retention(commands, ack):
+    """True if a trim or delete in the history may have removed this ok'd
+    append (README: trims drop seqs below before_seq, a delete the whole
+    channel), so its absence from the final log is not a loss.  A command
+    that failed changed nothing; one ok, info or unfinished may have."""
+    seq, t = ack.get("seq"), ack.get("t")
+    for op in commands:
+        if op.outcome == "fail":
+            continue
+        if op.invoke.get("f") == "trim":
+            before = op.invoke.get("before_seq")
+            if isinstance(before, int) and isinstance(seq, int) and seq < before:
+                return True
+        else:
+            # A delete removes what was acked before it completed (or ever,
+            # when its outcome is unknown).
+            end = op.done.get("t") if op.outcome == "ok" else None
+            if end is None or t is None or t <= end:
+                return True
+    return False
+
+
+def check_acked(index, refs, anomalies, warnings, retention=None):
     """Checks every acknowledged nonce is in the reference log where it was acked.
 
     Validity: an ok append is never lost.  Retry safety: every ok for a
@@ -1414,6 +1454,10 @@ def check_acked(index, refs, anomalies, warnings):
         if ref is None:
             warnings.add("channel %r has no readable final log: lost/retry checks skipped"
                          % (ch,))
+        elif not ref.has_nonce(nonce) and removed_by_retention((retention or {}).get(ch, ()),
+                                                               oks[0].done):
+            warnings.add("channel %r: acked nonce %r is gone by a trim or delete in the "
+                         "history, not counted as lost" % (ch, nonce))
         elif not ref.has_nonce(nonce):
             anomalies.add(("lost", ch, nonce), "lost", ch,
                           "nonce %r acked at seq %s is not in the reference log (%s, %d "
@@ -1810,10 +1854,10 @@ def check_streams(history, tails, final, nemesis, run, store) -> dict:
         warnings.add("no node's final state could be read: lost/divergence checks skipped")
 
     anomalies.base = (A_FINAL,)
-    check_final_logs(final, channels, refs_by_channel, index, anomalies)
+    check_final_logs(final, channels, refs_by_channel, index, anomalies, stream.retention)
     anomalies.base = (A_ACKED,)
     warnings.base = (W_ACKED,)
-    acked = check_acked(index, refs, anomalies, warnings)
+    acked = check_acked(index, refs, anomalies, warnings, stream.retention)
 
     def holds(when):
         what, ch, nonce = when[:3]

@@ -2,6 +2,7 @@
 /* Applying committed entries: the seq/ts rule and the dedup rule (log.h). */
 #include <string.h>
 
+#include "command.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
@@ -308,6 +309,10 @@ int log_apply(struct log_store *ls, uint16_t shard, uint64_t index,
     int rv = log__check_index(ls, shard, index);
     if (rv != 0) {
         return rv;
+    }
+    if (log_entry_is_command(entry, len)) {
+        ls->shard = shard;
+        return log__apply_command(ls, shard, index, entry, len);
     }
     struct log_entry_header h;
     rv = log_entry_decode(entry, len, &h);

@@ -16,6 +16,8 @@
  *                                            nonce, payload
  *   'd' be16(shard) len channel nonce     -> dedup: u64 seq, u64 ts, u64 stamp_us
  *   'a' be16(shard)                       -> applied: u64 raft index
+ *   'e' be16(shard) len channel           -> epoch: u64, deletes so far (absent: 0)
+ *   'f' be16(shard) len channel           -> first seq left by trims (absent: 1)
  * `len` is one byte, so a channel's keys never prefix another channel's;
  * big-endian seq makes RocksDB's byte order the seq order; and the shard
  * right after the kind makes each shard's state three contiguous key ranges,
@@ -30,6 +32,8 @@
 #define LOG_KEY_MESSAGE 'm'
 #define LOG_KEY_DEDUP 'd'
 #define LOG_KEY_APPLIED 'a'
+#define LOG_KEY_EPOCH 'e'
+#define LOG_KEY_FIRST 'f'
 #define LOG_KEY_MAX (4 + 128 + 128)
 
 static inline size_t log_key_channel(uint8_t *k, char kind, uint16_t shard, const char *ch,
@@ -59,6 +63,19 @@ static inline size_t log_key_dedup(uint8_t *k, uint16_t shard, const char *ch, s
     HD_ASSERT(nonce_len > 0 && n + nonce_len <= LOG_KEY_MAX);
     memcpy(k + n, nonce, nonce_len);
     return n + nonce_len;
+}
+
+/* The exclusive upper bound of every key of a channel of this kind: the
+ * channel prefix with its last byte raised by one. Channel bytes are
+ * printable ASCII (hd_ids.h), so the raise never carries, and a longer or
+ * other channel differs in the length byte or before the last byte. */
+static inline size_t log_key_channel_end(uint8_t *k, char kind, uint16_t shard,
+                                         const char *ch, size_t len)
+{
+    size_t n = log_key_channel(k, kind, shard, ch, len);
+    HD_ASSERT(k[n - 1] < 0x7f);
+    k[n - 1]++;
+    return n;
 }
 
 static inline size_t log_key_applied(uint8_t *k, uint16_t shard)

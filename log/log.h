@@ -55,7 +55,9 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
                    char *errmsg, size_t errmsg_len);
 void log_store_close(struct log_store *ls);
 
-/* Applies the entry at raft index `index` of `shard`. On success fills
+/* Applies the entry at raft index `index` of `shard`: an append batch
+ * (entry.h) or a trim or delete command (command.h, which fills no result;
+ * results may then be NULL). For a batch, on success fills
  * results[0..count) (count from the entry header; results_cap must be at
  * least that, LOG_ENTRY_APPENDS_MAX always is). Returns HD_EEXIST, changing nothing, if the index was
  * applied already; HD_ECORRUPT if the entry does not decode; HD_EFAILED
@@ -72,6 +74,8 @@ int log_head(struct log_store *ls, const char *ch, size_t len,
              uint64_t *last_seq, uint64_t *last_ts);
 
 /* Calls cb for messages with seq > after_seq, in order, at most `limit`.
+ * HD_EGONE, delivering nothing, if a trim removed seq after_seq + 1
+ * (log_position_gone; log_channel_info gives the first seq left).
  * cb returning non-zero stops the read. Message memory is valid only
  * during cb. *next_seq is set to the seq after the last one delivered. */
 typedef int (*log_read_cb)(void *arg, const struct log_message *m);
@@ -79,9 +83,31 @@ int log_read(struct log_store *ls, const char *ch, size_t len,
              uint64_t after_seq, size_t limit, log_read_cb cb, void *arg,
              uint64_t *next_seq);
 
-/* The largest seq whose ts <= ts_us (0 if none), for after_ts reads. */
+/* The largest seq whose ts <= ts_us (0 if none), for after_ts reads. On a
+ * trimmed channel the search covers the seqs left: first_seq - 1 if none of
+ * them is that old, so the read starts at the oldest message left. */
 int log_seq_at_ts(struct log_store *ls, const char *ch, size_t len,
                   uint64_t ts_us, uint64_t *seq);
+
+/* ---- Trim and delete (command.h, command_apply.c) */
+
+/* What readers see of a channel's retention. epoch counts the deletes of the
+ * channel: after one, seqs begin at 1 again and the epoch tells the new
+ * channel from the old. Messages first_seq..last_seq are present (none if
+ * last_seq < first_seq, i.e. a channel never written since its delete). */
+struct log_channel_info {
+    uint64_t first_seq;   /* 1 unless a trim removed older messages */
+    uint64_t last_seq;
+    uint64_t last_ts;
+    uint64_t epoch;
+};
+
+int log_channel_info(struct log_store *ls, const char *ch, size_t len,
+                     struct log_channel_info *info);
+
+/* True if a read after `after_seq` asks for messages a trim removed: the
+ * answer is 410 Gone with info->first_seq, never a silent skip. */
+bool log_position_gone(const struct log_channel_info *info, uint64_t after_seq);
 
 /* The shard of a channel: xxh3 of the id modulo the shard count. Part of
  * the data format: it must never change for an existing cluster. */

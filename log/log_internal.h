@@ -3,6 +3,7 @@
 #ifndef LOG_INTERNAL_H
 #define LOG_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct st_rocks;
@@ -51,5 +52,10 @@ struct log_store {
 /* The head of a channel through the cache (loop thread only). */
 int log__head(struct log_store *ls, uint16_t shard, const char *ch, size_t len,
               uint64_t hash, uint64_t *seq, uint64_t *ts);
+
+/* Applies a trim or delete entry (command_apply.c) at raft index `index`;
+ * the caller checked the index was not applied yet. */
+int log__apply_command(struct log_store *ls, uint16_t shard, uint64_t index,
+                       const uint8_t *entry, size_t len);
 
 #endif

@@ -102,13 +102,21 @@ int log_read(struct log_store *ls, const char *ch, size_t len,
     if (limit == 0 || after_seq == UINT64_MAX) {
         return 0;
     }
+    struct log_channel_info info;
+    int rv = log_channel_info(ls, ch, len, &info);
+    if (rv != 0) {
+        return rv;
+    }
+    if (log_position_gone(&info, after_seq)) {
+        return HD_EGONE; /* never a silent skip over trimmed messages */
+    }
     uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
     uint16_t shard = (uint16_t)log_shard_of(ls->n_shards, ch, len);
     size_t lower_len = log_key_message(lower, shard, ch, len, after_seq + 1);
     size_t upper_len = log_key_message(upper, shard, ch, len, UINT64_MAX);
     HD_ASSERT(lower_len == upper_len && lower_len <= sizeof lower);
     struct st_iter *it;
-    int rv = st_iter_open(&it, ls->rocks, lower, lower_len, upper, upper_len);
+    rv = st_iter_open(&it, ls->rocks, lower, lower_len, upper, upper_len);
     if (rv != 0) {
         return rv;
     }
@@ -166,14 +174,16 @@ static int log__ts_of(struct log_store *ls, const char *ch, size_t len,
 int log_seq_at_ts(struct log_store *ls, const char *ch, size_t len,
                   uint64_t ts_us, uint64_t *seq)
 {
-    uint64_t last_seq, last_ts;
-    int rv = log_head(ls, ch, len, &last_seq, &last_ts);
+    struct log_channel_info info;
+    int rv = log_channel_info(ls, ch, len, &info);
     if (rv != 0) {
         return rv;
     }
-    /* ts strictly increases with seq, so binary search over [0, last_seq]
-     * for the largest seq with ts <= ts_us (seq 0 stands for "none"). */
-    uint64_t lo = 0, hi = last_seq;
+    uint64_t last_seq = info.last_seq;
+    /* ts strictly increases with seq, so binary search over the seqs still
+     * present for the largest seq with ts <= ts_us; first_seq - 1 stands for
+     * "none left" (0 on an untrimmed channel). */
+    uint64_t lo = info.first_seq - 1, hi = last_seq > lo ? last_seq : lo;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo + 1) / 2;
         HD_ASSERT(mid > lo && mid <= hi); /* the range shrinks every step */

@@ -13,8 +13,8 @@
 #include "zstd.h"
 
 /*
- * A shard's state is three key ranges, one per kind ('a' applied index, 'd'
- * dedup, 'm' messages), each [kind shard, kind shard+1). The
+ * A shard's state is five key ranges, one per kind ('a' applied index, 'd'
+ * dedup, 'm' messages, 'e' epochs, 'f' first seqs), each [kind shard, kind shard+1). The
  * sender reads them at one RocksDB snapshot, so the copy is consistent, in
  * chunks of about LOG_STATE_CHUNK_BYTES: u32 key length, u32 value length,
  * key, value, repeated, packed with zstd. Memory stays bounded by a chunk
@@ -28,8 +28,9 @@
  */
 
 #define LOG_KEY_INCOMPLETE 'i'
-static const char log__kinds[] = {LOG_KEY_APPLIED, LOG_KEY_DEDUP, LOG_KEY_MESSAGE};
-#define LOG_N_KINDS 3
+static const char log__kinds[] = {LOG_KEY_APPLIED, LOG_KEY_DEDUP, LOG_KEY_MESSAGE,
+                                  LOG_KEY_EPOCH, LOG_KEY_FIRST};
+#define LOG_N_KINDS 5
 
 struct log_state_reader {
     struct log_store *ls;

@@ -304,6 +304,13 @@ int st_rocks_flush(struct st_rocks *r)
     return rv;
 }
 
+void st_rocks_compact_range(struct st_rocks *r, const void *lower, size_t lower_len,
+                            const void *upper, size_t upper_len)
+{
+    HD_ASSERT(r != NULL && r->db != NULL);
+    rocksdb_compact_range(r->db, lower, lower_len, upper, upper_len);
+}
+
 /* ----------------------------------------------------------- iterators --- */
 
 struct st_view {

@@ -80,6 +80,10 @@ int st_rocks_flush(struct st_rocks *r);
  * errno the call fails with, as RocksDB reports it ("IO error: ..."),
  * without reaching RocksDB. NULL (the default) injects nothing. */
 extern int (*st__rocks_io_hook)(const char *call);
+/* Compacts [lower, upper) now (blocks): files holding only range-deleted
+ * keys are dropped, so deleted data leaves the disk at once. */
+void st_rocks_compact_range(struct st_rocks *r, const void *lower, size_t lower_len,
+                            const void *upper, size_t upper_len);
 
 /* A consistent read view: iterators opened at it see the database as it
  * was when it was taken. Released with st_rocks_view_release. */

@@ -81,6 +81,14 @@ void api_status_page(struct api_server *s, struct api_http_conn *c);
 /* {"data_dir","wal_bytes","snapshot_bytes","state_bytes","fs_free_bytes",
  * "fs_total_bytes"} for the data directory, or JSON null without one. */
 json_t *api_status_disk(const char *data_dir);
+/* /v1/channels/{ch} and /v1/channels/{ch}/trim (channel_admin.c); rest is
+ * what follows the channel in the path. */
+void api_channel_admin(struct api_server *s, struct api_http_conn *c,
+                       const struct api_http_request *req, const char *channel, size_t len,
+                       const char *rest, size_t rest_len);
+/* 410 Gone with the channel's first seq and epoch: a read below a trim. */
+int api_respond_gone(struct api_server *s, struct api_http_conn *c, const char *channel,
+                     size_t len);
 void api_cluster_add(struct api_server *s, struct api_http_conn *c,
                      const struct api_http_request *req);
 void api_cluster_remove(struct api_server *s, struct api_http_conn *c,
@@ -140,6 +148,8 @@ void api_hub_commit(struct api_hub *h, const char *channel, size_t len,
                     const struct log_message *m);
 /* A shard's state was replaced by a snapshot (the node's on_restore). */
 void api_hub_restore(struct api_hub *h);
+/* A trim or delete of the channel was applied (fan_on_command). */
+void api_hub_command(struct api_hub *h, const char *channel, size_t len, bool deleted);
 struct fan *api_hub_fan(struct api_hub *h);
 void api_hub_add(struct api_hub *h, struct api_session *sess);
 void api_hub_remove(struct api_hub *h, struct api_session *sess);

@@ -326,6 +326,28 @@ void fan_on_commit(struct fan *f, const char *channel, size_t len, const struct 
     fan__msg_unref(msg);
 }
 
+void fan_on_command(struct fan *f, const char *channel, size_t len, bool deleted)
+{
+    struct fan_channel *ch = fan__channel_get(f, channel, len, false);
+    if (ch == NULL) {
+        return;
+    }
+    /* Catch-up reads state from now on: below a trim it is HD_EGONE, and the
+     * connection ends with it instead of skipping silently. */
+    fan__window_clear(f, ch);
+    if (!deleted) {
+        return;
+    }
+    /* Seqs start again at 1: every subscriber's position is of the old
+     * channel, so each one's catch-up answers HD_EGONE. */
+    ch->head = 0;
+    ch->deletes++;
+    for (struct fan_sub *s = ch->live, *next; s != NULL; s = next) {
+        next = s->next;
+        fan__fall_behind(s);
+    }
+}
+
 void fan_on_restore(struct fan *f)
 {
     for (size_t i = 0; i < f->n_buckets; i++) {

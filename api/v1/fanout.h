@@ -103,6 +103,11 @@ void fan_on_commit(struct fan *f, const char *channel, size_t len, const struct 
  * whose head moved sends its live subscribers to catch up. */
 void fan_on_restore(struct fan *f);
 
+/* A trim or delete of the channel was applied: the window is dropped, and
+ * after a delete every subscriber of the channel is behind and its catch-up
+ * fails with HD_EGONE, which ends its connection (never a silent skip). */
+void fan_on_command(struct fan *f, const char *channel, size_t len, bool deleted);
+
 /* The JSON object of a message in reads and deliveries (hd_malloc'd,
  * NUL-terminated), or NULL. */
 char *fan_message_json(const char *channel, size_t channel_len, const struct log_message *m,

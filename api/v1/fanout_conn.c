@@ -369,6 +369,7 @@ int fan_conn_subscribe(struct fan_conn *fc, const char *channel, size_t len, uin
     }
     s->conn = fc;
     s->ch = ch;
+    s->deletes = ch->deletes;
     s->last = after == FAN_NOW ? ch->head : after;
     s->start = listed;
     s->index = index;
@@ -457,6 +458,9 @@ static int fan__catch_up(struct fan_sub *s)
 {
     struct fan_conn *fc = s->conn;
     struct fan *f = fc->f;
+    if (s->deletes != s->ch->deletes) {
+        return HD_EGONE; /* its positions name the deleted channel */
+    }
     for (unsigned k = 0; k < FAN__CATCHUP_PAGE; k++) {
         if (s->last >= s->ch->head) {
             fan__join_live(s);

@@ -35,6 +35,7 @@ struct fan_channel {
     uint64_t win_first;           /* seq of the oldest */
     size_t win_bytes;
     uint64_t idle_since_ms;       /* when its last subscriber left */
+    uint64_t deletes;             /* deletes of the channel seen by this engine */
 };
 
 struct fan_sub {
@@ -42,6 +43,7 @@ struct fan_sub {
     struct fan_channel *ch;
     uint64_t last;                /* seq of the last message given */
     uint64_t start;               /* position asked for (multi-SSE ids) */
+    uint64_t deletes;             /* ch->deletes when it subscribed */
     uint32_t index;               /* number in a multi-SSE request */
     bool live;                    /* in ch->live, else in conn's behind list */
     bool moved;                   /* in conn's moved list (multi-SSE ids) */

@@ -90,6 +90,11 @@ void api_hub_commit(struct api_hub *h, const char *channel, size_t len,
     fan_on_commit(h->fan, channel, len, m);
 }
 
+void api_hub_command(struct api_hub *h, const char *channel, size_t len, bool deleted)
+{
+    fan_on_command(h->fan, channel, len, deleted);
+}
+
 void api_hub_restore(struct api_hub *h)
 {
     fan_on_restore(h->fan);

@@ -93,14 +93,28 @@ static void api__read_answer(struct api_server *s, struct api_http_conn *c,
         rv = log_read(s->log, channel, len, after_seq, (size_t)limit, api__read_one, &ctx,
                       &next_seq);
     }
+    if (rv == HD_EGONE) {
+        json_decref(ctx.messages);
+        api_respond_gone(s, c, channel, len);
+        return;
+    }
     if (rv != 0) {
         json_decref(ctx.messages);
         api_respond_cons_error(s, c, rv);
         return;
     }
     s->metrics.reads++;
-    json_t *body = json_pack("{s:s%, s:o, s:I}", "channel", channel, len, "messages",
-                             ctx.messages, "next_seq", (json_int_t)next_seq);
+    /* The epoch tells this channel from one deleted under the same id. */
+    struct log_channel_info info;
+    rv = log_channel_info(s->log, channel, len, &info);
+    if (rv != 0) {
+        json_decref(ctx.messages);
+        api_respond_cons_error(s, c, rv);
+        return;
+    }
+    json_t *body = json_pack("{s:s%, s:o, s:I, s:I}", "channel", channel, len, "messages",
+                             ctx.messages, "next_seq", (json_int_t)next_seq, "epoch",
+                             (json_int_t)info.epoch);
     api_respond_json(s, c, 200, body, NULL);
 }
 

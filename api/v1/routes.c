@@ -29,8 +29,7 @@ static void api__channel_route(struct api_server *s, struct api_http_conn *c,
     size_t rest_len = req->path_len - strlen(API_CHANNELS_PREFIX);
     const char *slash = memchr(rest, '/', rest_len);
     if (slash == NULL) {
-        api_respond_error(s, c, 404, "not_found", "no such route");
-        return;
+        slash = rest + rest_len; /* /v1/channels/{ch} itself */
     }
     char channel[LOG_CHANNEL_MAX * 3];
     size_t len = 0;
@@ -68,8 +67,13 @@ static void api__channel_route(struct api_server *s, struct api_http_conn *c,
         } else {
             api__method_not_allowed(s, c);
         }
-    } else {
-        api_respond_error(s, c, 404, "not_found", "no such route");
+    } else if (api_auth_request(s, c, req,
+                                (req->method == HTTP_GET || req->method == HTTP_HEAD)
+                                    ? HD_SCOPE_READ
+                                    : HD_SCOPE_ADMIN,
+                                channel, len, false, &who)) {
+        /* A channel's info is a read; trimming or deleting it is admin. */
+        api_channel_admin(s, c, req, channel, len, slash, tail_len);
     }
 }
 

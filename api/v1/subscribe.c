@@ -136,7 +136,18 @@ static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char
                        "a position is a seq, \"now\", {\"after_seq\":N} or {\"after_ts\":\"S.U\"}");
         return;
     }
-    int rv = fan_conn_subscribe(w->fc, ch, len, after, after, 0, &head);
+    struct log_channel_info info;
+    int rv = log_channel_info(w->server->log, ch, len, &info);
+    if (rv == 0 && log_position_gone(&info, after)) {
+        /* Below a trim: said, never skipped; the client resubscribes. */
+        api__wss_send(w, json_pack("{s:s, s:s%, s:I, s:I}", "type", "gone", "channel", ch, len,
+                                   "first_seq", (json_int_t)info.first_seq, "epoch",
+                                   (json_int_t)info.epoch));
+        return;
+    }
+    if (rv == 0) {
+        rv = fan_conn_subscribe(w->fc, ch, len, after, after, 0, &head);
+    }
     if (rv == HD_EEXIST) {
         api__wss_error(w, id, ch, len, "already_subscribed", "already subscribed");
     } else if (rv == HD_ERANGE) {
@@ -145,8 +156,9 @@ static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char
     } else if (rv != 0) {
         api__wss_error(w, id, ch, len, "overloaded", hd_strerror(rv));
     } else {
-        api__wss_send(w, json_pack("{s:s, s:s%, s:I}", "type", "subscribed", "channel", ch, len,
-                                   "head", (json_int_t)head));
+        api__wss_send(w, json_pack("{s:s, s:s%, s:I, s:I}", "type", "subscribed", "channel", ch,
+                                   len, "head", (json_int_t)head, "epoch",
+                                   (json_int_t)info.epoch));
     }
 }
 

@@ -155,6 +155,16 @@ void api_tail(struct api_server *s, struct api_http_conn *c,
         api_respond_error(s, c, 400, "bad_query", bad != NULL ? bad : "bad position");
         return;
     }
+    struct log_channel_info info;
+    rv = log_channel_info(s->log, channel, len, &info);
+    if (rv != 0) {
+        api_respond_cons_error(s, c, rv);
+        return;
+    }
+    if (log_position_gone(&info, after)) {
+        api_respond_gone(s, c, channel, len); /* before the stream starts */
+        return;
+    }
     struct api_tail *t = api__tail_open(s, c, false, who);
     if (t != NULL && fan_conn_subscribe(t->fc, channel, len, after, after, 0, &head) != 0) {
         HD_LOG_WARN("tail of %.*s: cannot subscribe; closing it", (int)len, channel);

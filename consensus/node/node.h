@@ -21,6 +21,7 @@
 
 struct cons_node;
 struct st_space;
+struct log_command;
 
 /* A member of a cluster being created. */
 struct cons_member {
@@ -58,6 +59,10 @@ struct cons_node_options {
     /* Called on the loop when a shard's state was replaced by a snapshot
      * (messages arrived without on_commit). May be NULL. */
     void (*on_restore)(void *arg, unsigned shard);
+    /* Called on the loop after a trim or delete of a channel is applied
+     * (log/command.h). May be NULL. */
+    void (*on_command)(void *arg, const struct log_command *c);
+    void *on_command_arg;
 };
 
 struct cons_append_req;
@@ -96,6 +101,16 @@ int cons_node_append(struct cons_node *n, struct cons_append_req *req,
 
 /* The node's free-space reserve, or NULL (for status and metrics). */
 struct st_space *cons_node_space(const struct cons_node *n);
+/* Proposes a trim or delete (log/command.h: kind, channel, before_seq; the
+ * stamp and proposal fields are filled here) on the channel's shard, which
+ * this node must lead (else HD_ENOTLEADER, nothing proposed). 0: cb(arg, 0)
+ * fires once every replica will apply it, here already applied; or
+ * cb(arg, HD_EUNKNOWN) if leadership was lost first (it may still apply).
+ * Non-zero return: cb never fires. */
+struct log_command;
+typedef void (*cons_command_cb)(void *arg, int status);
+int cons_node_command(struct cons_node *n, const struct log_command *c, cons_command_cb cb,
+                      void *arg);
 
 /* The shard of a channel: a stable hash, the same on every node and version. */
 unsigned cons_shard_of(unsigned n_shards, const char *channel, size_t len);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
@@ -115,6 +116,15 @@ static int cons__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, 
     }
     if (b != NULL) {
         b->applied = true;
+    }
+    if (log_entry_is_command(buf->base, buf->len)) {
+        /* A trim or delete: no appends to announce; readers learn of it. */
+        struct log_command c;
+        if (sh->node->opts.on_command != NULL &&
+            log_command_decode(buf->base, buf->len, &c) == 0) {
+            sh->node->opts.on_command(sh->node->opts.on_command_arg, &c);
+        }
+        return 0;
     }
     cons__notify(sh, buf, results);
     return 0;

@@ -138,6 +138,16 @@ int herald_tail(struct herald_client *c, const char *channel, uint64_t after_seq
  * with herald_free(). */
 int herald_status(struct herald_client *c, char **json_text);
 
+/* A channel as a whole (client/channel.c). Each hands back the server's
+ * JSON {channel, first_seq, last_seq, epoch} in *json_text (herald_free).
+ * Trim (before_seq >= 1) and delete go through Raft on the channel's shard
+ * leader; another node refuses (herald_errmsg names the leader's id). They
+ * are not retried: a delete sent twice deletes twice. */
+int herald_channel_info(struct herald_client *c, const char *channel, char **json_text);
+int herald_channel_trim(struct herald_client *c, const char *channel, uint64_t before_seq,
+                        char **json_text);
+int herald_channel_delete(struct herald_client *c, const char *channel, char **json_text);
+
 /* Frees memory returned by libherald. */
 void herald_free(void *p);
 

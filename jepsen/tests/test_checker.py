@@ -240,6 +240,36 @@ class LostTest(CheckerTestCase):
         self.assertEqual((a["channel"], a["nonce"]), ("chanA", "gone"))
         self.assert_has_records(a, inv, done)
 
+    def trimmed_run(self, command):
+        """Three acked appends; the first two are gone from every final log."""
+        b = RunBuilder(channels=("chanT",))
+        for n in ("t1", "t2", "t3"):
+            b.append("chanT", n)
+        if command is not None:
+            f, extra, outcome = command
+            b.record(process=5, type="invoke", f=f, node="n1", channel="chanT", **extra)
+            b.record(process=5, type=outcome, f=f, node="n1", channel="chanT", **extra)
+        final = b.final()
+        for node in NODES:
+            del final["nodes"][node]["chanT"][:2]
+        return b.check(final)
+
+    def test_trim_and_delete_are_not_losses(self):
+        for command in (("trim", {"before_seq": 3}, "ok"), ("trim", {"before_seq": 3}, "info"),
+                        ("delete", {}, "ok"), ("delete", {}, "info")):
+            r = self.trimmed_run(command)
+            if command[0] == "trim":
+                self.assertTrue(r["valid"], (command, r["anomalies"]))
+            self.assertEqual(r["anomaly_kinds"].get("lost"), None, (command, r["anomalies"]))
+            self.assertTrue(any("trim or delete" in w for w in r["warnings"]), command)
+
+    def test_failed_or_short_trim_still_loses(self):
+        self.assertEqual(self.trimmed_run(None)["anomaly_kinds"].get("lost"), 2)
+        self.assertEqual(self.trimmed_run(("trim", {"before_seq": 3}, "fail"))
+                         ["anomaly_kinds"].get("lost"), 2)
+        self.assertEqual(self.trimmed_run(("trim", {"before_seq": 2}, "ok"))
+                         ["anomaly_kinds"].get("lost"), 1)
+
     def test_lost_with_a_node_unreadable(self):
         b = clean_builder()
         b.append("chanA", "x", process=9)

@@ -257,7 +257,7 @@ class BadInputTest(NodeTestCase):
 
     def test_unknown_routes_and_methods(self):
         before = self.state()
-        for path in ("/index.html", "/v1", "/v2/status", "/v1/channels", "/v1/channels/a",
+        for path in ("/index.html", "/v1", "/v2/status", "/v1/channels", "/v1/channels/a/trimX",
                      "/v1/channels/a/messagesX", "/v1/channels/a/messages/1",
                      "/v1/channels/a/tails", "/v1/statusX", "/metrics/x", "/v1/messages:batchx",
                      "/v1/channels/a/messages/../../status"):
@@ -268,7 +268,8 @@ class BadInputTest(NodeTestCase):
         for m, path in (("DELETE", "/v1/channels/a/messages"), ("PUT", "/v1/channels/a/messages"),
                         ("PATCH", "/v1/channels/a/messages"), ("GET", "/v1/messages:batch"),
                         ("POST", "/v1/status"), ("POST", "/metrics"),
-                        ("POST", "/v1/channels/a/tail"), ("DELETE", "/v1/status")):
+                        ("POST", "/v1/channels/a/tail"), ("DELETE", "/v1/status"),
+                        ("POST", "/v1/channels/a"), ("GET", "/v1/channels/a/trim")):
             r = self.c.request(m, path, b"{}" if m != "GET" else None,
                                {"Content-Type": "application/json"})
             self.assertError(r, 405)

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Applying trim and delete commands (command.h), and what readers see of them. */
+#include <string.h>
+
+#include "command.h"
+#include "hd_assert.h"
+#include "hd_error.h"
+#include "hd_util.h"
+#include "keys.h"
+#include "log.h"
+#include "log_internal.h"
+#include "rocks.h"
+
+/* A u64 value of a channel key, or `absent` if there is none. */
+static int log__get_u64(struct log_store *ls, char kind, uint16_t shard, const char *ch,
+                        size_t len, uint64_t absent, uint64_t *out)
+{
+    uint8_t key[LOG_KEY_MAX], val[8];
+    size_t key_len = log_key_channel(key, kind, shard, ch, len);
+    size_t val_len = 0;
+    int rv = st_rocks_get_into(ls->rocks, key, key_len, val, sizeof val, &val_len);
+    if (rv == HD_ENOTFOUND) {
+        *out = absent;
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if (val_len != sizeof val) {
+        return HD_ECORRUPT;
+    }
+    *out = hd_get_u64(val);
+    return 0;
+}
+
+static void log__put_u64(struct log_store *ls, char kind, uint16_t shard, const char *ch,
+                         size_t len, uint64_t v)
+{
+    uint8_t key[LOG_KEY_MAX], val[8];
+    size_t key_len = log_key_channel(key, kind, shard, ch, len);
+    hd_put_u64(val, v);
+    st_batch_put(ls->batch, key, key_len, val, sizeof val);
+}
+
+/* Deletes every key of the channel of this kind, as one range tombstone:
+ * RocksDB drops the data at the next compaction of those files. */
+static void log__delete_channel_keys(struct log_store *ls, char kind, uint16_t shard,
+                                     const char *ch, size_t len)
+{
+    uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
+    size_t lower_len = log_key_channel(lower, kind, shard, ch, len);
+    size_t upper_len = log_key_channel_end(upper, kind, shard, ch, len);
+    st_batch_delete_range(ls->batch, lower, lower_len, upper, upper_len);
+}
+
+int log_channel_info(struct log_store *ls, const char *ch, size_t len,
+                     struct log_channel_info *info)
+{
+    HD_ASSERT(len > 0 && len <= LOG_CHANNEL_MAX);
+    uint16_t shard = (uint16_t)log_shard_of(ls->n_shards, ch, len);
+    memset(info, 0, sizeof *info);
+    int rv = log__head(ls, shard, ch, len, hd_hash64(ch, len), &info->last_seq, &info->last_ts);
+    if (rv == 0) {
+        rv = log__get_u64(ls, LOG_KEY_FIRST, shard, ch, len, 1, &info->first_seq);
+    }
+    if (rv == 0) {
+        rv = log__get_u64(ls, LOG_KEY_EPOCH, shard, ch, len, 0, &info->epoch);
+    }
+    return rv;
+}
+
+bool log_position_gone(const struct log_channel_info *info, uint64_t after_seq)
+{
+    /* The reader wants after_seq + 1 next; it is gone if a trim removed it. */
+    return after_seq < info->first_seq - 1;
+}
+
+/* Trim: messages below min(before_seq, last seq) go; the last message always
+ * stays, because it is the channel's head (keys.h) and the next seq follows
+ * it. A trim at or below the first seq changes nothing. */
+static void log__trim(struct log_store *ls, uint16_t shard, const struct log_command *c,
+                      uint64_t head_seq, uint64_t first_seq)
+{
+    uint64_t until = c->before_seq < head_seq ? c->before_seq : head_seq;
+    if (head_seq == 0 || until <= first_seq) {
+        return;
+    }
+    uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
+    size_t lower_len = log_key_message(lower, shard, c->channel, c->channel_len, 0);
+    size_t upper_len = log_key_message(upper, shard, c->channel, c->channel_len, until);
+    st_batch_delete_range(ls->batch, lower, lower_len, upper, upper_len);
+    log__put_u64(ls, LOG_KEY_FIRST, shard, c->channel, c->channel_len, until);
+}
+
+/* Delete: the messages, dedup keys and first seq go, the epoch moves on; the
+ * next append starts the channel again at seq 1. */
+static int log__delete(struct log_store *ls, uint16_t shard, const struct log_command *c)
+{
+    uint64_t epoch;
+    int rv = log__get_u64(ls, LOG_KEY_EPOCH, shard, c->channel, c->channel_len, 0, &epoch);
+    if (rv != 0) {
+        return rv;
+    }
+    log__delete_channel_keys(ls, LOG_KEY_MESSAGE, shard, c->channel, c->channel_len);
+    log__delete_channel_keys(ls, LOG_KEY_DEDUP, shard, c->channel, c->channel_len);
+    uint8_t key[LOG_KEY_MAX];
+    st_batch_delete(ls->batch, key,
+                    log_key_channel(key, LOG_KEY_FIRST, shard, c->channel, c->channel_len));
+    log__put_u64(ls, LOG_KEY_EPOCH, shard, c->channel, c->channel_len, epoch + 1);
+    return 0;
+}
+
+int log__apply_command(struct log_store *ls, uint16_t shard, uint64_t index,
+                       const uint8_t *entry, size_t len)
+{
+    struct log_command c;
+    int rv = log_command_decode(entry, len, &c);
+    if (rv != 0) {
+        return rv;
+    }
+    if (log_shard_of(ls->n_shards, c.channel, c.channel_len) != shard) {
+        return HD_ECORRUPT; /* a command only names a channel of its shard */
+    }
+    struct log_channel_info before;
+    rv = log_channel_info(ls, c.channel, c.channel_len, &before);
+    if (rv != 0) {
+        return rv;
+    }
+    st_batch_clear(ls->batch);
+    if (c.kind == LOG_ENTRY_KIND_TRIM) {
+        log__trim(ls, shard, &c, before.last_seq, before.first_seq);
+    } else {
+        rv = log__delete(ls, shard, &c);
+    }
+    if (rv == 0) {
+        uint8_t key[4], val[8];
+        hd_put_u64(val, index);
+        st_batch_put(ls->batch, key, log_key_applied(key, shard), val, sizeof val);
+        rv = st_rocks_write(ls->rocks, ls->batch);
+    }
+    st_batch_clear(ls->batch);
+    if (rv != 0) {
+        return rv;
+    }
+    /* Range deletions free disk only when compaction reaches their files:
+     * compact the channel's messages and dedup keys now. Trims and deletes
+     * are rare (an operator or the retention sweep), so the pause on the
+     * loop is worth the space coming back at once on every replica. */
+    for (int k = 0; k < (c.kind == LOG_ENTRY_KIND_DELETE ? 2 : 1); k++) {
+        char kind = k == 0 ? LOG_KEY_MESSAGE : LOG_KEY_DEDUP;
+        uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
+        size_t lower_len = log_key_channel(lower, kind, shard, c.channel, c.channel_len);
+        size_t upper_len = log_key_channel_end(upper, kind, shard, c.channel, c.channel_len);
+        st_rocks_compact_range(ls->rocks, lower, lower_len, upper, upper_len);
+    }
+    if (c.kind == LOG_ENTRY_KIND_DELETE) {
+        /* The cached head is the deleted channel's: the new one is empty. */
+        uint64_t hash = hd_hash64(c.channel, c.channel_len) | 1;
+        ls->heads[hash % LOG_HEAD_CACHE_SLOTS].hash = 0; /* reloaded from state */
+    }
+    return 0;
+}
