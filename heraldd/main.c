@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* heraldd: options, start-up and graceful shutdown of a node. */
+/* heraldd: start-up and graceful shutdown of a node (options: options.c). */
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
