@@ -2,8 +2,11 @@
 /* Checksums, hashes, clocks and logging. */
 #include "hd_util.h"
 
+#include "hd_alloc.h"
+
 #include <isa-l/crc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <xxhash.h>
 
@@ -34,6 +37,13 @@ uint64_t hd_mono_us(void)
 }
 
 int hd_log_level = 2;
+hd_log_sink_fn hd_log_sink;
+
+const char *hd_log_level_name(int level)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    return names[level & 3];
+}
 
 void hd_log(int level, const char *fmt, ...)
 {
@@ -45,12 +55,29 @@ void hd_log(int level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    char when[40];
+    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s.%03ldZ %-5s ", when, ts.tv_nsec / 1000000, names[level & 3]);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    if (hd_log_sink != NULL) {
+        /* The sink takes the whole message: formatted here, on the heap
+         * when it is long. */
+        char small[1024];
+        va_list again;
+        va_copy(again, ap);
+        int len = vsnprintf(small, sizeof small, fmt, ap);
+        char *big = len >= (int)sizeof small ? hd_malloc((size_t)len + 1) : NULL;
+        if (big != NULL) {
+            vsnprintf(big, (size_t)len + 1, fmt, again);
+        }
+        va_end(again);
+        hd_log_sink(level, when, big != NULL ? big : small);
+        hd_free(big);
+    } else {
+        fprintf(stderr, "%s %-5s ", when, names[level & 3]);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    }
     va_end(ap);
 }

@@ -64,6 +64,13 @@ uint64_t hd_mono_us(void);
  * 2 info, 3 debug. hd_log_level is the highest level printed. */
 extern int hd_log_level;
 void hd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "error", "warn", "info" or "debug". */
+const char *hd_log_level_name(int level);
+/* Where a line goes instead of the text line on stderr (NULL, the default:
+ * text). when is the UTC time as 2006-01-02T15:04:05.000Z. heraldd
+ * --log-format json sets one. */
+typedef void (*hd_log_sink_fn)(int level, const char *when, const char *message);
+extern hd_log_sink_fn hd_log_sink;
 #define HD_LOG_ERROR(...) hd_log(0, __VA_ARGS__)
 #define HD_LOG_WARN(...) hd_log(1, __VA_ARGS__)
 #define HD_LOG_INFO(...) hd_log(2, __VA_ARGS__)

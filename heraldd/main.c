@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* heraldd: options, start-up and graceful shutdown of a node. */
-#include <getopt.h>
+/* heraldd: start-up and graceful shutdown of a node (options: options.c). */
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,198 +18,10 @@
 #include "hd_exit.h"
 #include "hd_fault.h"
 #include "hd_util.h"
+#include "log_json.h"
 #include "node.h"
-
-struct api_options {
-    const char *data_dir;
-    const char *listen;
-    const char *peer_listen;      /* NULL: the --listen port plus one */
-    const char *bootstrap;        /* member list of a new cluster */
-    const char *join;             /* cluster id to join as a new, empty node */
-    bool id_given;
-    unsigned shards;              /* 0: as created, or the default */
-    uint64_t node_id;
-    size_t payload_max;
-    size_t body_max;
-    size_t connections_max;
-    uint64_t dedup_window_s;
-    unsigned snapshot_every;      /* raft entries between snapshots; 0 = 4096 */
-    bool no_uring;
-    uint64_t disk_reserve;        /* --disk-reserve: bytes kept free; 0: none */
-    struct api_cors *cors;        /* --cors-origins; NULL: no cross-origin access */
-    const char *auth_file;        /* --auth-file; NULL: no tokens */
-    bool insecure;                /* --insecure: open off loopback */
-};
-
-static void api__usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: heraldd [OPTIONS]\n"
-            "Runs one herald node: a durable, replicated log of channels over HTTP.\n"
-            "With no options it serves a one-node cluster from ./herald-data on\n"
-            "127.0.0.1:7400, creating (bootstrapping) it on first start.\n\n"
-            "  --data DIR             data directory (default ./herald-data)\n"
-            "  --listen ADDR          HTTP address, host:port (default 127.0.0.1:7400)\n"
-            "  --peer-listen ADDR     address for other nodes (default: --listen port + 1)\n"
-            "  --id N                 this node's id in its cluster (default 1); fixed\n"
-            "                         once the data directory exists\n"
-            "  --bootstrap LIST       create a new cluster of these voters, given alike to\n"
-            "                         every member: 1=HOST:PORT,2=HOST:PORT,... (peer\n"
-            "                         addresses). On later starts it may stay on the\n"
-            "                         command line: DIR's data of this node of this\n"
-            "                         cluster starts as it is; other data is refused.\n"
-            "  --join CLUSTER_ID      start a new, empty node of an existing cluster; it\n"
-            "                         serves once a member runs `herald cluster add-node`\n"
-            "                         for it (its --id must exceed every member's id)\n"
-            "  --shards N             shards of a new cluster, 1-4096 (default 16);\n"
-            "                         fixed once the data directory exists\n"
-            "  --max-payload BYTES    largest message payload (default 1048576)\n"
-            "  --max-body BYTES       largest request body (default 8388608)\n"
-            "  --max-connections N    open HTTP connections (default 4096)\n"
-            "  --dedup-window SECONDS retries with the same nonce within this answer the\n"
-            "                         original result (default 86400)\n"
-            "  --disk-reserve BYTES   free space to keep on DIR's file system; below it\n"
-            "                         appends are refused (507 insufficient_storage)\n"
-            "                         until space returns (default 268435456, 0: none)\n"
-            "  --no-uring             write the WAL with pwrite+fdatasync instead of io_uring\n"
-            "  --snapshot-every N     Raft entries per shard between snapshots (default\n"
-            "                         4096); fewer keeps less log, more snapshots more often\n"
-            "  --cors-origins LIST    let web pages of these origins use the v1 API from\n"
-            "                         a browser: scheme://host[:port],... or '*' for any\n"
-            "                         (default: none, no CORS headers). Also refuses\n"
-            "                         WebSocket handshakes from other origins; without\n"
-            "                         the flag every origin's handshake is accepted\n"
-            "  --auth-file FILE       tokens (hashed) and their scopes; every request then\n"
-            "                         needs Authorization: Bearer TOKEN (SSE and\n"
-            "                         WebSocket may use ?access_token=). SIGHUP re-reads\n"
-            "                         it; see `herald token create`\n"
-            "  --insecure             run without --auth-file on a --listen address that is\n"
-            "                         not loopback (refused otherwise)\n"
-            "  --log-level LEVEL      error, warn, info (default) or debug\n"
-            "  --version              print the version and exit\n"
-            "  --help                 print this help and exit\n\n"
-            "Signals: SIGTERM or SIGINT stop the node gracefully; a second SIGINT exits at\n"
-            "once (acknowledged appends are in the WAL either way). SIGHUP re-reads\n"
-            "--auth-file (a bad file is refused and the old tokens stay).\n"
-            "Exit status: 0 stopped by a signal, 1 could not start, 2 bad usage, 3 state\n"
-            "found corrupt, 4 a WAL write failed, 5 a state write failed (4 and 5: restart\n"
-            "once the disk answers; nothing unwritten was acknowledged).\n");
-}
-
-static int api__parse_size(const char *arg, const char *name, uint64_t min, uint64_t max,
-                           uint64_t *out)
-{
-    if (hd_u64_parse(arg, strlen(arg), out) != 0 || *out < min || *out > max) {
-        fprintf(stderr, "heraldd: %s must be a number from %llu to %llu, got '%s'\n", name,
-                (unsigned long long)min, (unsigned long long)max, arg);
-        return -1;
-    }
-    return 0;
-}
-
-static int api__log_level(const char *arg)
-{
-    static const char *levels[] = {"error", "warn", "info", "debug"};
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(arg, levels[i]) == 0) {
-            hd_log_level = i;
-            return 0;
-        }
-    }
-    fprintf(stderr, "heraldd: --log-level must be error, warn, info or debug\n");
-    return -1;
-}
-
-static int api__cors_origins(const char *arg, struct api_options *o)
-{
-    char errmsg[512] = "";
-    api_cors_free(o->cors); /* the last --cors-origins counts */
-    o->cors = NULL;
-    if (api_cors_parse(arg, &o->cors, errmsg, sizeof errmsg) != 0) {
-        fprintf(stderr, "heraldd: %s\n", errmsg);
-        return -1;
-    }
-    return 0;
-}
-
-/* Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2 (usage). */
-static int api__parse_args(int argc, char **argv, struct api_options *o)
-{
-    static const struct option longopts[] = {
-        {"data", required_argument, NULL, 'd'},      {"listen", required_argument, NULL, 'l'},
-        {"peer-listen", required_argument, NULL, 'P'}, {"id", required_argument, NULL, 'i'},
-        {"bootstrap", required_argument, NULL, 'B'}, {"join", required_argument, NULL, 'J'},
-        {"shards", required_argument, NULL, 's'},    {"max-payload", required_argument, NULL, 'p'},
-        {"max-body", required_argument, NULL, 'b'},  {"max-connections", required_argument, NULL, 'c'},
-        {"dedup-window", required_argument, NULL, 'w'}, {"no-uring", no_argument, NULL, 'u'},
-        {"snapshot-every", required_argument, NULL, 'S'},
-        {"disk-reserve", required_argument, NULL, 'R'},
-        {"cors-origins", required_argument, NULL, 'C'},
-        {"auth-file", required_argument, NULL, 'A'}, {"insecure", no_argument, NULL, 'I'},
-        {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
-    uint64_t v;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (ch) {
-            case 'd': o->data_dir = optarg; break;
-            case 'l': o->listen = optarg; break;
-            case 'P': o->peer_listen = optarg; break;
-            case 'B': o->bootstrap = optarg; break;
-            case 'J': o->join = optarg; break;
-            case 'i':
-                if (api__parse_size(optarg, "--id", 1, UINT32_MAX, &v) != 0) return -1;
-                o->node_id = v;
-                o->id_given = true;
-                break;
-            case 's':
-                if (api__parse_size(optarg, "--shards", 1, 4096, &v) != 0) return -1;
-                o->shards = (unsigned)v;
-                break;
-            case 'p':
-                if (api__parse_size(optarg, "--max-payload", 1, 64u << 20, &v) != 0) return -1;
-                o->payload_max = v;
-                break;
-            case 'b':
-                if (api__parse_size(optarg, "--max-body", 1024, 1u << 30, &v) != 0) return -1;
-                o->body_max = v;
-                break;
-            case 'c':
-                if (api__parse_size(optarg, "--max-connections", 1, 1000000, &v) != 0) return -1;
-                o->connections_max = v;
-                break;
-            case 'w':
-                if (api__parse_size(optarg, "--dedup-window", 1, 365u * 86400, &v) != 0) return -1;
-                o->dedup_window_s = v;
-                break;
-            case 'u': o->no_uring = true; break;
-            case 'A': o->auth_file = optarg; break;
-            case 'I': o->insecure = true; break;
-            case 'C':
-                if (api__cors_origins(optarg, o) != 0) return -1;
-                break;
-            case 'S':
-                if (api__parse_size(optarg, "--snapshot-every", 2, 1u << 20, &v) != 0) return -1;
-                o->snapshot_every = (unsigned)v;
-                break;
-            case 'R':
-                if (api__parse_size(optarg, "--disk-reserve", 0, 1ull << 50, &v) != 0) return -1;
-                o->disk_reserve = v;
-                break;
-            case 'L':
-                if (api__log_level(optarg) != 0) return -1;
-                break;
-            case 'V': printf("heraldd %s\n", HERALD_VERSION); return 1;
-            case 'h': api__usage(stdout); return 1;
-            default: api__usage(stderr); return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "heraldd: unexpected argument '%s'\n", argv[optind]);
-        return -1;
-    }
-    return 0;
-}
+#include "notify.h"
+#include "options.h"
 
 /* Checks --bootstrap, --id and --peer-listen against each other; fills the
  * identity a new data directory gets. */
@@ -275,6 +86,7 @@ struct api_daemon {
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_signal_t sighup;
+    struct api_notify notify;
     int lock_fd;
     struct st_space *space;       /* the free-space reserve of the data directory */
     bool disk_failed;             /* the data directory took no write at the stop */
@@ -331,6 +143,7 @@ static void api__part_stopped(void *arg)
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
+    api_notify_close(&d->notify);
     /* Closing the last watcher restored the default action (inside
      * uv_close), which would let a late SIGTERM (a supervisor repeating
      * itself) kill the final close: ignore it from here on. */
@@ -350,6 +163,7 @@ static void api__on_signal(uv_signal_t *h, int signum)
         _exit(1);
     }
     HD_LOG_INFO("signal %d: stopping gracefully", signum);
+    api_notify_stopping("stopping: closing connections, flushing state");
     d->server.stopping = true;
     d->stopping_parts = 2;
     api_hub_close(d->server.hub);
@@ -465,24 +279,50 @@ static void api__banner(const struct api_daemon *d, const struct api_identity *i
     HD_LOG_INFO("tail: curl -sN http://%s/v1/channels/general/tail?after_seq=0", d->opts.listen);
 }
 
+/* --check-config: the options read; the flags that depend on each other
+ * are checked too (nothing of the data directory is touched). */
+static int api__check_config(struct api_options *o)
+{
+    char errmsg[512] = "";
+    static struct api_members members;
+    struct api_identity want = {.node_id = o->node_id, .shards = (unsigned)o->shards};
+    if (api__cluster_args(o, &members, &want, errmsg, sizeof errmsg) != 0) {
+        fprintf(stderr, "heraldd: %s: %s\n", o->config_path, errmsg);
+        return 2;
+    }
+    printf("heraldd: %s: valid\n", o->config_path);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct api_daemon d;
-    d.opts = (struct api_options){.data_dir = "herald-data", .listen = "127.0.0.1:7400",
-                                  .node_id = 1, .payload_max = 1u << 20,
-                                  .body_max = 8u << 20, .connections_max = 4096,
-                                  .dedup_window_s = 86400,
-                                  .disk_reserve = ST_SPACE_DEFAULT_RESERVE};
-    int prv = api__parse_args(argc, argv, &d.opts);
-    if (prv != 0) {
-        return prv > 0 ? 0 : 2;
+    api_options_defaults(&d.opts);
+    d.opts.disk_reserve = ST_SPACE_DEFAULT_RESERVE;
+    enum api_options_verdict verdict = api_options_read(argc, argv, &d.opts);
+    if (verdict != API_OPTIONS_RUN) {
+        api_options_free(&d.opts);
+        return verdict == API_OPTIONS_EXIT_OK ? 0 : 2;
+    }
+    if (d.opts.check_config) {
+        int crv = api__check_config(&d.opts);
+        api_options_free(&d.opts);
+        return crv;
+    }
+    hd_log_level = d.opts.log_level;
+    if (d.opts.log_format == API_LOG_JSON) {
+        api_log_json_start();
+    }
+    if (d.opts.config_path != NULL) {
+        HD_LOG_INFO("options from %s (flags on the command line override it)",
+                    d.opts.config_path);
     }
     if (d.opts.body_max < d.opts.payload_max) {
         d.opts.body_max = d.opts.payload_max * 2; /* room for JSON and base64 */
     }
     char errmsg[512] = "";
     static struct api_members members;
-    struct api_identity want = {.node_id = d.opts.node_id, .shards = d.opts.shards}, id;
+    struct api_identity want = {.node_id = d.opts.node_id, .shards = (unsigned)d.opts.shards}, id;
     int rv = api_exposure_check(d.opts.listen, d.opts.auth_file != NULL, d.opts.insecure, errmsg,
                                 sizeof errmsg);
     if (rv == 0 && d.opts.auth_file != NULL) {
@@ -509,6 +349,7 @@ int main(int argc, char **argv)
     d.server.data_dir = d.opts.data_dir;
     if (rv == 0) {
         snprintf(d.server.cluster_id, sizeof d.server.cluster_id, "%s", id.cluster_id);
+        api_notify_status("opening state and the WAL of %u shards", id.shards);
         rv = api__open_state(&d, &id, &members, errmsg, sizeof errmsg);
     }
     if (rv == 0) {
@@ -516,15 +357,23 @@ int main(int argc, char **argv)
     }
     if (rv != 0) {
         HD_LOG_ERROR("cannot start: %s", errmsg[0] ? errmsg : hd_strerror(rv));
+        api_notify_status("cannot start: %s", errmsg[0] ? errmsg : hd_strerror(rv));
+        api_options_free(&d.opts);
         return 1;
     }
     api__banner(&d, &id);
+    /* The listening socket is bound: a request made from here on is
+     * answered once the loop runs, which is next. */
+    char status[256];
+    snprintf(status, sizeof status, "serving http://%s, node %llu of cluster %s",
+             d.opts.listen, (unsigned long long)id.node_id, id.cluster_id);
+    api_notify_ready(&d.notify, d.server.loop, status);
     uv_run(d.server.loop, UV_RUN_DEFAULT);
     if (d.disk_failed) {
         _exit(HD_EXIT_OK); /* stopped as asked; closing RocksDB would abort */
     }
-    api_cors_free(d.opts.cors);
     api_auth_free(d.server.auth);
+    api_options_free(&d.opts);
     log_store_close(d.server.log);
     uv_loop_close(d.server.loop);
     close(d.lock_fd);

@@ -10,6 +10,7 @@ packages=(
   libraft-dev liburing-dev libuv1-dev librocksdb-dev libzstd-dev
   libjansson-dev libhttp-parser-dev libisal-dev libxxhash-dev libcmocka-dev
   libwslay-dev libssl-dev
+  libinih-dev libsystemd-dev  # heraldd --config (INI), sd_notify under systemd
   clang libclang-rt-14-dev fio
   # tests/browser/: a real browser using the API from another origin
   chromium

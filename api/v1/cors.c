@@ -125,7 +125,7 @@ static int api__cors_add(struct api_cors *cors, const char *o, size_t len, char 
     }
     if (!api__cors_origin_syntax(o, len)) {
         snprintf(errmsg, errmsg_len,
-                 "--cors-origins: '%.*s' is not an origin (scheme://host or scheme://host:port, "
+                 "'%.*s' is not an origin (scheme://host or scheme://host:port, "
                  "no path or trailing slash, at most %u bytes) nor '*'",
                  (int)(len < 300 ? len : 300), o, API_CORS_ORIGIN_MAX);
         return HD_EINVAL;
@@ -176,16 +176,16 @@ int api_cors_parse(const char *list, struct api_cors **out, char *errmsg, size_t
         p = end + 1;
     }
     if (rv == 0 && cors->any && cors->n > 0) {
-        snprintf(errmsg, errmsg_len, "--cors-origins: '*' allows every origin; list no other");
+        snprintf(errmsg, errmsg_len, "'*' allows every origin; list no other");
         rv = HD_EINVAL;
     }
     if (rv == 0 && !cors->any && cors->n == 0) {
-        snprintf(errmsg, errmsg_len, "--cors-origins: no origin given");
+        snprintf(errmsg, errmsg_len, "no origin given");
         rv = HD_EINVAL;
     }
     if (rv != 0) {
         if (rv == HD_ENOMEM) {
-            snprintf(errmsg, errmsg_len, "--cors-origins: out of memory");
+            snprintf(errmsg, errmsg_len, "out of memory");
         }
         api_cors_free(cors);
         return rv;

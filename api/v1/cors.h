@@ -30,8 +30,8 @@ struct api_cors;
 
 /* Parses list into *out (free with api_cors_free()). An origin is
  * scheme://host or scheme://host:port, with no path and no trailing slash;
- * "*" must stand alone. Returns 0, HD_EINVAL with a message in errmsg, or
- * HD_ENOMEM. */
+ * "*" must stand alone. Returns 0, HD_EINVAL with a message in errmsg (what
+ * is wrong; the caller names the flag or config key), or HD_ENOMEM. */
 int api_cors_parse(const char *list, struct api_cors **out, char *errmsg, size_t errmsg_len);
 
 void api_cors_free(struct api_cors *cors);

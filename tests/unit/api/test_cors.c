@@ -83,7 +83,9 @@ static void test_parse_list(void **state)
             fail_msg("'%s' was accepted", bad[i]);
         }
         assert_null(cors);
-        assert_non_null(strstr(err, "--cors-origins"));
+        /* Says what is wrong; the caller names the flag or config key. */
+        assert_true(err[0] != '\0');
+        assert_null(strstr(err, "--cors-origins"));
     }
 }
 
