@@ -89,6 +89,11 @@ def response_schema(path, method, status, ctype="application/json"):
 PROBES = {
     ("/", "get"): ("/", None, {}),
     ("/", "head"): ("/", None, {}),
+    ("/v1/channels/{channel}", "get"): ("/v1/channels/oa", None, {}),
+    ("/v1/channels/{channel}", "head"): ("/v1/channels/oa", None, {}),
+    ("/v1/channels/{channel}", "delete"): ("/v1/channels/bad%20channel", None, {}),
+    ("/v1/channels/{channel}/trim", "post"):
+        ("/v1/channels/oa/trim", b"{not json", {"Content-Type": "application/json"}),
     ("/v1/channels/{channel}/messages", "post"):
         ("/v1/channels/oa/messages", b"{not json", {"Content-Type": "application/json"}),
     ("/v1/channels/{channel}/messages", "get"): ("/v1/channels/oa/messages", None, {}),
@@ -105,7 +110,7 @@ PROBES = {
 }
 
 # Paths the server must not have (404 not_found), near the real ones.
-UNDOCUMENTED = ["/index.html", "/v1", "/v1/", "/v1/channels", "/v1/channels/oa",
+UNDOCUMENTED = ["/index.html", "/v1", "/v1/", "/v1/channels",
                 "/v1/channels/oa/other", "/v1/channels/oa/messages/1", "/v1/status/x",
                 "/v1/cluster", "/v1/cluster/node", "/metrics/x", "/v2/status",
                 "/v1/messages", "/v1/subscribe/x", "/v1/tail/x"]
