@@ -21,24 +21,7 @@ static int herald__channel_call(struct herald_client *c, const char *method, con
     }
     char target[200];
     snprintf(target, sizeof target, "/v1/channels/%s%s", channel, suffix);
-    struct herald__resp r;
-    bool sent = false;
-    herald__resp_init(&r, NULL, NULL);
-    rv = herald__exchange(c, method, target,
-                          body != NULL ? "Content-Type: application/json\r\n" : NULL, body,
-                          body != NULL ? strlen(body) : 0, herald__now_ms() + 60000, &r, &sent);
-    if (rv != 0) {
-        herald__resp_close(&r);
-        return rv;
-    }
-    if (r.status != 200) {
-        rv = herald__http_error(c, &r, target);
-    } else {
-        *json_text = hd_strndup(r.body.data ? r.body.data : "", r.body.len);
-        if (*json_text == NULL) rv = herald__fail(c, HD_ENOMEM, "out of memory");
-    }
-    herald__resp_close(&r);
-    return rv;
+    return herald__json_call(c, method, target, body, herald__now_ms() + 60000, json_text);
 }
 
 int herald_channel_info(struct herald_client *c, const char *channel, char **json_text)

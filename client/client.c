@@ -304,7 +304,6 @@ int herald_cluster_change(struct herald_client *c, bool add, uint64_t id, const 
 {
     *json_text = NULL;
     char target[96], body[192], timeout[32] = "";
-    size_t body_len = 0;
     if (timeout_s != 0) {
         snprintf(timeout, sizeof timeout, add ? ",\"timeout_s\":%u" : "?timeout_s=%u", timeout_s);
     }
@@ -315,22 +314,28 @@ int herald_cluster_change(struct herald_client *c, bool add, uint64_t id, const 
         if (n < 0 || (size_t)n >= sizeof body || strchr(address, '"') != NULL) {
             return herald__fail(c, HD_EINVAL, "bad address");
         }
-        body_len = (size_t)n;
     } else {
         snprintf(target, sizeof target, "/v1/cluster/nodes/%llu%s", (unsigned long long)id,
                  timeout);
     }
     /* A change waits for every shard (and a new node's catch-up): minutes;
      * the server answers by its deadline, so wait a little longer. */
+    return herald__json_call(c, add ? "POST" : "DELETE", target, add ? body : NULL,
+                             herald__now_ms() + (timeout_s != 0 ? (int64_t)timeout_s * 1000 + 60000
+                                                                 : 30 * 60 * 1000),
+                             json_text);
+}
+
+int herald__json_call(struct herald_client *c, const char *method, const char *target,
+                      const char *body, int64_t deadline_ms, char **json_text)
+{
+    *json_text = NULL;
     struct herald__resp r;
     bool sent = false;
     herald__resp_init(&r, NULL, NULL);
-    int rv = herald__exchange(c, add ? "POST" : "DELETE", target,
-                              add ? "Content-Type: application/json\r\n" : NULL,
-                              add ? body : NULL, body_len,
-                              herald__now_ms() + (timeout_s != 0 ? (int64_t)timeout_s * 1000 + 60000
-                                                                  : 30 * 60 * 1000),
-                              &r, &sent);
+    int rv = herald__exchange(c, method, target,
+                              body != NULL ? "Content-Type: application/json\r\n" : NULL, body,
+                              body != NULL ? strlen(body) : 0, deadline_ms, &r, &sent);
     if (rv != 0) {
         herald__resp_close(&r);
         return rv;

@@ -149,6 +149,12 @@ bool herald__backoff(struct herald_client *c, int attempt, int retry_after_s,
 int herald__http_error(struct herald_client *c, const struct herald__resp *r,
                        const char *what);
 
+/* One request, not retried, whose 200 body (a JSON document, NUL-ended)
+ * is handed back in *json_text (free with herald_free); any other answer
+ * is an error with errmsg set. body, if any, is sent as application/json. */
+int herald__json_call(struct herald_client *c, const char *method, const char *target,
+                      const char *body, int64_t deadline_ms, char **json_text);
+
 /* True for statuses worth retrying (the outcome is unknown or transient). */
 bool herald__status_retryable(int status);
 
