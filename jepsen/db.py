@@ -37,6 +37,8 @@ class Node:
         self.removed_id = None
         self.supervised = False  # final.CrashWatcher restarts it if it dies
         self.damaged = False     # the corrupt nemesis damaged its disk
+        self.disk_failed = False  # the disk-error nemesis shut its file system down
+        self.disk_full = False    # the disk-full nemesis filled its disk
         self.needs_replace = False
 
     # ------------------------------------------------------------ disk ---
@@ -71,7 +73,16 @@ class Node:
         # The process dies first: a power cut gives it no moment on a file
         # system that answers EIO (dirty pages are still dropped below).
         self.kill()
+        self.shut_down_disk()
+        self.remount()
+
+    def shut_down_disk(self):
+        """Every I/O on the node's file system answers EIO from now on, and
+        what was not fsynced is dropped (until remount())."""
         hosts.sh("xfs_io", "-x", "-c", "shutdown", self.mnt)
+
+    def remount(self):
+        """A shut-down file system mounted again; the process must be gone."""
         self.unmount()
         self.mount()
         probe = os.path.join(self.mnt, "remounted")
@@ -223,24 +234,37 @@ class Cluster:
                 return nd
         return None
 
-    def member_change(self, method, path, body=None, timeout=180.0):
-        """Sends a membership request to live members until one answers 200;
-        returns the last answer's description."""
+    def member_change(self, method, path, body=None, timeout=60.0):
+        """Sends a membership request to live members until one answers 200
+        or `timeout` seconds have passed; returns None, or the last answer's
+        description. Each request carries what is left of the deadline as
+        the node's own `timeout_s`, so that a change that cannot finish (no
+        quorum in some shard) ends on the node too, not only here."""
         deadline = time.monotonic() + timeout
         last = "no live member"
-        while time.monotonic() < deadline:
+        while True:
+            left = deadline - time.monotonic()
+            if left < 1.0:
+                return last
             for nd in self.nodes:
                 if not nd.alive() or nd.paused or nd.id is None:
                     continue
-                a = hclient.request(nd.ip, method, path, body=body, timeout=150.0)
+                left = max(1, int(deadline - time.monotonic()))
+                if body is None:
+                    a = hclient.request(nd.ip, method, "%s?timeout_s=%d" % (path, left),
+                                        timeout=left + 5.0)
+                else:
+                    a = hclient.request(nd.ip, method, path, body=dict(body, timeout_s=left),
+                                        timeout=left + 5.0)
                 if a.status == 200:
                     return None
                 last = "%s %s via %s: %s %s" % (method, path, nd.name, a.status,
                                                 (a.body or b"")[:200] or a.error)
                 if a.status not in (None, 409, 503):
                     return last
+                if time.monotonic() >= deadline:
+                    return last
             time.sleep(1.0)
-        return last
 
     def remove(self, nd):
         """Takes a node out of the cluster and its disk away: kill, remove

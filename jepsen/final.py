@@ -14,6 +14,8 @@ SANITIZER_PATTERNS = ("AddressSanitizer", "LeakSanitizer", "runtime error",
                       "UndefinedBehaviorSanitizer", "assertion failed")
 MAX_RESTARTS = 3
 EXIT_CORRUPT = 3  # heraldd's exit status when it finds its state corrupt
+# heraldd's exit statuses when a write to its disk fails (WAL, then state)
+EXIT_DISK = (4, 5)
 
 
 class CrashWatcher:
@@ -26,6 +28,7 @@ class CrashWatcher:
         self.rec = recorder
         self.crashes = []
         self.detected = []  # fail-stops on corruption the nemesis injected
+        self.disk_stops = []  # clean stops on a disk the nemesis failed or filled
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -51,6 +54,12 @@ class CrashWatcher:
                     # stopped, as it must: an operator replaces its disk.
                     self.detected.append(event)
                     nd.needs_replace = True
+                    continue
+                if (nd.disk_failed or nd.disk_full) and code in EXIT_DISK:
+                    # Its disk answered EIO or ran out, and it stopped as it
+                    # must; the nemesis's heal brings the disk back and
+                    # restarts it.
+                    self.disk_stops.append(event)
                     continue
                 self.crashes.append(event)
                 restarts[nd.name] = restarts.get(nd.name, 0) + 1
@@ -162,6 +171,7 @@ def add_node_findings(results, run_dir, cluster, stops, watcher):
                       "detail": "no node's final log could be read for some channel"})
     results["node_anomalies"] = found
     results["detected_corruption"] = watcher.detected
+    results["disk_stops"] = watcher.disk_stops
     if found:
         results["valid"] = False
         results.setdefault("anomalies", []).extend(found)

@@ -12,12 +12,21 @@ import random
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import final
 import hosts
 
-NODE_FAULTS = ("kill", "pause", "lose-unsynced", "corrupt", "membership")
+# How long a nemesis's start or stop may take before it is recorded as failed
+# and the schedule moves on (and heals). A fault that wedges its own
+# injection, e.g. a membership change that needs the quorum a partition took,
+# must not hold the partition in place for the rest of the run.
+START_DEADLINE = 90.0
+STOP_DEADLINE = 120.0
+
+NODE_FAULTS = ("kill", "pause", "lose-unsynced", "corrupt", "disk-error", "disk-full",
+               "membership")
 NET_FAULTS = ("partition", "net", "clock")
 
 
@@ -389,6 +398,100 @@ class Corrupt(Nemesis):
         return "; ".join(out)
 
 
+def _needs_images(nem):
+    nd = nem.nodes()[0]
+    if not nd.use_images:
+        return "data directories are not on their own ext4 images (no loop devices?)"
+    return None
+
+
+class DiskError(Nemesis):
+    """The disk fails under a running node: its file system is shut down
+    (the ext4 shutdown ioctl) while the process keeps running, so every
+    write and fsync from then on answers EIO. The node must stop with a
+    disk exit status (never crash, never acknowledge what it could not
+    write) or keep serving without writing; healing mounts the disk again
+    and restarts it. (EIO on a healthy file system, e.g. through an
+    LD_PRELOAD shim, cannot reach io_uring's writes, which bypass libc; the
+    WAL and RocksDB error paths are covered by the I/O-hook unit tests.)"""
+    name = "disk-error"
+
+    def unavailable(self):
+        if not shutil.which("xfs_io"):
+            return "xfs_io (xfsprogs) is not installed"
+        return _needs_images(self)
+
+    def start(self, rng):
+        live = [nd for nd in self.nodes() if nd.alive() and not nd.paused and nd.id is not None]
+        self.victims = _subset(rng, live, _pick(rng, self.variant, ("one", "minority")))
+        for nd in self.victims:
+            nd.disk_failed = True  # final.CrashWatcher: a disk exit is expected
+            nd.shut_down_disk()
+        return "file system shut down under running %s" % ",".join(
+            nd.name for nd in self.victims)
+
+    def stop(self):
+        out = []
+        for nd in self.victims:
+            code = nd.exited_with()
+            if nd.alive():
+                out.append("%s still running" % nd.name)
+            nd.kill()
+            nd.remount()
+            nd.disk_failed = False
+            nd.start()
+            if code is not None:
+                out.append("%s had stopped (exit %d)" % (nd.name, code))
+        return "; ".join(out) + "; disk mounted again, restarted"
+
+
+FILL_NAME = "disk-full.fill"
+FILL_LEAVES = 64 << 20  # free bytes left: under heraldd's 256 MiB reserve
+
+
+class DiskFull(Nemesis):
+    """Fills the disk of one node or of a majority (one preallocated file
+    that leaves 64 MiB free, under the node's reserve) while the workload
+    runs. A node must refuse appends (507) rather than fail its WAL, keep
+    serving reads, and take appends again by itself once the file is
+    removed."""
+    name = "disk-full"
+
+    def unavailable(self):
+        if not shutil.which("fallocate"):
+            return "fallocate (util-linux) is not installed"
+        return _needs_images(self)
+
+    def start(self, rng):
+        how = _pick(rng, self.variant, ("one", "majority"))
+        nodes = [nd for nd in self.nodes() if nd.id is not None]
+        rng.shuffle(nodes)
+        self.victims = nodes[:1] if how == "one" else nodes[:len(nodes) // 2 + 1]
+        out = []
+        for nd in self.victims:
+            st = os.statvfs(nd.mnt)
+            fill = st.f_bavail * st.f_frsize - FILL_LEAVES
+            if fill > 0:
+                hosts.sh("fallocate", "-l", str(fill), os.path.join(nd.mnt, FILL_NAME))
+            nd.disk_full = True  # final.CrashWatcher: a WAL stop on ENOSPC is expected
+            out.append("%s (%d MiB taken)" % (nd.name, max(0, fill) >> 20))
+        return "filled %s: %s" % (how, ", ".join(out))
+
+    def stop(self):
+        out = []
+        for nd in self.victims:
+            try:
+                os.unlink(os.path.join(nd.mnt, FILL_NAME))
+            except FileNotFoundError:
+                pass
+            nd.disk_full = False
+            if nd.id is not None and not nd.alive() and not nd.supervised:
+                nd.start()
+                out.append("%s restarted" % nd.name)
+        return "space given back on %s%s" % (",".join(nd.name for nd in self.victims),
+                                             "; " + "; ".join(out) if out else "")
+
+
 class Membership(Nemesis):
     """Removes a node from the cluster while other faults may run, then
     wipes it and adds it back under a new id."""
@@ -410,7 +513,30 @@ class Membership(Nemesis):
 
 
 NEMESES = {c.name: c for c in (Partition, Net, Clock, Kill, Pause, LoseUnsynced, Corrupt,
-                               Membership)}
+                               DiskError, DiskFull, Membership)}
+
+
+def _bounded(fn, seconds):
+    """Runs fn() with a deadline: (True, its result), or (False, why not)
+    when it raised or did not return in time. A call past its deadline is
+    left to finish on its own thread (every step it takes has a timeout of
+    its own); the schedule goes on without it."""
+    out = {}
+
+    def call():
+        try:
+            out["result"] = fn()
+        except Exception as e:  # recorded, never fatal to the run
+            out["error"] = str(e) or type(e).__name__
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        return False, "no answer in %g s" % seconds
+    if "error" in out:
+        return False, out["error"]
+    return True, out["result"]
 
 
 class Schedule:
@@ -437,17 +563,13 @@ class Schedule:
         return self.bag.pop()
 
     def _start(self, nem):
-        try:
-            detail = nem.start(self.rng)
-        except Exception as e:
+        ok, detail = _bounded(lambda: nem.start(self.rng), START_DEADLINE)
+        if not ok:
             # A fault that failed to inject is reported as skipped, never
             # counted as survived; whatever part of it was injected is undone.
             self.rec.record({"fault": nem.name, "phase": "skip",
-                             "detail": "failed to inject: %s" % e})
-            try:
-                nem.stop()
-            except Exception:
-                pass
+                             "detail": "failed to inject: %s" % detail})
+            _bounded(nem.stop, STOP_DEADLINE)
             return
         self.rec.record({"fault": nem.name, "phase": "start", "detail": detail})
         self.active.append(nem)
@@ -458,10 +580,9 @@ class Schedule:
         self.active.sort(key=lambda n: n.name in NET_FAULTS)
         while self.active:
             nem = self.active.pop()
-            try:
-                detail = nem.stop()
-            except Exception as e:
-                detail = "failed to heal: %s" % e
+            ok, detail = _bounded(nem.stop, STOP_DEADLINE)
+            if not ok:
+                detail = "failed to heal: %s" % detail
             self.rec.record({"fault": nem.name, "phase": "stop", "detail": detail})
 
     def run(self, deadline, stop_event):

@@ -90,7 +90,10 @@ class Workload:
             err = a.error
         else:
             code = a.error_code()
-            definite = (a.status == 503 and code in DEFINITE_503) or 400 <= a.status < 500
+            # 507: under the node's free-space reserve, refused before
+            # anything was written
+            definite = ((a.status == 503 and code in DEFINITE_503) or 400 <= a.status < 500
+                        or a.status == 507)
             kind = "fail" if definite else "info"
             err = "%d %s" % (a.status, code)
         self.history.record(dict(base, type=kind, error=err))
