@@ -39,6 +39,7 @@ class Node:
         self.damaged = False     # the corrupt nemesis damaged its disk
         self.disk_failed = False  # the disk-error nemesis shut its file system down
         self.disk_full = False    # the disk-full nemesis filled its disk
+        self.held = False         # a process fault holds it (nemesis.Schedule)
         self.needs_replace = False
 
     # ------------------------------------------------------------ disk ---

@@ -27,7 +27,7 @@ STOP_DEADLINE = 120.0
 
 NODE_FAULTS = ("kill", "pause", "lose-unsynced", "corrupt", "disk-error", "disk-full",
                "membership")
-NET_FAULTS = ("partition", "net", "clock")
+NET_FAULTS = ("partition", "client-partition", "net", "clock")
 
 
 def _pick(rng, variant, choices):
@@ -57,6 +57,11 @@ class Nemesis:
 
     def nodes(self):
         return self.cluster.nodes
+
+    def free(self):
+        """The nodes no other process fault holds: with --overlap, a second
+        process fault takes other nodes than the first."""
+        return [nd for nd in self.cluster.nodes if not nd.held]
 
 
 # ---------------------------------------------------------------- network ---
@@ -153,6 +158,34 @@ class Partition(Nemesis):
         return "%s: %s" % (kind, "; ".join("%s x %s" % (nd.name, ",".join(sorted(x.name for x in d)))
                                           for nd, d in sorted(g.items(), key=lambda p: p[0].idx)
                                           if d))
+
+    def stop(self):
+        _heal_all(self.nodes(), self.fw)
+        return "healed"
+
+
+class ClientPartition(Nemesis):
+    """Clients cut off from one node, a minority or a majority of them,
+    while the nodes still hear each other: appends time out on some nodes
+    and must be retried through others without loss or duplicate."""
+    name = "client-partition"
+
+    def unavailable(self):
+        self.fw = _firewall()
+        return None if self.fw else "neither nft nor iptables works in a namespace"
+
+    def start(self, rng):
+        how = _pick(rng, self.variant, ("one", "minority", "majority"))
+        nodes = list(self.nodes())
+        rng.shuffle(nodes)
+        cut = {"one": 1, "minority": (len(nodes) - 1) // 2,
+               "majority": len(nodes) // 2 + 1}[how]
+        for nd in nodes[:cut]:
+            if self.fw == "nft":
+                _nft_drop_from(nd, [hosts.CLIENT_IP])
+            else:
+                _iptables_drop_from(nd, [hosts.CLIENT_IP])
+        return "clients cut from %s (%s)" % (",".join(nd.name for nd in nodes[:cut]), how)
 
     def stop(self):
         _heal_all(self.nodes(), self.fw)
@@ -265,7 +298,7 @@ class Kill(Nemesis):
 
     def start(self, rng):
         how = _pick(rng, self.variant, ("one", "minority", "all"))
-        self.victims = [nd for nd in _subset(rng, self.nodes(), how) if nd.alive()]
+        self.victims = [nd for nd in _subset(rng, self.free(), how) if nd.alive()]
         for nd in self.victims:
             nd.kill()
         return "kill -9 %s (%s)" % (",".join(nd.name for nd in self.victims), how)
@@ -283,9 +316,11 @@ class Pause(Nemesis):
         how = _pick(rng, self.variant, ("one", "minority", "leader"))
         if how == "leader":
             leader = self.cluster.leader_of_a_shard(rng)
-            self.victims = [leader] if leader else _subset(rng, self.nodes(), "one")
+            if leader is not None and leader.held:
+                leader = None
+            self.victims = [leader] if leader else _subset(rng, self.free(), "one")
         else:
-            self.victims = _subset(rng, self.nodes(), how)
+            self.victims = _subset(rng, self.free(), how)
         for nd in self.victims:
             nd.pause()
         return "SIGSTOP %s (%s)" % (",".join(nd.name for nd in self.victims), how)
@@ -311,7 +346,7 @@ class LoseUnsynced(Nemesis):
 
     def start(self, rng):
         how = _pick(rng, self.variant, ("one", "minority", "all"))
-        self.victims = _subset(rng, self.nodes(), how)
+        self.victims = _subset(rng, self.free(), how)
         for nd in self.victims:
             nd.power_cut()
         return "power cut %s (%s)" % (",".join(nd.name for nd in self.victims), how)
@@ -367,7 +402,7 @@ class Corrupt(Nemesis):
     name = "corrupt"
 
     def start(self, rng):
-        self.victims = _subset(rng, self.nodes(), _pick(rng, self.variant, ("one", "minority")))
+        self.victims = _subset(rng, self.free(), _pick(rng, self.variant, ("one", "minority")))
         out = []
         for nd in self.victims:
             nd.kill()
@@ -422,7 +457,7 @@ class DiskError(Nemesis):
         return _needs_images(self)
 
     def start(self, rng):
-        live = [nd for nd in self.nodes() if nd.alive() and not nd.paused and nd.id is not None]
+        live = [nd for nd in self.free() if nd.alive() and not nd.paused and nd.id is not None]
         self.victims = _subset(rng, live, _pick(rng, self.variant, ("one", "minority")))
         for nd in self.victims:
             nd.disk_failed = True  # final.CrashWatcher: a disk exit is expected
@@ -464,7 +499,7 @@ class DiskFull(Nemesis):
 
     def start(self, rng):
         how = _pick(rng, self.variant, ("one", "majority"))
-        nodes = [nd for nd in self.nodes() if nd.id is not None]
+        nodes = [nd for nd in self.free() if nd.id is not None]
         rng.shuffle(nodes)
         self.victims = nodes[:1] if how == "one" else nodes[:len(nodes) // 2 + 1]
         out = []
@@ -498,8 +533,9 @@ class Membership(Nemesis):
     name = "membership"
 
     def start(self, rng):
-        live = [nd for nd in self.nodes() if nd.alive() and not nd.paused]
+        live = [nd for nd in self.free() if nd.alive() and not nd.paused]
         self.victim = rng.choice(live)
+        self.victims = [self.victim]
         err = self.cluster.remove(self.victim)
         return "removed %s (id %s)%s" % (self.victim.name, self.victim.removed_id,
                                          ": " + err if err else "")
@@ -512,7 +548,7 @@ class Membership(Nemesis):
                                              ": " + err if err else "")
 
 
-NEMESES = {c.name: c for c in (Partition, Net, Clock, Kill, Pause, LoseUnsynced, Corrupt,
+NEMESES = {c.name: c for c in (Partition, ClientPartition, Net, Clock, Kill, Pause, LoseUnsynced, Corrupt,
                                DiskError, DiskFull, Membership)}
 
 
@@ -542,17 +578,23 @@ def _bounded(fn, seconds):
 class Schedule:
     """Faults at random with heal periods between them: every period one
     fault, and now and then a second one of the other kind (network or
-    clock with a process fault) on top. The seed fixes the choices."""
+    clock with a process fault) on top. With `overlap` > 0, that share of
+    the process faults gets a second process fault on other nodes, started
+    while the first is still being injected (a kill during a membership
+    change, a power cut during a catch-up). The seed fixes the choices."""
 
-    def __init__(self, cluster, nemeses, rng, recorder, hold=(5, 15), heal=(4, 8)):
+    def __init__(self, cluster, nemeses, rng, recorder, hold=(5, 15), heal=(4, 8),
+                 overlap=0.0):
         self.cluster = cluster
         self.nemeses = nemeses
         self.rng = rng
         self.rec = recorder
         self.hold = hold
         self.heal = heal
+        self.overlap = overlap
         self.active = []
         self.bag = []
+        self.lock = threading.Lock()
 
     def _next(self):
         """Every nemesis once, in random order, before any comes again: a
@@ -562,8 +604,8 @@ class Schedule:
             self.rng.shuffle(self.bag)
         return self.bag.pop()
 
-    def _start(self, nem):
-        ok, detail = _bounded(lambda: nem.start(self.rng), START_DEADLINE)
+    def _start(self, nem, rng):
+        ok, detail = _bounded(lambda: nem.start(rng), START_DEADLINE)
         if not ok:
             # A fault that failed to inject is reported as skipped, never
             # counted as survived; whatever part of it was injected is undone.
@@ -572,7 +614,28 @@ class Schedule:
             _bounded(nem.stop, STOP_DEADLINE)
             return
         self.rec.record({"fault": nem.name, "phase": "start", "detail": detail})
-        self.active.append(nem)
+        with self.lock:
+            self._hold(nem, True)
+            self.active.append(nem)
+
+    @staticmethod
+    def _hold(nem, held):
+        if nem.name in NODE_FAULTS:
+            for nd in getattr(nem, "victims", None) or []:
+                nd.held = held
+
+    def _start_overlapping(self, first, second):
+        """Starts `second` while `first` is being injected, on other nodes:
+        each start chooses its nodes before it does anything slow, so the
+        short wait is enough for `first` to hold its nodes."""
+        rng2 = random.Random(self.rng.getrandbits(32))
+        delay = self.rng.uniform(0.5, 3.0)
+        t = threading.Thread(target=self._start, args=(first, self.rng), daemon=True)
+        t.start()
+        time.sleep(delay)
+        self._hold(first, True)
+        self._start(second, rng2)
+        t.join(START_DEADLINE + STOP_DEADLINE)
 
     def heal_all(self):
         # Network and clock first: a node brought back (restarted, or
@@ -583,6 +646,7 @@ class Schedule:
             ok, detail = _bounded(nem.stop, STOP_DEADLINE)
             if not ok:
                 detail = "failed to heal: %s" % detail
+            self._hold(nem, False)
             self.rec.record({"fault": nem.name, "phase": "stop", "detail": detail})
 
     def run(self, deadline, stop_event):
@@ -592,11 +656,19 @@ class Schedule:
         while time.monotonic() < deadline - 3 and not stop_event.is_set():
             final.replace_pending(self.cluster, self.rec)
             first = self._next()
-            self._start(first)
+            second = None
+            if self.overlap and first.name in NODE_FAULTS:
+                more = [n for n in self.nemeses if n.name in NODE_FAULTS and n is not first]
+                if more and self.rng.random() < self.overlap:
+                    second = self.rng.choice(more)
+            if second is not None:
+                self._start_overlapping(first, second)
+            else:
+                self._start(first, self.rng)
             others = [n for n in self.nemeses
                       if (n.name in NET_FAULTS) != (first.name in NET_FAULTS)]
             if others and self.rng.random() < 0.3:
-                self._start(self.rng.choice(others))
+                self._start(self.rng.choice(others), self.rng)
             hold = min(self.rng.uniform(*self.hold), max(0.0, deadline - time.monotonic()))
             stop_event.wait(hold)
             self.heal_all()
