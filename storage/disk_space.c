@@ -50,6 +50,17 @@ static void st__space_read(struct st_space *s)
                     (unsigned long long)s->st.reserve);
     }
     s->st.low = low;
+    bool floor = s->st.reserve > 0 && s->st.free_bytes < s->st.reserve / 2;
+    if (floor && !s->st.below_floor) {
+        HD_LOG_WARN("disk space: %llu bytes free on %s, below half the reserve: no "
+                    "longer storing replicated entries (this node falls behind until "
+                    "space returns)", (unsigned long long)s->st.free_bytes, s->dir);
+    } else if (!floor && s->st.below_floor) {
+        HD_LOG_WARN("disk space: %llu bytes free on %s, above half the reserve: "
+                    "storing replicated entries again", (unsigned long long)s->st.free_bytes,
+                    s->dir);
+    }
+    s->st.below_floor = floor;
 }
 
 static void st__space_tick(uv_timer_t *t)
@@ -103,20 +114,39 @@ void st_space_close(struct st_space *s)
     uv_close((uv_handle_t *)&s->timer, st__space_closed);
 }
 
+/* Near the edge one write batch can cross it: the timer's reading is not
+ * enough there, so read again now. */
+static void st__space_fresh(struct st_space *s)
+{
+    if (s->st.free_bytes / 2 < s->st.reserve) {
+        st__space_read(s);
+    }
+}
+
 bool st_space_low(struct st_space *s)
 {
     HD_ASSERT(s != NULL);
     if (s->st.reserve == 0) {
         return false;
     }
-    /* Near the edge one append batch can cross it: read again now. */
-    if (s->st.free_bytes / 2 < s->st.reserve) {
-        st__space_read(s);
-    }
+    st__space_fresh(s);
     if (s->st.low) {
         s->st.refused++;
     }
     return s->st.low;
+}
+
+bool st_space_floor(struct st_space *s)
+{
+    HD_ASSERT(s != NULL);
+    if (s->st.reserve == 0) {
+        return false;
+    }
+    st__space_fresh(s);
+    if (s->st.below_floor) {
+        s->st.floor_refused++;
+    }
+    return s->st.below_floor;
 }
 
 void st_space_status(const struct st_space *s, struct st_space_status *out)

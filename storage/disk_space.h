@@ -21,6 +21,12 @@
  * st_space_low: near the edge the answer is never older than the call.
  * Refusal ends by itself at the first reading at or above the reserve
  * (space freed by an operator, retention, or a bigger file system).
+ *
+ * The floor is half the reserve. A follower keeps taking replicated
+ * entries inside the reserve, but not below the floor (st_space_floor):
+ * there it stops storing what leaders send and falls behind, as if cut off,
+ * rather than run the WAL out of space and stop (exit 4). It catches up by
+ * itself once space returns.
  */
 
 #define ST_SPACE_DEFAULT_RESERVE (256ull << 20) /* 256 MiB */
@@ -40,7 +46,9 @@ struct st_space_status {
     uint64_t free_bytes;   /* at the last reading */
     uint64_t total_bytes;  /* size of the file system at the last reading */
     bool low;              /* free_bytes < reserve: writes are refused */
+    bool below_floor;      /* free_bytes < reserve / 2: replication is refused too */
     uint64_t refused;      /* calls of st_space_low that answered true */
+    uint64_t floor_refused; /* calls of st_space_floor that answered true */
     uint64_t readings;     /* statvfs calls */
     int error;             /* 0, or the HD_E* of the last failed statvfs */
 };
@@ -55,6 +63,10 @@ void st_space_close(struct st_space *s);
 
 /* True if writes must be refused now (counted in `refused`). */
 bool st_space_low(struct st_space *s);
+
+/* True if replicated writes must be refused now (below the floor; counted
+ * in `floor_refused`). */
+bool st_space_floor(struct st_space *s);
 
 void st_space_status(const struct st_space *s, struct st_space_status *out);
 

@@ -195,8 +195,9 @@ int api_respond_cons_error(struct api_server *s, struct api_http_conn *c, int rv
 /* storage_status.c: whether this node takes writes (the "writes" object of
  * /v1/status), and the same figures for /metrics. */
 json_t *api_writes_json(struct api_server *s);
-void api_writes_metrics(struct api_server *s, uint64_t *refusing, uint64_t *free_bytes,
-                        uint64_t *reserve, uint64_t *refused);
+struct st_space_status;
+/* The reserve's figures (all zero on a node without one). */
+void api_writes_metrics(struct api_server *s, struct st_space_status *out);
 
 /* One message as the JSON object of reads and tails. */
 json_t *api_message_json(const char *channel, size_t channel_len, uint64_t seq,

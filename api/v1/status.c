@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "disk_space.h"
 #include "fanout.h"
 #include "hd_alloc.h"
 #include "hd_util.h"
@@ -213,17 +214,21 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
         api__printf(&t, "herald_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", i,
                     s->metrics.responses_by_class[i]);
     }
-    uint64_t refusing, free_bytes, reserve, refused;
-    api_writes_metrics(s, &refusing, &free_bytes, &reserve, &refused);
+    struct st_space_status space;
+    api_writes_metrics(s, &space);
     api__metric(&t, "herald_writes_refused", "gauge",
                 "1 while appends are refused because free disk space is below the reserve.",
-                refusing);
+                space.low ? 1 : 0);
     api__metric(&t, "herald_disk_free_bytes", "gauge",
-                "Free bytes on the data directory's file system (last reading).", free_bytes);
+                "Free bytes on the data directory's file system (last reading).",
+                space.free_bytes);
     api__metric(&t, "herald_disk_reserve_bytes", "gauge",
-                "Free bytes kept in reserve (--disk-reserve).", reserve);
+                "Free bytes kept in reserve (--disk-reserve).", space.reserve);
     api__metric(&t, "herald_appends_refused_disk_total", "counter",
-                "Appends refused with 507 insufficient_storage.", refused);
+                "Appends refused with 507 insufficient_storage.", space.refused);
+    api__metric(&t, "herald_replication_refused_disk_total", "counter",
+                "Replicated entries and snapshots not stored because free disk space is "
+                "below half the reserve.", space.floor_refused);
     api__delivery_metrics(s, &t);
     if (s->auth != NULL) {
         api__printf(&t, "# HELP herald_auth_refused_total Requests and operations refused by "

@@ -24,22 +24,21 @@ json_t *api_writes_json(struct api_server *s)
     /* A reason only while writes are refused; "disk_full" is the one a
      * running node can recover from without a restart. */
     json_object_set_new(w, "reason", st.low ? json_string("disk_full") : json_null());
+    /* Below half the reserve a follower stops storing replicated entries
+     * too, and falls behind until space returns. */
+    json_object_set_new(w, "replicating", json_boolean(!st.below_floor));
+    json_object_set_new(w, "replication_refused", json_integer((json_int_t)st.floor_refused));
     if (st.error != 0) {
         json_object_set_new(w, "space_error", json_string(hd_strerror(st.error)));
     }
     return w;
 }
 
-void api_writes_metrics(struct api_server *s, uint64_t *refusing, uint64_t *free_bytes,
-                        uint64_t *reserve, uint64_t *refused)
+void api_writes_metrics(struct api_server *s, struct st_space_status *out)
 {
     struct st_space *space = cons_node_space(s->node);
-    struct st_space_status st = {0};
+    *out = (struct st_space_status){0};
     if (space != NULL) {
-        st_space_status(space, &st);
+        st_space_status(space, out);
     }
-    *refusing = st.low ? 1 : 0;
-    *free_bytes = st.free_bytes;
-    *reserve = st.reserve;
-    *refused = st.refused;
 }

@@ -3,6 +3,7 @@
 #include "dispatch.h"
 
 #include "catchup.h"
+#include "disk_space.h"
 #include "forward.h"
 #include "frames.h"
 #include "hd_alloc.h"
@@ -33,6 +34,19 @@ static int cons__send_raft(void *arg, unsigned shard, raft_id to, const struct r
     return rv;
 }
 
+/* Below the disk's floor (storage/disk_space.h) a follower does not store
+ * what leaders send: entries and snapshots are dropped as a lossy link
+ * would drop them. Heartbeats still pass, so it starts no election, and
+ * the leader keeps retrying; once space returns it catches up. Without
+ * this, replicated entries would run the WAL out of space and stop the
+ * node (exit 4). */
+static bool cons__refuse_replication(struct cons_node *n, const struct raft_message *m)
+{
+    bool writes = (m->type == RAFT_IO_APPEND_ENTRIES && m->append_entries.n_entries > 0) ||
+                  m->type == RAFT_IO_INSTALL_SNAPSHOT;
+    return writes && n->opts.space != NULL && st_space_floor(n->opts.space);
+}
+
 /* A raft message for the shard's raft, which takes its memory. */
 static void cons__recv_raft(struct cons_node *n, uint64_t from, uint16_t shard,
                             const uint8_t *payload, size_t len)
@@ -50,6 +64,10 @@ static void cons__recv_raft(struct cons_node *n, uint64_t from, uint16_t shard,
         for (unsigned k = 0; k < c->n; k++) {
             if (c->servers[k].id == from) m.server_address = c->servers[k].address;
         }
+    }
+    if (cons__refuse_replication(n, &m)) {
+        cons_msg_release(&m);
+        return;
     }
     if (!cons_store_deliver(n->store, shard, &m)) {
         cons_msg_release(&m);

@@ -16,6 +16,9 @@ In a 3-node cluster whose node 3 is short of space: node 3 refuses appends
 (its own and, for the shards it leads, forwarded ones), the other nodes take
 the rest, node 3 keeps replicating and serving reads, and once its space
 returns it takes appends again and every node holds the same logs.
+Below half the reserve (the floor) node 3 also stops storing what leaders
+replicate to it: it falls behind instead of running out of space and
+stopping, and catches up by itself once space returns.
 """
 
 import json
@@ -159,7 +162,7 @@ class DiskFullTest(NodeTestCase):
 
         for ch in channels:
             append(c1, ch, "pre-" + ch, (201,))
-        filler = self.fill(RESERVE // 2)
+        filler = self.fill(RESERVE * 3 // 4)  # below the reserve, above the floor
         self.wait_writes(c3, False)
         refused_via_n1 = 0
         for ch in channels:
@@ -185,6 +188,59 @@ class DiskFullTest(NodeTestCase):
             for key, val in acked.items():
                 self.assertEqual(got.get(key), val, key)
             self.assertEqual(len(got), len(acked))
+
+    def test_follower_below_floor_falls_behind_then_catches_up(self):
+        cl = Cluster(self, n=3, args=["--disk-reserve", str(RESERVE)])
+        cl[3].data = os.path.join(self.mnt, "n3-data")
+        cl.start()
+        cl.wait_settled(30)
+        c1, c3 = cl[1].client(timeout=10), cl[3].client(timeout=10)
+        candidates = ["fl%d" % i for i in range(12)]
+        acked = {}
+
+        def append(ch, nonce, want):
+            for _ in range(100):  # 503 while a leader changes: retry, same nonce
+                r = c1.append(ch, nonce, nonce)
+                if r.status != 503:
+                    break
+                time.sleep(0.2)
+            self.assertIn(r.status, want, r)
+            if r.status == 201:
+                acked[(ch, nonce)] = (r.json()["seq"], r.json()["ts"])
+            return r.status
+
+        for ch in candidates:
+            append(ch, "pre-" + ch, (201,))
+        cl.wait_converged(candidates)
+        filler = self.fill(RESERVE // 4)
+        self.wait_writes(c3, False)
+        # A shard that node 3 leads refuses (507: its leader is short of
+        # space); the others commit on nodes 1 and 2 alone.
+        channels = [ch for ch in candidates
+                    if append(ch, "floor-%s-0" % ch, (201, 507)) == 201]
+        self.assertTrue(channels)
+        for ch in channels:
+            for i in range(1, 5):
+                append(ch, "floor-%s-%d" % (ch, i), (201,))
+        w = c3.status()["writes"]
+        self.assertFalse(w["replicating"], w)
+        self.assertGreater(w["replication_refused"], 0, w)
+        # Node 3 stored none of them, and it is still running.
+        for ch in channels:
+            got = [m["nonce"] for m in c3.read(ch)["messages"]]
+            self.assertEqual(got, ["pre-" + ch], ch)
+        self.assertTrue(cl[3].running())
+        self.assertIn("no longer storing replicated entries", cl[3].log(0))
+        self.assertIn(b"\nherald_replication_refused_disk_total ", c3.get("/metrics").body)
+
+        os.unlink(filler)
+        self.wait_writes(c3, True)
+        self.assertTrue(c3.status()["writes"]["replicating"])
+        logs = cl.wait_converged(candidates)
+        for node_logs in logs.values():
+            got = {(m_ch, m["nonce"]): (m["seq"], m["ts"])
+                   for m_ch, msgs in node_logs.items() for m in msgs}
+            self.assertEqual(got, acked)
 
     def ws_append_refused(self, n):
         try:
