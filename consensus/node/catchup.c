@@ -28,13 +28,22 @@
  *
  * Chunks are about 1 MiB before zstd; the leader sends one only while the
  * peer's transport queue holds less than CONS_STATE_QUEUE_BYTES, so memory
- * stays bounded whatever the size of the state. A copy that stalls for
- * CONS_STATE_TIMEOUT_MS fails, and raft retries the snapshot later.
+ * stays bounded whatever the size of the state.
+ *
+ * A copy, once asked for, ends only when the state is here or the node
+ * stops. One that stalls for CONS_STATE_TIMEOUT_MS, gets an error chunk, or
+ * finds no leader to ask starts again from the beginning, from the shard's
+ * leader of the moment, CONS_STATE_RETRY_MS later. It cannot hand the
+ * failure back to raft: canonical/raft (0.15) has already replaced its
+ * in-memory log with the snapshot when it asks for the install, and does
+ * not undo that when the install fails. A follower left so would never
+ * apply again, and its later entries would not line up with its WAL.
  * (Frame layouts in peer/frames.h.)
  */
 
 #define CONS_STATE_QUEUE_BYTES (4u << 20)
 #define CONS_STATE_TIMEOUT_MS 30000u
+#define CONS_STATE_RETRY_MS 1000u
 /* Copies sent at once. They share the peer's queue bound, so more copies
  * cost no memory; refusing one makes raft wait its install timeout (30 s)
  * before it sends that snapshot again. */
@@ -44,13 +53,14 @@
 
 /* A copy this node receives. */
 struct cons_catchup {
-    uint64_t id;
+    uint64_t id;                  /* of the request in flight; 0 while waiting to ask */
     unsigned shard;
     uint64_t from;
     uint64_t min_applied;
     uint32_t next_seq;
-    uint64_t deadline_ms;
-    bool begun;                   /* the shard's state was cleared */
+    uint64_t deadline_ms;         /* in flight: stalled past it; waiting: ask again then */
+    unsigned attempts;            /* requests sent */
+    bool begun;                   /* this attempt cleared the shard's state */
     int flush_status;             /* of the final flush */
     void (*done)(void *ctx, int status);
     void *ctx;
@@ -171,6 +181,9 @@ static void cons__recv_state_req(struct cons_node *n, uint64_t from, unsigned sh
 
 static struct cons_catchup *cons__catchup_take(struct cons_node *n, uint64_t id)
 {
+    if (id == 0) {
+        return NULL; /* no request has id 0: 0 marks a copy waiting to ask */
+    }
     for (struct cons_catchup **pp = &n->catchups.in; *pp != NULL; pp = &(*pp)->next) {
         if ((*pp)->id == id) {
             struct cons_catchup *c = *pp;
@@ -194,6 +207,43 @@ static void cons__catchup_finish(struct cons_catchup *c, int status)
     hd_free(c);
 }
 
+/* Asks the shard's leader for its state; false if there is none to ask
+ * (the copy then waits for the next try). */
+static bool cons__catchup_ask(struct cons_node *n, struct cons_catchup *c)
+{
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&n->shards[c->shard].raft, &leader, &address);
+    if (leader == 0 || leader == n->opts.node_id) {
+        return false;
+    }
+    uint64_t id = ++n->next_request;
+    struct cons_frame req = {.kind = CONS_FRAME_STATE_REQ, .id = id,
+                             .u.state_req.min_applied = c->min_applied};
+    if (cons_frame_send(n->transport, leader, (uint16_t)c->shard, &req) != 0) {
+        return false;
+    }
+    c->id = id;
+    c->from = leader;
+    c->next_seq = 0;
+    c->begun = false;
+    c->attempts++;
+    c->deadline_ms = uv_now(n->opts.loop) + CONS_STATE_TIMEOUT_MS;
+    return true;
+}
+
+/* A failed attempt: the copy starts again from the beginning a little
+ * later (see the comment at the top). It stays on n->catchups.in. */
+static void cons__catchup_retry(struct cons_node *n, struct cons_catchup *c, const char *why)
+{
+    HD_LOG_WARN("shard %u: state copy from node %llu failed (%s); copying again in %u ms",
+                c->shard, (unsigned long long)c->from, why, CONS_STATE_RETRY_MS);
+    c->id = 0;
+    c->deadline_ms = uv_now(n->opts.loop) + CONS_STATE_RETRY_MS;
+    c->next = n->catchups.in;
+    n->catchups.in = c;
+}
+
 static void cons__catchup_flush(uv_work_t *w)
 {
     struct cons_catchup *c = w->data;
@@ -212,6 +262,10 @@ static void cons__catchup_flushed(uv_work_t *w, int status)
     }
     if (rv == 0 && applied < c->min_applied) {
         rv = HD_EIO; /* the copy is older than the snapshot */
+    }
+    if (rv != 0 && !c->node->stopping) {
+        cons__catchup_retry(c->node, c, "the copied state did not reach the snapshot");
+        return;
     }
     cons__catchup_finish(c, rv);
 }
@@ -259,12 +313,14 @@ static void cons__recv_state_chunk(struct cons_node *n, uint64_t from,
     const struct cons_frame_state_chunk *ch = &f->u.state_chunk;
     int rv = cons__catchup_chunk(c, ch->seq, ch->flags, ch->chunk, ch->len, &finished);
     if (rv != 0) {
-        cons__catchup_finish(c, rv);
+        cons__catchup_retry(n, c, (ch->flags & CONS_FRAME_STATE_ERROR) != 0
+                                      ? "it could not send it yet"
+                                      : hd_strerror(rv));
     } else if (finished) {
         c->flush.data = c;
         if (uv_queue_work(n->opts.loop, &c->flush, cons__catchup_flush,
                           cons__catchup_flushed) != 0) {
-            cons__catchup_finish(c, HD_EIO);
+            cons__catchup_retry(n, c, "the final flush could not be queued");
         }
     } else {
         c->deadline_ms = uv_now(n->opts.loop) + CONS_STATE_TIMEOUT_MS;
@@ -307,45 +363,57 @@ static int cons__catch_up(void *arg, unsigned shard, const struct raft_snapshot 
         done(ctx, 0); /* state is already here */
         return 0;
     }
-    raft_id leader = 0;
-    const char *address = NULL;
-    raft_leader(&n->shards[shard].raft, &leader, &address);
-    struct cons_catchup *c = hd_calloc(1, sizeof *c);
-    if (rv != 0 || leader == 0 || leader == n->opts.node_id || c == NULL) {
-        hd_free(c);
-        return rv != 0 ? rv : HD_EUNAVAIL;
+    struct cons_catchup *c = rv == 0 ? hd_calloc(1, sizeof *c) : NULL;
+    if (c == NULL) {
+        return rv != 0 ? rv : HD_ENOMEM;
     }
-    *c = (struct cons_catchup){.id = ++n->next_request, .shard = shard, .from = leader,
-                               .min_applied = want, .done = done, .ctx = ctx, .node = n,
-                               .deadline_ms = uv_now(n->opts.loop) + CONS_STATE_TIMEOUT_MS};
-    struct cons_frame req = {.kind = CONS_FRAME_STATE_REQ, .id = c->id,
-                             .u.state_req.min_applied = want};
-    rv = cons_frame_send(n->transport, leader, (uint16_t)shard, &req);
-    if (rv != 0) {
-        hd_free(c);
-        return HD_EUNAVAIL;
+    *c = (struct cons_catchup){.shard = shard, .min_applied = want, .done = done, .ctx = ctx,
+                               .node = n};
+    if (cons__catchup_ask(n, c)) {
+        HD_LOG_INFO("shard %u: behind the leader's log (applied %llu, snapshot needs %llu): "
+                    "copying state from node %llu", shard, (unsigned long long)applied,
+                    (unsigned long long)want, (unsigned long long)c->from);
+    } else {
+        HD_LOG_INFO("shard %u: behind the leader's log (applied %llu, snapshot needs %llu): "
+                    "no leader to copy state from yet", shard, (unsigned long long)applied,
+                    (unsigned long long)want);
+        c->deadline_ms = uv_now(n->opts.loop) + CONS_STATE_RETRY_MS;
     }
-    HD_LOG_INFO("shard %u: behind the leader's log (applied %llu, snapshot needs %llu): "
-                "copying state from node %llu", shard, (unsigned long long)applied,
-                (unsigned long long)want, (unsigned long long)leader);
-    HD_ASSERT(c->id > 0 && c->from != n->opts.node_id);
     c->next = n->catchups.in;
     n->catchups.in = c;
     return 0;
 }
 
-/* Fails copies that stalled (or all of them, when stopping). */
+/* Starts again the copies that stalled, asks again for those waiting, or
+ * (when stopping) ends them all. */
 void cons__catchups_expire(struct cons_node *n, bool all)
 {
     uint64_t now = uv_now(n->opts.loop);
+    struct cons_catchup *due = NULL;
     struct cons_catchup **pp = &n->catchups.in;
     while (*pp != NULL) {
         struct cons_catchup *c = *pp;
         if (all || c->deadline_ms <= now) {
             *pp = c->next;
-            cons__catchup_finish(c, all ? HD_ESHUTDOWN : HD_EIO);
+            c->next = due;
+            due = c;
         } else {
             pp = &c->next;
+        }
+    }
+    while (due != NULL) {
+        struct cons_catchup *c = due;
+        due = c->next;
+        if (all) {
+            cons__catchup_finish(c, HD_ESHUTDOWN);
+        } else if (c->id != 0) {
+            cons__catchup_retry(n, c, "it stalled");
+        } else {
+            if (!cons__catchup_ask(n, c)) {
+                c->deadline_ms = now + CONS_STATE_RETRY_MS; /* still no leader */
+            }
+            c->next = n->catchups.in;
+            n->catchups.in = c;
         }
     }
     HD_ASSERT(!all || n->catchups.in == NULL);
