@@ -38,6 +38,9 @@ static void fuzz__ws_op(const uint8_t *data, size_t size)
             }
         }
     }
+    if (rv == 0 && op.type == API_WS_AUTH) {
+        HD_ASSERT(op.token != NULL && op.token_len >= 1 && op.token_len <= API_WS_TOKEN_MAX);
+    }
     if (rv == 0 && op.type == API_WS_APPEND) {
         HD_ASSERT(op.id != NULL && strlen(op.id) <= API_WS_ID_MAX);
         HD_ASSERT(hd_channel_valid(op.channel, op.channel_len));

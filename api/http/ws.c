@@ -213,6 +213,8 @@ static void api_ws__on_data(struct api_http_conn *c, const char *data, size_t le
     ws->in_recv = false;
     ws->in_len = 0;
     if (ws->free_pending) {
+        /* A close the owner queued inside the callback goes out first. */
+        api_ws__send_control(ws);
         api_ws__free_now(ws);
         return;
     }

@@ -169,7 +169,8 @@ int api_position_resolve(struct api_server *s, const char *channel, size_t len,
 /* GET or POST /v1/tail: one SSE stream of many channels. */
 void api_tail_multi(struct api_server *s, struct api_http_conn *c,
                     const struct api_http_request *req, const struct api_principal *who);
-/* GET /v1/subscribe: the WebSocket. */
+/* GET /v1/subscribe: the WebSocket. who NULL: auth is on and the
+ * handshake had no token; the first frame must be {"type":"auth"}. */
 void api_subscribe(struct api_server *s, struct api_http_conn *c,
                    const struct api_http_request *req, const struct api_principal *who);
 

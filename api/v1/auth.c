@@ -167,6 +167,36 @@ bool api_auth_request(struct api_server *s, struct api_http_conn *c,
     return true;
 }
 
+bool api_auth_absent(const struct api_server *s, const struct api_http_request *req)
+{
+    char buf[512];
+    size_t tlen = 0;
+    size_t hlen = 0;
+    bool absent = s->auth != NULL && api_http_header(req, "Authorization", &hlen) == NULL &&
+                  api__presented(req, true, buf, sizeof buf, &tlen) == NULL;
+    OPENSSL_cleanse(buf, sizeof buf);
+    return absent;
+}
+
+bool api_auth_token(struct api_server *s, struct api_http_conn *c, const char *route,
+                    const char *token, size_t len, struct api_principal *who)
+{
+    who->name[0] = '\0';
+    if (s->auth == NULL) {
+        return true;
+    }
+    const struct hd_token *t = hd_token_set_find(s->auth->set, token, len);
+    if (t == NULL) {
+        char peer[80];
+        s->auth->refused_unauthenticated++;
+        api_http_conn_peer(c, peer, sizeof peer);
+        HD_LOG_WARN("auth: refused %s from %s: unknown token", route, peer);
+        return false;
+    }
+    snprintf(who->name, sizeof who->name, "%s", t->name);
+    return true;
+}
+
 bool api_auth_allows(struct api_server *s, const struct api_principal *who, unsigned scope,
                      const char *channel, size_t len)
 {

@@ -48,6 +48,16 @@ bool api_auth_request(struct api_server *s, struct api_http_conn *c,
                       const struct api_http_request *req, unsigned scope, const char *channel,
                       size_t len, bool query_ok, struct api_principal *who);
 
+/* True if auth is on and req carries no token at all (no Authorization
+ * header, no access_token): a WebSocket then takes it in its first frame. */
+bool api_auth_absent(const struct api_server *s, const struct api_http_request *req);
+
+/* Authenticates a token sent inside a connection (a WebSocket's first
+ * frame) on c for route: true with *who filled; false when it is unknown
+ * (logged and counted as a 401 would be; the caller closes). */
+bool api_auth_token(struct api_server *s, struct api_http_conn *c, const char *route,
+                    const char *token, size_t len, struct api_principal *who);
+
 /* True if who may use scope on channel now (always, with auth off). */
 bool api_auth_allows(struct api_server *s, const struct api_principal *who, unsigned scope,
                      const char *channel, size_t len);

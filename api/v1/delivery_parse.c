@@ -54,6 +54,15 @@ static int api__ws_op_fields(struct api_ws_op *op, struct api_ws_op_error *err)
         }
         case API_WS_PING:
             return 0;
+        case API_WS_AUTH: {
+            json_t *tok = json_object_get(root, "token");
+            op->token = json_string_value(tok);
+            op->token_len = json_string_length(tok);
+            if (op->token == NULL || op->token_len == 0 || op->token_len > API_WS_TOKEN_MAX) {
+                return api__ws_op_fail(err, "bad_frame", "auth takes a \"token\" of 1-512 bytes");
+            }
+            return 0;
+        }
     }
     HD_ASSERT(false);
     return HD_EINVAL;
@@ -64,7 +73,7 @@ int api_ws_op_decode(const uint8_t *msg, size_t len, struct api_ws_op *op,
 {
     static const struct { const char *name; enum api_ws_op_type type; } types[] = {
         {"subscribe", API_WS_SUBSCRIBE}, {"unsubscribe", API_WS_UNSUBSCRIBE},
-        {"append", API_WS_APPEND}, {"ping", API_WS_PING}};
+        {"append", API_WS_APPEND}, {"ping", API_WS_PING}, {"auth", API_WS_AUTH}};
     *op = (struct api_ws_op){0};
     json_error_t jerr;
     op->root = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES, &jerr);

@@ -17,7 +17,13 @@ struct api_position {
 
 /* ---- WebSocket operations (docs/subscribe.md) ---------------------- */
 
-enum api_ws_op_type { API_WS_SUBSCRIBE, API_WS_UNSUBSCRIBE, API_WS_APPEND, API_WS_PING };
+enum api_ws_op_type {
+    API_WS_SUBSCRIBE,
+    API_WS_UNSUBSCRIBE,
+    API_WS_APPEND,
+    API_WS_PING,
+    API_WS_AUTH
+};
 
 #define API_WS_ID_MAX 128u
 
@@ -28,7 +34,11 @@ struct api_ws_op {
     json_t *channels;              /* subscribe: object; unsubscribe: array (borrowed) */
     const char *channel;           /* append: a valid channel id (borrowed) */
     size_t channel_len;
+    const char *token;             /* auth: 1-API_WS_TOKEN_MAX bytes (borrowed) */
+    size_t token_len;
 };
+
+#define API_WS_TOKEN_MAX 512u
 
 /* What is wrong with a frame, for the error frame (static strings). */
 struct api_ws_op_error {

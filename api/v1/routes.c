@@ -140,10 +140,13 @@ void api_route(struct api_http_conn *c, const struct api_http_request *req, void
             api__method_not_allowed(s, c);
         }
     } else if (api__path_is(req, "/v1/subscribe")) {
-        /* WebSocket: the token at the handshake (header or ?access_token=),
-         * each subscribe and append op checked against its channel */
-        if (api_auth_request(s, c, req, 0, NULL, 0, true, &who)) {
-            api_subscribe(s, c, req, &who); /* answers a method that is not a handshake */
+        /* WebSocket: the token at the handshake (header or ?access_token=)
+         * or, with neither, in the first frame; each subscribe and append
+         * op checked against its channel */
+        if (api_auth_absent(s, req)) {
+            api_subscribe(s, c, req, NULL); /* answers a method that is not a handshake */
+        } else if (api_auth_request(s, c, req, 0, NULL, 0, true, &who)) {
+            api_subscribe(s, c, req, &who);
         }
     } else if (api__path_is(req, "/v1/tail")) {
         if (req->method == HTTP_GET || req->method == HTTP_POST) {

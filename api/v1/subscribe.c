@@ -30,6 +30,8 @@ struct api_wss {
     size_t in_flight;          /* appends waiting for consensus */
     bool finished;             /* connection ended: only answers pending */
     bool read_paused;
+    bool awaiting_token;       /* the first frame must be {"type":"auth"} */
+    unsigned auth_ticks;       /* keep-alive ticks spent waiting for it */
 };
 
 /* One append in flight: the session and the client's id. */
@@ -263,6 +265,47 @@ static void api__wss_append(struct api_wss *w, const struct api_ws_op *op, size_
     }
 }
 
+/* {"type":"auth","token"}: the token of a connection whose handshake had
+ * none (browsers cannot set headers on a WebSocket, and a token in the URL
+ * ends up in logs). It must be the first frame; later, or with auth off, it
+ * is answered but changes nothing. */
+static void api__wss_auth(struct api_wss *w, const struct api_ws_op *op)
+{
+    if (w->awaiting_token) {
+        struct api_principal who;
+        if (!api_auth_token(w->server, api_ws_conn(w->ws), "WebSocket /v1/subscribe",
+                            op->token, op->token_len, &who)) {
+            api__wss_close(w, 1008, "unauthenticated", "unknown token");
+            return;
+        }
+        if (!api_limit_stream_open(w->server, &who)) {
+            api__wss_close(w, 1008, "rate_limited", "this token is over its open streams");
+            return;
+        }
+        w->sess.who = who; /* counted as open from here: api_hub_remove closes it */
+        w->awaiting_token = false;
+        w->sess.keepalive = NULL;
+    } else if (w->server->auth != NULL) {
+        api__wss_error(w, op->id, NULL, 0, "already_authenticated",
+                       "this connection has its token (from the handshake or a first "
+                       "auth frame)");
+        return;
+    }
+    json_t *ok = json_pack("{s:s}", "type", "authenticated");
+    if (ok != NULL && op->id != NULL) json_object_set_new(ok, "id", json_string(op->id));
+    api__wss_send(w, ok);
+}
+
+/* A connection that had no token at the handshake and has not sent one:
+ * closed at its second keep-alive tick, 15 to 30 s after it opened. */
+static void api__wss_auth_deadline(struct api_session *sess)
+{
+    struct api_wss *w = (struct api_wss *)sess;
+    if (w->awaiting_token && ++w->auth_ticks >= 2) {
+        api__wss_close(w, 1008, "unauthenticated", "no auth frame in time");
+    }
+}
+
 static void api__wss_on_text(struct api_ws *ws, const uint8_t *msg, size_t len, void *arg)
 {
     (void)ws;
@@ -277,8 +320,13 @@ static void api__wss_on_text(struct api_ws *ws, const uint8_t *msg, size_t len, 
         api__wss_close(w, 1007, "invalid_utf8", "a text frame was not UTF-8");
     } else if (rv == HD_ENOMEM) {
         api__wss_error(w, NULL, NULL, 0, "overloaded", "out of memory");
+    } else if (w->awaiting_token && (rv != 0 || op.type != API_WS_AUTH)) {
+        api__wss_close(w, 1008, "unauthenticated",
+                       "the first frame must be {\"type\":\"auth\",\"token\":...}");
     } else if (rv != 0) {
         api__wss_error(w, op.id, NULL, 0, err.code, err.message);
+    } else if (op.type == API_WS_AUTH) {
+        api__wss_auth(w, &op);
     } else if (op.type == API_WS_SUBSCRIBE) {
         api__wss_subscribe(w, &op);
     } else if (op.type == API_WS_UNSUBSCRIBE) {
@@ -358,27 +406,35 @@ void api_subscribe(struct api_server *s, struct api_http_conn *c,
                           "this origin may not use the API (heraldd --cors-origins)");
         return;
     }
-    if (!api_limit_stream_open(s, who)) {
+    /* Without a token yet, the stream counts against its token's limit
+     * once the auth frame names it (api__wss_auth). */
+    static const struct api_principal nobody = {{0}};
+    const struct api_principal *counted = who != NULL ? who : &nobody;
+    if (!api_limit_stream_open(s, counted)) {
         api_limit_respond(s, c, 1, "open streams");
         return;
     }
     struct api_wss *w = s->hub != NULL ? hd_calloc(1, sizeof *w) : NULL;
     if (w == NULL) {
-        api_limit_stream_closed(s, who);
+        api_limit_stream_closed(s, counted);
         api_respond_error(s, c, 503, "unavailable", "cannot open a subscription now");
         return;
     }
     w->server = s;
     w->fc = fan_conn_new(api_hub_fan(s->hub), c, &ops, w);
     if (w->fc == NULL) {
-        api_limit_stream_closed(s, who);
+        api_limit_stream_closed(s, counted);
         hd_free(w);
         api_respond_error(s, c, 503, "unavailable", "cannot open a subscription now");
         return;
     }
     w->sess.shutdown = api__wss_shutdown;
     w->sess.revoke = api__wss_revoke;
-    w->sess.who = *who;
+    w->sess.who = *counted;
+    if (who == NULL) {
+        w->awaiting_token = true;
+        w->sess.keepalive = api__wss_auth_deadline;
+    }
     api_hub_add(s->hub, &w->sess); /* before: early frames may arrive inside accept */
     s->metrics.requests++;
     int rv = api_ws_accept(c, req, s->config.ws_message_bytes_max, &cbs, w, &w->ws);

@@ -220,7 +220,7 @@ class T(NodeTestCase):
         import websocket
         n = self.auth_node()
         with self.assertRaises(websocket.WebSocketBadStatusException) as e:
-            WS(n.port)
+            WS(n.port, path="/v1/subscribe?access_token=tok-unknown")
         self.assertEqual(e.exception.status_code, 401)
         ws = WS(n.port, path="/v1/subscribe?access_token=" + TOKENS["reader"][0])
         ws.send({"type": "subscribe", "id": "s1", "channels": {"team-1:a": 0, "team-2:a": 0}})
@@ -249,6 +249,63 @@ class T(NodeTestCase):
         self.assertEqual([m["payload"] for m in r.json()["messages"]], ["yes"])
         ws.ws.close()
         w2.ws.close()
+
+    def closed_by_server(self, ws):
+        """Frames until the server closes: (frames, close status)."""
+        frames = []
+        while True:
+            f = ws.recv()
+            if f is None:
+                return frames, ws.close_status
+            frames.append(f)
+
+    def test_websocket_token_in_first_frame(self):
+        require_websocket()
+        n = self.auth_node()
+        # No token at the handshake: the first frame carries it, and then
+        # the connection is the token's, scopes and all.
+        ws = WS(n.port)
+        ws.send({"type": "auth", "id": "x", "token": TOKENS["reader"][0]})
+        f, _ = ws.recv_until(lambda f: f.get("type") in ("authenticated", "closing"))
+        self.assertEqual(f, {"type": "authenticated", "id": "x"})
+        ws.send({"type": "subscribe", "channels": {"team-1:a": 0, "team-2:a": 0}})
+        got = {}
+        for _ in range(2):
+            f, _ = ws.recv_until(lambda f: f.get("type") in ("subscribed", "error"))
+            got[f["channel"]] = f["type"] if f["type"] == "subscribed" else f["code"]
+        self.assertEqual(got, {"team-1:a": "subscribed", "team-2:a": "forbidden"})
+        ws.send({"type": "auth", "id": "y", "token": TOKENS["all"][0]})
+        f, _ = ws.recv_until(lambda f: f.get("id") == "y")
+        self.assertEqual((f["type"], f["code"]), ("error", "already_authenticated"))
+        c = n.client()
+        r = c.post_json("/v1/channels/team-1:a/messages", {"nonce": "f1", "payload": "hi"},
+                        bearer("writer"))
+        self.assertEqual(r.status, 201, r)
+        f, _ = ws.recv_until(lambda f: f.get("type") == "message")
+        self.assertEqual(f["payload"], "hi")
+
+        # An unknown token, or any other first frame: closed, 1008, nothing done.
+        before = n.log().count("auth: refused WebSocket /v1/subscribe")
+        for first in ({"type": "auth", "token": "tok-unknown-0123456789"},
+                      {"type": "subscribe", "channels": {"team-1:a": 0}},
+                      {"type": "append", "id": "a", "channel": "team-1:a", "nonce": "f2",
+                       "payload": "no"}):
+            w2 = WS(n.port)
+            w2.send(first)
+            frames, status = self.closed_by_server(w2)
+            self.assertEqual(status, 1008, frames)
+            self.assertEqual([f["type"] for f in frames], ["closing"], frames)
+            self.assertEqual(frames[0]["reason"], "unauthenticated")
+        self.assertEqual(n.log().count("auth: refused WebSocket /v1/subscribe"), before + 1)
+        self.assertNotIn("tok-unknown", n.log())
+        r = c.get("/v1/channels/team-1:a/messages?after_seq=0", bearer("all"))
+        self.assertEqual([m["nonce"] for m in r.json()["messages"]], ["f1"])
+
+        # A token given in the first frame is revoked like any other.
+        self.reload(n, [x for x in TOKENS if x != "reader"])
+        frames, status = self.closed_by_server(ws)
+        self.assertEqual(status, 1008)
+        self.assertEqual(frames[-1]["reason"], "token_revoked", frames)
 
     def test_sighup_add_remove_and_bad_file(self):
         require_websocket()
