@@ -114,39 +114,32 @@ void st_space_close(struct st_space *s)
     uv_close((uv_handle_t *)&s->timer, st__space_closed);
 }
 
-/* Near the edge one write batch can cross it: the timer's reading is not
- * enough there, so read again now. */
-static void st__space_fresh(struct st_space *s)
+/* Whether a write must be refused now by the given flag of the reading
+ * (counted in *count when it is). Near the edge one write batch can cross
+ * it: the timer's reading is not enough there, so read again now. */
+static bool st__space_refuses(struct st_space *s, const bool *flag, uint64_t *count)
 {
+    HD_ASSERT(s != NULL);
+    if (s->st.reserve == 0) {
+        return false;
+    }
     if (s->st.free_bytes / 2 < s->st.reserve) {
         st__space_read(s);
     }
+    if (*flag) {
+        (*count)++;
+    }
+    return *flag;
 }
 
 bool st_space_low(struct st_space *s)
 {
-    HD_ASSERT(s != NULL);
-    if (s->st.reserve == 0) {
-        return false;
-    }
-    st__space_fresh(s);
-    if (s->st.low) {
-        s->st.refused++;
-    }
-    return s->st.low;
+    return st__space_refuses(s, &s->st.low, &s->st.refused);
 }
 
 bool st_space_floor(struct st_space *s)
 {
-    HD_ASSERT(s != NULL);
-    if (s->st.reserve == 0) {
-        return false;
-    }
-    st__space_fresh(s);
-    if (s->st.below_floor) {
-        s->st.floor_refused++;
-    }
-    return s->st.below_floor;
+    return st__space_refuses(s, &s->st.below_floor, &s->st.floor_refused);
 }
 
 void st_space_status(const struct st_space *s, struct st_space_status *out)

@@ -69,6 +69,30 @@ class DiskFullTest(NodeTestCase):
             os.posix_fallocate(f.fileno(), 0, size)
         return path
 
+    def append_recorded(self, c, ch, nonce, want, acked):
+        """Appends through c, retrying 503s (a leader change) with the same
+        nonce; the status must be one of want. An acknowledged append goes
+        into acked as (seq, ts); a refusal must be insufficient_storage."""
+        for _ in range(100):
+            r = c.append(ch, nonce, nonce)
+            if r.status != 503:
+                break
+            time.sleep(0.2)
+        self.assertIn(r.status, want, r)
+        if r.status in (200, 201):
+            acked[(ch, nonce)] = (r.json()["seq"], r.json()["ts"])
+        else:
+            self.assertEqual(r.json()["error"]["code"], "insufficient_storage")
+        return r.status
+
+    def assert_logs_hold_exactly(self, logs, acked):
+        """Every node's logs hold the acknowledged appends, with their seq
+        and ts, and nothing else."""
+        for node_logs in logs.values():
+            got = {(m_ch, m["nonce"]): (m["seq"], m["ts"])
+                   for m_ch, msgs in node_logs.items() for m in msgs}
+            self.assertEqual(got, acked)
+
     def wait_writes(self, c, accepted, timeout=60.0):
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -147,18 +171,7 @@ class DiskFullTest(NodeTestCase):
         acked = {}
 
         def append(c, ch, nonce, want):
-            for _ in range(100):  # 503 while a leader changes: retry, same nonce
-                r = c.append(ch, nonce, nonce)
-                if r.status != 503:
-                    break
-                time.sleep(0.2)
-            self.assertIn(r.status, want, r)
-            if r.status in (200, 201):
-                j = r.json()
-                acked[(ch, nonce)] = (j["seq"], j["ts"])
-            else:
-                self.assertEqual(r.json()["error"]["code"], "insufficient_storage")
-            return r.status
+            return self.append_recorded(c, ch, nonce, want, acked)
 
         for ch in channels:
             append(c1, ch, "pre-" + ch, (201,))
@@ -181,13 +194,7 @@ class DiskFullTest(NodeTestCase):
         self.wait_writes(c3, True)
         for ch in channels:
             append(c3, ch, "post-" + ch, (201,))
-        logs = cl.wait_converged(channels)
-        for node_logs in logs.values():
-            got = {(m_ch, m["nonce"]): (m["seq"], m["ts"])
-                   for m_ch, msgs in node_logs.items() for m in msgs}
-            for key, val in acked.items():
-                self.assertEqual(got.get(key), val, key)
-            self.assertEqual(len(got), len(acked))
+        self.assert_logs_hold_exactly(cl.wait_converged(channels), acked)
 
     def test_follower_below_floor_falls_behind_then_catches_up(self):
         cl = Cluster(self, n=3, args=["--disk-reserve", str(RESERVE)])
@@ -199,15 +206,7 @@ class DiskFullTest(NodeTestCase):
         acked = {}
 
         def append(ch, nonce, want):
-            for _ in range(100):  # 503 while a leader changes: retry, same nonce
-                r = c1.append(ch, nonce, nonce)
-                if r.status != 503:
-                    break
-                time.sleep(0.2)
-            self.assertIn(r.status, want, r)
-            if r.status == 201:
-                acked[(ch, nonce)] = (r.json()["seq"], r.json()["ts"])
-            return r.status
+            return self.append_recorded(c1, ch, nonce, want, acked)
 
         for ch in candidates:
             append(ch, "pre-" + ch, (201,))
@@ -236,11 +235,7 @@ class DiskFullTest(NodeTestCase):
         os.unlink(filler)
         self.wait_writes(c3, True)
         self.assertTrue(c3.status()["writes"]["replicating"])
-        logs = cl.wait_converged(candidates)
-        for node_logs in logs.values():
-            got = {(m_ch, m["nonce"]): (m["seq"], m["ts"])
-                   for m_ch, msgs in node_logs.items() for m in msgs}
-            self.assertEqual(got, acked)
+        self.assert_logs_hold_exactly(cl.wait_converged(candidates), acked)
 
     def ws_append_refused(self, n):
         try:
