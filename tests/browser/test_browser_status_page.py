@@ -23,11 +23,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
-import harness  # noqa: E402
 from harness import NodeTestCase  # noqa: E402
-from test_browser_cors import SKIP, Chromium, find_chromium  # noqa: E402
+from browser import Chromium, artifacts_dir, find_chromium, main  # noqa: E402
 
-ARTIFACTS = ""
 
 # What the page shows, read from its DOM in one go; null while the page
 # (not about:blank) has not loaded yet.
@@ -69,8 +67,7 @@ class StatusPageTest(NodeTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.artifacts = ARTIFACTS or tempfile.mkdtemp(prefix="herald-browser-")
-        os.makedirs(cls.artifacts, exist_ok=True)
+        cls.artifacts = artifacts_dir()
         cls.workdir = tempfile.mkdtemp(prefix="herald-browser-", dir="/tmp")
         cls.browser = Chromium(find_chromium(), cls.workdir,
                                os.path.join(cls.artifacts, "chromium-status-page.log"))
@@ -138,20 +135,6 @@ class StatusPageTest(NodeTestCase):
         finally:
             appender.stop.set()
             b.close_page()
-
-
-def main():
-    global ARTIFACTS
-    args = sys.argv[1:]
-    if "--artifacts" in args:
-        i = args.index("--artifacts")
-        ARTIFACTS = os.path.abspath(args[i + 1])
-        del args[i:i + 2]
-    if find_chromium() is None:
-        print("SKIP: no chromium found (scripts/install-deps.sh installs it)")
-        sys.exit(SKIP)
-    sys.argv = [sys.argv[0]] + args
-    harness.run_tests()
 
 
 if __name__ == "__main__":
