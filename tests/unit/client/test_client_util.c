@@ -63,6 +63,9 @@ static void test_url_bad(void **state)
     herald_client_close(&c);
 }
 
+/* herald_ts_* are libherald's names for common/hd_ts.h, whose rules
+ * test_hd_ts covers; here only that the public calls reach them, including
+ * the buffer size the public header promises. */
 static void test_ts_roundtrip(void **state)
 {
     (void)state;
@@ -70,26 +73,11 @@ static void test_ts_roundtrip(void **state)
     char buf[HERALD_TS_STR_MAX];
     assert_int_equal(herald_ts_parse("1732234567.000123", 17, &ts), 0);
     assert_true(ts == 1732234567000123ULL);
-    assert_int_equal(herald_ts_format(ts, buf, sizeof buf), 17);
-    assert_string_equal(buf, "1732234567.000123");
-    assert_int_equal(herald_ts_format(0, buf, sizeof buf), 8);
-    assert_string_equal(buf, "0.000000");
-    assert_int_equal(herald_ts_format(999999, buf, sizeof buf), 8);
-    assert_string_equal(buf, "0.999999");
-    assert_int_equal(herald_ts_parse("1732234567", 10, &ts), 0);
-    assert_true(ts == 1732234567000000ULL);
-    assert_int_equal(herald_ts_parse("5.5", 3, &ts), 0);
-    assert_true(ts == 5500000ULL);
-    assert_int_equal(herald_ts_parse("0.000001", 8, &ts), 0);
-    assert_true(ts == 1);
-    /* The largest representable value round-trips without rounding. */
     uint64_t max_ts = (UINT64_MAX - 999999) / 1000000 * 1000000 + 999999;
-    herald_ts_format(max_ts, buf, sizeof buf);
+    assert_true(herald_ts_format(max_ts, buf, sizeof buf) > 0);
     assert_int_equal(herald_ts_parse(buf, strlen(buf), &ts), 0);
     assert_true(ts == max_ts);
-    /* A length shorter than the string is honoured. */
-    assert_int_equal(herald_ts_parse("12.3456789", 4, &ts), 0);
-    assert_true(ts == 12300000ULL);
+    assert_int_not_equal(herald_ts_parse("1.2.3", 5, &ts), 0);
 }
 
 static void test_ts_garbage(void **state)
