@@ -43,8 +43,8 @@ echo "install: $dest/etc/systemd/system/herald.service"
 # Bash completion for the CLI, and the Grafana dashboard for operators to
 # import (Dashboards > Import, or a provisioning folder).
 install -D -m 0644 ops/herald.bash-completion "$dest$prefix/share/bash-completion/completions/herald"
-install -D -m 0644 ops/grafana/herald.json "$dest$prefix/share/herald/grafana/herald.json"
-echo "install: $dest$prefix/share/bash-completion/completions/herald, $dest$prefix/share/herald/grafana/herald.json"
+install -D -m 0644 ops/grafana-herald.json "$dest$prefix/share/herald/grafana-herald.json"
+echo "install: $dest$prefix/share/bash-completion/completions/herald, $dest$prefix/share/herald/grafana-herald.json"
 
 conf="$dest/etc/herald/herald.conf"
 if [ -e "$conf" ]; then

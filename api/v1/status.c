@@ -189,6 +189,34 @@ static void api__limited_line(void *arg, const char *name, uint64_t value)
     api__printf(arg, "herald_token_limited_total{token=\"%s\"} %" PRIu64 "\n", name, value);
 }
 
+/* Per-shard gauges, one family after another (the text format groups a
+ * family's samples under its HELP and TYPE). */
+static void api__shard_metrics(struct api_server *s, struct api_text *t)
+{
+    static const struct {
+        const char *name, *help;
+    } families[] = {
+        {"herald_shard_leader", "1 if this node is the shard's Raft leader."},
+        {"herald_shard_term", "The shard's Raft term as this node knows it."},
+        {"herald_shard_commit_index", "Last Raft index known committed, by shard."},
+        {"herald_shard_applied_index", "Last Raft index applied, by shard."},
+    };
+    unsigned n = cons_node_n_shards(s->node);
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        api__printf(t, "# HELP %s %s\n# TYPE %s gauge\n", families[f].name, families[f].help,
+                    families[f].name);
+        for (unsigned i = 0; i < n; i++) {
+            struct cons_shard_status ss;
+            cons_node_shard_status(s->node, i, &ss);
+            uint64_t v = f == 0   ? (uint64_t)(strcmp(ss.state, "leader") == 0)
+                         : f == 1 ? ss.term
+                         : f == 2 ? ss.commit_index
+                                  : ss.applied_index;
+            api__printf(t, "%s{shard=\"%u\"} %" PRIu64 "\n", families[f].name, i, v);
+        }
+    }
+}
+
 void api_metrics(struct api_server *s, struct api_http_conn *c)
 {
     struct cons_node_stats st;
@@ -249,14 +277,7 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
     api__process_metrics(&t);
     api__metric(&t, "herald_http_connections", "gauge", "Open HTTP connections.",
                 api_http_server_connections(s->http));
-    api__printf(&t, "# HELP herald_shard_applied_index Last Raft index applied, by shard.\n"
-                    "# TYPE herald_shard_applied_index gauge\n");
-    for (unsigned i = 0; i < cons_node_n_shards(s->node); i++) {
-        struct cons_shard_status ss;
-        cons_node_shard_status(s->node, i, &ss);
-        api__printf(&t, "herald_shard_applied_index{shard=\"%u\"} %" PRIu64 "\n", i,
-                    ss.applied_index);
-    }
+    api__shard_metrics(s, &t);
     s->metrics.requests++;
     s->metrics.responses_by_class[2]++;
     api_http_respond(c, 200, "text/plain; version=0.0.4", NULL, t.buf != NULL ? t.buf : "",

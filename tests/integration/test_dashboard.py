@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""ops/grafana/herald.json against a live node, so that the dashboard cannot
+"""ops/grafana-herald.json against a live node, so that the dashboard cannot
 drift from the metrics.
 
   shape    a Grafana dashboard model: unique panel ids, every panel inside
@@ -19,7 +19,7 @@ import urllib.request
 from harness import NodeTestCase, run_tests
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-DASHBOARD = os.path.join(ROOT, "ops", "grafana", "herald.json")
+DASHBOARD = os.path.join(ROOT, "ops", "grafana-herald.json")
 METRIC = re.compile(r"\b((?:herald|process)_[a-z0-9_]+)\b")
 # "by (labels) (rate(metric" or "by (labels) (metric": the grouping and the
 # metric it applies to

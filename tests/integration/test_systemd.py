@@ -138,7 +138,7 @@ class SystemdTest(NodeTestCase):
                            ("etc/systemd/system/herald.service", 0o644),
                            ("etc/herald/herald.conf", 0o640), ("var/lib/herald", 0o750),
                            ("opt/herald/share/bash-completion/completions/herald", 0o644),
-                           ("opt/herald/share/herald/grafana/herald.json", 0o644)):
+                           ("opt/herald/share/herald/grafana-herald.json", 0o644)):
             full = os.path.join(dest, path)
             self.assertTrue(os.path.exists(full), "%s missing:\n%s" % (path, out))
             self.assertEqual(stat.S_IMODE(os.stat(full).st_mode), mode, path)
