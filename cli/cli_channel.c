@@ -18,8 +18,9 @@ static const char channel_help[] =
     "always stays); reads from below answer 410 gone.\n"
     "delete removes the channel's messages and dedup keys; the next append starts\n"
     "at seq 1 under the next epoch.\n"
-    "trim and delete must reach the channel's shard leader: another node answers\n"
-    "with the leader's node id; run the command again against that node.\n";
+    "Any node takes trim and delete: it forwards them to the channel's shard\n"
+    "leader and answers once it applied them itself. With no leader (an election\n"
+    "under way) the answer is 503 unavailable: run the command again.\n";
 
 int cli_channel(const char *url, int argc, char **argv)
 {

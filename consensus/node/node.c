@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "catchup.h"
+#include "command.h"
+#include "command_propose.h"
 #include "dispatch.h"
 #include "forward.h"
 #include "disk_space.h"
@@ -381,4 +383,27 @@ int cons_node_append(struct cons_node *n, struct cons_append_req *req, cons_appe
         return cons__forward(n, sh, leader, req);
     }
     return cons__append_local(n, req, cb);
+}
+
+int cons_node_command(struct cons_node *n, const struct log_command *c, cons_command_cb cb,
+                      void *arg)
+{
+    HD_ASSERT(cb != NULL && c->flags == 0);
+    HD_ASSERT(hd_channel_valid(c->channel, c->channel_len));
+    if (n->stopping) {
+        return HD_ESHUTDOWN;
+    }
+    struct cons_shard *sh =
+        &n->shards[cons_shard_of(n->opts.n_shards, c->channel, c->channel_len)];
+    /* Like an append: a follower forwards it to the shard's leader. */
+    if (n->transport != NULL && raft_state(&sh->raft) != RAFT_LEADER) {
+        raft_id leader = 0;
+        const char *address = NULL;
+        raft_leader(&sh->raft, &leader, &address);
+        if (leader == 0 || leader == n->opts.node_id) {
+            return HD_ENOTLEADER; /* an election is under way */
+        }
+        return cons__forward_command(n, sh, leader, c, cb, arg);
+    }
+    return cons__command_propose(n, c, 0, 0, cb, arg);
 }

@@ -101,12 +101,15 @@ int cons_node_append(struct cons_node *n, struct cons_append_req *req,
 
 /* The node's free-space reserve, or NULL (for status and metrics). */
 struct st_space *cons_node_space(const struct cons_node *n);
-/* Proposes a trim or delete (log/command.h: kind, channel, before_seq; the
- * stamp and proposal fields are filled here) on the channel's shard, which
- * this node must lead (else HD_ENOTLEADER, nothing proposed). 0: cb(arg, 0)
- * fires once every replica will apply it, here already applied; or
- * cb(arg, HD_EUNKNOWN) if leadership was lost first (it may still apply).
- * Non-zero return: cb never fires. */
+/* Proposes a trim or delete (log/command.h: kind, channel, before_seq,
+ * flags 0; the stamp and proposal fields are filled here) on the channel's
+ * shard: here if this node leads it, else forwarded to the leader like an
+ * append. 0: cb(arg, 0) fires once every replica will apply it and this
+ * node applied it; cb(arg, HD_EUNKNOWN) if leadership was lost or no
+ * answer came first (it may still apply), or cb(arg, HD_ENOTLEADER) if the
+ * leader it went to had lost leadership (nothing proposed). Non-zero
+ * return: cb never fires (HD_ENOTLEADER: no leader known, an election is
+ * under way; HD_EUNAVAIL: the leader is unreachable; HD_ESHUTDOWN). */
 struct log_command;
 typedef void (*cons_command_cb)(void *arg, int status);
 int cons_node_command(struct cons_node *n, const struct log_command *c, cons_command_cb cb,

@@ -16,8 +16,9 @@
  *
  *   node.c          lifecycle, the ticker, the public API; calls all below
  *   dispatch.c      peer frames in and raft messages out -> forward, catchup,
- *                   membership, read_barrier
- *   forward.c       forwarding, both sides                -> proposer
+ *                   membership, read_barrier, command
+ *   forward.c       forwarding, both sides                -> proposer, read_barrier
+ *   command.c       trims and deletes on the leader
  *   membership.c    add/remove, shard by shard            -> leaders
  *   catchup.c       copying a shard's state
  *   read_barrier.c  leader reads
