@@ -165,6 +165,7 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
     cons__sync_peers(n);
     n->flusher.data = n;
     uv_check_start(&n->flusher, cons__flusher);
+    cons__retention_start(n);
     *out = n;
     return 0;
 }
@@ -214,10 +215,16 @@ static void cons__ticker_closed(uv_handle_t *h)
     }
 }
 
-static void cons__kick_closed(uv_handle_t *h)
+static void cons__retention_closed(uv_handle_t *h)
 {
     struct cons_node *n = h->data;
     uv_close((uv_handle_t *)&n->ticker, cons__ticker_closed);
+}
+
+static void cons__kick_closed(uv_handle_t *h)
+{
+    struct cons_node *n = h->data;
+    cons__retention_stop(n, cons__retention_closed);
 }
 
 static void cons__flusher_closed(uv_handle_t *h)
@@ -247,6 +254,7 @@ void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg)
     n->stop_arg = arg;
     uv_check_stop(&n->flusher);
     uv_timer_stop(&n->ticker);
+    uv_timer_stop(&n->retention.timer);
     cons__forwards_expire(n, true, HD_EUNKNOWN);
     cons__read_waits_expire(n, true);
     cons__member_stop(n);

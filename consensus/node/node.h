@@ -21,6 +21,7 @@
 
 struct cons_node;
 struct st_space;
+struct hd_retention;
 struct log_command;
 
 /* A member of a cluster being created. */
@@ -51,6 +52,11 @@ struct cons_node_options {
     size_t queue_max;             /* appends waiting per shard; 0 = 16384 */
     unsigned compact_every_ms;    /* how often quiet shards pinning the WAL
                                      are checked; 0 = 1000 */
+    /* Retention policy (common/hd_retention.h), owned by the caller; NULL
+     * or empty: no sweep. Every retention_interval_ms (0 = 60000, the first
+     * time ±10%) this node trims the channels of the shards it leads. */
+    const struct hd_retention *retention;
+    uint64_t retention_interval_ms;
     /* Called on the loop for every message that commits (not duplicates),
      * after its entry's state is written, in seq order per channel. The
      * message is lent for the call. */
@@ -145,6 +151,9 @@ struct cons_node_stats {
     uint64_t appends_duplicate;
     uint64_t appends_rejected_busy;
     uint64_t appends_forwarded;   /* sent to another node's leader */
+    /* Trims the retention sweep proposed, by enum log_retention_reason
+     * (log/retention.h: 1 age, 2 messages, 3 bytes). */
+    uint64_t retention_trims[4];
     bool wal_uses_uring;
 };
 
