@@ -192,9 +192,9 @@ static const struct api_opt api__opts[] = {
      "whose channel pattern matches wins; repeatable.\n"
      "A shard's leader trims by it: give every node the\n"
      "same policy (see /v1/status retention.hash)"},
-    {"retention-interval", API_OPT_VALUE, "SECONDS", api__opt_number, OFF(retention_interval_s),
-     1, 86400, "how often a leader applies --retention (default 60,\n"
-     "the first time within ±10%)"},
+    {"retention-interval", API_OPT_VALUE, "N", api__opt_number, OFF(retention_interval_s),
+     1, 86400, "seconds between a shard leader's --retention sweeps\n"
+     "(default 60; the first up to 10% early or late)"},
     {"log-level", API_OPT_VALUE, "LEVEL", api__opt_log_level, OFF(log_level), 0, 0,
      "error, warn, info (default) or debug"},
     {"log-format", API_OPT_VALUE, "FORMAT", api__opt_log_format, OFF(log_format), 0, 0,

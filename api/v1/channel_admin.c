@@ -7,6 +7,7 @@
 #include "command.h"
 #include "hd_alloc.h"
 #include "hd_error.h"
+#include "hd_retention.h"
 #include "hd_util.h"
 #include "log.h"
 #include "node.h"
@@ -52,7 +53,15 @@ static void api__info(struct api_server *s, struct api_http_conn *c, const char 
         api_respond_cons_error(s, c, rv);
         return;
     }
-    api_respond_json(s, c, 200, api__info_json(channel, len, &i), NULL);
+    json_t *body = api__info_json(channel, len, &i);
+    /* The rule this node's retention sweep would apply (null: none). */
+    const struct hd_retention_rule *r = hd_retention_match(s->retention, channel, len);
+    char rule[512];
+    if (r != NULL) {
+        hd_retention_rule_format(r, rule, sizeof rule);
+    }
+    json_object_set_new(body, "retention", r != NULL ? json_string(rule) : json_null());
+    api_respond_json(s, c, 200, body, NULL);
 }
 
 /* A command waiting for its entry to apply; the request stays valid. */

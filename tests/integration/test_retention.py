@@ -233,7 +233,7 @@ class RetentionTest(NodeTestCase):
         rc, out, err = run(cl.nodes[0], "info", ch)
         self.assertEqual(rc, 0, err)
         self.assertEqual(json.loads(out), {"channel": ch, "first_seq": 1, "last_seq": 4,
-                                           "epoch": 0})
+                                           "epoch": 0, "retention": None})
         # Every node takes them (followers forward to the leader).
         for x in cl.nodes:
             rc, out, err = run(x, "trim", ch, "3")
