@@ -26,7 +26,8 @@ static bool log__command_valid(const struct log_command *c)
         return false;
     }
     if (c->kind == LOG_ENTRY_KIND_TRIM) {
-        return c->before_seq >= 1 && (c->flags & ~LOG_COMMAND_MAY_EMPTY) == 0;
+        return c->before_seq >= 1 &&
+               (c->flags & ~(LOG_COMMAND_MAY_EMPTY | LOG_COMMAND_LAZY)) == 0;
     }
     return c->kind == LOG_ENTRY_KIND_DELETE && c->before_seq == 0 && c->flags == 0;
 }

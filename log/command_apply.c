@@ -105,6 +105,9 @@ bool log_position_gone(const struct log_channel_info *info, uint64_t after_seq)
     return after_seq < info->first_seq - 1;
 }
 
+/* Trims of at most this many messages delete them one by one. */
+#define LOG_TRIM_POINT_DELETES_MAX 64u
+
 /* Trim: messages below min(before_seq, last seq) go; the last message
  * stays, because it is the channel's head (keys.h) and the next seq follows
  * it, unless the trim may empty the channel (LOG_COMMAND_MAY_EMPTY: then
@@ -121,9 +124,20 @@ static void log__trim(struct log_store *ls, uint16_t shard, const struct log_com
         return;
     }
     uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
-    size_t lower_len = log_key_message(lower, shard, c->channel, c->channel_len, 0);
-    size_t upper_len = log_key_message(upper, shard, c->channel, c->channel_len, until);
-    st_batch_delete_range(ls->batch, lower, lower_len, upper, upper_len);
+    if (until - before->first_seq <= LOG_TRIM_POINT_DELETES_MAX) {
+        /* A few messages (the retention sweep's usual trim): point
+         * deletes. Range tombstones are checked by every read of their
+         * key range until compaction drops them; thousands of small ones
+         * slowed appends and reads measurably. */
+        for (uint64_t seq = before->first_seq; seq < until; seq++) {
+            st_batch_delete(ls->batch, lower,
+                            log_key_message(lower, shard, c->channel, c->channel_len, seq));
+        }
+    } else {
+        size_t lower_len = log_key_message(lower, shard, c->channel, c->channel_len, 0);
+        size_t upper_len = log_key_message(upper, shard, c->channel, c->channel_len, until);
+        st_batch_delete_range(ls->batch, lower, lower_len, upper, upper_len);
+    }
     if (until <= head_seq) {
         log__put_u64(ls, LOG_KEY_FIRST, shard, c->channel, c->channel_len, until);
         return;
@@ -190,7 +204,8 @@ int log__apply_command(struct log_store *ls, uint16_t shard, uint64_t index,
      * compact the channel's messages and dedup keys now. Trims and deletes
      * are rare (an operator or the retention sweep), so the pause on the
      * loop is worth the space coming back at once on every replica. */
-    for (int k = 0; k < (c.kind == LOG_ENTRY_KIND_DELETE ? 2 : 1); k++) {
+    int compact = c.kind == LOG_ENTRY_KIND_DELETE ? 2 : (c.flags & LOG_COMMAND_LAZY) ? 0 : 1;
+    for (int k = 0; k < compact; k++) {
         char kind = k == 0 ? LOG_KEY_MESSAGE : LOG_KEY_DEDUP;
         uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
         size_t lower_len = log_key_channel(lower, kind, shard, c.channel, c.channel_len);

@@ -21,21 +21,15 @@ const char *log_retention_reason_name(enum log_retention_reason r)
     }
 }
 
-int log_channel_next(struct log_store *ls, uint16_t shard, const char *after, size_t after_len,
-                     char *out, size_t *out_len)
+int log_channel_walk(struct log_store *ls, uint16_t shard, const char *after, size_t after_len,
+                     log_channel_cb cb, void *arg)
 {
-    HD_ASSERT(shard < ls->n_shards && after_len <= LOG_CHANNEL_MAX);
-    uint8_t lower[LOG_KEY_MAX], upper[3];
-    size_t lower_len;
-    if (after_len > 0) {
-        /* Past every message key of `after`. */
-        lower_len = log_key_channel_end(lower, LOG_KEY_MESSAGE, shard, after, after_len);
-    } else {
-        lower_len = log_key_applied(lower, shard); /* kind, be16 shard */
-        lower[0] = LOG_KEY_MESSAGE;
-    }
+    HD_ASSERT(shard < ls->n_shards && after_len <= LOG_CHANNEL_MAX && cb != NULL);
     /* Shards are fewer than 4097 (heraldd --shards), so shard + 1 fits. */
     HD_ASSERT(shard < UINT16_MAX);
+    uint8_t lower[LOG_KEY_MAX], upper[3], next[LOG_KEY_MAX];
+    size_t lower_len = log_key_applied(lower, shard); /* kind, be16 shard */
+    lower[0] = LOG_KEY_MESSAGE;
     log_key_applied(upper, (uint16_t)(shard + 1));
     upper[0] = LOG_KEY_MESSAGE;
     struct st_iter *it;
@@ -43,18 +37,28 @@ int log_channel_next(struct log_store *ls, uint16_t shard, const char *after, si
     if (rv != 0) {
         return rv;
     }
-    if (st_iter_valid(it)) {
+    if (after_len > 0) {
+        /* Past every message key of `after`. */
+        st_iter_seek(it, next, log_key_channel_end(next, LOG_KEY_MESSAGE, shard, after, after_len));
+    }
+    while (rv == 0 && st_iter_valid(it)) {
         size_t klen;
         const uint8_t *k = st_iter_key(it, &klen);
         if (klen < 4 || k[3] == 0 || k[3] > LOG_CHANNEL_MAX || klen != 4u + k[3] + 8) {
             rv = HD_ECORRUPT;
-        } else {
-            memcpy(out, k + 4, k[3]);
-            *out_len = k[3];
+            break;
         }
-    } else {
+        char ch[LOG_CHANNEL_MAX];
+        size_t len = k[3];
+        memcpy(ch, k + 4, len);
+        if (cb(arg, ch, len) != 0) {
+            break;
+        }
+        /* The next channel: past this one's message keys. */
+        st_iter_seek(it, next, log_key_channel_end(next, LOG_KEY_MESSAGE, shard, ch, len));
+    }
+    if (rv == 0) {
         rv = st_iter_status(it);
-        rv = rv != 0 ? rv : HD_ENOTFOUND;
     }
     st_iter_close(it);
     return rv;

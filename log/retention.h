@@ -64,10 +64,12 @@ int log_retention_plan(struct log_store *ls, const char *ch, size_t len,
 
 const char *log_retention_reason_name(enum log_retention_reason r);
 
-/* The next channel of the shard with messages after `after` (after_len 0:
- * the first), into out (LOG_CHANNEL_MAX bytes); HD_ENOTFOUND past the
- * last. Channels come in byte order of their ids' length, then bytes. */
-int log_channel_next(struct log_store *ls, uint16_t shard, const char *after, size_t after_len,
-                     char *out, size_t *out_len);
+/* Calls cb for each channel of the shard that has messages, in key order
+ * (the ids' length, then their bytes), starting after channel `after`
+ * (after_len 0: from the first), until cb returns non-zero. One iterator
+ * for the walk; cb may read the store (it must not apply entries). */
+typedef int (*log_channel_cb)(void *arg, const char *channel, size_t len);
+int log_channel_walk(struct log_store *ls, uint16_t shard, const char *after, size_t after_len,
+                     log_channel_cb cb, void *arg);
 
 #endif

@@ -21,9 +21,13 @@
  * every node must be given the same policy: a new leader applies its own.
  *
  * A tick walks channels from where the last one stopped (shard, channel),
- * at most CONS_RETENTION_CHANNELS_PER_TICK channels and
- * CONS_RETENTION_MESSAGES_PER_TICK messages read, then carries on at the
- * next tick. No tick starts while the last one's trims are unanswered.
+ * at most CONS_RETENTION_CHANNELS_PER_TICK channels,
+ * CONS_RETENTION_MESSAGES_PER_TICK messages read and
+ * CONS_RETENTION_TRIMS_PER_TICK trims, then carries on at the next tick.
+ * No tick starts while the last one's trims are unanswered. Its trims are
+ * lazy (log/command.h): RocksDB's own compactions reclaim their space, as
+ * compacting each channel's range at once, on the loop, would stall
+ * appends when a tick trims hundreds of channels.
  * Byte windows (log/retention.h) live here, by channel, and are freed when
  * a full pass over every shard did not touch them.
  */
@@ -99,21 +103,23 @@ static void cons__trim_done(void *arg, int status)
     hd_free(t);
 }
 
-static void cons__retention_trim(struct cons_node *n, const char *ch, size_t len,
+/* Proposes the plan's trim; false if it could not. */
+static bool cons__retention_trim(struct cons_node *n, const char *ch, size_t len,
                                  const struct log_retention_plan *p)
 {
     struct cons__retention_trim *t = hd_calloc(1, sizeof *t);
     if (t == NULL) {
-        return;
+        return false;
     }
     t->node = n;
     struct log_command c = {.kind = LOG_ENTRY_KIND_TRIM, .channel = ch, .channel_len = len,
                             .before_seq = p->before_seq,
-                            .flags = p->may_empty ? LOG_COMMAND_MAY_EMPTY : 0};
+                            .flags = LOG_COMMAND_LAZY |
+                                     (p->may_empty ? LOG_COMMAND_MAY_EMPTY : 0)};
     int rv = cons__command_propose(n, &c, 0, 0, cons__trim_done, t);
     if (rv != 0) {
         hd_free(t);
-        return;
+        return false;
     }
     n->retention.in_flight++;
     n->stats.retention_trims[p->reason]++;
@@ -121,64 +127,70 @@ static void cons__retention_trim(struct cons_node *n, const char *ch, size_t len
                 (int)len, ch, (unsigned long long)p->before_seq,
                 log_retention_reason_name(p->reason), (unsigned long long)p->first_seq,
                 (unsigned long long)p->last_seq);
+    return true;
 }
 
-/* Sweeps one channel; false if the tick's budget is spent. */
-static bool cons__retention_channel(struct cons_node *n, const char *ch, size_t len,
-                                    uint64_t now_us, size_t *budget)
+/* One tick's walk: what it may still do, and where it is. */
+struct cons__walk {
+    struct cons_node *n;
+    uint64_t now_us;
+    size_t budget;                /* messages it may still read */
+    unsigned channels;            /* looked at */
+    unsigned trims;               /* proposed */
+    bool out;                     /* a limit ran out: stop here */
+};
+
+/* Sweeps one channel (log_channel_walk's callback); non-zero stops the walk
+ * before the channel's cursor moves past it, so the next tick starts with
+ * it again. */
+static int cons__retention_channel(void *arg, const char *ch, size_t len)
 {
+    struct cons__walk *wk = arg;
+    struct cons_node *n = wk->n;
+    if (wk->channels >= CONS_RETENTION_CHANNELS_PER_TICK || wk->budget == 0 ||
+        wk->trims >= CONS_RETENTION_TRIMS_PER_TICK) {
+        wk->out = true;
+        return 1;
+    }
+    wk->channels++;
     const struct hd_retention_rule *rule = hd_retention_match(n->opts.retention, ch, len);
-    if (!hd_retention_rule_limits(rule)) {
-        return true;
+    if (hd_retention_rule_limits(rule)) {
+        struct log_bytes_window *w =
+            rule->has_bytes ? cons__window(&n->retention, ch, len) : NULL;
+        if (rule->has_bytes && w == NULL) {
+            wk->out = true; /* out of memory: this channel again next tick */
+            return 1;
+        }
+        struct log_retention_plan p;
+        int rv = log_retention_plan(n->opts.log, ch, len, rule, wk->now_us, w, &wk->budget, &p);
+        if (rv != 0) {
+            HD_LOG_WARN("retention: channel %.*s: %s", (int)len, ch, hd_strerror(rv));
+        } else if (p.before_seq != 0) {
+            wk->trims += cons__retention_trim(n, ch, len, &p) ? 1 : 0;
+        }
     }
-    struct log_bytes_window *w = rule->has_bytes ? cons__window(&n->retention, ch, len) : NULL;
-    if (rule->has_bytes && w == NULL) {
-        return false; /* out of memory: try again next tick */
-    }
-    struct log_retention_plan p;
-    int rv = log_retention_plan(n->opts.log, ch, len, rule, now_us, w, budget, &p);
-    if (rv != 0) {
-        HD_LOG_WARN("retention: channel %.*s: %s", (int)len, ch, hd_strerror(rv));
-    } else if (p.before_seq != 0) {
-        cons__retention_trim(n, ch, len, &p);
-    }
-    return *budget > 0;
+    HD_ASSERT(len <= sizeof n->retention.cursor);
+    memcpy(n->retention.cursor, ch, len);
+    n->retention.cursor_len = len;
+    return 0;
 }
 
-static void cons__retention_tick(uv_timer_t *t)
+/* One tick's walk, from where the last stopped, until a per-tick limit or
+ * the end of a full pass over every shard. */
+static void cons__retention_walk(struct cons_node *n, struct cons__walk *wk)
 {
-    struct cons_node *n = t->data;
     struct cons_retention *rs = &n->retention;
-    if (n->stopping || rs->in_flight > 0) {
-        return;
-    }
-    size_t budget = CONS_RETENTION_MESSAGES_PER_TICK;
-    unsigned channels = 0;
-    uint64_t now_us = hd_now_us();
-    for (unsigned visited = 0; visited <= n->opts.n_shards; visited++) {
+    for (unsigned visited = 0; visited < n->opts.n_shards; visited++) {
         unsigned shard = rs->next_shard;
-        bool leads = raft_state(&n->shards[shard].raft) == RAFT_LEADER;
-        char ch[128];
-        size_t len = 0;
-        while (leads && channels < CONS_RETENTION_CHANNELS_PER_TICK && budget > 0) {
-            int rv = log_channel_next(n->opts.log, (uint16_t)shard, rs->cursor, rs->cursor_len,
-                                      ch, &len);
+        if (raft_state(&n->shards[shard].raft) == RAFT_LEADER) {
+            int rv = log_channel_walk(n->opts.log, (uint16_t)shard, rs->cursor, rs->cursor_len,
+                                      cons__retention_channel, wk);
             if (rv != 0) {
-                if (rv != HD_ENOTFOUND) {
-                    HD_LOG_WARN("retention: shard %u: %s", shard, hd_strerror(rv));
-                }
-                break;
+                HD_LOG_WARN("retention: shard %u: %s", shard, hd_strerror(rv));
             }
-            channels++;
-            bool more = cons__retention_channel(n, ch, len, now_us, &budget);
-            if (!more) {
-                return; /* this channel again next tick */
+            if (wk->out) {
+                return; /* the rest of this shard next tick */
             }
-            memcpy(rs->cursor, ch, len);
-            rs->cursor_len = len;
-        }
-        if (leads && (channels >= CONS_RETENTION_CHANNELS_PER_TICK || budget == 0)) {
-            return; /* the rest of this shard next tick */
         }
         /* The shard is done (or not ours): the next one. */
         rs->cursor_len = 0;
@@ -189,6 +201,21 @@ static void cons__retention_tick(uv_timer_t *t)
             return; /* one pass per tick at most */
         }
     }
+}
+
+static void cons__retention_tick(uv_timer_t *t)
+{
+    struct cons_node *n = t->data;
+    if (n->stopping || n->retention.in_flight > 0) {
+        return; /* the last tick's trims first */
+    }
+    uint64_t t0 = hd_now_us();
+    struct cons__walk wk = {.n = n, .now_us = t0, .budget = CONS_RETENTION_MESSAGES_PER_TICK};
+    cons__retention_walk(n, &wk);
+    HD_LOG_DEBUG("retention: a tick looked at %u channels, read about %zu messages and"
+                 " proposed %u trims in %.1f ms", wk.channels,
+                 (size_t)CONS_RETENTION_MESSAGES_PER_TICK - wk.budget, wk.trims,
+                 (double)(hd_now_us() - t0) / 1000.0);
 }
 
 static void cons__retention_arm(struct cons_node *n)

@@ -24,9 +24,10 @@ struct cons_retention {
     size_t n_windows;
 };
 
-/* Channels and messages one tick may look at; the rest waits for the next. */
-#define CONS_RETENTION_CHANNELS_PER_TICK 4096u
+/* What one tick may do; the rest waits for the next. */
+#define CONS_RETENTION_CHANNELS_PER_TICK 1024u
 #define CONS_RETENTION_MESSAGES_PER_TICK 65536u
+#define CONS_RETENTION_TRIMS_PER_TICK 256u
 
 /* Starts the timer if the node has a policy (opts.retention). */
 void cons__retention_start(struct cons_node *n);

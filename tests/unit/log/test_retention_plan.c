@@ -266,6 +266,20 @@ static void test_limits_combine(void **state)
     assert_int_equal(p.reason, LOG_RETENTION_AGE);
 }
 
+struct walk {
+    char seen[256];
+    size_t n;
+    unsigned calls;
+    unsigned stop_after;          /* 0: never */
+};
+
+static int walk_cb(void *arg, const char *ch, size_t len)
+{
+    struct walk *w = arg;
+    w->n += (size_t)snprintf(w->seen + w->n, sizeof w->seen - w->n, "%.*s,", (int)len, ch);
+    return ++w->calls == w->stop_after;
+}
+
 static void test_channel_walk(void **state)
 {
     struct fixture *f = *state;
@@ -274,13 +288,17 @@ static void test_channel_walk(void **state)
         append(f, names[i], 1);
     }
     trim(f, "zz", 2, true); /* emptied: no messages, not walked */
-    char ch[128], seen[256] = "";
-    size_t len = 0, n = 0;
-    while (log_channel_next(f->ls, 0, ch, len, ch, &len) == 0) {
-        n += (size_t)snprintf(seen + n, sizeof seen - n, "%.*s,", (int)len, ch);
-    }
+    struct walk w = {.seen = ""};
+    assert_int_equal(log_channel_walk(f->ls, 0, NULL, 0, walk_cb, &w), 0);
     /* By the length byte, then the bytes. */
-    assert_string_equal(seen, "a,b,ab,abc,");
+    assert_string_equal(w.seen, "a,b,ab,abc,");
+    /* From after a channel, and stopping when the callback says so. */
+    w = (struct walk){.seen = "", .stop_after = 2};
+    assert_int_equal(log_channel_walk(f->ls, 0, "a", 1, walk_cb, &w), 0);
+    assert_string_equal(w.seen, "b,ab,");
+    w = (struct walk){.seen = ""};
+    assert_int_equal(log_channel_walk(f->ls, 0, "abc", 3, walk_cb, &w), 0);
+    assert_string_equal(w.seen, "");
 }
 
 int main(void)
