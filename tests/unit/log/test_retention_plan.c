@@ -266,6 +266,39 @@ static void test_limits_combine(void **state)
     assert_int_equal(p.reason, LOG_RETENTION_AGE);
 }
 
+static int count_cb(void *arg, const struct log_message *m)
+{
+    uint64_t *c = arg;
+    c[c[0] == 0 ? 1 : 2] = m->seq; /* first and last seen */
+    c[0]++;
+    return 0;
+}
+
+/* Small trims delete message by message, large ones by range: the same
+ * state either way, lazy or not. */
+static void test_point_and_range_trims(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < 200; i++) {
+        append(f, "c", 10);
+    }
+    uint64_t c[3] = {0}, next;
+    trim(f, "c", 65, false);   /* 64 messages: point deletes */
+    assert_int_equal(log_read(f->ls, "c", 1, 64, 1000, count_cb, c, &next), 0);
+    assert_true(c[0] == 136 && c[1] == 65 && c[2] == 200);
+    assert_int_equal(log_read(f->ls, "c", 1, 63, 1000, count_cb, c, &next), HD_EGONE);
+    struct log_command cmd = {.kind = LOG_ENTRY_KIND_TRIM, .channel = "c", .channel_len = 1,
+                              .before_seq = 190, .flags = LOG_COMMAND_LAZY,
+                              .stamp_us = f->now, .proposer = 1, .proposal = 99};
+    uint8_t buf[256];
+    size_t len = log_command_encode(buf, &cmd);
+    assert_int_equal(log_apply(f->ls, 0, ++f->index, buf, len, NULL, 0), 0); /* a range */
+    memset(c, 0, sizeof c);
+    assert_int_equal(log_read(f->ls, "c", 1, 189, 1000, count_cb, c, &next), 0);
+    assert_true(c[0] == 11 && c[1] == 190 && c[2] == 200);
+    assert_int_equal(info(f, "c").first_seq, 190);
+}
+
 struct walk {
     char seen[256];
     size_t n;
@@ -309,6 +342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes_budget_carries_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_combine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_point_and_range_trims, setup, teardown),
         cmocka_unit_test_setup_teardown(test_channel_walk, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
