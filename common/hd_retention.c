@@ -183,11 +183,12 @@ int hd_retention_parse(struct hd_retention *set, const char *text, size_t len, c
 {
     size_t n = set->n;
     const char *p = text, *end = text + len;
+    const char *semi;
     if (err_len > 0) {
         err[0] = '\0';
     }
     do {
-        const char *semi = memchr(p, ';', (size_t)(end - p));
+        semi = memchr(p, ';', (size_t)(end - p));
         const char *rule = p;
         size_t rule_len = (size_t)((semi != NULL ? semi : end) - p);
         p = semi != NULL ? semi + 1 : end;
@@ -223,7 +224,7 @@ int hd_retention_parse(struct hd_retention *set, const char *text, size_t len, c
         }
         *slot = r;
         n++;
-    } while (p < end || (p == end && len > 0 && end[-1] == ';'));
+    } while (semi != NULL); /* a ';' is always followed by a rule */
     set->n = n;
     return 0;
 }
