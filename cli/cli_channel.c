@@ -12,14 +12,17 @@ static const char channel_help[] =
     "       herald channel trim CHANNEL BEFORE_SEQ\n"
     "       herald channel delete CHANNEL\n"
     "\n"
-    "info prints {channel, first_seq, last_seq, epoch}: messages first_seq..last_seq\n"
-    "are stored; epoch counts the channel's deletes.\n"
+    "info prints {channel, first_seq, last_seq, epoch, retention}: messages\n"
+    "first_seq..last_seq are stored; epoch counts the channel's deletes; retention\n"
+    "is the rule of the asked node's --retention policy that applies (null: none;\n"
+    "`herald cluster status` warns if the nodes' policies differ).\n"
     "trim removes the messages below BEFORE_SEQ on every replica (the last message\n"
     "always stays); reads from below answer 410 gone.\n"
     "delete removes the channel's messages and dedup keys; the next append starts\n"
     "at seq 1 under the next epoch.\n"
-    "trim and delete must reach the channel's shard leader: another node answers\n"
-    "with the leader's node id; run the command again against that node.\n";
+    "Any node takes trim and delete: it forwards them to the channel's shard\n"
+    "leader and answers once it applied them itself. With no leader (an election\n"
+    "under way) the answer is 503 unavailable: run the command again.\n";
 
 int cli_channel(const char *url, int argc, char **argv)
 {

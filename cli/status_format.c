@@ -226,6 +226,33 @@ static void cli__disagreements(FILE *out, const struct cli_node_view *nodes, siz
     }
 }
 
+/* Warns when the answering nodes have different retention policies: a
+ * shard's leader trims by its own node's policy, so the history kept
+ * would change with the leader. */
+static void cli__retention_differs(FILE *out, const struct cli_node_view *nodes, size_t n)
+{
+    const char *first = NULL;
+    bool differ = false;
+    for (size_t k = 0; k < n; k++) {
+        const json_t *r = nodes[k].st != NULL ? json_object_get(nodes[k].st, "retention") : NULL;
+        const char *hash = json_string_value(json_object_get(r, "hash"));
+        if (hash == NULL) continue; /* a node older than retention policies */
+        differ |= first != NULL && strcmp(first, hash) != 0;
+        first = first != NULL ? first : hash;
+    }
+    if (!differ) return;
+    fprintf(out, "WARNING: retention policies differ between nodes (each shard's leader trims "
+                 "by its own; give every node the same --retention):\n");
+    for (size_t k = 0; k < n; k++) {
+        const json_t *r = nodes[k].st != NULL ? json_object_get(nodes[k].st, "retention") : NULL;
+        const char *hash = json_string_value(json_object_get(r, "hash"));
+        const char *policy = json_string_value(json_object_get(r, "policy"));
+        if (hash == NULL) continue;
+        fprintf(out, "  node %lld: %s %s\n", cli__int(nodes[k].st, "node_id"), hash,
+                policy != NULL && policy[0] != '\0' ? policy : "(none)");
+    }
+}
+
 int cli_cluster_print(FILE *out, const struct cli_node_view *nodes, size_t n)
 {
     static const char *const head[] = {"NODE", "URL", "ANSWER", "LEADS", "LEADER PER SHARD",
@@ -257,5 +284,6 @@ int cli_cluster_print(FILE *out, const struct cli_node_view *nodes, size_t n)
     cli_table_print(&t, out);
     cli_table_free(&t);
     cli__disagreements(out, nodes, n);
+    cli__retention_differs(out, nodes, n);
     return missing;
 }

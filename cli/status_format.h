@@ -30,7 +30,8 @@ struct cli_node_view {
 
 /* The cluster table: one row per node asked (answered or not) with its id,
  * what shards it leads and which leader it sees for every shard; then a
- * line per shard whose answering nodes disagree on the leader or term.
+ * line per shard whose answering nodes disagree on the leader or term, and
+ * a warning naming each node's policy if their retention policies differ.
  * Returns the number of nodes that did not answer. */
 int cli_cluster_print(FILE *out, const struct cli_node_view *nodes, size_t n);
 

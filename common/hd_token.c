@@ -67,25 +67,35 @@ int hd_grant_parse(const char *text, size_t len, struct hd_grant *out)
         if (len < n + 2 || text[n] != ':') {
             return HD_EINVAL; /* a channel scope needs its pattern */
         }
-        const char *pat = text + n + 1;
-        size_t pat_len = len - n - 1;
-        if (pat[pat_len - 1] == '*') {
-            out->prefix = true;
-            pat_len--;
-            /* "*" alone is every channel; otherwise the prefix follows the channel rules */
-            if (pat_len > 0 && !hd_channel_valid(pat, pat_len)) {
-                return HD_EINVAL;
-            }
-        } else if (!hd_channel_valid(pat, pat_len)) {
+        if (hd_pattern_parse(text + n + 1, len - n - 1, out) != 0) {
             return HD_EINVAL;
         }
-        memcpy(out->pattern, pat, pat_len);
-        out->pattern[pat_len] = '\0';
-        out->pattern_len = pat_len;
         out->scope = hd__scopes[i].scope;
         return 0;
     }
     return HD_EINVAL;
+}
+
+int hd_pattern_parse(const char *pat, size_t pat_len, struct hd_grant *out)
+{
+    memset(out, 0, sizeof *out);
+    if (pat_len == 0) {
+        return HD_EINVAL;
+    }
+    if (pat[pat_len - 1] == '*') {
+        out->prefix = true;
+        pat_len--;
+        /* "*" alone is every channel; otherwise the prefix follows the channel rules */
+        if (pat_len > 0 && !hd_channel_valid(pat, pat_len)) {
+            return HD_EINVAL;
+        }
+    } else if (!hd_channel_valid(pat, pat_len)) {
+        return HD_EINVAL;
+    }
+    memcpy(out->pattern, pat, pat_len);
+    out->pattern[pat_len] = '\0';
+    out->pattern_len = pat_len;
+    return 0;
 }
 
 bool hd_grant_matches(const struct hd_grant *g, const char *channel, size_t len)

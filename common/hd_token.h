@@ -89,6 +89,10 @@ const struct hd_token *hd_token_set_named(const struct hd_token_set *set, const 
 /* True if the token holds scope (one HD_SCOPE_* bit) for this channel; for
  * admin and status the channel is ignored (pass NULL, 0). */
 bool hd_token_allows(const struct hd_token *t, unsigned scope, const char *channel, size_t len);
+/* Parses a channel PATTERN alone (a channel id, a prefix and '*', or '*')
+ * into out->pattern and out->prefix (scope 0): the one pattern syntax of
+ * scopes and of retention rules (hd_retention.h). HD_EINVAL if it is none. */
+int hd_pattern_parse(const char *pat, size_t len, struct hd_grant *out);
 /* True if one grant of this scope covers channel. */
 bool hd_grant_matches(const struct hd_grant *g, const char *channel, size_t len);
 

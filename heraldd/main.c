@@ -15,6 +15,7 @@
 #include "exposure.h"
 #include "members.h"
 #include "hd_error.h"
+#include "hd_retention.h"
 #include "hd_exit.h"
 #include "hd_fault.h"
 #include "hd_util.h"
@@ -212,7 +213,9 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .snapshot_trailing = d->opts.snapshot_every > 0 ? d->opts.snapshot_every / 4 + 1 : 0,
                                    .on_commit = api__on_commit, .on_commit_arg = s,
                                    .on_restore = api__on_restore,
-                                   .on_command = api__on_command, .on_command_arg = s};
+                                   .on_command = api__on_command, .on_command_arg = s,
+                                   .retention = d->opts.retention,
+                                   .retention_interval_ms = d->opts.retention_interval_s * 1000};
     return cons_node_start(&s->node, &no, errmsg, errmsg_len);
 }
 
@@ -272,6 +275,14 @@ static void api__banner(const struct api_daemon *d, const struct api_identity *i
     } else if (!api_listen_is_loopback(d->opts.listen)) {
         HD_LOG_WARN("--insecure: %s is open to anyone who reaches it (no --auth-file)",
                     d->opts.listen);
+    }
+    if (d->opts.retention != NULL && d->opts.retention->n > 0) {
+        char text[HD_RETENTION_TEXT_MAX], hash[9];
+        hd_retention_format(d->opts.retention, text, sizeof text);
+        hd_retention_hash(d->opts.retention, hash);
+        HD_LOG_INFO("retention: %s (hash %s, every %llu s as a shard's leader; every node"
+                    " must have the same policy)", text, hash,
+                    (unsigned long long)d->opts.retention_interval_s);
     }
     HD_LOG_INFO("try: curl -s -XPOST http://%s/v1/channels/general/messages "
                 "-H 'Content-Type: application/json' -d '{\"nonce\":\"n1\",\"payload\":\"hi\"}'",
@@ -347,6 +358,8 @@ int main(int argc, char **argv)
     d.server.node_id = id.node_id;
     d.server.started_us = hd_now_us();
     d.server.data_dir = d.opts.data_dir;
+    d.server.retention = d.opts.retention;
+    d.server.retention_interval_ms = d.opts.retention_interval_s * 1000;
     if (rv == 0) {
         snprintf(d.server.cluster_id, sizeof d.server.cluster_id, "%s", id.cluster_id);
         api_notify_status("opening state and the WAL of %u shards", id.shards);

@@ -13,6 +13,7 @@
 #include "cors.h"
 #include "hd_alloc.h"
 #include "hd_error.h"
+#include "hd_retention.h"
 #include "hd_ts.h"
 #include "hd_util.h"
 #include "options_table.h"
@@ -103,6 +104,23 @@ static int api__opt_cors(struct api_options *o, const struct api_opt *opt, const
     return 0;
 }
 
+/* Rules append: --retention may be repeated (or hold ';'-separated rules). */
+static int api__opt_retention(struct api_options *o, const struct api_opt *opt, const char *arg,
+                              char *err, size_t err_len)
+{
+    (void)opt;
+    if (o->retention == NULL && (o->retention = hd_calloc(1, sizeof *o->retention)) == NULL) {
+        snprintf(err, err_len, ": out of memory");
+        return -1;
+    }
+    char msg[480] = "";
+    if (hd_retention_parse(o->retention, arg, strlen(arg), msg, sizeof msg) != 0) {
+        snprintf(err, err_len, ": %s", msg);
+        return -1;
+    }
+    return 0;
+}
+
 #define OFF(field) offsetof(struct api_options, field)
 
 /* Every option, in the order of --help. */
@@ -167,6 +185,16 @@ static const struct api_opt api__opts[] = {
     {"insecure", API_OPT_SWITCH, NULL, api__opt_switch, OFF(insecure), 0, 0,
      "run without --auth-file on a --listen address that is\n"
      "not loopback (refused otherwise)"},
+    {"retention", API_OPT_VALUE, "RULES", api__opt_retention, OFF(retention), 0, 0,
+     "retention policy: PATTERN=LIMIT[,LIMIT...][;...]\n"
+     "with limits age:N{s|m|h|d|w}, messages:N and\n"
+     "bytes:N[KiB|MiB|GiB|...], or none; the first rule\n"
+     "whose channel pattern matches wins; repeatable.\n"
+     "A shard's leader trims by it: give every node the\n"
+     "same policy (see /v1/status retention.hash)"},
+    {"retention-interval", API_OPT_VALUE, "N", api__opt_number, OFF(retention_interval_s),
+     1, 86400, "seconds between a shard leader's --retention sweeps\n"
+     "(default 60; the first up to 10% early or late)"},
     {"log-level", API_OPT_VALUE, "LEVEL", api__opt_log_level, OFF(log_level), 0, 0,
      "error, warn, info (default) or debug"},
     {"log-format", API_OPT_VALUE, "FORMAT", api__opt_log_format, OFF(log_format), 0, 0,
@@ -201,6 +229,7 @@ void api_options_defaults(struct api_options *o)
                               .node_id = 1, .payload_max = 1u << 20,
                               .body_max = 8u << 20, .connections_max = 4096,
                               .dedup_window_s = 86400, .log_level = 2,
+                              .retention_interval_s = 60,
                               .log_format = API_LOG_TEXT};
 }
 
@@ -208,6 +237,8 @@ void api_options_free(struct api_options *o)
 {
     api_cors_free(o->cors);
     o->cors = NULL;
+    hd_free(o->retention);
+    o->retention = NULL;
     for (size_t i = 0; i < o->n_owned; i++) {
         hd_free(o->owned[i]);
     }
@@ -325,6 +356,13 @@ enum api_options_verdict api_options_read(int argc, char **argv, struct api_opti
         }
     }
     for (size_t i = 0; verdict == API_OPTIONS_RUN && i < n_flags; i++) {
+        if (strcmp(flags[i].opt->name, "retention") == 0 && !o->retention_from_flags) {
+            /* --retention flags replace the file's rules (they append to
+             * each other only). */
+            hd_free(o->retention);
+            o->retention = NULL;
+            o->retention_from_flags = true;
+        }
         if (api__apply_flag(o, &flags[i]) != 0) {
             verdict = API_OPTIONS_EXIT_USAGE;
         }

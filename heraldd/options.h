@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 struct api_cors;
+struct hd_retention;
 
 enum api_log_format { API_LOG_TEXT, API_LOG_JSON };
 
@@ -32,6 +33,9 @@ struct api_options {
     struct api_cors *cors;        /* --cors-origins; NULL: no cross-origin access */
     const char *auth_file;        /* --auth-file; NULL: no tokens */
     bool insecure;                /* --insecure: open off loopback */
+    struct hd_retention *retention; /* --retention rules, in order; NULL: none */
+    bool retention_from_flags;    /* the command line's replace the file's */
+    uint64_t retention_interval_s; /* --retention-interval */
     int log_level;                /* hd_log_level: 0 error .. 3 debug */
     enum api_log_format log_format;
     const char *config_path;      /* --config or --check-config FILE; NULL: none */

@@ -26,9 +26,10 @@ static bool log__command_valid(const struct log_command *c)
         return false;
     }
     if (c->kind == LOG_ENTRY_KIND_TRIM) {
-        return c->before_seq >= 1;
+        return c->before_seq >= 1 &&
+               (c->flags & ~(LOG_COMMAND_MAY_EMPTY | LOG_COMMAND_LAZY)) == 0;
     }
-    return c->kind == LOG_ENTRY_KIND_DELETE && c->before_seq == 0;
+    return c->kind == LOG_ENTRY_KIND_DELETE && c->before_seq == 0 && c->flags == 0;
 }
 
 size_t log_command_encode(uint8_t *buf, const struct log_command *c)
@@ -36,7 +37,7 @@ size_t log_command_encode(uint8_t *buf, const struct log_command *c)
     HD_ASSERT(log__command_valid(c)); /* callers validate user input first */
     buf[0] = LOG_ENTRY_VERSION;
     buf[1] = c->kind;
-    hd_put_u16(buf + 2, 0);
+    hd_put_u16(buf + 2, c->flags);
     hd_put_u32(buf + 4, 1);
     hd_put_u64(buf + 8, c->stamp_us);
     hd_put_u64(buf + 16, c->proposer);
@@ -57,7 +58,7 @@ int log_command_decode(const uint8_t *buf, size_t len, struct log_command *c)
 {
     HD_ASSERT(c != NULL);
     if (buf == NULL || len < log_command_size(1) || !log_entry_is_command(buf, len) ||
-        buf[0] != LOG_ENTRY_VERSION || hd_get_u16(buf + 2) != 0 || hd_get_u32(buf + 4) != 1) {
+        buf[0] != LOG_ENTRY_VERSION || hd_get_u32(buf + 4) != 1) {
         return HD_ECORRUPT;
     }
     size_t channel_len = buf[LOG_ENTRY_HEADER_SIZE];
@@ -73,6 +74,7 @@ int log_command_decode(const uint8_t *buf, size_t len, struct log_command *c)
         .channel = (const char *)p,
         .channel_len = channel_len,
         .before_seq = hd_get_u64(p + channel_len),
+        .flags = hd_get_u16(buf + 2),
         .stamp_us = hd_get_u64(buf + 8),
         .proposer = hd_get_u64(buf + 16),
         .proposal = hd_get_u64(buf + 24),

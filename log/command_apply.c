@@ -33,6 +33,34 @@ static int log__get_u64(struct log_store *ls, char kind, uint16_t shard, const c
     return 0;
 }
 
+int log__get_first(struct log_store *ls, uint16_t shard, const char *ch, size_t len,
+                   uint64_t *first, bool *emptied, uint64_t *head_ts)
+{
+    uint8_t key[LOG_KEY_MAX], val[16];
+    size_t key_len = log_key_channel(key, LOG_KEY_FIRST, shard, ch, len);
+    size_t val_len = 0;
+    int rv = st_rocks_get_into(ls->rocks, key, key_len, val, sizeof val, &val_len);
+    *first = 1;
+    *emptied = false;
+    *head_ts = 0;
+    if (rv == HD_ENOTFOUND) {
+        return 0;
+    }
+    if (rv != 0) {
+        return rv == HD_ETOOBIG ? HD_ECORRUPT : rv;
+    }
+    if (val_len != 8 && val_len != 16) {
+        return HD_ECORRUPT;
+    }
+    *first = hd_get_u64(val);
+    if (val_len == 16) {
+        /* A trim removed every message: the head is first - 1 at this ts. */
+        *emptied = true;
+        *head_ts = hd_get_u64(val + 8);
+    }
+    return *first >= 1 ? 0 : HD_ECORRUPT;
+}
+
 static void log__put_u64(struct log_store *ls, char kind, uint16_t shard, const char *ch,
                          size_t len, uint64_t v)
 {
@@ -61,7 +89,9 @@ int log_channel_info(struct log_store *ls, const char *ch, size_t len,
     memset(info, 0, sizeof *info);
     int rv = log__head(ls, shard, ch, len, hd_hash64(ch, len), &info->last_seq, &info->last_ts);
     if (rv == 0) {
-        rv = log__get_u64(ls, LOG_KEY_FIRST, shard, ch, len, 1, &info->first_seq);
+        bool emptied;
+        uint64_t ts;
+        rv = log__get_first(ls, shard, ch, len, &info->first_seq, &emptied, &ts);
     }
     if (rv == 0) {
         rv = log__get_u64(ls, LOG_KEY_EPOCH, shard, ch, len, 0, &info->epoch);
@@ -75,21 +105,49 @@ bool log_position_gone(const struct log_channel_info *info, uint64_t after_seq)
     return after_seq < info->first_seq - 1;
 }
 
-/* Trim: messages below min(before_seq, last seq) go; the last message always
+/* Trims of at most this many messages delete them one by one. */
+#define LOG_TRIM_POINT_DELETES_MAX 64u
+
+/* Trim: messages below min(before_seq, last seq) go; the last message
  * stays, because it is the channel's head (keys.h) and the next seq follows
- * it. A trim at or below the first seq changes nothing. */
+ * it, unless the trim may empty the channel (LOG_COMMAND_MAY_EMPTY: then
+ * messages below min(before_seq, last seq + 1) go, and the 'f' value keeps
+ * the head's ts beside the first seq, so the head outlives its message). A
+ * trim at or below the first seq changes nothing. */
 static void log__trim(struct log_store *ls, uint16_t shard, const struct log_command *c,
-                      uint64_t head_seq, uint64_t first_seq)
+                      const struct log_channel_info *before)
 {
-    uint64_t until = c->before_seq < head_seq ? c->before_seq : head_seq;
-    if (head_seq == 0 || until <= first_seq) {
+    uint64_t head_seq = before->last_seq;
+    uint64_t limit = head_seq + ((c->flags & LOG_COMMAND_MAY_EMPTY) != 0 ? 1 : 0);
+    uint64_t until = c->before_seq < limit ? c->before_seq : limit;
+    if (head_seq == 0 || until <= before->first_seq) {
         return;
     }
     uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
-    size_t lower_len = log_key_message(lower, shard, c->channel, c->channel_len, 0);
-    size_t upper_len = log_key_message(upper, shard, c->channel, c->channel_len, until);
-    st_batch_delete_range(ls->batch, lower, lower_len, upper, upper_len);
-    log__put_u64(ls, LOG_KEY_FIRST, shard, c->channel, c->channel_len, until);
+    if (until - before->first_seq <= LOG_TRIM_POINT_DELETES_MAX) {
+        /* A few messages (the retention sweep's usual trim): point
+         * deletes. Range tombstones are checked by every read of their
+         * key range until compaction drops them; thousands of small ones
+         * slowed appends and reads measurably. */
+        for (uint64_t seq = before->first_seq; seq < until; seq++) {
+            st_batch_delete(ls->batch, lower,
+                            log_key_message(lower, shard, c->channel, c->channel_len, seq));
+        }
+    } else {
+        size_t lower_len = log_key_message(lower, shard, c->channel, c->channel_len, 0);
+        size_t upper_len = log_key_message(upper, shard, c->channel, c->channel_len, until);
+        st_batch_delete_range(ls->batch, lower, lower_len, upper, upper_len);
+    }
+    if (until <= head_seq) {
+        log__put_u64(ls, LOG_KEY_FIRST, shard, c->channel, c->channel_len, until);
+        return;
+    }
+    HD_ASSERT(until == head_seq + 1);
+    uint8_t key[LOG_KEY_MAX], val[16];
+    size_t key_len = log_key_channel(key, LOG_KEY_FIRST, shard, c->channel, c->channel_len);
+    hd_put_u64(val, until);
+    hd_put_u64(val + 8, before->last_ts);
+    st_batch_put(ls->batch, key, key_len, val, sizeof val);
 }
 
 /* Delete: the messages, dedup keys and first seq go, the epoch moves on; the
@@ -128,7 +186,7 @@ int log__apply_command(struct log_store *ls, uint16_t shard, uint64_t index,
     }
     st_batch_clear(ls->batch);
     if (c.kind == LOG_ENTRY_KIND_TRIM) {
-        log__trim(ls, shard, &c, before.last_seq, before.first_seq);
+        log__trim(ls, shard, &c, &before);
     } else {
         rv = log__delete(ls, shard, &c);
     }
@@ -146,7 +204,8 @@ int log__apply_command(struct log_store *ls, uint16_t shard, uint64_t index,
      * compact the channel's messages and dedup keys now. Trims and deletes
      * are rare (an operator or the retention sweep), so the pause on the
      * loop is worth the space coming back at once on every replica. */
-    for (int k = 0; k < (c.kind == LOG_ENTRY_KIND_DELETE ? 2 : 1); k++) {
+    int compact = c.kind == LOG_ENTRY_KIND_DELETE ? 2 : (c.flags & LOG_COMMAND_LAZY) ? 0 : 1;
+    for (int k = 0; k < compact; k++) {
         char kind = k == 0 ? LOG_KEY_MESSAGE : LOG_KEY_DEDUP;
         uint8_t lower[LOG_KEY_MAX], upper[LOG_KEY_MAX];
         size_t lower_len = log_key_channel(lower, kind, shard, c.channel, c.channel_len);

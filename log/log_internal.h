@@ -3,6 +3,7 @@
 #ifndef LOG_INTERNAL_H
 #define LOG_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,12 @@ struct log_store {
 /* The head of a channel through the cache (loop thread only). */
 int log__head(struct log_store *ls, uint16_t shard, const char *ch, size_t len,
               uint64_t hash, uint64_t *seq, uint64_t *ts);
+
+/* The channel's first seq left by trims (1 if none) from its 'f' key; if a
+ * trim removed every message, *emptied and the head's ts (the head's seq is
+ * first - 1). HD_ECORRUPT on a value of another size. */
+int log__get_first(struct log_store *ls, uint16_t shard, const char *ch, size_t len,
+                   uint64_t *first, bool *emptied, uint64_t *head_ts);
 
 /* Applies a trim or delete entry (command_apply.c) at raft index `index`;
  * the caller checked the index was not applied yet. */

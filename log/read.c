@@ -50,6 +50,15 @@ static int log__head_stored(struct log_store *ls, uint16_t shard, const char *ch
         rv = st_iter_status(it);
     }
     st_iter_close(it);
+    if (rv == 0 && *last_seq == 0) {
+        /* No message: never written, deleted, or emptied by a trim that
+         * kept the head in the channel's 'f' key (command_apply.c). */
+        uint64_t first;
+        bool emptied;
+        rv = log__get_first(ls, shard, ch, len, &first, &emptied, last_ts);
+        *last_seq = rv == 0 && emptied ? first - 1 : 0;
+        *last_ts = rv == 0 && emptied ? *last_ts : 0;
+    }
     return rv;
 }
 

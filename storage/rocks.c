@@ -375,6 +375,11 @@ int st_iter_open_at(struct st_iter **out, struct st_rocks *r, struct st_view *v,
 
 void st_iter_seek_last(struct st_iter *it) { rocksdb_iter_seek_to_last(it->it); }
 
+void st_iter_seek(struct st_iter *it, const void *key, size_t len)
+{
+    rocksdb_iter_seek(it->it, key, len);
+}
+
 bool st_iter_valid(const struct st_iter *it) { return rocksdb_iter_valid(it->it) != 0; }
 
 void st_iter_next(struct st_iter *it) { rocksdb_iter_next(it->it); }

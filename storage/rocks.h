@@ -99,6 +99,8 @@ int st_iter_open_at(struct st_iter **out, struct st_rocks *r, struct st_view *v,
                     size_t upper_len);
 /* Moves to the last key below the upper bound. */
 void st_iter_seek_last(struct st_iter *it);
+/* Moves to the first key at or after key (within the bounds). */
+void st_iter_seek(struct st_iter *it, const void *key, size_t len);
 bool st_iter_valid(const struct st_iter *it);
 void st_iter_next(struct st_iter *it);
 const void *st_iter_key(const struct st_iter *it, size_t *len);

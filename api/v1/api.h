@@ -59,6 +59,8 @@ struct api_server {
     char cluster_id[40];
     uint64_t started_us;
     const char *data_dir;           /* for disk use in /v1/status; may be NULL */
+    const struct hd_retention *retention; /* --retention (hd_retention.h); NULL: none */
+    uint64_t retention_interval_ms;
     bool stopping;
 };
 
@@ -81,6 +83,9 @@ void api_status_page(struct api_server *s, struct api_http_conn *c);
 /* {"data_dir","wal_bytes","snapshot_bytes","state_bytes","fs_free_bytes",
  * "fs_total_bytes"} for the data directory, or JSON null without one. */
 json_t *api_status_disk(const char *data_dir);
+/* {"policy","hash","interval_ms","rules":[...]}: this node's retention
+ * policy for /v1/status (status_retention.c). */
+json_t *api_status_retention(const struct api_server *s);
 /* /v1/channels/{ch} and /v1/channels/{ch}/trim (channel_admin.c); rest is
  * what follows the channel in the path. */
 void api_channel_admin(struct api_server *s, struct api_http_conn *c,

@@ -7,16 +7,17 @@
 #include "command.h"
 #include "hd_alloc.h"
 #include "hd_error.h"
+#include "hd_retention.h"
 #include "hd_util.h"
 #include "log.h"
 #include "node.h"
 
 /*
  * Trim and delete go through Raft (log/command.h) so every replica drops
- * the same messages. Only the channel's shard leader proposes them; a
- * follower answers 421 not_leader with the leader's node id, and the caller
- * (herald channel, tests) asks that node. The answer comes once the command
- * is applied here, with the channel's info after it.
+ * the same messages. Only the channel's shard leader proposes them; any
+ * other node forwards them to it, like an append (consensus/node/forward.c).
+ * The answer comes once the command is applied on this node, with the
+ * channel's info after it; with no leader known it is 503 with Retry-After.
  */
 
 static json_t *api__info_json(const char *channel, size_t len,
@@ -52,7 +53,15 @@ static void api__info(struct api_server *s, struct api_http_conn *c, const char 
         api_respond_cons_error(s, c, rv);
         return;
     }
-    api_respond_json(s, c, 200, api__info_json(channel, len, &i), NULL);
+    json_t *body = api__info_json(channel, len, &i);
+    /* The rule this node's retention sweep would apply (null: none). */
+    const struct hd_retention_rule *r = hd_retention_match(s->retention, channel, len);
+    char rule[512];
+    if (r != NULL) {
+        hd_retention_rule_format(r, rule, sizeof rule);
+    }
+    json_object_set_new(body, "retention", r != NULL ? json_string(rule) : json_null());
+    api_respond_json(s, c, 200, body, NULL);
 }
 
 /* A command waiting for its entry to apply; the request stays valid. */
@@ -66,7 +75,10 @@ struct api_command {
 static void api__command_done(void *arg, int status)
 {
     struct api_command *cmd = arg;
-    if (status != 0) {
+    if (status == HD_ENOTLEADER) {
+        /* The leader it went to had lost leadership: nothing was proposed. */
+        api_respond_cons_error(cmd->server, cmd->conn, status);
+    } else if (status != 0) {
         api_respond_error(cmd->server, cmd->conn, 503, "outcome_unknown",
                           "leadership changed before the command was confirmed; it may"
                           " still apply: check the channel's info");
@@ -74,21 +86,6 @@ static void api__command_done(void *arg, int status)
         api__info(cmd->server, cmd->conn, cmd->channel, cmd->len);
     }
     hd_free(cmd);
-}
-
-static void api__not_leader(struct api_server *s, struct api_http_conn *c, const char *channel,
-                            size_t len)
-{
-    struct cons_shard_status st;
-    cons_node_shard_status(s->node, cons_shard_of(cons_node_n_shards(s->node), channel, len),
-                           &st);
-    char message[160];
-    snprintf(message, sizeof message,
-             "trim and delete go to the channel's shard leader: send it to node %llu%s",
-             (unsigned long long)st.leader_id, st.leader_id == 0 ? " (none known yet: retry)" : "");
-    json_t *body = json_pack("{s:{s:s, s:s}, s:I}", "error", "code", "not_leader", "message",
-                             message, "leader_id", (json_int_t)st.leader_id);
-    api_respond_json(s, c, 421, body, NULL);
 }
 
 static void api__propose(struct api_server *s, struct api_http_conn *c, uint8_t kind,
@@ -108,11 +105,7 @@ static void api__propose(struct api_server *s, struct api_http_conn *c, uint8_t 
         return;
     }
     hd_free(cmd);
-    if (rv == HD_ENOTLEADER) {
-        api__not_leader(s, c, channel, len);
-    } else {
-        api_respond_cons_error(s, c, rv);
-    }
+    api_respond_cons_error(s, c, rv); /* HD_ENOTLEADER: no leader known, 503 */
 }
 
 static void api__trim(struct api_server *s, struct api_http_conn *c,

@@ -66,6 +66,7 @@ void api_status(struct api_server *s, struct api_http_conn *c)
                                   (json_int_t)f.subs));
     json_object_set_new(body, "http_requests", json_integer((json_int_t)s->metrics.requests));
     json_object_set_new(body, "disk", api_status_disk(s->data_dir));
+    json_object_set_new(body, "retention", api_status_retention(s));
     json_object_set_new(body, "now_ms", json_integer((json_int_t)(hd_now_us() / 1000u)));
     api_respond_json(s, c, 200, body, NULL);
 }
@@ -258,6 +259,14 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
                 "Replicated entries and snapshots not stored because free disk space is "
                 "below half the reserve.", space.floor_refused);
     api__delivery_metrics(s, &t);
+    api__printf(&t, "# HELP herald_retention_trims_total Trims the retention sweep proposed as "
+                    "a shard leader, by the limit that asked most.\n"
+                    "# TYPE herald_retention_trims_total counter\n");
+    for (int i = 1; i <= 3; i++) {
+        static const char *const why[] = {"", "age", "messages", "bytes"};
+        api__printf(&t, "herald_retention_trims_total{reason=\"%s\"} %" PRIu64 "\n", why[i],
+                    st.retention_trims[i]);
+    }
     if (s->auth != NULL) {
         api__printf(&t, "# HELP herald_auth_refused_total Requests and operations refused by "
                         "the auth file, by reason.\n# TYPE herald_auth_refused_total counter\n"

@@ -5,6 +5,7 @@
 #include "catchup.h"
 #include "disk_space.h"
 #include "forward.h"
+#include "command_propose.h"
 #include "frames.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
@@ -100,6 +101,9 @@ static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
     case CONS_FRAME_FORWARD_REQ:
     case CONS_FRAME_FORWARD_RESP:
         cons__recv_forward(n, from, &f);
+        break;
+    case CONS_FRAME_COMMAND_REQ:
+        cons__recv_command(n, from, &f);
         break;
     case CONS_FRAME_READ_REQ:
     case CONS_FRAME_READ_RESP:

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Forwarding, both sides: a follower's append sent to its shard's leader, and the leader's answer. */
+/* Forwarding, both sides: a follower's append, trim or delete sent to its shard's leader, and the leader's answer. */
 #include "forward.h"
 
 #include <string.h>
@@ -11,6 +11,7 @@
 #include "hd_util.h"
 #include "node_internal.h"
 #include "proposer.h"
+#include "read_barrier.h"
 #include "transport.h"
 
 /*
@@ -21,17 +22,25 @@
  * A forward that gets no answer within CONS_FORWARD_TIMEOUT_MS is answered
  * HD_EUNKNOWN: it may have committed, and the client's retry with the same
  * nonce tells which.
+ *
+ * A trim or delete (log/command.h) takes the same path in a COMMAND_REQ
+ * frame: the same list of forwards waiting, the same deadline and orphan
+ * rule, the same FORWARD_RESP, which then carries the Raft index of the
+ * command's entry. The follower answers its caller once it applied that
+ * index itself (read_barrier.h), so its own reads already show the command.
  */
 
 #define CONS_FORWARD_TIMEOUT_MS 5000u
 
-/* A follower's append waiting for the leader's answer. */
+/* A follower's append, or command, waiting for the leader's answer. */
 struct cons_forward {
     uint64_t id;
     uint64_t to;
     unsigned shard;
     uint64_t deadline_ms;
-    struct cons_append_req *req;
+    struct cons_append_req *req;  /* an append, or NULL for a command: */
+    cons_command_cb command_cb;
+    void *command_arg;
     struct cons_forward *next;
 };
 
@@ -48,27 +57,69 @@ struct cons_forwarded {
 
 /* ------------------------------------------------------------ follower --- */
 
-int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
-                  struct cons_append_req *req)
+/* Sends fr (its id set here) to the leader and lists f, filled by the
+ * caller with what waits, until its answer. */
+static int cons__forward_send(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
+                              struct cons_frame *fr, struct cons_forward *f)
 {
     /* Only a follower forwards, to a known leader other than itself. */
     HD_ASSERT(n->transport != NULL && leader != 0 && leader != n->opts.node_id);
-    HD_ASSERT(req->cb != NULL && sh->id < n->opts.n_shards);
+    HD_ASSERT(sh->id < n->opts.n_shards && (f->req != NULL) != (f->command_cb != NULL));
+    fr->id = ++n->next_request;
+    if (cons_frame_send(n->transport, leader, (uint16_t)sh->id, fr) != 0) {
+        hd_free(f);
+        return HD_EUNAVAIL; /* not sent: a known failure */
+    }
+    f->id = fr->id;
+    f->to = leader;
+    f->shard = sh->id;
+    f->deadline_ms = uv_now(n->opts.loop) + CONS_FORWARD_TIMEOUT_MS;
+    f->next = n->forwards;
+    n->forwards = f;
+    return 0;
+}
+
+int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
+                  struct cons_append_req *req)
+{
+    HD_ASSERT(req->cb != NULL);
     struct cons_forward *f = hd_calloc(1, sizeof *f);
     if (f == NULL) {
         return HD_ENOMEM;
     }
-    struct cons_frame fr = {.kind = CONS_FRAME_FORWARD_REQ, .id = ++n->next_request,
-                            .u.forward_req = req->a};
-    if (cons_frame_send(n->transport, leader, (uint16_t)sh->id, &fr) != 0) {
-        hd_free(f);
-        return HD_EUNAVAIL; /* not sent: a known failure */
+    f->req = req;
+    struct cons_frame fr = {.kind = CONS_FRAME_FORWARD_REQ, .u.forward_req = req->a};
+    int rv = cons__forward_send(n, sh, leader, &fr, f);
+    if (rv == 0) {
+        n->stats.appends_forwarded++;
     }
-    *f = (struct cons_forward){fr.id, leader, sh->id,
-                               uv_now(n->opts.loop) + CONS_FORWARD_TIMEOUT_MS, req, n->forwards};
-    n->forwards = f;
-    n->stats.appends_forwarded++;
-    return 0;
+    return rv;
+}
+
+int cons__forward_command(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
+                          const struct log_command *c, cons_command_cb cb, void *arg)
+{
+    HD_ASSERT(cb != NULL && c->flags == 0); /* the frame carries no flags */
+    struct cons_forward *f = hd_calloc(1, sizeof *f);
+    if (f == NULL) {
+        return HD_ENOMEM;
+    }
+    f->command_cb = cb;
+    f->command_arg = arg;
+    struct cons_frame fr = {.kind = CONS_FRAME_COMMAND_REQ, .u.command_req = *c};
+    return cons__forward_send(n, sh, leader, &fr, f);
+}
+
+/* Answers a waiting forward with an error (never a result). */
+static void cons__forward_fail(struct cons_forward *f, int status)
+{
+    HD_ASSERT(status < 0);
+    if (f->req != NULL) {
+        f->req->cb(f->req, status, NULL);
+    } else {
+        f->command_cb(f->command_arg, status);
+    }
+    hd_free(f);
 }
 
 /* Removes and returns the forward with this id, or NULL. */
@@ -78,7 +129,8 @@ static struct cons_forward *cons__forward_take(struct cons_node *n, uint64_t id)
         if ((*pp)->id == id) {
             struct cons_forward *f = *pp;
             *pp = f->next;
-            HD_ASSERT(f->req != NULL && f->shard < n->opts.n_shards);
+            HD_ASSERT((f->req != NULL) != (f->command_cb != NULL));
+            HD_ASSERT(f->shard < n->opts.n_shards);
             return f;
         }
     }
@@ -111,8 +163,7 @@ void cons__forwards_expire(struct cons_node *n, bool all, int status)
         struct cons_forward *f = *pp;
         if (all || f->deadline_ms <= now || cons__forward_orphaned(n, f)) {
             *pp = f->next;
-            f->req->cb(f->req, status, NULL);
-            hd_free(f);
+            cons__forward_fail(f, status);
         } else {
             pp = &f->next;
         }
@@ -182,9 +233,21 @@ static void cons__recv_forward_answer(struct cons_node *n, uint64_t from,
         return;
     }
     const struct cons_frame_forward_resp *r = &fr->u.forward_resp;
-    struct log_result result = {r->seq, r->ts, r->duplicate};
-    f->req->cb(f->req, r->status, r->status == 0 ? &result : NULL);
-    hd_free(f);
+    if (r->status != 0) {
+        cons__forward_fail(f, r->status);
+    } else if (f->req != NULL) {
+        struct log_result result = {r->seq, r->ts, r->duplicate};
+        f->req->cb(f->req, 0, &result);
+        hd_free(f);
+    } else {
+        /* Applied on the leader at index seq: answer once applied here. */
+        int rv = cons__read_wait_index(n, f->shard, r->seq, f->command_cb, f->command_arg);
+        if (rv != 0) {
+            cons__forward_fail(f, HD_EUNKNOWN);
+        } else {
+            hd_free(f);
+        }
+    }
 }
 
 void cons__recv_forward(struct cons_node *n, uint64_t from, const struct cons_frame *f)

@@ -18,6 +18,15 @@ struct cons_forward;
 int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
                   struct cons_append_req *req);
 
+/* The same for a trim or delete (flags 0): cb(arg, 0) fires once the
+ * leader applied it and this node applied it too; cb(arg, HD_E*) with the
+ * leader's refusal (HD_ENOTLEADER: nothing was proposed) or HD_EUNKNOWN
+ * when no answer can come. 0, or HD_ENOMEM / HD_EUNAVAIL: nothing was sent
+ * and cb never fires. */
+struct log_command;
+int cons__forward_command(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
+                          const struct log_command *c, cons_command_cb cb, void *arg);
+
 /* Answers (status) every forward whose deadline passed or whose answer can
  * no longer come; every forward if `all`. */
 void cons__forwards_expire(struct cons_node *n, bool all, int status);

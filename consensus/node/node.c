@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "catchup.h"
+#include "command.h"
+#include "command_propose.h"
 #include "dispatch.h"
 #include "forward.h"
 #include "disk_space.h"
@@ -163,6 +165,7 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
     cons__sync_peers(n);
     n->flusher.data = n;
     uv_check_start(&n->flusher, cons__flusher);
+    cons__retention_start(n);
     *out = n;
     return 0;
 }
@@ -212,10 +215,16 @@ static void cons__ticker_closed(uv_handle_t *h)
     }
 }
 
-static void cons__kick_closed(uv_handle_t *h)
+static void cons__retention_closed(uv_handle_t *h)
 {
     struct cons_node *n = h->data;
     uv_close((uv_handle_t *)&n->ticker, cons__ticker_closed);
+}
+
+static void cons__kick_closed(uv_handle_t *h)
+{
+    struct cons_node *n = h->data;
+    cons__retention_stop(n, cons__retention_closed);
 }
 
 static void cons__flusher_closed(uv_handle_t *h)
@@ -245,6 +254,7 @@ void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg)
     n->stop_arg = arg;
     uv_check_stop(&n->flusher);
     uv_timer_stop(&n->ticker);
+    uv_timer_stop(&n->retention.timer);
     cons__forwards_expire(n, true, HD_EUNKNOWN);
     cons__read_waits_expire(n, true);
     cons__member_stop(n);
@@ -381,4 +391,27 @@ int cons_node_append(struct cons_node *n, struct cons_append_req *req, cons_appe
         return cons__forward(n, sh, leader, req);
     }
     return cons__append_local(n, req, cb);
+}
+
+int cons_node_command(struct cons_node *n, const struct log_command *c, cons_command_cb cb,
+                      void *arg)
+{
+    HD_ASSERT(cb != NULL && c->flags == 0);
+    HD_ASSERT(hd_channel_valid(c->channel, c->channel_len));
+    if (n->stopping) {
+        return HD_ESHUTDOWN;
+    }
+    struct cons_shard *sh =
+        &n->shards[cons_shard_of(n->opts.n_shards, c->channel, c->channel_len)];
+    /* Like an append: a follower forwards it to the shard's leader. */
+    if (n->transport != NULL && raft_state(&sh->raft) != RAFT_LEADER) {
+        raft_id leader = 0;
+        const char *address = NULL;
+        raft_leader(&sh->raft, &leader, &address);
+        if (leader == 0 || leader == n->opts.node_id) {
+            return HD_ENOTLEADER; /* an election is under way */
+        }
+        return cons__forward_command(n, sh, leader, c, cb, arg);
+    }
+    return cons__command_propose(n, c, 0, 0, cb, arg);
 }

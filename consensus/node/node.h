@@ -21,6 +21,7 @@
 
 struct cons_node;
 struct st_space;
+struct hd_retention;
 struct log_command;
 
 /* A member of a cluster being created. */
@@ -51,6 +52,11 @@ struct cons_node_options {
     size_t queue_max;             /* appends waiting per shard; 0 = 16384 */
     unsigned compact_every_ms;    /* how often quiet shards pinning the WAL
                                      are checked; 0 = 1000 */
+    /* Retention policy (common/hd_retention.h), owned by the caller; NULL
+     * or empty: no sweep. Every retention_interval_ms (0 = 60000, the first
+     * time ±10%) this node trims the channels of the shards it leads. */
+    const struct hd_retention *retention;
+    uint64_t retention_interval_ms;
     /* Called on the loop for every message that commits (not duplicates),
      * after its entry's state is written, in seq order per channel. The
      * message is lent for the call. */
@@ -101,12 +107,15 @@ int cons_node_append(struct cons_node *n, struct cons_append_req *req,
 
 /* The node's free-space reserve, or NULL (for status and metrics). */
 struct st_space *cons_node_space(const struct cons_node *n);
-/* Proposes a trim or delete (log/command.h: kind, channel, before_seq; the
- * stamp and proposal fields are filled here) on the channel's shard, which
- * this node must lead (else HD_ENOTLEADER, nothing proposed). 0: cb(arg, 0)
- * fires once every replica will apply it, here already applied; or
- * cb(arg, HD_EUNKNOWN) if leadership was lost first (it may still apply).
- * Non-zero return: cb never fires. */
+/* Proposes a trim or delete (log/command.h: kind, channel, before_seq,
+ * flags 0; the stamp and proposal fields are filled here) on the channel's
+ * shard: here if this node leads it, else forwarded to the leader like an
+ * append. 0: cb(arg, 0) fires once every replica will apply it and this
+ * node applied it; cb(arg, HD_EUNKNOWN) if leadership was lost or no
+ * answer came first (it may still apply), or cb(arg, HD_ENOTLEADER) if the
+ * leader it went to had lost leadership (nothing proposed). Non-zero
+ * return: cb never fires (HD_ENOTLEADER: no leader known, an election is
+ * under way; HD_EUNAVAIL: the leader is unreachable; HD_ESHUTDOWN). */
 struct log_command;
 typedef void (*cons_command_cb)(void *arg, int status);
 int cons_node_command(struct cons_node *n, const struct log_command *c, cons_command_cb cb,
@@ -142,6 +151,9 @@ struct cons_node_stats {
     uint64_t appends_duplicate;
     uint64_t appends_rejected_busy;
     uint64_t appends_forwarded;   /* sent to another node's leader */
+    /* Trims the retention sweep proposed, by enum log_retention_reason
+     * (log/retention.h: 1 age, 2 messages, 3 bytes). */
+    uint64_t retention_trims[4];
     bool wal_uses_uring;
 };
 

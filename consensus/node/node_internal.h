@@ -9,6 +9,7 @@
 #include "forward.h"
 #include "leaders.h"
 #include "node.h"
+#include "retention_sweep.h"
 #include "shard.h"
 
 /*
@@ -16,8 +17,10 @@
  *
  *   node.c          lifecycle, the ticker, the public API; calls all below
  *   dispatch.c      peer frames in and raft messages out -> forward, catchup,
- *                   membership, read_barrier
- *   forward.c       forwarding, both sides                -> proposer
+ *                   membership, read_barrier, command
+ *   forward.c       forwarding, both sides                -> proposer, read_barrier
+ *   command.c       trims and deletes on the leader
+ *   retention_sweep.c  the leader's retention trims     -> command
  *   membership.c    add/remove, shard by shard            -> leaders
  *   catchup.c       copying a shard's state
  *   read_barrier.c  leader reads
@@ -42,6 +45,7 @@ struct cons_node {
     struct cons_member_change *change; /* membership.h: the change coordinated here */
     struct cons_read_wait *read_waits; /* read_barrier.h: leader reads waiting */
     struct cons_leaders leaders;      /* leaders.h */
+    struct cons_retention retention;  /* retention_sweep.h */
     /* Ids of requests sent to peers (forwards, state copies, membership,
      * reads): one counter, so that no answer can match another request. */
     uint64_t next_request;

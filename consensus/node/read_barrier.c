@@ -29,6 +29,7 @@ struct cons_read_wait {
     unsigned shard;
     uint64_t index;              /* applied index to wait for, 0 until known */
     uint64_t deadline_ms;
+    int expired;                 /* the answer at the deadline */
     cons_read_cb cb;
     void *arg;
     struct cons_read_wait *next;
@@ -155,7 +156,7 @@ void cons__read_waits_expire(struct cons_node *n, bool all)
         struct cons_read_wait *next = w->next;
         /* A local barrier's wait is answered by raft (also on close). */
         if (w->remote && (all || w->deadline_ms <= now)) {
-            cons__read_wait_done(n, w, HD_EUNAVAIL);
+            cons__read_wait_done(n, w, w->expired);
         }
         w = next;
     }
@@ -180,7 +181,7 @@ int cons_node_read_barrier(struct cons_node *n, const char *channel, size_t len,
     if (w == NULL) {
         return HD_ENOMEM;
     }
-    *w = (struct cons_read_wait){.shard = shard, .cb = cb, .arg = arg,
+    *w = (struct cons_read_wait){.shard = shard, .cb = cb, .arg = arg, .expired = HD_EUNAVAIL,
                                  .deadline_ms = uv_now(n->opts.loop) + CONS_READ_TIMEOUT_MS};
     int rv;
     if (leader == n->opts.node_id) {
@@ -198,5 +199,25 @@ int cons_node_read_barrier(struct cons_node *n, const char *channel, size_t len,
     HD_ASSERT(w->remote == (leader != n->opts.node_id) && w->index == 0);
     w->next = n->read_waits;
     n->read_waits = w;
+    return 0;
+}
+
+int cons__read_wait_index(struct cons_node *n, unsigned shard, uint64_t index, cons_read_cb cb,
+                          void *arg)
+{
+    HD_ASSERT(shard < n->opts.n_shards && cb != NULL);
+    struct cons_read_wait *w = hd_calloc(1, sizeof *w);
+    if (w == NULL) {
+        return HD_ENOMEM;
+    }
+    /* A remote wait whose answer came already: it waits for `index` only.
+     * At its deadline the command it waits for did apply on the leader, so
+     * its outcome here is unknown, not unavailable. */
+    *w = (struct cons_read_wait){.remote = true, .shard = shard, .index = index > 0 ? index : 1,
+                                 .cb = cb, .arg = arg, .expired = HD_EUNKNOWN,
+                                 .deadline_ms = uv_now(n->opts.loop) + CONS_READ_TIMEOUT_MS,
+                                 .next = n->read_waits};
+    n->read_waits = w;
+    cons__read_waits_check(n);
     return 0;
 }

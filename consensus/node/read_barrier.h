@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "node.h"
+
 struct cons_node;
 struct cons_read_wait;
 
@@ -20,6 +22,13 @@ void cons__recv_read(struct cons_node *n, uint64_t from, uint16_t shard,
  * every turn while any wait is pending: barrier and configuration entries
  * advance the applied index without an FSM apply. */
 void cons__read_waits_check(struct cons_node *n);
+
+/* Calls cb(arg, 0) once this node applied the shard's entry `index` (at
+ * once if it has), or cb(arg, HD_EUNKNOWN) if that takes longer than a read
+ * barrier may. For a command forwarded to the leader and applied there.
+ * 0, or HD_ENOMEM: cb never fires. */
+int cons__read_wait_index(struct cons_node *n, unsigned shard, uint64_t index, cons_read_cb cb,
+                          void *arg);
 
 /* Answers HD_EUNAVAIL to remote waits past their deadline, or to all. */
 void cons__read_waits_expire(struct cons_node *n, bool all);

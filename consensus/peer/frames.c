@@ -46,6 +46,15 @@ static void cons__put_str8(struct cons_wr *w, const char *s, size_t len)
     w->p += len;
 }
 
+/* What a forwarded command may be: the command codec's rule (a trim names
+ * a before_seq >= 1, a delete none), on a valid channel id. */
+static bool cons__command_valid(const struct log_command *c)
+{
+    return hd_channel_valid(c->channel, c->channel_len) &&
+           ((c->kind == LOG_ENTRY_KIND_TRIM && c->before_seq >= 1) ||
+            (c->kind == LOG_ENTRY_KIND_DELETE && c->before_seq == 0));
+}
+
 static void cons__encode_body(const struct cons_frame *f, struct cons_wr *w)
 {
     switch (f->kind) {
@@ -90,6 +99,12 @@ static void cons__encode_body(const struct cons_frame *f, struct cons_wr *w)
         HD_ASSERT(f->u.read_resp.status <= 0);
         cons__put_u32(w, (uint32_t)f->u.read_resp.status);
         cons__put_u64(w, f->u.read_resp.index);
+        break;
+    case CONS_FRAME_COMMAND_REQ:
+        HD_ASSERT(cons__command_valid(&f->u.command_req));
+        cons__put_u8(w, f->u.command_req.kind);
+        cons__put_str8(w, f->u.command_req.channel, f->u.command_req.channel_len);
+        cons__put_u64(w, f->u.command_req.before_seq);
         break;
     default:
         HD_ASSERT(!"not a herald frame kind");
@@ -233,6 +248,14 @@ static void cons__decode_body(struct cons_rd *r, struct cons_frame *f)
     case CONS_FRAME_READ_RESP:
         f->u.read_resp.status = cons__get_status(r);
         f->u.read_resp.index = cons__get_u64(r);
+        break;
+    case CONS_FRAME_COMMAND_REQ:
+        f->u.command_req.kind = cons__get_u8(r);
+        f->u.command_req.channel_len = cons__get_u8(r);
+        f->u.command_req.channel =
+            (const char *)cons__get_bytes(r, f->u.command_req.channel_len);
+        f->u.command_req.before_seq = cons__get_u64(r);
+        r->bad |= !r->bad && !cons__command_valid(&f->u.command_req);
         break;
     default:
         r->bad = true;

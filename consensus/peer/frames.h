@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "command.h"  /* struct log_command: a forwarded trim or delete */
 #include "entry.h"    /* struct log_append: a forwarded append is the log's append */
 
 /*
@@ -17,13 +18,17 @@
  *
  *   FORWARD_REQ   u8 channel_len, channel, u8 nonce_len, nonce,
  *                 u32 payload_len, payload
- *   FORWARD_RESP  i32 status (0 or HD_E*), u64 seq, u64 ts, u8 duplicate
+ *   FORWARD_RESP  i32 status (0 or HD_E*), u64 seq, u64 ts, u8 duplicate;
+ *                 answering a COMMAND_REQ: seq is the leader's Raft index
+ *                 of the command's entry, ts and duplicate 0
  *   STATE_REQ     u64 min_applied                       (frame shard = shard)
  *   STATE_CHUNK   u32 seq, u8 flags (1 last, 2 error), chunk bytes to the end
  *   MEMBER_REQ    u8 op (1 add, 2 remove), u64 node, u8 address_len, address
  *   MEMBER_RESP   i32 status
  *   READ_REQ      nothing more                          (frame shard = shard)
  *   READ_RESP     i32 status, u64 applied index
+ *   COMMAND_REQ   u8 kind (2 trim, 3 delete), u8 channel_len, channel,
+ *                 u64 before_seq (trim: >= 1; delete: 0)  (answer: FORWARD_RESP)
  *
  * The id pairs an answer with its request. Peers are trusted members of
  * the cluster, yet the decoder checks everything (exact length, version,
@@ -41,6 +46,7 @@ enum {
     CONS_FRAME_MEMBER_RESP = 7,
     CONS_FRAME_READ_REQ = 8,      /* node/read_barrier.c */
     CONS_FRAME_READ_RESP = 9,
+    CONS_FRAME_COMMAND_REQ = 10,  /* node/forward.c: a forwarded trim or delete */
 };
 
 #define CONS_FRAME_VERSION 1
@@ -58,6 +64,7 @@ struct cons_frame {
     uint64_t id;
     union {
         struct log_append forward_req; /* ids valid by hd_ids.h */
+        struct log_command command_req; /* kind, channel, before_seq only */
         struct cons_frame_forward_resp {
             int32_t status;
             uint64_t seq;

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Trim and delete through Raft, on a three-node cluster.
 
-1. POST /v1/channels/{ch}/trim on the shard leader (a follower answers 421
-   not_leader with the leader's id) drops the older messages on every node:
+1. POST /v1/channels/{ch}/trim (to any node: a follower forwards it to the
+   shard leader) drops the older messages on every node:
    GET /v1/channels/{ch} answers the same first/last seq everywhere, and the
    read of what is left is byte for byte the same on every node; a read
    below the trim answers 410 gone with first_seq, on every node.
@@ -16,8 +16,10 @@
 5. Disk use of every node's state falls after a trim and after a delete
    (the figures are printed; README quotes them).
 7. herald channel info|trim|delete (the CLI, next to heraldd in the build):
-   a follower's refusal names the leader; on the leader they work; bad
-   arguments are usage errors (exit 2).
+   they work on every node; bad arguments are usage errors (exit 2).
+8. Trim and delete sent to a follower are forwarded to the shard's leader:
+   the follower answers once it applied them itself (its info in the answer
+   and its reads already show them), and every node's reads end identical.
 6. A WebSocket subscribe below a trim gets a `gone` frame with first_seq and
    epoch; from first_seq - 1 it gets the messages left.
 """
@@ -42,10 +44,11 @@ class RetentionTest(NodeTestCase):
         cl.wait_settled()
         return cl
 
-    def command(self, cl, method, path, body=None):
-        """Sends a trim/delete to any node, then to the leader it names."""
+    def command(self, cl, method, path, body=None, node=None):
+        """Sends a trim/delete to a node (any: followers forward it),
+        again while it answers 503 (no leader yet)."""
         deadline = time.time() + 30
-        node = cl.nodes[0]
+        node = node or cl.nodes[0]
         while True:
             c = Client(node.port, timeout=15)
             try:
@@ -54,12 +57,11 @@ class RetentionTest(NodeTestCase):
                               {"Content-Type": "application/json"} if data else {})
             finally:
                 c.close()
-            if r.status != 421 and r.status != 503:
+            if r.status != 503:
                 return r
+            self.assertIn("retry-after", r.headers, r)
             self.assertLess(time.time(), deadline, "no leader took %s %s: %r" % (method, path, r))
-            leader = r.json().get("leader_id", 0) if r.status == 421 else 0
-            node = cl[leader] if leader else cl.nodes[0]
-            time.sleep(0.1 if leader else 0.5)
+            time.sleep(0.5)
 
     def wait_info(self, cl, ch, want):
         """Waits until every node's GET /v1/channels/{ch} has these fields."""
@@ -231,22 +233,79 @@ class RetentionTest(NodeTestCase):
         rc, out, err = run(cl.nodes[0], "info", ch)
         self.assertEqual(rc, 0, err)
         self.assertEqual(json.loads(out), {"channel": ch, "first_seq": 1, "last_seq": 4,
-                                           "epoch": 0})
-        results = [run(x, "trim", ch, "3") for x in cl.nodes]
-        done = [r for r in results if r[0] == 0]
-        self.assertEqual(len(done), 1, results)
-        self.assertEqual(json.loads(done[0][1])["first_seq"], 3)
-        for rc, out, err in results:
-            if rc != 0:
-                self.assertEqual(rc, 1)
-                self.assertIn("send it to node", err)
-        leader = cl.nodes[[r[0] for r in results].index(0)]
+                                           "epoch": 0, "retention": None})
+        # Every node takes them (followers forward to the leader).
+        for x in cl.nodes:
+            rc, out, err = run(x, "trim", ch, "3")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(json.loads(out)["first_seq"], 3)
+        leader = cl.nodes[2]
         rc, out, err = run(leader, "delete", ch)
         self.assertEqual((rc, json.loads(out)["epoch"]), (0, 1), err)
         for bad in (["trim", ch, "0"], ["trim", ch, "x"], ["trim", ch], ["info"], ["nope", ch]):
             self.assertEqual(run(leader, *bad)[0], 2, bad)
         rc, _, err = run(leader, "info", "bad id")
         self.assertEqual(rc, 1, err)
+
+    def test_8_follower_forwards_trim_and_delete(self):
+        """Each node in turn trims: at least two of the three are followers
+        of the channel's shard, so those trims are forwarded."""
+        cl = self.new_cluster()
+        for ch in ("ret-fwd-a", "ret-fwd-b"):
+            self.fill(cl, ch, 12, ch)
+            self.wait_info(cl, ch, {"last_seq": 12})
+            for i, x in enumerate(cl.nodes):
+                before = 4 + 2 * i
+                r = self.command(cl, "POST", "/v1/channels/%s/trim" % ch,
+                                 {"before_seq": before}, node=x)
+                self.assertEqual(r.status, 200, r)
+                # The answering node applied it already: its answer and reads show it.
+                self.assertEqual((r.json()["first_seq"], r.json()["last_seq"]), (before, 12))
+                path = "/v1/channels/%s/messages?after_seq=%d"
+                self.assertEqual(Client(x.port).get(path % (ch, before - 2)).status, 410)
+                self.assertEqual(Client(x.port).get(path % (ch, before - 1)).status, 200)
+            self.wait_info(cl, ch, {"first_seq": 8, "last_seq": 12, "epoch": 0})
+            reads = self.raw_reads(cl, ch, 7)
+            self.assertTrue(all(x.status == 200 for x in reads), reads)
+            self.assertEqual(len({x.body for x in reads}), 1, "reads differ between nodes")
+            self.assertEqual([m["seq"] for m in reads[0].json()["messages"]], list(range(8, 13)))
+            for i, x in enumerate(cl.nodes):
+                r = self.command(cl, "DELETE", "/v1/channels/%s" % ch, node=x)
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual((r.json()["epoch"], r.json()["last_seq"]), (i + 1, 0))
+                self.assertEqual(Client(x.port).get_json("/v1/channels/%s" % ch)["epoch"], i + 1)
+            self.wait_info(cl, ch, {"epoch": 3, "last_seq": 0, "first_seq": 1})
+            Client(cl.nodes[1].port).append_ok(ch, "after-delete", "new")
+            self.wait_info(cl, ch, {"epoch": 3, "last_seq": 1})
+            reads = self.raw_reads(cl, ch, 0)
+            self.assertEqual(len({x.body for x in reads}), 1, "reads differ between nodes")
+        self.assertTrue(any("for a follower" in x.log() for x in cl.nodes),
+                        "no trim or delete was forwarded")
+
+    def test_9_no_leader_is_503(self):
+        """A node whose peers are gone has no leader (a leader that lost its
+        quorum steps down): trim and delete answer 503 unavailable with
+        Retry-After, like appends, and change nothing."""
+        cl = self.new_cluster()
+        ch = "ret-noleader"
+        self.fill(cl, ch, 3, "a")
+        self.wait_info(cl, ch, {"last_seq": 3})
+        alone = cl.nodes[0]
+        for x in cl.nodes[1:]:
+            x.kill9()
+        c = Client(alone.port, timeout=20)
+        deadline = time.time() + 60
+        while True:
+            r = c.post_json("/v1/channels/%s/trim" % ch, {"before_seq": 2})
+            self.assertEqual(r.status, 503, r)  # outcome_unknown while leadership goes
+            if r.json()["error"]["code"] == "unavailable":
+                break
+            self.assertLess(time.time(), deadline, r)
+            time.sleep(0.5)
+        self.assertEqual(r.headers.get("retry-after"), "1")
+        self.assertError(c.request("DELETE", "/v1/channels/%s" % ch), 503, "unavailable")
+        info = c.get_json("/v1/channels/%s" % ch)
+        self.assertEqual((info["first_seq"], info["last_seq"], info["epoch"]), (1, 3, 0))
 
 
 def state_bytes(data_dir):
