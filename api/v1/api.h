@@ -60,6 +60,7 @@ struct api_server {
     uint64_t started_us;
     const char *data_dir;           /* for disk use in /v1/status; may be NULL */
     bool stopping;
+    bool backup_running;            /* POST /v1/backup: one at a time */
 };
 
 /* Routes one request (the http server's callback). */
@@ -173,6 +174,10 @@ void api_tail_multi(struct api_server *s, struct api_http_conn *c,
  * handshake had no token; the first frame must be {"type":"auth"}. */
 void api_subscribe(struct api_server *s, struct api_http_conn *c,
                    const struct api_http_request *req, const struct api_principal *who);
+
+/* POST /v1/backup (backup.c): a consistent copy of the state, taken online. */
+void api_backup(struct api_server *s, struct api_http_conn *c,
+                const struct api_http_request *req);
 
 /* ---- shared helpers (util.c) ---- */
 
