@@ -30,6 +30,7 @@ extern const char *cli_token;
 /* herald token create: a new token and its auth-file line. */
 int cli_token_cmd(int argc, char **argv);
 int cli_channel(const char *url, int argc, char **argv);
+int cli_backup(const char *url, int argc, char **argv);
 
 /* Parses a whole decimal uint64 ("12"); false on anything else. */
 bool cli_parse_u64(const char *s, uint64_t *out);

@@ -23,6 +23,7 @@
 #include "node.h"
 #include "notify.h"
 #include "options.h"
+#include "restore.h"
 
 /* Checks --bootstrap, --id and --peer-listen against each other; fills the
  * identity a new data directory gets. */
@@ -51,7 +52,7 @@ static int api__cluster_args(struct api_options *o, struct api_members *members,
         if (want->shards == 0) {
             want->shards = API_DEFAULT_SHARDS;
         }
-        api_members_cluster_id(members, want->shards, want->cluster_id);
+        api_members_cluster_id(members, want->shards, NULL, want->cluster_id);
         want->bootstrap = true;
     }
     if (o->join != NULL) {
@@ -77,6 +78,27 @@ static int api__cluster_args(struct api_options *o, struct api_members *members,
         o->peer_listen = peer_default;
     }
     return 0;
+}
+
+/* --restore: a new cluster from a backup (restore.c); --join is the other
+ * way to start without a history, so the two do not go together. */
+static int api__restore(const struct api_options *o, const struct api_members *members,
+                        struct api_identity *want, char *errmsg, size_t errmsg_len)
+{
+    if (o->join != NULL) {
+        snprintf(errmsg, errmsg_len, "--restore starts a new cluster; it does not go with "
+                 "--join (the other members join it)");
+        return HD_EINVAL;
+    }
+    return api_restore_plan(o->restore, members, o->node_id, want, errmsg, errmsg_len);
+}
+
+/* Whether the data directory holds a node already (its herald.id). */
+static bool api__has_identity(const char *data_dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/herald.id", data_dir);
+    return access(path, F_OK) == 0;
 }
 
 /* ------------------------------------------------------------ running --- */
@@ -206,6 +228,7 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .members = members->n > 0 ? members->list : NULL,
                                    .n_members = members->n,
                                    .join = d->opts.join != NULL,
+                                   .restore = d->opts.restore != NULL,
                                    .n_shards = id->shards, .log = s->log,
                                    .wal_no_uring = d->opts.no_uring,
                                    .space = d->space,
@@ -342,8 +365,15 @@ int main(int argc, char **argv)
     if (rv == 0) {
         rv = api__cluster_args(&d.opts, &members, &want, errmsg, sizeof errmsg);
     }
+    if (rv == 0 && d.opts.restore != NULL) {
+        rv = api__restore(&d.opts, &members, &want, errmsg, sizeof errmsg);
+    }
     if (rv == 0) {
         rv = api_data_lock(d.opts.data_dir, &d.lock_fd, errmsg, sizeof errmsg);
+    }
+    if (rv == 0 && d.opts.restore != NULL && !api__has_identity(d.opts.data_dir)) {
+        rv = api_restore_state(d.opts.data_dir, d.opts.restore, want.shards, errmsg,
+                               sizeof errmsg);
     }
     if (rv == 0) {
         rv = api_data_identity(d.opts.data_dir, &want, &id, errmsg, sizeof errmsg);

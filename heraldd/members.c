@@ -80,10 +80,14 @@ const char *api_members_address(const struct api_members *m, uint64_t id)
     return NULL;
 }
 
-void api_members_cluster_id(const struct api_members *m, unsigned shards, char out[33])
+void api_members_cluster_id(const struct api_members *m, unsigned shards, const char *salt,
+                            char out[33])
 {
-    char text[API_MEMBERS_MAX * 96];
+    char text[API_MEMBERS_MAX * 96 + 64];
     size_t len = 0;
+    if (salt != NULL) {
+        len += (size_t)snprintf(text, sizeof text, "restored:%.40s;", salt);
+    }
     for (unsigned i = 0; i < m->n; i++) {
         len += (size_t)snprintf(text + len, sizeof text - len, "%llu=%s,",
                                 (unsigned long long)m->list[i].id, m->list[i].address);

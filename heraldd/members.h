@@ -25,8 +25,11 @@ int api_members_parse(const char *spec, struct api_members *out, char *errmsg,
 const char *api_members_address(const struct api_members *m, uint64_t id);
 
 /* The cluster id every member derives alike: 28 hex digits of a hash of
- * the sorted list, then the shard count in 4 (out holds 33 bytes). */
-void api_members_cluster_id(const struct api_members *m, unsigned shards, char out[33]);
+ * the sorted list (and salt, if not NULL: a restored cluster's backup id,
+ * so that it never shares an id with a cluster of the same members that did
+ * not restore it), then the shard count in 4 (out holds 33 bytes). */
+void api_members_cluster_id(const struct api_members *m, unsigned shards, const char *salt,
+                            char out[33]);
 
 /* The shard count a cluster id carries; HD_EINVAL if it is not an id. */
 int api_cluster_id_shards(const char *id, unsigned *shards);

@@ -149,6 +149,11 @@ static const struct api_opt api__opts[] = {
      "start a new, empty node of an existing cluster; it\n"
      "serves once a member runs `herald cluster add-node`\n"
      "for it (its --id must exceed every member's id)"},
+    {"restore", API_OPT_VALUE, "BACKUP_DIR", api__opt_string, OFF(restore), 0, 0,
+     "start a new cluster from a backup (`herald backup`):\n"
+     "into an empty --data, with --bootstrap's members or\n"
+     "alone; other members start empty with --join. On\n"
+     "later starts it may stay on the command line."},
     {"shards", API_OPT_VALUE, "N", api__opt_number, OFF(shards), 1, 4096,
      "shards of a new cluster, 1-4096 (default 16);\n"
      "fixed once the data directory exists"},

@@ -20,6 +20,7 @@ struct api_options {
     const char *peer_listen;      /* NULL: the --listen port plus one */
     const char *bootstrap;        /* member list of a new cluster */
     const char *join;             /* cluster id to join as a new, empty node */
+    const char *restore;          /* backup to start a new cluster from */
     bool id_given;
     uint64_t shards;              /* 0: as created, or the default */
     uint64_t node_id;

@@ -144,5 +144,16 @@ int log_state_discard(struct log_store *ls, uint16_t shard);
 /* Makes all applied state durable (blocks; thread-safe). */
 int log_flush(struct log_store *ls);
 
+/* ---- Backup and restore (backup.c) */
+
+/* A consistent copy of the whole state in dir (st_rocks_checkpoint: hard
+ * links, taken while applies go on). Blocks; thread-safe. HD_EEXIST if dir
+ * exists. */
+int log_checkpoint(struct log_store *ls, const char *dir);
+
+/* Sets the shard's applied index: a restored state starts a new Raft log,
+ * whose first index (its snapshot's) the state then claims to hold. */
+int log_state_rebase(struct log_store *ls, uint16_t shard, uint64_t applied);
+
 
 #endif

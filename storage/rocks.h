@@ -75,6 +75,13 @@ int st_rocks_write(struct st_rocks *r, struct st_batch *b);
 /* Flushes memtables and waits (rule 2). Safe from any thread. */
 int st_rocks_flush(struct st_rocks *r);
 
+/* A checkpoint of the database in dir (which must not exist; its parent
+ * must): memtables are flushed first, then every table file is hard-linked
+ * (copied across file systems), so dir is a consistent, openable copy of
+ * everything written so far, taken while writes go on. Blocks; safe from
+ * any thread. */
+int st_rocks_checkpoint(struct st_rocks *r, const char *dir);
+
 /* Test hook, the I/O analogue of the allocation hook: st_rocks_write and
  * st_rocks_flush ask it first ("write" or "flush"); a non-zero answer is an
  * errno the call fails with, as RocksDB reports it ("IO error: ..."),

@@ -62,6 +62,7 @@ struct api_server {
     const struct hd_retention *retention; /* --retention (hd_retention.h); NULL: none */
     uint64_t retention_interval_ms;
     bool stopping;
+    bool backup_running;            /* POST /v1/backup: one at a time */
 };
 
 /* Routes one request (the http server's callback). */
@@ -178,6 +179,10 @@ void api_tail_multi(struct api_server *s, struct api_http_conn *c,
  * handshake had no token; the first frame must be {"type":"auth"}. */
 void api_subscribe(struct api_server *s, struct api_http_conn *c,
                    const struct api_http_request *req, const struct api_principal *who);
+
+/* POST /v1/backup (backup.c): a consistent copy of the state, taken online. */
+void api_backup(struct api_server *s, struct api_http_conn *c,
+                const struct api_http_request *req);
 
 /* ---- shared helpers (util.c) ---- */
 

@@ -123,6 +123,14 @@ void api_route(struct api_http_conn *c, const struct api_http_request *req, void
         } else {
             api__method_not_allowed(s, c);
         }
+    } else if (api__path_is(req, "/v1/backup")) {
+        if (req->method == HTTP_POST) {
+            if (api_auth_request(s, c, req, HD_SCOPE_ADMIN, NULL, 0, false, &who)) {
+                api_backup(s, c, req);
+            }
+        } else {
+            api__method_not_allowed(s, c);
+        }
     } else if (api__path_is(req, "/v1/cluster/nodes")) {
         if (req->method == HTTP_POST) {
             if (api__admin(s, c, req)) {

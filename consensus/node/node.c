@@ -141,8 +141,9 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
         HD_LOG_INFO("no Raft state in %s: waiting to be added to the cluster", o->data_dir);
     }
     if (bootstrap) {
-        HD_LOG_INFO("no Raft state in %s: bootstrapping a %u-node cluster of %u shards",
-                    o->data_dir, o->members != NULL ? o->n_members : 1, o->n_shards);
+        HD_LOG_INFO("no Raft state in %s: bootstrapping a %u-node cluster of %u shards%s",
+                    o->data_dir, o->members != NULL ? o->n_members : 1, o->n_shards,
+                    o->restore ? ", each from a snapshot of the restored state" : "");
     }
     rv = cons__catchup_recover(n, errmsg, errmsg_len);
     if (rv == 0) {

@@ -41,6 +41,8 @@ struct cons_node_options {
                                      included; NULL: a one-node cluster */
     unsigned n_members;
     bool join;                    /* no state: wait to be added, never bootstrap */
+    bool restore;                 /* no Raft state, a restored log state: start every
+                                     shard from a snapshot of it (shard.c) */
     unsigned n_shards;            /* fixed when the cluster is created */
     struct log_store *log;        /* applied state, owned by the caller */
     bool wal_no_uring;            /* force the WAL's pwrite fallback */

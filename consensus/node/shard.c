@@ -203,7 +203,11 @@ static int cons__fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 }
 
 /* Creates the shard's first configuration: the given members, all voters,
- * or this node alone. Every member bootstraps the same configuration. */
+ * or this node alone. Every member bootstraps the same configuration. A
+ * restored node (opts.restore) starts it as a snapshot at index 1 over the
+ * state it restored, instead of a first entry: a replica without that state
+ * is then sent the snapshot, and copies the state, rather than replaying a
+ * log that never held it. */
 static int cons__shard_bootstrap(struct cons_shard *sh, char *errmsg, size_t errmsg_len)
 {
     struct cons_node *n = sh->node;
@@ -217,6 +221,17 @@ static int cons__shard_bootstrap(struct cons_shard *sh, char *errmsg, size_t err
     for (unsigned i = 0; rv == 0 && i < n->opts.n_members; i++) {
         rv = raft_configuration_add(&conf, n->opts.members[i].id, n->opts.members[i].address,
                                     RAFT_VOTER);
+    }
+    if (rv == 0 && n->opts.restore) {
+        uint8_t manifest[CONS_MANIFEST_SIZE];
+        cons_manifest_encode(manifest, &(struct cons_manifest){sh->id, 1});
+        int srv = cons_store_seed_snapshot(n->store, sh->id, &conf, manifest, sizeof manifest);
+        raft_configuration_close(&conf);
+        if (srv != 0) {
+            snprintf(errmsg, errmsg_len, "shard %u: start from the restored state: %s", sh->id,
+                     hd_strerror(srv));
+        }
+        return srv;
     }
     if (rv == 0) {
         rv = raft_bootstrap(&sh->raft, &conf);

@@ -79,6 +79,14 @@ void cons_store_set_catch_up(struct cons_store *s, cons_catch_up_fn fn, void *ar
  * that it starts empty and the leader sends it a snapshot. */
 int cons_store_forget_shard(struct cons_store *s, unsigned shard);
 
+/* Starts a shard that has nothing yet from a snapshot instead of a first
+ * entry (a restored backup): term 1, the snapshot at index 1 holding conf
+ * and data, the log empty after it. Every replica without that state then
+ * has to be sent the snapshot. Before the shard's raft starts. */
+int cons_store_seed_snapshot(struct cons_store *s, unsigned shard,
+                             const struct raft_configuration *conf, const void *data,
+                             size_t len);
+
 /* Hands a received message to the shard's raft (which takes ownership of
  * its memory, as raft's recv callback does); a shard that is not running
  * drops it. Returns false if dropped: the caller then frees the message. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Rebuilding each shard's Raft log from the WAL at start, load and bootstrap. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -260,6 +261,31 @@ int cons__bootstrap(struct raft_io *io, const struct raft_configuration *conf)
         rv = cons__store_votes(sl->store);
     }
     return rv == 0 ? 0 : RAFT_IOERR;
+}
+
+/* --------------------------------------------------------------- seed --- */
+
+int cons_store_seed_snapshot(struct cons_store *s, unsigned shard,
+                             const struct raft_configuration *conf, const void *data,
+                             size_t len)
+{
+    HD_ASSERT(shard < s->n_shards && conf != NULL && conf->n > 0);
+    struct cons_shard_log *sl = &s->shards[shard];
+    HD_ASSERT(!sl->started);
+    if (sl->term != 0 || sl->n_entries > 0 || sl->next_index > 1 || sl->snap.generation != 0) {
+        return HD_EEXIST;
+    }
+    struct raft_buffer buf = {(void *)(uintptr_t)data, len};
+    struct raft_snapshot snap = {.index = 1, .term = 1, .configuration = *conf,
+                                 .configuration_index = 1, .bufs = &buf, .n_bufs = 1};
+    int rv = cons__snapshot_store(sl, &snap);
+    if (rv != 0) {
+        return rv;
+    }
+    sl->start_index = sl->next_index = 2;
+    sl->term = 1;
+    sl->voted_for = 0;
+    return cons__store_votes(s);
 }
 
 /* ------------------------------------------------------------- forget --- */

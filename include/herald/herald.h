@@ -148,6 +148,13 @@ int herald_channel_trim(struct herald_client *c, const char *channel, uint64_t b
                         char **json_text);
 int herald_channel_delete(struct herald_client *c, const char *channel, char **json_text);
 
+/* A backup of the node's whole state into dir, a directory that does not
+ * exist yet on the node's machine (client/backup.c): a consistent, online
+ * copy (hard links). Hands back the server's JSON {dir, backup_id,
+ * cluster_id, node_id, shards, created_ms, version} in *json_text
+ * (herald_free). heraldd --restore dir starts a new cluster from it. */
+int herald_backup(struct herald_client *c, const char *dir, char **json_text);
+
 /* Frees memory returned by libherald. */
 void herald_free(void *p);
 

@@ -160,9 +160,13 @@ class Client:
         return self.get_json("/v1/channels/%s/messages%s" % (ch, "?" + q if q else ""))
 
     def read_all(self, ch, page=1000):
-        """Every message of a channel, paging with after_seq; checks next_seq."""
+        """Every message of a channel, paging with after_seq; checks next_seq.
+        On a trimmed channel, every message the trim left (from first_seq)."""
         out = []
         after = 0
+        r = self.get("/v1/channels/%s/messages?after_seq=0&limit=1" % ch)
+        if r.status == 410:
+            after = r.json()["first_seq"] - 1
         while True:
             j = self.read(ch, after_seq=after, limit=page)
             if j.get("channel") != ch:
