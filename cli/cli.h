@@ -3,6 +3,7 @@
 #ifndef HERALD_CLI_H
 #define HERALD_CLI_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,6 +32,11 @@ extern const char *cli_token;
 int cli_token_cmd(int argc, char **argv);
 int cli_channel(const char *url, int argc, char **argv);
 int cli_backup(const char *url, int argc, char **argv);
+int cli_retention(const char *url, int argc, char **argv);
+
+/* Asks url for GET /v1/status (cli_status.c). On success *out holds the
+ * parsed answer; otherwise err holds one line saying why. */
+int cli_fetch_status(const char *url, json_t **out, char *err, size_t err_size);
 
 /* Parses a whole decimal uint64 ("12"); false on anything else. */
 bool cli_parse_u64(const char *s, uint64_t *out);

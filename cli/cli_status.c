@@ -42,9 +42,7 @@ static const char cluster_status_help[] =
     "\n"
     "exit status: 0 every node listed in status answered, 1 otherwise.\n";
 
-/* Asks url for GET /v1/status. On success *out holds the parsed answer;
- * otherwise err holds one line saying why. */
-static int fetch_status(const char *url, json_t **out, char *err, size_t err_size)
+int cli_fetch_status(const char *url, json_t **out, char *err, size_t err_size)
 {
     *out = NULL;
     struct herald_client c;
@@ -85,11 +83,11 @@ int cli_status(const char *url, int argc, char **argv)
     if (as_json && rates) return cli_usage_error("status", "--rates is for the tables, not --json");
     char err[600];
     json_t *st = NULL, *prev = NULL;
-    int rc = fetch_status(url, &st, err, sizeof err);
+    int rc = cli_fetch_status(url, &st, err, sizeof err);
     if (rc == CLI_OK && rates) {
         prev = st;
         sleep(1);
-        rc = fetch_status(url, &st, err, sizeof err);
+        rc = cli_fetch_status(url, &st, err, sizeof err);
     }
     if (rc != CLI_OK) {
         fprintf(stderr, "herald status: %s\n", err);
@@ -164,7 +162,7 @@ int cli_cluster_status(const char *url, int argc, char **argv)
     long long members[256];
     size_t n_members = 0;
     for (size_t k = 0; k < n; k++) {
-        fetch_status(urls[k], &answers[k], errs[k], sizeof errs[k]);
+        cli_fetch_status(urls[k], &answers[k], errs[k], sizeof errs[k]);
         views[k] = (struct cli_node_view){.url = urls[k], .st = answers[k]};
         if (answers[k] != NULL) n_members = member_ids(answers[k], members, n_members, 256);
     }

@@ -37,6 +37,7 @@ static const char main_help[] =
     "  channel info CHANNEL | trim CHANNEL BEFORE_SEQ | delete CHANNEL\n"
     "                        a channel's first/last seq and epoch; trim or delete\n"
     "                        it on every replica\n"
+    "  retention list        the node's retention policy (heraldd --retention)\n"
     "  backup DIR            a backup of the node's state into DIR on the node's\n"
     "                        machine (heraldd --restore DIR starts a new cluster)\n"
     "  bench                 measure append throughput and latency; --fanout:\n"
@@ -136,6 +137,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "token") == 0) return cli_token_cmd(argc, argv);
     if (strcmp(cmd, "channel") == 0) return cli_channel(url, argc, argv);
     if (strcmp(cmd, "backup") == 0) return cli_backup(url, argc, argv);
+    if (strcmp(cmd, "retention") == 0) return cli_retention(url, argc, argv);
 #ifdef HERALD_HAVE_BENCH
     if (strcmp(cmd, "bench") == 0) return herald_bench_main(url, cli_token, argc, argv);
 #endif

@@ -150,6 +150,40 @@ static void cli__disk(FILE *out, const json_t *st)
     fputc('\n', out);
 }
 
+int cli_retention_print(FILE *out, const json_t *st)
+{
+    const json_t *r = json_is_object(st) ? json_object_get(st, "retention") : NULL;
+    const json_t *rules = json_object_get(r, "rules");
+    if (!json_is_array(rules)) {
+        return -1;
+    }
+    if (json_array_size(rules) == 0) {
+        fputs("no retention policy: every channel keeps all its messages\n", out);
+        return 0;
+    }
+    static const char *const head[] = {"PATTERN", "MAX AGE", "MAX MESSAGES", "MAX BYTES"};
+    struct cli_table t;
+    cli_table_init(&t, 4, head);
+    size_t i;
+    const json_t *rule;
+    json_array_foreach(rules, i, rule) {
+        char age[32] = "-", msgs[32] = "-", bytes[16] = "-";
+        const json_t *a = json_object_get(rule, "max_age_s");
+        const json_t *m = json_object_get(rule, "max_messages");
+        const json_t *b = json_object_get(rule, "max_bytes");
+        if (json_is_integer(a)) snprintf(age, sizeof age, "%llds", (long long)json_integer_value(a));
+        if (json_is_integer(m)) snprintf(msgs, sizeof msgs, "%lld", (long long)json_integer_value(m));
+        if (json_is_integer(b)) cli_bytes((unsigned long long)json_integer_value(b), bytes, sizeof bytes);
+        cli_table_row(&t, "%s\t%s\t%s\t%s", cli__str(rule, "pattern"), age, msgs, bytes);
+    }
+    int rv = cli_table_print(&t, out);
+    cli_table_free(&t);
+    fprintf(out, "first matching pattern wins; policy hash %s; each shard's leader sweeps every "
+                 "%lld ms\n",
+            cli__str(r, "hash"), cli__int(r, "interval_ms"));
+    return rv;
+}
+
 int cli_status_print(FILE *out, const json_t *st, const json_t *prev)
 {
     if (!json_is_object(st) || !json_is_integer(json_object_get(st, "node_id")) ||

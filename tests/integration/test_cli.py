@@ -18,6 +18,7 @@ real nodes.
 The herald binary comes from $HERALD_CLI (CTest sets it) or next to heraldd.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -87,6 +88,27 @@ class StatusCli(NodeTestCase):
         self.assertIsNotNone(m, r.stdout)
         self.assertEqual(float(m.group(1)), 0.0)
         self.assertGreater(float(m.group(3)), 0.0)
+
+    def test_retention_list(self):
+        node = self.new_node(args=["--retention", "chat:*=age:7d,messages:100",
+                                   "--retention", "*=bytes:1MiB"])
+        r = run_cli(node.port, "retention", "list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = [re.split(r" {2,}", line.strip()) for line in r.stdout.splitlines()[:3]]
+        self.assertEqual(rows, [["PATTERN", "MAX AGE", "MAX MESSAGES", "MAX BYTES"],
+                                ["chat:*", "604800s", "100", "-"],
+                                ["*", "-", "-", "1.0 MiB"]], r.stdout)
+        st = node.client().status()["retention"]
+        self.assertIn("policy hash %s" % st["hash"], r.stdout)
+        r = run_cli(node.port, "retention", "list", "--json")
+        self.assertEqual(json.loads(r.stdout), st)
+        plain = self.new_node()
+        r = run_cli(plain.port, "retention", "list")
+        self.assertEqual((r.returncode, r.stdout.strip()),
+                         (0, "no retention policy: every channel keeps all its messages"))
+        r = run_cli(plain.port, "retention", "set")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("Policies are configuration", r.stderr)
 
     def test_errors_are_one_line(self):
         node = self.new_node()
