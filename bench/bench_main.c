@@ -18,6 +18,7 @@
 static const char bench_help[] =
     "usage: herald bench [--in-flight N[,N...]] [--duration S] [--payload-bytes B]\n"
     "                    [--channels C] [--connections K] [--seed X] [--json]\n"
+    "                    [--servers URL,URL...]\n"
     "\n"
     "Closed-loop append benchmark on one libuv loop: keeps N appends outstanding\n"
     "(each answered one starts the next) for S seconds, over K keep-alive\n"
@@ -28,6 +29,10 @@ static const char bench_help[] =
     "duplicate, timeout). Reports per setting: appends_per_s (acknowledged inside\n"
     "the window / window length) and p50/p90/p99/p99.9/max latency in\n"
     "microseconds over every acknowledged append (exact: all are kept and sorted).\n"
+    "Beside them: server_cpu_us_per_ack, the CPU time the servers spent (the rise\n"
+    "of process_cpu_seconds_total in each server's /metrics, from the window's\n"
+    "start to the last answer, summed over the servers) per acknowledged append,\n"
+    "and server_rss_mib, their resident memory at the end, summed.\n"
     "\n"
     "  --in-flight N[,N...]  outstanding appends; default 1,16,256 in turn\n"
     "  --duration S          seconds per setting, default 10\n"
@@ -40,7 +45,26 @@ static const char bench_help[] =
     "                        (nonces are always random, so reruns never collide)\n"
     "  --json                print one JSON object instead of the table\n"
     "  --server URL          server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n"
+    "  --servers URL,URL...  spread the connections over these servers (connection\n"
+    "                        i to server i mod count) instead, and sum their CPU\n"
     "\n"
+    "exit status: 0 if every setting acknowledged appends, 1 otherwise, 2 usage.\n"
+    "\n"
+    "usage: herald bench --rate R[,R...] [--connections K] [--duration S]\n"
+    "                    [--payload-bytes B] [--channels C] [--servers URL,...] [--json]\n"
+    "\n"
+    "Open-loop benchmark, the way web workers load a server: R appends/s offered\n"
+    "at fixed intervals for S seconds, whatever the answers do, over K keep-alive\n"
+    "connections (default 256) with at most one request each. A send due while no\n"
+    "connection is free waits for one, and latency runs from the time the send\n"
+    "was due, so the wait counts (no coordinated omission). Reports per rate:\n"
+    "offered_per_s, achieved_per_s (sends made / S), acked_per_s, latency\n"
+    "p50/p99/p99.9/max in microseconds, sent, acked (sent = acked + failed once\n"
+    "every answer is in), failed, late (sent 1 ms or more after their time),\n"
+    "unsent (due inside the window but never sent), server_cpu_us_per_ack and\n"
+    "server_rss_mib as above. Example: --rate 1000,5000,10000,20000\n"
+    "\n"
+    "  --rate R[,R...]       offered appends per second, one setting each\n"
     "exit status: 0 if every setting acknowledged appends, 1 otherwise, 2 usage.\n"
     "\n"
     "usage: herald bench --fanout [--subscribers S] [--sub-channels K] [--channels C]\n"
@@ -80,6 +104,8 @@ struct bench_opts {
     bool in_flight_set;          /* --in-flight was given */
     long subscribers, sub_channels;
     double ready_wait_s;
+    struct bench_rate_opts rate;  /* --rate */
+    char servers[2048];           /* --servers, split in place by resolve_all() */
 };
 
 static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -118,6 +144,21 @@ static int parse_in_flight(struct bench_opts *o, const char *arg)
     return o->settings > 0 ? 0 : -1;
 }
 
+static int parse_rates(struct bench_opts *o, const char *arg)
+{
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", arg);
+    o->rate.settings = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        double v = strtod(tok, &end);
+        if (*end || !(v >= 1 && v <= 10000000) || o->rate.settings == 16) return -1;
+        o->rate.rates[o->rate.settings++] = v;
+    }
+    return o->rate.settings > 0 ? 0 : -1;
+}
+
 static int parse_options(int argc, char **argv, struct bench_opts *o)
 {
     static const struct option opts[] = {
@@ -127,6 +168,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         {"json", no_argument, NULL, 'j'},              {"help", no_argument, NULL, 'h'},
         {"fanout", no_argument, NULL, 'F'},            {"subscribers", required_argument, NULL, 'S'},
         {"sub-channels", required_argument, NULL, 'K'}, {"ready-wait", required_argument, NULL, 'W'},
+        {"rate", required_argument, NULL, 'R'},        {"servers", required_argument, NULL, 'V'},
         {0}};
     *o = (struct bench_opts){.in_flight = {1, 16, 256}, .settings = 3, .duration_s = 10,
                              .payload_bytes = 200, .channels = 16, .seed = 1,
@@ -185,10 +227,23 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
                 return usage("--ready-wait wants seconds, not \"%s\"", optarg);
             }
             break;
+        case 'R':
+            if (parse_rates(o, optarg) != 0) {
+                return usage("--rate wants appends/s (1-10000000), comma-separated, not \"%s\"",
+                             optarg);
+            }
+            break;
+        case 'V':
+            if (strlen(optarg) >= sizeof o->servers) return usage("--servers is too long");
+            snprintf(o->servers, sizeof o->servers, "%s", optarg);
+            break;
         default: return usage("%s", "bad option");
         }
     }
     if (optind != argc) return usage("unexpected argument \"%s\"", argv[optind]);
+    if (o->rate.settings > 0 && (o->fanout || o->in_flight_set)) {
+        return usage("--rate is a mode of its own: no --in-flight or --fanout with it");
+    }
     if (o->fanout && o->in_flight_set && o->settings != 1) return usage("--fanout runs one --in-flight setting");
     if (o->fanout && o->payload_bytes < 16) {
         return usage("--fanout needs --payload-bytes >= 16 (the send time goes there)");
@@ -200,9 +255,10 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
     return 0;
 }
 
-static int resolve(const char *url, struct bench_config *cfg)
+static int resolve(const char *url, struct bench_target *cfg)
 {
     char host[256], port[8];
+    cfg->url = url;
     if (herald_url_parse(url, host, sizeof host, port, sizeof port, cfg->base_path,
                          sizeof cfg->base_path) != 0) {
         fprintf(stderr, "herald bench: bad server URL \"%s\"\n", url);
@@ -223,36 +279,39 @@ static int resolve(const char *url, struct bench_config *cfg)
     return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* The servers appends go to: the --servers list (split in place: the
+ * targets point into it), else url. */
+static int resolve_all(const char *url, char *servers, struct bench_config *cfg)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
+    cfg->n_targets = 0;
+    if (servers[0] == '\0') {
+        cfg->n_targets = 1;
+        return resolve(url, &cfg->targets[0]);
+    }
+    for (char *save = NULL, *tok = strtok_r(servers, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (cfg->n_targets == BENCH_SERVERS_MAX) {
+            return usage("--servers takes at most %d servers", BENCH_SERVERS_MAX);
+        }
+        int rc = resolve(tok, &cfg->targets[cfg->n_targets++]);
+        if (rc != 0) return rc;
+    }
+    return cfg->n_targets > 0 ? 0 : usage("--servers wants URL,URL...");
 }
 
 /* Summary of one setting, as a JSON object (also the table's source). */
-static json_t *summarize(const struct bench_config *cfg, struct bench_result *res)
+static json_t *summarize(const struct bench_config *cfg, struct bench_result *res,
+                         const struct bench_server_use *use)
 {
-    if (res->lat_len > 1) qsort(res->lat_us, res->lat_len, sizeof *res->lat_us, cmp_u64);
-    const uint64_t *l = res->lat_us;
-    size_t n = res->lat_len;
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += (double)l[i];
-    json_t *errors = json_object();
-    for (int i = 0; i < res->error_kinds; i++) {
-        json_object_set_new(errors, res->errors[i].kind,
-                            json_integer((json_int_t)res->errors[i].count));
-    }
     double rate = res->elapsed_s > 0 ? (double)res->acked / res->elapsed_s : 0;
-    return json_pack("{s:i, s:i, s:f, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:s*}",
-                     "in_flight", cfg->in_flight, "connections", cfg->connections,
-                     "elapsed_s", res->elapsed_s, "acked", (json_int_t)res->acked,
-                     "acked_total", (json_int_t)res->acked_total, "appends_per_s", rate,
-                     "p50_us", (json_int_t)bench_percentile(l, n, 0.50),
-                     "p90_us", (json_int_t)bench_percentile(l, n, 0.90),
-                     "p99_us", (json_int_t)bench_percentile(l, n, 0.99),
-                     "p99_9_us", (json_int_t)bench_percentile(l, n, 0.999),
-                     "max_us", (json_int_t)(n ? l[n - 1] : 0), "mean_us", n ? sum / (double)n : 0.0,
-                     "errors", errors, "fatal", res->fatal[0] ? res->fatal : NULL);
+    json_t *run = json_pack("{s:i, s:i, s:f, s:I, s:I, s:I, s:I, s:f}", "in_flight",
+                            cfg->in_flight, "connections", cfg->connections, "elapsed_s",
+                            res->elapsed_s, "acked", (json_int_t)res->acked, "acked_total",
+                            (json_int_t)res->acked_total, "sent", (json_int_t)res->sent,
+                            "failed", (json_int_t)res->failed, "appends_per_s", rate);
+    bench_result_json(run, res);
+    bench_servers_json(run, cfg, use, res->acked_total);
+    return run;
 }
 
 static int64_t get_int(json_t *o, const char *key)
@@ -268,17 +327,8 @@ static void print_row(json_t *run)
            json_real_value(json_object_get(run, "appends_per_s")), get_int(run, "p50_us"),
            get_int(run, "p90_us"), get_int(run, "p99_us"), get_int(run, "p99_9_us"),
            get_int(run, "max_us"), get_int(run, "acked"));
-    const char *key;
-    json_t *count;
-    const char *sep = "  errors: ";
-    json_object_foreach(json_object_get(run, "errors"), key, count) {
-        printf("%s%s=%" PRId64, sep, key, (int64_t)json_integer_value(count));
-        sep = " ";
-    }
-    json_t *fatal = json_object_get(run, "fatal");
-    if (json_is_string(fatal)) printf("  FAILED: %s", json_string_value(fatal));
-    putchar('\n');
-    fflush(stdout);
+    bench_print_server_use(run);
+    bench_print_row_end(run);
 }
 
 int herald_bench_main(const char *url, const char *token, int argc, char **argv)
@@ -291,7 +341,12 @@ int herald_bench_main(const char *url, const char *token, int argc, char **argv)
                                .channels = (int)o.channels,
                                .seed = o.seed,
                                .token = token};
-    if ((rc = resolve(url, &cfg)) != 0) return rc;
+    if ((rc = resolve_all(url, o.servers, &cfg)) != 0) return rc;
+    if (o.rate.settings > 0) {
+        o.rate.json = o.json;
+        cfg.connections = cfg.in_flight = o.connections > 0 ? o.connections : 256;
+        return bench_rate_main(&cfg, &o.rate);
+    }
     if (o.fanout) {
         struct bench_fanout_opts fo = {
             .subscribers = (int)o.subscribers, .sub_channels = (int)o.sub_channels,
@@ -302,27 +357,42 @@ int herald_bench_main(const char *url, const char *token, int argc, char **argv)
         return bench_fanout_main(url, &cfg, &fo);
     }
     if (!o.json) {
+        char targets[2048];
         printf("herald bench: %s, %ld-byte payloads, %ld channels, %g s per setting, seed %llu\n",
-               url, o.payload_bytes, o.channels, o.duration_s, o.seed);
-        printf("%9s %11s %13s %9s %9s %9s %9s %9s %10s\n", "in_flight", "connections",
-               "appends_per_s", "p50_us", "p90_us", "p99_us", "p99_9_us", "max_us", "acked");
+               bench_targets_text(&cfg, targets, sizeof targets), o.payload_bytes, o.channels,
+               o.duration_s, o.seed);
+        printf("%9s %11s %13s %9s %9s %9s %9s %9s %10s %21s %14s\n", "in_flight",
+               "connections", "appends_per_s", "p50_us", "p90_us", "p99_us", "p99_9_us",
+               "max_us", "acked", "server_cpu_us_per_ack", "server_rss_mib");
     }
+    struct bench_servers servers;
+    if (bench_servers_open(&servers, &cfg) != 0) {
+        bench_servers_close(&servers);
+        return 1;
+    }
+    cfg.on_window = bench_servers_on_window;
+    cfg.window_arg = &servers;
     json_t *runs = json_array();
     for (int i = 0; i < o.settings; i++) {
         cfg.in_flight = o.in_flight[i];
         cfg.connections = o.connections > 0 && o.connections < cfg.in_flight ? o.connections
                                                                               : cfg.in_flight;
         struct bench_result res;
+        struct bench_server_use use;
         bench_run(&cfg, &res);
-        json_t *run = summarize(&cfg, &res);
+        bench_servers_finish(&servers, &use);
+        json_t *run = summarize(&cfg, &res, &use);
         if (res.acked == 0) rc = 1;
         bench_result_free(&res);
         if (!o.json) print_row(run);
         json_array_append_new(runs, run);
     }
+    bench_servers_close(&servers);
     if (o.json) {
-        json_t *all = json_pack("{s:s, s:s, s:I, s:I, s:f, s:I, s:o}", "bench", "append",
-                                "server", url, "payload_bytes", (json_int_t)o.payload_bytes,
+        json_t *all = json_pack("{s:s, s:s, s:o, s:I, s:I, s:f, s:I, s:o}", "bench", "append",
+                                "server", cfg.targets[0].url, "servers",
+                                bench_targets_json(&cfg), "payload_bytes",
+                                (json_int_t)o.payload_bytes,
                                 "channels", (json_int_t)o.channels, "duration_s", o.duration_s,
                                 "seed", (json_int_t)o.seed, "runs", runs);
         char *text = json_dumps(all, JSON_COMPACT | JSON_REAL_PRECISION(10));

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* herald bench engine: keep-alive connections on one libuv loop, closed loop. */
+/* herald bench engine: keep-alive connections on one libuv loop, closed or
+ * open loop. */
 #include <http_parser.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <uv.h>
 
 #include "bench_internal.h"
+#include "bench_pace.h"
 
 /*
  * Each connection carries `depth` requests at once (1 unless --connections
@@ -17,6 +19,12 @@
  * next one expected. A slot is re-armed only when both its write has
  * completed and its answer has arrived, so a request buffer is never
  * rewritten while libuv may still be sending it.
+ *
+ * Open loop (cfg->rate > 0, one request per connection): a connection with
+ * nothing to send waits on the idle stack; when the schedule
+ * (bench_pace.h) has a send due, the timer pops idle connections, and a
+ * connection whose answer arrives takes a due send at once. A send's
+ * latency runs from the time it was due.
  */
 
 #define BODY_MAX 1024           /* an append answer is ~100 bytes */
@@ -49,6 +57,7 @@ struct bench_conn {
     size_t body_len;           /* bytes in body */
     uint64_t rng;              /* channel choice */
     bool up;                   /* connected and usable */
+    bool idle;                 /* open loop: on the idle stack */
     bool ever_up;              /* was connected once (counts toward the start) */
     bool tcp_open;             /* tcp initialised and not yet closed */
     bool peer_closes;          /* the last answer said Connection: close */
@@ -73,6 +82,10 @@ struct bench_state {
     uint64_t end_ns;           /* window end */
     uint64_t outstanding;      /* requests awaiting answers, all connections */
     size_t req_cap;            /* capacity of each slot's request buffer */
+    struct bench_pace pace;    /* open loop: the schedule */
+    bool pacing;               /* open loop, pace set up (close it at the end) */
+    int *idle;                 /* open loop: connections waiting for a due send */
+    int n_idle;                /* entries used in idle */
 };
 
 static void conn_connect(struct bench_conn *cn);
@@ -92,9 +105,16 @@ static uint64_t xorshift(uint64_t *s)
 
 static void on_write(uv_write_t *req, int status);
 
+static const struct bench_target *conn_target(const struct bench_conn *cn)
+{
+    const struct bench_config *cfg = cn->st->cfg;
+    return &cfg->targets[cn->index % cfg->n_targets];
+}
+
 static int format_request(struct bench_state *st, struct bench_conn *cn, struct bench_slot *s)
 {
     const struct bench_config *cfg = st->cfg;
+    const struct bench_target *tg = conn_target(cn);
     unsigned channel = (unsigned)(xorshift(&cn->rng) % (uint64_t)cfg->channels);
     char body_head[128];
     int head_len = snprintf(body_head, sizeof body_head, "{\"nonce\":\"%s-%d-%" PRIu64 "\","
@@ -104,7 +124,7 @@ static int format_request(struct bench_state *st, struct bench_conn *cn, struct 
                      "POST %s/v1/channels/bench-%u/messages HTTP/1.1\r\nHost: %s\r\n"
                      "%s%s%s"
                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                     cfg->base_path, channel, cfg->host_header,
+                     tg->base_path, channel, tg->host_header,
                      cfg->token ? "Authorization: Bearer " : "", cfg->token ? cfg->token : "",
                      cfg->token ? "\r\n" : "", body_len, body_head);
     if (n < 0 || (size_t)n + cfg->payload_bytes + 2 >= st->req_cap) return -1;
@@ -119,20 +139,37 @@ static int format_request(struct bench_state *st, struct bench_conn *cn, struct 
     return 0;
 }
 
-/* Sends the next request on cn if the closed loop allows one. */
+/* Open loop: cn waits for the next due send. */
+static void conn_idle(struct bench_conn *cn, uint64_t now)
+{
+    struct bench_state *st = cn->st;
+    if (!cn->idle) {
+        cn->idle = true;
+        st->idle[st->n_idle++] = cn->index;
+    }
+    bench_pace_arm(&st->pace, now);
+}
+
+/* Sends the next request on cn if the closed loop, or the open loop's
+ * schedule, allows one. */
 static void conn_send(struct bench_conn *cn)
 {
     struct bench_state *st = cn->st;
     while (cn->up && !st->stopping && cn->next_send - cn->next_answer < (uint64_t)cn->depth) {
         struct bench_slot *s = &cn->slots[cn->next_send % (uint64_t)cn->depth];
         if (s->writing || s->waiting) return; /* its previous write is still queued */
+        uint64_t now = uv_hrtime(), due = now;
+        if (st->pacing && !bench_pace_take(&st->pace, now, &due)) {
+            conn_idle(cn, now);
+            return;
+        }
         if (format_request(st, cn, s) != 0) {
             conn_fail(cn, "format");
             return;
         }
         uv_buf_t buf = uv_buf_init(s->req, (unsigned)s->req_len);
         s->write_req.data = cn;
-        s->sent_ns = uv_hrtime();
+        s->sent_ns = due;
         if (uv_write(&s->write_req, (uv_stream_t *)&cn->tcp, &buf, 1, on_write) != 0) {
             conn_fail(cn, "io");
             return;
@@ -141,7 +178,21 @@ static void conn_send(struct bench_conn *cn)
         s->waiting = true;
         cn->next_send++;
         st->outstanding++;
+        st->res->sent++;
     }
+}
+
+/* Open loop: sends are due; the idle connections take them. */
+static void on_due(void *arg)
+{
+    struct bench_state *st = arg;
+    uint64_t now = uv_hrtime();
+    while (st->n_idle > 0 && bench_pace_due(&st->pace, now)) {
+        struct bench_conn *cn = &st->conns[st->idle[--st->n_idle]];
+        cn->idle = false;
+        conn_send(cn); /* a connection that went down sends when it is back */
+    }
+    if (st->n_idle > 0) bench_pace_arm(&st->pace, now);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -194,7 +245,7 @@ static int on_message_complete(http_parser *p)
     char buf[16];
     const char *kind = bench_check_answer(cn->status, cn->body, cn->body_len, buf, sizeof buf);
     if (kind != NULL) {
-        bench_count_error(st->res, kind);
+        bench_count_failed(st->res, kind);
     } else {
         if (!st->stopping) st->res->acked++;
         st->res->acked_total++;
@@ -259,7 +310,7 @@ static void conn_fail(struct bench_conn *cn, const char *kind)
     for (; cn->next_answer < cn->next_send; cn->next_answer++) {
         cn->slots[cn->next_answer % (uint64_t)cn->depth].waiting = false;
         st->outstanding--;
-        bench_count_error(st->res, kind);
+        bench_count_failed(st->res, kind);
     }
     cn->up = false;
     cn->peer_closes = false;
@@ -300,8 +351,8 @@ static void conn_connect(struct bench_conn *cn)
     http_parser_init(&cn->parser, HTTP_RESPONSE);
     cn->parser.data = cn;
     cn->connect_req.data = cn;
-    int rv = uv_tcp_connect(&cn->connect_req, &cn->tcp, (const struct sockaddr *)&st->cfg->addr,
-                            on_connect);
+    int rv = uv_tcp_connect(&cn->connect_req, &cn->tcp,
+                            (const struct sockaddr *)&conn_target(cn)->addr, on_connect);
     if (rv != 0) {
         snprintf(st->last_error, sizeof st->last_error, "connect: %s", uv_strerror(rv));
         bench_count_error(st->res, "connect");
@@ -328,6 +379,10 @@ static void finish_all(struct bench_state *st)
         uv_close((uv_handle_t *)&cn->retry_timer, on_handle_closed);
     }
     uv_close((uv_handle_t *)&st->phase_timer, on_handle_closed);
+    if (st->pacing) {
+        st->pacing = false;
+        bench_pace_close(&st->pace);
+    }
 }
 
 static void maybe_finish(struct bench_state *st)
@@ -348,6 +403,10 @@ static void on_phase_timer(uv_timer_t *t)
         st->measuring = false;
         st->stopping = true;
         st->end_ns = uv_hrtime();
+        if (st->pacing) {
+            bench_pace_stop(&st->pace);
+            st->res->late = st->pace.late;
+        }
         if (st->cfg->on_window != NULL) st->cfg->on_window(st->cfg->window_arg, false);
         uv_timer_start(&st->phase_timer, on_phase_timer, DRAIN_WAIT_MS, 0);
         maybe_finish(st);
@@ -359,9 +418,15 @@ static void on_phase_timer(uv_timer_t *t)
 static void start_window(struct bench_state *st)
 {
     st->measuring = true;
-    st->start_ns = uv_hrtime();
     if (st->cfg->on_window != NULL) st->cfg->on_window(st->cfg->window_arg, true);
-    uv_timer_start(&st->phase_timer, on_phase_timer, (uint64_t)(st->cfg->duration_s * 1000), 0);
+    uv_update_time(&st->loop); /* the hook may have taken a while */
+    st->start_ns = uv_hrtime();
+    uint64_t window_ms = (uint64_t)(st->cfg->duration_s * 1000);
+    if (st->pacing) {
+        bench_pace_start(&st->pace, st->start_ns);
+        window_ms += 2; /* libuv's timers may fire up to 1 ms early: keep the last sends */
+    }
+    uv_timer_start(&st->phase_timer, on_phase_timer, window_ms, 0);
     for (int i = 0; i < st->cfg->connections; i++) conn_send(&st->conns[i]);
 }
 
@@ -375,7 +440,8 @@ static int state_init(struct bench_state *st, const struct bench_config *cfg,
     uint64_t rng = cfg->seed * 0x9E3779B97F4A7C15ULL + 1;
     st->payload = malloc(cfg->payload_bytes + 1);
     st->conns = calloc((size_t)cfg->connections, sizeof *st->conns);
-    if (st->payload == NULL || st->conns == NULL) return -1;
+    st->idle = calloc((size_t)cfg->connections, sizeof *st->idle);
+    if (st->payload == NULL || st->conns == NULL || st->idle == NULL) return -1;
     static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     for (size_t i = 0; i < cfg->payload_bytes; i++) st->payload[i] = alnum[xorshift(&rng) % 36];
     /* Nonces must differ from every earlier run's, whatever the seed. */
@@ -407,6 +473,7 @@ static void state_free(struct bench_state *st)
         free(st->conns[i].slots);
     }
     free(st->conns);
+    free(st->idle);
     free(st->payload);
 }
 
@@ -426,8 +493,17 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
     for (int i = 0; i < cfg->connections; i++) {
         uv_timer_init(&st->loop, &st->conns[i].retry_timer);
         st->conns[i].retry_timer.data = &st->conns[i];
-        conn_connect(&st->conns[i]);
     }
+    if (cfg->rate > 0) {
+        int rv = bench_pace_init(&st->pace, &st->loop, cfg->rate, cfg->duration_s, on_due, st);
+        st->pacing = rv == 0;
+        res->scheduled = st->pace.total;
+        if (rv != 0) {
+            snprintf(res->fatal, sizeof res->fatal, "timerfd: %s", uv_strerror(rv));
+            finish_all(st);
+        }
+    }
+    for (int i = 0; i < cfg->connections; i++) conn_connect(&st->conns[i]);
     uv_run(&st->loop, UV_RUN_DEFAULT);
     uv_loop_close(&st->loop);
     if (st->start_ns != 0) {

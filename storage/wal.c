@@ -348,6 +348,8 @@ static void st__wal_write_done(struct st_wal *w, int status)
         w->write_off += w->flight_len;
         w->stats.syncs++;
         w->stats.bytes += w->flight_len;
+        hd_histogram_observe(&w->stats.sync_us, hd_mono_us() - w->flight_start_us);
+        hd_histogram_observe(&w->stats.items_per_sync, w->flight_items);
     } else {
         st__wal_fail(w, status, "group commit write");
     }
@@ -472,8 +474,10 @@ static void st__wal_start_write(struct st_wal *w)
     HD_ASSERT(!st__wal_need_switch(w));
     uint64_t room = w->seg_bytes - w->write_off;
     struct st_wal_append *last = w->pend_head;
+    uint64_t items = last->items;
     while (last->next != NULL && last->next->end_offset <= room) {
         last = last->next;
+        items += last->items;
     }
     size_t len = last->end_offset;
     size_t rest = w->pend_len - len;
@@ -508,6 +512,8 @@ static void st__wal_start_write(struct st_wal *w)
     memset(w->flight + len, 0, w->flight_len - len);
     w->flight_done = 0;
     w->flight_off = w->write_off;
+    w->flight_items = items;
+    w->flight_start_us = hd_mono_us();
     w->state = ST__WAL_WRITING;
     if (w->use_uring) {
         st__wal_submit_uring(w);

@@ -9,6 +9,8 @@
 #include <sys/uio.h>
 #include <uv.h>
 
+#include "hd_histogram.h"
+
 /*
  * One WAL per node, shared by every shard. It stores opaque records; it knows
  * nothing of Raft or channels (consensus/raft_io.c gives records a meaning).
@@ -43,6 +45,9 @@ typedef void (*st_wal_append_cb)(struct st_wal_append *req, int status);
 /* Caller-allocated; must stay valid until the callback fires. */
 struct st_wal_append {
     void *data;               /* caller's */
+    uint32_t items;           /* caller's count of what the record holds (raft_io:
+                                 entries), summed per group commit for
+                                 st_wal_stats' items_per_sync; 0 for none */
     uint64_t lsn;             /* set by st_wal_append: the record's LSN */
     /* private */
     st_wal_append_cb cb;          /* called once durable (or failed) */
@@ -96,6 +101,11 @@ struct st_wal_stats {
     uint64_t syncs;           /* group commits written */
     uint64_t bytes;           /* bytes written including padding */
     uint64_t segments;        /* live segment files */
+    /* Per group commit written: microseconds from submitting the write
+     * (RWF_DSYNC on io_uring, or pwrite + fdatasync) to its completion, and
+     * the items (st_wal_append.items) its records held. */
+    struct hd_histogram sync_us;
+    struct hd_histogram items_per_sync;
 };
 void st_wal_stats(const struct st_wal *w, struct st_wal_stats *out);
 

@@ -112,6 +112,8 @@ struct st_wal {
     size_t flight_done;         /* bytes written so far (short writes) */
     uint64_t flight_off;        /* file offset of the write */
     struct st_wal_append *flight_head; /* its requests, oldest first */
+    uint64_t flight_items;      /* their items, for the stats */
+    uint64_t flight_start_us;   /* hd_mono_us() when it was submitted */
 
     struct st__wal_prep prep;   /* next segment being prepared */
     bool prep_busy;             /* prep is running on a worker */

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "token_limits.h"
 #include "hd_base64.h"
+#include "hd_histogram.h"
 #include "hd_ids.h"
 #include "hd_ts.h"
 #include "http_server.h"
@@ -43,6 +44,10 @@ struct api_metrics {
     uint64_t ws_frames_in;        /* client operations received */
     uint64_t ws_errors;           /* error frames sent */
     uint64_t ws_closed_slow;      /* closed as slow consumers */
+    /* Microseconds from a request parsed to the answer of each append
+     * acknowledged here (201 or 200) queued: a single append's response,
+     * a WebSocket append's frame, a batch line's result. */
+    struct hd_histogram append_us;
 };
 
 struct api_server {

@@ -23,6 +23,7 @@ struct api_pending {
     char channel[LOG_CHANNEL_MAX];
     char nonce[LOG_NONCE_MAX];
     uint8_t *payload;                /* owned */
+    uint64_t start_us;               /* hd_mono_us() as its request was taken */
     int status;                      /* result, for batches */
     struct log_result result;
 };
@@ -111,6 +112,12 @@ static void api__pending_free(struct api_pending *p)
     hd_free(p);
 }
 
+/* An acknowledged append's answer is queued: its latency on this node. */
+static void api__observe_ack(struct api_server *s, const struct api_pending *p)
+{
+    hd_histogram_observe(&s->metrics.append_us, hd_mono_us() - p->start_us);
+}
+
 static json_t *api__result_json(const struct api_pending *p)
 {
     char ts[HD_TS_STR_MAX];
@@ -167,6 +174,7 @@ static void api__single_done(struct cons_append_req *req, int status,
             s->metrics.appends_ok++;
         }
         api_respond_json(s, p->conn, result->duplicate ? 200 : 201, api__result_json(p), NULL);
+        api__observe_ack(s, p);
     }
     api__pending_free(p);
 }
@@ -187,6 +195,7 @@ static bool api__is_json(const struct api_http_request *req)
 void api_append(struct api_server *s, struct api_http_conn *c,
                 const struct api_http_request *req, const char *channel, size_t len)
 {
+    uint64_t start_us = hd_mono_us();
     struct api_append_input in;
     struct api_input_error err;
     json_t *obj = NULL;
@@ -219,6 +228,7 @@ void api_append(struct api_server *s, struct api_http_conn *c,
         return;
     }
     p->conn = c;
+    p->start_us = start_us;
     rv = cons_node_append(s->node, &p->req, api__single_done);
     if (rv != 0) {
         api_respond_cons_error(s, c, rv);
@@ -240,12 +250,16 @@ static void api__generic_done(struct cons_append_req *req, int status,
         s->metrics.appends_unknown++;
     }
     p->done(p->done_arg, status, result);
+    if (status == 0) {
+        api__observe_ack(s, p);
+    }
     api__pending_free(p);
 }
 
 int api_append_object(struct api_server *s, const char *channel, size_t len, json_t *obj,
                       api_append_done_cb done, void *arg, struct api_input_error *err)
 {
+    uint64_t start_us = hd_mono_us();
     struct api_append_input in;
     struct api_pending *p = NULL;
     int rv = api__input_from_json(obj, &in, err);
@@ -257,6 +271,7 @@ int api_append_object(struct api_server *s, const char *channel, size_t len, jso
     }
     p->done = done;
     p->done_arg = arg;
+    p->start_us = start_us;
     rv = cons_node_append(s->node, &p->req, api__generic_done);
     if (rv != 0) {
         api__pending_free(p);
@@ -322,6 +337,7 @@ static void api__batch_done(struct cons_append_req *req, int status,
         b->results[line] = api__result_json(p);
         b->server->metrics.appends_ok += result->duplicate ? 0 : 1;
         b->server->metrics.appends_duplicate += result->duplicate ? 1 : 0;
+        api__observe_ack(b->server, p);
     } else if (status == HD_EUNKNOWN) {
         b->server->metrics.appends_unknown++;
         b->results[line] = api__error_json("outcome_unknown",
@@ -392,6 +408,7 @@ static size_t api__count_lines(const char *body, size_t len)
 void api_append_batch(struct api_server *s, struct api_http_conn *c,
                       const struct api_http_request *req, const struct api_principal *who)
 {
+    uint64_t start_us = hd_mono_us();
     size_t n = api__count_lines(req->body, req->body_len);
     if (n == 0 || n > s->config.batch_lines_max) {
         api_respond_error(s, c, 400, "bad_batch", "the body must hold 1-10000 NDJSON lines");
@@ -447,6 +464,7 @@ void api_append_batch(struct api_server *s, struct api_http_conn *c,
         if (p == NULL) continue;
         p->batch = b;
         p->line = line;
+        p->start_us = start_us;
         b->waiting++;
         int rv = cons_node_append(s->node, &p->req, api__batch_done);
         if (rv != 0) {

@@ -11,6 +11,7 @@
 #include "fanout.h"
 #include "hd_alloc.h"
 #include "hd_util.h"
+#include "metrics_text.h"
 #include "node.h"
 
 void api_status(struct api_server *s, struct api_http_conn *c)
@@ -71,15 +72,7 @@ void api_status(struct api_server *s, struct api_http_conn *c)
     api_respond_json(s, c, 200, body, NULL);
 }
 
-/* Appends printf output to a growing buffer; returns false when out of memory. */
-struct api_text {
-    char *buf;
-    size_t len;
-    size_t cap;
-};
-
-__attribute__((format(printf, 2, 3))) static void api__printf(struct api_text *t,
-                                                               const char *fmt, ...)
+void api__printf(struct api_text *t, const char *fmt, ...)
 {
     for (;;) {
         va_list ap;
@@ -283,6 +276,7 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
                         "# TYPE herald_token_limited_total counter\n");
         api_limit_metrics(s, api__limited_line, &t);
     }
+    api_metrics_histograms(s, &st, &t);
     api__process_metrics(&t);
     api__metric(&t, "herald_http_connections", "gauge", "Open HTTP connections.",
                 api_http_server_connections(s->http));

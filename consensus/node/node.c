@@ -22,6 +22,7 @@
 #include "read_barrier.h"
 #include "shard.h"
 #include "transport.h"
+#include "wal.h"
 
 static void cons__flusher(uv_check_t *h)
 {
@@ -317,6 +318,10 @@ void cons_node_shard_status(struct cons_node *n, unsigned shard, struct cons_sha
 void cons_node_stats(const struct cons_node *n, struct cons_node_stats *out)
 {
     *out = n->stats;
+    struct st_wal_stats ws;
+    cons_store_wal_stats(n->store, &ws);
+    out->wal_sync_us = ws.sync_us;
+    out->wal_entries_per_sync = ws.items_per_sync;
 }
 
 /* How far a peer is behind, over the shards this node leads. */

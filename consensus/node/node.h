@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "hd_histogram.h"
 #include "log.h"
 
 /*
@@ -157,6 +158,9 @@ struct cons_node_stats {
      * (log/retention.h: 1 age, 2 messages, 3 bytes). */
     uint64_t retention_trims[4];
     bool wal_uses_uring;
+    struct hd_histogram appends_per_entry;    /* appends in each entry proposed here */
+    struct hd_histogram wal_sync_us;          /* WAL group commit, submit to durable */
+    struct hd_histogram wal_entries_per_sync; /* Raft entries per WAL group commit */
 };
 
 /* Adds a node as a voter of every shard (it catches up first), or removes

@@ -217,6 +217,7 @@ static bool cons__propose_one(struct cons_shard *sh)
     }
     n->stats.entries_proposed++;
     n->stats.appends_proposed += b->count;
+    hd_histogram_observe(&n->stats.appends_per_entry, b->count);
     return true;
 }
 

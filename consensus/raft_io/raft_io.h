@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+struct st_wal_stats;
+
 /*
  * One cons_store per node owns the WAL and hands out one struct raft_io per
  * shard. Where things live:
@@ -94,5 +96,8 @@ bool cons_store_deliver(struct cons_store *s, unsigned shard, struct raft_messag
 
 /* True if io_uring is in use by the WAL. */
 bool cons_store_uses_uring(const struct cons_store *s);
+
+/* The WAL's counters and histograms; its items are Raft entries. */
+void cons_store_wal_stats(const struct cons_store *s, struct st_wal_stats *out);
 
 #endif

@@ -129,6 +129,7 @@ int cons__append(struct raft_io *io, struct raft_io_append *req,
     a->req = req;
     a->sl = sl;
     a->wal.data = a;
+    a->wal.items = n; /* entries per group commit, for /metrics */
     int rv = st_wal_append(sl->store->wal, &a->wal, iov, (unsigned)iov_n, cons__append_cb);
     if (rv != 0) {
         hd_free(a);

@@ -117,6 +117,11 @@ bool cons_store_has_state(const struct cons_store *s)
 
 bool cons_store_uses_uring(const struct cons_store *s) { return st_wal_uses_uring(s->wal); }
 
+void cons_store_wal_stats(const struct cons_store *s, struct st_wal_stats *out)
+{
+    st_wal_stats(s->wal, out);
+}
+
 int cons_store_pinning_shard(const struct cons_store *s, unsigned segments_max)
 {
     struct st_wal_stats st;

@@ -138,6 +138,15 @@ int herald_tail(struct herald_client *c, const char *channel, uint64_t after_seq
  * with herald_free(). */
 int herald_status(struct herald_client *c, char **json_text);
 
+/* GET /metrics (client/metrics.c): the Prometheus text in *text
+ * (NUL-terminated, free with herald_free()). */
+int herald_metrics(struct herald_client *c, char **text);
+
+/* The value of the sample `name` without labels ("name 12.5") in len bytes
+ * of Prometheus text: 0, HD_ENOTFOUND when no line holds it, HD_ECORRUPT
+ * when its value is not a finite number. */
+int herald_metric_value(const char *text, size_t len, const char *name, double *value);
+
 /* A channel as a whole (client/channel.c). Each hands back the server's
  * JSON {channel, first_seq, last_seq, epoch} in *json_text (herald_free).
  * Trim (before_seq >= 1) and delete go through Raft on the channel's shard

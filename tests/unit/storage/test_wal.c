@@ -43,6 +43,7 @@ struct fx {
     int bad_order;           /* callbacks out of LSN order */
     int in_append;           /* set while st_wal_append runs */
     int fired_in_append;     /* callbacks fired inside st_wal_append */
+    uint32_t items;          /* st_wal_append.items of every record */
     /* Replay bookkeeping. */
     uint64_t replay_first;
     uint64_t replay_last;
@@ -203,6 +204,7 @@ static int fx_append_cb(struct fx *fx, struct app *a, uint32_t len, uint32_t see
     struct iovec iov[2] = {{buf, len / 3}, {buf + len / 3, len - len / 3}};
     memset(a, 0, sizeof *a);
     a->req.data = a;
+    a->req.items = fx->items;
     a->fx = fx;
     a->status = 1;
     fx->in_append = 1;
@@ -456,6 +458,7 @@ static void test_group_commit_batches(void **state)
     for (unsigned i = 0; i < 256; i++) {
         lens[i] = 200;
     }
+    fx->items = 3;
     fx_append_batch(fx, 256, lens, 4);
     struct st_wal_stats st;
     st_wal_stats(fx->w, &st);
@@ -463,6 +466,11 @@ static void test_group_commit_batches(void **state)
     assert_true(st.syncs >= 1);
     assert_true(st.syncs <= 2); /* one, plus slack for scheduling */
     assert_true(st.bytes % 4096 == 0 && st.bytes >= 256 * (200 + 32));
+    /* Every group commit is in both histograms, with every record's items. */
+    assert_true(st.sync_us.count == st.syncs);
+    assert_true(st.items_per_sync.count == st.syncs);
+    assert_true(st.items_per_sync.sum == 256 * 3);
+    assert_true(hd_histogram_cumulative(&st.items_per_sync, HD_HISTOGRAM_BOUNDS) == st.syncs);
 }
 
 /* Records over ST_WAL_RECORD_MAX are refused, and never called back. */
