@@ -9,8 +9,12 @@ drift from the metrics.
   metrics  every metric an expression names is one a node exports now (a
            renamed or removed metric fails here, not on an operator's
            screen), and every label it groups by is one that metric has.
+  readme   the README's metrics table has one row per family a node
+           exports (with --auth-file and --retention, so that all of them
+           show), with its type, and no row for a family it does not.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -20,6 +24,8 @@ from harness import NodeTestCase, run_tests
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 DASHBOARD = os.path.join(ROOT, "ops", "grafana-herald.json")
+README = os.path.join(ROOT, "README.md")
+TOKEN = "tok-dashboard-0123456789"
 METRIC = re.compile(r"\b((?:herald|process)_[a-z0-9_]+)\b")
 # "by (labels) (rate(metric" or "by (labels) (metric": the grouping and the
 # metric it applies to
@@ -37,6 +43,11 @@ def exported(text):
         labels = set(re.findall(r'([a-z_]+)="', rest.partition("}")[0])) if rest else set()
         out.setdefault(name, set()).update(labels)
     return out
+
+
+def families(text):
+    """{family: type} from the # TYPE lines of a Prometheus text page."""
+    return dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
 
 
 class DashboardTest(NodeTestCase):
@@ -86,6 +97,21 @@ class DashboardTest(NodeTestCase):
                     self.assertLessEqual(labels, have.get(name, set()),
                                          "%s: %s lacks a label it is grouped by" % (p["title"], name))
         self.assertGreater(used, 20)
+
+
+    def test_readme_documents_every_metric(self):
+        tokens = os.path.join(self.tmp, "tokens")
+        with open(tokens, "w") as f:
+            f.write("ops sha256:%s status\n" % hashlib.sha256(TOKEN.encode()).hexdigest())
+        n = self.new_node(args=["--auth-file", tokens, "--retention", "*=age:1d"])
+        req = urllib.request.Request("http://127.0.0.1:%d/metrics" % n.port,
+                                     headers={"Authorization": "Bearer " + TOKEN})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            have = families(r.read().decode())
+        with open(README) as f:
+            text = f.read()
+        table = dict(re.findall(r"^\| `((?:herald|process)_[a-z0-9_]+)` \| (\w+) \|", text, re.M))
+        self.assertEqual(table, have)
 
 
 if __name__ == "__main__":
