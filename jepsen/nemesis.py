@@ -519,6 +519,14 @@ class DiskFull(Nemesis):
                 os.unlink(os.path.join(nd.mnt, FILL_NAME))
             except FileNotFoundError:
                 pass
+            # Durable, or a later disk-error or power cut (which drop what
+            # was not synced) brings the file back and the disk stays full:
+            # the node then rightly stays behind, and the run cannot end.
+            fd = os.open(nd.mnt, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             nd.disk_full = False
             if nd.id is not None and not nd.alive() and not nd.supervised:
                 nd.start()
