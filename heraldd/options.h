@@ -32,6 +32,8 @@ struct api_options {
     struct api_cors *cors;        /* --cors-origins; NULL: no cross-origin access */
     const char *auth_file;        /* --auth-file; NULL: no tokens */
     bool insecure;                /* --insecure: open off loopback */
+    const char *tls_cert;         /* --tls-cert: the client port speaks TLS; NULL: plaintext */
+    const char *tls_key;          /* --tls-key: its private key (both or neither) */
     int log_level;                /* hd_log_level: 0 error .. 3 debug */
     enum api_log_format log_format;
     const char *config_path;      /* --config or --check-config FILE; NULL: none */
