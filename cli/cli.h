@@ -27,6 +27,8 @@ int cli_cluster_status(const char *url, int argc, char **argv); /* cli_status.c 
 /* The token of --token or $HERALD_TOKEN (NULL: none), sent with every
  * request. */
 extern const char *cli_token;
+/* --ca-file FILE or $HERALD_CA_FILE: https trust store; NULL: the system's. */
+extern const char *cli_ca_file;
 
 /* herald token create: a new token and its auth-file line. */
 int cli_token_cmd(int argc, char **argv);

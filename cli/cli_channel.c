@@ -51,6 +51,7 @@ int cli_channel(const char *url, int argc, char **argv)
         fprintf(stderr, "herald: %s\n", herald_errmsg(&c));
         return CLI_USAGE;
     }
+    c.ca_file = cli_ca_file;
     char *text = NULL;
     int rv = info ? herald_channel_info(&c, argv[2], &text)
              : del ? herald_channel_delete(&c, argv[2], &text)

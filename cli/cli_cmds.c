@@ -77,6 +77,7 @@ static int open_client(struct herald_client *c, const char *url)
         return CLI_USAGE;
     }
     c->token = cli_token;
+    c->ca_file = cli_ca_file;
     return 0;
 }
 

@@ -44,8 +44,12 @@ static const char main_help[] =
     "                        delivery to many subscribers\n"
     "\n"
     "options:\n"
-    "  --server URL   server to talk to (http://host[:port]); default: $HERALD_URL,\n"
-    "                 else " HERALD_URL_DEFAULT ". Accepted before or after COMMAND.\n"
+    "  --server URL   server to talk to (http://host[:port] or https://...); default:\n"
+    "                 $HERALD_URL, else " HERALD_URL_DEFAULT ". Accepted before or\n"
+    "                 after COMMAND.\n"
+    "  --ca-file FILE https: trust the CA certificates in FILE (PEM) instead of the\n"
+    "                 system's; default: $HERALD_CA_FILE. The server's certificate\n"
+    "                 must also name the URL's host. Accepted before or after COMMAND.\n"
     "  --token TOKEN  send Authorization: Bearer TOKEN (heraldd --auth-file);\n"
     "                 default: $HERALD_TOKEN. Prefer the variable: arguments are\n"
     "                 visible to other users in ps. Accepted before or after COMMAND.\n"
@@ -78,6 +82,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 }
 
 const char *cli_token;
+const char *cli_ca_file;
 
 /* Removes "--server URL" / "--server=URL" and "--token TOKEN" /
  * "--token=TOKEN" from anywhere before "--", so the options work both
@@ -99,6 +104,11 @@ static int take_server_option(int *argc, char **argv, const char **url)
             cli_token = argv[++i];
         } else if (!literal && strncmp(a, "--token=", 8) == 0) {
             cli_token = a + 8;
+        } else if (!literal && strcmp(a, "--ca-file") == 0) {
+            if (i + 1 >= *argc) return cli_usage_error(NULL, "--ca-file needs a file");
+            cli_ca_file = argv[++i];
+        } else if (!literal && strncmp(a, "--ca-file=", 10) == 0) {
+            cli_ca_file = a + 10;
         } else {
             argv[out++] = argv[i];
         }
@@ -114,6 +124,8 @@ int main(int argc, char **argv)
     if (url != NULL && *url == '\0') url = NULL;
     cli_token = getenv("HERALD_TOKEN");
     if (cli_token != NULL && *cli_token == '\0') cli_token = NULL;
+    cli_ca_file = getenv("HERALD_CA_FILE");
+    if (cli_ca_file != NULL && *cli_ca_file == '\0') cli_ca_file = NULL;
     if (take_server_option(&argc, argv, &url) != 0) return CLI_USAGE;
     if (url == NULL) url = HERALD_URL_DEFAULT;
     if (argc < 2) {

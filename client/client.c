@@ -10,6 +10,7 @@
 #include "hd_alloc.h"
 #include "hd_error.h"
 #include "hd_ids.h"
+#include "hd_tls.h"
 
 int herald__fail(struct herald_client *c, int rv, const char *fmt, ...)
 {
@@ -56,9 +57,11 @@ int herald_client_init(struct herald_client *c, const char *url)
     if (url == NULL) url = HERALD_URL_DEFAULT;
     if (herald_url_parse(url, c->host, sizeof c->host, c->port, sizeof c->port,
                          c->base_path, sizeof c->base_path) != 0) {
-        return herald__fail(c, HD_EINVAL, "bad server URL \"%.200s\" (want http://host:port)",
+        return herald__fail(c, HD_EINVAL,
+                            "bad server URL \"%.200s\" (want http://host:port or https://host:port)",
                             url);
     }
+    c->tls = herald_url_tls(url);
     char seed[HERALD_NONCE_HEX_LEN + 1];
     if (herald_nonce_generate(seed, sizeof seed) == 0) c->rng = strtoull(seed + 16, NULL, 16);
     c->rng |= 1; /* xorshift must not start at 0 */
@@ -68,6 +71,8 @@ int herald_client_init(struct herald_client *c, const char *url)
 void herald_client_close(struct herald_client *c)
 {
     herald__disconnect(c);
+    hd_tls_ctx_free(c->tls_ctx);
+    c->tls_ctx = NULL;
 }
 
 /* Runs one request with retries until a final answer or the deadline. On 0,

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "herald/herald.h"
 
@@ -137,6 +138,45 @@ int herald__exchange(struct herald_client *c, const char *method, const char *ta
 
 /* Drops c's connection. */
 void herald__disconnect(struct herald_client *c);
+
+/* ------------------------------------------------------------------ TLS */
+
+struct hd_tls;
+struct hd_tls_ctx;
+
+/* An https:// connection: the socket and its TLS session (tls_conn.c). */
+struct herald__tls {
+    struct hd_tls *s;       /* the session (common/hd_tls.h) */
+    int fd;                 /* the socket (not owned) */
+    struct herald__buf out; /* ciphertext the socket has not taken yet */
+    size_t out_off;         /* of out, sent */
+    struct herald__buf in;  /* plaintext not handed out yet */
+    size_t in_off;          /* of in, handed out */
+    bool eof;               /* the server closed (close_notify or TCP) */
+};
+
+/* Makes *ctx (a client context trusting ca_file, or the system's store
+ * for NULL) unless it exists. HD_EINVAL with errmsg. */
+int herald__tls_ctx(struct hd_tls_ctx **ctx, const char *ca_file, char *errmsg, size_t len);
+/* Starts TLS on the connected non-blocking socket fd, for a server named
+ * host (its certificate must say so); the ClientHello waits in out. */
+int herald__tls_open(struct herald__tls **out, struct hd_tls_ctx *ctx, const char *host, int fd,
+                     char *errmsg, size_t errmsg_len);
+void herald__tls_close(struct herald__tls *t);
+bool herald__tls_established(const struct herald__tls *t);
+/* Ciphertext waits for the socket: wait until it is writable, flush. */
+bool herald__tls_want_write(const struct herald__tls *t);
+/* Sends waiting ciphertext: 0 all sent, 1 the socket is full, -1 errno. */
+int herald__tls_flush(struct herald__tls *t);
+/* As send(2): encrypts all len bytes (returns len) and sends what the
+ * socket takes; -1 with errno (EPROTO: the session failed). */
+ssize_t herald__tls_send(struct herald__tls *t, const void *data, size_t len);
+/* As recv(2) on a non-blocking socket: plaintext, 0 at the end, -1 with
+ * errno EAGAIN (nothing yet; also while the handshake goes on) or EPROTO
+ * (the session failed: herald__tls_why). */
+ssize_t herald__tls_recv(struct herald__tls *t, void *buf, size_t len);
+/* Why the session failed ("the server's certificate was refused: ..."). */
+const char *herald__tls_why(const struct herald__tls *t);
 
 /* Sleep before retry number `attempt` (1-based): exponential backoff with
  * jitter, at least retry_after_s seconds when given, never past deadline_ms.

@@ -24,6 +24,8 @@ int64_t herald__now_ms(void)
 
 void herald__disconnect(struct herald_client *c)
 {
+    herald__tls_close(c->tls_conn);
+    c->tls_conn = NULL;
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
 }
@@ -72,6 +74,36 @@ err_close:
     return err;
 }
 
+/* https: the TLS handshake on the new connection, within deadline_ms. A
+ * refused certificate (or a server that does not speak TLS) is final:
+ * HD_ECORRUPT, not retried; a timeout or a lost connection is not. */
+static int tls_handshake(struct herald_client *c, int64_t deadline_ms)
+{
+    int rv = herald__tls_ctx(&c->tls_ctx, c->ca_file, c->errmsg, sizeof c->errmsg);
+    if (rv == 0) rv = herald__tls_open(&c->tls_conn, c->tls_ctx, c->host, c->fd, c->errmsg,
+                                       sizeof c->errmsg);
+    while (rv == 0 && !herald__tls_established(c->tls_conn)) {
+        int f = herald__tls_flush(c->tls_conn);
+        char none;
+        ssize_t n = f == 0 ? herald__tls_recv(c->tls_conn, &none, 0) : -1;
+        if (n == 0 && c->tls_conn->eof) {
+            rv = herald__fail(c, HD_ECORRUPT,
+                              "TLS with %s:%s: the server closed the connection during the "
+                              "handshake (does it serve https?)", c->host, c->port);
+        } else if (f < 0 || (n < 0 && errno != EAGAIN)) {
+            bool proto = errno == EPROTO;
+            rv = herald__fail(c, proto ? HD_ECORRUPT : HD_EIO, "TLS with %s:%s: %s", c->host,
+                              c->port, proto ? herald__tls_why(c->tls_conn) : strerror(errno));
+        } else if (!herald__tls_established(c->tls_conn) &&
+                   wait_fd(c->fd, f == 1 ? POLLOUT : POLLIN, deadline_ms) != 0) {
+            rv = herald__fail(c, HD_EUNAVAIL, "TLS with %s:%s: handshake timed out", c->host,
+                              c->port);
+        }
+    }
+    if (rv != 0) herald__disconnect(c);
+    return rv;
+}
+
 static int client_connect(struct herald_client *c, int64_t deadline_ms)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -92,11 +124,25 @@ static int client_connect(struct herald_client *c, int64_t deadline_ms)
         return herald__fail(c, HD_EUNAVAIL, "connect %s:%s: %s", c->host, c->port,
                             strerror(err));
     }
-    return 0;
+    return c->tls ? tls_handshake(c, deadline_ms) : 0;
 }
 
-static int send_all(int fd, const char *p, size_t len, int64_t deadline_ms)
+/* https: encrypts it all, then waits until the socket took every byte. */
+static int tls_send_all(struct herald__tls *t, const char *p, size_t len, int64_t deadline_ms)
 {
+    if (herald__tls_send(t, p, len) < 0) return HD_EIO;
+    for (;;) {
+        int f = herald__tls_flush(t);
+        if (f <= 0) return f == 0 ? 0 : HD_EIO;
+        int rv = wait_fd(t->fd, POLLOUT, deadline_ms);
+        if (rv != 0) return rv;
+    }
+}
+
+static int send_all(struct herald_client *c, const char *p, size_t len, int64_t deadline_ms)
+{
+    if (c->tls_conn != NULL) return tls_send_all(c->tls_conn, p, len, deadline_ms);
+    int fd = c->fd;
     while (len > 0) {
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
         if (n >= 0) {
@@ -114,11 +160,14 @@ static int send_all(int fd, const char *p, size_t len, int64_t deadline_ms)
 
 /* Reads into r until a whole response is parsed. *got_bytes tells a stale
  * keep-alive connection (closed before any answer) from a real failure. */
-static int recv_response(int fd, struct herald__resp *r, int64_t deadline_ms, bool *got_bytes)
+static int recv_response(struct herald_client *c, struct herald__resp *r, int64_t deadline_ms,
+                         bool *got_bytes)
 {
     char buf[16384];
+    int fd = c->fd;
     while (!r->done) {
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        ssize_t n = c->tls_conn != NULL ? herald__tls_recv(c->tls_conn, buf, sizeof buf)
+                                        : recv(fd, buf, sizeof buf, 0);
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno != EAGAIN) return HD_EIO;
@@ -170,9 +219,9 @@ static int exchange_once(struct herald_client *c, const struct herald__buf *req,
                          const char *body, size_t body_len, int64_t deadline_ms,
                          struct herald__resp *r, bool *got_bytes)
 {
-    int rv = send_all(c->fd, req->data, req->len, deadline_ms);
-    if (rv == 0 && body_len > 0) rv = send_all(c->fd, body, body_len, deadline_ms);
-    if (rv == 0) rv = recv_response(c->fd, r, deadline_ms, got_bytes);
+    int rv = send_all(c, req->data, req->len, deadline_ms);
+    if (rv == 0 && body_len > 0) rv = send_all(c, body, body_len, deadline_ms);
+    if (rv == 0) rv = recv_response(c, r, deadline_ms, got_bytes);
     return rv;
 }
 

@@ -10,6 +10,7 @@
 
 #include "hd_alloc.h"
 #include "hd_error.h"
+#include "hd_tls.h"
 #include "hd_ids.h"
 #include "sub_internal.h"
 
@@ -42,6 +43,8 @@ int herald_sub_open(struct herald_sub **out, const struct herald_client *c,
     if (s == NULL) return HD_ENOMEM;
     s->cfg = *c;
     s->cfg.fd = -1; /* the client's connection stays the client's */
+    s->cfg.tls_conn = NULL;
+    s->cfg.tls_ctx = NULL; /* loaded on the first connect, the subscription's own */
     s->on_message = on_message;
     s->on_event = on_event;
     s->arg = arg;
@@ -83,6 +86,7 @@ void herald_sub_close(struct herald_sub *s)
 {
     if (s == NULL) return;
     herald__sub_reset_conn(s);
+    hd_tls_ctx_free(s->cfg.tls_ctx);
     chan_free_all(s);
     while (s->app_head != NULL) herald__sub_pending_done(s, s->app_head);
     herald__smap_free(&s->appends);

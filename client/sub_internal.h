@@ -158,6 +158,7 @@ struct herald_sub {
     void *arg;
     int state;                     /* enum herald__sub_state */
     int fd;                        /* the connection, or -1 */
+    struct herald__tls *tls;       /* wss://: fd's TLS session, or NULL */
     wslay_event_context_ptr ws;    /* framing, while OPEN */
     struct herald__buf io;         /* handshake bytes to send, then answer read */
     size_t io_off;                 /* bytes of io already sent */

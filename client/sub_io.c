@@ -22,6 +22,8 @@ void herald__sub_reset_conn(struct herald_sub *s)
 {
     if (s->ws != NULL) wslay_event_context_free(s->ws);
     s->ws = NULL;
+    herald__tls_close(s->tls);
+    s->tls = NULL;
     if (s->fd >= 0) close(s->fd);
     s->fd = -1;
     herald__buf_reset(&s->io);
@@ -129,10 +131,15 @@ int herald_sub_want(const struct herald_sub *s)
     switch (s->state) {
     case HERALD__S_CONNECTING: return HERALD_SUB_WANT_WRITE;
     case HERALD__S_HANDSHAKE:
+        if (s->tls != NULL && herald__tls_want_write(s->tls)) return HERALD_SUB_WANT_WRITE;
+        if (s->cfg.tls && (s->tls == NULL || !herald__tls_established(s->tls))) {
+            return s->tls == NULL ? HERALD_SUB_WANT_WRITE : HERALD_SUB_WANT_READ;
+        }
         return s->req_sent ? HERALD_SUB_WANT_READ : HERALD_SUB_WANT_WRITE;
     case HERALD__S_OPEN: {
         int w = HERALD_SUB_WANT_READ;
         if (wslay_event_want_write(s->ws) || s->dirty_head != NULL) w |= HERALD_SUB_WANT_WRITE;
+        if (s->tls != NULL && herald__tls_want_write(s->tls)) w |= HERALD_SUB_WANT_WRITE;
         return w;
     }
     default: return 0;
@@ -156,6 +163,18 @@ int herald_sub_timeout_ms(const struct herald_sub *s)
 
 /* ----------------------------------------------------------- wslay glue */
 
+/* recv(2) and send(2) of the connection, through TLS for wss://. */
+static ssize_t sub_recv(struct herald_sub *s, void *buf, size_t len)
+{
+    return s->tls != NULL ? herald__tls_recv(s->tls, buf, len) : recv(s->fd, buf, len, 0);
+}
+
+static ssize_t sub_send(struct herald_sub *s, const void *data, size_t len, int flags)
+{
+    return s->tls != NULL ? herald__tls_send(s->tls, data, len)
+                          : send(s->fd, data, len, MSG_NOSIGNAL | flags);
+}
+
 static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
                        void *user)
 {
@@ -178,7 +197,7 @@ static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     }
     ssize_t n;
     do {
-        n = recv(s->fd, buf, len, 0);
+        n = sub_recv(s, buf, len);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
         s->last_rx_ms = herald__now_ms();
@@ -202,7 +221,7 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     struct herald_sub *s = user;
     ssize_t n;
     do {
-        n = send(s->fd, data, len, MSG_NOSIGNAL | (flags & WSLAY_MSG_MORE ? MSG_MORE : 0));
+        n = sub_send(s, data, len, flags & WSLAY_MSG_MORE ? MSG_MORE : 0);
     } while (n < 0 && errno == EINTR);
     if (n >= 0) return n;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -292,10 +311,52 @@ static int handshake_done(struct herald_sub *s, size_t head_len)
     return 0;
 }
 
+/* wss://: the TLS handshake before the upgrade request. 0 (done, or
+ * waiting for the socket), else the connection is gone. A refused
+ * certificate is final: retrying cannot help. */
+static int step_tls(struct herald_sub *s)
+{
+    int rv = 0;
+    if (s->tls == NULL) {
+        rv = herald__tls_ctx(&s->cfg.tls_ctx, s->cfg.ca_file, s->errmsg, sizeof s->errmsg);
+        if (rv == 0) rv = herald__tls_open(&s->tls, s->cfg.tls_ctx, s->cfg.host, s->fd,
+                                           s->errmsg, sizeof s->errmsg);
+        if (rv != 0) return sub_failed(s, rv);
+    }
+    while (!herald__tls_established(s->tls)) {
+        int f = herald__tls_flush(s->tls);
+        if (f == 1) return 0;
+        char none;
+        ssize_t n = f == 0 ? herald__tls_recv(s->tls, &none, 0) : -1;
+        if (n < 0 && errno == EAGAIN) return 0;
+        if (n < 0 && errno == EPROTO) {
+            return sub_failed(s, herald__sub_fail(s, HD_ECORRUPT, "TLS with %s:%s: %s",
+                                                  s->cfg.host, s->cfg.port,
+                                                  herald__tls_why(s->tls)));
+        }
+        if (n == 0 && s->tls->eof) {
+            return sub_failed(s, herald__sub_fail(s, HD_ECORRUPT,
+                                                  "TLS with %s:%s: the server closed the "
+                                                  "connection during the handshake (does it "
+                                                  "serve https?)", s->cfg.host, s->cfg.port));
+        }
+        if (n < 0 || f < 0) {
+            herald__sub_fail(s, HD_EIO, "TLS with %s:%s: %s", s->cfg.host, s->cfg.port,
+                             strerror(errno));
+            return conn_lost(s, HD_EIO);
+        }
+    }
+    return 0;
+}
+
 static int step_handshake(struct herald_sub *s)
 {
+    if (s->cfg.tls && (s->tls == NULL || !herald__tls_established(s->tls))) {
+        int rv = step_tls(s);
+        if (rv != 0 || s->tls == NULL || !herald__tls_established(s->tls)) return rv;
+    }
     while (!s->req_sent) { /* the request */
-        ssize_t n = send(s->fd, s->io.data + s->io_off, s->io.len - s->io_off, MSG_NOSIGNAL);
+        ssize_t n = sub_send(s, s->io.data + s->io_off, s->io.len - s->io_off, 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
         if (n < 0) {
             herald__sub_fail(s, HD_EIO, "send handshake: %s", strerror(errno));
@@ -311,7 +372,7 @@ static int step_handshake(struct herald_sub *s)
         if (herald__buf_reserve(&s->io, 4096) != 0) {
             return sub_failed(s, herald__sub_fail(s, HD_ENOMEM, "out of memory"));
         }
-        ssize_t n = recv(s->fd, s->io.data + s->io.len, 4096, 0);
+        ssize_t n = sub_recv(s, s->io.data + s->io.len, 4096);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
         if (n <= 0) {
             herald__sub_fail(s, HD_EIO, "handshake: %s",
@@ -362,6 +423,10 @@ static int keepalive(struct herald_sub *s)
 
 static int step_open(struct herald_sub *s)
 {
+    if (s->tls != NULL && herald__tls_flush(s->tls) < 0) {
+        herald__sub_fail(s, HD_EIO, "send: %s", strerror(errno));
+        return conn_lost(s, HD_EIO);
+    }
     int wrv = wslay_event_recv(s->ws);
     if (s->err != 0) return sub_failed(s, s->err); /* errmsg set by the frame */
     if (s->lost != 0) return conn_lost(s, s->lost);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Server URLs: "http://host[:port][/prefix]" split into its parts. */
+/* Server URLs: "http[s]://host[:port][/prefix]" split into its parts. */
 #include <string.h>
 
 #include "hd_error.h"
@@ -25,12 +25,23 @@ static int parse_port(const char *p, size_t n, char *port, size_t port_size)
     return copy_part(port, port_size, p, n);
 }
 
+bool herald_url_tls(const char *url)
+{
+    return url != NULL && strncmp(url, "https://", 8) == 0;
+}
+
 int herald_url_parse(const char *url, char *host, size_t host_size, char *port, size_t port_size,
                      char *path, size_t path_size)
 {
-    static const char scheme[] = "http://";
-    if (url == NULL || strncmp(url, scheme, sizeof scheme - 1) != 0) return HD_EINVAL;
-    const char *h = url + sizeof scheme - 1;
+    if (url == NULL) return HD_EINVAL;
+    const char *h;
+    if (strncmp(url, "http://", 7) == 0) {
+        h = url + 7;
+    } else if (herald_url_tls(url)) {
+        h = url + 8;
+    } else {
+        return HD_EINVAL;
+    }
     const char *slash = strchr(h, '/');
     const char *end = slash ? slash : h + strlen(h);
     if (memchr(h, '@', (size_t)(end - h)) || strpbrk(h, "?# \t\r\n")) return HD_EINVAL;

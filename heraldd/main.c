@@ -18,12 +18,14 @@
 #include "hd_retention.h"
 #include "hd_exit.h"
 #include "hd_fault.h"
+#include "hd_tls.h"
 #include "hd_util.h"
 #include "log_json.h"
 #include "node.h"
 #include "notify.h"
 #include "options.h"
 #include "restore.h"
+#include "tls.h"
 
 /* Checks --bootstrap, --id and --peer-listen against each other; fills the
  * identity a new data directory gets. */
@@ -113,6 +115,7 @@ struct api_daemon {
     int lock_fd;
     struct st_space *space;       /* the free-space reserve of the data directory */
     bool disk_failed;             /* the data directory took no write at the stop */
+    struct hd_tls_ctx *tls;       /* --tls-cert/--tls-key until the server takes it */
     unsigned stopping_parts;      /* http server and consensus still closing */
 };
 
@@ -201,6 +204,7 @@ static void api__on_sighup(uv_signal_t *h, int signum)
     struct api_daemon *d = h->data;
     if (!d->server.stopping) {
         api_auth_reload(&d->server);
+        api_tls_reload(d->server.http, &d->opts);
     }
 }
 
@@ -268,6 +272,10 @@ static int api__serve(struct api_daemon *d, char *errmsg, size_t errmsg_len)
     if (s->cors != NULL) {
         api_http_server_set_head_hook(s->http, api_cors_head_hook, s->cors);
     }
+    if (d->tls != NULL) {
+        api_http_server_set_tls(s->http, d->tls); /* the server owns it from here */
+        d->tls = NULL;
+    }
     uv_signal_init(s->loop, &d->sigterm);
     uv_signal_init(s->loop, &d->sigint);
     d->sigterm.data = d->sigint.data = d;
@@ -288,8 +296,10 @@ static void api__banner(const struct api_daemon *d, const struct api_identity *i
 #endif
     struct cons_node_stats st;
     cons_node_stats(d->server.node, &st);
-    HD_LOG_INFO("node %llu of cluster %s serving http://%s (data %s, %u shards, WAL on %s)",
-                (unsigned long long)id->node_id, id->cluster_id, d->opts.listen,
+    const char *scheme = d->opts.tls_cert != NULL ? "https" : "http";
+    const char *curl = d->opts.tls_cert != NULL ? "curl --cacert CA.pem" : "curl";
+    HD_LOG_INFO("node %llu of cluster %s serving %s://%s (data %s, %u shards, WAL on %s)",
+                (unsigned long long)id->node_id, id->cluster_id, scheme, d->opts.listen,
                 d->opts.data_dir, id->shards,
                 st.wal_uses_uring ? "io_uring" : "pwrite+fdatasync");
     if (d->server.auth != NULL) {
@@ -307,10 +317,11 @@ static void api__banner(const struct api_daemon *d, const struct api_identity *i
                     " must have the same policy)", text, hash,
                     (unsigned long long)d->opts.retention_interval_s);
     }
-    HD_LOG_INFO("try: curl -s -XPOST http://%s/v1/channels/general/messages "
+    HD_LOG_INFO("try: %s -s -XPOST %s://%s/v1/channels/general/messages "
                 "-H 'Content-Type: application/json' -d '{\"nonce\":\"n1\",\"payload\":\"hi\"}'",
+                curl, scheme, d->opts.listen);
+    HD_LOG_INFO("tail: %s -sN %s://%s/v1/channels/general/tail?after_seq=0", curl, scheme,
                 d->opts.listen);
-    HD_LOG_INFO("tail: curl -sN http://%s/v1/channels/general/tail?after_seq=0", d->opts.listen);
 }
 
 /* --check-config: the options read; the flags that depend on each other
@@ -363,6 +374,9 @@ int main(int argc, char **argv)
         rv = api_auth_open(&d.server.auth, d.opts.auth_file, errmsg, sizeof errmsg);
     }
     if (rv == 0) {
+        rv = api_tls_open(&d.opts, &d.tls, errmsg, sizeof errmsg);
+    }
+    if (rv == 0) {
         rv = api__cluster_args(&d.opts, &members, &want, errmsg, sizeof errmsg);
     }
     if (rv == 0 && d.opts.restore != NULL) {
@@ -401,6 +415,7 @@ int main(int argc, char **argv)
     if (rv != 0) {
         HD_LOG_ERROR("cannot start: %s", errmsg[0] ? errmsg : hd_strerror(rv));
         api_notify_status("cannot start: %s", errmsg[0] ? errmsg : hd_strerror(rv));
+        hd_tls_ctx_free(d.tls);
         api_options_free(&d.opts);
         return 1;
     }
@@ -408,8 +423,8 @@ int main(int argc, char **argv)
     /* The listening socket is bound: a request made from here on is
      * answered once the loop runs, which is next. */
     char status[256];
-    snprintf(status, sizeof status, "serving http://%s, node %llu of cluster %s",
-             d.opts.listen, (unsigned long long)id.node_id, id.cluster_id);
+    snprintf(status, sizeof status, "serving %s://%s, node %llu of cluster %s",
+             d.opts.tls_cert != NULL ? "https" : "http", d.opts.listen, (unsigned long long)id.node_id, id.cluster_id);
     api_notify_ready(&d.notify, d.server.loop, status);
     uv_run(d.server.loop, UV_RUN_DEFAULT);
     if (d.disk_failed) {

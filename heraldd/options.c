@@ -200,6 +200,12 @@ static const struct api_opt api__opts[] = {
     {"retention-interval", API_OPT_VALUE, "N", api__opt_number, OFF(retention_interval_s),
      1, 86400, "seconds between a shard leader's --retention sweeps\n"
      "(default 60; the first up to 10% early or late)"},
+    {"tls-cert", API_OPT_VALUE, "FILE", api__opt_string, OFF(tls_cert), 0, 0,
+     "serve the client port (--listen) over TLS with this\n"
+     "PEM certificate (then any intermediates); needs\n"
+     "--tls-key. SIGHUP re-reads both"},
+    {"tls-key", API_OPT_VALUE, "FILE", api__opt_string, OFF(tls_key), 0, 0,
+     "the PEM private key of --tls-cert"},
     {"log-level", API_OPT_VALUE, "LEVEL", api__opt_log_level, OFF(log_level), 0, 0,
      "error, warn, info (default) or debug"},
     {"log-format", API_OPT_VALUE, "FORMAT", api__opt_log_format, OFF(log_format), 0, 0,
@@ -280,7 +286,9 @@ void api_options_usage(FILE *f)
             "config-file key of the same name; a switch takes true or false there.\n"
             "Signals: SIGTERM or SIGINT stop the node gracefully; a second SIGINT exits at\n"
             "once (acknowledged appends are in the WAL either way). SIGHUP re-reads\n"
-            "--auth-file (a bad file is refused and the old tokens stay).\n"
+            "--auth-file (a bad file is refused and the old tokens stay) and\n"
+            "--tls-cert/--tls-key (new connections get the new pair; a bad pair is\n"
+            "refused and the old one stays).\n"
             "Exit status: 0 stopped by a signal, 1 could not start, 2 bad usage, 3 state\n"
             "found corrupt, 4 a WAL write failed, 5 a state write failed (4 and 5: restart\n"
             "once the disk answers; nothing unwritten was acknowledged).\n");

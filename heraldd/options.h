@@ -37,6 +37,8 @@ struct api_options {
     struct hd_retention *retention; /* --retention rules, in order; NULL: none */
     bool retention_from_flags;    /* the command line's replace the file's */
     uint64_t retention_interval_s; /* --retention-interval */
+    const char *tls_cert;         /* --tls-cert: the client port speaks TLS; NULL: plaintext */
+    const char *tls_key;          /* --tls-key: its private key (both or neither) */
     int log_level;                /* hd_log_level: 0 error .. 3 debug */
     enum api_log_format log_format;
     const char *config_path;      /* --config or --check-config FILE; NULL: none */

@@ -16,6 +16,7 @@
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_tls.h"
 #include "hd_util.h"
 
 /*
@@ -104,6 +105,11 @@ struct api_http_conn {
     api_http_stream_cb stream_cb;  /* stream events, NULL if none */
     void *stream_arg;              /* for stream_cb */
     api_http_data_cb data_cb;      /* upgraded: input bytes */
+    struct hd_tls *tls;            /* TLS port: the session (ciphertext below it), or NULL */
+    bool first_read;               /* a byte of this connection was read */
+    bool refuse_full;              /* TLS, over connections_max: 503 after the handshake */
+    char *peer;                    /* TLS: the client's address, kept for the logs of a
+                                      failed handshake (the client may be gone by then) */
 };
 
 struct api_http_server {
@@ -114,6 +120,7 @@ struct api_http_server {
     void *arg;                           /* for cb */
     api_http_head_hook head_hook;        /* per-request headers, NULL if none */
     void *head_hook_arg;                 /* for head_hook */
+    struct hd_tls_ctx *tls;              /* new connections speak TLS with it; NULL: plaintext */
     struct api_http_conn *conns;         /* every conn, open or closing */
     size_t n_conns;                      /* entries in conns */
     size_t n_counted;                    /* conns counting against the limit */
@@ -161,6 +168,7 @@ static void api_http__server_maybe_finish(struct api_http_server *s)
     }
     void (*cb)(void *) = s->close_cb;
     void *arg = s->close_arg;
+    hd_tls_ctx_free(s->tls);
     hd_free(s);
     if (cb != NULL) {
         cb(arg);
@@ -184,6 +192,8 @@ static void api_http__conn_maybe_free(struct api_http_conn *c)
     }
     s->n_conns--;
     api_http_parse_close(&c->parse);
+    hd_tls_free(c->tls);
+    hd_free(c->peer);
     hd_free(c->leftover);
     hd_free(c);
     api_http__server_maybe_finish(s);
@@ -360,12 +370,13 @@ static void api_http__on_write(uv_write_t *req, int status)
     }
 }
 
-/* Writes bufs in order. What the socket takes at once is written straight
- * from the caller's memory (no copy); only the rest is copied, once, into a
- * write request. Direct writes are tried only when nothing is queued, so
- * that bytes never overtake each other. A failure may leave part of the
- * data sent: the caller must then close the connection. */
-static int api_http__conn_write(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs)
+/* Writes bufs to the socket in order. What the socket takes at once is
+ * written straight from the caller's memory (no copy); only the rest is
+ * copied, once, into a write request. Direct writes are tried only when
+ * nothing is queued, so that bytes never overtake each other. A failure
+ * may leave part of the data sent: the caller must then close the
+ * connection. */
+static int api_http__sock_write(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs)
 {
     size_t total = 0;
     for (unsigned i = 0; i < n_bufs; i++) {
@@ -412,6 +423,37 @@ static int api_http__conn_write(struct api_http_conn *c, const uv_buf_t *bufs, u
     c->bytes_queued += rest;
     c->bytes_submitted += rest;
     return 0;
+}
+
+/* The TLS session's ciphertext, on its way to the socket. */
+static int api_http__tls_out(void *arg, const void *data, size_t len)
+{
+    struct api_http_conn *c = arg;
+    if (c->closing) {
+        return HD_ESHUTDOWN;
+    }
+    HD_ASSERT(len <= UINT_MAX);
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+    return api_http__sock_write(c, &b, 1);
+}
+
+/* libuv's buffers are struct iovec on Unix (uv_try_write passes them to
+ * writev as they are); the TLS session takes them as such. */
+_Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec) &&
+                   offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base) &&
+                   offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len),
+               "uv_buf_t is not an iovec");
+
+/* Writes the response's (or stream's) bytes: through the TLS session on a
+ * TLS connection, straight to the socket otherwise. Same contract as
+ * api_http__sock_write. */
+static int api_http__conn_write(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs)
+{
+    if (c->tls == NULL) {
+        return api_http__sock_write(c, bufs, n_bufs);
+    }
+    int rv = hd_tls_writev(c->tls, (const struct iovec *)(const void *)bufs, n_bufs);
+    return rv == HD_ECORRUPT ? HD_ESHUTDOWN : rv;
 }
 
 static bool api_http__status_has_body(int status)
@@ -591,6 +633,10 @@ static void api_http__conn_finish(struct api_http_conn *c)
     c->leftover = NULL;
     c->leftover_len = 0;
     api_http__timer_stop(c);
+    if (c->tls != NULL && hd_tls_close(c->tls) != 0) {
+        api_http__conn_close(c);
+        return;
+    }
     c->shutdown_req.data = c;
     int rv = uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, api_http__on_shutdown);
     if (rv != 0) {
@@ -718,22 +764,25 @@ static void api_http__deliver(struct api_http_conn *c, const char *data, size_t 
     api_http__conn_maybe_free(c);
 }
 
-static void api_http__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* Plaintext from the client (decrypted on a TLS connection). */
+static void api_http__on_input(struct api_http_conn *c, const char *data, size_t len)
 {
-    struct api_http_conn *c = stream->data;
-    if (nread == 0) {
-        return;
+    if (c->refuse_full) {
+        return; /* answered 503 once the handshake is done */
     }
-    if (nread > 0) {
-        if (c->state == CONN_READING) {
-            api_http__conn_feed(c, buf->base, (size_t)nread);
-        } else if (c->state == CONN_PENDING || c->state == CONN_WRITING) {
-            api_http__hold_input(c, buf->base, (size_t)nread);
-        } else if (c->state == CONN_STREAMING && c->upgraded && c->user_owned) {
-            api_http__deliver(c, buf->base, (size_t)nread);
-        }
-        return; /* other streams and CLOSING drop input */
+    if (c->state == CONN_READING) {
+        api_http__conn_feed(c, data, len);
+    } else if (c->state == CONN_PENDING || c->state == CONN_WRITING) {
+        api_http__hold_input(c, data, len);
+    } else if (c->state == CONN_STREAMING && c->upgraded && c->user_owned) {
+        api_http__deliver(c, data, len);
     }
+    /* other streams and CLOSING drop input */
+}
+
+/* The client's EOF (or its TLS close_notify), or a read error. */
+static void api_http__on_end(struct api_http_conn *c, ssize_t nread)
+{
     if (nread == UV_EOF && (c->state == CONN_PENDING || c->state == CONN_WRITING)) {
         /* Half-close after a request: it is still answered, then closed. */
         c->peer_eof = true;
@@ -750,6 +799,105 @@ static void api_http__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
     /* EOF or error while reading a request, streaming or lingering. A
      * partial request cannot be completed, so there is no one to answer. */
     api_http__conn_close(c);
+}
+
+static int api_http__tls_in(void *arg, const void *data, size_t len)
+{
+    struct api_http_conn *c = arg;
+    api_http__on_input(c, data, len);
+    return c->closing ? HD_ESHUTDOWN : 0;
+}
+
+/* Ciphertext from the client: the session decrypts it into
+ * api_http__on_input, all of it before this returns (as plaintext
+ * connections parse a whole read), so that no decrypted byte waits inside
+ * the session while the socket is not read. */
+static void api_http__tls_input(struct api_http_conn *c, const char *data, size_t len)
+{
+    bool was_established = hd_tls_established(c->tls);
+    int rv = hd_tls_feed(c->tls, data, len);
+    if (c->closing) {
+        return;
+    }
+    if (rv == HD_ESHUTDOWN) {
+        api_http__on_end(c, UV_EOF);
+        return;
+    }
+    if (rv != 0) {
+        char peer[80];
+        api_http_conn_peer(c, peer, sizeof peer);
+        HD_LOG_WARN("https: %s from %s: %s; closing", was_established ? "TLS" : "TLS handshake",
+                    peer, hd_tls_why(c->tls));
+        if (c->state == CONN_READING) {
+            api_http__conn_finish(c); /* the alert goes out first */
+        } else {
+            api_http__conn_close(c);
+        }
+        return;
+    }
+    if (c->refuse_full && hd_tls_established(c->tls) && c->state == CONN_READING) {
+        c->refuse_full = false;
+        api_http__send_error_and_finish(c, 503, "overloaded", "too many connections",
+                                        "Retry-After: 1\r\n");
+    }
+}
+
+/* The first bytes of a connection tell TLS (a handshake record, 0x16)
+ * from plaintext. A plaintext request to the TLS port is answered with a
+ * plaintext 400 that says so, as nginx does, so that a person with curl
+ * sees why; a TLS handshake to the plaintext port is closed (a TLS client
+ * could not read an HTTP answer). Returns true when the connection was
+ * refused. */
+static bool api_http__first_bytes(struct api_http_conn *c, const char *data, size_t len)
+{
+    bool handshake = len > 0 && (unsigned char)data[0] == 0x16;
+    if (c->tls != NULL && !handshake) {
+        char peer[80];
+        api_http_conn_peer(c, peer, sizeof peer);
+        HD_LOG_WARN("https: plaintext from %s on the TLS port; answered 400 and closing", peer);
+        hd_tls_free(c->tls);
+        c->tls = NULL;
+        c->refuse_full = false;
+        api_http__send_error_and_finish(c, 400, "tls_required",
+                                        "this port speaks TLS: use https://", NULL);
+        return true;
+    }
+    if (c->tls == NULL && c->srv->tls == NULL && handshake) {
+        char peer[80];
+        api_http_conn_peer(c, peer, sizeof peer);
+        HD_LOG_WARN("http: a TLS handshake from %s on a plaintext port (start heraldd with "
+                    "--tls-cert and --tls-key for https); closing",
+                    peer);
+        api_http__conn_close(c);
+        return true;
+    }
+    return false;
+}
+
+static void api_http__on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct api_http_conn *c = stream->data;
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        api_http__on_end(c, nread);
+        return;
+    }
+    if (c->state == CONN_CLOSING) {
+        return; /* lingering: input is dropped, TLS or not */
+    }
+    if (!c->first_read) {
+        c->first_read = true;
+        if (api_http__first_bytes(c, buf->base, (size_t)nread)) {
+            return;
+        }
+    }
+    if (c->tls != NULL) {
+        api_http__tls_input(c, buf->base, (size_t)nread);
+    } else {
+        api_http__on_input(c, buf->base, (size_t)nread);
+    }
 }
 
 /* After a response is fully written: next request or close. */
@@ -834,11 +982,33 @@ static void api_http__on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->tls != NULL) {
+        struct hd_tls_io io = {.out = api_http__tls_out, .in = api_http__tls_in, .arg = c};
+        char peer[80];
+        api_http_conn_peer(c, peer, sizeof peer);
+        c->peer = hd_malloc(strlen(peer) + 1);
+        if (c->peer != NULL) {
+            memcpy(c->peer, peer, strlen(peer) + 1);
+        }
+        if (c->peer == NULL || hd_tls_server_new(&c->tls, s->tls, &io) != 0) {
+            HD_LOG_ERROR("https: accept: out of memory");
+            api_http__conn_close(c);
+            return;
+        }
+    }
     if (s->n_counted >= s->limits.connections_max) {
         /* Accept and refuse rather than leave it in the backlog, so that
-         * the client gets an answer it can retry on. */
-        api_http__send_error_and_finish(c, 503, "overloaded", "too many connections",
-                              "Retry-After: 1\r\n");
+         * the client gets an answer it can retry on (over TLS, once the
+         * handshake is done; the idle timeout bounds it). */
+        if (c->tls == NULL) {
+            api_http__send_error_and_finish(c, 503, "overloaded", "too many connections",
+                                            "Retry-After: 1\r\n");
+            return;
+        }
+        c->refuse_full = true;
+        c->state = CONN_READING;
+        api_http__arm_read_timer(c);
+        api_http__start_reading(c);
         return;
     }
     c->counted = true;
@@ -1007,6 +1177,17 @@ void api_http_server_set_head_hook(struct api_http_server *s, api_http_head_hook
 {
     s->head_hook = hook;
     s->head_hook_arg = arg;
+}
+
+void api_http_server_set_tls(struct api_http_server *s, struct hd_tls_ctx *ctx)
+{
+    hd_tls_ctx_free(s->tls); /* open sessions hold their own reference */
+    s->tls = ctx;
+}
+
+bool api_http_server_tls(const struct api_http_server *s)
+{
+    return s->tls != NULL;
 }
 
 int api_http_server_port(const struct api_http_server *s)
@@ -1266,7 +1447,10 @@ void api_http_conn_peer(struct api_http_conn *c, char *out, size_t out_len)
     struct sockaddr_storage sa;
     int len = sizeof sa;
     char host[64] = "";
-    snprintf(out, out_len, "?");
+    snprintf(out, out_len, "%s", c->peer != NULL ? c->peer : "?");
+    if (c->peer != NULL) {
+        return;
+    }
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0) {
         return;
     }

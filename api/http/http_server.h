@@ -75,6 +75,21 @@ typedef size_t (*api_http_head_hook)(const struct api_http_request *req, int sta
  * response. */
 void api_http_server_set_head_hook(struct api_http_server *s, api_http_head_hook hook, void *arg);
 
+struct hd_tls_ctx;
+
+/* Makes the port speak TLS (common/hd_tls.h) with ctx, a server context,
+ * for the connections accepted from now on; ctx NULL: plaintext. The
+ * server takes ctx over and frees the one it replaces: connections
+ * already open keep theirs until they close. On a TLS port a connection
+ * whose first byte is not a handshake record gets a plaintext 400
+ * (tls_required) and is closed; on a plaintext port, a connection that
+ * starts with a TLS handshake is closed. Either is logged. The idle
+ * timeout bounds a handshake that never finishes. */
+void api_http_server_set_tls(struct api_http_server *s, struct hd_tls_ctx *ctx);
+
+/* True when new connections speak TLS. */
+bool api_http_server_tls(const struct api_http_server *s);
+
 /* The bound TCP port (useful after listening on port 0). */
 int api_http_server_port(const struct api_http_server *s);
 

@@ -40,12 +40,19 @@ struct herald_client {
     const char *token;        /* sent as Authorization: Bearer with every request
                                  (heraldd --auth-file); NULL: none. Borrowed: it must
                                  outlive the client and its subscriptions */
+    const char *ca_file;      /* https:// URLs: trust the certificates of this PEM
+                                 file; NULL: the system's store. The server's
+                                 certificate must also name the URL's host.
+                                 Borrowed, like token; set it before the first call */
 
     /* State: private to libherald. */
     char host[256];      /* host name or address from the URL */
     char port[8];        /* decimal port from the URL */
     char base_path[256]; /* path prefix from the URL, without trailing '/' */
     int fd;              /* keep-alive connection, or -1 */
+    bool tls;            /* the URL is https:// */
+    struct hd_tls_ctx *tls_ctx;     /* the trust store, loaded on first use */
+    struct herald__tls *tls_conn;   /* fd's TLS session, or NULL */
     uint64_t rng;        /* xorshift state for backoff jitter */
     int http_status;     /* status of the last response, 0 if none */
     char errmsg[512];    /* details of the last failure */
@@ -184,13 +191,15 @@ int herald_ts_parse(const char *s, size_t len, uint64_t *ts_us);
  * herald_free(). HD_ENOMEM on failure (also when a text payload is not UTF-8). */
 int herald_message_to_json(const struct herald_message *msg, char **json_text);
 
-/* Splits url "http://host[:port][/prefix]" as herald_client_init() does: host
- * (a name, an IPv4 address, or an IPv6 address given as "[v6]", stored
- * without the brackets), port (decimal 1-65535, "7400" when absent) and the
- * path prefix (no trailing '/', may be ""), each NUL-terminated into a buffer
- * of the given size. For tools that open their own connections. HD_EINVAL on
- * any other form (https, user info, query, fragment, spaces) or when a part
- * does not fit. */
+/* Splits url "http://host[:port][/prefix]" (or https://) as
+ * herald_client_init() does: host (a name, an IPv4 address, or an IPv6
+ * address given as "[v6]", stored without the brackets), port (decimal
+ * 1-65535, "7400" when absent) and the path prefix (no trailing '/', may be
+ * ""), each NUL-terminated into a buffer of the given size. For tools that
+ * open their own connections (herald_url_tls() tells whether the URL is
+ * https). HD_EINVAL on any other form (user info, query, fragment, spaces)
+ * or when a part does not fit. */
+bool herald_url_tls(const char *url);
 int herald_url_parse(const char *url, char *host, size_t host_size, char *port, size_t port_size,
                      char *path, size_t path_size);
 

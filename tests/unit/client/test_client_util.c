@@ -37,6 +37,20 @@ static void test_url_good(void **state)
     assert_string_equal(path, "/herald");
     assert_int_equal(parse("http://[fe80::1]", host, port, path), 0);
     assert_string_equal(host, "fe80::1");
+    /* https: the same parts; herald_url_tls tells the scheme */
+    assert_int_equal(parse("https://node1.example:7443/p", host, port, path), 0);
+    assert_string_equal(host, "node1.example");
+    assert_string_equal(port, "7443");
+    assert_string_equal(path, "/p");
+    assert_true(herald_url_tls("https://node1.example:7443/p"));
+    assert_false(herald_url_tls("http://node1.example"));
+    struct herald_client c;
+    assert_int_equal(herald_client_init(&c, "https://localhost:7443"), 0);
+    assert_true(c.tls);
+    herald_client_close(&c);
+    assert_int_equal(herald_client_init(&c, "http://localhost:7443"), 0);
+    assert_false(c.tls);
+    herald_client_close(&c);
 }
 
 static void test_url_bad(void **state)
@@ -44,7 +58,7 @@ static void test_url_bad(void **state)
     (void)state;
     char host[256], port[8], path[256];
     static const char *const bad[] = {
-        "",  "127.0.0.1:7400", "https://h:1", "http://", "http://:80", "http://h:",
+        "",  "127.0.0.1:7400", "https//h:1", "https://", "http://", "http://:80", "http://h:",
         "http://h:0", "http://h:65536", "http://h:12a", "http://h:123456", "http://u@h:1",
         "http://h:1?x=1", "http://h h", "http://[::1", "http://[]:1", "http://[::1]x",
         "http://h:1#f", "HTTP//h", "http://h/\x01"};
