@@ -40,6 +40,11 @@ int cli_retention(const char *url, int argc, char **argv);
  * parsed answer; otherwise err holds one line saying why. */
 int cli_fetch_status(const char *url, json_t **out, char *err, size_t err_size);
 
+/* herald_client_init with the command line's --token and --ca-file (every
+ * command opens its client this way: cli_cmds.c). */
+struct herald_client;
+int cli_client_init(struct herald_client *c, const char *url);
+
 /* Parses a whole decimal uint64 ("12"); false on anything else. */
 bool cli_parse_u64(const char *s, uint64_t *out);
 

@@ -26,7 +26,7 @@ int cli_backup(const char *url, int argc, char **argv)
         return CLI_USAGE;
     }
     struct herald_client c;
-    if (herald_client_init(&c, url) != 0) {
+    if (cli_client_init(&c, url) != 0) {
         fprintf(stderr, "herald: %s\n", herald_errmsg(&c));
         return CLI_USAGE;
     }

@@ -47,11 +47,10 @@ int cli_channel(const char *url, int argc, char **argv)
         return CLI_USAGE;
     }
     struct herald_client c;
-    if (herald_client_init(&c, url) != 0) {
+    if (cli_client_init(&c, url) != 0) {
         fprintf(stderr, "herald: %s\n", herald_errmsg(&c));
         return CLI_USAGE;
     }
-    c.ca_file = cli_ca_file;
     char *text = NULL;
     int rv = info ? herald_channel_info(&c, argv[2], &text)
              : del ? herald_channel_delete(&c, argv[2], &text)

@@ -69,15 +69,23 @@ static const char subscribe_help[] =
     "  --from now|0|SEQ  default position, default 0\n"
     "  --server URL      server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n";
 
+int cli_client_init(struct herald_client *c, const char *url)
+{
+    int rv = herald_client_init(c, url);
+    if (rv == 0) {
+        c->token = cli_token;
+        c->ca_file = cli_ca_file;
+    }
+    return rv;
+}
+
 /* Opens a client or reports why not. */
 static int open_client(struct herald_client *c, const char *url)
 {
-    if (herald_client_init(c, url) != 0) {
+    if (cli_client_init(c, url) != 0) {
         fprintf(stderr, "herald: %s\n", herald_errmsg(c));
         return CLI_USAGE;
     }
-    c->token = cli_token;
-    c->ca_file = cli_ca_file;
     return 0;
 }
 

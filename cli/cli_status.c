@@ -46,11 +46,10 @@ int cli_fetch_status(const char *url, json_t **out, char *err, size_t err_size)
 {
     *out = NULL;
     struct herald_client c;
-    if (herald_client_init(&c, url) != 0) {
+    if (cli_client_init(&c, url) != 0) {
         snprintf(err, err_size, "%s", herald_errmsg(&c));
         return CLI_USAGE;
     }
-    c.ca_file = cli_ca_file;
     char *text = NULL;
     int rv = herald_status(&c, &text);
     if (rv != 0) {

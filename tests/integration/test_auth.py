@@ -457,6 +457,14 @@ class T(NodeTestCase):
                             capture_output=True, text=True)
         self.assertEqual(st.returncode, 1)
         self.assertIn("unauthenticated", st.stderr)
+        # Every command sends the token: status, retention and channel too
+        # (they once opened their clients without it).
+        for args in (["status"], ["retention", "list"]):
+            ok = subprocess.run([herald] + args, env=env, capture_output=True, text=True)
+            self.assertEqual(ok.returncode, 0, (args, ok.stderr))
+        no = subprocess.run([herald, "channel", "info", "team-9:x"], env=env,
+                            capture_output=True, text=True)
+        self.assertIn("forbidden", no.stderr)  # known token, no read scope: not 401
 
 
 if __name__ == "__main__":
