@@ -85,7 +85,10 @@ static void cons__work_done(uv_work_t *w, int status)
     struct cons_work *cw = w->data;
     struct cons_shard_log *sl = cw->sl;
     HD_ASSERT(sl->pending > 0 && cw->req->cb != NULL);
-    cw->req->cb(cw->req, status != 0 ? RAFT_CANCELED : cw->status);
+    /* Work that ends after close began is cancelled, whatever it answered:
+     * on success raft goes on to the next request (a snapshot's put after
+     * its flush), and a closing io takes none (sl->closing). */
+    cw->req->cb(cw->req, status != 0 || sl->closing ? RAFT_CANCELED : cw->status);
     hd_free(cw);
     cons__pending_done(sl);
 }

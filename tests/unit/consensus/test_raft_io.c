@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Tests of herald's raft_io on its own (a real WAL on disk, no raft): the
+ * callbacks of asynchronous work, around a close. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <uv.h>
+
+#include "raft_io.h"
+
+struct fixture {
+    char dir[64];
+    uv_loop_t loop;
+    struct cons_store *store;
+    struct raft_io *io;
+    bool io_closed;
+    bool store_closed;
+};
+
+/* One async work request whose work blocks until the test releases it, so
+ * the test decides whether it ends before or after the close. */
+struct blocked_work {
+    struct raft_io_async_work req;
+    uv_sem_t release;
+    int returns;               /* what the work function answers */
+    bool ran;
+    bool called_back;
+    int status;                /* what the callback was given */
+};
+
+static int blocked_work_run(struct raft_io_async_work *req)
+{
+    struct blocked_work *w = req->data;
+    uv_sem_wait(&w->release);
+    w->ran = true;
+    return w->returns;
+}
+
+static void blocked_work_cb(struct raft_io_async_work *req, int status)
+{
+    struct blocked_work *w = req->data;
+    assert_false(w->called_back);
+    w->called_back = true;
+    w->status = status;
+}
+
+static void on_tick(struct raft_io *io) { (void)io; }
+
+static void on_recv(struct raft_io *io, struct raft_message *m)
+{
+    (void)io;
+    (void)m;
+}
+
+static void io_closed(struct raft_io *io)
+{
+    struct fixture *f = io->data;
+    f->io_closed = true;
+}
+
+static void store_closed(void *arg) { *(bool *)arg = true; }
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    char wal[128], snap[128], err[512] = "";
+    snprintf(f->dir, sizeof f->dir, "/tmp/herald-raftio-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(wal, sizeof wal, "%s/wal", f->dir);
+    snprintf(snap, sizeof snap, "%s/snapshots", f->dir);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    struct cons_store_options o = {.loop = &f->loop, .wal_dir = wal, .snap_dir = snap,
+                                   .n_shards = 1, .segment_size = 256 * 1024};
+    int rv = cons_store_open(&f->store, &o, err, sizeof err);
+    if (rv != 0) fprintf(stderr, "open: %s\n", err);
+    assert_int_equal(rv, 0);
+    f->io = cons_store_io(f->store, 0);
+    f->io->data = f;
+    assert_int_equal(f->io->init(f->io, 1, "127.0.0.1:1"), 0);
+    assert_int_equal(f->io->start(f->io, 100, on_tick, on_recv), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    if (!f->io_closed) {
+        f->io->close(f->io, io_closed);
+        while (!f->io_closed) uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    cons_store_close(f->store, store_closed, &f->store_closed);
+    while (!f->store_closed) uv_run(&f->loop, UV_RUN_ONCE);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void work_init(struct blocked_work *w, int returns)
+{
+    memset(w, 0, sizeof *w);
+    w->req.data = w;
+    w->req.work = blocked_work_run;
+    w->returns = returns;
+    assert_int_equal(uv_sem_init(&w->release, 0), 0);
+}
+
+/* Work that ends while the io runs reports what the work function said. */
+static void test_work_reports_its_status(void **state)
+{
+    struct fixture *f = *state;
+    struct blocked_work ok, failed;
+    work_init(&ok, 0);
+    work_init(&failed, RAFT_IOERR);
+    assert_int_equal(f->io->async_work(f->io, &ok.req, blocked_work_cb), 0);
+    assert_int_equal(f->io->async_work(f->io, &failed.req, blocked_work_cb), 0);
+    uv_sem_post(&ok.release);
+    uv_sem_post(&failed.release);
+    while (!ok.called_back || !failed.called_back) uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(ok.status, 0);
+    assert_int_equal(failed.status, RAFT_IOERR);
+    uv_sem_destroy(&ok.release);
+    uv_sem_destroy(&failed.release);
+}
+
+/* Work still running when raft closes the io (a snapshot's RocksDB flush at
+ * SIGTERM) must come back cancelled, even though it succeeded: on success
+ * raft goes on to the next request (its snapshot_put), which a closing io
+ * takes no more of (it aborted the node on "sl->started && !sl->closing").
+ * And the io's close completes only after that callback. */
+static void test_work_ending_after_close_is_cancelled(void **state)
+{
+    struct fixture *f = *state;
+    struct blocked_work w;
+    work_init(&w, 0);
+    assert_int_equal(f->io->async_work(f->io, &w.req, blocked_work_cb), 0);
+    f->io->close(f->io, io_closed);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_false(f->io_closed); /* waits for the work */
+    assert_false(w.called_back);
+    uv_sem_post(&w.release);
+    while (!f->io_closed) uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(w.ran && w.called_back);
+    assert_int_equal(w.status, RAFT_CANCELED);
+    uv_sem_destroy(&w.release);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_work_reports_its_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_work_ending_after_close_is_cancelled, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
