@@ -184,16 +184,18 @@ static bool hd__is_space(char ch)
     return ch == ' ' || ch == '\t' || ch == '\r';
 }
 
-/* The next field of [*p, end): its start and length; false at the end. */
+/* The next field of [*p, end): its start and length; false at the end
+ * (then an empty field at end, so that the outputs are always set). */
 static bool hd__field(const char **p, const char *end, const char **f, size_t *flen)
 {
     while (*p < end && hd__is_space(**p)) {
         (*p)++;
     }
+    *f = *p;
+    *flen = 0;
     if (*p == end) {
         return false;
     }
-    *f = *p;
     while (*p < end && !hd__is_space(**p)) {
         (*p)++;
     }
