@@ -114,7 +114,11 @@ struct bench_server_use {
     double cpu_s_each[BENCH_SERVERS_MAX];
     double rss_each[BENCH_SERVERS_MAX];
 };
-int bench_servers_open(struct bench_servers *sv, const struct bench_config *cfg);
+/* Opens a client to every server and makes the run's window read their
+ * /metrics (cfg->on_window); on failure, closes what it opened. */
+int bench_servers_open(struct bench_servers *sv, struct bench_config *cfg);
+/* Prints a run's JSON report on one line and releases it. */
+void bench_puts_json(struct json_t *all);
 void bench_servers_close(struct bench_servers *sv);
 void bench_servers_start(struct bench_servers *sv);
 /* An on_window hook for bench_config: bench_servers_start() as the window

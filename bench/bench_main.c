@@ -371,11 +371,8 @@ int herald_bench_main(const char *url, const char *token, int argc, char **argv)
     }
     struct bench_servers servers;
     if (bench_servers_open(&servers, &cfg) != 0) {
-        bench_servers_close(&servers);
         return 1;
     }
-    cfg.on_window = bench_servers_on_window;
-    cfg.window_arg = &servers;
     json_t *runs = json_array();
     for (int i = 0; i < o.settings; i++) {
         cfg.in_flight = o.in_flight[i];
@@ -399,10 +396,7 @@ int herald_bench_main(const char *url, const char *token, int argc, char **argv)
                                 (json_int_t)o.payload_bytes,
                                 "channels", (json_int_t)o.channels, "duration_s", o.duration_s,
                                 "seed", (json_int_t)o.seed, "runs", runs);
-        char *text = json_dumps(all, JSON_COMPACT | JSON_REAL_PRECISION(10));
-        if (text != NULL) puts(text);
-        free(text);
-        json_decref(all);
+        bench_puts_json(all);
     } else {
         json_decref(runs);
     }

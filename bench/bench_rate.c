@@ -56,11 +56,8 @@ int bench_rate_main(const struct bench_config *base, const struct bench_rate_opt
     struct bench_config cfg = *base;
     struct bench_servers servers;
     if (bench_servers_open(&servers, &cfg) != 0) {
-        bench_servers_close(&servers);
         return 1;
     }
-    cfg.on_window = bench_servers_on_window;
-    cfg.window_arg = &servers;
     if (!o->json) {
         char targets[2048];
         printf("herald bench --rate: %s, %zu-byte payloads, %d channels, %d connections, "
@@ -94,10 +91,7 @@ int bench_rate_main(const struct bench_config *base, const struct bench_rate_opt
                                 (json_int_t)cfg.channels, "connections", cfg.connections,
                                 "duration_s", cfg.duration_s, "seed", (json_int_t)cfg.seed,
                                 "runs", runs);
-        char *text = json_dumps(all, JSON_COMPACT | JSON_REAL_PRECISION(10));
-        if (text != NULL) puts(text);
-        free(text);
-        json_decref(all);
+        bench_puts_json(all);
     } else {
         json_decref(runs);
     }

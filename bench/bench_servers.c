@@ -29,7 +29,7 @@ static bool read_server(struct herald_client *c, const char *url, double *cpu_s,
     return ok;
 }
 
-int bench_servers_open(struct bench_servers *sv, const struct bench_config *cfg)
+static int bench__servers_open(struct bench_servers *sv, const struct bench_config *cfg)
 {
     memset(sv, 0, sizeof *sv);
     sv->clients = calloc((size_t)cfg->n_targets, sizeof *sv->clients);
@@ -142,4 +142,23 @@ json_t *bench_targets_json(const struct bench_config *cfg)
         json_array_append_new(urls, json_string(cfg->targets[i].url));
     }
     return urls;
+}
+
+int bench_servers_open(struct bench_servers *sv, struct bench_config *cfg)
+{
+    if (bench__servers_open(sv, cfg) != 0) {
+        bench_servers_close(sv);
+        return -1;
+    }
+    cfg->on_window = bench_servers_on_window;
+    cfg->window_arg = sv;
+    return 0;
+}
+
+void bench_puts_json(struct json_t *all)
+{
+    char *text = json_dumps(all, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    if (text != NULL) puts(text);
+    free(text);
+    json_decref(all);
 }

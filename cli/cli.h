@@ -44,6 +44,9 @@ int cli_fetch_status(const char *url, json_t **out, char *err, size_t err_size);
  * command opens its client this way: cli_cmds.c). */
 struct herald_client;
 int cli_client_init(struct herald_client *c, const char *url);
+/* The end of a command that asked for JSON: prints json_text (or why the
+ * call failed, one line), frees it, closes c; returns the exit status. */
+int cli_finish_json_call(struct herald_client *c, const char *cmd, int rv, char *json_text);
 
 /* Parses a whole decimal uint64 ("12"); false on anything else. */
 bool cli_parse_u64(const char *s, uint64_t *out);

@@ -32,14 +32,5 @@ int cli_backup(const char *url, int argc, char **argv)
     }
     char *text = NULL;
     int rv = herald_backup(&c, argv[1], &text);
-    int rc = CLI_OK;
-    if (rv != 0) {
-        fprintf(stderr, "herald backup: %s (%s)\n", herald_errmsg(&c), herald_strerror(rv));
-        rc = CLI_FAIL;
-    } else {
-        puts(text);
-    }
-    herald_free(text);
-    herald_client_close(&c);
-    return rc;
+    return cli_finish_json_call(&c, "backup", rv, text);
 }

@@ -55,14 +55,5 @@ int cli_channel(const char *url, int argc, char **argv)
     int rv = info ? herald_channel_info(&c, argv[2], &text)
              : del ? herald_channel_delete(&c, argv[2], &text)
                    : herald_channel_trim(&c, argv[2], before, &text);
-    int rc = CLI_OK;
-    if (rv != 0) {
-        fprintf(stderr, "herald channel: %s (%s)\n", herald_errmsg(&c), herald_strerror(rv));
-        rc = CLI_FAIL;
-    } else {
-        puts(text);
-    }
-    herald_free(text);
-    herald_client_close(&c);
-    return rc;
+    return cli_finish_json_call(&c, "channel", rv, text);
 }

@@ -79,6 +79,20 @@ int cli_client_init(struct herald_client *c, const char *url)
     return rv;
 }
 
+int cli_finish_json_call(struct herald_client *c, const char *cmd, int rv, char *json_text)
+{
+    int rc = CLI_OK;
+    if (rv != 0) {
+        fprintf(stderr, "herald %s: %s (%s)\n", cmd, herald_errmsg(c), herald_strerror(rv));
+        rc = CLI_FAIL;
+    } else {
+        puts(json_text);
+    }
+    herald_free(json_text);
+    herald_client_close(c);
+    return rc;
+}
+
 /* Opens a client or reports why not. */
 static int open_client(struct herald_client *c, const char *url)
 {

@@ -43,6 +43,12 @@ TS_RE = re.compile(r"^[0-9]{1,12}\.[0-9]{6}$")
 
 # ------------------------------------------------------------------ utils ---
 
+def herald_cli():
+    """The herald CLI next to the heraldd under test ($HERALD_CLI overrides)."""
+    return os.environ.get("HERALD_CLI") or os.path.join(
+        os.path.dirname(os.path.dirname(HERALDD)), "cli", "herald")
+
+
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

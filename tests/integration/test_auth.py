@@ -429,7 +429,7 @@ class T(NodeTestCase):
         self.assertGreaterEqual(limited, 5)
 
     def test_token_create(self):
-        herald = os.path.join(os.path.dirname(os.path.dirname(harness.HERALDD)), "cli", "herald")
+        herald = harness.herald_cli()
         self.assertTrue(os.access(herald, os.X_OK), herald)
         p = subprocess.run([herald, "token", "create", "cli-made", "--scope", "append:team-9:*",
                             "--scope", "status"], capture_output=True, text=True, check=True)

@@ -14,7 +14,6 @@ the heraldd given).
 """
 
 import json
-import os
 import re
 import subprocess
 
@@ -25,11 +24,7 @@ HISTOGRAMS = ("herald_append_latency_seconds", "herald_wal_sync_seconds",
               "herald_wal_entries_per_sync", "herald_appends_per_entry")
 
 
-def herald_cli():
-    path = os.environ.get("HERALD_CLI", "")
-    if not path:
-        path = os.path.join(os.path.dirname(os.path.dirname(harness.HERALDD)), "cli", "herald")
-    return path
+herald_cli = harness.herald_cli
 
 
 def run_bench(port, *args, timeout=120):

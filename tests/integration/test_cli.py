@@ -27,11 +27,7 @@ import harness
 from harness import NodeTestCase, Client, Cluster, run_tests
 
 
-def herald_cli():
-    path = os.environ.get("HERALD_CLI", "")
-    if not path:
-        path = os.path.join(os.path.dirname(os.path.dirname(harness.HERALDD)), "cli", "herald")
-    return path
+herald_cli = harness.herald_cli
 
 
 def run_cli(port, *args, timeout=60):

@@ -219,7 +219,7 @@ class RetentionTest(NodeTestCase):
             ws.close()
 
     def test_7_cli(self):
-        cli = os.path.join(os.path.dirname(os.path.dirname(harness.HERALDD)), "cli", "herald")
+        cli = harness.herald_cli()
         cl = self.new_cluster()
         ch = "ret-cli"
         self.fill(cl, ch, 4, "a")

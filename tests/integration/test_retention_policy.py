@@ -34,9 +34,7 @@ POLICY = ["--retention-interval", "1",
           "--retention", "zero:*=messages:0;keep:*=none"]
 
 
-def cli_path():
-    return os.environ.get("HERALD_CLI") or os.path.join(
-        os.path.dirname(os.path.dirname(harness.HERALDD)), "cli", "herald")
+cli_path = harness.herald_cli
 
 
 class RetentionPolicyTest(NodeTestCase):

@@ -159,8 +159,7 @@ class SSE:
 
 
 def cli(node, *args, ca=True, server=None, env_ca=False):
-    path = os.environ.get("HERALD_CLI") or os.path.join(
-        os.path.dirname(os.path.dirname(harness.HERALDD)), "cli", "herald")
+    path = harness.herald_cli()
     env = dict(os.environ)
     env.pop("HERALD_CA_FILE", None)
     argv = [path, "--server", server or "https://127.0.0.1:%d" % node.port]
