@@ -39,6 +39,12 @@ struct bench_config {
     double rate;                  /* > 0: open loop (bench_pace.h), this many sends
                                      per second at fixed intervals, each on a free
                                      connection (in_flight == connections) */
+    bool leader_aware;            /* --leader-aware: bench_servers_open() fills
+                                     channel_target from the servers' /v1/shards */
+    const int *channel_target;    /* per channel, the target leading its shard:
+                                     connection i then goes to the target of
+                                     channel i mod channels and appends only to
+                                     that target's channels; NULL: round robin */
     void (*on_window)(void *arg, bool start); /* called as the window starts and ends */
     void *window_arg;             /* argument of on_window */
 };
@@ -105,6 +111,7 @@ struct bench_servers {
     const char **urls;              /* their URLs, for messages */
     double *cpu_before;             /* process_cpu_seconds_total at the start */
     bool ok;                        /* every server answered at the start */
+    int *channel_target;            /* leader-aware: cfg->channel_target */
 };
 /* What the servers used between bench_servers_start() and _finish(). */
 struct bench_server_use {

@@ -18,7 +18,7 @@
 static const char bench_help[] =
     "usage: herald bench [--in-flight N[,N...]] [--duration S] [--payload-bytes B]\n"
     "                    [--channels C] [--connections K] [--seed X] [--json]\n"
-    "                    [--servers URL,URL...]\n"
+    "                    [--servers URL,URL...] [--leader-aware]\n"
     "\n"
     "Closed-loop append benchmark on one libuv loop: keeps N appends outstanding\n"
     "(each answered one starts the next) for S seconds, over K keep-alive\n"
@@ -47,11 +47,16 @@ static const char bench_help[] =
     "  --server URL          server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n"
     "  --servers URL,URL...  spread the connections over these servers (connection\n"
     "                        i to server i mod count) instead, and sum their CPU\n"
+    "  --leader-aware        send each append to the server leading its channel's\n"
+    "                        shard (GET /v1/shards at the start, servers matched\n"
+    "                        by node id), so no follower forwards it; connection\n"
+    "                        i takes the server of channel i mod C\n"
     "\n"
     "exit status: 0 if every setting acknowledged appends, 1 otherwise, 2 usage.\n"
     "\n"
     "usage: herald bench --rate R[,R...] [--connections K] [--duration S]\n"
-    "                    [--payload-bytes B] [--channels C] [--servers URL,...] [--json]\n"
+    "                    [--payload-bytes B] [--channels C] [--servers URL,...]\n"
+    "                    [--leader-aware] [--json]\n"
     "\n"
     "Open-loop benchmark, the way web workers load a server: R appends/s offered\n"
     "at fixed intervals for S seconds, whatever the answers do, over K keep-alive\n"
@@ -106,6 +111,7 @@ struct bench_opts {
     double ready_wait_s;
     struct bench_rate_opts rate;  /* --rate */
     char servers[2048];           /* --servers, split in place by resolve_all() */
+    bool leader_aware;            /* --leader-aware */
 };
 
 static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -169,7 +175,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         {"fanout", no_argument, NULL, 'F'},            {"subscribers", required_argument, NULL, 'S'},
         {"sub-channels", required_argument, NULL, 'K'}, {"ready-wait", required_argument, NULL, 'W'},
         {"rate", required_argument, NULL, 'R'},        {"servers", required_argument, NULL, 'V'},
-        {0}};
+        {"leader-aware", no_argument, NULL, 'L'},      {0}};
     *o = (struct bench_opts){.in_flight = {1, 16, 256}, .settings = 3, .duration_s = 10,
                              .payload_bytes = 200, .channels = 16, .seed = 1,
                              .subscribers = 1000, .sub_channels = 1, .ready_wait_s = 120};
@@ -232,6 +238,9 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
                 return usage("--rate wants appends/s (1-10000000), comma-separated, not \"%s\"",
                              optarg);
             }
+            break;
+        case 'L':
+            o->leader_aware = true;
             break;
         case 'V':
             if (strlen(optarg) >= sizeof o->servers) return usage("--servers is too long");
@@ -344,6 +353,7 @@ int herald_bench_main(const char *url, const char *token, int argc, char **argv)
                                .payload_bytes = (size_t)o.payload_bytes,
                                .channels = (int)o.channels,
                                .seed = o.seed,
+                               .leader_aware = o.leader_aware,
                                .token = token};
     if ((rc = resolve_all(url, o.servers, &cfg)) != 0) return rc;
     if (o.rate.settings > 0) {

@@ -105,17 +105,39 @@ static uint64_t xorshift(uint64_t *s)
 
 static void on_write(uv_write_t *req, int status);
 
+static int conn_target_index(const struct bench_config *cfg, int conn)
+{
+    if (cfg->channel_target != NULL) {
+        return cfg->channel_target[conn % cfg->channels];
+    }
+    return conn % cfg->n_targets;
+}
+
 static const struct bench_target *conn_target(const struct bench_conn *cn)
 {
     const struct bench_config *cfg = cn->st->cfg;
-    return &cfg->targets[cn->index % cfg->n_targets];
+    return &cfg->targets[conn_target_index(cfg, cn->index)];
+}
+
+/* A channel for the connection's next append: any, or with a leader-aware
+ * map one its server leads (drawn until one is: the connection's own channel,
+ * index mod channels, always is, so this ends; about n_targets draws). */
+static unsigned pick_channel(const struct bench_config *cfg, struct bench_conn *cn)
+{
+    for (;;) {
+        unsigned channel = (unsigned)(xorshift(&cn->rng) % (uint64_t)cfg->channels);
+        if (cfg->channel_target == NULL ||
+            cfg->channel_target[channel] == conn_target_index(cfg, cn->index)) {
+            return channel;
+        }
+    }
 }
 
 static int format_request(struct bench_state *st, struct bench_conn *cn, struct bench_slot *s)
 {
     const struct bench_config *cfg = st->cfg;
     const struct bench_target *tg = conn_target(cn);
-    unsigned channel = (unsigned)(xorshift(&cn->rng) % (uint64_t)cfg->channels);
+    unsigned channel = pick_channel(cfg, cn);
     char body_head[128];
     int head_len = snprintf(body_head, sizeof body_head, "{\"nonce\":\"%s-%d-%" PRIu64 "\","
                             "\"payload\":\"", st->run_id, cn->index, st->nonce_seq++);

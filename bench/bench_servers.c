@@ -48,8 +48,57 @@ static int bench__servers_open(struct bench_servers *sv, const struct bench_conf
     return 0;
 }
 
+/* Leader-aware: each channel's target is the server leading its shard, as
+ * the first server's /v1/shards says, matched to the servers by their node
+ * ids. A channel whose leader is unknown or not among the servers goes to
+ * server 0 (which forwards it). Says how the channels fell on stderr. */
+static int bench__leader_map(struct bench_servers *sv, const struct bench_config *cfg)
+{
+    uint64_t ids[BENCH_SERVERS_MAX] = {0};
+    struct herald_shard_map map = {0};
+    for (int i = 0; i < sv->n; i++) {
+        struct herald_shard_map m;
+        if (herald_shards(&sv->clients[i], &m) != 0) {
+            fprintf(stderr, "herald bench: %s/v1/shards: %s\n", sv->urls[i],
+                    herald_errmsg(&sv->clients[i]));
+            herald_shard_map_free(&map);
+            return -1;
+        }
+        ids[i] = m.node_id;
+        if (i == 0) {
+            map = m;
+        } else {
+            herald_shard_map_free(&m);
+        }
+    }
+    sv->channel_target = calloc((size_t)cfg->channels, sizeof *sv->channel_target);
+    if (sv->channel_target == NULL) {
+        herald_shard_map_free(&map);
+        return -1;
+    }
+    int led[BENCH_SERVERS_MAX] = {0};
+    for (int ch = 0; ch < cfg->channels; ch++) {
+        char name[32];
+        snprintf(name, sizeof name, "bench-%d", ch);
+        unsigned shard = 0;
+        int rv = herald_shard_of(map.shards, name, &shard);
+        for (int i = 0; rv == 0 && i < sv->n; i++) {
+            if (map.leaders[shard] != 0 && ids[i] == map.leaders[shard]) {
+                sv->channel_target[ch] = i;
+            }
+        }
+        led[sv->channel_target[ch]]++;
+    }
+    herald_shard_map_free(&map);
+    fprintf(stderr, "herald bench: leader-aware, channels per server:");
+    for (int i = 0; i < sv->n; i++) fprintf(stderr, " %s %d", sv->urls[i], led[i]);
+    fprintf(stderr, "\n");
+    return 0;
+}
+
 void bench_servers_close(struct bench_servers *sv)
 {
+    free(sv->channel_target);
     for (int i = 0; i < sv->n; i++) herald_client_close(&sv->clients[i]);
     free(sv->clients);
     free(sv->cpu_before);
@@ -105,6 +154,7 @@ void bench_servers_json(json_t *run, const struct bench_config *cfg,
     json_object_set_new(run, "server_rss_bytes",
                         use->ok ? json_integer((json_int_t)use->rss_bytes) : json_null());
     json_object_set_new(run, "servers", each);
+    json_object_set_new(run, "leader_aware", json_boolean(cfg->channel_target != NULL));
 }
 
 void bench_print_server_use(json_t *run)
@@ -146,10 +196,12 @@ json_t *bench_targets_json(const struct bench_config *cfg)
 
 int bench_servers_open(struct bench_servers *sv, struct bench_config *cfg)
 {
-    if (bench__servers_open(sv, cfg) != 0) {
+    if (bench__servers_open(sv, cfg) != 0 ||
+        (cfg->leader_aware && bench__leader_map(sv, cfg) != 0)) {
         bench_servers_close(sv);
         return -1;
     }
+    cfg->channel_target = sv->channel_target;
     cfg->on_window = bench_servers_on_window;
     cfg->window_arg = sv;
     return 0;

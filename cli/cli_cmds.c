@@ -16,7 +16,7 @@
 #include "herald/herald.h"
 
 static const char append_help[] =
-    "usage: herald append CHANNEL TEXT [--nonce NONCE]\n"
+    "usage: herald append CHANNEL TEXT [--nonce NONCE] [--servers URL,URL...]\n"
     "\n"
     "Appends TEXT (or, if TEXT is \"-\", all of standard input) as one message to\n"
     "CHANNEL and prints {\"channel\",\"seq\",\"ts\",\"nonce\",\"duplicate\",\"attempts\"}.\n"
@@ -26,7 +26,11 @@ static const char append_help[] =
     "on stderr: run again with --nonce NONCE to learn the outcome safely.\n"
     "\n"
     "  --nonce NONCE  idempotency key, 1-128 bytes\n"
-    "  --server URL   server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n";
+    "  --server URL   server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n"
+    "  --servers LIST comma-separated URLs of the cluster's nodes: the append goes\n"
+    "                 to the one leading CHANNEL's shard (GET /v1/shards), so no\n"
+    "                 follower forwards it; a node that cannot be reached passes\n"
+    "                 it on to the next, with the same nonce\n";
 
 static const char read_help[] =
     "usage: herald read CHANNEL [--after-seq N | --after-ts T] [--limit L]\n"
@@ -154,15 +158,70 @@ static int append_print(const char *channel, const struct herald_append_result *
     return CLI_OK;
 }
 
+/* The nodes of --servers, split in place into urls (at most
+ * HERALD_ROUTER_MAX); their count, or -1. */
+static int split_servers(char *list, const char **urls)
+{
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (n == HERALD_ROUTER_MAX) return -1;
+        urls[n++] = tok;
+    }
+    return n > 0 ? n : -1;
+}
+
+/* One append, to url or (servers != NULL) to the leader of its shard among
+ * the servers; *errmsg and *http_status say how the last request went. */
+static int append_once(const char *url, char *servers, const char *channel,
+                       const void *payload, size_t len, const char *nonce,
+                       struct herald_append_result *res, char *errmsg, size_t size,
+                       int *http_status)
+{
+    int rv;
+    if (servers != NULL) {
+        const char *urls[HERALD_ROUTER_MAX];
+        int n = split_servers(servers, urls);
+        if (n < 0) {
+            snprintf(errmsg, size, "--servers wants 1-%d URLs", HERALD_ROUTER_MAX);
+            return HD_EINVAL;
+        }
+        struct herald_router r;
+        if ((rv = herald_router_init(&r, urls, n)) == 0) {
+            r.token = cli_token;
+            r.ca_file = cli_ca_file;
+            rv = herald_router_append(&r, channel, payload, len, nonce, res);
+            *http_status = r.last >= 0 ? r.nodes[r.last].http_status : 0;
+        }
+        snprintf(errmsg, size, "%s", herald_router_errmsg(&r));
+        herald_router_close(&r);
+        return rv;
+    }
+    struct herald_client c;
+    if ((rv = cli_client_init(&c, url)) != 0) {
+        snprintf(errmsg, size, "%s", herald_errmsg(&c));
+        return rv;
+    }
+    rv = herald_append(&c, channel, payload, len, nonce, res);
+    *http_status = c.http_status;
+    snprintf(errmsg, size, "%s", herald_errmsg(&c));
+    herald_client_close(&c);
+    return rv;
+}
+
 int cli_append(const char *url, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"nonce", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option opts[] = {{"nonce", required_argument, NULL, 'n'},
+                                         {"servers", required_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
     const char *nonce = NULL;
+    char *servers = NULL;
     int ch;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (ch == 'h') return fputs(append_help, stdout), CLI_OK;
         if (ch == 'n') nonce = optarg;
+        if (ch == 's') servers = optarg;
         if (ch == '?') return cli_usage_error("append", "bad option");
     }
     if (argc - optind != 2) return cli_usage_error("append", "need CHANNEL and TEXT");
@@ -179,23 +238,22 @@ int cli_append(const char *url, int argc, char **argv)
         }
         payload = input;
     }
-    struct herald_client c;
-    int rc = open_client(&c, url);
-    if (rc == 0) {
-        struct herald_append_result res;
-        int rv = herald_append(&c, channel, payload, len, nonce, &res);
-        if (rv == HD_EINVAL && c.http_status == 0) {
-            rc = cli_usage_error("append", "%s", herald_errmsg(&c));
-        } else if (rv == HD_EUNKNOWN) {
-            fprintf(stderr, "herald append: %s\nherald append: outcome unknown; retry with "
-                            "--nonce %s\n", herald_errmsg(&c), res.nonce);
-            rc = CLI_UNKNOWN;
-        } else if (rv != 0) {
-            rc = report_failure(&c, "append", rv);
-        } else {
-            rc = append_print(channel, &res);
-        }
-        herald_client_close(&c);
+    struct herald_append_result res;
+    char err[512];
+    int http_status = 0, rc;
+    int rv = append_once(url, servers, channel, payload, len, nonce, &res, err, sizeof err,
+                         &http_status);
+    if (rv == HD_EINVAL && http_status == 0) {
+        rc = cli_usage_error("append", "%s", err);
+    } else if (rv == HD_EUNKNOWN) {
+        fprintf(stderr, "herald append: %s\nherald append: outcome unknown; retry with "
+                        "--nonce %s\n", err, res.nonce);
+        rc = CLI_UNKNOWN;
+    } else if (rv != 0) {
+        fprintf(stderr, "herald append: %s (%s)\n", err, herald_strerror(rv));
+        rc = CLI_FAIL;
+    } else {
+        rc = append_print(channel, &res);
     }
     hd_free(input);
     return rc;

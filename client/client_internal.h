@@ -198,4 +198,10 @@ int herald__json_call(struct herald_client *c, const char *method, const char *t
 /* True for statuses worth retrying (the outcome is unknown or transient). */
 bool herald__status_retryable(int status);
 
+/* Fills map from len bytes of a /v1/shards body (client/shards.c): 0, or
+ * HD_ECORRUPT / HD_ENOMEM with c->errmsg set and map left empty. */
+struct herald_shard_map;
+int herald__shards_parse(struct herald_client *c, const char *body, size_t len,
+                         struct herald_shard_map *map);
+
 #endif

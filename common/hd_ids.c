@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Channel id and nonce rules (hd_ids.h). */
+/* Channel id and nonce rules, and the shard rule (hd_ids.h). */
 #include "hd_ids.h"
 
 #include <stdint.h>
 
 #include "hd_assert.h"
+#include "hd_util.h"
 
 HD_STATIC_ASSERT(HD_CHANNEL_MAX <= UINT8_MAX, "a channel id's length is one byte on disk");
 HD_STATIC_ASSERT(HD_NONCE_MAX <= UINT8_MAX, "a nonce's length is one byte on disk");
@@ -38,4 +39,11 @@ bool hd_nonce_valid(const char *nonce, size_t len)
         }
     }
     return true;
+}
+
+unsigned hd_shard_of(unsigned n_shards, const char *channel, size_t len)
+{
+    HD_ASSERT(n_shards > 0 && n_shards <= 65536); /* shards are u16 in keys */
+    HD_ASSERT(len > 0 && len <= HD_CHANNEL_MAX);
+    return (unsigned)(hd_hash64(channel, len) % n_shards);
 }

@@ -5,6 +5,7 @@
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_ids.h"
 #include "hd_util.h"
 #include "keys.h"
 #include "log.h"
@@ -94,7 +95,5 @@ int log_flush(struct log_store *ls) { return st_rocks_flush(ls->rocks); }
 
 unsigned log_shard_of(unsigned n_shards, const char *channel, size_t len)
 {
-    HD_ASSERT(n_shards > 0 && n_shards <= 65536); /* shards are u16 in keys */
-    HD_ASSERT(len > 0 && len <= LOG_CHANNEL_MAX);
-    return (unsigned)(hd_hash64(channel, len) % n_shards);
+    return hd_shard_of(n_shards, channel, len);
 }

@@ -84,6 +84,8 @@ void api_tail(struct api_server *s, struct api_http_conn *c,
               const struct api_http_request *req, const char *channel, size_t len,
               const struct api_principal *who);
 void api_status(struct api_server *s, struct api_http_conn *c);
+/* GET /v1/shards: shard count, the shard rule and each shard's leader. */
+void api_shards(struct api_server *s, struct api_http_conn *c);
 /* GET / and HEAD /: the built-in status page (status_page.c). */
 void api_status_page(struct api_server *s, struct api_http_conn *c);
 /* {"data_dir","wal_bytes","snapshot_bytes","state_bytes","fs_free_bytes",

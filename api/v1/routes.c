@@ -172,6 +172,15 @@ void api_route(struct api_http_conn *c, const struct api_http_request *req, void
         } else {
             api__method_not_allowed(s, c);
         }
+    } else if (api__path_is(req, "/v1/shards")) {
+        if (req->method == HTTP_GET) {
+            /* any valid token: appenders need it, and it holds only topology */
+            if (api_auth_request(s, c, req, 0, NULL, 0, false, &who)) {
+                api_shards(s, c);
+            }
+        } else {
+            api__method_not_allowed(s, c);
+        }
     } else if (api__path_is(req, "/")) {
         if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
             api_status_page(s, c);

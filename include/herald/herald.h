@@ -171,6 +171,48 @@ int herald_channel_delete(struct herald_client *c, const char *channel, char **j
  * (herald_free). heraldd --restore dir starts a new cluster from it. */
 int herald_backup(struct herald_client *c, const char *dir, char **json_text);
 
+/* The shard map (GET /v1/shards, client/shards.c): the shard count and each
+ * shard's leader as this node sees it (0 while unknown). */
+struct herald_shard_map {
+    uint64_t node_id;   /* the node that answered */
+    unsigned shards;    /* shard count of the cluster */
+    uint64_t *leaders;  /* shards entries; free with herald_shard_map_free() */
+};
+int herald_shards(struct herald_client *c, struct herald_shard_map *map);
+void herald_shard_map_free(struct herald_shard_map *map);
+/* The shard of a channel, as every node computes it (XXH3-64 of the id,
+ * modulo shards). HD_EINVAL for a bad channel id or shard count. */
+int herald_shard_of(unsigned shards, const char *channel, unsigned *shard);
+
+/* Leader-aware appends over the nodes of one cluster: each append goes
+ * straight to the node leading its channel's shard, which saves the
+ * follower's forwarding hop (CPU on two nodes and a network round trip).
+ * The map is re-read every map_ttl_ms (default 1000) and after a node could
+ * not be reached; a stale map only costs a forward. A node that cannot be
+ * reached (HD_EUNAVAIL after its client's retries, 2 s) passes the append,
+ * with the same nonce, to the next node. */
+#define HERALD_ROUTER_MAX 16
+struct herald_router {
+    const char *token;    /* as herald_client.token, for every node */
+    const char *ca_file;  /* as herald_client.ca_file */
+    int map_ttl_ms;       /* how long a map is used; default 1000 */
+    /* State: private to libherald. */
+    struct herald_client nodes[HERALD_ROUTER_MAX];
+    uint64_t node_ids[HERALD_ROUTER_MAX]; /* each node's id, 0 until it answered */
+    int n;
+    int next;                             /* round robin while a leader is unknown */
+    int last;                             /* the node the last append went to, -1: none */
+    struct herald_shard_map map;
+    int64_t map_ms;                       /* when map was read */
+    char errmsg[512];
+};
+int herald_router_init(struct herald_router *r, const char *const *urls, int n);
+void herald_router_close(struct herald_router *r);
+/* As herald_append(), on the leader of channel's shard. */
+int herald_router_append(struct herald_router *r, const char *channel, const void *payload,
+                         size_t len, const char *nonce, struct herald_append_result *result);
+const char *herald_router_errmsg(const struct herald_router *r);
+
 /* Frees memory returned by libherald. */
 void herald_free(void *p);
 

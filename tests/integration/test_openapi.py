@@ -104,6 +104,7 @@ PROBES = {
     ("/v1/tail", "post"): ("/v1/tail", b"oa:0", {"Content-Type": "text/plain"}),
     ("/v1/subscribe", "get"): ("/v1/subscribe", None, {}),
     ("/v1/status", "get"): ("/v1/status", None, {}),
+    ("/v1/shards", "get"): ("/v1/shards", None, {}),
     ("/v1/cluster/nodes", "post"): ("/v1/cluster/nodes", b"{}", {}),
     ("/v1/backup", "post"): ("/v1/backup", b'{"dir": "not absolute"}', {}),
     ("/v1/cluster/nodes/{id}", "delete"): ("/v1/cluster/nodes/not-a-number", None, {}),
