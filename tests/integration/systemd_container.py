@@ -5,16 +5,18 @@
 the host's: units listen on loopback ports the test picks), and
 systemd_container/init.sh lays the container out over the host's own
 files and execs /lib/systemd/systemd. /etc, /usr/local and /var are
-overlays whose upper layers are in the container's directory, /run and
-/tmp are fresh tmpfs, the cgroup tree is a cgroup v2 directory made for
-this container: whatever runs inside (install.sh, useradd, systemctl) never
-writes the host's files. Commands run inside through `nsenter`.
+overlays with upper layers in a tmpfs of the namespace, /var/lib/herald is
+the container directory's var-lib-herald, /run and /tmp are fresh tmpfs,
+the cgroup tree is a cgroup v2 directory made for this container: whatever
+runs inside (install.sh, useradd, systemctl) never writes the host's files.
+Commands run inside through `nsenter`.
 
 stop() kills the namespace's PID 1 (the kernel then kills everything in
 it), kills what is left in its cgroup and removes the cgroup: nothing stays
 running after a test, whatever state it failed in.
 """
 
+import ctypes
 import os
 import re
 import shutil
@@ -51,8 +53,15 @@ def unavailable_reason():
     with open("/proc/filesystems") as f:
         if "overlay" not in f.read():
             return "the kernel has no overlay file system"
-    if _cgroup2_mount() is None:
+    cg2 = _cgroup2_mount()
+    if cg2 is None:
         return "no cgroup v2 hierarchy mounted (systemd needs one)"
+    probe = os.path.join(cg2, "herald-itest-probe-%d" % os.getpid())
+    try:
+        os.mkdir(probe)
+        os.rmdir(probe)
+    except OSError as e:
+        return "cannot make a cgroup in %s (%s)" % (cg2, e.strerror)
     probe = subprocess.run(["unshare", "--pid", "--fork", "--mount", "--cgroup", "--uts",
                             "--propagation", "private", "--mount-proc",
                             "mount", "-t", "tmpfs", "tmpfs", "/run"],
@@ -61,6 +70,43 @@ def unavailable_reason():
         return "cannot make namespaces and mounts here (%s)" % probe.stdout.decode(
             "utf-8", "replace").strip()
     return None
+
+
+def _die_with_parent():
+    """In the child before exec: SIGKILL when the test process dies (a
+    CTest timeout, say); unshare --kill-child then kills the container."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+
+
+def _remove_stale_cgroups(cg2):
+    """Removes the cgroups of containers whose test process died without
+    stop() (killed), after killing what they hold."""
+    for name in os.listdir(cg2):
+        m = re.match(r"^herald-itest-(\d+)-\d+$", name)
+        if not m or os.path.exists("/proc/%s" % m.group(1)):
+            continue
+        _kill_and_remove(os.path.join(cg2, name), 10)
+
+
+def _kill_and_remove(path, timeout):
+    kill = os.path.join(path, "cgroup.kill")
+    if os.path.exists(kill):
+        with open(kill, "w") as f:
+            f.write("1")
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for root, _, _ in os.walk(path, topdown=False):  # leaves first
+            try:
+                os.rmdir(root)
+            except OSError as e:
+                left.append("%s: %s" % (root, e.strerror))
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("container cgroup %s not removable: %s" % (path, left))
+        time.sleep(0.1)
 
 
 class SystemdContainer:
@@ -74,6 +120,7 @@ class SystemdContainer:
 
     # -- life --
     def start(self, timeout=60.0):
+        _remove_stale_cgroups(os.path.dirname(self.cgroup))
         os.mkdir(self.cgroup)
         # The shell moves itself into the container's cgroup, then becomes
         # unshare: the new cgroup namespace is rooted there.
@@ -84,7 +131,7 @@ class SystemdContainer:
              "unshare", "--pid", "--fork", "--kill-child", "--mount", "--cgroup", "--uts",
              "--propagation", "private", "--mount-proc", "sh", INIT, self.dir, UNITS],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         state = None
         while time.monotonic() < deadline:
@@ -135,28 +182,7 @@ class SystemdContainer:
                 self.proc.wait(30)
             self.log.close()
         if os.path.isdir(self.cgroup):
-            kill = os.path.join(self.cgroup, "cgroup.kill")
-            if os.path.exists(kill):
-                with open(kill, "w") as f:
-                    f.write("1")
-            deadline = time.monotonic() + 30
-            while True:
-                left = self._remove_cgroup_tree()
-                if not left:
-                    break
-                if time.monotonic() > deadline:
-                    raise AssertionError("container cgroup %s not removable: %s"
-                                         % (self.cgroup, left))
-                time.sleep(0.1)
-
-    def _remove_cgroup_tree(self):
-        left = []
-        for root, _, _ in os.walk(self.cgroup, topdown=False):  # leaves first
-            try:
-                os.rmdir(root)
-            except OSError as e:
-                left.append("%s: %s" % (root, e.strerror))
-        return left
+            _kill_and_remove(self.cgroup, 30)
 
     # -- inside --
     def run(self, argv, check=True, input=None, timeout=120):

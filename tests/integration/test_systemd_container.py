@@ -59,7 +59,11 @@ class SystemdContainerTest(NodeTestCase):
         super().setUp()
         self.units = []
         self.box = systemd_container.SystemdContainer(self.tmp)
-        self.box.start()
+        try:
+            self.box.start()
+        except BaseException:
+            self.box.stop()  # tearDown does not run after a failed setUp
+            raise
 
     def tearDown(self):
         problems = []

@@ -4,10 +4,13 @@
 # and UTS namespaces, private mount propagation): lays out a machine of the
 # test's own over the host's files, then becomes /lib/systemd/systemd. The
 # host's files are never written: /etc, /usr/local and /var are overlays
-# whose upper layers are in DIR, /run and /tmp are fresh tmpfs.
+# whose upper layers live in a tmpfs of this namespace, /run and /tmp are
+# fresh tmpfs. Only /var/lib/herald is a real directory (DIR/var-lib-herald,
+# on the file system of the test's temp dir: the WAL wants one that takes
+# O_DIRECT, and the test reads it after).
 #
 #   init.sh DIR UNITDIR
-#     DIR      the container's directory (overlay layers, console.log)
+#     DIR      the container's directory
 #     UNITDIR  units of the container's own (a target to boot, stand-ins
 #              for the host's boot targets, journald)
 set -eu
@@ -15,19 +18,26 @@ dir=$1
 units=$2
 
 # Writable layers over /etc, /usr/local and /var (install.sh writes there:
-# binaries, units, config, the herald user, /var/lib/herald).
+# binaries, units, config, the herald user). A tmpfs holds them wherever
+# the temp dir is (an overlay cannot have its upper layer on overlayfs).
+mkdir -p "$dir/layers" "$dir/var-lib-herald"
+mount -t tmpfs -o mode=0700 tmpfs "$dir/layers"
 for d in etc usr/local var; do
-    layer=$dir/$(echo "$d" | tr / -)
+    layer=$dir/layers/$(echo "$d" | tr / -)
     mkdir -p "$layer.upper" "$layer.work"
     mount -t overlay overlay -o "lowerdir=/$d,upperdir=$layer.upper,workdir=$layer.work" "/$d"
 done
+mkdir -p /var/lib/herald
+mount --bind "$dir/var-lib-herald" /var/lib/herald
 # The unit directory an administrator fills starts empty: nothing the host
 # enabled is started here.
 mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/system
 # Whatever systemd writes to /dev/console before the journal runs goes
 # into a file, not onto the host's console.
-: > "$dir/console.log"
-mount --bind "$dir/console.log" /dev/console
+if [ -e /dev/console ]; then
+    : > "$dir/console.log"
+    mount --bind "$dir/console.log" /dev/console
+fi
 # The units of the container's own, copied before /tmp is hidden; the
 # journal lives in /run only and reads no kernel messages.
 mount -t tmpfs -o mode=0755 tmpfs /run
