@@ -234,3 +234,30 @@ class SystemdContainer:
                 with open(path, errors="replace") as f:
                     parts.append("--- %s (tail)\n%s" % (name, f.read()[-8000:]))
         return "\n".join(parts)
+
+
+def main():
+    """By hand: boots a container and runs a shell in it (or the command
+    given); leaving the shell ends the container."""
+    import sys
+    import tempfile
+    why = unavailable_reason()
+    if why:
+        sys.stderr.write("systemd_container: no systemd can run here: %s\n" % why)
+        return 2
+    work = tempfile.mkdtemp(prefix="herald-systemd-")
+    box = SystemdContainer(work)
+    try:
+        box.start()
+        sys.stderr.write("systemd_container: systemd is PID %d (host view), files in %s; "
+                         "leave the shell to end it\n" % (box.pid, box.dir))
+        argv = sys.argv[1:] or ["bash", "-l"]
+        return subprocess.call(["nsenter", "-t", str(box.pid), "-m", "-p", "-C", "-u",
+                                "--wd=/", "--"] + argv)
+    finally:
+        box.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
