@@ -14,8 +14,8 @@ systemd installed, no namespaces or cgroup v2)."""
 
 import os
 import re
-import time
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
