@@ -12,6 +12,7 @@ packages=(
   libjansson-dev libhttp-parser-dev libisal-dev libxxhash-dev libcmocka-dev
   libwslay-dev libssl-dev
   libinih-dev libsystemd-dev  # heraldd --config (INI), sd_notify under systemd
+  systemd  # tests/integration/test_systemd_container.py boots it in a container of its own
   clang libclang-rt-14-dev fio
   # tests/browser/: a real browser using the API from another origin
   chromium

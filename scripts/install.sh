@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs herald for systemd: heraldd and herald into PREFIX/bin, the unit
-# into /etc/systemd/system/herald.service (ExecStart pointing at
-# PREFIX/bin/heraldd), the example config into /etc/herald/herald.conf
+# Installs herald for systemd: heraldd and herald into PREFIX/bin, the units
+# herald.service and herald@.service (one node per instance) into
+# /etc/systemd/system (ExecStart pointing at PREFIX/bin/heraldd), the
+# example config into /etc/herald/herald.conf
 # (unless one is there: an existing config is never overwritten), and,
 # run as root into the real root (no DESTDIR), the `herald` system user and
 # its data directory /var/lib/herald.
@@ -33,12 +34,16 @@ install -m 0755 "$build/heraldd/heraldd" "$dest$prefix/bin/heraldd"
 install -m 0755 "$build/cli/herald" "$dest$prefix/bin/herald"
 echo "install: $dest$prefix/bin/heraldd, $dest$prefix/bin/herald"
 
-# The unit names the binary where it runs (PREFIX, without DESTDIR).
-sed "s|^ExecStart=/usr/local/bin/heraldd |ExecStart=$prefix/bin/heraldd |" ops/herald.service \
-  > "$dest/etc/systemd/system/herald.service.tmp"
-chmod 0644 "$dest/etc/systemd/system/herald.service.tmp"
-mv "$dest/etc/systemd/system/herald.service.tmp" "$dest/etc/systemd/system/herald.service"
-echo "install: $dest/etc/systemd/system/herald.service"
+# The units name the binary where it runs (PREFIX, without DESTDIR):
+# herald.service for the node of this machine, herald@.service for several
+# nodes on one machine (herald@NAME reads /etc/herald/NAME.conf).
+for unit in herald.service herald@.service; do
+  sed "s|^ExecStart=/usr/local/bin/heraldd |ExecStart=$prefix/bin/heraldd |" "ops/$unit" \
+    > "$dest/etc/systemd/system/$unit.tmp"
+  chmod 0644 "$dest/etc/systemd/system/$unit.tmp"
+  mv "$dest/etc/systemd/system/$unit.tmp" "$dest/etc/systemd/system/$unit"
+  echo "install: $dest/etc/systemd/system/$unit"
+done
 
 # Bash completion for the CLI, and the Grafana dashboard for operators to
 # import (Dashboards > Import, or a provisioning folder).

@@ -672,6 +672,15 @@ class Cluster:
             tc.nodes.append(node)
         self.members = ",".join("%d=127.0.0.1:%d" % (x.node_id, x.peer_port) for x in self.nodes)
 
+    @classmethod
+    def of(cls, tc, nodes):
+        """A Cluster over nodes something else runs (systemd units, say):
+        each has port, node_id, paused and running(). Only the helpers
+        that read apply (status, leaders, logs), not start or stop."""
+        c = cls.__new__(cls)
+        c.tc, c.nodes, c.members = tc, list(nodes), None
+        return c
+
     def __getitem__(self, node_id):
         return self.nodes[node_id - 1]
 

@@ -136,6 +136,7 @@ class SystemdTest(NodeTestCase):
         out = install()
         for path, mode in (("opt/herald/bin/heraldd", 0o755), ("opt/herald/bin/herald", 0o755),
                            ("etc/systemd/system/herald.service", 0o644),
+                           ("etc/systemd/system/herald@.service", 0o644),
                            ("etc/herald/herald.conf", 0o640), ("var/lib/herald", 0o750),
                            ("opt/herald/share/bash-completion/completions/herald", 0o644),
                            ("opt/herald/share/herald/grafana-herald.json", 0o644)):
@@ -151,6 +152,9 @@ class SystemdTest(NodeTestCase):
                      "ProtectSystem=strict", "ReadWritePaths=/var/lib/herald", "PrivateTmp=yes",
                      "LimitNOFILE=", "io_uring_setup io_uring_enter io_uring_register"):
             self.assertIn(want, unit)
+        template = open(os.path.join(dest, "etc/systemd/system/herald@.service")).read()
+        self.assertIn("\nExecStart=/opt/herald/bin/heraldd --config /etc/herald/%i.conf\n",
+                      template)
         with open(os.path.join(ROOT, "ops", "herald.conf")) as f:
             example = f.read()
         conf = os.path.join(dest, "etc/herald/herald.conf")
@@ -165,15 +169,40 @@ class SystemdTest(NodeTestCase):
         # unknown system call in the filter (the binary path made real).
         analyze = shutil.which("systemd-analyze")
         if analyze:
-            local = os.path.join(self.tmp, "herald.service")
-            with open(local, "w") as f:
-                f.write(unit.replace("ExecStart=/opt/herald/bin/heraldd",
-                                     "ExecStart=" + os.path.join(dest, "opt/herald/bin/heraldd")))
-            p = subprocess.run([analyze, "verify", local], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, timeout=60)
-            text = p.stdout.decode("utf-8", "replace")
-            for bad in ("Unknown", "Failed to parse", "ignoring", "Invalid"):
-                self.assertNotIn(bad, text, text)
+            for name, text in (("herald.service", unit), ("herald@n1.service", template)):
+                local = os.path.join(self.tmp, name)
+                with open(local, "w") as f:
+                    f.write(text.replace("ExecStart=/opt/herald/bin/heraldd", "ExecStart="
+                                         + os.path.join(dest, "opt/herald/bin/heraldd")))
+                p = subprocess.run([analyze, "verify", local], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, timeout=60)
+                out = p.stdout.decode("utf-8", "replace")
+                for bad in ("Unknown", "Failed to parse", "ignoring", "Invalid"):
+                    self.assertNotIn(bad, out, out)
+
+    def test_template_unit_is_the_unit_per_instance(self):
+        """ops/herald@.service is ops/herald.service but for the lines that
+        name the instance: the hardening and the rest have one source."""
+        def body(name):
+            with open(os.path.join(ROOT, "ops", name)) as f:
+                text = f.read()
+            return text[text.index("[Unit]\n"):].splitlines()
+        unit, template = body("herald.service"), body("herald@.service")
+        instance = {
+            "Description=herald node (durable, replicated log of channels)":
+                ["Description=herald node %i (durable, replicated log of channels)"],
+            "ExecStart=/usr/local/bin/heraldd --config /etc/herald/herald.conf":
+                ["ExecStart=/usr/local/bin/heraldd --config /etc/herald/%i.conf"],
+            # Each instance writes its own data directory, which systemd makes.
+            "ReadWritePaths=/var/lib/herald":
+                ["StateDirectory=herald/%i", "StateDirectoryMode=0750"],
+        }
+        want = []
+        for line in unit:
+            want.extend(instance.get(line, [line]))
+        self.assertEqual(template, want)
+        for line in instance:
+            self.assertIn(line, unit)
 
 
 if __name__ == "__main__":
