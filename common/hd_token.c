@@ -212,7 +212,8 @@ static int hd__parse_limit(const char *f, size_t flen, struct hd_token *t, char 
         size_t off;
     } kinds[] = {{"limit:appends=", offsetof(struct hd_token, appends_per_s)},
                  {"limit:bytes=", offsetof(struct hd_token, bytes_per_s)},
-                 {"limit:streams=", offsetof(struct hd_token, streams_max)}};
+                 {"limit:streams=", offsetof(struct hd_token, streams_max)},
+                 {"limit:channels=", offsetof(struct hd_token, channels_per_s)}};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         size_t n = strlen(kinds[i].kind);
         if (flen <= n || memcmp(f, kinds[i].kind, n) != 0) {
@@ -233,7 +234,8 @@ static int hd__parse_limit(const char *f, size_t flen, struct hd_token *t, char 
         return 0;
     }
     snprintf(why, why_len, "token '%s': '%.*s' is not a limit (limit:appends=N, "
-             "limit:bytes=N, limit:streams=N)", t->name, (int)(flen > 80 ? 80 : flen), f);
+             "limit:bytes=N, limit:streams=N, limit:channels=N)", t->name,
+             (int)(flen > 80 ? 80 : flen), f);
     return HD_EINVAL;
 }
 
@@ -472,7 +474,7 @@ int hd_token_line(const char *name, const char *token, const char *const *scopes
         } else {
             snprintf(errmsg, errmsg_len, "'%s' is not a scope (append:PATTERN, read:PATTERN, "
                      "subscribe:PATTERN, admin or status) or a limit (limit:appends=N, "
-                     "limit:bytes=N, limit:streams=N)", scopes[i]);
+                     "limit:bytes=N, limit:streams=N, limit:channels=N)", scopes[i]);
             return HD_EINVAL;
         }
         at += (size_t)snprintf(out + at, out_len - at, " %s", scopes[i]);

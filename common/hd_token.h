@@ -24,6 +24,7 @@
  *     limit:appends=N  appends per second (a batch counts each line)
  *     limit:bytes=N    request body bytes of appends per second
  *     limit:streams=N  SSE tails and WebSockets open at once
+ *     limit:channels=N distinct channels appended to per second
  * (N from 1 to 10^12; no limit field: unlimited). Fields are separated by
  * spaces or tabs; blank lines and lines starting with '#' are ignored.
  */
@@ -58,6 +59,7 @@ struct hd_token {
     uint64_t appends_per_s;          /* limit:appends; 0: none */
     uint64_t bytes_per_s;            /* limit:bytes; 0: none */
     uint64_t streams_max;            /* limit:streams; 0: none */
+    uint64_t channels_per_s;         /* limit:channels; 0: none */
 };
 
 struct hd_token_set {

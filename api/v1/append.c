@@ -439,6 +439,12 @@ void api_append_batch(struct api_server *s, struct api_http_conn *c,
     }
     uint64_t retry = 0;
     bool limited = !refusal.any && !api_limit_appends(s, who, n, req->body_len, &retry);
+    bool spread = false; /* over limit:channels (lines before it count as touched) */
+    for (line = 0; line < n && !refusal.any && !limited && !spread; line++) {
+        const struct cons_append_req *r = b->pending[line] ? &b->pending[line]->req : NULL;
+        spread = r != NULL && !api_limit_channel(s, who, r->a.channel, r->a.channel_len, &retry);
+    }
+    limited |= spread;
     if (refusal.any || limited) {
         /* one line outside the token's scope refuses the whole batch */
         if (refusal.any) {
@@ -455,7 +461,7 @@ void api_append_batch(struct api_server *s, struct api_http_conn *c,
         if (refusal.any) {
             api_auth_respond_forbidden(s, c, HD_SCOPE_APPEND);
         } else {
-            api_limit_respond(s, c, retry, "append rate");
+            api_limit_respond(s, c, retry, spread ? "channels per second" : "append rate");
         }
         return;
     }

@@ -48,6 +48,8 @@ static void api__channel_route(struct api_server *s, struct api_http_conn *c,
                 /* answered */
             } else if (!api_limit_appends(s, &who, 1, req->body_len, &retry)) {
                 api_limit_respond(s, c, retry, "append rate");
+            } else if (!api_limit_channel(s, &who, channel, len, &retry)) {
+                api_limit_respond(s, c, retry, "channels per second");
             } else {
                 api_append(s, c, req, channel, len);
             }

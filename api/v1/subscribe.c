@@ -234,11 +234,17 @@ static void api__wss_append(struct api_wss *w, const struct api_ws_op *op, size_
         return;
     }
     uint64_t retry = 0;
-    if (!api_limit_appends(w->server, &w->sess.who, 1, frame_len, &retry)) {
+    bool rate = api_limit_appends(w->server, &w->sess.who, 1, frame_len, &retry);
+    if (!rate ||
+        !api_limit_channel(w->server, &w->sess.who, op->channel, op->channel_len, &retry)) {
         json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:I}", "type", "error", "code",
-                              "rate_limited", "message", "this token is over its append rate "
-                              "limit; nothing was written", "id", op->id, "channel",
-                              op->channel, op->channel_len, "retry_after_s", (json_int_t)retry);
+                              "rate_limited", "message",
+                              rate ? "this token is over its channels per second limit; "
+                                     "nothing was written"
+                                   : "this token is over its append rate limit; nothing "
+                                     "was written",
+                              "id", op->id, "channel", op->channel, op->channel_len,
+                              "retry_after_s", (json_int_t)retry);
         w->server->metrics.ws_errors++;
         api__wss_send(w, e);
         return;

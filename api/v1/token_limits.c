@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Limits per token: debt-allowing buckets for appends and bytes, a count of open streams. */
+/* Limits per token: debt-allowing buckets for appends and bytes, a count of
+ * open streams, the set of channels appended to this second. */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,13 @@ struct api_tenant {
     double bytes;
     uint64_t refilled_us; /* when the buckets were last refilled */
     size_t streams;       /* open tails and WebSockets */
+    /* limit:channels: the channels appended to in the current second, a
+     * set of channel hashes (open addressing, 0 = empty, at most half
+     * full), cleared when the second changes. It holds at most the limit's
+     * count, and no more than the token's appends in one second. */
+    uint64_t *touched;
+    size_t touched_n, touched_cap;
+    uint64_t touched_second;
     uint64_t limited;     /* requests and streams refused by a limit */
 };
 
@@ -46,7 +54,8 @@ static const struct hd_token *api__limited_token(struct api_server *s,
         return NULL;
     }
     const struct hd_token *t = hd_token_set_named(s->auth->set, who->name);
-    if (t == NULL || (t->appends_per_s == 0 && t->bytes_per_s == 0 && t->streams_max == 0)) {
+    if (t == NULL || (t->appends_per_s == 0 && t->bytes_per_s == 0 && t->streams_max == 0 &&
+                      t->channels_per_s == 0)) {
         return NULL;
     }
     return t;
@@ -96,6 +105,69 @@ bool api_limit_appends(struct api_server *s, const struct api_principal *who, si
     }
     if (t->appends_per_s != 0) x->appends -= (double)n;
     if (t->bytes_per_s != 0) x->bytes -= (double)bytes;
+    return true;
+}
+
+/* The slot of hash in the set: its own, or the empty one to take. */
+static uint64_t *api__touched_slot(uint64_t *set, size_t cap, uint64_t hash)
+{
+    for (size_t i = hash & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (set[i] == 0 || set[i] == hash) {
+            return &set[i];
+        }
+    }
+}
+
+/* Doubles the set (or makes its first one); false when out of memory. */
+static bool api__touched_grow(struct api_tenant *x)
+{
+    size_t cap = x->touched_cap ? 2 * x->touched_cap : 16;
+    uint64_t *set = hd_calloc(cap, sizeof *set);
+    if (set == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < x->touched_cap; i++) {
+        if (x->touched[i] != 0) {
+            *api__touched_slot(set, cap, x->touched[i]) = x->touched[i];
+        }
+    }
+    hd_free(x->touched);
+    x->touched = set;
+    x->touched_cap = cap;
+    return true;
+}
+
+bool api_limit_channel(struct api_server *s, const struct api_principal *who,
+                       const char *channel, size_t len, uint64_t *retry_after_s)
+{
+    const struct hd_token *t = api__limited_token(s, who);
+    if (t == NULL || t->channels_per_s == 0) {
+        return true;
+    }
+    struct api_tenant *x = api__tenant(s, who->name, t);
+    if (x == NULL) {
+        return true; /* no memory for the state: do not refuse for it */
+    }
+    uint64_t second = hd_now_us() / 1000000u;
+    if (second != x->touched_second && x->touched_n > 0) {
+        memset(x->touched, 0, x->touched_cap * sizeof *x->touched);
+        x->touched_n = 0;
+    }
+    x->touched_second = second;
+    uint64_t hash = hd_hash64(channel, len) | 1;
+    if (x->touched_cap > 0 && *api__touched_slot(x->touched, x->touched_cap, hash) == hash) {
+        return true; /* already touched this second */
+    }
+    if (x->touched_n >= t->channels_per_s) {
+        x->limited++;
+        *retry_after_s = 1;
+        return false;
+    }
+    if (2 * (x->touched_n + 1) > x->touched_cap && !api__touched_grow(x)) {
+        return true;
+    }
+    *api__touched_slot(x->touched, x->touched_cap, hash) = hash;
+    x->touched_n++;
     return true;
 }
 
@@ -154,6 +226,7 @@ void api_limit_free_all(struct api_tenant *list)
 {
     while (list != NULL) {
         struct api_tenant *next = list->next;
+        hd_free(list->touched);
         hd_free(list);
         list = next;
     }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Limits per token (tenant): appends/s, bytes/s and open streams, from the auth file. */
+/* Limits per token (tenant): appends/s, bytes/s, open streams and channels
+ * touched per second, from the auth file. */
 #ifndef API_TOKEN_LIMITS_H
 #define API_TOKEN_LIMITS_H
 
@@ -27,6 +28,14 @@ struct api_tenant;
  * *retry_after_s set when over a rate (counted per token). */
 bool api_limit_appends(struct api_server *s, const struct api_principal *who, size_t n,
                        size_t bytes, uint64_t *retry_after_s);
+
+/* An append to channel (len bytes) by who: false with *retry_after_s = 1
+ * when the token has limit:channels=N and already appended to N other
+ * channels in this wall-clock second (counted). Touching a channel costs
+ * state on every replica (its head, its keys); this bounds how fast one
+ * tenant can spread over new ones. */
+bool api_limit_channel(struct api_server *s, const struct api_principal *who,
+                       const char *channel, size_t len, uint64_t *retry_after_s);
 
 /* A tail or WebSocket opens for who: false when at limit:streams (counted). */
 bool api_limit_stream_open(struct api_server *s, const struct api_principal *who);

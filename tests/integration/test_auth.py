@@ -23,7 +23,10 @@
    Retry-After (a batch of 10 at 1/s leaves ~9 s of debt, so this holds
    however slow the machine) and nothing is written, while another token
    appends; limit:streams refuses a second tail or WebSocket until the
-   first one closes; /metrics counts them by token name.
+   first one closes; /metrics counts them by token name. limit:channels
+   refuses an append (single, batch or WebSocket) to a third channel in
+   the same second, not one to a channel already touched, and takes it in
+   the next second.
 """
 
 import hashlib
@@ -47,6 +50,7 @@ TOKENS = {
     "all": ("tok-all-0123456789abcdef", "append:* read:* subscribe:*"),
     "slow": ("tok-slow-0123456789abcdef",
              "append:* subscribe:* limit:appends=1 limit:streams=1"),
+    "spread": ("tok-spread-0123456789abcdef", "append:* limit:channels=2"),
 }
 
 
@@ -427,6 +431,63 @@ class T(NodeTestCase):
         m = c.get("/metrics", bearer("admin")).body.decode()
         limited = int(m.split('herald_token_limited_total{token="slow"} ')[1].split()[0])
         self.assertGreaterEqual(limited, 5)
+
+    def test_channels_per_second(self):
+        require_websocket()
+        n = self.auth_node()
+        c = n.client()
+        jh = dict({"Content-Type": "application/json"}, **bearer("spread"))
+
+        def append(ch, nonce):
+            return c.request("POST", "/v1/channels/%s/messages" % ch,
+                             json.dumps({"nonce": nonce, "payload": nonce}), jh)
+
+        def at_second_start():
+            """Waits for the start of a wall-clock second, so that what follows
+            (a few requests) falls in one second of the node's clock."""
+            time.sleep(1.0 - time.time() % 1.0 + 0.02)
+
+        for attempt in range(5):
+            at_second_start()
+            t0 = int(time.time())
+            r1, r2, r3, r4 = (append("sp-a", "a%d" % attempt), append("sp-b", "b%d" % attempt),
+                              append("sp-c", "c%d" % attempt), append("sp-a", "a2-%d" % attempt))
+            if int(time.time()) == t0:
+                break
+        self.assertEqual((r1.status, r2.status, r4.status), (201, 201, 201), (r1, r2, r4))
+        self.assertError(r3, 429, "rate_limited")
+        self.assertEqual(r3.headers["retry-after"], "1")
+        self.assertIn("channels per second", r3.json()["error"]["message"])
+        # a batch spreading over three channels at once, and a WebSocket
+        # append to a third one
+        at_second_start()
+        body = "".join(json.dumps({"channel": ch, "nonce": "batch-" + ch, "payload": "x"}) + "\n"
+                       for ch in ("sp-d", "sp-e", "sp-f"))
+        r = c.request("POST", "/v1/messages:batch", body,
+                      dict(jh, **{"Content-Type": "application/x-ndjson"}))
+        self.assertError(r, 429, "rate_limited")
+        at_second_start()
+        w = WS(n.port, path="/v1/subscribe?access_token=" + TOKENS["spread"][0])
+        for i, ch in enumerate(("sp-g", "sp-h", "sp-i")):
+            w.send({"type": "append", "id": "w%d" % i, "channel": ch, "nonce": "ws", "payload": "x"})
+        seen = {}
+        while len(seen) < 3:
+            f, _ = w.recv_until(lambda f: f.get("id") in ("w0", "w1", "w2"))
+            seen[f["id"]] = f
+        w.ws.close()
+        frames = [seen["w%d" % i] for i in range(3)]
+        kinds = [(f["type"], f.get("code")) for f in frames]
+        self.assertIn(("error", "rate_limited"), kinds, frames)
+        # the next second takes the refused channel
+        at_second_start()
+        self.assertEqual(append("sp-c", "later").status, 201)
+        all_ = bearer("all")
+        self.assertEqual([m["nonce"] for m in
+                          c.get("/v1/channels/sp-c/messages?after_seq=0", all_).json()["messages"]],
+                         ["later"])
+        for ch in ("sp-d", "sp-e", "sp-f"):  # a refused batch writes no line
+            self.assertEqual(c.get("/v1/channels/%s/messages?after_seq=0" % ch,
+                                   all_).json()["messages"], [])
 
     def test_token_create(self):
         herald = harness.herald_cli()

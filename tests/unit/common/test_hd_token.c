@@ -143,12 +143,14 @@ static void test_limits(void **state)
 {
     (void)state;
     char a[300];
-    line_of("t", "s", "append:* limit:appends=100 limit:bytes=65536 limit:streams=3", a,
+    line_of("t", "s",
+            "append:* limit:appends=100 limit:bytes=65536 limit:streams=3 limit:channels=7", a,
             sizeof a);
     struct hd_token_set *set = parse_ok(a);
     assert_int_equal(set->tokens[0].appends_per_s, 100);
     assert_int_equal(set->tokens[0].bytes_per_s, 65536);
     assert_int_equal(set->tokens[0].streams_max, 3);
+    assert_int_equal(set->tokens[0].channels_per_s, 7);
     assert_int_equal(set->tokens[0].n_grants, 1);
     hd_token_set_free(set);
     line_of("t", "s", "status", a, sizeof a);
@@ -162,6 +164,8 @@ static void test_limits(void **state)
         {"admin limit:appends=x", "needs a number from 1"},
         {"admin limit:appends=1000000000001", "needs a number from 1"},
         {"admin limit:appends=1 limit:appends=2", "is given twice"},
+        {"admin limit:channels=0", "needs a number from 1"},
+        {"admin limit:channels=1 limit:channels=1", "is given twice"},
         {"admin limit:writes=1", "is not a limit"},
         {"limit:streams=1", "has no scope"},
     };
