@@ -22,6 +22,7 @@
 #include "hd_error.h"
 #include "hd_exit.h"
 #include "hd_util.h"
+#include "notify.h"
 #include "repair_record.h"
 #include "repair_request.h"
 
@@ -314,6 +315,10 @@ static int api__ask(const struct api_repair_ctx *c, const char *reason,
         return rv;
     }
     a.view.request = a.request;
+    /* No READY: the node serves nothing yet (a supervisor's start timeout
+     * restarts it, and the marker resumes the repair). */
+    api_notify_status("repairing: asking the members to retire node %llu (%s)",
+                      (unsigned long long)old->node_id, reason);
     HD_LOG_WARN("repair: node %llu of cluster %s: %s; serving nothing until a member retires "
                 "this id (GET /v1/status on %s says \"repairing\")",
                 (unsigned long long)old->node_id, old->cluster_id, reason, c->listen);
