@@ -32,7 +32,8 @@ int hd_damage_mark(const char *reason);
 /* The same for a given directory (armed or not). */
 int hd_damage_mark_at(const char *data_dir, const char *reason);
 
-/* Whether data_dir holds a marker; its reason into `reason` (cap bytes). */
+/* Whether data_dir holds a marker; its reason into `reason` (cap bytes;
+ * reason may be NULL with cap 0). */
 bool hd_damage_marked(const char *data_dir, char *reason, size_t cap);
 
 /* Start-up, with --repair auto: a stop for damage found before the node

@@ -421,6 +421,9 @@ int main(int argc, char **argv)
     if (rv == 0) {
         rv = api_data_identity(d.opts.data_dir, &want, &id, errmsg, sizeof errmsg);
     }
+    /* Damaged data, as opposed to a bad command line or backup: herald.id,
+     * and below the WAL and the state. */
+    bool damaged = rv == HD_ECORRUPT;
     if (rv == 0 && d.opts.id_given && id.node_id != d.opts.node_id) {
         snprintf(errmsg, sizeof errmsg, "%s belongs to node %llu, not --id %llu",
                  d.opts.data_dir, (unsigned long long)id.node_id,
@@ -437,14 +440,15 @@ int main(int argc, char **argv)
         snprintf(d.server.cluster_id, sizeof d.server.cluster_id, "%s", id.cluster_id);
         api_notify_status("opening state and the WAL of %u shards", id.shards);
         rv = api__open_state(&d, &id, &members, errmsg, sizeof errmsg);
+        damaged = rv == HD_ECORRUPT;
     }
     if (rv == 0) {
         rv = api__serve(&d, errmsg, sizeof errmsg);
     }
-    if (rv == HD_ECORRUPT && may_repair) {
+    if (damaged && may_repair) {
         api_repair_mark_and_restart(&repair, errmsg[0] ? errmsg : hd_strerror(rv));
     }
-    if (rv == HD_ECORRUPT) {
+    if (damaged) {
         /* Damaged data, not a passing condition: the status that says so. */
         HD_LOG_ERROR("cannot start: %s; %s (exit %d)", errmsg[0] ? errmsg : hd_strerror(rv),
                      d.opts.repair ? damage : "--repair off", HD_EXIT_CORRUPT);

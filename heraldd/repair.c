@@ -75,6 +75,20 @@ int api_repair_adopt(const char *data_dir, uint64_t *node_id, bool *repaired,
     if (rv == HD_ENOTFOUND) {
         return 0;
     }
+    if (rv == HD_ECORRUPT) {
+        /* Damage like any other: repair (with --repair auto), which writes
+         * the record again; without, the ids below are not mapped and a
+         * repaired node's start is refused, naming its id. */
+        HD_LOG_ERROR("%s/%s is damaged", data_dir, API_REPAIR_RECORD_FILE);
+        char reason[HD_DAMAGE_REASON_MAX];
+        snprintf(reason, sizeof reason, "%s is damaged", API_REPAIR_RECORD_FILE);
+        if (!hd_damage_marked(data_dir, NULL, 0) && (rv = hd_damage_mark_at(data_dir, reason)) != 0) {
+            snprintf(errmsg, errmsg_len, "%s/%s: %s", data_dir, HD_DAMAGE_MARKER,
+                     hd_strerror(rv));
+            return rv;
+        }
+        return 0;
+    }
     if (rv != 0) {
         snprintf(errmsg, errmsg_len, "%s/%s: %s", data_dir, API_REPAIR_RECORD_FILE,
                  hd_strerror(rv));
@@ -95,6 +109,13 @@ int api_repair_adopt(const char *data_dir, uint64_t *node_id, bool *repaired,
 
 void api_repair_mark_and_restart(const struct api_repair_ctx *c, const char *reason)
 {
+    if (hd_damage_marked(c->data_dir, NULL, 0)) {
+        /* Marked already, yet the repair did not run: starting again would
+         * only come back here. */
+        HD_LOG_ERROR("%s/%s is there already; not starting again", c->data_dir,
+                     HD_DAMAGE_MARKER);
+        return;
+    }
     int rv = hd_damage_mark_at(c->data_dir, reason);
     if (rv != 0) {
         HD_LOG_ERROR("cannot write %s/%s: %s", c->data_dir, HD_DAMAGE_MARKER, hd_strerror(rv));

@@ -169,12 +169,12 @@ static int st__err(char *err, const char *what)
             HD_LOG_ERROR("state is corrupt: stopping (exit %d); marked for repair (%s): the "
                          "next start rejoins the cluster under a new id",
                          ST_EXIT_CORRUPT, HD_DAMAGE_MARKER);
-        } else {
-            HD_LOG_ERROR("state is corrupt: stopping (exit %d); replace this node's disk "
-                         "(remove the node, wipe its data directory, add it back)",
-                         ST_EXIT_CORRUPT);
+            hd_damage_stop(ST_EXIT_CORRUPT); /* at start-up, with repair on: starts again */
         }
-        hd_damage_stop(ST_EXIT_CORRUPT); /* at start-up, with repair on: starts again */
+        HD_LOG_ERROR("state is corrupt: stopping (exit %d); replace this node's disk "
+                     "(remove the node, wipe its data directory, add it back)",
+                     ST_EXIT_CORRUPT);
+        _exit(ST_EXIT_CORRUPT);
     }
     rocksdb_free(err);
     return HD_EIO;

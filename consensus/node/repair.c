@@ -86,6 +86,21 @@ static uint64_t cons__repair_new_id(struct cons_node *n, uint64_t old_id)
     return max + 1;
 }
 
+/* A member other than the old id at this address in some shard, or 0. */
+static uint64_t cons__repair_other_at(const struct cons_node *n, uint64_t old_id,
+                                      const char *address)
+{
+    for (unsigned s = 0; s < n->opts.n_shards; s++) {
+        const struct raft_configuration *c = &n->shards[s].raft.configuration;
+        for (unsigned k = 0; k < c->n; k++) {
+            if (c->servers[k].id != old_id && strcmp(c->servers[k].address, address) == 0) {
+                return c->servers[k].id;
+            }
+        }
+    }
+    return 0;
+}
+
 static void cons__repair_added(void *arg, int status, const char *message, unsigned shards_done)
 {
     struct cons_node *n = arg;
@@ -138,6 +153,18 @@ static void cons__repair_removed(void *arg, int status, const char *message,
         HD_LOG_WARN("repair: removing damaged node %llu stopped after %u shards: %s",
                     (unsigned long long)r->old_id, shards_done, message);
         cons__repair_reply(n, r->reply_to, r->reply_req, status, 0);
+        cons__repair_free(n);
+        return;
+    }
+    uint64_t other = cons__repair_other_at(n, r->old_id, r->address);
+    if (other != 0) {
+        /* Another member coordinated this repair too (a request that
+         * reached both): its new id is being added there. Adding a second
+         * one would replace it in the shards it has reached so far. */
+        HD_LOG_WARN("repair: node %llu already holds %s in some shard: another member is "
+                    "adding it in place of node %llu; leaving it to that member",
+                    (unsigned long long)other, r->address, (unsigned long long)r->old_id);
+        cons__repair_reply(n, r->reply_to, r->reply_req, HD_EBUSY, 0);
         cons__repair_free(n);
         return;
     }

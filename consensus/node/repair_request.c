@@ -39,6 +39,12 @@ struct cons_repair_request {
 static void cons__rq_give_up(struct cons_repair_request *r, const char *why)
 {
     uint64_t id = r->peers[r->next].id;
+    /* A request still queued for a member that was not reachable must not
+     * reach it when it comes back, while another member coordinates: two
+     * coordinators would grant two new ids. Forgetting the peer drops its
+     * queue; it is configured again at once, empty. */
+    cons_transport_remove_peer(r->transport, id);
+    (void)cons_transport_set_peer(r->transport, id, r->peers[r->next].address);
     snprintf(r->last_error, sizeof r->last_error, "node %llu: %s", (unsigned long long)id, why);
     HD_LOG_WARN("repair: asking node %llu to retire node %llu: %s (asking %s in %u ms)",
                 (unsigned long long)id, (unsigned long long)r->o.old_id, why,

@@ -17,7 +17,9 @@
  * repair.c answers) and waits: a member that does not connect within
  * CONS_REPAIR_CONNECT_MS, or does not answer within CONS_REPAIR_ANSWER_MS,
  * or answers an error (no quorum, busy) is left for the next one, after a
- * backoff of 1 s doubling to 30 s. When a member answers with a new id,
+ * backoff of 1 s doubling to 30 s; a request still queued for a member
+ * left is dropped, so that only one member ever coordinates (two would
+ * grant two ids). When a member answers with a new id,
  * done(arg, new_id) is called once; the old id is then removed from every
  * shard. The caller closes the request afterwards.
  */
