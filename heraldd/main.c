@@ -451,7 +451,10 @@ int main(int argc, char **argv)
     if (damaged) {
         /* Damaged data, not a passing condition: the status that says so. */
         HD_LOG_ERROR("cannot start: %s; %s (exit %d)", errmsg[0] ? errmsg : hd_strerror(rv),
-                     d.opts.repair ? damage : "--repair off", HD_EXIT_CORRUPT);
+                     !d.opts.repair ? "--repair off"
+                     : may_repair    ? "the repair could not begin (see above)"
+                                     : damage,
+                     HD_EXIT_CORRUPT);
         hd_tls_ctx_free(d.tls);
         api_options_free(&d.opts);
         return HD_EXIT_CORRUPT;
