@@ -9,8 +9,11 @@
 #define HD_EXIT_OK 0          /* stopped by SIGTERM or SIGINT */
 #define HD_EXIT_START 1       /* could not start (the log says why), or a second SIGINT */
 #define HD_EXIT_USAGE 2       /* bad command line */
-/* State found corrupt while running, or a committed entry that cannot be
- * applied: this replica can no longer be trusted. */
+/* State found corrupt while running, damaged data found at start that is
+ * not repaired (--repair off, or no peer to repair from), or a committed
+ * entry that cannot be applied: this replica can no longer be trusted. With
+ * --repair auto, RocksDB damage leaves DATA/REPAIR_NEEDED first, and the
+ * next start repairs (heraldd/repair.c). */
 #define HD_EXIT_CORRUPT 3
 /* A write of the Raft log failed: a WAL write or sync (EIO, ENOSPC past
  * the reserve, a segment that could not be created), or a term/vote. Nothing it held was acknowledged; a restart

@@ -113,6 +113,21 @@ static int api__identity_rebootstrap(const char *dir, const struct api_identity 
     return 0;
 }
 
+int api_data_identity_read(const char *dir, struct api_identity *out)
+{
+    char path[4096], text[1025];
+    snprintf(path, sizeof path, "%s/herald.id", dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return errno == ENOENT ? HD_ENOTFOUND : hd_from_errno(errno);
+    }
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    memset(out, 0, sizeof *out);
+    return api__identity_parse(text, len, out);
+}
+
 int api_data_identity(const char *dir, const struct api_identity *want,
                       struct api_identity *out, char *errmsg, size_t errmsg_len)
 {

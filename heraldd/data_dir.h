@@ -36,4 +36,8 @@ int api_data_lock(const char *dir, int *lock_fd, char *errmsg, size_t errmsg_len
 int api_data_identity(const char *dir, const struct api_identity *want,
                       struct api_identity *out, char *errmsg, size_t errmsg_len);
 
+/* Only reads DATA/herald.id: 0, HD_ENOTFOUND, HD_ECORRUPT (damaged) or an
+ * I/O error. */
+int api_data_identity_read(const char *dir, struct api_identity *out);
+
 #endif

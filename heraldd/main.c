@@ -14,6 +14,7 @@
 #include "disk_space.h"
 #include "exposure.h"
 #include "members.h"
+#include "hd_damage.h"
 #include "hd_error.h"
 #include "hd_retention.h"
 #include "hd_exit.h"
@@ -24,6 +25,7 @@
 #include "node.h"
 #include "notify.h"
 #include "options.h"
+#include "repair.h"
 #include "restore.h"
 #include "tls.h"
 
@@ -115,6 +117,7 @@ struct api_daemon {
     int lock_fd;
     struct st_space *space;       /* the free-space reserve of the data directory */
     bool disk_failed;             /* the data directory took no write at the stop */
+    bool repaired;                /* runs under an id a repair gave it: a joined member */
     struct hd_tls_ctx *tls;       /* --tls-cert/--tls-key until the server takes it */
     unsigned stopping_parts;      /* http server and consensus still closing */
 };
@@ -229,9 +232,9 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .node_id = id->node_id, .address = d->opts.peer_listen,
                                    .cluster_id = id->cluster_id,
                                    .peer_listen = d->opts.peer_listen,
-                                   .members = members->n > 0 ? members->list : NULL,
-                                   .n_members = members->n,
-                                   .join = d->opts.join != NULL,
+                                   .members = members->n > 0 && !d->repaired ? members->list : NULL,
+                                   .n_members = d->repaired ? 0 : members->n,
+                                   .join = d->opts.join != NULL || d->repaired,
                                    .restore = d->opts.restore != NULL,
                                    .n_shards = id->shards, .log = s->log,
                                    .wal_no_uring = d->opts.no_uring,
@@ -385,6 +388,32 @@ int main(int argc, char **argv)
     if (rv == 0) {
         rv = api_data_lock(d.opts.data_dir, &d.lock_fd, errmsg, sizeof errmsg);
     }
+    if (rv == 0) {
+        rv = api_repair_adopt(d.opts.data_dir, &want.node_id, &d.repaired,
+                              &d.server.repairs_total, errmsg, sizeof errmsg);
+        if (d.repaired) d.opts.node_id = want.node_id;
+    }
+    struct api_repair_ctx repair = {.data_dir = d.opts.data_dir, .listen = d.opts.listen,
+                                    .peer_listen = d.opts.peer_listen, .members = &members,
+                                    .want = &want, .repairs = d.server.repairs_total,
+                                    .disk_reserve = d.opts.disk_reserve, .tls = &d.tls,
+                                    .argv = argv};
+    char damage[HD_DAMAGE_REASON_MAX] = "";
+    if (rv == 0 && hd_damage_marked(d.opts.data_dir, damage, sizeof damage)) {
+        if (d.opts.repair) {
+            int code = api_repair_run(&repair, damage);
+            hd_tls_ctx_free(d.tls);
+            api_options_free(&d.opts);
+            return code;
+        }
+        HD_LOG_WARN("%s/%s says the data was found damaged (%s); --repair off: starting "
+                    "anyway", d.opts.data_dir, HD_DAMAGE_MARKER, damage);
+    }
+    bool may_repair = d.opts.repair && api_repair_possible(&repair, damage, sizeof damage);
+    if (may_repair) {
+        hd_damage_arm(d.opts.data_dir);       /* RocksDB damage found running: marked */
+        hd_damage_restart_with(argv);         /* found while starting: repaired at once */
+    }
     if (rv == 0 && d.opts.restore != NULL && !api__has_identity(d.opts.data_dir)) {
         rv = api_restore_state(d.opts.data_dir, d.opts.restore, want.shards, errmsg,
                                sizeof errmsg);
@@ -392,6 +421,9 @@ int main(int argc, char **argv)
     if (rv == 0) {
         rv = api_data_identity(d.opts.data_dir, &want, &id, errmsg, sizeof errmsg);
     }
+    /* Damaged data, as opposed to a bad command line or backup: herald.id,
+     * and below the WAL and the state. */
+    bool damaged = rv == HD_ECORRUPT;
     if (rv == 0 && d.opts.id_given && id.node_id != d.opts.node_id) {
         snprintf(errmsg, sizeof errmsg, "%s belongs to node %llu, not --id %llu",
                  d.opts.data_dir, (unsigned long long)id.node_id,
@@ -408,9 +440,24 @@ int main(int argc, char **argv)
         snprintf(d.server.cluster_id, sizeof d.server.cluster_id, "%s", id.cluster_id);
         api_notify_status("opening state and the WAL of %u shards", id.shards);
         rv = api__open_state(&d, &id, &members, errmsg, sizeof errmsg);
+        damaged = rv == HD_ECORRUPT;
     }
     if (rv == 0) {
         rv = api__serve(&d, errmsg, sizeof errmsg);
+    }
+    if (damaged && may_repair) {
+        api_repair_mark_and_restart(&repair, errmsg[0] ? errmsg : hd_strerror(rv));
+    }
+    if (damaged) {
+        /* Damaged data, not a passing condition: the status that says so. */
+        HD_LOG_ERROR("cannot start: %s; %s (exit %d)", errmsg[0] ? errmsg : hd_strerror(rv),
+                     !d.opts.repair ? "--repair off"
+                     : may_repair    ? "the repair could not begin (see above)"
+                                     : damage,
+                     HD_EXIT_CORRUPT);
+        hd_tls_ctx_free(d.tls);
+        api_options_free(&d.opts);
+        return HD_EXIT_CORRUPT;
     }
     if (rv != 0) {
         HD_LOG_ERROR("cannot start: %s", errmsg[0] ? errmsg : hd_strerror(rv));
@@ -426,6 +473,7 @@ int main(int argc, char **argv)
     snprintf(status, sizeof status, "serving %s://%s, node %llu of cluster %s",
              d.opts.tls_cert != NULL ? "https" : "http", d.opts.listen, (unsigned long long)id.node_id, id.cluster_id);
     api_notify_ready(&d.notify, d.server.loop, status);
+    hd_damage_restart_with(NULL); /* serving: damage found from now on exits (3) */
     uv_run(d.server.loop, UV_RUN_DEFAULT);
     if (d.disk_failed) {
         _exit(HD_EXIT_OK); /* stopped as asked; closing RocksDB would abort */

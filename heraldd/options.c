@@ -121,6 +121,18 @@ static int api__opt_retention(struct api_options *o, const struct api_opt *opt, 
     return 0;
 }
 
+static int api__opt_repair(struct api_options *o, const struct api_opt *opt, const char *arg,
+                           char *err, size_t err_len)
+{
+    (void)opt;
+    if (strcmp(arg, "auto") == 0 || strcmp(arg, "off") == 0) {
+        o->repair = arg[0] == 'a';
+        return 0;
+    }
+    snprintf(err, err_len, " must be auto or off, got '%s'", arg);
+    return -1;
+}
+
 #define OFF(field) offsetof(struct api_options, field)
 
 /* Every option, in the order of --help. */
@@ -171,6 +183,12 @@ static const struct api_opt api__opts[] = {
      "free space to keep on DIR's file system; below it\n"
      "appends are refused (507 insufficient_storage)\n"
      "until space returns (default 268435456, 0: none)"},
+    {"repair", API_OPT_VALUE, "auto|off", api__opt_repair, OFF(repair), 0, 0,
+     "auto (default): a node that finds its own data damaged\n"
+     "(WAL, state, herald.id) asks a --bootstrap member to\n"
+     "retire its id, moves the data to DIR/damaged-TIME/\n"
+     "and rejoins under a new id; never a one-node cluster.\n"
+     "off: it refuses to start, or stops, with exit 3"},
     {"no-uring", API_OPT_SWITCH, NULL, api__opt_switch, OFF(no_uring), 0, 0,
      "write the WAL with pwrite+fdatasync instead of io_uring"},
     {"snapshot-every", API_OPT_VALUE, "N", api__opt_number, OFF(snapshot_every), 2, 1u << 20,
@@ -240,7 +258,7 @@ void api_options_defaults(struct api_options *o)
                               .node_id = 1, .payload_max = 1u << 20,
                               .body_max = 8u << 20, .connections_max = 4096,
                               .dedup_window_s = 86400, .log_level = 2,
-                              .retention_interval_s = 60,
+                              .retention_interval_s = 60, .repair = true,
                               .log_format = API_LOG_TEXT};
 }
 
@@ -289,9 +307,10 @@ void api_options_usage(FILE *f)
             "--auth-file (a bad file is refused and the old tokens stay) and\n"
             "--tls-cert/--tls-key (new connections get the new pair; a bad pair is\n"
             "refused and the old one stays).\n"
-            "Exit status: 0 stopped by a signal, 1 could not start, 2 bad usage, 3 state\n"
-            "found corrupt, 4 a WAL write failed, 5 a state write failed (4 and 5: restart\n"
-            "once the disk answers; nothing unwritten was acknowledged).\n");
+            "Exit status: 0 stopped by a signal, 1 could not start, 2 bad usage, 3 data\n"
+            "found damaged (with --repair auto, DIR/REPAIR_NEEDED then makes the next\n"
+            "start repair it), 4 a WAL write failed, 5 a state write failed (4 and 5:\n"
+            "restart once the disk answers; nothing unwritten was acknowledged).\n");
 }
 
 struct api__flag {

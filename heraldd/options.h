@@ -30,6 +30,7 @@ struct api_options {
     uint64_t dedup_window_s;
     uint64_t snapshot_every;      /* raft entries between snapshots; 0 = 4096 */
     bool no_uring;
+    bool repair;                  /* --repair auto (default) or off */
     uint64_t disk_reserve;        /* --disk-reserve: bytes kept free; 0: none */
     struct api_cors *cors;        /* --cors-origins; NULL: no cross-origin access */
     const char *auth_file;        /* --auth-file; NULL: no tokens */

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import hclient
@@ -41,6 +42,12 @@ class Node:
         self.disk_full = False    # the disk-full nemesis filled its disk
         self.held = False         # a process fault holds it (nemesis.Schedule)
         self.needs_replace = False
+        # --repair runs: heraldd repairs damage itself (--repair auto) when
+        # started with its first command line (--id origin, --bootstrap).
+        self.repair = False
+        self.origin_id = idx       # the id of the --bootstrap list
+        self.bootstrap_spec = None  # that list; None once replaced by an operator
+        self.repair_pending = False  # restarted on damage: its new id is awaited
 
     # ------------------------------------------------------------ disk ---
 
@@ -119,11 +126,14 @@ class Node:
 
     def start(self, bootstrap=None, join=None, supervised=True):
         assert not self.alive(), self.name
-        args = [self.heraldd, "--id", str(self.id), "--data", self.data,
+        if self.repair and not bootstrap and not join and self.bootstrap_spec:
+            bootstrap = self.bootstrap_spec  # every start: the same command line
+        node_id = self.origin_id if self.repair and bootstrap else self.id
+        args = [self.heraldd, "--id", str(node_id), "--data", self.data,
                 "--listen", "%s:%d" % (self.ip, hclient.PORT),
                 "--peer-listen", "%s:%d" % (self.ip, hclient.PORT + 1),
                 # the test network of namespaces, not loopback: open on purpose
-                "--insecure"]
+                "--insecure", "--repair", "auto" if self.repair else "off"]
         if bootstrap:
             args += ["--bootstrap", bootstrap]
         if join:
@@ -190,10 +200,21 @@ class Cluster:
                       for i in range(1, n + 1)]
         self.next_id = n + 1
         self.cluster_id = None
+        self.repair = False
+        self.repairs = []  # one event per repair heraldd made (--repair runs)
+        self.repair_lock = threading.Lock()
+
+    def set_repair(self, on):
+        """--repair: heraldd repairs damaged data itself; off: an operator
+        replaces the node (cluster.replace)."""
+        self.repair = on
+        for nd in self.nodes:
+            nd.repair = on
 
     def bootstrap(self):
         spec = ",".join("%d=%s:%d" % (nd.id, nd.ip, hclient.PORT + 1) for nd in self.nodes)
         for nd in self.nodes:
+            nd.bootstrap_spec = spec
             nd.make_disk()
         for nd in self.nodes:
             nd.start(bootstrap=spec)
@@ -208,7 +229,9 @@ class Cluster:
                 if not nd.alive() or nd.paused:
                     continue
                 st = nd.status()
-                if st is None or any(sh["leader"] == 0 for sh in st["shards"]):
+                # A node under repair answers without shards: not ready yet.
+                if st is None or not st.get("shards") or any(sh["leader"] == 0
+                                                             for sh in st["shards"]):
                     ready = False
                     break
                 self.cluster_id = st["cluster_id"]
@@ -223,7 +246,7 @@ class Cluster:
             if not nd.alive() or nd.paused:
                 continue
             st = nd.status()
-            if st is None:
+            if st is None or not st.get("shards"):
                 continue
             leader = rng.choice(st["shards"])["leader"]
             return self.by_id(leader) if leader else None
@@ -282,9 +305,26 @@ class Cluster:
         nd.id = None
         return None
 
+    def check_repaired(self, nd):
+        """A node restarted on damage (--repair runs): once it serves under
+        a new id, takes that id and records the repair. Returns the new id,
+        or None while it still repairs (or did not need to)."""
+        st = nd.status()
+        if st is None or st.get("state") == "repairing" or st.get("node_id") in (None, nd.id):
+            return None
+        with self.repair_lock:
+            old, nd.id = nd.id, st["node_id"]
+            self.next_id = max(self.next_id, nd.id + 1)
+            nd.damaged = False
+            nd.repair_pending = False
+            self.repairs.append({"node": nd.name, "old_id": old, "new_id": nd.id,
+                                 "repairs_in_status": st.get("repairs")})
+        return nd.id
+
     def add_back(self, nd):
         """Joins a wiped node under a new id (ids only grow: the lower id
         dials, so a newcomer's id must exceed every member's)."""
+        nd.bootstrap_spec = None  # it is a joined member from now on
         nd.id = self.next_id
         self.next_id += 1
         nd.start(join=self.cluster_id)

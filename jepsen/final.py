@@ -43,6 +43,8 @@ class CrashWatcher:
         restarts = {}
         while not self.done.wait(0.5):
             for nd in self.cluster.nodes:
+                if nd.repair_pending and nd.alive():
+                    self.cluster.check_repaired(nd)
                 code = nd.exited_with()
                 if not nd.supervised or code is None:
                     continue
@@ -51,9 +53,14 @@ class CrashWatcher:
                          "exit": code, "log_tail": log_tail(nd)}
                 if nd.damaged and code == EXIT_CORRUPT:
                     # It found the damage the corrupt nemesis made and
-                    # stopped, as it must: an operator replaces its disk.
+                    # stopped, as it must: an operator replaces its disk,
+                    # or (--repair) the restart repairs it.
                     self.detected.append(event)
-                    nd.needs_replace = True
+                    if nd.repair and nd.bootstrap_spec:
+                        nd.repair_pending = True
+                        nd.start()
+                    else:
+                        nd.needs_replace = True
                     continue
                 if (nd.disk_failed or nd.disk_full) and code in EXIT_DISK:
                     # Its disk answered EIO or ran out, and it stopped as it
@@ -90,6 +97,19 @@ def replace_pending(cluster, recorder):
         recorder.record({"fault": "replace", "phase": "stop",
                          "detail": "%s replaced as id %s%s" % (nd.name, nd.id,
                                                                ": " + err if err else "")})
+
+
+def repairs_pending(cluster, timeout=120.0):
+    """--repair runs: waits for nodes restarted on damage to serve under
+    their new id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = [nd for nd in cluster.nodes if nd.repair_pending and nd.alive()]
+        if not waiting:
+            return
+        for nd in waiting:
+            cluster.check_repaired(nd)
+        time.sleep(0.5)
 
 
 def restart_dead(cluster, recorder):
@@ -171,6 +191,8 @@ def add_node_findings(results, run_dir, cluster, stops, watcher):
                       "detail": "no node's final log could be read for some channel"})
     results["node_anomalies"] = found
     results["detected_corruption"] = watcher.detected
+    results["repairs"] = len(cluster.repairs)
+    results["repair_events"] = cluster.repairs
     results["disk_stops"] = watcher.disk_stops
     if found:
         results["valid"] = False

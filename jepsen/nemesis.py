@@ -398,7 +398,9 @@ class Corrupt(Nemesis):
     """Damages WAL segments or RocksDB tables of a minority of nodes while
     they are down. A node must either recover by itself or refuse to start;
     one that refuses is replaced the way an operator would (remove it, wipe
-    the disk, add it back under a new id)."""
+    the disk, add it back under a new id). With jepsen/run --repair the
+    nodes run --repair auto and are only restarted: each must repair what
+    it finds damaged by itself (a new id, counted in results.json)."""
     name = "corrupt"
 
     def start(self, rng):
@@ -417,11 +419,22 @@ class Corrupt(Nemesis):
         return "; ".join(out) or "no files to corrupt"
 
     def stop(self):
+        # --repair: nodes that still have their first command line (peers
+        # to ask) repair themselves; a node an operator replaced earlier
+        # (it joined with --join) knows no peers, and is replaced again.
+        repairing = [nd for nd in self.victims if nd.repair and nd.bootstrap_spec]
+        others = [nd for nd in self.victims if nd not in repairing]
+        out = [self._stop_repair(repairing)] if repairing else []
+        if others:
+            out.append(self._stop_operator(others))
+        return "; ".join(out)
+
+    def _stop_operator(self, victims):
         out = []
-        for nd in self.victims:
+        for nd in victims:
             nd.start(supervised=False)  # it may rightly refuse to start
         time.sleep(5)
-        for nd in self.victims:
+        for nd in victims:
             if nd.alive():
                 nd.supervised = True
                 out.append("%s restarted" % nd.name)
@@ -430,6 +443,35 @@ class Corrupt(Nemesis):
             err = self.cluster.replace(nd)
             out.append("%s refused to start (exit %s), replaced as id %s%s" %
                        (nd.name, code, nd.id, ": " + err if err else ""))
+        return "; ".join(out)
+
+    def _stop_repair(self, victims):
+        """--repair: only restart the victims with their command line;
+        heraldd repairs what it finds damaged (a new id) by itself. Damage
+        it does not find at start (a RocksDB block not read yet) may stop
+        it later with exit 3; final.CrashWatcher restarts it then."""
+        out = []
+        old = {nd.name: nd.id for nd in victims}
+        for nd in victims:
+            nd.repair_pending = True
+            nd.start()
+        deadline = time.monotonic() + 60
+        waiting = list(victims)
+        while waiting and time.monotonic() < deadline:
+            for nd in list(waiting):
+                self.cluster.check_repaired(nd)  # or final.CrashWatcher did
+                if nd.id != old[nd.name]:
+                    out.append("%s repaired itself: id %d -> %d" % (nd.name, old[nd.name], nd.id))
+                    waiting.remove(nd)
+                    continue
+                st = nd.status()
+                if (st is not None and st.get("node_id") == nd.id and st.get("state") != "repairing"
+                        and time.monotonic() > deadline - 50):
+                    out.append("%s restarted, no damage found at start" % nd.name)
+                    nd.repair_pending = False
+                    waiting.remove(nd)
+            time.sleep(0.5)
+        out += ["%s still repairing" % nd.name for nd in waiting]
         return "; ".join(out)
 
 

@@ -10,6 +10,7 @@
 
 #include "hd_alloc.h"
 #include "hd_assert.h"
+#include "hd_damage.h"
 #include "hd_error.h"
 #include "hd_util.h"
 
@@ -162,6 +163,14 @@ static int st__err(char *err, const char *what)
          * reads or for the dedup lookups of apply. Stop at once, as a crash
          * would, rather than answer errors or act on a partial state; the
          * other replicas hold the data, and the disk must be replaced. */
+        char reason[HD_DAMAGE_REASON_MAX];
+        snprintf(reason, sizeof reason, "state (RocksDB) %s: %s", what, err);
+        if (hd_damage_mark(reason) == 0) {
+            HD_LOG_ERROR("state is corrupt: stopping (exit %d); marked for repair (%s): the "
+                         "next start rejoins the cluster under a new id",
+                         ST_EXIT_CORRUPT, HD_DAMAGE_MARKER);
+            hd_damage_stop(ST_EXIT_CORRUPT); /* at start-up, with repair on: starts again */
+        }
         HD_LOG_ERROR("state is corrupt: stopping (exit %d); replace this node's disk "
                      "(remove the node, wipe its data directory, add it back)",
                      ST_EXIT_CORRUPT);

@@ -68,7 +68,22 @@ struct api_server {
     uint64_t retention_interval_ms;
     bool stopping;
     bool backup_running;            /* POST /v1/backup: one at a time */
+    uint64_t repairs_total;         /* repairs of this node's data (heraldd/repair.c) */
 };
+
+/* While a damaged node waits to be retired by its peers (heraldd/repair.c)
+ * its HTTP port answers only this: GET /v1/status says "repairing" and
+ * why, GET /metrics counts repairs, everything else is 503 `repairing`
+ * (repair_status.c). The request is NULL once the answer came. */
+struct cons_repair_request;
+struct api_repair_view {
+    struct api_server *server;      /* node_id (the old id), cluster_id, started_us, counters */
+    const char *reason;             /* what was found damaged */
+    const struct cons_repair_request *request;
+};
+
+/* The request callback of the HTTP server while repairing (arg: the view). */
+void api_repair_route(struct api_http_conn *c, const struct api_http_request *req, void *arg);
 
 /* Routes one request (the http server's callback). */
 void api_route(struct api_http_conn *c, const struct api_http_request *req, void *arg);

@@ -68,6 +68,7 @@ void api_status(struct api_server *s, struct api_http_conn *c)
     json_object_set_new(body, "http_requests", json_integer((json_int_t)s->metrics.requests));
     json_object_set_new(body, "disk", api_status_disk(s->data_dir));
     json_object_set_new(body, "retention", api_status_retention(s));
+    json_object_set_new(body, "repairs", json_integer((json_int_t)s->repairs_total));
     json_object_set_new(body, "now_ms", json_integer((json_int_t)(hd_now_us() / 1000u)));
     api_respond_json(s, c, 200, body, NULL);
 }
@@ -238,6 +239,11 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
     }
     struct st_space_status space;
     api_writes_metrics(s, &space);
+    api__metric(&t, "herald_repairs_total", "counter",
+                "Times this node found its data damaged and rejoined under a new id.",
+                s->repairs_total);
+    api__metric(&t, "herald_repairing", "gauge",
+                "1 while the node waits for its peers to retire its damaged id.", 0);
     api__metric(&t, "herald_writes_refused", "gauge",
                 "1 while appends are refused because free disk space is below the reserve.",
                 space.low ? 1 : 0);

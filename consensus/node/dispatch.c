@@ -12,6 +12,7 @@
 #include "hd_error.h"
 #include "hd_util.h"
 #include "membership.h"
+#include "repair.h"
 #include "msg_codec.h"
 #include "node_internal.h"
 #include "raft_io.h"
@@ -116,6 +117,14 @@ static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
     case CONS_FRAME_STATE_REQ:
     case CONS_FRAME_STATE_CHUNK:
         cons__recv_state(n, from, shard, &f);
+        break;
+    case CONS_FRAME_REPAIR_REQ:
+        cons__recv_repair(n, from, &f);
+        break;
+    case CONS_FRAME_REPAIR_RESP:
+        /* Only a node under repair (heraldd/repair.c) asks; a member never does. */
+        HD_LOG_WARN("peer %llu sent a repair answer this node never asked for; dropped",
+                    (unsigned long long)from);
         break;
     default:
         HD_ASSERT(!"cons_frame_decode accepts only known kinds");

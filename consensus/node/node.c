@@ -16,6 +16,7 @@
 #include "hd_util.h"
 #include "leaders.h"
 #include "membership.h"
+#include "repair.h"
 #include "node_internal.h"
 #include "proposer.h"
 #include "raft_io.h"
@@ -81,6 +82,7 @@ static void cons__tick(uv_timer_t *t)
     }
     cons__sync_peers(n);
     cons__member_tick(n);
+    cons__repair_tick(n);
     cons__spread_leaders(n);
     cons__compact(n);
 }
@@ -260,10 +262,11 @@ void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg)
     cons__forwards_expire(n, true, HD_EUNKNOWN);
     cons__read_waits_expire(n, true);
     cons__member_stop(n);
+    cons__repair_stop(n);
     if (n->transport != NULL) {
         cons__catchup_stop(n);
     }
-    HD_ASSERT(n->forwards == NULL && n->change == NULL && n->closing == 0);
+    HD_ASSERT(n->forwards == NULL && n->change == NULL && n->repair == NULL && n->closing == 0);
     n->closing = n->opts.n_shards;
     for (unsigned i = 0; i < n->opts.n_shards; i++) {
         cons__shard_fail_queue(&n->shards[i], HD_ESHUTDOWN);

@@ -22,6 +22,7 @@
  *   command.c       trims and deletes on the leader
  *   retention_sweep.c  the leader's retention trims     -> command
  *   membership.c    add/remove, shard by shard            -> leaders
+ *   repair.c        replacing a damaged member under a new id -> membership (node.h API)
  *   catchup.c       copying a shard's state
  *   read_barrier.c  leader reads
  *   leaders.c       the transport's peers, leadership spread
@@ -43,6 +44,7 @@ struct cons_node {
     struct cons_forward *forwards;    /* forward.h: appends sent to a leader */
     struct cons_catchups catchups;    /* catchup.h */
     struct cons_member_change *change; /* membership.h: the change coordinated here */
+    struct cons_repair *repair;       /* repair.h: a damaged member being replaced */
     struct cons_read_wait *read_waits; /* read_barrier.h: leader reads waiting */
     struct cons_leaders leaders;      /* leaders.h */
     struct cons_retention retention;  /* retention_sweep.h */

@@ -335,7 +335,9 @@ int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg, size_
     rv = raft_start(&sh->raft);
     if (rv != 0) {
         snprintf(errmsg, errmsg_len, "shard %u: raft start: %s", sh->id, raft_errmsg(&sh->raft));
-        return HD_EIO;
+        /* RAFT_CORRUPT: the FSM refused the snapshot (state older than
+         * it): damaged data, which heraldd may repair, not an I/O error. */
+        return rv == RAFT_CORRUPT ? HD_ECORRUPT : HD_EIO;
     }
     return cons__check_gap(sh, errmsg, errmsg_len);
 }

@@ -93,6 +93,18 @@ static void cons__encode_body(const struct cons_frame *f, struct cons_wr *w)
         HD_ASSERT(f->u.member_resp.status <= 0);
         cons__put_u32(w, (uint32_t)f->u.member_resp.status);
         break;
+    case CONS_FRAME_REPAIR_REQ:
+        HD_ASSERT(f->u.repair_req.old_node != 0);
+        HD_ASSERT(f->u.repair_req.address_len <= CONS_FRAME_ADDRESS_MAX);
+        cons__put_u64(w, f->u.repair_req.old_node);
+        cons__put_str8(w, f->u.repair_req.address, f->u.repair_req.address_len);
+        break;
+    case CONS_FRAME_REPAIR_RESP:
+        HD_ASSERT(f->u.repair_resp.status <= 0);
+        HD_ASSERT((f->u.repair_resp.status == 0) == (f->u.repair_resp.new_node != 0));
+        cons__put_u32(w, (uint32_t)f->u.repair_resp.status);
+        cons__put_u64(w, f->u.repair_resp.new_node);
+        break;
     case CONS_FRAME_READ_REQ:
         break;
     case CONS_FRAME_READ_RESP:
@@ -242,6 +254,18 @@ static void cons__decode_body(struct cons_rd *r, struct cons_frame *f)
         break;
     case CONS_FRAME_MEMBER_RESP:
         f->u.member_resp.status = cons__get_status(r);
+        break;
+    case CONS_FRAME_REPAIR_REQ:
+        f->u.repair_req.old_node = cons__get_u64(r);
+        f->u.repair_req.address_len = cons__get_u8(r);
+        f->u.repair_req.address = (const char *)cons__get_bytes(r, f->u.repair_req.address_len);
+        r->bad |= f->u.repair_req.old_node == 0;
+        r->bad |= f->u.repair_req.address_len > CONS_FRAME_ADDRESS_MAX;
+        break;
+    case CONS_FRAME_REPAIR_RESP:
+        f->u.repair_resp.status = cons__get_status(r);
+        f->u.repair_resp.new_node = cons__get_u64(r);
+        r->bad |= (f->u.repair_resp.status == 0) != (f->u.repair_resp.new_node != 0);
         break;
     case CONS_FRAME_READ_REQ:
         break;

@@ -29,6 +29,8 @@
  *   READ_RESP     i32 status, u64 applied index
  *   COMMAND_REQ   u8 kind (2 trim, 3 delete), u8 channel_len, channel,
  *                 u64 before_seq (trim: >= 1; delete: 0)  (answer: FORWARD_RESP)
+ *   REPAIR_REQ    u64 old node (>= 1), u8 address_len, address (node/repair.c)
+ *   REPAIR_RESP   i32 status, u64 new node (0 unless status is 0)
  *
  * The id pairs an answer with its request. Peers are trusted members of
  * the cluster, yet the decoder checks everything (exact length, version,
@@ -47,6 +49,8 @@ enum {
     CONS_FRAME_READ_REQ = 8,      /* node/read_barrier.c */
     CONS_FRAME_READ_RESP = 9,
     CONS_FRAME_COMMAND_REQ = 10,  /* node/forward.c: a forwarded trim or delete */
+    CONS_FRAME_REPAIR_REQ = 11,   /* node/repair.c: a damaged node asks to be replaced */
+    CONS_FRAME_REPAIR_RESP = 12,
 };
 
 #define CONS_FRAME_VERSION 1
@@ -89,6 +93,15 @@ struct cons_frame {
         struct cons_frame_member_resp {
             int32_t status;
         } member_resp;
+        struct cons_frame_repair_req {
+            uint64_t old_node;
+            const char *address;  /* not NUL-terminated */
+            size_t address_len;
+        } repair_req;
+        struct cons_frame_repair_resp {
+            int32_t status;
+            uint64_t new_node;
+        } repair_resp;
         struct cons_frame_read_resp {
             int32_t status;
             uint64_t index;

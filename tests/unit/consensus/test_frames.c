@@ -94,6 +94,19 @@ static void test_state_member_read_roundtrip(void **state)
                             .u.member_resp.status = HD_EBUSY};
     roundtrip(&f, &out);
     assert_int_equal(out.u.member_resp.status, HD_EBUSY);
+    f = (struct cons_frame){.kind = CONS_FRAME_REPAIR_REQ, .id = 7,
+                            .u.repair_req = {3, "127.0.0.1:7421", 14}};
+    roundtrip(&f, &out);
+    assert_int_equal(out.u.repair_req.old_node, 3);
+    assert_memory_equal(out.u.repair_req.address, "127.0.0.1:7421", 14);
+    f = (struct cons_frame){.kind = CONS_FRAME_REPAIR_RESP, .id = 8,
+                            .u.repair_resp = {0, 5}};
+    roundtrip(&f, &out);
+    assert_int_equal(out.u.repair_resp.new_node, 5);
+    f = (struct cons_frame){.kind = CONS_FRAME_REPAIR_RESP, .id = 9,
+                            .u.repair_resp = {HD_EUNAVAIL, 0}};
+    roundtrip(&f, &out);
+    assert_int_equal(out.u.repair_resp.status, HD_EUNAVAIL);
     f = (struct cons_frame){.kind = CONS_FRAME_READ_REQ, .id = 5};
     roundtrip(&f, &out);
     f = (struct cons_frame){.kind = CONS_FRAME_READ_RESP, .id = 6,
@@ -183,6 +196,17 @@ static void test_rejects_bad_frames(void **state)
     memset(big + 19, 'a', CONS_FRAME_ADDRESS_MAX + 1);
     assert_int_equal(cons_frame_decode(CONS_FRAME_MEMBER_REQ, big, sizeof big, &out),
                      HD_ECORRUPT);
+    /* A repair answer granting no id, or an error that grants one; a
+     * request to retire node 0. */
+    uint8_t rp[21] = {CONS_FRAME_VERSION};
+    assert_int_equal(cons_frame_decode(CONS_FRAME_REPAIR_RESP, rp, 21, &out), HD_ECORRUPT);
+    hd_put_u32(rp + 9, (uint32_t)HD_EBUSY);
+    rp[13] = 4;
+    assert_int_equal(cons_frame_decode(CONS_FRAME_REPAIR_RESP, rp, 21, &out), HD_ECORRUPT);
+    rp[13] = 0;
+    assert_int_equal(cons_frame_decode(CONS_FRAME_REPAIR_RESP, rp, 21, &out), 0);
+    memset(rp + 9, 0, 9);
+    assert_int_equal(cons_frame_decode(CONS_FRAME_REPAIR_REQ, rp, 18, &out), HD_ECORRUPT);
     /* A channel id or nonce the id rules refuse (common/hd_ids.h). */
     struct cons_frame fr = {.kind = CONS_FRAME_FORWARD_REQ, .id = 1,
                             .u.forward_req = {"general", 7, "n-1", 3, NULL, 0}};

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The repair marker (see hd_damage.h). */
+#include "hd_damage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hd_error.h"
+#include "hd_util.h"
+
+static char hd__armed_dir[PATH_MAX];
+static char **hd__restart_argv;
+
+void hd_damage_arm(const char *data_dir)
+{
+    snprintf(hd__armed_dir, sizeof hd__armed_dir, "%s", data_dir);
+}
+
+int hd_damage_mark(const char *reason)
+{
+    if (hd__armed_dir[0] == '\0') {
+        return HD_ENOTFOUND;
+    }
+    return hd_damage_mark_at(hd__armed_dir, reason);
+}
+
+static int hd__fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return hd_from_errno(errno);
+    }
+    int rv = fsync(fd) == 0 ? 0 : hd_from_errno(errno);
+    close(fd);
+    return rv;
+}
+
+int hd_damage_mark_at(const char *data_dir, const char *reason)
+{
+    char path[PATH_MAX], tmp[PATH_MAX], line[HD_DAMAGE_REASON_MAX + 2];
+    snprintf(path, sizeof path, "%s/%s", data_dir, HD_DAMAGE_MARKER);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", data_dir, HD_DAMAGE_MARKER);
+    size_t n = strcspn(reason, "\n");
+    if (n > HD_DAMAGE_REASON_MAX) n = HD_DAMAGE_REASON_MAX;
+    memcpy(line, reason, n);
+    line[n++] = '\n';
+    /* Plain system calls only: this runs on the way to _exit(), possibly
+     * from a RocksDB thread, with nothing else to rely on. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return hd_from_errno(errno);
+    }
+    int rv = write(fd, line, n) == (ssize_t)n && fsync(fd) == 0 ? 0 : hd_from_errno(errno);
+    close(fd);
+    if (rv == 0 && rename(tmp, path) != 0) {
+        rv = hd_from_errno(errno);
+    }
+    return rv == 0 ? hd__fsync_dir(data_dir) : rv;
+}
+
+bool hd_damage_marked(const char *data_dir, char *reason, size_t cap)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", data_dir, HD_DAMAGE_MARKER);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    ssize_t got = cap > 0 ? read(fd, reason, cap - 1) : 0;
+    close(fd);
+    if (cap > 0) {
+        size_t len = got > 0 ? (size_t)got : 0;
+        reason[len] = '\0';
+        reason[strcspn(reason, "\n")] = '\0';
+        if (reason[0] == '\0') snprintf(reason, cap, "(no reason recorded)");
+    }
+    return true;
+}
+
+int hd_damage_clear(const char *data_dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", data_dir, HD_DAMAGE_MARKER);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        return hd_from_errno(errno);
+    }
+    return hd__fsync_dir(data_dir);
+}
+
+void hd_damage_restart_with(char **argv)
+{
+    hd__restart_argv = argv;
+}
+
+void hd_damage_exec(char **argv, const char *why)
+{
+    HD_LOG_WARN("starting again: %s", why);
+    execv("/proc/self/exe", argv);
+    HD_LOG_ERROR("execv /proc/self/exe: %s", strerror(errno));
+}
+
+_Noreturn void hd_damage_stop(int status)
+{
+    if (hd__restart_argv != NULL) {
+        hd_damage_exec(hd__restart_argv, "to repair what " HD_DAMAGE_MARKER " names");
+    }
+    _exit(status);
+}

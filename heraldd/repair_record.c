@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* DATA/herald.repair (see repair_record.h). */
+#include "repair_record.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hd_error.h"
+#include "hd_util.h"
+
+#define API_RECORD_MAX 512u
+
+static int api__record_text(const struct api_repair_record *r, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap,
+                     "origin_id %" PRIu64 "\nnode_id %" PRIu64 "\nrepairs %" PRIu64
+                     "\npending_id %" PRIu64 "\n",
+                     r->origin_id, r->node_id, r->repairs, r->pending_id);
+    uint32_t crc = hd_crc32c(0, buf, (size_t)n);
+    n += snprintf(buf + n, cap - (size_t)n, "crc32c %08x\n", crc);
+    return n;
+}
+
+int api_repair_record_parse(const char *text, size_t len, struct api_repair_record *out)
+{
+    /* Strict: the text must be what api__record_text writes for the values
+     * read, byte for byte, so nothing else (spaces, signs, leading zeros,
+     * trailing bytes) passes. */
+    char copy[API_RECORD_MAX + 1], again[API_RECORD_MAX];
+    if (len == 0 || len > API_RECORD_MAX || memchr(text, '\0', len) != NULL) {
+        return HD_ECORRUPT;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    struct api_repair_record r;
+    if (sscanf(copy, "origin_id %" SCNu64 " node_id %" SCNu64 " repairs %" SCNu64
+                     " pending_id %" SCNu64, &r.origin_id, &r.node_id, &r.repairs,
+               &r.pending_id) != 4 ||
+        r.origin_id == 0 || r.node_id == 0) {
+        return HD_ECORRUPT;
+    }
+    int n = api__record_text(&r, again, sizeof again);
+    if ((size_t)n != len || memcmp(again, copy, len) != 0) {
+        return HD_ECORRUPT;
+    }
+    *out = r;
+    return 0;
+}
+
+int api_repair_record_load(const char *dir, struct api_repair_record *out)
+{
+    char path[PATH_MAX], text[API_RECORD_MAX + 1];
+    snprintf(path, sizeof path, "%s/%s", dir, API_REPAIR_RECORD_FILE);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? HD_ENOTFOUND : hd_from_errno(errno);
+    }
+    ssize_t got = read(fd, text, sizeof text);
+    int err = errno;
+    close(fd);
+    if (got < 0) {
+        return hd_from_errno(err);
+    }
+    return api_repair_record_parse(text, (size_t)got, out);
+}
+
+int api_repair_record_save(const char *dir, const struct api_repair_record *r)
+{
+    char text[API_RECORD_MAX], tmp[PATH_MAX], path[PATH_MAX];
+    int n = api__record_text(r, text, sizeof text);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, API_REPAIR_RECORD_FILE);
+    snprintf(path, sizeof path, "%s/%s", dir, API_REPAIR_RECORD_FILE);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return hd_from_errno(errno);
+    }
+    int rv = write(fd, text, (size_t)n) == n && fsync(fd) == 0 ? 0 : hd_from_errno(errno);
+    close(fd);
+    if (rv == 0 && rename(tmp, path) != 0) {
+        rv = hd_from_errno(errno);
+    }
+    int dfd = rv == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (rv == 0 && (dfd < 0 || fsync(dfd) != 0)) {
+        rv = hd_from_errno(errno);
+    }
+    if (dfd >= 0) {
+        close(dfd);
+    }
+    return rv;
+}

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Automatic repair of a damaged replica (--repair auto, the default).
+
+A node of a 3-node cluster whose WAL was damaged (a flipped byte in an early
+record, valid records after it), or whose RocksDB table is found damaged
+while it runs, must repair itself when started again with the same command
+line: its old id is removed from every shard, it rejoins under a new id,
+catches up, and ends with logs byte for byte equal to the others'. A
+one-node cluster with the same damage still refuses to start (exit 3)."""
+
+import glob
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import *  # noqa: E402,F403
+
+CHANNELS = ["room-%d" % i for i in range(4)]
+EXIT_CORRUPT = 3
+
+
+def flip_early_record(tc, data_dir):
+    """Flips a byte inside a record that at least 3 group commits follow,
+    in the newest WAL segment holding records. Returns (segment, offset)."""
+    seg, recs = wal_newest_with_records(data_dir)
+    tc.assertIsNotNone(seg, "no WAL records in %s" % data_dir)
+    starts = [i for i, r in enumerate(recs) if r["flags"] & WAL_BATCH_START]
+    picks = [i for i in range(len(recs))
+             if sum(1 for s in starts if s > i) >= 3 and recs[i]["len"] > 0]
+    tc.assertTrue(picks, "too few group commits in %s" % seg)
+    r = recs[random.choice(picks)]
+    off = r["off"] + WAL_REC_HDR + random.randrange(r["len"])
+    flip_byte(seg, off)
+    return seg, off
+
+
+class RepairTest(NodeTestCase):
+
+    def fill(self, node, prefix, n, size=0):
+        """Appends n messages over CHANNELS through node; all must commit
+        (a 503 is retried with the same nonce). size: random hex payloads
+        of that many bytes (incompressible), else short text."""
+        c = node.client()
+        for i in range(n):
+            ch = CHANNELS[i % len(CHANNELS)]
+            payload = ("%x" % random.getrandbits(4 * size) if size else
+                       "payload %s %d" % (prefix, i))
+            deadline = time.time() + 60
+            while True:
+                r = c.append(ch, "%s-%d" % (prefix, i), payload)
+                if r.status != 503 or time.time() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertIn(r.status, (200, 201), "append %d: %r" % (i, r))
+        return n
+
+    def status_of(self, node):
+        try:
+            c = Client(node.port, timeout=5)
+            try:
+                r = c.get("/v1/status")
+                return r.json() if r.status == 200 else None
+            finally:
+                c.close()
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+
+    def wait_repaired(self, node, old_id, timeout=180.0):
+        """Waits until node serves under an id other than old_id (it may
+        say "repairing" meanwhile). Returns its status."""
+        deadline = time.time() + timeout
+        seen_repairing = False
+        while time.time() < deadline:
+            if node.proc.poll() is not None:
+                self.fail("node exited with %d instead of repairing:\n%s"
+                          % (node.proc.returncode, node.all_logs()[-6000:]))
+            st = self.status_of(node)
+            if st is not None and st.get("state") == "repairing":
+                seen_repairing = True
+                self.assertEqual(st["repair"]["old_id"], old_id)
+            elif st is not None and st.get("node_id") not in (None, old_id):
+                st["seen_repairing"] = seen_repairing
+                return st
+            time.sleep(0.2)
+        self.fail("node did not repair within %.0fs:\n%s" % (timeout, node.all_logs()[-6000:]))
+
+    def shard_members(self, node):
+        st = self.status_of(node) or {"shards": []}
+        return {s["shard"]: {m["id"]: m["role"] for m in s["members"]} for s in st["shards"]}
+
+    def wait_members(self, node, want, timeout=120.0):
+        deadline = time.time() + timeout
+        got = None
+        while time.time() < deadline:
+            got = self.shard_members(node)
+            if got and all(m == want for m in got.values()):
+                return
+            time.sleep(0.25)
+        self.fail("shard members never became %r: %r" % (want, got))
+
+    def metric(self, node, name):
+        c = Client(node.port, timeout=5)
+        try:
+            text = c.get("/metrics").body.decode()
+        finally:
+            c.close()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return int(float(line.split()[1]))
+        self.fail("no %s in /metrics" % name)
+
+    def check_repaired(self, cl, node, old_id, total):
+        """node repaired itself: new id, counted, data kept aside, cluster
+        configuration without the old id, logs equal on every node."""
+        st = self.wait_repaired(node, old_id)
+        new_id = st["node_id"]
+        self.assertGreater(new_id, 3, "the new id must exceed every member's")
+        self.assertEqual(st["repairs"], 1)
+        self.assertEqual(self.metric(node, "herald_repairs_total"), 1)
+        logs = node.all_logs()
+        self.assertIn("node %d retired from every shard, rejoining cluster" % old_id, logs)
+        self.assertIn("as node %d" % new_id, logs)
+        self.assertFalse(os.path.exists(os.path.join(node.data, "REPAIR_NEEDED")))
+        aside = glob.glob(os.path.join(node.data, "damaged-*"))
+        self.assertEqual(len(aside), 1, aside)
+        self.assertTrue(os.path.isdir(os.path.join(aside[0], "wal")))
+        node.node_id = new_id
+        want = {1: "voter", 2: "voter", new_id: "voter"}
+        for x in (cl[1], cl[2], node):
+            self.wait_members(x, want)
+        total += self.fill(node, "after", 40)  # it serves appends again
+        logs = cl.wait_converged(CHANNELS, nodes=[cl[1], cl[2], node], timeout=120)
+        self.assertEqual(sum(len(logs[new_id][ch]) for ch in CHANNELS), total)
+        for ch in CHANNELS:
+            self.assertChannelLog(logs[new_id][ch], ch)
+        return new_id
+
+    def test_wal_damage_repairs_under_new_id(self):
+        cl = Cluster(self, 3).start()
+        cl.wait_leaders()
+        total = self.fill(cl[1], "a", 200)
+        cl.wait_converged(CHANNELS, timeout=60)
+        cl[3].kill9()
+        flip_early_record(self, cl[3].data)
+        total += self.fill(cl[1], "b", 40)  # two of three still commit
+        cl[3].spawn(["--bootstrap", cl.members])  # the same command line
+        new_id = self.check_repaired(cl, cl[3], 3, total)
+        # A later start (same command line again) runs the repaired node.
+        cl[3].terminate()
+        cl[3].spawn(["--bootstrap", cl.members])
+        cl[3].wait_ready(60)
+        self.assertEqual(self.status_of(cl[3])["node_id"], new_id)
+        self.assertEqual(self.status_of(cl[3])["repairs"], 1)
+
+    def test_state_damage_found_running(self):
+        cl = Cluster(self, 3).start()
+        cl.wait_leaders()
+        total = self.fill(cl[1], "a", 400, size=2000)
+        cl.wait_converged(CHANNELS, timeout=60)
+        cl[3].terminate()  # the final flush writes the state's tables
+        tables = sorted(glob.glob(os.path.join(cl[3].data, "state", "*.sst")),
+                        key=os.path.getsize)
+        self.assertTrue(tables, "no RocksDB table after a graceful stop")
+        # Keys sort applied index, dedup keys, then messages, and the index
+        # and filter blocks come last: the middle of a table of 800 KB of
+        # incompressible payloads is a message block, which opening does
+        # not read (start-up reads the applied index), so the damage is
+        # found when a read reaches it.
+        self.assertGreater(os.path.getsize(tables[-1]), 400000)
+        flip_byte(tables[-1], os.path.getsize(tables[-1]) // 2)
+        total += self.fill(cl[1], "b", 20)
+        cl[3].spawn(["--bootstrap", cl.members])
+        cl[3].wait_ready(60)  # it serves: nothing was found at start
+        # Catching up (a channel's head is the last message key) or these
+        # reads reach the damaged block.
+        try:
+            c = Client(cl[3].port, timeout=10)
+            try:
+                for ch in CHANNELS:
+                    c.read_all(ch)
+            finally:
+                c.close()
+        except (OSError, http.client.HTTPException, AssertionError):
+            pass
+        rc = cl[3].proc.wait(30)
+        self.assertEqual(rc, EXIT_CORRUPT, cl[3].log_tail())
+        self.assertIn("marked for repair", cl[3].log())
+        marker = os.path.join(cl[3].data, "REPAIR_NEEDED")
+        self.assertTrue(os.path.exists(marker))
+        with open(marker) as f:
+            self.assertIn("Corruption", f.read())
+        # The supervisor's restart, with the same command line.
+        cl[3].spawn(["--bootstrap", cl.members])
+        self.check_repaired(cl, cl[3], 3, total)
+
+    def test_damaged_identity_repairs(self):
+        """herald.id fails its checksum: the cluster and the old id come
+        from the command line (--bootstrap, --id)."""
+        cl = Cluster(self, 3).start()
+        cl.wait_leaders()
+        total = self.fill(cl[1], "a", 60)
+        cl[3].kill9()
+        flip_byte(os.path.join(cl[3].data, "herald.id"), 12)
+        cl[3].spawn(["--bootstrap", cl.members])
+        self.check_repaired(cl, cl[3], 3, total)
+        self.assertIn("herald.id is damaged", cl[3].all_logs())
+
+    def test_no_quorum_keeps_asking(self):
+        """With the other members down the damaged node serves nothing,
+        says "repairing" and why, keeps asking, and repairs once they are
+        back."""
+        cl = Cluster(self, 3).start()
+        cl.wait_leaders()
+        total = self.fill(cl[1], "a", 200)
+        cl.kill9_all()
+        flip_early_record(self, cl[3].data)
+        cl[3].spawn(["--bootstrap", cl.members])
+        deadline = time.time() + 60
+        st = None
+        while time.time() < deadline:
+            st = self.status_of(cl[3])
+            if st and st.get("state") == "repairing" and st["repair"]["attempts"] >= 2 \
+                    and "not reachable" in st["repair"]["last_error"]:
+                break
+            time.sleep(0.2)
+        self.assertEqual((st or {}).get("state"), "repairing", st)
+        self.assertIn("bad record", st["repair"]["reason"])
+        self.assertEqual(self.metric(cl[3], "herald_repairing"), 1)
+        r = cl[3].client().get("/v1/channels/room-0/messages")
+        self.assertError(r, 503, "repairing")
+        cl.start(nodes=[cl[1], cl[2]])
+        self.check_repaired(cl, cl[3], 3, total)
+
+    def test_single_node_damage_still_refuses(self):
+        node = self.new_node()
+        self.fill(node, "a", 120)
+        node.kill9()
+        seg, off = flip_early_record(self, node.data)
+        node.spawn()
+        rc = node.proc.wait(60)
+        log = node.log()
+        self.assertEqual(rc, EXIT_CORRUPT, log)
+        self.assertIn(os.path.basename(seg), log)
+        self.assertIn("one-node cluster", log)
+        self.assertFalse(os.path.exists(os.path.join(node.data, "REPAIR_NEEDED")))
+        self.assertEqual(glob.glob(os.path.join(node.data, "damaged-*")), [])
+        self.assertTrue(os.path.isdir(os.path.join(node.data, "wal")))
+
+    def test_repair_off_refuses(self):
+        cl = Cluster(self, 3).start()
+        cl.wait_leaders()
+        self.fill(cl[1], "a", 200)
+        cl[3].kill9()
+        flip_early_record(self, cl[3].data)
+        cl[3].spawn(["--bootstrap", cl.members, "--repair", "off"])
+        rc = cl[3].proc.wait(60)
+        self.assertEqual(rc, EXIT_CORRUPT, cl[3].log())
+        self.assertIn("--repair off", cl[3].log())
+        self.assertEqual(glob.glob(os.path.join(cl[3].data, "damaged-*")), [])
+        self.assertEqual(sorted(self.shard_members(cl[1])[0]), [1, 2, 3])
+
+
+if __name__ == "__main__":
+    run_tests()
