@@ -2,7 +2,7 @@
 /* The exit statuses of heraldd, one place for all of them (README, "Exit
  * statuses", documents each). A supervisor can tell them apart: 0 and 1
  * need nothing, 3 needs the disk replaced, 4 and 5 a restart (after space or
- * the disk is back). */
+ * the disk is back), 6 a restart, which repairs. */
 #ifndef HD_EXIT_H
 #define HD_EXIT_H
 
@@ -23,5 +23,10 @@
  * write: an I/O error or no space for a flush). The WAL holds the entry; a
  * restart applies it again. */
 #define HD_EXIT_APPLY_FAILED 5
+/* State found corrupt while running, with --repair auto: DATA/REPAIR_NEEDED
+ * is written, and the restart a supervisor makes repairs the node from its
+ * peers. Not 3, so that a supervisor that must not restart a node waiting
+ * for a new disk (exit 3) still restarts this one. */
+#define HD_EXIT_REPAIR 6
 
 #endif

@@ -308,9 +308,10 @@ void api_options_usage(FILE *f)
             "--tls-cert/--tls-key (new connections get the new pair; a bad pair is\n"
             "refused and the old one stays).\n"
             "Exit status: 0 stopped by a signal, 1 could not start, 2 bad usage, 3 data\n"
-            "found damaged (with --repair auto, DIR/REPAIR_NEEDED then makes the next\n"
-            "start repair it), 4 a WAL write failed, 5 a state write failed (4 and 5:\n"
-            "restart once the disk answers; nothing unwritten was acknowledged).\n");
+            "found damaged and not to be repaired (replace the disk), 4 a WAL write\n"
+            "failed, 5 a state write failed (4 and 5: restart once the disk answers;\n"
+            "nothing unwritten was acknowledged), 6 state found damaged while running\n"
+            "and marked for repair (DIR/REPAIR_NEEDED: restart, and the start repairs).\n");
 }
 
 struct api__flag {

@@ -14,6 +14,7 @@ SANITIZER_PATTERNS = ("AddressSanitizer", "LeakSanitizer", "runtime error",
                       "UndefinedBehaviorSanitizer", "assertion failed")
 MAX_RESTARTS = 3
 EXIT_CORRUPT = 3  # heraldd's exit status when it finds its state corrupt
+EXIT_REPAIR = 6   # the same, marked for repair (--repair auto): a restart repairs
 # heraldd's exit statuses when a write to its disk fails (WAL, then state)
 EXIT_DISK = (4, 5)
 
@@ -51,7 +52,7 @@ class CrashWatcher:
                 nd.supervised = False
                 event = {"t": round(self.rec.now(), 3), "node": nd.name, "id": nd.id,
                          "exit": code, "log_tail": log_tail(nd)}
-                if nd.damaged and code == EXIT_CORRUPT:
+                if nd.damaged and code in (EXIT_CORRUPT, EXIT_REPAIR):
                     # It found the damage the corrupt nemesis made and
                     # stopped, as it must: an operator replaces its disk,
                     # or (--repair) the restart repairs it.

@@ -168,8 +168,8 @@ static int st__err(char *err, const char *what)
         if (hd_damage_mark(reason) == 0) {
             HD_LOG_ERROR("state is corrupt: stopping (exit %d); marked for repair (%s): the "
                          "next start rejoins the cluster under a new id",
-                         ST_EXIT_CORRUPT, HD_DAMAGE_MARKER);
-            hd_damage_stop(ST_EXIT_CORRUPT); /* at start-up, with repair on: starts again */
+                         HD_EXIT_REPAIR, HD_DAMAGE_MARKER);
+            hd_damage_stop(HD_EXIT_REPAIR); /* at start-up, with repair on: starts again */
         }
         HD_LOG_ERROR("state is corrupt: stopping (exit %d); replace this node's disk "
                      "(remove the node, wipe its data directory, add it back)",
