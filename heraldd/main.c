@@ -25,6 +25,7 @@
 #include "notify.h"
 #include "options.h"
 #include "restore.h"
+#include "peer_tls.h"
 #include "tls.h"
 
 /* Checks --bootstrap, --id and --peer-listen against each other; fills the
@@ -116,6 +117,7 @@ struct api_daemon {
     struct st_space *space;       /* the free-space reserve of the data directory */
     bool disk_failed;             /* the data directory took no write at the stop */
     struct hd_tls_ctx *tls;       /* --tls-cert/--tls-key until the server takes it */
+    struct hd_tls_ctx *peer_tls;  /* --peer-tls-*: the daemon's reference; NULL: off */
     unsigned stopping_parts;      /* http server and consensus still closing */
 };
 
@@ -205,6 +207,7 @@ static void api__on_sighup(uv_signal_t *h, int signum)
     if (!d->server.stopping) {
         api_auth_reload(&d->server);
         api_tls_reload(d->server.http, &d->opts);
+        api_peer_tls_reload(d->server.node, &d->opts, &d->peer_tls);
     }
 }
 
@@ -229,6 +232,7 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .node_id = id->node_id, .address = d->opts.peer_listen,
                                    .cluster_id = id->cluster_id,
                                    .peer_listen = d->opts.peer_listen,
+                                   .peer_tls = d->peer_tls,
                                    .members = members->n > 0 ? members->list : NULL,
                                    .n_members = members->n,
                                    .join = d->opts.join != NULL,
@@ -377,7 +381,13 @@ int main(int argc, char **argv)
         rv = api_tls_open(&d.opts, &d.tls, errmsg, sizeof errmsg);
     }
     if (rv == 0) {
+        rv = api_peer_tls_open(&d.opts, &d.peer_tls, errmsg, sizeof errmsg);
+    }
+    if (rv == 0) {
         rv = api__cluster_args(&d.opts, &members, &want, errmsg, sizeof errmsg);
+    }
+    if (rv == 0) {
+        rv = api_peer_exposure_check(&d.opts, errmsg, sizeof errmsg);
     }
     if (rv == 0 && d.opts.restore != NULL) {
         rv = api__restore(&d.opts, &members, &want, errmsg, sizeof errmsg);
@@ -416,6 +426,7 @@ int main(int argc, char **argv)
         HD_LOG_ERROR("cannot start: %s", errmsg[0] ? errmsg : hd_strerror(rv));
         api_notify_status("cannot start: %s", errmsg[0] ? errmsg : hd_strerror(rv));
         hd_tls_ctx_free(d.tls);
+        hd_tls_ctx_free(d.peer_tls);
         api_options_free(&d.opts);
         return 1;
     }
@@ -431,6 +442,7 @@ int main(int argc, char **argv)
         _exit(HD_EXIT_OK); /* stopped as asked; closing RocksDB would abort */
     }
     api_auth_free(d.server.auth);
+    hd_tls_ctx_free(d.peer_tls);
     api_options_free(&d.opts);
     log_store_close(d.server.log);
     uv_loop_close(d.server.loop);

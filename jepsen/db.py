@@ -4,7 +4,9 @@ directory on an ext4 image of its own (so that a power cut can drop what was
 not fsynced), optionally with libfaketime preloaded (so that its wall clock
 can jump and drift while it runs)."""
 
+import hashlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -41,6 +43,7 @@ class Node:
         self.disk_full = False    # the disk-full nemesis filled its disk
         self.held = False         # a process fault holds it (nemesis.Schedule)
         self.needs_replace = False
+        self.tls_dir = None       # with --tls: the run's CA, certificates and tokens
 
     # ------------------------------------------------------------ disk ---
 
@@ -121,9 +124,14 @@ class Node:
         assert not self.alive(), self.name
         args = [self.heraldd, "--id", str(self.id), "--data", self.data,
                 "--listen", "%s:%d" % (self.ip, hclient.PORT),
-                "--peer-listen", "%s:%d" % (self.ip, hclient.PORT + 1),
-                # the test network of namespaces, not loopback: open on purpose
-                "--insecure"]
+                "--peer-listen", "%s:%d" % (self.ip, hclient.PORT + 1)]
+        if self.tls_dir:  # TLS on both ports, tokens on
+            pem, key = (os.path.join(self.tls_dir, self.name + x) for x in (".pem", ".key"))
+            args += ["--auth-file", os.path.join(self.tls_dir, "tokens"),
+                     "--tls-cert", pem, "--tls-key", key, "--peer-tls-cert", pem,
+                     "--peer-tls-key", key, "--peer-tls-ca", os.path.join(self.tls_dir, "ca.pem")]
+        else:  # the test network of namespaces, not loopback: open on purpose
+            args += ["--insecure"]
         if bootstrap:
             args += ["--bootstrap", bootstrap]
         if join:
@@ -190,6 +198,21 @@ class Cluster:
                       for i in range(1, n + 1)]
         self.next_id = n + 1
         self.cluster_id = None
+
+    def use_tls(self, tls_dir):
+        """TLS on both ports and tokens on (--tls): a throwaway CA and a
+        certificate per node (scripts/make-cluster-pki.sh, with the node's
+        address), an admin token; the clients use https and the token."""
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "scripts", "make-cluster-pki.sh")
+        for nd in self.nodes:
+            subprocess.run([script, tls_dir, nd.name, "IP:" + nd.ip], check=True)
+            nd.tls_dir = tls_dir
+        token = "hd_" + secrets.token_hex(32)
+        with open(os.path.join(tls_dir, "tokens"), "w") as f:
+            f.write("jepsen sha256:%s admin status append:* read:* subscribe:*\n"
+                    % hashlib.sha256(token.encode()).hexdigest())
+        hclient.use_tls(os.path.join(tls_dir, "ca.pem"), token)
 
     def bootstrap(self):
         spec = ",".join("%d=%s:%d" % (nd.id, nd.ip, hclient.PORT + 1) for nd in self.nodes)
