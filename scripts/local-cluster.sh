@@ -29,7 +29,7 @@ make_tls() {
   done
   if [ ! -f "$pki/tokens" ]; then
     local out; out=$("$herald" token create admin --scope admin --scope status \
-      --scope 'append:*' --scope 'read:*' --scope 'subscribe:*')
+      --scope 'append:*' --scope 'read:*' --scope 'subscribe:*' 2>/dev/null)
     (umask 077; sed -n 1p <<<"$out" >"$pki/admin.token"; sed -n 2p <<<"$out" >"$pki/tokens")
   fi
 }
@@ -67,8 +67,9 @@ up() {
     echo "node $i: pid $!, $scheme://127.0.0.1:$(http_port "$i"), log $dir/node$i.log"
   done
   if [ "$scheme" = https ]; then
+    local pki; pki=$(cd "$dir/tls" && pwd)
     echo "TLS on both ports, mutual TLS between nodes, tokens on. To use it:"
-    echo "  export HERALD_CA_FILE=$PWD/$dir/tls/ca.pem HERALD_TOKEN=\$(cat $PWD/$dir/tls/admin.token)"
+    echo "  export HERALD_CA_FILE=$pki/ca.pem HERALD_TOKEN=\$(cat $pki/admin.token)"
     echo "  $herald --server https://127.0.0.1:$(http_port 1) status"
     echo "  curl --cacert \$HERALD_CA_FILE -H \"Authorization: Bearer \$HERALD_TOKEN\" https://127.0.0.1:$(http_port 1)/v1/status"
   fi
