@@ -12,7 +12,8 @@ certificate of its own are made with the openssl CLI.
    back byte for byte from every node; a leader killed with SIGKILL and a
    new one elected over mTLS; the killed node restarted and caught up; a
    4th node with a certificate of the cluster CA added (catch-up over
-   mTLS); SIGHUP with a broken key refused (logged), then a good reload.
+   mTLS); SIGHUP with a broken key refused (logged), then a good reload;
+   herald bench over https (with the CA; refused without it).
 2. Refusals, the cluster serving throughout: a 4th node with a
    certificate of another CA, one without peer TLS, one with an expired
    certificate cannot join (the add answers 503, the refusal is logged
@@ -249,6 +250,25 @@ class PeerTLSTest(NodeTestCase):
             self.append(nodes[i % 3], CHANNELS[i % 3], "m-%d" % i, "payload %d" % i)
             k += 1
         self.wait_identical(nodes, k)
+
+        # herald bench over https (libherald's TLS on bench's own connections):
+        # every append it counts was acknowledged, on the right certificate.
+        env = dict(os.environ, HERALD_TOKEN=TOKEN,
+                   HERALD_CA_FILE=os.path.join(self.pki, "ca.pem"))
+        r = subprocess.run([harness.herald_cli(), "--server", "https://127.0.0.1:%d"
+                            % nodes[0].port, "bench", "--in-flight", "4", "--duration", "1",
+                            "--channels", "2", "--json"],
+                           capture_output=True, text=True, timeout=120, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        runs = json.loads(r.stdout)["runs"]
+        self.assertGreater(runs[0]["acked"], 0, r.stdout)
+        self.assertEqual(runs[0]["failed"], 0, r.stdout)
+        env.pop("HERALD_CA_FILE")  # the system's store does not know the test CA
+        r = subprocess.run([harness.herald_cli(), "--server", "https://127.0.0.1:%d"
+                            % nodes[0].port, "bench", "--in-flight", "1", "--duration", "1"],
+                           capture_output=True, text=True, timeout=120, env=env)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn("certificate was refused", r.stdout + r.stderr)
 
         # A leader killed: the others elect over mTLS and keep taking appends.
         leaders = self.wait_leaders(nodes)
