@@ -156,10 +156,12 @@ static unsigned cons__jitter(struct cons_transport *t, unsigned ms)
     return ms / 2 + (unsigned)(t->rng % (ms / 2 + 1));
 }
 
-/* An error of libuv (a negative errno) or of herald (HD_E*). */
+/* An error of herald (HD_E*) or of libuv (a negative errno): the TLS
+ * path returns both. */
 static const char *cons__strerror(int rv)
 {
-    return rv <= -1000 ? hd_strerror(rv) : uv_strerror(rv);
+    const char *text = hd_strerror(rv);
+    return strcmp(text, "unknown error") != 0 ? text : uv_strerror(rv);
 }
 
 /* ---------------------------------------------------------------- queues --- */
