@@ -189,7 +189,8 @@ static const struct api_opt api__opts[] = {
      "it; see `herald token create`"},
     {"insecure", API_OPT_SWITCH, NULL, api__opt_switch, OFF(insecure), 0, 0,
      "run without --auth-file on a --listen address that is\n"
-     "not loopback (refused otherwise)"},
+     "not loopback (refused otherwise); with --auth-file,\n"
+     "run a --peer-listen off loopback without --peer-tls-*"},
     {"retention", API_OPT_VALUE, "RULES", api__opt_retention, OFF(retention), 0, 0,
      "retention policy: PATTERN=LIMIT[,LIMIT...][;...]\n"
      "with limits age:N{s|m|h|d|w}, messages:N and\n"
@@ -209,7 +210,8 @@ static const struct api_opt api__opts[] = {
     {"peer-tls-cert", API_OPT_VALUE, "FILE", api__opt_string, OFF(peer_tls_cert), 0, 0,
      "mutual TLS 1.3 on the peer port, both ways: this\n"
      "node's PEM certificate, from the cluster CA; needs\n"
-     "--peer-tls-key and --peer-tls-ca. SIGHUP re-reads"},
+     "--peer-tls-key and --peer-tls-ca. SIGHUP re-reads.\n"
+     "Needed off loopback with --auth-file (or --insecure)"},
     {"peer-tls-key", API_OPT_VALUE, "FILE", api__opt_string, OFF(peer_tls_key), 0, 0,
      "the PEM private key of --peer-tls-cert"},
     {"peer-tls-ca", API_OPT_VALUE, "FILE", api__opt_string, OFF(peer_tls_ca), 0, 0,
