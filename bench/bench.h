@@ -4,6 +4,7 @@
 #define HERALD_BENCH_H
 
 /* Runs `herald bench` with argv[0] = "bench"; returns the exit status. */
-int herald_bench_main(const char *url, const char *token, int argc, char **argv);
+int herald_bench_main(const char *url, const char *token, const char *ca_file, int argc,
+                      char **argv);
 
 #endif

@@ -39,6 +39,7 @@ struct fan_state {
     const struct bench_fanout_opts *o;
     const char *url;
     const char *token;
+    const char *ca_file;
     uv_loop_t loop;
     uv_async_t stop_async; /* the main thread asks the loop to end */
     uv_timer_t tick;
@@ -286,6 +287,7 @@ static int fan_start(struct fan_state *st, pthread_t *thread)
         return -1;
     }
     c.token = st->token;
+    c.ca_file = st->ca_file;
     atomic_store(&st->window_ns, UINT64_MAX);
     st->conns = calloc((size_t)st->o->subscribers, sizeof *st->conns);
     if (st->conns == NULL || uv_loop_init(&st->loop) != 0) return -1;
@@ -449,6 +451,7 @@ int bench_fanout_main(const char *url, const struct bench_config *base,
     st->o = o;
     st->url = url;
     st->token = base->token;
+    st->ca_file = base->ca_file;
     raise_fd_limit();
     if (!o->json) {
         printf("herald bench --fanout: %s, %d subscriber connections x %d channels over %d "

@@ -12,6 +12,7 @@
 #define BENCH_SERVERS_MAX 16
 
 struct herald_client;
+struct herald_tls_config;
 struct bench_pace;
 
 /* One server appends go to. */
@@ -20,6 +21,8 @@ struct bench_target {
     struct sockaddr_storage addr; /* resolved server address */
     char host_header[300];        /* "host:port" for the Host header */
     char base_path[256];          /* URL path prefix, may be "" */
+    bool tls;                     /* https:// */
+    char host[256];               /* the URL's host: what its certificate must name */
 };
 
 /* What one setting runs. */
@@ -28,6 +31,9 @@ struct bench_config {
                                                       targets[i % n_targets] */
     int n_targets;                /* --servers, or the one --server */
     const char *token;            /* bearer token (--token / HERALD_TOKEN) or NULL */
+    const char *ca_file;          /* https: --ca-file / HERALD_CA_FILE, or NULL (the
+                                     system's store) */
+    struct herald_tls_config *tls; /* https targets' configuration, or NULL */
     int in_flight;                /* requests outstanding at any time */
     int connections;              /* keep-alive connections carrying them */
     double duration_s;            /* measured window */

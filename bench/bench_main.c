@@ -51,6 +51,8 @@ static const char bench_help[] =
     "                        shard (GET /v1/shards at the start, servers matched\n"
     "                        by node id), so no follower forwards it; connection\n"
     "                        i takes the server of channel i mod C\n"
+    "  --ca-file FILE        https:// servers: trust this CA (PEM; default\n"
+    "                        $HERALD_CA_FILE, else the system's store)\n"
     "\n"
     "exit status: 0 if every setting acknowledged appends, 1 otherwise, 2 usage.\n"
     "\n"
@@ -267,11 +269,8 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
 static int resolve(const char *url, struct bench_target *cfg)
 {
     char host[256], port[8];
-    if (herald_url_tls(url)) { /* its connections are its own, plaintext only */
-        fprintf(stderr, "herald bench: https is not supported yet (\"%s\")\n", url);
-        return 2;
-    }
     cfg->url = url;
+    cfg->tls = herald_url_tls(url);
     if (herald_url_parse(url, host, sizeof host, port, sizeof port, cfg->base_path,
                          sizeof cfg->base_path) != 0) {
         fprintf(stderr, "herald bench: bad server URL \"%s\"\n", url);
@@ -286,6 +285,7 @@ static int resolve(const char *url, struct bench_target *cfg)
     }
     memcpy(&cfg->addr, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
+    snprintf(cfg->host, sizeof cfg->host, "%s", host);
     bool v6 = strchr(host, ':') != NULL;
     snprintf(cfg->host_header, sizeof cfg->host_header, "%s%s%s:%s", v6 ? "[" : "", host,
              v6 ? "]" : "", port);
@@ -344,7 +344,25 @@ static void print_row(json_t *run)
     bench_print_row_end(run);
 }
 
-int herald_bench_main(const char *url, const char *token, int argc, char **argv)
+static int bench_main_run(const char *url, const struct bench_opts *opts,
+                          const struct bench_config *base);
+
+/* https targets: one client configuration (the CA file read once). */
+static int tls_config(struct bench_config *cfg)
+{
+    bool any = false;
+    for (int i = 0; i < cfg->n_targets; i++) any = any || cfg->targets[i].tls;
+    if (!any) return 0;
+    char errmsg[512];
+    if (herald_tls_config_new(&cfg->tls, cfg->ca_file, errmsg, sizeof errmsg) != 0) {
+        fprintf(stderr, "herald bench: %s\n", errmsg);
+        return 1;
+    }
+    return 0;
+}
+
+int herald_bench_main(const char *url, const char *token, const char *ca_file, int argc,
+                      char **argv)
 {
     struct bench_opts o;
     int rc = parse_options(argc, argv, &o);
@@ -354,8 +372,23 @@ int herald_bench_main(const char *url, const char *token, int argc, char **argv)
                                .channels = (int)o.channels,
                                .seed = o.seed,
                                .leader_aware = o.leader_aware,
-                               .token = token};
-    if ((rc = resolve_all(url, o.servers, &cfg)) != 0) return rc;
+                               .token = token,
+                               .ca_file = ca_file};
+    if ((rc = resolve_all(url, o.servers, &cfg)) != 0 || (rc = tls_config(&cfg)) != 0) {
+        return rc;
+    }
+    rc = bench_main_run(url, &o, &cfg);
+    herald_tls_config_free(cfg.tls);
+    return rc;
+}
+
+/* Every mode of bench, once the servers are resolved. */
+static int bench_main_run(const char *url, const struct bench_opts *opts,
+                          const struct bench_config *base)
+{
+    struct bench_opts o = *opts;
+    struct bench_config cfg = *base;
+    int rc = 0;
     if (o.rate.settings > 0) {
         o.rate.json = o.json;
         cfg.connections = cfg.in_flight = o.connections > 0 ? o.connections : 256;

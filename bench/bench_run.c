@@ -11,6 +11,7 @@
 
 #include "bench_internal.h"
 #include "bench_pace.h"
+#include "bench_tls.h"
 
 /*
  * Each connection carries `depth` requests at once (1 unless --connections
@@ -61,6 +62,7 @@ struct bench_conn {
     bool ever_up;              /* was connected once (counts toward the start) */
     bool tcp_open;             /* tcp initialised and not yet closed */
     bool peer_closes;          /* the last answer said Connection: close */
+    struct bench_tls *tls;     /* https: the session; NULL: plaintext */
     char read_buf[65536];      /* libuv reads land here */
 };
 
@@ -192,7 +194,10 @@ static void conn_send(struct bench_conn *cn)
         uv_buf_t buf = uv_buf_init(s->req, (unsigned)s->req_len);
         s->write_req.data = cn;
         s->sent_ns = due;
-        if (uv_write(&s->write_req, (uv_stream_t *)&cn->tcp, &buf, 1, on_write) != 0) {
+        int rv = cn->tls != NULL
+                     ? bench_tls_write(cn->tls, s->req, s->req_len, &s->write_req, on_write)
+                     : uv_write(&s->write_req, (uv_stream_t *)&cn->tcp, &buf, 1, on_write);
+        if (rv != 0) {
             conn_fail(cn, "io");
             return;
         }
@@ -290,6 +295,35 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(cn->read_buf, sizeof cn->read_buf);
 }
 
+/* Answer bytes (decrypted, with https): 0, or -1 once cn failed. */
+static int conn_answers(void *arg, const void *data, size_t len)
+{
+    struct bench_conn *cn = arg;
+    size_t used = http_parser_execute(&cn->parser, &answer_settings, data, len);
+    if (HTTP_PARSER_ERRNO(&cn->parser) != HPE_OK || used != len) {
+        conn_fail(cn, "bad_http");
+        return -1;
+    }
+    return 0;
+}
+
+static void conn_up(struct bench_conn *cn);
+
+/* https: ciphertext read. */
+static int conn_tls_read(struct bench_conn *cn, const char *data, size_t len)
+{
+    if (bench_tls_feed(cn->tls, data, len) != 0) {
+        if (cn->tcp_open && !uv_is_closing((uv_handle_t *)&cn->tcp)) {
+            snprintf(cn->st->last_error, sizeof cn->st->last_error, "TLS: %s",
+                     bench_tls_why(cn->tls));
+            conn_fail(cn, "tls");
+        }
+        return -1;
+    }
+    if (!cn->up && bench_tls_established(cn->tls)) conn_up(cn);
+    return 0;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct bench_conn *cn = stream->data;
@@ -298,9 +332,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0) return; /* EAGAIN; a zero-length execute would mean EOF */
-    size_t used = http_parser_execute(&cn->parser, &answer_settings, buf->base, (size_t)nread);
-    if (HTTP_PARSER_ERRNO(&cn->parser) != HPE_OK || used != (size_t)nread) {
-        conn_fail(cn, "bad_http");
+    int rv = cn->tls != NULL ? conn_tls_read(cn, buf->base, (size_t)nread)
+                             : conn_answers(cn, buf->base, (size_t)nread);
+    if (rv != 0) {
+        /* cn failed */
     } else if (cn->peer_closes) {
         conn_fail(cn, "io"); /* pipelined requests behind a close are lost */
     } else {
@@ -321,6 +356,8 @@ static void on_conn_close(uv_handle_t *h)
     struct bench_conn *cn = h->data;
     struct bench_state *st = cn->st;
     cn->tcp_open = false;
+    bench_tls_free(cn->tls); /* its writes were cancelled before this */
+    cn->tls = NULL;
     if (!st->finished) uv_timer_start(&cn->retry_timer, on_retry_timer, RECONNECT_DELAY_MS, 0);
 }
 
@@ -352,8 +389,24 @@ static void on_connect(uv_connect_t *req, int status)
         conn_fail(cn, "connect");
         return;
     }
-    cn->up = true;
     uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read);
+    const struct bench_target *tg = conn_target(cn);
+    if (tg->tls) { /* up once the handshake is done */
+        if (bench_tls_open(&cn->tls, st->cfg->tls, tg->host, (uv_stream_t *)&cn->tcp,
+                           conn_answers, cn) != 0) {
+            snprintf(st->last_error, sizeof st->last_error, "TLS: %s", bench_tls_why(cn->tls));
+            conn_fail(cn, "tls");
+        }
+        return;
+    }
+    conn_up(cn);
+}
+
+/* Connected (and, with https, the handshake done): requests may go. */
+static void conn_up(struct bench_conn *cn)
+{
+    struct bench_state *st = cn->st;
+    cn->up = true;
     if (!cn->ever_up) {
         cn->ever_up = true;
         if (++st->connected == st->cfg->connections) start_window(st);

@@ -43,6 +43,7 @@ static int bench__servers_open(struct bench_servers *sv, const struct bench_conf
         }
         sv->n++;
         sv->clients[i].token = cfg->token;
+        sv->clients[i].ca_file = cfg->ca_file;
         sv->urls[i] = cfg->targets[i].url;
     }
     return 0;

@@ -151,7 +151,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "backup") == 0) return cli_backup(url, argc, argv);
     if (strcmp(cmd, "retention") == 0) return cli_retention(url, argc, argv);
 #ifdef HERALD_HAVE_BENCH
-    if (strcmp(cmd, "bench") == 0) return herald_bench_main(url, cli_token, argc, argv);
+    if (strcmp(cmd, "bench") == 0) {
+        return herald_bench_main(url, cli_token, cli_ca_file, argc, argv);
+    }
 #endif
     return cli_usage_error(NULL, "unknown command \"%s\"", cmd);
 }

@@ -56,13 +56,15 @@ static int hd__tls_flush(struct hd_tls *t)
 static int hd__tls_fail(struct hd_tls *t, int ssl_rv)
 {
     int err = SSL_get_error(t->ssl, ssl_rv);
-    long verify = t->client ? SSL_get_verify_result(t->ssl) : X509_V_OK;
+    /* X509_V_OK unless a certificate was checked and refused (a server
+     * checks one only with a mutual context). */
+    long verify = SSL_get_verify_result(t->ssl);
     char reason[200];
     hd__tls_reason(reason, sizeof reason,
                    err == SSL_ERROR_SYSCALL ? "unexpected end of input" : "protocol error");
     if (verify != X509_V_OK) {
-        snprintf(t->why, sizeof t->why, "the server's certificate was refused: %s",
-                 X509_verify_cert_error_string(verify));
+        snprintf(t->why, sizeof t->why, "the %s's certificate was refused: %s",
+                 t->client ? "server" : "client", X509_verify_cert_error_string(verify));
     } else {
         snprintf(t->why, sizeof t->why, "%s%s", t->established ? "" : "handshake failed: ",
                  reason);
@@ -128,7 +130,7 @@ int hd_tls_client_new(struct hd_tls **out, struct hd_tls_ctx *ctx, const char *h
     t->client = true;
     SSL_set_connect_state(t->ssl);
     *out = t;
-    if (hd__tls_expect_host(t->ssl, host) != 0) {
+    if (host != NULL && hd__tls_expect_host(t->ssl, host) != 0) {
         ERR_clear_error();
         snprintf(t->why, sizeof t->why, "cannot check a certificate for host '%s'", host);
         t->failed = true;

@@ -10,8 +10,7 @@
 /*
  * A session never touches a socket: the caller feeds it the bytes it read
  * (hd_tls_feed) and sends the bytes it produces (the `out` callback). So
- * the same session works under libuv (heraldd's HTTP port, later the peer
- * port), a blocking client and a non-blocking one alike, and a fuzzer can
+ * the same session works under libuv (heraldd's HTTP and peer ports), a blocking client and a non-blocking one alike, and a fuzzer can
  * drive it with plain buffers. It knows nothing of HTTP.
  *
  * The rules every herald TLS endpoint keeps are here and nowhere else:
@@ -25,8 +24,8 @@
  * its OpenSSL state.
  */
 
-/* A configuration (an SSL_CTX): a server's certificate and key, or a
- * client's trust store. Sessions take a reference of their own, so the
+/* A configuration (an SSL_CTX): a server's certificate and key, a
+ * client's trust store, or both for a node's peer links. Sessions take a reference of their own, so the
  * context may be freed (replaced, e.g. on a reload) while they run. */
 struct hd_tls_ctx;
 
@@ -38,6 +37,17 @@ struct hd_tls_ctx;
 int hd_tls_ctx_server(struct hd_tls_ctx **out, const char *cert_file, const char *key_file,
                       char *errmsg, size_t errmsg_len);
 
+/* A mutual context, for links between nodes: it presents cert_file (with
+ * key_file) in either role, and demands from the other end a certificate
+ * that chains to ca_file (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+ * in both roles), TLS 1.3 only. No name is checked: the CA is the cluster's
+ * own, and a certificate it signed is a member. Refuses what
+ * hd_tls_ctx_server refuses, a CA file without a certificate, and a
+ * certificate the CA does not vouch for (dates aside), naming the
+ * --peer-tls-* flags. HD_EINVAL or HD_ENOMEM, errmsg set. */
+int hd_tls_ctx_mutual(struct hd_tls_ctx **out, const char *cert_file, const char *key_file,
+                      const char *ca_file, char *errmsg, size_t errmsg_len);
+
 /* A client context that trusts the certificates of ca_file (PEM), or the
  * system's store when ca_file is NULL. HD_EINVAL with errmsg for a file
  * that cannot be read or holds no certificate. */
@@ -47,6 +57,10 @@ int hd_tls_ctx_client(struct hd_tls_ctx **out, const char *ca_file, char *errmsg
 /* One line about the certificate a server context presents (subject and
  * validity), for logs. */
 void hd_tls_ctx_describe(const struct hd_tls_ctx *ctx, char *out, size_t out_len);
+
+/* Takes another reference (for a holder that outlives the caller's);
+ * returns ctx. */
+struct hd_tls_ctx *hd_tls_ctx_ref(struct hd_tls_ctx *ctx);
 
 /* Drops the caller's reference (NULL is ignored). */
 void hd_tls_ctx_free(struct hd_tls_ctx *ctx);
@@ -63,11 +77,13 @@ struct hd_tls_io {
     void *arg;
 };
 
-/* A server side session. HD_ENOMEM. */
+/* A server side session. HD_ENOMEM. With a mutual context it also
+ * verifies the client's certificate. */
 int hd_tls_server_new(struct hd_tls **out, struct hd_tls_ctx *ctx, const struct hd_tls_io *io);
 
 /* A client side session that will accept only a certificate for host (a
- * DNS name, sent as SNI too, or an IPv4/IPv6 address); its first flight
+ * DNS name, sent as SNI too, or an IPv4/IPv6 address; NULL: any name, for
+ * a mutual context whose CA is the identity); its first flight
  * (the ClientHello) goes to io->out at once. HD_ENOMEM, or HD_ECORRUPT if
  * the first flight cannot be made (hd_tls_why). */
 int hd_tls_client_new(struct hd_tls **out, struct hd_tls_ctx *ctx, const char *host,

@@ -55,45 +55,124 @@ static int hd__tls_check_readable(const char *what, const char *path, char *errm
     return 0;
 }
 
-int hd_tls_ctx_server(struct hd_tls_ctx **out, const char *cert_file, const char *key_file,
-                      char *errmsg, size_t errmsg_len)
+/* Loads a certificate chain and its key into ctx; cert_what and key_what
+ * name them in messages (the flags they came from). */
+static int hd__tls_use_pair(SSL_CTX *ctx, const char *cert_what, const char *cert_file,
+                            const char *key_what, const char *key_file, char *errmsg,
+                            size_t errmsg_len)
 {
-    int rv = hd__tls_check_readable("--tls-cert", cert_file, errmsg, errmsg_len);
+    int rv = hd__tls_check_readable(cert_what, cert_file, errmsg, errmsg_len);
     if (rv == 0) {
-        rv = hd__tls_check_readable("--tls-key", key_file, errmsg, errmsg_len);
+        rv = hd__tls_check_readable(key_what, key_file, errmsg, errmsg_len);
     }
     if (rv != 0) {
         return rv;
     }
+    char why[200];
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        hd__tls_reason(why, sizeof why, "unreadable");
+        snprintf(errmsg, errmsg_len, "%s %s: no PEM certificate in it (%s)", cert_what,
+                 cert_file, why);
+        return HD_EINVAL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+        hd__tls_reason(why, sizeof why, "unreadable");
+        snprintf(errmsg, errmsg_len, "%s %s: not a private key %s %s can use (%s)", key_what,
+                 key_file, cert_what, cert_file, why);
+        return HD_EINVAL;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        hd__tls_reason(why, sizeof why, "mismatch");
+        snprintf(errmsg, errmsg_len, "%s %s does not match the certificate of %s %s", key_what,
+                 key_file, cert_what, cert_file);
+        return HD_EINVAL;
+    }
+    return 0;
+}
+
+int hd_tls_ctx_server(struct hd_tls_ctx **out, const char *cert_file, const char *key_file,
+                      char *errmsg, size_t errmsg_len)
+{
     SSL_CTX *ctx = hd__tls_ctx_new(TLS_server_method());
     if (ctx == NULL) {
         snprintf(errmsg, errmsg_len, "TLS: out of memory");
         return HD_ENOMEM;
     }
-    char why[200];
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-        hd__tls_reason(why, sizeof why, "unreadable");
-        snprintf(errmsg, errmsg_len, "--tls-cert %s: no PEM certificate in it (%s)", cert_file,
-                 why);
-        goto err;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-        hd__tls_reason(why, sizeof why, "unreadable");
-        snprintf(errmsg, errmsg_len, "--tls-key %s: not a private key --tls-cert %s can use (%s)",
-                 key_file, cert_file, why);
-        goto err;
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        hd__tls_reason(why, sizeof why, "mismatch");
-        snprintf(errmsg, errmsg_len, "--tls-key %s does not match the certificate of --tls-cert %s",
-                 key_file, cert_file);
-        goto err;
+    int rv = hd__tls_use_pair(ctx, "--tls-cert", cert_file, "--tls-key", key_file, errmsg,
+                              errmsg_len);
+    if (rv != 0) {
+        SSL_CTX_free(ctx);
+        return rv;
     }
     *out = (struct hd_tls_ctx *)ctx;
     return 0;
-err:
-    SSL_CTX_free(ctx);
-    return HD_EINVAL;
+}
+
+/* Checks that the context's own certificate chains to its trust store
+ * (dates aside: an expired certificate is logged by the caller, and the
+ * other side refuses it, which is what an operator needs to see). */
+static int hd__tls_check_own_chain(SSL_CTX *ctx, const char *cert_file, const char *ca_file,
+                                   char *errmsg, size_t errmsg_len)
+{
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    STACK_OF(X509) *chain = NULL;
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+    if (sctx == NULL || X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), cert, chain) != 1) {
+        X509_STORE_CTX_free(sctx);
+        ERR_clear_error();
+        snprintf(errmsg, errmsg_len, "TLS: out of memory");
+        return HD_ENOMEM;
+    }
+    X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(sctx), X509_V_FLAG_NO_CHECK_TIME);
+    int ok = X509_verify_cert(sctx);
+    int err = X509_STORE_CTX_get_error(sctx);
+    X509_STORE_CTX_free(sctx);
+    ERR_clear_error();
+    if (ok != 1) {
+        snprintf(errmsg, errmsg_len, "--peer-tls-cert %s is not vouched for by --peer-tls-ca %s "
+                 "(%s): the other nodes would refuse it", cert_file, ca_file,
+                 X509_verify_cert_error_string(err));
+        return HD_EINVAL;
+    }
+    return 0;
+}
+
+int hd_tls_ctx_mutual(struct hd_tls_ctx **out, const char *cert_file, const char *key_file,
+                      const char *ca_file, char *errmsg, size_t errmsg_len)
+{
+    int rv = hd__tls_check_readable("--peer-tls-ca", ca_file, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    SSL_CTX *ctx = hd__tls_ctx_new(TLS_method());
+    if (ctx == NULL) {
+        snprintf(errmsg, errmsg_len, "TLS: out of memory");
+        return HD_ENOMEM;
+    }
+    /* Both ends are herald 1.3 builds: nothing older is needed. */
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* Needed for a server that verifies clients and issues tickets. */
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"herald-peer", 11);
+    rv = hd__tls_use_pair(ctx, "--peer-tls-cert", cert_file, "--peer-tls-key", key_file, errmsg,
+                          errmsg_len);
+    if (rv == 0 && SSL_CTX_load_verify_file(ctx, ca_file) != 1) {
+        char why[200];
+        hd__tls_reason(why, sizeof why, "unreadable");
+        snprintf(errmsg, errmsg_len, "--peer-tls-ca %s: no PEM certificate in it (%s)", ca_file,
+                 why);
+        rv = HD_EINVAL;
+    }
+    if (rv == 0) {
+        rv = hd__tls_check_own_chain(ctx, cert_file, ca_file, errmsg, errmsg_len);
+    }
+    if (rv != 0) {
+        SSL_CTX_free(ctx);
+        return rv;
+    }
+    *out = (struct hd_tls_ctx *)ctx;
+    return 0;
 }
 
 int hd_tls_ctx_client(struct hd_tls_ctx **out, const char *ca_file, char *errmsg,
@@ -141,13 +220,19 @@ void hd_tls_ctx_describe(const struct hd_tls_ctx *ctx, char *out, size_t out_len
     BIO_puts(b, ", valid until ");
     ASN1_TIME_print(b, X509_get0_notAfter(cert));
     if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
-        BIO_puts(b, " (EXPIRED: clients will refuse it)");
+        BIO_puts(b, " (EXPIRED: the other end will refuse it)");
     }
     char *text = NULL;
     long len = BIO_get_mem_data(b, &text);
     snprintf(out, out_len, "%.*s", (int)len, text);
     BIO_free(b);
     ERR_clear_error();
+}
+
+struct hd_tls_ctx *hd_tls_ctx_ref(struct hd_tls_ctx *ctx)
+{
+    SSL_CTX_up_ref((SSL_CTX *)ctx);
+    return ctx;
 }
 
 void hd_tls_ctx_free(struct hd_tls_ctx *ctx)

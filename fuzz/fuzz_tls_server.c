@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the server side of a TLS session (common/hd_tls.c) fed a
- * client's first flight, whole and then again in two pieces. Whatever
+ * client's first flight, whole and then again in two pieces, with the
+ * client port's context and with the peer port's mutual one (which also
+ * demands a client certificate). Whatever
  * arrives, the session answers (an alert at most) and fails cleanly with a
  * reason; it never crashes or hands out plaintext before a handshake. The
  * certificate is a throwaway made at start (no key is kept in the tree). */
@@ -21,6 +23,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct hd_tls_ctx *fuzz__ctx;
+static struct hd_tls_ctx *fuzz__mutual; /* the certificate is its own CA */
 
 /* A self-signed P-256 certificate and its key, written to temporary files
  * for hd_tls_ctx_server (the loader heraldd uses). */
@@ -51,6 +54,11 @@ static void fuzz__make_ctx(void)
     fclose(kf);
     char errmsg[512];
     HD_ASSERT(hd_tls_ctx_server(&fuzz__ctx, cert_path, key_path, errmsg, sizeof errmsg) == 0);
+    if (hd_tls_ctx_mutual(&fuzz__mutual, cert_path, key_path, cert_path, errmsg,
+                          sizeof errmsg) != 0) {
+        fprintf(stderr, "fuzz_tls_server: mutual context: %s\n", errmsg);
+        abort();
+    }
     unlink(cert_path);
     unlink(key_path);
     X509_free(cert);
@@ -76,12 +84,12 @@ static int fuzz__in(void *arg, const void *p, size_t len)
     return 0;
 }
 
-static void fuzz__run(const uint8_t *data, size_t size, size_t split)
+static void fuzz__run(struct hd_tls_ctx *ctx, const uint8_t *data, size_t size, size_t split)
 {
     struct fuzz__sink sink = {0};
     struct hd_tls_io io = {.out = fuzz__out, .in = fuzz__in, .arg = &sink};
     struct hd_tls *t = NULL;
-    HD_ASSERT(hd_tls_server_new(&t, fuzz__ctx, &io) == 0);
+    HD_ASSERT(hd_tls_server_new(&t, ctx, &io) == 0);
     int rv = hd_tls_feed(t, data, split);
     if (rv == 0) {
         rv = hd_tls_feed(t, data + split, size - split);
@@ -103,7 +111,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fuzz__ctx == NULL) {
         fuzz__make_ctx();
     }
-    fuzz__run(data, size, size);
-    fuzz__run(data, size, size / 2);
+    fuzz__run(fuzz__ctx, data, size, size);
+    fuzz__run(fuzz__ctx, data, size, size / 2);
+    fuzz__run(fuzz__mutual, data, size, size);
+    fuzz__run(fuzz__mutual, data, size, size / 2);
     return 0;
 }

@@ -27,6 +27,7 @@
 #include "options.h"
 #include "repair.h"
 #include "restore.h"
+#include "peer_tls.h"
 #include "tls.h"
 
 /* Checks --bootstrap, --id and --peer-listen against each other; fills the
@@ -119,6 +120,7 @@ struct api_daemon {
     bool disk_failed;             /* the data directory took no write at the stop */
     bool repaired;                /* runs under an id a repair gave it: a joined member */
     struct hd_tls_ctx *tls;       /* --tls-cert/--tls-key until the server takes it */
+    struct hd_tls_ctx *peer_tls;  /* --peer-tls-*: the daemon's reference; NULL: off */
     unsigned stopping_parts;      /* http server and consensus still closing */
 };
 
@@ -208,6 +210,7 @@ static void api__on_sighup(uv_signal_t *h, int signum)
     if (!d->server.stopping) {
         api_auth_reload(&d->server);
         api_tls_reload(d->server.http, &d->opts);
+        api_peer_tls_reload(d->server.node, &d->opts, &d->peer_tls);
     }
 }
 
@@ -232,6 +235,7 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .node_id = id->node_id, .address = d->opts.peer_listen,
                                    .cluster_id = id->cluster_id,
                                    .peer_listen = d->opts.peer_listen,
+                                   .peer_tls = d->peer_tls,
                                    .members = members->n > 0 && !d->repaired ? members->list : NULL,
                                    .n_members = d->repaired ? 0 : members->n,
                                    .join = d->opts.join != NULL || d->repaired,
@@ -380,7 +384,13 @@ int main(int argc, char **argv)
         rv = api_tls_open(&d.opts, &d.tls, errmsg, sizeof errmsg);
     }
     if (rv == 0) {
+        rv = api_peer_tls_open(&d.opts, &d.peer_tls, errmsg, sizeof errmsg);
+    }
+    if (rv == 0) {
         rv = api__cluster_args(&d.opts, &members, &want, errmsg, sizeof errmsg);
+    }
+    if (rv == 0) {
+        rv = api_peer_exposure_check(&d.opts, errmsg, sizeof errmsg);
     }
     if (rv == 0 && d.opts.restore != NULL) {
         rv = api__restore(&d.opts, &members, &want, errmsg, sizeof errmsg);
@@ -397,12 +407,13 @@ int main(int argc, char **argv)
                                     .peer_listen = d.opts.peer_listen, .members = &members,
                                     .want = &want, .repairs = d.server.repairs_total,
                                     .disk_reserve = d.opts.disk_reserve, .tls = &d.tls,
-                                    .argv = argv};
+                                    .peer_tls = d.peer_tls, .argv = argv};
     char damage[HD_DAMAGE_REASON_MAX] = "";
     if (rv == 0 && hd_damage_marked(d.opts.data_dir, damage, sizeof damage)) {
         if (d.opts.repair) {
             int code = api_repair_run(&repair, damage);
             hd_tls_ctx_free(d.tls);
+            hd_tls_ctx_free(d.peer_tls);
             api_options_free(&d.opts);
             return code;
         }
@@ -463,6 +474,7 @@ int main(int argc, char **argv)
         HD_LOG_ERROR("cannot start: %s", errmsg[0] ? errmsg : hd_strerror(rv));
         api_notify_status("cannot start: %s", errmsg[0] ? errmsg : hd_strerror(rv));
         hd_tls_ctx_free(d.tls);
+        hd_tls_ctx_free(d.peer_tls);
         api_options_free(&d.opts);
         return 1;
     }
@@ -479,6 +491,7 @@ int main(int argc, char **argv)
         _exit(HD_EXIT_OK); /* stopped as asked; closing RocksDB would abort */
     }
     api_auth_free(d.server.auth);
+    hd_tls_ctx_free(d.peer_tls);
     api_options_free(&d.opts);
     log_store_close(d.server.log);
     uv_loop_close(d.server.loop);

@@ -207,7 +207,8 @@ static const struct api_opt api__opts[] = {
      "it; see `herald token create`"},
     {"insecure", API_OPT_SWITCH, NULL, api__opt_switch, OFF(insecure), 0, 0,
      "run without --auth-file on a --listen address that is\n"
-     "not loopback (refused otherwise)"},
+     "not loopback (refused otherwise); with --auth-file,\n"
+     "run a --peer-listen off loopback without --peer-tls-*"},
     {"retention", API_OPT_VALUE, "RULES", api__opt_retention, OFF(retention), 0, 0,
      "retention policy: PATTERN=LIMIT[,LIMIT...][;...]\n"
      "with limits age:N{s|m|h|d|w}, messages:N and\n"
@@ -224,6 +225,16 @@ static const struct api_opt api__opts[] = {
      "--tls-key. SIGHUP re-reads both"},
     {"tls-key", API_OPT_VALUE, "FILE", api__opt_string, OFF(tls_key), 0, 0,
      "the PEM private key of --tls-cert"},
+    {"peer-tls-cert", API_OPT_VALUE, "FILE", api__opt_string, OFF(peer_tls_cert), 0, 0,
+     "mutual TLS 1.3 on the peer port, both ways: this\n"
+     "node's PEM certificate, from the cluster CA; needs\n"
+     "--peer-tls-key and --peer-tls-ca. SIGHUP re-reads.\n"
+     "Needed off loopback with --auth-file (or --insecure)"},
+    {"peer-tls-key", API_OPT_VALUE, "FILE", api__opt_string, OFF(peer_tls_key), 0, 0,
+     "the PEM private key of --peer-tls-cert"},
+    {"peer-tls-ca", API_OPT_VALUE, "FILE", api__opt_string, OFF(peer_tls_ca), 0, 0,
+     "the cluster CA (PEM): a peer whose certificate it\n"
+     "did not sign (or none, or expired) is refused"},
     {"log-level", API_OPT_VALUE, "LEVEL", api__opt_log_level, OFF(log_level), 0, 0,
      "error, warn, info (default) or debug"},
     {"log-format", API_OPT_VALUE, "FORMAT", api__opt_log_format, OFF(log_format), 0, 0,
@@ -305,8 +316,8 @@ void api_options_usage(FILE *f)
             "Signals: SIGTERM or SIGINT stop the node gracefully; a second SIGINT exits at\n"
             "once (acknowledged appends are in the WAL either way). SIGHUP re-reads\n"
             "--auth-file (a bad file is refused and the old tokens stay) and\n"
-            "--tls-cert/--tls-key (new connections get the new pair; a bad pair is\n"
-            "refused and the old one stays).\n"
+            "--tls-cert/--tls-key and --peer-tls-* (new connections get the new files;\n"
+            "a bad set is refused and the old one stays).\n"
             "Exit status: 0 stopped by a signal, 1 could not start, 2 bad usage, 3 data\n"
             "found damaged and not to be repaired (replace the disk), 4 a WAL write\n"
             "failed, 5 a state write failed (4 and 5: restart once the disk answers;\n"

@@ -40,6 +40,9 @@ struct api_options {
     uint64_t retention_interval_s; /* --retention-interval */
     const char *tls_cert;         /* --tls-cert: the client port speaks TLS; NULL: plaintext */
     const char *tls_key;          /* --tls-key: its private key (both or neither) */
+    const char *peer_tls_cert;    /* --peer-tls-cert: mutual TLS between nodes; NULL: off */
+    const char *peer_tls_key;     /* --peer-tls-key (the three or none) */
+    const char *peer_tls_ca;      /* --peer-tls-ca: the cluster CA peers must chain to */
     int log_level;                /* hd_log_level: 0 error .. 3 debug */
     enum api_log_format log_format;
     const char *config_path;      /* --config or --check-config FILE; NULL: none */

@@ -327,7 +327,7 @@ static int api__ask(const struct api_repair_ctx *c, const char *reason,
     struct cons_repair_request_options ro = {.loop = a.server.loop, .old_id = old->node_id,
                                              .cluster_id = old->cluster_id,
                                              .address = c->peer_listen, .peers = peers,
-                                             .n_peers = n};
+                                             .n_peers = n, .tls = c->peer_tls};
     rv = cons_repair_request_start(&a.request, &ro, api__asked, &a, errmsg, sizeof errmsg);
     if (rv != 0) {
         HD_LOG_ERROR("repair: %s", errmsg);

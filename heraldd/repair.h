@@ -22,6 +22,7 @@ struct api_repair_ctx {
     uint64_t repairs;             /* repairs so far (the record's) */
     uint64_t disk_reserve;        /* --disk-reserve */
     struct hd_tls_ctx **tls;      /* --tls-cert's context, taken if repairing */
+    struct hd_tls_ctx *peer_tls;  /* --peer-tls-*: the peers are asked over it; NULL: off */
     char **argv;                  /* to start again with */
 };
 

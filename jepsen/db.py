@@ -4,7 +4,9 @@ directory on an ext4 image of its own (so that a power cut can drop what was
 not fsynced), optionally with libfaketime preloaded (so that its wall clock
 can jump and drift while it runs)."""
 
+import hashlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -48,6 +50,7 @@ class Node:
         self.origin_id = idx       # the id of the --bootstrap list
         self.bootstrap_spec = None  # that list; None once replaced by an operator
         self.repair_pending = False  # restarted on damage: its new id is awaited
+        self.tls_dir = None       # with --tls: the run's CA, certificates and tokens
 
     # ------------------------------------------------------------ disk ---
 
@@ -132,8 +135,14 @@ class Node:
         args = [self.heraldd, "--id", str(node_id), "--data", self.data,
                 "--listen", "%s:%d" % (self.ip, hclient.PORT),
                 "--peer-listen", "%s:%d" % (self.ip, hclient.PORT + 1),
-                # the test network of namespaces, not loopback: open on purpose
-                "--insecure", "--repair", "auto" if self.repair else "off"]
+                "--repair", "auto" if self.repair else "off"]
+        if self.tls_dir:  # TLS on both ports, tokens on
+            pem, key = (os.path.join(self.tls_dir, self.name + x) for x in (".pem", ".key"))
+            args += ["--auth-file", os.path.join(self.tls_dir, "tokens"),
+                     "--tls-cert", pem, "--tls-key", key, "--peer-tls-cert", pem,
+                     "--peer-tls-key", key, "--peer-tls-ca", os.path.join(self.tls_dir, "ca.pem")]
+        else:  # the test network of namespaces, not loopback: open on purpose
+            args += ["--insecure"]
         if bootstrap:
             args += ["--bootstrap", bootstrap]
         if join:
@@ -210,6 +219,21 @@ class Cluster:
         self.repair = on
         for nd in self.nodes:
             nd.repair = on
+
+    def use_tls(self, tls_dir):
+        """TLS on both ports and tokens on (--tls): a throwaway CA and a
+        certificate per node (scripts/make-cluster-pki.sh, with the node's
+        address), an admin token; the clients use https and the token."""
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "scripts", "make-cluster-pki.sh")
+        for nd in self.nodes:
+            subprocess.run([script, tls_dir, nd.name, "IP:" + nd.ip], check=True)
+            nd.tls_dir = tls_dir
+        token = "hd_" + secrets.token_hex(32)
+        with open(os.path.join(tls_dir, "tokens"), "w") as f:
+            f.write("jepsen sha256:%s admin status append:* read:* subscribe:*\n"
+                    % hashlib.sha256(token.encode()).hexdigest())
+        hclient.use_tls(os.path.join(tls_dir, "ca.pem"), token)
 
     def bootstrap(self):
         spec = ",".join("%d=%s:%d" % (nd.id, nd.ip, hclient.PORT + 1) for nd in self.nodes)

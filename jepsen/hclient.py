@@ -7,8 +7,37 @@ never show up in a log, the second may or may not."""
 import http.client
 import json
 import socket
+import ssl
 
 PORT = 7400
+
+# With --tls (set by use_tls): https with the run's CA, and a bearer token.
+TLS = None      # an ssl.SSLContext, or None for plain http
+TOKEN = None
+
+
+def use_tls(ca_file, token):
+    """Every request from here on goes over https, verified against
+    ca_file, with Authorization: Bearer token."""
+    global TLS, TOKEN
+    TLS = ssl.create_default_context(cafile=ca_file)
+    TOKEN = token
+
+
+def auth_headers():
+    return {"Authorization": "Bearer " + TOKEN} if TOKEN else {}
+
+
+def connect(ip, timeout):
+    """A connected socket to the node's API port (TLS-wrapped with --tls)."""
+    s = socket.create_connection((ip, PORT), timeout=timeout)
+    if TLS is None:
+        return s
+    try:
+        return TLS.wrap_socket(s, server_hostname=ip)
+    except BaseException:
+        s.close()
+        raise
 
 
 class Answer:
@@ -35,7 +64,10 @@ class Answer:
 
 
 def request(ip, method, path, body=None, headers=None, timeout=5.0):
-    conn = http.client.HTTPConnection(ip, PORT, timeout=timeout)
+    if TLS is None:
+        conn = http.client.HTTPConnection(ip, PORT, timeout=timeout)
+    else:
+        conn = http.client.HTTPSConnection(ip, PORT, timeout=timeout, context=TLS)
     try:
         try:
             conn.connect()
@@ -43,6 +75,7 @@ def request(ip, method, path, body=None, headers=None, timeout=5.0):
             return Answer(error="connect: %s" % (e.__class__.__name__ if not str(e) else e))
         try:
             hdrs = {"Connection": "close"}
+            hdrs.update(auth_headers())
             if body is not None:
                 if not isinstance(body, (bytes, str)):
                     body = json.dumps(body)

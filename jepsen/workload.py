@@ -189,10 +189,11 @@ class Workload:
         keeping pos["last"] at the last seq received. The stream is plain
         (not chunked) and ends with the connection."""
         until = time.monotonic() + rng.uniform(5, 20)
-        s = socket.create_connection((node.ip, hclient.PORT), timeout=3.0)
+        s = hclient.connect(node.ip, 3.0)
         try:
+            auth = "".join("%s: %s\r\n" % kv for kv in hclient.auth_headers().items())
             req = ("GET /v1/channels/%s/tail HTTP/1.1\r\nHost: %s\r\nLast-Event-ID: %d\r\n"
-                   "Accept: text/event-stream\r\n\r\n" % (channel, node.ip, pos["last"]))
+                   "Accept: text/event-stream\r\n%s\r\n" % (channel, node.ip, pos["last"], auth))
             s.sendall(req.encode())
             s.settimeout(1.0)
             buf = b""

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git ca-certificates curl python3
   python3-websocket  # tests/integration/test_subscribe*.py (websocket-client)
   python3-yaml       # tests/integration/test_openapi.py reads docs/openapi.yaml
-  openssl            # tests/integration/test_tls.py makes a throwaway CA with the CLI
+  openssl            # throwaway CAs: test_tls.py, test_peer_tls.py, scripts/make-cluster-pki.sh
   libraft-dev liburing-dev libuv1-dev librocksdb-dev libzstd-dev
   libjansson-dev libhttp-parser-dev libisal-dev libxxhash-dev libcmocka-dev
   libwslay-dev libssl-dev

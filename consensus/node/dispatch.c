@@ -133,6 +133,13 @@ static void cons__recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
 
 /* ------------------------------------------------------------ lifecycle --- */
 
+void cons_node_set_peer_tls(struct cons_node *n, struct hd_tls_ctx *ctx)
+{
+    if (n->transport != NULL) {
+        cons_transport_set_tls(n->transport, ctx);
+    }
+}
+
 int cons__peers_start(struct cons_node *n, char *errmsg, size_t errmsg_len)
 {
     HD_ASSERT(n->transport == NULL && n->store != NULL);
@@ -141,7 +148,8 @@ int cons__peers_start(struct cons_node *n, char *errmsg, size_t errmsg_len)
     }
     struct cons_transport_options to = {.loop = n->opts.loop, .node_id = n->opts.node_id,
                                         .cluster_id = n->opts.cluster_id,
-                                        .listen_addr = n->opts.peer_listen};
+                                        .listen_addr = n->opts.peer_listen,
+                                        .tls = n->opts.peer_tls};
     int rv = cons_transport_init(&n->transport, &to, cons__recv, n, errmsg, errmsg_len);
     if (rv != 0) {
         return rv;

@@ -325,6 +325,7 @@ void cons_node_stats(const struct cons_node *n, struct cons_node_stats *out)
     cons_store_wal_stats(n->store, &ws);
     out->wal_sync_us = ws.sync_us;
     out->wal_entries_per_sync = ws.items_per_sync;
+    out->peer_tls_refused = n->transport != NULL ? cons_transport_tls_refused(n->transport) : 0;
 }
 
 /* How far a peer is behind, over the shards this node leads. */

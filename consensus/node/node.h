@@ -24,6 +24,7 @@ struct cons_node;
 struct st_space;
 struct hd_retention;
 struct log_command;
+struct hd_tls_ctx;
 
 /* A member of a cluster being created. */
 struct cons_member {
@@ -38,6 +39,8 @@ struct cons_node_options {
     const char *address;          /* this node's Raft (peer) address */
     const char *cluster_id;       /* checked in every peer handshake */
     const char *peer_listen;      /* NULL: one node, no peer transport */
+    struct hd_tls_ctx *peer_tls;  /* mutual TLS on every peer link (the transport
+                                     takes its reference); NULL: plaintext */
     const struct cons_member *members; /* a new cluster's voters, self
                                      included; NULL: a one-node cluster */
     unsigned n_members;
@@ -158,6 +161,7 @@ struct cons_node_stats {
      * (log/retention.h: 1 age, 2 messages, 3 bytes). */
     uint64_t retention_trims[4];
     bool wal_uses_uring;
+    uint64_t peer_tls_refused;    /* peer links refused at the TLS handshake */
     struct hd_histogram appends_per_entry;    /* appends in each entry proposed here */
     struct hd_histogram wal_sync_us;          /* WAL group commit, submit to durable */
     struct hd_histogram wal_entries_per_sync; /* Raft entries per WAL group commit */
@@ -203,5 +207,9 @@ unsigned cons_node_n_shards(const struct cons_node *n);
 void cons_node_shard_status(struct cons_node *n, unsigned shard,
                             struct cons_shard_status *out);
 void cons_node_stats(const struct cons_node *n, struct cons_node_stats *out);
+
+/* SIGHUP: new peer connections use ctx (a mutual context), open ones keep
+ * theirs. Only on a node started with peer_tls. */
+void cons_node_set_peer_tls(struct cons_node *n, struct hd_tls_ctx *ctx);
 
 #endif

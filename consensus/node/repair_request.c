@@ -147,7 +147,7 @@ int cons_repair_request_start(struct cons_repair_request **out,
     r->o.peers = peers;
     struct cons_transport_options to = {.loop = o->loop, .node_id = o->old_id,
                                         .cluster_id = o->cluster_id,
-                                        .listen_addr = o->address};
+                                        .listen_addr = o->address, .tls = o->tls};
     int rv = cons_transport_init(&r->transport, &to, cons__rq_recv, r, errmsg, errmsg_len);
     for (unsigned i = 0; rv == 0 && i < o->n_peers; i++) {
         rv = cons_transport_set_peer(r->transport, peers[i].id, peers[i].address);

@@ -29,6 +29,8 @@
 
 struct cons_repair_request;
 
+struct hd_tls_ctx;
+
 struct cons_repair_request_options {
     uv_loop_t *loop;
     uint64_t old_id;              /* the id the damaged data belonged to */
@@ -36,6 +38,7 @@ struct cons_repair_request_options {
     const char *address;          /* this node's peer address: listened on */
     const struct cons_member *peers; /* the other members known, their ids and addresses */
     unsigned n_peers;             /* >= 1 */
+    struct hd_tls_ctx *tls;       /* mutual TLS to the peers, as the node's own links; NULL: off */
 };
 
 /* What /v1/status shows while repairing. */

@@ -9,7 +9,9 @@
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_fifo.h"
+#include "hd_tls.h"
 #include "hd_util.h"
+#include "transport_tls.h"
 
 #define CONS__QUEUE_BYTES_DEFAULT ((size_t)64 << 20)
 #define CONS__BACKOFF_MIN_MS 50u
@@ -20,6 +22,7 @@
 #define CONS__WRITE_BUFS_MAX 64u /* frames per uv_write */
 #define CONS__HELLO_FRAME (CONS_FRAME_HEADER_SIZE + CONS__HELLO_SIZE)
 #define CONS__LEARNED_MAX 64u   /* peers known only from their HELLO */
+#define CONS__TLS_HANDSHAKE_BYTE 0x16 /* first byte of a TLS handshake record */
 
 struct cons__frame {
     struct cons__frame *next;
@@ -43,7 +46,9 @@ struct cons__conn {
     bool outbound;                    /* we dialed it */
     bool ready;                       /* handshake done */
     bool closing;
-    bool writing;                     /* write_req in flight */
+    bool writing;                     /* write_req (or TLS frames) in flight */
+    bool tls_first;                   /* TLS acceptor: nothing read yet */
+    struct cons_tls_link *tls;        /* with peer TLS: the session; NULL: plaintext */
     uint8_t *rbuf;                    /* received bytes not yet consumed */
     size_t rlen, rcap;
     uint64_t last_recv_ms;            /* loop time of the last bytes read (or open) */
@@ -86,6 +91,8 @@ struct cons_transport {
     struct cons__conn *conns;         /* every open connection */
     unsigned handles_open;            /* handles whose close cb is pending */
     uint64_t rng;
+    struct hd_tls_ctx *tls;           /* peer TLS (mutual) for new connections; NULL: off */
+    uint64_t tls_refused;             /* links refused at the TLS handshake */
     bool closing;
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -96,6 +103,8 @@ static void cons__peer_flush(struct cons_peer *p);
 static void cons__peer_dial(struct cons_peer *p);
 static void cons__peer_timer_cb(uv_timer_t *timer);
 static struct cons_peer *cons__peer_learn(struct cons_transport *t, uint64_t id);
+static void cons__conn_consume(struct cons__conn *c);
+static int cons__send_hello(struct cons__conn *c, uint64_t to_id);
 
 /* --------------------------------------------------------------- helpers --- */
 
@@ -147,6 +156,14 @@ static unsigned cons__jitter(struct cons_transport *t, unsigned ms)
     return ms / 2 + (unsigned)(t->rng % (ms / 2 + 1));
 }
 
+/* An error of herald (HD_E*) or of libuv (a negative errno): the TLS
+ * path returns both. */
+static const char *cons__strerror(int rv)
+{
+    const char *text = hd_strerror(rv);
+    return strcmp(text, "unknown error") != 0 ? text : uv_strerror(rv);
+}
+
 /* ---------------------------------------------------------------- queues --- */
 
 static void cons__frame_pop(struct cons_peer *p)
@@ -185,9 +202,9 @@ static struct cons__frame *cons__frame_new(uint8_t kind, uint16_t shard,
     return f;
 }
 
-static void cons__write_cb(uv_write_t *req, int status)
+/* The frames of the last flush left (status 0), or did not. */
+static void cons__frames_written(struct cons__conn *c, int status)
 {
-    struct cons__conn *c = req->data;
     struct cons_peer *p = c->peer;
     HD_ASSERT(c->writing);
     c->writing = false;
@@ -207,6 +224,11 @@ static void cons__write_cb(uv_write_t *req, int status)
     cons__peer_flush(p);
 }
 
+static void cons__write_cb(uv_write_t *req, int status)
+{
+    cons__frames_written(req->data, status);
+}
+
 /* Writes queued frames if the peer's connection is ready and idle. */
 static void cons__peer_flush(struct cons_peer *p)
 {
@@ -219,10 +241,15 @@ static void cons__peer_flush(struct cons_peer *p)
     for (struct cons__frame *f = p->head; f != NULL && n < CONS__WRITE_BUFS_MAX; f = f->next) {
         c->wbufs[n++] = uv_buf_init((char *)f->data, (unsigned)f->len);
     }
-    c->write_req.data = c;
-    int rv = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, c->wbufs, n, cons__write_cb);
+    int rv;
+    if (c->tls != NULL) {
+        rv = cons_tls_link_write(c->tls, c->wbufs, n, true);
+    } else {
+        c->write_req.data = c;
+        rv = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, c->wbufs, n, cons__write_cb);
+    }
     if (rv != 0) {
-        cons__conn_fail(c, 1, uv_strerror(rv));
+        cons__conn_fail(c, 1, cons__strerror(rv));
         return;
     }
     c->writing = true;
@@ -247,6 +274,7 @@ static void cons__conn_closed(uv_handle_t *h)
         c->next->prev = c->prev;
     }
     hd_free(c->rbuf);
+    cons_tls_link_free(c->tls); /* its writes were cancelled before this */
     hd_free(c);
     HD_ASSERT(t->handles_open > 0);
     t->handles_open--;
@@ -327,6 +355,9 @@ static int cons__send_hello(struct cons__conn *c, uint64_t to_id)
     cons__hello_encode(c->hello + CONS_FRAME_HEADER_SIZE, &h);
     cons__frame_seal(c->hello, CONS__KIND_CONTROL, CONS__CTL_HELLO, CONS__HELLO_SIZE);
     uv_buf_t buf = uv_buf_init((char *)c->hello, sizeof c->hello);
+    if (c->tls != NULL) {
+        return cons_tls_link_write(c->tls, &buf, 1, false); /* inside TLS */
+    }
     c->hello_req.data = c;
     return uv_write(&c->hello_req, (uv_stream_t *)&c->tcp, &buf, 1, cons__hello_cb);
 }
@@ -384,7 +415,7 @@ static void cons__accept_hello(struct cons__conn *c, const struct cons__hello *h
     }
     int rv = cons__send_hello(c, h->from_id);
     if (rv != 0) {
-        cons__conn_fail(c, 1, uv_strerror(rv));
+        cons__conn_fail(c, 1, cons__strerror(rv));
         return;
     }
     cons__conn_ready(c, p);
@@ -426,6 +457,120 @@ static void cons__conn_hello(struct cons__conn *c, const struct cons__frame_hdr 
     }
 }
 
+/* ------------------------------------------------------------------ TLS --- */
+
+/* A link refused at the TLS handshake (a certificate refused, TLS on one
+ * side only): counted for /metrics and logged. A dialer logs the first
+ * refusal of a series at warn and its redials at debug, so a node that
+ * keeps being refused does not flood the log; every refused incoming
+ * connection is logged. */
+static void cons__conn_refuse(struct cons__conn *c, const char *why)
+{
+    char msg[400];
+    c->t->tls_refused++;
+    bool repeat = c->outbound && c->peer != NULL && c->peer->backoff_ms > CONS__BACKOFF_MIN_MS;
+    snprintf(msg, sizeof msg, "peer TLS: refused at the handshake: %s", why);
+    cons__conn_fail(c, repeat ? 3 : 1, msg);
+}
+
+/* Decrypted bytes: appended to the read buffer, whole frames delivered.
+ * Non-zero (1) once the connection closed, which stops the feed. */
+static int cons__tls_plain(void *arg, const void *data, size_t len)
+{
+    struct cons__conn *c = arg;
+    if (c->closing) {
+        return 1;
+    }
+    if (c->rcap - c->rlen < len) {
+        size_t need = c->rlen + len;
+        size_t cap = c->rcap * 2 > need ? c->rcap * 2 : need;
+        cap = cap < CONS__RBUF_MIN ? CONS__RBUF_MIN : cap;
+        uint8_t *rbuf = hd_realloc(c->rbuf, cap);
+        if (rbuf == NULL) {
+            cons__conn_fail(c, 1, "out of memory");
+            return 1;
+        }
+        c->rbuf = rbuf;
+        c->rcap = cap;
+    }
+    memcpy(c->rbuf + c->rlen, data, len);
+    c->rlen += len;
+    cons__conn_consume(c);
+    return c->closing ? 1 : 0;
+}
+
+static void cons__tls_written(void *arg, int status)
+{
+    cons__frames_written(arg, status);
+}
+
+/* Starts TLS on a connection just dialed or accepted. */
+static int cons__conn_tls_start(struct cons__conn *c)
+{
+    static const struct cons_tls_link_cbs cbs = {.plain = cons__tls_plain,
+                                                 .written = cons__tls_written};
+    c->tls_first = !c->outbound;
+    int rv = cons_tls_link_new(&c->tls, c->t->tls, c->outbound, (uv_stream_t *)&c->tcp, &cbs, c);
+    if (rv == HD_ECORRUPT) {
+        cons__conn_refuse(c, cons_tls_link_why(c->tls));
+    }
+    return rv;
+}
+
+/* Ciphertext arrived (len bytes in the link's buffer). */
+static void cons__conn_tls_read(struct cons__conn *c, size_t len)
+{
+    if (c->tls_first) {
+        c->tls_first = false;
+        if (((const uint8_t *)cons_tls_link_rbuf(c->tls).base)[0] != CONS__TLS_HANDSHAKE_BYTE) {
+            cons__conn_refuse(c, "no TLS handshake: a plaintext peer (that node has no "
+                                 "--peer-tls-*) or something else on the TLS peer port");
+            return;
+        }
+    }
+    bool was_up = cons_tls_link_established(c->tls);
+    int rv = cons_tls_link_feed(c->tls, len);
+    if (c->closing) {
+        return; /* a frame's callback closed it */
+    }
+    if (rv != 0) {
+        char why[320];
+        snprintf(why, sizeof why, "%s", rv == HD_ESHUTDOWN ? "the other side ended TLS"
+                                        : rv == HD_ECORRUPT ? cons_tls_link_why(c->tls)
+                                                            : cons__strerror(rv));
+        if (!c->ready && rv != HD_ESHUTDOWN) {
+            cons__conn_refuse(c, why);
+        } else {
+            cons__conn_fail(c, 1, why);
+        }
+        return;
+    }
+    if (!was_up && cons_tls_link_established(c->tls)) {
+        HD_LOG_DEBUG("transport: peer TLS up with %s", c->addr);
+        if (c->outbound) {
+            rv = cons__send_hello(c, c->peer->id); /* the cluster id, inside TLS */
+            if (rv != 0) {
+                cons__conn_fail(c, 1, cons__strerror(rv));
+            }
+        }
+    }
+}
+
+/* A read error or the end of the stream. */
+static void cons__conn_read_failed(struct cons__conn *c, int nread)
+{
+    bool eof = nread == UV_EOF;
+    if (eof && c->tls != NULL && !c->ready) {
+        cons__conn_refuse(c, "closed by the other side during the handshake (it has no "
+                             "--peer-tls-*, or refused our certificate: see its log)");
+    } else if (eof && !c->ready && c->outbound) {
+        cons__conn_fail(c, 2, "closed by the other side before its HELLO (another cluster, "
+                              "or its peer port speaks TLS: see its log)");
+    } else {
+        cons__conn_fail(c, eof ? 2 : 1, eof ? "closed by the other side" : uv_strerror(nread));
+    }
+}
+
 /* -------------------------------------------------------------- reading --- */
 
 static void cons__conn_frame(struct cons__conn *c, const struct cons__frame_hdr *h,
@@ -457,6 +602,11 @@ static void cons__conn_consume(struct cons__conn *c)
         const uint8_t *frame = c->rbuf + off;
         struct cons__frame_hdr h;
         if (cons__frame_decode_header(frame, &h) != 0) {
+            if (!c->ready && off == 0 && frame[0] == CONS__TLS_HANDSHAKE_BYTE) {
+                cons__conn_refuse(c, "a TLS handshake on this plaintext peer port (that node "
+                                     "has --peer-tls-*, this one not)");
+                return;
+            }
             cons__conn_fail(c, 1, "bad frame magic or length");
             return;
         }
@@ -495,6 +645,10 @@ static void cons__alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     size_t need = CONS__RBUF_MIN;
     struct cons__frame_hdr h;
     (void)suggested;
+    if (c->tls != NULL) {
+        *buf = cons_tls_link_rbuf(c->tls); /* ciphertext; plaintext goes to rbuf */
+        return;
+    }
     /* The buffer starts at a frame: size it for the whole frame at once. */
     if (c->rlen >= CONS_FRAME_HEADER_SIZE && cons__frame_decode_header(c->rbuf, &h) == 0 &&
         CONS_FRAME_HEADER_SIZE + (size_t)h.len > need) {
@@ -521,14 +675,16 @@ static void cons__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
         return;
     }
     if (nread < 0) {
-        bool eof = nread == UV_EOF;
-        cons__conn_fail(c, eof ? 2 : 1, eof ? "closed by the other side"
-                                            : uv_strerror((int)nread));
+        cons__conn_read_failed(c, (int)nread);
+        return;
+    }
+    c->last_recv_ms = uv_now(c->t->loop);
+    if (c->tls != NULL) {
+        cons__conn_tls_read(c, (size_t)nread);
         return;
     }
     HD_ASSERT(c->rlen + (size_t)nread <= c->rcap);
     c->rlen += (size_t)nread;
-    c->last_recv_ms = uv_now(c->t->loop);
     cons__conn_consume(c);
 }
 
@@ -548,12 +704,15 @@ static void cons__connect_cb(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    int rv = uv_read_start((uv_stream_t *)&c->tcp, cons__alloc_cb, cons__read_cb);
+    int rv = c->t->tls != NULL ? cons__conn_tls_start(c) : 0;
     if (rv == 0) {
-        rv = cons__send_hello(c, c->peer->id);
+        rv = uv_read_start((uv_stream_t *)&c->tcp, cons__alloc_cb, cons__read_cb);
     }
-    if (rv != 0) {
-        cons__conn_fail(c, 1, uv_strerror(rv));
+    if (rv == 0 && c->tls == NULL) {
+        rv = cons__send_hello(c, c->peer->id); /* with TLS: once it is up */
+    }
+    if (rv != 0 && !c->closing) {
+        cons__conn_fail(c, 1, cons__strerror(rv));
     }
 }
 
@@ -577,7 +736,7 @@ static void cons__peer_dial(struct cons_peer *p)
     int rv = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&p->sa,
                             cons__connect_cb);
     if (rv != 0) {
-        cons__conn_fail(c, 1, uv_strerror(rv));
+        cons__conn_fail(c, 1, cons__strerror(rv));
     }
 }
 
@@ -609,10 +768,13 @@ static void cons__accept_cb(uv_stream_t *server, int status)
             cons__addr_str((const struct sockaddr *)&sa, c->addr, sizeof c->addr);
         }
         uv_tcp_nodelay(&c->tcp, 1);
+        rv = t->tls != NULL ? cons__conn_tls_start(c) : 0;
+    }
+    if (rv == 0) {
         rv = uv_read_start((uv_stream_t *)&c->tcp, cons__alloc_cb, cons__read_cb);
     }
-    if (rv != 0) {
-        cons__conn_fail(c, 1, uv_strerror(rv));
+    if (rv != 0 && !c->closing) {
+        cons__conn_fail(c, 1, cons__strerror(rv));
     }
 }
 
@@ -708,6 +870,7 @@ int cons_transport_init(struct cons_transport **out, const struct cons_transport
     t->tick.data = t;
     t->handles_open++;
     uv_timer_start(&t->tick, cons__tick_cb, CONS__TICK_MS, CONS__TICK_MS);
+    t->tls = o->tls != NULL ? hd_tls_ctx_ref(o->tls) : NULL;
     *out = t;
     return 0;
 
@@ -922,11 +1085,25 @@ int cons_transport_peer_stats(const struct cons_transport *t, uint64_t id,
     return 0;
 }
 
+void cons_transport_set_tls(struct cons_transport *t, struct hd_tls_ctx *ctx)
+{
+    HD_ASSERT(t->tls != NULL && ctx != NULL);
+    hd_tls_ctx_free(t->tls); /* open sessions hold their own reference */
+    t->tls = hd_tls_ctx_ref(ctx);
+}
+
+uint64_t cons_transport_tls_refused(const struct cons_transport *t)
+{
+    return t->tls_refused;
+}
+
 void cons_transport_close(struct cons_transport *t, void (*cb)(void *arg), void *arg)
 {
     HD_ASSERT(t != NULL);
     HD_ASSERT(!t->closing);
     t->closing = true;
+    hd_tls_ctx_free(t->tls);
+    t->tls = NULL;
     t->close_cb = cb;
     t->close_arg = arg;
     uv_close((uv_handle_t *)&t->listener, cons__handle_closed);

@@ -45,6 +45,15 @@
  * broke are written again on the next one, so a peer may see duplicates,
  * never a reordering. A slow or dead peer only fills its own queue.
  *
+ * TLS (cons_transport_options.tls): every connection, dialed or
+ * accepted, first completes a TLS 1.3 handshake in which each side checks
+ * the other's certificate against the cluster CA; HELLO and every frame
+ * then travel inside it. A link refused there (no certificate, another
+ * CA, expired; a plaintext peer on a TLS transport or a TLS peer on a
+ * plaintext one) is logged with the address and the reason and counted
+ * (cons_transport_tls_refused). Without TLS, bytes go to and from the
+ * socket as before: one branch per read and per write.
+ *
  * Threading: everything runs on the loop's thread; callbacks may call back
  * into the transport (send, set_peer, remove_peer, even close).
  */
@@ -64,6 +73,10 @@ struct cons_transport_options {
     const char *cluster_id;      /* 32 hex chars; copied */
     const char *listen_addr;     /* "127.0.0.1:7401", "[::1]:7401"; port 0 picks one */
     size_t peer_queue_bytes_max; /* per peer; 0 = 64 MiB */
+    /* Mutual TLS on every link, both ways (common/hd_tls.h,
+     * hd_tls_ctx_mutual); the transport takes its own reference. NULL:
+     * plaintext. */
+    struct hd_tls_ctx *tls;
 };
 
 /* A frame from a peer that completed the handshake. `payload` is valid only
@@ -114,6 +127,14 @@ struct cons_peer_stats {
 /* Returns 0 with *out filled, or HD_ENOTFOUND. */
 int cons_transport_peer_stats(const struct cons_transport *t, uint64_t id,
                               struct cons_peer_stats *out);
+
+/* Replaces the TLS context (a reload): new connections use ctx, open ones
+ * keep theirs. The transport takes its own reference. Only on a transport
+ * started with TLS (ctx != NULL). */
+void cons_transport_set_tls(struct cons_transport *t, struct hd_tls_ctx *ctx);
+
+/* Links refused at the TLS handshake so far. */
+uint64_t cons_transport_tls_refused(const struct cons_transport *t);
 
 /* Closes every connection, timer and the listener, frees every queued
  * frame, then calls cb(arg) (may be NULL) from the loop; t is freed before

@@ -249,6 +249,37 @@ int herald_url_parse(const char *url, char *host, size_t host_size, char *port, 
  * getrandom) plus a NUL into out (size >= HERALD_NONCE_HEX_LEN + 1). */
 int herald_nonce_generate(char *out, size_t size);
 
+/* TLS for tools that run their own event loop and sockets (herald bench):
+ * a client session that never touches a socket. The caller feeds it what
+ * it read (herald_tls_feed) and sends what it produces (io.out, which
+ * must take every byte); decrypted bytes go to io.in. The rules are
+ * libherald's own (TLS 1.2+, the server's chain verified against the CA
+ * file, or the system's store when it is NULL, and its host name or
+ * address checked). */
+struct herald_tls_config;
+struct herald_tls;
+struct herald_tls_io {
+    int (*out)(void *arg, const void *data, size_t len);  /* ciphertext to send */
+    int (*in)(void *arg, const void *data, size_t len);   /* plaintext received */
+    void *arg;
+};
+/* 0, or HD_EINVAL/HD_ENOMEM with errmsg (an unreadable CA file...). */
+int herald_tls_config_new(struct herald_tls_config **out, const char *ca_file, char *errmsg,
+                          size_t errmsg_len);
+void herald_tls_config_free(struct herald_tls_config *c);
+/* Starts a session to host (the URL's host); its ClientHello goes to
+ * io->out at once. 0, HD_ENOMEM or HD_ECORRUPT (herald_tls_why). */
+int herald_tls_new(struct herald_tls **out, struct herald_tls_config *c, const char *host,
+                   const struct herald_tls_io *io);
+/* Bytes read from the server: 0, HD_ESHUTDOWN (closed), HD_ECORRUPT (failed,
+ * e.g. its certificate refused: herald_tls_why), or in's/out's return. */
+int herald_tls_feed(struct herald_tls *t, const void *data, size_t len);
+/* Encrypts len bytes to io.out; only once established. */
+int herald_tls_write(struct herald_tls *t, const void *data, size_t len);
+bool herald_tls_established(const struct herald_tls *t);
+const char *herald_tls_why(const struct herald_tls *t);
+void herald_tls_free(struct herald_tls *t);
+
 /* Adds node `id` (peer address `address`) as a voter of every shard, or
  * removes it (add false, address ignored). Waits until every shard changed
  * (this can take minutes while a new node copies state), or until the

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Tests of the peer transport over loopback TCP (consensus/transport.c). */
+/* Tests of the peer transport over loopback TCP (consensus/transport.c):
+ * every transport-to-transport test runs twice, in plaintext and with
+ * mutual TLS on every link; then the refusals only TLS has. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -8,9 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include "hd_error.h"
+#include "hd_tls.h"
 #include "hd_util.h"
 #include "transport.h"
 
@@ -46,6 +55,11 @@ struct fixture {
 };
 
 static struct fixture *f;
+
+/* Mutual contexts of two unrelated CAs, made once; tls_on: every node
+ * started gets ctx_a unless its own start says otherwise. */
+static struct hd_tls_ctx *ctx_a, *ctx_b;
+static bool tls_on;
 
 static void on_recv(void *arg, uint64_t from, uint8_t kind, uint16_t shard,
                     const uint8_t *payload, size_t len)
@@ -145,13 +159,15 @@ static int free_port(void)
     return port;
 }
 
-static void start_on(uint64_t id, const char *cluster, int port, size_t queue_max)
+static void start_tls(uint64_t id, const char *cluster, int port, size_t queue_max,
+                      struct hd_tls_ctx *tls)
 {
     struct node *n = &f->nodes[id];
     char addr[32], err[128] = "";
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     struct cons_transport_options o = {.loop = &f->loop, .node_id = id, .cluster_id = cluster,
-                                       .listen_addr = addr, .peer_queue_bytes_max = queue_max};
+                                       .listen_addr = addr, .peer_queue_bytes_max = queue_max,
+                                       .tls = tls};
     int rv = cons_transport_init(&n->t, &o, on_recv, n, err, sizeof err);
     if (rv != 0) {
         fail_msg("init node %llu: %s", (unsigned long long)id, err);
@@ -161,6 +177,11 @@ static void start_on(uint64_t id, const char *cluster, int port, size_t queue_ma
     assert_true(port == 0 || n->port == port);
     n->closed = false;
     n->n_rx = 0;
+}
+
+static void start_on(uint64_t id, const char *cluster, int port, size_t queue_max)
+{
+    start_tls(id, cluster, port, queue_max, tls_on ? ctx_a : NULL);
 }
 
 static void start(uint64_t id) { start_on(id, CLUSTER_A, 0, 0); }
@@ -667,6 +688,158 @@ static void test_unknown_dialer_is_learned(void **state)
     assert_int_equal(send_seq(2, 1, 1, 0), HD_ENOTFOUND);
 }
 
+/* ------------------------------------------------------------ mutual TLS --- */
+
+/* Writes PEM of a new P-256 key and a certificate for it, signed by
+ * issuer (NULL: self-signed, a CA) into files under the test's temp dir. */
+static void make_cert(const char *dir, const char *name, EVP_PKEY *issuer_key, X509 *issuer,
+                      EVP_PKEY **key_out, X509 **cert_out)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *cert = X509_new();
+    assert_non_null(key);
+    assert_non_null(cert);
+    X509_set_version(cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), (long)(hd_mono_us() & 0x7fffffff));
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 3600L * 24);
+    X509_set_pubkey(cert, key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+                               (const unsigned char *)name, -1, -1, 0);
+    X509_set_issuer_name(cert, X509_get_subject_name(issuer != NULL ? issuer : cert));
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, issuer != NULL ? issuer : cert, cert, NULL, NULL, 0);
+    X509_EXTENSION *bc = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
+                                             issuer == NULL ? "critical,CA:TRUE" : "CA:FALSE");
+    assert_non_null(bc);
+    X509_add_ext(cert, bc, -1);
+    X509_EXTENSION_free(bc);
+    assert_true(X509_sign(cert, issuer_key != NULL ? issuer_key : key, EVP_sha256()) > 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.pem", dir, name);
+    FILE *cf = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/%s.key", dir, name);
+    FILE *kf = fopen(path, "w");
+    assert_true(cf != NULL && kf != NULL);
+    assert_int_equal(PEM_write_X509(cf, cert), 1);
+    assert_int_equal(PEM_write_PrivateKey(kf, key, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(cf);
+    fclose(kf);
+    *key_out = key;
+    *cert_out = cert;
+}
+
+/* A CA and a node certificate of it, as a mutual context. */
+static struct hd_tls_ctx *make_cluster_ctx(const char *dir, const char *ca_name)
+{
+    EVP_PKEY *ca_key, *key;
+    X509 *ca, *cert;
+    char node[64], c[512], k[512], a[512], err[512] = "";
+    make_cert(dir, ca_name, NULL, NULL, &ca_key, &ca);
+    snprintf(node, sizeof node, "%s-node", ca_name);
+    make_cert(dir, node, ca_key, ca, &key, &cert);
+    snprintf(c, sizeof c, "%s/%s.pem", dir, node);
+    snprintf(k, sizeof k, "%s/%s.key", dir, node);
+    snprintf(a, sizeof a, "%s/%s.pem", dir, ca_name);
+    struct hd_tls_ctx *ctx = NULL;
+    if (hd_tls_ctx_mutual(&ctx, c, k, a, err, sizeof err) != 0) {
+        fail_msg("mutual context: %s", err);
+    }
+    /* A certificate of another CA is refused when the context is made. */
+    snprintf(a, sizeof a, "%s/%s.pem", dir, ca_name[3] == 'a' ? "ca-b" : "ca-a");
+    struct hd_tls_ctx *wrong = NULL;
+    if (access(a, F_OK) == 0) {
+        assert_int_equal(hd_tls_ctx_mutual(&wrong, c, k, a, err, sizeof err), HD_EINVAL);
+        assert_non_null(strstr(err, "is not vouched for by --peer-tls-ca"));
+    }
+    X509_free(ca);
+    X509_free(cert);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(key);
+    return ctx;
+}
+
+static int tls_group_setup(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/herald-test-transport-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    ctx_a = make_cluster_ctx(dir, "ca-a");
+    ctx_b = make_cluster_ctx(dir, "ca-b");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    tls_on = true;
+    return 0;
+}
+
+static int tls_group_teardown(void **state)
+{
+    (void)state;
+    hd_tls_ctx_free(ctx_a);
+    hd_tls_ctx_free(ctx_b);
+    tls_on = false;
+    return 0;
+}
+
+static bool refused(void *arg)
+{
+    return cons_transport_tls_refused(((struct node *)arg)->t) > 0;
+}
+
+static bool refused_both(void *arg)
+{
+    const struct pair *p = arg;
+    return refused(&f->nodes[p->a]) && refused(&f->nodes[p->b]);
+}
+
+/* Node 2's certificate is of another CA: each side refuses and counts;
+ * nothing passes. After a reload with the cluster's, the link comes up. */
+static void test_tls_other_ca_refused_then_reload(void **state)
+{
+    (void)state;
+    start_tls(1, CLUSTER_A, 0, 0, ctx_a);
+    start_tls(2, CLUSTER_A, 0, 0, ctx_b);
+    add_peer(1, 2);
+    add_peer(2, 1);
+    assert_int_equal(send_seq(1, 2, 7, 0), 0);
+    struct pair p = {1, 2, false};
+    run_until(refused_both, &p);
+    run_for(300);
+    assert_false(connected(1, 2));
+    assert_int_equal(f->nodes[2].n_rx, 0);
+    /* Node 1 dials: a redial after node 2 reloads gets through. */
+    cons_transport_set_tls(f->nodes[2].t, ctx_a);
+    struct want_rx w = {2, 1};
+    run_until(got_n, &w);
+    assert_got_seqs(2, 1, 7, 1);
+    assert_true(connected(1, 2));
+}
+
+/* TLS on one side only: refused and counted by both. */
+static void test_tls_against_plaintext_refused(void **state)
+{
+    (void)state;
+    start_tls(1, CLUSTER_A, 0, 0, ctx_a); /* a TLS dialer, a plaintext acceptor */
+    start_tls(2, CLUSTER_A, 0, 0, NULL);
+    start_tls(3, CLUSTER_A, 0, 0, NULL);  /* a plaintext dialer, a TLS acceptor */
+    start_tls(4, CLUSTER_A, 0, 0, ctx_a);
+    add_peer(1, 2);
+    add_peer(2, 1);
+    add_peer(3, 4);
+    add_peer(4, 3);
+    assert_int_equal(send_seq(1, 2, 1, 0), 0);
+    assert_int_equal(send_seq(3, 4, 1, 0), 0);
+    struct pair p12 = {1, 2, false};
+    run_until(refused_both, &p12);
+    run_until(refused, &f->nodes[4]); /* node 3 cannot tell why it was closed */
+    run_for(300);
+    assert_false(connected(1, 2));
+    assert_false(connected(3, 4));
+    assert_int_equal(f->nodes[2].n_rx, 0);
+    assert_int_equal(f->nodes[4].n_rx, 0);
+}
+
 int main(void)
 {
     hd_log_level = 1; /* refusals are logged as WARN; keep INFO quiet */
@@ -682,5 +855,21 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_peers_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_dialer_is_learned, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* The same transport-to-transport tests with mutual TLS on every link
+     * (the raw-socket ones speak plaintext frames: not here). */
+    const struct CMUnitTest tls_tests[] = {
+        cmocka_unit_test_setup_teardown(test_frames_arrive_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_peer_gets_queued_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restarted_peer_is_reconnected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_cluster_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bound_drops_and_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_with_open_connections_leaks_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_close_inside_recv_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_other_ca_refused_then_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_against_plaintext_refused, setup, teardown),
+    };
+    int failed = cmocka_run_group_tests_name("plaintext", tests, NULL, NULL);
+    return failed + cmocka_run_group_tests_name("mutual TLS", tls_tests, tls_group_setup,
+                                                tls_group_teardown);
 }
