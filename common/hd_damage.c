@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "hd_error.h"
+#include "hd_file.h"
 #include "hd_util.h"
 
 static char hd__armed_dir[PATH_MAX];
@@ -28,38 +29,16 @@ int hd_damage_mark(const char *reason)
     return hd_damage_mark_at(hd__armed_dir, reason);
 }
 
-static int hd__fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return hd_from_errno(errno);
-    }
-    int rv = fsync(fd) == 0 ? 0 : hd_from_errno(errno);
-    close(fd);
-    return rv;
-}
-
 int hd_damage_mark_at(const char *data_dir, const char *reason)
 {
-    char path[PATH_MAX], tmp[PATH_MAX], line[HD_DAMAGE_REASON_MAX + 2];
-    snprintf(path, sizeof path, "%s/%s", data_dir, HD_DAMAGE_MARKER);
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", data_dir, HD_DAMAGE_MARKER);
+    char line[HD_DAMAGE_REASON_MAX + 2];
     size_t n = strcspn(reason, "\n");
     if (n > HD_DAMAGE_REASON_MAX) n = HD_DAMAGE_REASON_MAX;
     memcpy(line, reason, n);
     line[n++] = '\n';
-    /* Plain system calls only: this runs on the way to _exit(), possibly
-     * from a RocksDB thread, with nothing else to rely on. */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return hd_from_errno(errno);
-    }
-    int rv = write(fd, line, n) == (ssize_t)n && fsync(fd) == 0 ? 0 : hd_from_errno(errno);
-    close(fd);
-    if (rv == 0 && rename(tmp, path) != 0) {
-        rv = hd_from_errno(errno);
-    }
-    return rv == 0 ? hd__fsync_dir(data_dir) : rv;
+    /* Plain system calls only (hd_file_replace): this runs on the way to
+     * _exit(), possibly from a RocksDB thread, with nothing else to rely on. */
+    return hd_file_replace(data_dir, HD_DAMAGE_MARKER, line, n, 0644);
 }
 
 bool hd_damage_marked(const char *data_dir, char *reason, size_t cap)
@@ -88,7 +67,7 @@ int hd_damage_clear(const char *data_dir)
     if (unlink(path) != 0 && errno != ENOENT) {
         return hd_from_errno(errno);
     }
-    return hd__fsync_dir(data_dir);
+    return hd_fsync_dir(data_dir);
 }
 
 void hd_damage_restart_with(char **argv)

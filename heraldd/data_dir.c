@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "hd_error.h"
+#include "hd_file.h"
 #include "hd_util.h"
 
 int api_data_lock(const char *dir, int *lock_fd, char *errmsg, size_t errmsg_len)
@@ -67,27 +68,9 @@ static int api__identity_parse(const char *text, size_t len, struct api_identity
 /* Writes the file atomically: temp file, fsync, rename, fsync directory. */
 static int api__identity_write(const char *dir, const struct api_identity *id)
 {
-    char text[512], tmp[4096], path[4096];
+    char text[512];
     int n = api__identity_text(id, text, sizeof text);
-    snprintf(tmp, sizeof tmp, "%s/herald.id.tmp", dir);
-    snprintf(path, sizeof path, "%s/herald.id", dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return hd_from_errno(errno);
-    }
-    int rv = write(fd, text, (size_t)n) == n && fsync(fd) == 0 ? 0 : hd_from_errno(errno);
-    close(fd);
-    if (rv == 0 && rename(tmp, path) != 0) {
-        rv = hd_from_errno(errno);
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rv == 0 && (dfd < 0 || fsync(dfd) != 0)) {
-        rv = hd_from_errno(errno);
-    }
-    if (dfd >= 0) {
-        close(dfd);
-    }
-    return rv;
+    return hd_file_replace(dir, "herald.id", text, (size_t)n, 0644);
 }
 
 /* --bootstrap on a directory that has data: the same command line serves

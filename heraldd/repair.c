@@ -20,6 +20,7 @@
 #include "api.h"
 #include "hd_damage.h"
 #include "hd_error.h"
+#include "hd_file.h"
 #include "hd_exit.h"
 #include "hd_util.h"
 #include "notify.h"
@@ -215,10 +216,7 @@ static int api__move_aside(const char *data_dir, char *out, size_t out_len)
             return hd_from_errno(err);
         }
     }
-    int fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rv = fd >= 0 && fsync(fd) == 0 ? 0 : hd_from_errno(errno);
-    if (fd >= 0) close(fd);
-    return rv;
+    return hd_fsync_dir(data_dir);
 }
 
 /* Installs the new id: everything damaged aside, a new herald.id, the

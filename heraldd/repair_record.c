@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "hd_error.h"
+#include "hd_file.h"
 #include "hd_util.h"
 
 #define API_RECORD_MAX 512u
@@ -71,25 +72,7 @@ int api_repair_record_load(const char *dir, struct api_repair_record *out)
 
 int api_repair_record_save(const char *dir, const struct api_repair_record *r)
 {
-    char text[API_RECORD_MAX], tmp[PATH_MAX], path[PATH_MAX];
+    char text[API_RECORD_MAX];
     int n = api__record_text(r, text, sizeof text);
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, API_REPAIR_RECORD_FILE);
-    snprintf(path, sizeof path, "%s/%s", dir, API_REPAIR_RECORD_FILE);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return hd_from_errno(errno);
-    }
-    int rv = write(fd, text, (size_t)n) == n && fsync(fd) == 0 ? 0 : hd_from_errno(errno);
-    close(fd);
-    if (rv == 0 && rename(tmp, path) != 0) {
-        rv = hd_from_errno(errno);
-    }
-    int dfd = rv == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (rv == 0 && (dfd < 0 || fsync(dfd) != 0)) {
-        rv = hd_from_errno(errno);
-    }
-    if (dfd >= 0) {
-        close(dfd);
-    }
-    return rv;
+    return hd_file_replace(dir, API_REPAIR_RECORD_FILE, text, (size_t)n, 0644);
 }

@@ -14,6 +14,7 @@
 #include "backup_manifest.h"
 #include "hd_alloc.h"
 #include "hd_error.h"
+#include "hd_file.h"
 #include "hd_util.h"
 #include "log.h"
 
@@ -125,10 +126,8 @@ static int api__place_state(const char *from_dir, const char *to_dir, char *errm
         files++;
     }
     closedir(d);
-    int dfd = rv == 0 ? open(to_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0) rv = hd_from_errno(errno);
-        close(dfd);
+    if (rv == 0) {
+        rv = hd_fsync_dir(to_dir);
     }
     if (rv == 0) {
         HD_LOG_INFO("--restore: %u files of %s placed in %s", files, from_dir, to_dir);

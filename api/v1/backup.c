@@ -13,6 +13,7 @@
 #include "backup_manifest.h"
 #include "hd_alloc.h"
 #include "hd_error.h"
+#include "hd_file.h"
 #include "hd_util.h"
 #include "log.h"
 #include "node.h"
@@ -43,27 +44,8 @@ static int api__write_manifest(const struct api_backup *b)
     if (text == NULL) {
         return HD_ENOMEM;
     }
-    char tmp[PATH_MAX + 32], final[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s/" BACKUP_MANIFEST_NAME ".tmp", b->dir);
-    snprintf(final, sizeof final, "%s/" BACKUP_MANIFEST_NAME, b->dir);
-    int rv = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    size_t len = strlen(text);
-    if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
-        rv = hd_from_errno(errno != 0 ? errno : EIO);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
+    int rv = hd_file_replace(b->dir, BACKUP_MANIFEST_NAME, text, strlen(text), 0640);
     free(text);
-    if (rv == 0 && rename(tmp, final) != 0) {
-        rv = hd_from_errno(errno);
-    }
-    int dfd = rv == 0 ? open(b->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0) rv = hd_from_errno(errno);
-        close(dfd);
-    }
     return rv;
 }
 

@@ -39,45 +39,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Node, NodeTestCase, NodeStartError, free_ports, run_tests  # noqa: E402
+from pki import make_ca, make_cert  # noqa: E402
 
 TOKEN = "hd_peer-tls-test-admin-0123456789abcdef"
 CHANNELS = ["peer-a", "peer-b", "peer-c"]
 SHARDS = "2"
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
-
-
-def make_ca(d, name):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", name + ".key", "-out", name + ".pem", "-days", "2",
-            "-subj", "/CN=" + name, cwd=d)
-
-
-def make_cert(d, name, ca, expired=False):
-    """NAME.pem / NAME.key signed by CA (ca.pem, ca.key)."""
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
-    with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    if not expired:
-        openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
-                "-CAcreateserial", "-out", name + ".pem", "-days", "1",
-                "-extfile", name + ".ext", cwd=d)
-        return
-    # OpenSSL 3.0's x509 has no -not_after: openssl ca with explicit dates.
-    os.makedirs(os.path.join(d, "ca-db"), exist_ok=True)
-    open(os.path.join(d, "ca-db", "index.txt"), "w").close()
-    with open(os.path.join(d, "ca.cnf"), "w") as f:
-        f.write("[ca]\ndefault_ca=c\n[c]\ndatabase=ca-db/index.txt\nnew_certs_dir=ca-db\n"
-                "serial=ca-db/serial\ndefault_md=sha256\npolicy=p\ncopy_extensions=copy\n"
-                "[p]\ncommonName=supplied\n")
-    with open(os.path.join(d, "ca-db", "serial"), "w") as f:
-        f.write("1000\n")
-    openssl("ca", "-batch", "-config", "ca.cnf", "-cert", ca + ".pem", "-keyfile", ca + ".key",
-            "-in", name + ".csr", "-out", name + ".pem", "-startdate", "20200101000000Z",
-            "-enddate", "20200102000000Z", "-extfile", name + ".ext", "-notext", cwd=d)
 
 
 class TLSNode(Node):

@@ -24,47 +24,16 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Node, NodeTestCase, NodeStartError, run_tests  # noqa: E402
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
+from pki import make_ca, make_cert  # noqa: E402
 
 
 def make_pki(d):
     """ca.pem, and NAME.pem/NAME.key for each server certificate."""
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=herald test CA",
-            cwd=d)
-    certs = {"server": ("localhost", "DNS:localhost,IP:127.0.0.1", None),
-             "second": ("second", "DNS:localhost,IP:127.0.0.1", None),
-             "wronghost": ("wrong.example", "DNS:wrong.example", None),
-             "expired": ("localhost", "DNS:localhost,IP:127.0.0.1", "expired")}
-    for name, (cn, san, kind) in certs.items():
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=d)
-        with open(os.path.join(d, name + ".ext"), "w") as f:
-            f.write("subjectAltName=%s\n" % san)
-        if kind == "expired":  # signed by the CA, valid for two days of 2020
-            _expired_with_ca(d, name)
-        else:
-            openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                    "-CAcreateserial", "-out", name + ".pem", "-days", "1",
-                    "-extfile", name + ".ext", cwd=d)
-
-
-def _expired_with_ca(d, name):
-    """openssl ca with explicit dates (OpenSSL 3.0's x509 has no -not_after)."""
-    os.makedirs(os.path.join(d, "ca-db"), exist_ok=True)
-    open(os.path.join(d, "ca-db", "index.txt"), "w").close()
-    with open(os.path.join(d, "ca.cnf"), "w") as f:
-        f.write("[ca]\ndefault_ca=c\n[c]\ndatabase=ca-db/index.txt\nnew_certs_dir=ca-db\n"
-                "serial=ca-db/serial\ndefault_md=sha256\npolicy=p\ncopy_extensions=copy\n"
-                "[p]\ncommonName=supplied\n")
-    with open(os.path.join(d, "ca-db", "serial"), "w") as f:
-        f.write("1000\n")
-    openssl("ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key",
-            "-in", name + ".csr", "-out", name + ".pem", "-startdate", "20200101000000Z",
-            "-enddate", "20200102000000Z", "-extfile", name + ".ext", "-notext", cwd=d)
+    make_ca(d, "ca", cn="herald test CA")
+    make_cert(d, "server", "ca", cn="localhost")
+    make_cert(d, "second", "ca")
+    make_cert(d, "wronghost", "ca", cn="wrong.example", san="DNS:wrong.example")
+    make_cert(d, "expired", "ca", cn="localhost", expired=True)
 
 
 class TLSNode(Node):
