@@ -251,6 +251,9 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
     api__metric(&t, "herald_replication_refused_disk_total", "counter",
                 "Replicated entries and snapshots not stored because free disk space is "
                 "below half the reserve.", space.floor_refused);
+    api__metric(&t, "herald_raft_log_memory_bytes", "gauge",
+                "Raft log held in memory, all shards (estimate; bounded by "
+                "--raft-log-memory).", st.raft_log_bytes);
     api__delivery_metrics(s, &t);
     api__printf(&t, "# HELP herald_retention_trims_total Trims the retention sweep proposed as "
                     "a shard leader, by the limit that asked most.\n"
