@@ -4,8 +4,9 @@
 to write must not be killed by the kernel while it appends, while it
 restarts after a kill -9 (which loads and applies its Raft log again),
 while a reader pages through the whole history and while a tail replays it
-from seq 0 next to a tail that reads nothing; and every one of those reads
-gives every seq, byte for byte. Before the Raft log was bounded in bytes,
+from seq 0 next to a tail that reads nothing, nor while it joins a cluster
+whose history it must copy; and every one of those reads gives every seq,
+byte for byte. Before the Raft log was bounded in bytes,
 every message since the last snapshot (up to 4096 entries per shard) stayed
 in memory; with 256 KiB messages the node outgrew the cgroup.
 
@@ -28,13 +29,14 @@ off: every shard then keeps all 160 of its entries and the test fails."""
 
 import base64
 import hashlib
+import json
 import os
 import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Node, NodeTestCase, SSEReader, run_tests  # noqa: E402
+from harness import Client, Node, NodeTestCase, SSEReader, run_tests  # noqa: E402
 
 # ASan holds freed memory in a quarantine (256 MiB by default) that would
 # count against the cgroup: keep it small, the checks still run.
@@ -189,16 +191,19 @@ class MemoryBoundTest(NodeTestCase):
                              self.payload(k + j * len(CHANNELS)),
                              "%s: seq %d" % (what, x["seq"]))
 
-    def test_bounded_through_writes_restart_reads_and_tails(self):
-        n = LimitedNode(self.tmp, self.cg, args=ARGS)
-        self.nodes.append(n)
-        n.start()
-        c = n.client(timeout=60)
+    def append_all(self, c):
         for i in range(COUNT):
             r = c.request("POST", "/v1/channels/%s/messages" % CHANNELS[i % len(CHANNELS)],
                           self.payload(i), {"Idempotency-Key": "m-%d" % i,
                                             "Content-Type": "application/octet-stream"})
             self.assertEqual(r.status, 201, "append %d: %r" % (i, r))
+
+    def test_bounded_through_writes_restart_reads_and_tails(self):
+        n = LimitedNode(self.tmp, self.cg, args=ARGS)
+        self.nodes.append(n)
+        n.start()
+        c = n.client(timeout=60)
+        self.append_all(c)
         self.assert_alive(n, "appends")
         held = self.assert_raft_log_bounded(c, "after the appends")
         peak_appending = self.cg.peak()
@@ -233,6 +238,38 @@ class MemoryBoundTest(NodeTestCase):
               "to %d channels; Raft log %d KiB at rest (bound %d KiB)"
               % (LIMIT >> 20, (peak_appending or 0) >> 20, (self.cg.peak() or 0) >> 20,
                  (COUNT * MSG) >> 20, len(CHANNELS), held >> 10, BOUND_AT_REST >> 10))
+
+    def test_new_node_catches_up_under_the_limit(self):
+        """A node joining a cluster whose history is several times its
+        memory limit copies the state (its leader's log was compacted
+        long ago) and ends with every message, byte for byte."""
+        first = self.new_node(args=ARGS, name="n1")
+        self.append_all(first.client(timeout=60))
+        cid = first.client().status()["cluster_id"]
+        joiner = LimitedNode(self.tmp, self.cg, name="n2",
+                             args=ARGS + ["--id", "2", "--join", cid])
+        self.nodes.append(joiner)
+        joiner.start()
+        admin = Client(first.port, timeout=300)
+        self.addCleanup(admin.close)
+        r = admin.request("POST", "/v1/cluster/nodes",
+                          json.dumps({"id": 2, "address": "127.0.0.1:%d" % joiner.peer_port})
+                          .encode(), {"Content-Type": "application/json"})
+        self.assertEqual(r.status, 200, "add node 2: %r" % r)
+        self.assertEqual(r.json()["result"], "added")
+        self.assert_alive(joiner, "catch-up")
+        self.assertIn("copying state", "".join(joiner.all_logs()))
+        c = joiner.client(timeout=60)
+        for k, ch in enumerate(CHANNELS):
+            deadline = time.time() + 60
+            while c.get_json("/v1/channels/%s" % ch)["last_seq"] < COUNT // len(CHANNELS):
+                self.assertLess(time.time(), deadline, "%s not complete on the new node" % ch)
+                time.sleep(0.2)
+            self.assert_history(c.read_all(ch, page=50), k, "read of %s on the new node" % ch)
+        self.assert_raft_log_bounded(c, "on the new node")
+        self.assert_alive(joiner, "catch-up and reads")
+        print("\n  new node: cgroup limit %d MiB, peak %s MiB; %d MiB of history copied"
+              % (LIMIT >> 20, (self.cg.peak() or 0) >> 20, (COUNT * MSG) >> 20))
 
 
 if __name__ == "__main__":
