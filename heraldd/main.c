@@ -22,6 +22,7 @@
 #include "hd_tls.h"
 #include "hd_util.h"
 #include "log_json.h"
+#include "malloc_policy.h"
 #include "node.h"
 #include "notify.h"
 #include "options.h"
@@ -244,6 +245,7 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .wal_no_uring = d->opts.no_uring,
                                    .space = d->space,
                                    .snapshot_threshold = d->opts.snapshot_every,
+                                   .log_memory_max = d->opts.raft_log_memory,
                                    .snapshot_trailing = d->opts.snapshot_every > 0 ? d->opts.snapshot_every / 4 + 1 : 0,
                                    .on_commit = api__on_commit, .on_commit_arg = s,
                                    .on_restore = api__on_restore,
@@ -349,6 +351,7 @@ static int api__check_config(struct api_options *o)
 int main(int argc, char **argv)
 {
     static struct api_daemon d;
+    api_malloc_policy(); /* before the first allocation it governs */
     api_options_defaults(&d.opts);
     d.opts.disk_reserve = ST_SPACE_DEFAULT_RESERVE;
     enum api_options_verdict verdict = api_options_read(argc, argv, &d.opts);

@@ -194,6 +194,12 @@ static const struct api_opt api__opts[] = {
     {"snapshot-every", API_OPT_VALUE, "N", api__opt_number, OFF(snapshot_every), 2, 1u << 20,
      "Raft entries per shard between snapshots (default\n"
      "4096); fewer keeps less log, more snapshots more often"},
+    {"raft-log-memory", API_OPT_VALUE, "BYTES", api__opt_number, OFF(raft_log_memory), 1u << 20,
+     1ull << 40,
+     "bytes of Raft log kept in memory, all shards (default\n"
+     "67108864, at least 1 MiB per shard): a shard past\n"
+     "half its share snapshots early (README: what it\n"
+     "bounds and what it does not)"},
     {"cors-origins", API_OPT_VALUE, "LIST", api__opt_cors, OFF(cors), 0, 0,
      "let web pages of these origins use the v1 API from\n"
      "a browser: scheme://host[:port],... or '*' for any\n"

@@ -29,6 +29,7 @@ struct api_options {
     uint64_t connections_max;
     uint64_t dedup_window_s;
     uint64_t snapshot_every;      /* raft entries between snapshots; 0 = 4096 */
+    uint64_t raft_log_memory;     /* bytes of Raft log in memory; 0 = 64 MiB */
     bool no_uring;
     bool repair;                  /* --repair auto (default) or off */
     uint64_t disk_reserve;        /* --disk-reserve: bytes kept free; 0: none */

@@ -450,7 +450,9 @@ static int fan__on_read(void *arg, const struct log_message *m)
     if (m->seq > s->ch->head) {
         s->ch->head = m->seq; /* state moved without commits (a snapshot) */
     }
-    return r->rv != 0;
+    /* A page is counted in messages, and messages can be megabytes: the
+     * connection's soft bound ends the page too. */
+    return r->rv != 0 || fan__pending(s->conn) > s->conn->f->limits.conn_soft_bytes;
 }
 
 /* Moves s forward by up to a page; 1 if it joined the live group. */
@@ -475,6 +477,9 @@ static int fan__catch_up(struct fan_sub *s)
         }
         f->stats.deliveries_catchup++;
         f->stats.catchup_window++;
+        if (fan__pending(fc) > f->limits.conn_soft_bytes) {
+            return 0; /* the rest of the page next round */
+        }
     }
     if (s->last >= s->ch->head) {
         fan__join_live(s);

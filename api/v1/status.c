@@ -260,6 +260,9 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
     api__metric(&t, "herald_peer_tls_refused_total", "counter",
                 "Peer links refused at the TLS handshake (a certificate refused, TLS on one "
                 "side only).", st.peer_tls_refused);
+    api__metric(&t, "herald_raft_log_memory_bytes", "gauge",
+                "Raft log held in memory, all shards (estimate; bounded by "
+                "--raft-log-memory).", st.raft_log_bytes);
     api__delivery_metrics(s, &t);
     api__printf(&t, "# HELP herald_retention_trims_total Trims the retention sweep proposed as "
                     "a shard leader, by the limit that asked most.\n"

@@ -41,21 +41,14 @@ static void cons__compact_done(struct raft_barrier *req, int status)
     HD_ASSERT(req == &sh->compact && sh->compacting);
     sh->compacting = false;
     if (!sh->closed) {
-        raft_set_snapshot_threshold(&sh->raft, sh->node->opts.snapshot_threshold);
+        raft_set_snapshot_threshold(&sh->raft, cons__shard_threshold(sh));
     }
 }
 
-/* Raft snapshots a shard only after applying `threshold` entries; a shard
- * that is quiet would keep its old entries, and the WAL segments holding
- * them, for ever. A barrier with the threshold at 1 makes it snapshot now. */
-static void cons__compact(struct cons_node *n)
+/* Makes a shard this node leads snapshot now: a barrier entry is applied,
+ * and raft snapshots after it with the threshold at 1. */
+static void cons__snapshot_now(struct cons_shard *sh, const char *why)
 {
-    int shard = cons_store_pinning_shard(n->store, CONS_WAL_SEGMENTS_KEPT);
-    if (shard < 0 || n->stopping) {
-        return;
-    }
-    HD_ASSERT((unsigned)shard < n->opts.n_shards);
-    struct cons_shard *sh = &n->shards[shard];
     if (sh->compacting || raft_state(&sh->raft) != RAFT_LEADER) {
         return;
     }
@@ -63,9 +56,31 @@ static void cons__compact(struct cons_node *n)
     sh->compact.data = sh;
     if (raft_barrier(&sh->raft, &sh->compact, cons__compact_done) == 0) {
         sh->compacting = true;
-        HD_LOG_DEBUG("shard %u pins the oldest WAL segment: snapshotting it", sh->id);
+        HD_LOG_DEBUG("shard %u %s: snapshotting it", sh->id, why);
     } else {
-        raft_set_snapshot_threshold(&sh->raft, n->opts.snapshot_threshold);
+        raft_set_snapshot_threshold(&sh->raft, cons__shard_threshold(sh));
+    }
+}
+
+/* Raft snapshots a shard only after applying `threshold` entries; a shard
+ * that is quiet would keep its old entries, and the WAL segments holding
+ * them, for ever. And a shard that passed its share of log memory while
+ * its last snapshot was still being written snapshots only at its next
+ * apply, which a quiet shard never gets. Both are snapshotted now. */
+static void cons__compact(struct cons_node *n)
+{
+    if (n->stopping) {
+        return;
+    }
+    int shard = cons_store_pinning_shard(n->store, CONS_WAL_SEGMENTS_KEPT);
+    if (shard >= 0) {
+        HD_ASSERT((unsigned)shard < n->opts.n_shards);
+        cons__snapshot_now(&n->shards[shard], "pins the oldest WAL segment");
+    }
+    for (unsigned i = 0; i < n->opts.n_shards; i++) {
+        if (n->shards[i].log_over) {
+            cons__snapshot_now(&n->shards[i], "is past its share of Raft log memory");
+        }
     }
 }
 
@@ -91,6 +106,7 @@ static void cons__set_defaults(struct cons_node_options *o)
 {
     if (o->snapshot_threshold == 0) o->snapshot_threshold = 4096;
     if (o->snapshot_trailing == 0) o->snapshot_trailing = 1024;
+    if (o->log_memory_max == 0) o->log_memory_max = 64u << 20;
     if (o->queue_max == 0) o->queue_max = 16384;
     if (o->compact_every_ms == 0) o->compact_every_ms = 250;
 }
@@ -326,6 +342,10 @@ void cons_node_stats(const struct cons_node *n, struct cons_node_stats *out)
     out->wal_sync_us = ws.sync_us;
     out->wal_entries_per_sync = ws.items_per_sync;
     out->peer_tls_refused = n->transport != NULL ? cons_transport_tls_refused(n->transport) : 0;
+    out->raft_log_bytes = 0;
+    for (unsigned i = 0; i < n->opts.n_shards; i++) {
+        out->raft_log_bytes += n->shards[i].log_bytes_since + n->shards[i].log_bytes_trailing;
+    }
 }
 
 /* How far a peer is behind, over the shards this node leads. */

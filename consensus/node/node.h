@@ -55,8 +55,33 @@ struct cons_node_options {
     uint64_t wal_segment_size;    /* 0 = default */
     unsigned snapshot_threshold;  /* entries between snapshots; 0 = 4096 */
     unsigned snapshot_trailing;   /* entries kept after one; 0 = 1024 */
+    /* Bytes of Raft log all shards may hold in memory; 0 = 64 MiB. Each
+     * shard's share is S = log_memory_max / n_shards, at least
+     * CONS_LOG_SHARE_MIN (1 MiB), so the shares add up to
+     * max(log_memory_max, n_shards MiB). Half a share is for the entries
+     * applied since the shard's last snapshot: past it the shard snapshots
+     * at the end of that apply round. The other half is for the entries
+     * kept after a snapshot for lagging followers: as many as fit by their
+     * average size, at least one, at most snapshot_trailing.
+     * The bound, at rest (appends stopped; what raft_log_bytes of
+     * cons_node_stats says): a shard holds at most S/2 applied since its
+     * snapshot (a shard this node leads that is left past S/2 is
+     * snapshotted by the node's tick) plus max(S/2, one entry) kept after
+     * it: S + E, E its largest entry; a shard never written holds nothing.
+     * All shards: max(log_memory_max, n_shards MiB) + E per written shard.
+     * While entries apply, a shard also holds those applied after it
+     * passed S/2 and before its snapshot could start (the rest of that
+     * apply round: one entry on a leader with a single writer), those
+     * applied while its previous snapshot was still being written, and,
+     * until a snapshot is written, the entries it will release: about one
+     * more entry per written shard with a single writer, more under many.
+     * After a restart each shard loads the entries after its snapshot and
+     * the one at its index (raft_io_load.c drops older ones from the WAL
+     * as it reads them). */
+    uint64_t log_memory_max;
     size_t queue_max;             /* appends waiting per shard; 0 = 16384 */
-    unsigned compact_every_ms;    /* how often quiet shards pinning the WAL
+    unsigned compact_every_ms;    /* how often shards pinning the WAL (or past
+                                     their log memory, leaders only)
                                      are checked; 0 = 1000 */
     /* Retention policy (common/hd_retention.h), owned by the caller; NULL
      * or empty: no sweep. Every retention_interval_ms (0 = 60000, the first
@@ -160,6 +185,7 @@ struct cons_node_stats {
     /* Trims the retention sweep proposed, by enum log_retention_reason
      * (log/retention.h: 1 age, 2 messages, 3 bytes). */
     uint64_t retention_trims[4];
+    uint64_t raft_log_bytes;      /* estimate of Raft log held in memory */
     bool wal_uses_uring;
     uint64_t peer_tls_refused;    /* peer links refused at the TLS handshake */
     struct hd_histogram appends_per_entry;    /* appends in each entry proposed here */

@@ -94,12 +94,35 @@ static void cons__notify(struct cons_shard *sh, const struct raft_buffer *buf,
     }
 }
 
+/* A shard's share of the Raft log memory: half for the entries since its
+ * snapshot, half for those kept after one. */
+static uint64_t cons__log_share(const struct cons_shard *sh)
+{
+    uint64_t share = sh->node->opts.log_memory_max / sh->node->opts.n_shards;
+    return share > CONS_LOG_SHARE_MIN ? share : CONS_LOG_SHARE_MIN;
+}
+
+/* Raft snapshots after `threshold` entries, whatever their size: with big
+ * messages that is gigabytes of log in memory (and to load at a restart).
+ * Past half its share of bytes, a shard snapshots at once: raft takes one
+ * right after this apply once the threshold is 1. */
+static void cons__log_account(struct cons_shard *sh, size_t len)
+{
+    sh->log_bytes_since += len;
+    sh->log_entries_since++;
+    if (!sh->log_over && sh->log_bytes_since > cons__log_share(sh) / 2) {
+        sh->log_over = true;
+        raft_set_snapshot_threshold(&sh->raft, 1);
+    }
+}
+
 static int cons__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct cons_shard *sh = fsm->data;
     uint64_t index = raft_last_applied(&sh->raft) + 1;
     HD_ASSERT(sh->started && !sh->closed);
     *result = NULL;
+    cons__log_account(sh, buf->len);
     struct cons_batch *b = cons__own_batch(sh, index, buf);
     struct log_result *results = b != NULL ? b->results : cons__scratch(sh, buf);
     int rv = log_apply(sh->node->opts.log, (uint16_t)sh->id, index, buf->base, buf->len,
@@ -130,6 +153,33 @@ static int cons__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, 
     return 0;
 }
 
+/* Raft is taking a snapshot of everything applied: the entries it keeps
+ * after it are as many recent ones as fit half the shard's share (by their
+ * average size), at least one, at most the configured count. */
+static void cons__log_snapshotted(struct cons_shard *sh)
+{
+    const struct cons_node_options *o = &sh->node->opts;
+    uint64_t keep = o->snapshot_trailing;
+    if (sh->log_entries_since > 0 && sh->log_bytes_since > 0) {
+        uint64_t avg = sh->log_bytes_since / sh->log_entries_since + 1;
+        uint64_t fit = cons__log_share(sh) / 2 / avg;
+        keep = fit < 1 ? 1 : (fit < keep ? fit : keep);
+        sh->log_bytes_trailing = keep * avg;
+    }
+    raft_set_snapshot_trailing(&sh->raft, (unsigned)keep);
+    sh->log_bytes_since = 0;
+    sh->log_entries_since = 0;
+    if (sh->log_over) {
+        sh->log_over = false;
+        raft_set_snapshot_threshold(&sh->raft, cons__shard_threshold(sh));
+    }
+}
+
+unsigned cons__shard_threshold(const struct cons_shard *sh)
+{
+    return sh->log_over || sh->compacting ? 1 : sh->node->opts.snapshot_threshold;
+}
+
 static int cons__fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct cons_shard *sh = fsm->data;
@@ -150,6 +200,7 @@ static int cons__fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], 
     b->len = CONS_MANIFEST_SIZE;
     *bufs = b;
     *n_bufs = 1;
+    cons__log_snapshotted(sh);
     return 0;
 }
 
@@ -196,6 +247,8 @@ static int cons__fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_CORRUPT;
     }
     raft_free(buf->base); /* restore owns the buffer */
+    /* The snapshot replaced the whole log: raft holds no entry of it. */
+    sh->log_bytes_since = sh->log_entries_since = sh->log_bytes_trailing = 0;
     if (sh->node->opts.on_restore != NULL) {
         sh->node->opts.on_restore(sh->node->opts.on_commit_arg, sh->id);
     }

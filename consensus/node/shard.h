@@ -45,6 +45,12 @@ struct cons_shard {
     struct raft_barrier *gap;      /* barriers filling a lost log tail */
     size_t gap_left;               /* of them not yet applied */
     bool compacting;               /* compact is in flight */
+    /* Raft log bytes held in memory (the entries of raft's log are this
+     * node's buffers): applied since the last snapshot, and kept after it. */
+    uint64_t log_bytes_since;      /* of entries applied since the snapshot */
+    uint64_t log_entries_since;
+    uint64_t log_bytes_trailing;   /* estimate: the entries kept after it */
+    bool log_over;                 /* the threshold is lowered to snapshot now */
     /* Scratch results for entries this node did not propose. */
     struct log_result *scratch;
     size_t scratch_cap;
@@ -56,6 +62,14 @@ struct cons_shard {
  * gone) is filled with barriers before it serves. 0 or HD_E* with errmsg. */
 int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg,
                       size_t errmsg_len);
+
+/* The least share of the Raft log memory a shard gets, whatever
+ * log_memory_max / n_shards comes to. */
+#define CONS_LOG_SHARE_MIN (1u << 20)
+
+/* The snapshot threshold the shard should have now: 1 while it is over its
+ * share of log memory, else the configured one. */
+unsigned cons__shard_threshold(const struct cons_shard *sh);
 
 /* Closes the shard's raft; cb fires once raft is closed. */
 void cons__shard_close(struct cons_shard *sh, void (*cb)(struct raft *r));

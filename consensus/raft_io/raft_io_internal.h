@@ -36,6 +36,7 @@ struct cons_shard_log {
     size_t cap_entries;
     uint64_t start_index;         /* index of entries[0] */
     uint64_t next_index;          /* index the next appended entry gets */
+    uint64_t replay_floor;        /* replay keeps no entry below it (the snapshot's index) */
     /* WAL records still holding entries not compacted away (a FIFO). */
     struct cons_span *spans;
     size_t span_head;
@@ -164,5 +165,7 @@ int cons__snapshot_load(struct cons_shard_log *sl, struct raft_snapshot **out);
 /* Decodes a snapshot blob into *snap (its configuration and one raft_malloc'ed
  * data buffer). HD_ECORRUPT unless the bytes are exactly one valid blob. */
 int cons__snapshot_decode(const uint8_t *blob, size_t len, struct raft_snapshot *snap);
+/* The index of the shard's last snapshot; 0 if it has none. */
+int cons__snapshot_index(struct cons_shard_log *sl, uint64_t *index);
 
 #endif

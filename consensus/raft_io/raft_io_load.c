@@ -54,6 +54,31 @@ static int cons__push_entry(struct cons_shard_log *sl, const struct raft_entry *
     return 0;
 }
 
+/*
+ * Entries below the shard's snapshot are applied and compacted in raft's
+ * eyes, but the WAL segments holding them stay until every shard is past
+ * them: replayed whole, a restart held every entry of every kept segment
+ * at once (hundreds of MiB with large messages) before load fitted the log
+ * to the snapshot. They go as soon as they are read. The entry at the
+ * snapshot's index itself stays: load checks its term against the
+ * snapshot's (a log the snapshot replaced is dropped whole).
+ */
+static void cons__drop_below_floor(struct cons_shard_log *sl)
+{
+    if (sl->n_entries == 0 || sl->start_index >= sl->replay_floor) {
+        return;
+    }
+    uint64_t below = sl->replay_floor - sl->start_index;
+    size_t k = below < sl->n_entries ? (size_t)below : sl->n_entries;
+    for (size_t i = 0; i < k; i++) {
+        raft_free(sl->entries[i].buf.base);
+    }
+    memmove(sl->entries, sl->entries + k, (sl->n_entries - k) * sizeof *sl->entries);
+    sl->n_entries -= k;
+    sl->start_index += k;
+    HD_ASSERT(cons__log_contiguous(sl));
+}
+
 static int cons__replay_entries(struct cons_shard_log *sl, const struct cons_rec *r,
                                 uint64_t lsn)
 {
@@ -85,6 +110,7 @@ static int cons__replay_entries(struct cons_shard_log *sl, const struct cons_rec
     }
     sl->next_index = r->index + r->n;
     HD_ASSERT(cons__log_contiguous(sl) && sl->n_entries >= r->n);
+    cons__drop_below_floor(sl);
     /* Spans of replayed records start the release bookkeeping. */
     while (sl->span_n > 0 && sl->spans[sl->span_n - 1].first >= r->index) {
         sl->span_n--;
@@ -130,6 +156,10 @@ int cons__replay(struct cons_store *s, char *errmsg, size_t errmsg_len)
         HD_ASSERT(s->shards[i].n_entries == 0 && s->shards[i].span_n == 0);
         s->shards[i].start_index = 1;
         s->shards[i].next_index = 1;
+        /* A snapshot that does not load keeps every entry: load reports it. */
+        if (cons__snapshot_index(&s->shards[i], &s->shards[i].replay_floor) != 0) {
+            s->shards[i].replay_floor = 0;
+        }
     }
     int rv = st_wal_replay(s->wal, cons__replay_record, s, errmsg, errmsg_len);
     if (rv != 0 && errmsg[0] == '\0') {

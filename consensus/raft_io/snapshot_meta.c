@@ -147,3 +147,24 @@ int cons__snapshot_load(struct cons_shard_log *sl, struct raft_snapshot **out)
     HD_ASSERT((rv == 0) == (*out != NULL));
     return rv;
 }
+
+int cons__snapshot_index(struct cons_shard_log *sl, uint64_t *index)
+{
+    *index = 0;
+    struct raft_snapshot *snap = NULL;
+    int rv = cons__snapshot_load(sl, &snap);
+    if (rv == HD_ENOTFOUND) {
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    *index = snap->index;
+    raft_configuration_close(&snap->configuration);
+    for (unsigned i = 0; i < snap->n_bufs; i++) {
+        raft_free(snap->bufs[i].base);
+    }
+    raft_free(snap->bufs);
+    raft_free(snap);
+    return 0;
+}

@@ -278,6 +278,12 @@ class SSEReader:
             self.start()
 
     def start(self):
+        # Two reader threads on one socket would each take some of the
+        # stream's bytes: events skipped, merged or cut, looking like a
+        # server that lost messages.
+        if self.thread is not None:
+            raise RuntimeError("SSEReader.start called twice (the constructor starts it "
+                               "unless start=False)")
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
