@@ -110,7 +110,11 @@ def _kill_and_remove(path, timeout):
 
 
 class SystemdContainer:
-    def __init__(self, workdir):
+    def __init__(self, workdir, keep=()):
+        """keep: directories that must stay visible inside (the source tree
+        and the build, when the checkout is under /tmp, which the
+        container replaces with a fresh one)."""
+        self.keep = [os.path.abspath(k) for k in keep]
         self.dir = os.path.join(workdir, "container")
         os.makedirs(self.dir)
         self.cgroup = os.path.join(_cgroup2_mount(), "herald-itest-%d-%d" % (
@@ -129,7 +133,8 @@ class SystemdContainer:
         self.proc = subprocess.Popen(
             ["sh", "-c", script, "sh", self.cgroup,
              "unshare", "--pid", "--fork", "--kill-child", "--mount", "--cgroup", "--uts",
-             "--propagation", "private", "--mount-proc", "sh", INIT, self.dir, UNITS],
+             "--propagation", "private", "--mount-proc", "sh", INIT, self.dir, UNITS]
+            + self.keep,
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout

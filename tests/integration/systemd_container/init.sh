@@ -9,13 +9,17 @@
 # on the file system of the test's temp dir: the WAL wants one that takes
 # O_DIRECT, and the test reads it after).
 #
-#   init.sh DIR UNITDIR
+#   init.sh DIR UNITDIR [KEEP...]
 #     DIR      the container's directory
 #     UNITDIR  units of the container's own (a target to boot, stand-ins
 #              for the host's boot targets, journald)
+#     KEEP     directories that stay visible (bind mounts, read and written
+#              through) where the fresh /tmp would hide them: the source
+#              tree and the build under test, wherever the checkout is
 set -eu
 dir=$1
 units=$2
+shift 2
 
 # Writable layers over /etc, /usr/local and /var (install.sh writes there:
 # binaries, units, config, the herald user). A tmpfs holds them wherever
@@ -46,7 +50,24 @@ mkdir -p /run/herald-container/units /run/systemd/journald.conf.d
 cp "$units"/* /run/herald-container/units/
 printf '[Journal]\nStorage=volatile\nReadKMsg=no\nRateLimitIntervalSec=0\nForwardToConsole=no\nForwardToSyslog=no\nForwardToWall=no\n' \
     > /run/systemd/journald.conf.d/herald-container.conf
+# Each KEEP under /tmp is held in /run across the new /tmp, then put back.
+i=0
+for keep in "$@"; do
+    case "$keep" in /tmp/*)
+        mkdir -p "/run/herald-container/keep/$i"
+        mount --bind "$keep" "/run/herald-container/keep/$i"
+        i=$((i + 1)) ;;
+    esac
+done
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+i=0
+for keep in "$@"; do
+    case "$keep" in /tmp/*)
+        mkdir -p "$keep"
+        mount --move "/run/herald-container/keep/$i" "$keep"
+        i=$((i + 1)) ;;
+    esac
+done
 # The cgroup namespace's root (a cgroup the test made for this container)
 # is the container's whole cgroup tree, cgroup v2 (systemd's unified mode).
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
