@@ -150,15 +150,20 @@ static void cli__disk(FILE *out, const json_t *st)
     fputc('\n', out);
 }
 
-int cli_retention_print(FILE *out, const json_t *st)
+int cli_retention_print(FILE *out, const json_t *r)
 {
-    const json_t *r = json_is_object(st) ? json_object_get(st, "retention") : NULL;
     const json_t *rules = json_object_get(r, "rules");
     if (!json_is_array(rules)) {
         return -1;
     }
+    /* Nodes older than cluster policies have no source: their own config. */
+    const char *source = json_string_value(json_object_get(r, "source"));
+    bool cluster = source != NULL && strcmp(source, "cluster") == 0;
     if (json_array_size(rules) == 0) {
-        fputs("no retention policy: every channel keeps all its messages\n", out);
+        fputs(cluster ? "the cluster's retention policy is empty: every channel keeps all its"
+                        " messages\n"
+                      : "no retention policy: every channel keeps all its messages\n",
+              out);
         return 0;
     }
     static const char *const head[] = {"PATTERN", "MAX AGE", "MAX MESSAGES", "MAX BYTES"};
@@ -178,9 +183,11 @@ int cli_retention_print(FILE *out, const json_t *st)
     }
     int rv = cli_table_print(&t, out);
     cli_table_free(&t);
-    fprintf(out, "first matching pattern wins; policy hash %s; each shard's leader sweeps every "
-                 "%lld ms\n",
-            cli__str(r, "hash"), cli__int(r, "interval_ms"));
+    fprintf(out, "first matching pattern wins; policy hash %s, %s; each shard's leader sweeps"
+                 " every %lld ms\n",
+            cli__str(r, "hash"),
+            cluster ? "the cluster's (herald retention set)" : "this node's --retention",
+            cli__int(r, "interval_ms"));
     return rv;
 }
 
@@ -276,7 +283,8 @@ static void cli__retention_differs(FILE *out, const struct cli_node_view *nodes,
     }
     if (!differ) return;
     fprintf(out, "WARNING: retention policies differ between nodes (each shard's leader trims "
-                 "by its own; give every node the same --retention):\n");
+                 "by its own; set one for the cluster with herald retention set, or give every"
+                 " node the same --retention):\n");
     for (size_t k = 0; k < n; k++) {
         const json_t *r = nodes[k].st != NULL ? json_object_get(nodes[k].st, "retention") : NULL;
         const char *hash = json_string_value(json_object_get(r, "hash"));

@@ -13,11 +13,13 @@
  * when st is not a status object (nothing printed). */
 int cli_status_print(FILE *out, const json_t *st, const json_t *prev);
 
-/* The node's retention policy (st's "retention"): a table of its rules
- * (pattern, max age, messages, bytes), then its hash and sweep interval, or
- * one line saying there is none. Returns 0, or -1 when st has no retention
- * object (a node older than policies; nothing printed). */
-int cli_retention_print(FILE *out, const json_t *st);
+/* A node's effective retention policy (the status' "retention" object, or
+ * GET /v1/retention's answer): a table of its rules (pattern, max age,
+ * messages, bytes), then its hash, whether it is the cluster's or the
+ * node's --retention, and the sweep interval; or one line saying there is
+ * none. Returns 0, or -1 when it has no rules array (a node older than
+ * policies; nothing printed). */
+int cli_retention_print(FILE *out, const json_t *retention);
 
 /* "12.5 MiB" for n bytes (buf of at least 16 bytes). */
 const char *cli_bytes(unsigned long long n, char *buf, size_t size);

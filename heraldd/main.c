@@ -222,7 +222,8 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
     char state_dir[PATH_MAX];
     snprintf(state_dir, sizeof state_dir, "%s/state", d->opts.data_dir);
     struct log_options lo = {.dir = state_dir, .n_shards = id->shards,
-                             .dedup_window_us = d->opts.dedup_window_s * 1000000u};
+                             .dedup_window_us = d->opts.dedup_window_s * 1000000u,
+                             .retention = d->opts.retention};
     struct st_space_options so = {.loop = s->loop, .dir = d->opts.data_dir,
                                   .reserve = d->opts.disk_reserve};
     int rv = st_space_open(&d->space, &so, errmsg, errmsg_len);
@@ -250,7 +251,6 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .on_commit = api__on_commit, .on_commit_arg = s,
                                    .on_restore = api__on_restore,
                                    .on_command = api__on_command, .on_command_arg = s,
-                                   .retention = d->opts.retention,
                                    .retention_interval_ms = d->opts.retention_interval_s * 1000};
     return cons_node_start(&s->node, &no, errmsg, errmsg_len);
 }
@@ -318,13 +318,16 @@ static void api__banner(const struct api_daemon *d, const struct api_identity *i
         HD_LOG_WARN("--insecure: %s is open to anyone who reaches it (no --auth-file)",
                     d->opts.listen);
     }
-    if (d->opts.retention != NULL && d->opts.retention->n > 0) {
+    bool cluster = false;
+    const struct hd_retention *policy = log_retention_effective(d->server.log, &cluster);
+    if (policy != NULL && (policy->n > 0 || cluster)) {
         char text[HD_RETENTION_TEXT_MAX], hash[9];
-        hd_retention_format(d->opts.retention, text, sizeof text);
-        hd_retention_hash(d->opts.retention, hash);
-        HD_LOG_INFO("retention: %s (hash %s, every %llu s as a shard's leader; every node"
-                    " must have the same policy)", text, hash,
-                    (unsigned long long)d->opts.retention_interval_s);
+        hd_retention_format(policy, text, sizeof text);
+        hd_retention_hash(policy, hash);
+        HD_LOG_INFO("retention: policy \"%s\" (%s; hash %s, every %llu s as a shard's"
+                    " leader%s)", text, cluster ? "cluster" : "config", hash,
+                    (unsigned long long)d->opts.retention_interval_s,
+                    cluster ? "" : "; without a cluster policy every node must have the same");
     }
     HD_LOG_INFO("try: %s -s -XPOST %s://%s/v1/channels/general/messages "
                 "-H 'Content-Type: application/json' -d '{\"nonce\":\"n1\",\"payload\":\"hi\"}'",
@@ -448,7 +451,6 @@ int main(int argc, char **argv)
     d.server.node_id = id.node_id;
     d.server.started_us = hd_now_us();
     d.server.data_dir = d.opts.data_dir;
-    d.server.retention = d.opts.retention;
     d.server.retention_interval_ms = d.opts.retention_interval_s * 1000;
     if (rv == 0) {
         snprintf(d.server.cluster_id, sizeof d.server.cluster_id, "%s", id.cluster_id);

@@ -176,6 +176,9 @@ int log__apply_command(struct log_store *ls, uint16_t shard, uint64_t index,
     if (rv != 0) {
         return rv;
     }
+    if (c.kind == LOG_ENTRY_KIND_POLICY) {
+        return log__apply_policy(ls, shard, index, &c);
+    }
     if (log_shard_of(ls->n_shards, c.channel, c.channel_len) != shard) {
         return HD_ECORRUPT; /* a command only names a channel of its shard */
     }

@@ -18,6 +18,9 @@
  *   'a' be16(shard)                       -> applied: u64 raft index
  *   'e' be16(shard) len channel           -> epoch: u64, deletes so far (absent: 0)
  *   'f' be16(shard) len channel           -> first seq left by trims (absent: 1)
+ *   'p' be16(0)                           -> the cluster's retention policy, its
+ *                                            canonical text (absent: none set;
+ *                                            command.h kind 4, policy.c)
  * `len` is one byte, so a channel's keys never prefix another channel's;
  * big-endian seq makes RocksDB's byte order the seq order; and the shard
  * right after the kind makes each shard's state three contiguous key ranges,
@@ -34,6 +37,7 @@
 #define LOG_KEY_APPLIED 'a'
 #define LOG_KEY_EPOCH 'e'
 #define LOG_KEY_FIRST 'f'
+#define LOG_KEY_POLICY 'p'
 #define LOG_KEY_MAX (4 + 128 + 128)
 
 static inline size_t log_key_channel(uint8_t *k, char kind, uint16_t shard, const char *ch,
@@ -81,6 +85,14 @@ static inline size_t log_key_channel_end(uint8_t *k, char kind, uint16_t shard,
 static inline size_t log_key_applied(uint8_t *k, uint16_t shard)
 {
     k[0] = LOG_KEY_APPLIED;
+    k[1] = (uint8_t)(shard >> 8);
+    k[2] = (uint8_t)shard;
+    return 3;
+}
+
+static inline size_t log_key_policy(uint8_t *k, uint16_t shard)
+{
+    k[0] = LOG_KEY_POLICY;
     k[1] = (uint8_t)(shard >> 8);
     k[2] = (uint8_t)shard;
     return 3;

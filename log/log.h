@@ -28,12 +28,17 @@
 
 struct st_rocks;
 struct log_store;
+struct hd_retention;
 
 struct log_options {
     const char *dir;             /* RocksDB directory */
     unsigned n_shards;           /* fixed when the cluster is created */
     uint64_t dedup_window_us;    /* 0 = 24 h */
     size_t cache_bytes;          /* 0 = default */
+    /* The node's own retention policy (--retention), owned by the caller
+     * and outliving the store; NULL: none. The cluster's, once one is set
+     * through Raft, takes its place (log_retention_effective). */
+    const struct hd_retention *retention;
 };
 
 struct log_result {
@@ -108,6 +113,15 @@ int log_channel_info(struct log_store *ls, const char *ch, size_t len,
 /* True if a read after `after_seq` asks for messages a trim removed: the
  * answer is 410 Gone with info->first_seq, never a silent skip. */
 bool log_position_gone(const struct log_channel_info *info, uint64_t after_seq);
+
+/* ---- The cluster's retention policy (command.h kind 4, policy.c) */
+
+/* The policy this node's retention sweep and answers use: the cluster's,
+ * set through Raft on shard LOG_POLICY_SHARD, if one is set (*from_cluster
+ * true), else log_options.retention (may be NULL: none). Cheap: the
+ * cluster's text is parsed once when it changes. The pointer is valid
+ * until the next entry of shard 0 applies or its state is replaced. */
+const struct hd_retention *log_retention_effective(struct log_store *ls, bool *from_cluster);
 
 /* The shard of a channel: xxh3 of the id modulo the shard count. Part of
  * the data format: it must never change for an existing cluster. */

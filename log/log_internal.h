@@ -9,6 +9,8 @@
 
 struct st_rocks;
 struct st_batch;
+struct hd_retention;
+struct log_command;
 
 /* A channel's head (last seq and ts). The cache is direct-mapped by hash:
  * a slot holds one channel, a colliding channel just replaces it. It is
@@ -48,6 +50,8 @@ struct log_store {
     struct log_seen *seen;      /* (channel, nonce) of this entry, 2x count */
     struct log_append *appends; /* this entry's appends, count */
     size_t seen_cap;
+    const struct hd_retention *config_policy; /* log_options.retention */
+    struct hd_retention *cluster_policy;      /* parsed 'p' key; NULL: none set */
 };
 
 /* The head of a channel through the cache (loop thread only). */
@@ -64,5 +68,18 @@ int log__get_first(struct log_store *ls, uint16_t shard, const char *ch, size_t 
  * the caller checked the index was not applied yet. */
 int log__apply_command(struct log_store *ls, uint16_t shard, uint64_t index,
                        const uint8_t *entry, size_t len);
+
+/* Applies a cluster retention policy command (policy.c), decoded by the
+ * caller, at raft index `index` of shard (which must be LOG_POLICY_SHARD). */
+int log__apply_policy(struct log_store *ls, uint16_t shard, uint64_t index,
+                      const struct log_command *c);
+
+/* Reads the cluster policy from state into the cache (at open, and after
+ * shard LOG_POLICY_SHARD's state was replaced); logs a change of the
+ * effective policy if `announce` (the daemon logs its start itself). */
+int log__policy_load(struct log_store *ls, bool announce);
+
+/* Frees the cache (log_store_close). */
+void log__policy_free(struct log_store *ls);
 
 #endif

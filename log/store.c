@@ -63,6 +63,13 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
         goto err_rocks;
     }
     HD_ASSERT(ls->batch != NULL && ls->rocks != NULL);
+    ls->config_policy = opts->retention;
+    rv = log__policy_load(ls, false);
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "open log: the cluster's retention policy: %s",
+                 hd_strerror(rv));
+        goto err_rocks;
+    }
     *out = ls;
     return 0;
 
@@ -84,6 +91,7 @@ void log_store_close(struct log_store *ls)
     st_batch_close(ls->batch);
     st_rocks_close(ls->rocks);
     hd_free(ls->heads);
+    log__policy_free(ls);
     hd_free(ls->overlay.slots);
     hd_free(ls->seen);
     hd_free(ls->appends);

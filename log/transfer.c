@@ -2,6 +2,7 @@
 /* Moving one shard's state to a replica that fell behind the leader's log. */
 #include <string.h>
 
+#include "command.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
@@ -13,8 +14,9 @@
 #include "zstd.h"
 
 /*
- * A shard's state is five key ranges, one per kind ('a' applied index, 'd'
- * dedup, 'm' messages, 'e' epochs, 'f' first seqs), each [kind shard, kind shard+1). The
+ * A shard's state is six key ranges, one per kind ('a' applied index, 'd'
+ * dedup, 'm' messages, 'e' epochs, 'f' first seqs, 'p' the cluster's
+ * retention policy, shard 0 only), each [kind shard, kind shard+1). The
  * sender reads them at one RocksDB snapshot, so the copy is consistent, in
  * chunks of about LOG_STATE_CHUNK_BYTES: u32 key length, u32 value length,
  * key, value, repeated, packed with zstd. Memory stays bounded by a chunk
@@ -29,8 +31,8 @@
 
 #define LOG_KEY_INCOMPLETE 'i'
 static const char log__kinds[] = {LOG_KEY_APPLIED, LOG_KEY_DEDUP, LOG_KEY_MESSAGE,
-                                  LOG_KEY_EPOCH, LOG_KEY_FIRST};
-#define LOG_N_KINDS 5
+                                  LOG_KEY_EPOCH, LOG_KEY_FIRST, LOG_KEY_POLICY};
+#define LOG_N_KINDS 6
 
 struct log_state_reader {
     struct log_store *ls;
@@ -233,6 +235,9 @@ int log_state_replace_end(struct log_store *ls, uint16_t shard)
     st_batch_delete(ls->batch, key, log__marker_key(key, shard));
     int rv = st_rocks_write(ls->rocks, ls->batch);
     st_batch_clear(ls->batch);
+    if (rv == 0 && shard == LOG_POLICY_SHARD) {
+        rv = log__policy_load(ls, true); /* the copy may hold another policy */
+    }
     return rv;
 }
 
@@ -255,5 +260,8 @@ int log_state_discard(struct log_store *ls, uint16_t shard)
     int rv = st_rocks_write(ls->rocks, ls->batch);
     st_batch_clear(ls->batch);
     memset(ls->heads, 0, LOG_HEAD_CACHE_SLOTS * sizeof *ls->heads);
+    if (rv == 0 && shard == LOG_POLICY_SHARD) {
+        rv = log__policy_load(ls, true); /* gone with the shard's state */
+    }
     return rv == 0 ? st_rocks_flush(ls->rocks) : rv;
 }

@@ -64,8 +64,7 @@ struct api_server {
     char cluster_id[40];
     uint64_t started_us;
     const char *data_dir;           /* for disk use in /v1/status; may be NULL */
-    const struct hd_retention *retention; /* --retention (hd_retention.h); NULL: none */
-    uint64_t retention_interval_ms;
+    uint64_t retention_interval_ms; /* the policy: log_retention_effective(log) */
     bool stopping;
     bool backup_running;            /* POST /v1/backup: one at a time */
     uint64_t repairs_total;         /* repairs of this node's data (heraldd/repair.c) */
@@ -106,9 +105,14 @@ void api_status_page(struct api_server *s, struct api_http_conn *c);
 /* {"data_dir","wal_bytes","snapshot_bytes","state_bytes","fs_free_bytes",
  * "fs_total_bytes"} for the data directory, or JSON null without one. */
 json_t *api_status_disk(const char *data_dir);
-/* {"policy","hash","interval_ms","rules":[...]}: this node's retention
- * policy for /v1/status (status_retention.c). */
+/* {"policy","hash","source","interval_ms","rules":[...]}: this node's
+ * effective retention policy for /v1/status and GET /v1/retention
+ * (status_retention.c). */
 json_t *api_status_retention(const struct api_server *s);
+/* GET, PUT and DELETE /v1/retention: the cluster's retention policy
+ * (retention_admin.c); the caller checked the token. */
+void api_retention_admin(struct api_server *s, struct api_http_conn *c,
+                         const struct api_http_request *req);
 /* /v1/channels/{ch} and /v1/channels/{ch}/trim (channel_admin.c); rest is
  * what follows the channel in the path. */
 void api_channel_admin(struct api_server *s, struct api_http_conn *c,

@@ -54,8 +54,9 @@ static void api__info(struct api_server *s, struct api_http_conn *c, const char 
         return;
     }
     json_t *body = api__info_json(channel, len, &i);
-    /* The rule this node's retention sweep would apply (null: none). */
-    const struct hd_retention_rule *r = hd_retention_match(s->retention, channel, len);
+    /* The rule of the effective policy that applies (null: none). */
+    const struct hd_retention_rule *r =
+        hd_retention_match(log_retention_effective(s->log, NULL), channel, len);
     char rule[512];
     if (r != NULL) {
         hd_retention_rule_format(r, rule, sizeof rule);

@@ -62,7 +62,7 @@ size_t api_cors_head_hook(const struct api_http_request *req, int status, char *
 /* The headers of an allowed preflight's 204 (besides the hook's); browsers
  * may cache the answer for Max-Age seconds. */
 #define API_CORS_PREFLIGHT_HEADERS                                                      \
-    "Access-Control-Allow-Methods: GET, POST, DELETE, OPTIONS\r\n"                      \
+    "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n"                 \
     "Access-Control-Allow-Headers: Content-Type, Idempotency-Key, Last-Event-ID, "      \
     "Authorization\r\n"                                                                 \
     "Access-Control-Max-Age: 600\r\n"

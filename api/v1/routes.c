@@ -89,7 +89,7 @@ void api_preflight(struct api_server *s, struct api_http_conn *c,
     }
     /* Without an Origin it is a plain OPTIONS: the same list answers it. */
     api_respond_empty(s, c, 204,
-                      "Allow: GET, POST, DELETE, OPTIONS\r\n" API_CORS_PREFLIGHT_HEADERS);
+                      "Allow: GET, POST, PUT, DELETE, OPTIONS\r\n" API_CORS_PREFLIGHT_HEADERS);
 }
 
 /* Membership changes need admin, and are logged with the token's name. */
@@ -173,6 +173,13 @@ void api_route(struct api_http_conn *c, const struct api_http_request *req, void
             }
         } else {
             api__method_not_allowed(s, c);
+        }
+    } else if (api__path_is(req, "/v1/retention")) {
+        /* reading it is a status read; setting or clearing it is admin */
+        bool read = req->method == HTTP_GET || req->method == HTTP_HEAD;
+        if (api_auth_request(s, c, req, read ? HD_SCOPE_STATUS : HD_SCOPE_ADMIN, NULL, 0, false,
+                             &who)) {
+            api_retention_admin(s, c, req);
         }
     } else if (api__path_is(req, "/v1/shards")) {
         if (req->method == HTTP_GET) {

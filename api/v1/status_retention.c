@@ -1,22 +1,29 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The node's retention policy in /v1/status, so that nodes' policies can be compared. */
+/* The node's effective retention policy in /v1/status and GET /v1/retention. */
+#include <stdio.h>
+
 #include "api.h"
 #include "hd_retention.h"
+#include "log.h"
 
 /*
- * A shard's leader trims by its own node's policy, so nodes given different
- * policies would keep different history after a leader change: the status
- * shows each node's canonical policy and a short hash of it, and `herald
- * cluster status` warns when the hashes differ.
+ * A shard's leader trims by its node's effective policy: the cluster's, set
+ * through Raft (`source` "cluster"), or without one the node's own
+ * --retention ("config"). The status shows the canonical policy and a short
+ * hash of it, and `herald cluster status` warns when the hashes differ (a
+ * node that has not applied a new cluster policy yet, or nodes given
+ * different --retention while no cluster policy is set).
  */
 json_t *api_status_retention(const struct api_server *s)
 {
+    bool cluster = false;
+    const struct hd_retention *p = log_retention_effective(s->log, &cluster);
     char text[HD_RETENTION_TEXT_MAX], hash[9];
-    hd_retention_format(s->retention, text, sizeof text);
-    hd_retention_hash(s->retention, hash);
+    hd_retention_format(p, text, sizeof text);
+    hd_retention_hash(p, hash);
     json_t *rules = json_array();
-    for (size_t i = 0; s->retention != NULL && i < s->retention->n; i++) {
-        const struct hd_retention_rule *r = &s->retention->rules[i];
+    for (size_t i = 0; p != NULL && i < p->n; i++) {
+        const struct hd_retention_rule *r = &p->rules[i];
         char one[512], pattern[HD_CHANNEL_MAX + 2];
         hd_retention_rule_format(r, one, sizeof one);
         snprintf(pattern, sizeof pattern, "%s%s", r->pattern.pattern, r->pattern.prefix ? "*" : "");
@@ -30,6 +37,7 @@ json_t *api_status_retention(const struct api_server *s)
                             r->has_bytes ? json_integer((json_int_t)r->max_bytes) : json_null());
         json_array_append_new(rules, j);
     }
-    return json_pack("{s:s, s:s, s:I, s:o}", "policy", text, "hash", hash, "interval_ms",
+    return json_pack("{s:s, s:s, s:s, s:I, s:o}", "policy", text, "hash", hash, "source",
+                     cluster ? "cluster" : "config", "interval_ms",
                      (json_int_t)s->retention_interval_ms, "rules", rules);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Proposing a trim or delete (log/command.h) on the channel's shard leader. */
+/* Proposing a command (log/command.h: trim, delete, the retention policy) on its shard's leader. */
 #include "command.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "command_propose.h"
@@ -55,21 +56,45 @@ static void cons__command_cb(struct raft_apply *req, int status, void *result)
     hd_free(cmd);
 }
 
+unsigned cons__command_shard(const struct cons_node *n, const struct log_command *c)
+{
+    if (c->kind == LOG_ENTRY_KIND_POLICY) {
+        return LOG_POLICY_SHARD;
+    }
+    return cons_shard_of(n->opts.n_shards, c->channel, c->channel_len);
+}
+
+/* What the log line says the command was. */
+static void cons__command_describe(const struct log_command *c, char *out, size_t len)
+{
+    if (c->kind == LOG_ENTRY_KIND_POLICY) {
+        if ((c->flags & LOG_POLICY_CLEAR) != 0) {
+            snprintf(out, len, "clear of the cluster's retention policy");
+        } else {
+            snprintf(out, len, "retention policy \"%.*s\"", (int)c->text_len, c->text);
+        }
+        return;
+    }
+    snprintf(out, len, "%s of channel %.*s (before_seq %llu%s)",
+             c->kind == LOG_ENTRY_KIND_TRIM ? "trim" : "delete", (int)c->channel_len,
+             c->channel, (unsigned long long)c->before_seq,
+             (c->flags & LOG_COMMAND_MAY_EMPTY) != 0 ? ", may empty" : "");
+}
+
 int cons__command_propose(struct cons_node *n, const struct log_command *c, uint64_t from,
                           uint64_t id, cons_command_cb cb, void *arg)
 {
     HD_ASSERT((cb != NULL) == (from == 0));
-    HD_ASSERT(hd_channel_valid(c->channel, c->channel_len));
+    HD_ASSERT(log_command_valid(c));
     if (n->stopping) {
         return HD_ESHUTDOWN;
     }
-    struct cons_shard *sh =
-        &n->shards[cons_shard_of(n->opts.n_shards, c->channel, c->channel_len)];
+    struct cons_shard *sh = &n->shards[cons__command_shard(n, c)];
     if (raft_state(&sh->raft) != RAFT_LEADER) {
         return HD_ENOTLEADER; /* a forwarded command is never forwarded again */
     }
     struct cons_command *cmd = hd_calloc(1, sizeof *cmd);
-    struct raft_buffer buf = {raft_malloc(log_command_size(c->channel_len)), 0};
+    struct raft_buffer buf = {raft_malloc(log_command_size(c)), 0};
     if (cmd == NULL || buf.base == NULL) {
         hd_free(cmd);
         raft_free(buf.base);
@@ -90,11 +115,9 @@ int cons__command_propose(struct cons_node *n, const struct log_command *c, uint
         HD_LOG_WARN("shard %u: propose command: %s", sh->id, raft_strerror(rv));
         return rv == RAFT_NOTLEADER ? HD_ENOTLEADER : HD_EUNAVAIL;
     }
-    HD_LOG_INFO("shard %u: proposed %s of channel %.*s (before_seq %llu%s)%s", sh->id,
-                c->kind == LOG_ENTRY_KIND_TRIM ? "trim" : "delete", (int)c->channel_len,
-                c->channel, (unsigned long long)c->before_seq,
-                (c->flags & LOG_COMMAND_MAY_EMPTY) != 0 ? ", may empty" : "",
-                from != 0 ? " for a follower" : "");
+    char what[LOG_POLICY_TEXT_MAX + 64];
+    cons__command_describe(c, what, sizeof what);
+    HD_LOG_INFO("shard %u: proposed %s%s", sh->id, what, from != 0 ? " for a follower" : "");
     return 0;
 }
 
@@ -102,7 +125,9 @@ void cons__recv_command(struct cons_node *n, uint64_t from, const struct cons_fr
 {
     HD_ASSERT(f->kind == CONS_FRAME_COMMAND_REQ && from != 0);
     struct log_command c = f->u.command_req; /* checked by the codec */
-    c.flags = 0; /* forwarded commands are an operator's: the last message stays */
+    if (c.kind != LOG_ENTRY_KIND_POLICY) {
+        c.flags = 0; /* forwarded trims are an operator's: the last message stays */
+    }
     int rv = cons__command_propose(n, &c, from, f->id, NULL, NULL);
     if (rv != 0 && n->transport != NULL) {
         struct cons_frame resp = {.kind = CONS_FRAME_FORWARD_RESP, .id = f->id,

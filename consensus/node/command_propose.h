@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Trims and deletes on the shard leader (command.c), for a local caller or a follower. */
+/* Commands (trim, delete, the retention policy) on the shard leader (command.c), for a local caller or a follower. */
 #ifndef CONS_COMMAND_PROPOSE_H
 #define CONS_COMMAND_PROPOSE_H
 
@@ -9,8 +9,12 @@
 
 struct cons_frame;
 
-/* Proposes c (kind, channel, before_seq, flags; the stamp and proposal
- * fields are filled here) on its shard, which this node must lead (else
+/* The shard a command goes to: its channel's, or LOG_POLICY_SHARD for the
+ * cluster's retention policy. */
+unsigned cons__command_shard(const struct cons_node *n, const struct log_command *c);
+
+/* Proposes c (kind, channel, before_seq, flags, or a policy's text; the
+ * stamp and proposal fields are filled here) on its shard, which this node must lead (else
  * HD_ENOTLEADER, nothing proposed). For a local caller (from == 0) cb(arg,
  * 0) fires once it is applied here, or cb(arg, HD_EUNKNOWN) if leadership
  * was lost first (it may still apply). For a follower's COMMAND_REQ (from,

@@ -99,7 +99,8 @@ int cons__forward(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
 int cons__forward_command(struct cons_node *n, struct cons_shard *sh, uint64_t leader,
                           const struct log_command *c, cons_command_cb cb, void *arg)
 {
-    HD_ASSERT(cb != NULL && c->flags == 0); /* the frame carries no flags */
+    /* the frame carries a policy's flags, no trim's */
+    HD_ASSERT(cb != NULL && (c->flags == 0 || c->kind == LOG_ENTRY_KIND_POLICY));
     struct cons_forward *f = hd_calloc(1, sizeof *f);
     if (f == NULL) {
         return HD_ENOMEM;

@@ -426,13 +426,12 @@ int cons_node_append(struct cons_node *n, struct cons_append_req *req, cons_appe
 int cons_node_command(struct cons_node *n, const struct log_command *c, cons_command_cb cb,
                       void *arg)
 {
-    HD_ASSERT(cb != NULL && c->flags == 0);
-    HD_ASSERT(hd_channel_valid(c->channel, c->channel_len));
+    HD_ASSERT(cb != NULL && log_command_valid(c));
+    HD_ASSERT(c->flags == 0 || c->kind == LOG_ENTRY_KIND_POLICY);
     if (n->stopping) {
         return HD_ESHUTDOWN;
     }
-    struct cons_shard *sh =
-        &n->shards[cons_shard_of(n->opts.n_shards, c->channel, c->channel_len)];
+    struct cons_shard *sh = &n->shards[cons__command_shard(n, c)];
     /* Like an append: a follower forwards it to the shard's leader. */
     if (n->transport != NULL && raft_state(&sh->raft) != RAFT_LEADER) {
         raft_id leader = 0;

@@ -83,10 +83,10 @@ struct cons_node_options {
     unsigned compact_every_ms;    /* how often shards pinning the WAL (or past
                                      their log memory, leaders only)
                                      are checked; 0 = 1000 */
-    /* Retention policy (common/hd_retention.h), owned by the caller; NULL
-     * or empty: no sweep. Every retention_interval_ms (0 = 60000, the first
-     * time ±10%) this node trims the channels of the shards it leads. */
-    const struct hd_retention *retention;
+    /* Every retention_interval_ms (0 = 60000, the first time ±10%) this
+     * node trims the channels of the shards it leads by the effective
+     * retention policy (log_retention_effective: the cluster's, else the
+     * node's log_options.retention); none or empty: nothing is trimmed. */
     uint64_t retention_interval_ms;
     /* Called on the loop for every message that commits (not duplicates),
      * after its entry's state is written, in seq order per channel. The
@@ -97,7 +97,7 @@ struct cons_node_options {
      * (messages arrived without on_commit). May be NULL. */
     void (*on_restore)(void *arg, unsigned shard);
     /* Called on the loop after a trim or delete of a channel is applied
-     * (log/command.h). May be NULL. */
+     * (log/command.h; not for the cluster's retention policy). May be NULL. */
     void (*on_command)(void *arg, const struct log_command *c);
     void *on_command_arg;
 };
@@ -140,8 +140,9 @@ int cons_node_append(struct cons_node *n, struct cons_append_req *req,
 struct st_space *cons_node_space(const struct cons_node *n);
 /* Proposes a trim or delete (log/command.h: kind, channel, before_seq,
  * flags 0; the stamp and proposal fields are filled here) on the channel's
- * shard: here if this node leads it, else forwarded to the leader like an
- * append. 0: cb(arg, 0) fires once every replica will apply it and this
+ * shard, or the cluster's retention policy (kind LOG_ENTRY_KIND_POLICY, its
+ * canonical text or flags LOG_POLICY_CLEAR) on shard LOG_POLICY_SHARD: here
+ * if this node leads it, else forwarded to the leader like an append. 0: cb(arg, 0) fires once every replica will apply it and this
  * node applied it; cb(arg, HD_EUNKNOWN) if leadership was lost or no
  * answer came first (it may still apply), or cb(arg, HD_ENOTLEADER) if the
  * leader it went to had lost leadership (nothing proposed). Non-zero

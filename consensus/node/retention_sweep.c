@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The retention sweep: every interval, a shard's leader trims the channels its policy limits. */
+/* The retention sweep: every interval, a shard's leader trims the channels the effective policy limits. */
 #include "retention_sweep.h"
 
 #include <string.h>
@@ -11,14 +11,20 @@
 #include "hd_error.h"
 #include "hd_retention.h"
 #include "hd_util.h"
+#include "log.h"
 #include "node_internal.h"
 #include "retention.h" /* log/: what a rule drops */
 
 /*
- * Only a shard's leader sweeps it, by its own node's policy and clock; what
- * it decides is an ordinary trim entry (log/command.h), so every replica
- * drops the same messages whatever its own configuration says. That is why
- * every node must be given the same policy: a new leader applies its own.
+ * Only a shard's leader sweeps it, by its node's effective policy and its
+ * clock; what it decides is an ordinary trim entry (log/command.h), so
+ * every replica drops the same messages whatever its own configuration
+ * says. The effective policy is the cluster's, set through Raft (log/
+ * policy.c), the same on every node once applied; without one each node's
+ * own --retention, which is why those must then be the same: a new leader
+ * applies its own. The policy is looked up once per tick (a pointer), so a
+ * change applies from the next tick; the timer runs with no policy too, as
+ * one may be set at any time.
  *
  * A tick walks channels from where the last one stopped (shard, channel),
  * at most CONS_RETENTION_CHANNELS_PER_TICK channels,
@@ -133,6 +139,7 @@ static bool cons__retention_trim(struct cons_node *n, const char *ch, size_t len
 /* One tick's walk: what it may still do, and where it is. */
 struct cons__walk {
     struct cons_node *n;
+    const struct hd_retention *policy; /* the effective one, for this tick */
     uint64_t now_us;
     size_t budget;                /* messages it may still read */
     unsigned channels;            /* looked at */
@@ -153,7 +160,7 @@ static int cons__retention_channel(void *arg, const char *ch, size_t len)
         return 1;
     }
     wk->channels++;
-    const struct hd_retention_rule *rule = hd_retention_match(n->opts.retention, ch, len);
+    const struct hd_retention_rule *rule = hd_retention_match(wk->policy, ch, len);
     if (hd_retention_rule_limits(rule)) {
         struct log_bytes_window *w =
             rule->has_bytes ? cons__window(&n->retention, ch, len) : NULL;
@@ -209,8 +216,14 @@ static void cons__retention_tick(uv_timer_t *t)
     if (n->stopping || n->retention.in_flight > 0) {
         return; /* the last tick's trims first */
     }
+    const struct hd_retention *policy = log_retention_effective(n->opts.log, NULL);
+    if (policy == NULL || policy->n == 0) {
+        cons__windows_gc(&n->retention, UINT64_MAX); /* no byte limit left to keep them for */
+        return;
+    }
     uint64_t t0 = hd_now_us();
-    struct cons__walk wk = {.n = n, .now_us = t0, .budget = CONS_RETENTION_MESSAGES_PER_TICK};
+    struct cons__walk wk = {.n = n, .policy = policy, .now_us = t0,
+                            .budget = CONS_RETENTION_MESSAGES_PER_TICK};
     cons__retention_walk(n, &wk);
     HD_LOG_DEBUG("retention: a tick looked at %u channels, read about %zu messages and"
                  " proposed %u trims in %.1f ms", wk.channels,
@@ -235,12 +248,10 @@ void cons__retention_start(struct cons_node *n)
     uv_timer_init(n->opts.loop, &rs->timer);
     rs->timer.data = n;
     rs->started = true;
-    if (n->opts.retention != NULL && n->opts.retention->n > 0) {
-        if (n->opts.retention_interval_ms == 0) {
-            n->opts.retention_interval_ms = 60000;
-        }
-        cons__retention_arm(n);
+    if (n->opts.retention_interval_ms == 0) {
+        n->opts.retention_interval_ms = 60000;
     }
+    cons__retention_arm(n);
 }
 
 void cons__retention_stop(struct cons_node *n, uv_close_cb cb)

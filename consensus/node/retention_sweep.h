@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The retention sweep (retention_sweep.c): a shard leader trims its channels by the node's policy. */
+/* The retention sweep (retention_sweep.c): a shard leader trims its channels by the effective policy. */
 #ifndef CONS_RETENTION_SWEEP_H
 #define CONS_RETENTION_SWEEP_H
 
@@ -29,7 +29,7 @@ struct cons_retention {
 #define CONS_RETENTION_MESSAGES_PER_TICK 65536u
 #define CONS_RETENTION_TRIMS_PER_TICK 256u
 
-/* Starts the timer if the node has a policy (opts.retention). */
+/* Starts the timer; its ticks do nothing while no policy is in effect. */
 void cons__retention_start(struct cons_node *n);
 /* Stops it and frees the windows; cb(handle) once the timer is closed. */
 void cons__retention_stop(struct cons_node *n, uv_close_cb cb);

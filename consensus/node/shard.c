@@ -141,10 +141,12 @@ static int cons__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, 
         b->applied = true;
     }
     if (log_entry_is_command(buf->base, buf->len)) {
-        /* A trim or delete: no appends to announce; readers learn of it. */
+        /* A trim or delete: no appends to announce; readers learn of it.
+         * The retention policy: log/policy.c took it in. */
         struct log_command c;
         if (sh->node->opts.on_command != NULL &&
-            log_command_decode(buf->base, buf->len, &c) == 0) {
+            log_command_decode(buf->base, buf->len, &c) == 0 &&
+            c.kind != LOG_ENTRY_KIND_POLICY) {
             sh->node->opts.on_command(sh->node->opts.on_command_arg, &c);
         }
         return 0;

@@ -47,12 +47,11 @@ static void cons__put_str8(struct cons_wr *w, const char *s, size_t len)
 }
 
 /* What a forwarded command may be: the command codec's rule (a trim names
- * a before_seq >= 1, a delete none), on a valid channel id. */
+ * a before_seq >= 1, a delete none, on a valid channel id; a policy its
+ * text or a clear), without a trim's flags, which the frame does not carry. */
 static bool cons__command_valid(const struct log_command *c)
 {
-    return hd_channel_valid(c->channel, c->channel_len) &&
-           ((c->kind == LOG_ENTRY_KIND_TRIM && c->before_seq >= 1) ||
-            (c->kind == LOG_ENTRY_KIND_DELETE && c->before_seq == 0));
+    return log_command_valid(c) && (c->kind == LOG_ENTRY_KIND_POLICY || c->flags == 0);
 }
 
 static void cons__encode_body(const struct cons_frame *f, struct cons_wr *w)
@@ -115,6 +114,11 @@ static void cons__encode_body(const struct cons_frame *f, struct cons_wr *w)
     case CONS_FRAME_COMMAND_REQ:
         HD_ASSERT(cons__command_valid(&f->u.command_req));
         cons__put_u8(w, f->u.command_req.kind);
+        if (f->u.command_req.kind == LOG_ENTRY_KIND_POLICY) {
+            cons__put_u8(w, (uint8_t)f->u.command_req.flags);
+            cons__put_u32(w, (uint32_t)f->u.command_req.text_len); /* the text: bulk */
+            break;
+        }
         cons__put_str8(w, f->u.command_req.channel, f->u.command_req.channel_len);
         cons__put_u64(w, f->u.command_req.before_seq);
         break;
@@ -140,6 +144,10 @@ unsigned cons_frame_encode(const struct cons_frame *f, uint8_t head[CONS_FRAME_H
     } else if (f->kind == CONS_FRAME_STATE_CHUNK) {
         bulk = f->u.state_chunk.chunk;
         bulk_len = f->u.state_chunk.len;
+    } else if (f->kind == CONS_FRAME_COMMAND_REQ &&
+               f->u.command_req.kind == LOG_ENTRY_KIND_POLICY) {
+        bulk = f->u.command_req.text;
+        bulk_len = f->u.command_req.text_len;
     }
     if (bulk_len == 0) {
         return 1;
@@ -275,6 +283,13 @@ static void cons__decode_body(struct cons_rd *r, struct cons_frame *f)
         break;
     case CONS_FRAME_COMMAND_REQ:
         f->u.command_req.kind = cons__get_u8(r);
+        if (f->u.command_req.kind == LOG_ENTRY_KIND_POLICY) {
+            f->u.command_req.flags = cons__get_u8(r);
+            f->u.command_req.text_len = cons__get_u32(r);
+            f->u.command_req.text = (const char *)cons__get_bytes(r, f->u.command_req.text_len);
+            r->bad |= !r->bad && !cons__command_valid(&f->u.command_req);
+            break;
+        }
         f->u.command_req.channel_len = cons__get_u8(r);
         f->u.command_req.channel =
             (const char *)cons__get_bytes(r, f->u.command_req.channel_len);

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "command.h"  /* struct log_command: a forwarded trim or delete */
+#include "command.h"  /* struct log_command: a forwarded trim, delete or policy */
 #include "entry.h"    /* struct log_append: a forwarded append is the log's append */
 
 /*
@@ -29,6 +29,9 @@
  *   READ_RESP     i32 status, u64 applied index
  *   COMMAND_REQ   u8 kind (2 trim, 3 delete), u8 channel_len, channel,
  *                 u64 before_seq (trim: >= 1; delete: 0)  (answer: FORWARD_RESP)
+ *                 or, for the cluster's retention policy: u8 kind (4),
+ *                 u8 flags (0 set, 1 clear), u32 text_len, text (printable
+ *                 ASCII, at most 16383 bytes; none for a clear)
  *   REPAIR_REQ    u64 old node (>= 1), u8 address_len, address (node/repair.c)
  *   REPAIR_RESP   i32 status, u64 new node (0 unless status is 0)
  *
@@ -48,7 +51,7 @@ enum {
     CONS_FRAME_MEMBER_RESP = 7,
     CONS_FRAME_READ_REQ = 8,      /* node/read_barrier.c */
     CONS_FRAME_READ_RESP = 9,
-    CONS_FRAME_COMMAND_REQ = 10,  /* node/forward.c: a forwarded trim or delete */
+    CONS_FRAME_COMMAND_REQ = 10,  /* node/forward.c: a forwarded trim, delete or policy */
     CONS_FRAME_REPAIR_REQ = 11,   /* node/repair.c: a damaged node asks to be replaced */
     CONS_FRAME_REPAIR_RESP = 12,
 };
@@ -68,7 +71,8 @@ struct cons_frame {
     uint64_t id;
     union {
         struct log_append forward_req; /* ids valid by hd_ids.h */
-        struct log_command command_req; /* kind, channel, before_seq only */
+        struct log_command command_req; /* kind, channel, before_seq; or a policy's
+                                         * flags and text */
         struct cons_frame_forward_resp {
             int32_t status;
             uint64_t seq;

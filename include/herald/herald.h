@@ -164,6 +164,15 @@ int herald_channel_trim(struct herald_client *c, const char *channel, uint64_t b
                         char **json_text);
 int herald_channel_delete(struct herald_client *c, const char *channel, char **json_text);
 
+/* The cluster's retention policy (client/retention.c): get hands back the
+ * node's effective policy {policy, hash, source, interval_ms, rules}; set
+ * (rules: "PATTERN=LIMIT[,LIMIT...][;...]") and clear go through Raft and
+ * hand back the same object once applied on the node asked. A policy the
+ * server's parser refuses is an error naming the rule; nothing changes. */
+int herald_retention_get(struct herald_client *c, char **json_text);
+int herald_retention_set(struct herald_client *c, const char *rules, char **json_text);
+int herald_retention_clear(struct herald_client *c, char **json_text);
+
 /* A backup of the node's whole state into dir, a directory that does not
  * exist yet on the node's machine (client/backup.c): a consistent, online
  * copy (hard links). Hands back the server's JSON {dir, backup_id,

@@ -105,7 +105,7 @@ class CorsTest(NodeTestCase):
             self.assertEqual(r.body, b"")
             self.assertAllowed(r.headers, ALLOWED, path)
             self.assertEqual(r.headers.get("access-control-allow-methods"),
-                             "GET, POST, DELETE, OPTIONS")
+                             "GET, POST, PUT, DELETE, OPTIONS")
             self.assertEqual(r.headers.get("access-control-allow-headers"),
                              "Content-Type, Idempotency-Key, Last-Event-ID, Authorization")
             self.assertTrue(int(r.headers.get("access-control-max-age", "0")) > 0)
@@ -118,7 +118,7 @@ class CorsTest(NodeTestCase):
         r = c.request("OPTIONS", "/v1/status")
         self.assertEqual(r.status, 204)
         self.assertNotAllowed(r.headers)
-        self.assertEqual(r.headers.get("allow"), "GET, POST, DELETE, OPTIONS")
+        self.assertEqual(r.headers.get("allow"), "GET, POST, PUT, DELETE, OPTIONS")
         # The connection goes on after a preflight.
         self.assertEqual(c.get("/v1/status", headers={"Origin": ALLOWED}).status, 200)
 

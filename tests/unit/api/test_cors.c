@@ -168,7 +168,7 @@ static void test_preflight_headers(void **state)
     (void)state;
     /* What an allowed preflight's 204 lists (routes.c adds it to the hook's). */
     const char *h = API_CORS_PREFLIGHT_HEADERS;
-    assert_non_null(strstr(h, "Access-Control-Allow-Methods: GET, POST, DELETE, OPTIONS\r\n"));
+    assert_non_null(strstr(h, "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n"));
     assert_non_null(strstr(h, "Access-Control-Allow-Headers: Content-Type, Idempotency-Key, "
                               "Last-Event-ID, Authorization\r\n"));
     assert_non_null(strstr(h, "Access-Control-Max-Age: "));
