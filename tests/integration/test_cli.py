@@ -102,9 +102,10 @@ class StatusCli(NodeTestCase):
         r = run_cli(plain.port, "retention", "list")
         self.assertEqual((r.returncode, r.stdout.strip()),
                          (0, "no retention policy: every channel keeps all its messages"))
+        self.assertIn("this node's --retention", run_cli(node.port, "retention", "list").stdout)
         r = run_cli(plain.port, "retention", "set")
         self.assertEqual(r.returncode, 2)
-        self.assertIn("Policies are configuration", r.stderr)
+        self.assertIn("retention set needs RULES", r.stderr)
 
     def test_errors_are_one_line(self):
         node = self.new_node()

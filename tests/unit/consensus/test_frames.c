@@ -158,6 +158,39 @@ static void test_command_roundtrip(void **state)
     assert_int_equal(cons_frame_decode(CONS_FRAME_COMMAND_REQ, buf, len, &out), HD_ECORRUPT);
 }
 
+/* The cluster's retention policy: its text rides as the frame's bulk bytes. */
+static void test_policy_command_roundtrip(void **state)
+{
+    (void)state;
+    const char *text = "chat:*=age:7d;*=none";
+    struct cons_frame f = {.kind = CONS_FRAME_COMMAND_REQ, .id = 11,
+                           .u.command_req = {.kind = LOG_ENTRY_KIND_POLICY, .text = text,
+                                             .text_len = strlen(text)}};
+    struct cons_frame out;
+    roundtrip(&f, &out);
+    assert_int_equal(out.u.command_req.kind, LOG_ENTRY_KIND_POLICY);
+    assert_int_equal(out.u.command_req.flags, 0);
+    assert_int_equal(out.u.command_req.text_len, strlen(text));
+    assert_memory_equal(out.u.command_req.text, text, strlen(text));
+    uint8_t buf[256];
+    size_t len = flatten(&f, buf, sizeof buf);
+    assert_int_equal(len, 1 + 8 + 1 + 1 + 4 + strlen(text));
+    /* A byte that is not printable, a clear with text, unknown flags: corrupt. */
+    buf[len - 1] = '\n';
+    assert_int_equal(cons_frame_decode(CONS_FRAME_COMMAND_REQ, buf, len, &out), HD_ECORRUPT);
+    buf[len - 1] = 'e';
+    buf[10] = LOG_POLICY_CLEAR;
+    assert_int_equal(cons_frame_decode(CONS_FRAME_COMMAND_REQ, buf, len, &out), HD_ECORRUPT);
+    buf[10] = 2;
+    assert_int_equal(cons_frame_decode(CONS_FRAME_COMMAND_REQ, buf, len, &out), HD_ECORRUPT);
+    /* A clear. */
+    f.u.command_req = (struct log_command){.kind = LOG_ENTRY_KIND_POLICY,
+                                           .flags = LOG_POLICY_CLEAR};
+    roundtrip(&f, &out);
+    assert_true(out.u.command_req.kind == LOG_ENTRY_KIND_POLICY &&
+                out.u.command_req.flags == LOG_POLICY_CLEAR && out.u.command_req.text_len == 0);
+}
+
 static void test_rejects_bad_frames(void **state)
 {
     (void)state;
@@ -228,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_forward_roundtrip),
         cmocka_unit_test(test_state_member_read_roundtrip),
         cmocka_unit_test(test_command_roundtrip),
+        cmocka_unit_test(test_policy_command_roundtrip),
         cmocka_unit_test(test_layout_is_stable),
         cmocka_unit_test(test_rejects_bad_frames),
     };
