@@ -237,6 +237,9 @@ class Completion(NodeTestCase):
                          {"add-node", "remove-node", "status"})
         self.assertEqual(complete("subscribe", "--from", ""), {"now", "0"})
         self.assertEqual(complete("read", "--limit", ""), set())
+        self.assertEqual(complete("retention", ""), {"list", "set", "clear"})
+        self.assertEqual(complete("retention", "set", "chat:*=none", ""), set())
+        self.assertEqual(complete("retention", "list", "--"), {"--json", "--server", "--help"})
 
     def test_flags_match_help(self):
         have_bench = subprocess.run([herald_cli(), "bench", "--help"], capture_output=True,

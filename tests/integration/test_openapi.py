@@ -58,6 +58,8 @@ def check_schema(value, schema, where="$"):
         fits = [s for s in schema["oneOf"] if not check_schema(value, s, where)]
         if len(fits) != 1:
             problems.append("%s: fits %d of the oneOf schemas" % (where, len(fits)))
+    if value is None and schema.get("nullable"):
+        return problems
     t = schema.get("type")
     if t == "integer":
         if not isinstance(value, int) or isinstance(value, bool):
@@ -105,6 +107,10 @@ PROBES = {
     ("/v1/subscribe", "get"): ("/v1/subscribe", None, {}),
     ("/v1/status", "get"): ("/v1/status", None, {}),
     ("/v1/shards", "get"): ("/v1/shards", None, {}),
+    ("/v1/retention", "get"): ("/v1/retention", None, {}),
+    ("/v1/retention", "head"): ("/v1/retention", None, {}),
+    ("/v1/retention", "put"): ("/v1/retention", b'{"rules": "x=age:7y"}', {}),
+    ("/v1/retention", "delete"): ("/v1/retention", None, {}),
     ("/v1/cluster/nodes", "post"): ("/v1/cluster/nodes", b"{}", {}),
     ("/v1/backup", "post"): ("/v1/backup", b'{"dir": "not absolute"}', {}),
     ("/v1/cluster/nodes/{id}", "delete"): ("/v1/cluster/nodes/not-a-number", None, {}),
@@ -217,6 +223,15 @@ class OpenApi(NodeTestCase):
         msgs = "/v1/channels/{channel}/messages"
         st = c.status()
         self.assertFits(st, response_schema("/v1/status", "get", 200), "status")
+        r = c.request("PUT", "/v1/retention", b'{"rules": "oa*=messages:100"}')
+        self.assertEqual(r.status, 200, r)
+        self.assertFits(r.json(), response_schema("/v1/retention", "put", 200), "set retention")
+        self.assertFits(c.get_json("/v1/retention"), response_schema("/v1/retention", "get", 200),
+                        "retention")
+        r = c.request("DELETE", "/v1/retention")
+        self.assertEqual(r.status, 200, r)
+        self.assertFits(r.json(), response_schema("/v1/retention", "delete", 200),
+                        "clear retention")
         r = c.post_json("/v1/channels/oa/messages", {"nonce": "n1", "payload": "hi"})
         self.assertEqual(r.status, 201)
         self.assertFits(r.json(), response_schema(msgs, "post", 201), "append")
