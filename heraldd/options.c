@@ -221,7 +221,8 @@ static const struct api_opt api__opts[] = {
      "bytes:N[KiB|MiB|GiB|...], or none; the first rule\n"
      "whose channel pattern matches wins; repeatable.\n"
      "A shard's leader trims by it: give every node the\n"
-     "same policy (see /v1/status retention.hash)"},
+     "same policy (see /v1/status retention.hash). A\n"
+     "cluster policy (herald retention set) replaces it"},
     {"retention-interval", API_OPT_VALUE, "N", api__opt_number, OFF(retention_interval_s),
      1, 86400, "seconds between a shard leader's --retention sweeps\n"
      "(default 60; the first up to 10% early or late)"},

@@ -10,7 +10,7 @@
 3. SSE tails (one and many channels) and the WebSocket take
    ?access_token=; a WebSocket subscribe or append outside the scope gets an
    error frame for that channel and the connection goes on;
-4. membership routes need admin;
+4. membership routes and setting the retention policy need admin;
 5. SIGHUP: an added token works, a removed one is refused and its open tail
    and WebSocket end (the other token's stay); a bad file is refused and the
    old tokens stay;
@@ -181,6 +181,21 @@ class T(NodeTestCase):
         r = c.request("DELETE", "/v1/cluster/nodes/9", None, bearer("admin"))
         self.assertNotIn(r.status, (401, 403), r)
         self.assertIn("membership: DELETE /v1/cluster/nodes/9 by token 'admin'", n.log())
+
+    def test_retention_policy_needs_admin(self):
+        n = self.auth_node()
+        c = n.client()
+        body = json.dumps({"rules": "team-1:*=messages:10"})
+        self.assert401(c.request("PUT", "/v1/retention", body))
+        self.assert403(c.request("PUT", "/v1/retention", body, bearer("writer")))
+        self.assert403(c.request("DELETE", "/v1/retention", None, bearer("all")))
+        self.assert403(c.request("GET", "/v1/retention", None, bearer("reader")))
+        self.assertEqual(c.request("GET", "/v1/retention", None, bearer("writer")).json()["source"],
+                         "config")  # reading it is a status read
+        r = c.request("PUT", "/v1/retention", body, bearer("admin"))
+        self.assertEqual((r.status, r.json()["source"]), (200, "cluster"), r)
+        r = c.request("DELETE", "/v1/retention", None, bearer("admin"))
+        self.assertEqual((r.status, r.json()["source"]), (200, "config"), r)
 
     def test_sse_tails_take_query_tokens(self):
         n = self.auth_node()

@@ -48,7 +48,14 @@ class BackupTest(NodeTestCase):
         r = c.request("DELETE", "/v1/channels/deleted")
         self.assertEqual(r.status, 200, r)
         c.append_ok("deleted", "d-new", "after the delete")
+        # The cluster's retention policy is shard 0's state: backups carry it.
+        r = c.request("PUT", "/v1/retention", '{"rules": "audit:*=none"}')
+        self.assertEqual(r.status, 200, r)
         return src, c
+
+    def assert_cluster_policy(self, node):
+        p = node.client().get_json("/v1/retention")
+        self.assertEqual((p["policy"], p["source"]), ("audit:*=none", "cluster"), node.name)
 
     def snapshot_of(self, c):
         return {ch: (c.read_all(ch), info(c, ch)) for ch in CHANNELS}
@@ -90,6 +97,8 @@ class BackupTest(NodeTestCase):
         new_id = c1.status()["cluster_id"]
         self.assertNotEqual(new_id, m["cluster_id"])
         self.assertIn("--restore: backup %s" % m["backup_id"], cl[1].log(0))
+        for x in cl.nodes:
+            self.assert_cluster_policy(x)
         # Appends go on from the restored heads; old nonces are remembered.
         last = before["orders"][0][-1]
         seq, ts = c1.append_ok("orders", "after-restore", "new")
@@ -111,6 +120,7 @@ class BackupTest(NodeTestCase):
         logs = cl.wait_converged(CHANNELS, timeout=90)
         self.assertEqual(logs[4]["trimmed"], before["trimmed"][0])
         self.assertIn("copying state", "".join(n4.all_logs()))
+        self.assert_cluster_policy(n4)  # with shard 0's state copy
 
         # The same command line again (unit files keep it): the node's own data.
         cl[1].terminate()
