@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Fuzz target: the command decoder (log/command.c: trim, delete, retention policy) on arbitrary bytes. */
+/* Fuzz target: the command decoder (log/command.c: trim, delete, policy) on arbitrary bytes. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

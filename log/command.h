@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Encoding of the commands carried by Raft entries: trim, delete, and the cluster retention policy. */
+/* Encoding of the commands carried by Raft entries: trim, delete, the cluster retention policy. */
 #ifndef LOG_COMMAND_H
 #define LOG_COMMAND_H
 

@@ -17,8 +17,9 @@
  * A policy set through Raft (command.h kind 4) lives in shard 0's state as
  * its canonical text ('p' key, keys.h), so snapshots, catch-up transfers and
  * backups carry it like any channel's data. Every replica applies it at the
- * same index, and flushes it at once, so that a restart starts with it. The parsed form is kept here and replaced only when the key
- * changes, so the retention sweep and the status answers read a pointer.
+ * same index, and flushes it at once, so that a restart starts with it.
+ * The parsed form is kept here and replaced only when the key changes, so
+ * the retention sweep and the status answers read a pointer.
  *
  * A text this build's parser refuses (a newer build's limit, say) cannot be
  * refused at apply: the entry is committed and every replica must reach the

@@ -77,9 +77,13 @@ static void api__policy_set(struct api_server *s, struct api_http_conn *c,
                  : hd_retention_parse(set, json_string_value(rules), json_string_length(rules),
                                       err, sizeof err);
     json_decref(obj);
-    if (rv == 0) {
-        size_t len = hd_retention_format(set, text, HD_RETENTION_TEXT_MAX);
-        struct log_command lc = {.kind = LOG_ENTRY_KIND_POLICY, .text = text, .text_len = len};
+    size_t len = rv == 0 ? hd_retention_format(set, text, HD_RETENTION_TEXT_MAX) : 0;
+    struct log_command lc = {.kind = LOG_ENTRY_KIND_POLICY, .text = text, .text_len = len};
+    if (rv == 0 && (len + 1 >= HD_RETENTION_TEXT_MAX || !log_command_valid(&lc))) {
+        /* 64 rules of the longest patterns fit (a full buffer may be cut):
+         * this is a guard, not a rule */
+        api_respond_error(s, c, 400, "bad_retention", "the policy's text is too long");
+    } else if (rv == 0) {
         api__policy_propose(s, c, &lc); /* the text is copied into the entry or frame */
     } else if (rv == HD_ENOMEM) {
         api_respond_error(s, c, 503, "unavailable", "out of memory");

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Commands (trim, delete, the retention policy) on the shard leader (command.c), for a local caller or a follower. */
+/* Commands (trim, delete, retention policy) on the shard leader (command.c), here or forwarded. */
 #ifndef CONS_COMMAND_PROPOSE_H
 #define CONS_COMMAND_PROPOSE_H
 
@@ -14,9 +14,9 @@ struct cons_frame;
 unsigned cons__command_shard(const struct cons_node *n, const struct log_command *c);
 
 /* Proposes c (kind, channel, before_seq, flags, or a policy's text; the
- * stamp and proposal fields are filled here) on its shard, which this node must lead (else
- * HD_ENOTLEADER, nothing proposed). For a local caller (from == 0) cb(arg,
- * 0) fires once it is applied here, or cb(arg, HD_EUNKNOWN) if leadership
+ * stamp and proposal fields are filled here) on its shard, which this node
+ * must lead (else HD_ENOTLEADER, nothing proposed). For a local caller
+ * (from == 0) cb(arg, 0) fires once it is applied here, or cb(arg, HD_EUNKNOWN) if leadership
  * was lost first (it may still apply). For a follower's COMMAND_REQ (from,
  * id; cb NULL) the answer is a FORWARD_RESP carrying the entry's Raft index.
  * Non-zero return: nothing was proposed and nothing fires. */

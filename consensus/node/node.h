@@ -142,8 +142,9 @@ struct st_space *cons_node_space(const struct cons_node *n);
  * flags 0; the stamp and proposal fields are filled here) on the channel's
  * shard, or the cluster's retention policy (kind LOG_ENTRY_KIND_POLICY, its
  * canonical text or flags LOG_POLICY_CLEAR) on shard LOG_POLICY_SHARD: here
- * if this node leads it, else forwarded to the leader like an append. 0: cb(arg, 0) fires once every replica will apply it and this
- * node applied it; cb(arg, HD_EUNKNOWN) if leadership was lost or no
+ * if this node leads it, else forwarded to the leader like an append.
+ * 0: cb(arg, 0) fires once every replica will apply it and this node
+ * applied it; cb(arg, HD_EUNKNOWN) if leadership was lost or no
  * answer came first (it may still apply), or cb(arg, HD_ENOTLEADER) if the
  * leader it went to had lost leadership (nothing proposed). Non-zero
  * return: cb never fires (HD_ENOTLEADER: no leader known, an election is

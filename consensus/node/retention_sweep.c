@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The retention sweep: every interval, a shard's leader trims the channels the effective policy limits. */
+/* The retention sweep: every interval, a shard's leader trims what the effective policy limits. */
 #include "retention_sweep.h"
 
 #include <string.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The retention sweep (retention_sweep.c): a shard leader trims its channels by the effective policy. */
+/* The retention sweep (retention_sweep.c): a shard leader trims by the effective policy. */
 #ifndef CONS_RETENTION_SWEEP_H
 #define CONS_RETENTION_SWEEP_H
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Tests of the cluster's retention policy: its command codec, apply, the effective policy, reopen and transfer. */
+/* Tests of the cluster's retention policy: codec, apply, effective policy, reopen, transfer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,7 +37,8 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     char err[256];
-    assert_int_equal(hd_retention_parse(&f->config, "own:*=messages:9", strlen("own:*=messages:9"), err, sizeof err), 0);
+    const char *own = "own:*=messages:9";
+    assert_int_equal(hd_retention_parse(&f->config, own, strlen(own), err, sizeof err), 0);
     for (int i = 0; i < 2; i++) {
         snprintf(f->dir[i], sizeof f->dir[i], "/tmp/herald-policy-XXXXXX");
         assert_non_null(mkdtemp(f->dir[i]));
