@@ -61,7 +61,8 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
 void log_store_close(struct log_store *ls);
 
 /* Applies the entry at raft index `index` of `shard`: an append batch
- * (entry.h) or a trim or delete command (command.h, which fills no result;
+ * (entry.h) or a command (command.h: trim, delete, or on shard 0 the
+ * cluster's retention policy; a command fills no result;
  * results may then be NULL). For a batch, on success fills
  * results[0..count) (count from the entry header; results_cap must be at
  * least that, LOG_ENTRY_APPENDS_MAX always is). Returns HD_EEXIST, changing nothing, if the index was

@@ -19,7 +19,7 @@
  *   dispatch.c      peer frames in and raft messages out -> forward, catchup,
  *                   membership, read_barrier, command
  *   forward.c       forwarding, both sides                -> proposer, read_barrier
- *   command.c       trims and deletes on the leader
+ *   command.c       trims, deletes and the retention policy on the leader
  *   retention_sweep.c  the leader's retention trims     -> command
  *   membership.c    add/remove, shard by shard            -> leaders
  *   repair.c        replacing a damaged member under a new id -> membership (node.h API)

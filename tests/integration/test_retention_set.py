@@ -18,6 +18,7 @@ their own --retention for a pattern no channel here uses.
 5. herald retention clear returns each node to its own --retention (source
    "config", each its own hash); a bad rule through the CLI is one line on
    stderr, exit 1.
+6. With two nodes down, a PUT answers 503.
 """
 
 import json
@@ -172,6 +173,12 @@ class RetentionSetTest(NodeTestCase):
         r = run_cli(cl.nodes[0].port, "retention", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("this node's --retention", r.stdout)
+
+        # 6. No quorum for shard 0: 503, whoever the node asked thought led it.
+        cl.nodes[1].kill9()
+        cl.nodes[2].kill9()
+        r = self.put(cl.nodes[0], {"rules": "late:*=messages:1"})
+        self.assertEqual(r.status, 503, r)
 
 if __name__ == "__main__":
     run_tests()
