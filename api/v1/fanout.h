@@ -39,7 +39,12 @@
  * connection.
  *
  * Each connection's frames of one loop turn are written with one writev
- * after the poll phase.
+ * after the poll phase. A write costs about the same whether it carries one
+ * message or ten (the syscall and, on the sender, the TCP path), so when
+ * write rounds take more than a share of the loop (fanout_conn.c) a
+ * connection waits a little after each write (the linger, a few ms at
+ * most) and the next write carries everything committed meanwhile; frames
+ * of the owner's (acks, errors) never wait.
  */
 
 struct fan;
@@ -71,6 +76,8 @@ struct fan_stats {
     uint64_t slow_closed;        /* connections closed over the hard bound */
     uint64_t encoded;            /* messages encoded (shared by their subscribers) */
     uint64_t subs_refused;       /* subscriptions refused by a limit */
+    uint64_t writes;             /* connection writes (each one writev) */
+    uint64_t linger_ns;          /* least time between two writes of a connection now */
     size_t subs;                 /* subscriptions now */
     size_t conns;                /* delivery connections now */
     size_t channels;             /* channels with subscribers or a window */

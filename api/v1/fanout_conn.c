@@ -34,7 +34,13 @@ struct fan_conn {
     struct fan_conn_ops ops;
     void *arg;
     struct fan_conn *dirty_next;
+    struct fan_conn *linger_next;
     bool dirty;                   /* in f->dirty */
+    bool lingering;               /* in f->lingering */
+    bool urgent;                  /* holds a frame of the owner's: no linger */
+    uint64_t written_ns;          /* its last write (uv_hrtime) */
+    uint64_t gap_ns;              /* between its last two writes */
+    size_t last_frames;           /* frames its last write carried */
     bool overflowed;              /* over the hard bound: tell the owner */
     int error;                    /* catch-up failed: tell the owner */
     struct fan_out *out;          /* this turn's frames, in order */
@@ -171,6 +177,7 @@ int fan_conn_write(struct fan_conn *fc, uint8_t *buf, size_t len)
     *o = (struct fan_out){.own = buf, .base = buf, .len = len};
     fc->n_out++;
     fc->out_bytes += len;
+    fc->urgent = true;
     if (fan__pending(fc) > fc->f->limits.conn_hard_bytes) {
         fc->overflowed = true;
     }
@@ -193,6 +200,7 @@ int fan_conn_write_ids(struct fan_conn *fc)
     o->len = 1;
     fc->n_out++;
     fc->out_bytes += 1;
+    fc->urgent = true;
     fan__mark_dirty(fc);
     return 0;
 }
@@ -247,6 +255,12 @@ void fan_conn_flush(struct fan_conn *fc)
     } else {
         fc->overflowed = true; /* cannot write: let the owner close */
     }
+    uint64_t now = uv_hrtime();
+    fc->f->stats.writes++;
+    fc->gap_ns = now - fc->written_ns;
+    fc->written_ns = now;
+    fc->last_frames = fc->n_out;
+    fc->urgent = false;
     fan__out_release(fc);
 }
 
@@ -564,6 +578,74 @@ static void fan__run_one(struct fan *f, struct fan_conn *fc)
     }
 }
 
+/* ---- Linger -------------------------------------------------------- */
+
+static void fan__linger_push(struct fan *f, struct fan_conn *fc)
+{
+    fc->lingering = true;
+    fc->linger_next = NULL;
+    if (f->lingering_tail != NULL) f->lingering_tail->linger_next = fc;
+    else f->lingering = fc;
+    f->lingering_tail = fc;
+}
+
+static void fan__linger_unlink(struct fan *f, struct fan_conn *fc)
+{
+    struct fan_conn *prev = NULL;
+    for (struct fan_conn *it = f->lingering; it != NULL; prev = it, it = it->linger_next) {
+        if (it == fc) {
+            if (prev != NULL) prev->linger_next = fc->linger_next;
+            else f->lingering = fc->linger_next;
+            if (f->lingering_tail == fc) f->lingering_tail = prev;
+            break;
+        }
+    }
+    fc->lingering = false;
+}
+
+static void fan__on_linger_timer(uv_timer_t *t)
+{
+    fan__linger_release(t->data); /* the check phase of this turn writes them */
+}
+
+void fan__linger_release(struct fan *f)
+{
+    uint64_t now = uv_hrtime();
+    /* In the order they were written, so the first not due ends the walk. */
+    while (f->lingering != NULL && now - f->lingering->written_ns >= f->linger_ns) {
+        struct fan_conn *fc = f->lingering;
+        f->lingering = fc->linger_next;
+        if (f->lingering == NULL) f->lingering_tail = NULL;
+        fc->lingering = false;
+        if (fc->n_out > 0 || fc->behind != NULL) {
+            fan__mark_dirty(fc);
+        }
+    }
+    if (f->lingering != NULL) {
+        uint64_t wait_ns = f->lingering->written_ns + f->linger_ns - now;
+        uv_timer_start(&f->linger_timer, fan__on_linger_timer, (wait_ns + 999999) / 1000000, 0);
+    }
+}
+
+/* A connection written less than the linger ago waits for its time, unless
+ * the owner has a frame for it, or its messages come too seldom for a wait
+ * to gather another (its last write's frames over the gap before it: fewer
+ * than one per linger). Its time is kept by the linger list. */
+static bool fan__should_linger(struct fan *f, struct fan_conn *fc, uint64_t now)
+{
+    if (f->linger_ns == 0 || fc->urgent || now - fc->written_ns >= f->linger_ns ||
+        (double)fc->last_frames * (double)f->linger_ns < (double)fc->gap_ns) {
+        return false;
+    }
+    if (!fc->lingering) {
+        fan__linger_push(f, fc);
+        if (!uv_is_active((uv_handle_t *)&f->linger_timer)) {
+            fan__linger_release(f); /* starts the timer */
+        }
+    }
+    return true;
+}
+
 void fan__run_dirty(struct fan *f)
 {
     /* One round: the connections dirty now, in the order they became so,
@@ -575,7 +657,9 @@ void fan__run_dirty(struct fan *f)
     while (f->dirty != NULL) {
         struct fan_conn *fc = fan__dirty_pop(f);
         bool end = fc == last;
-        fan__run_one(f, fc); /* may free fc */
+        if (!fan__should_linger(f, fc, start)) {
+            fan__run_one(f, fc); /* may free fc */
+        }
         if (end || (++done % 32 == 0 && uv_hrtime() - start > FAN__ROUND_NS)) {
             break;
         }
@@ -618,6 +702,9 @@ void fan_conn_free(struct fan_conn *fc)
             if (f->dirty_tail == fc) f->dirty_tail = prev;
             break;
         }
+    }
+    if (fc->lingering) {
+        fan__linger_unlink(f, fc);
     }
     for (size_t i = 0; i < fc->table_cap; i++) {
         while (fc->table[i] != NULL) {

@@ -61,6 +61,12 @@ struct fan {
     struct fan_channel *lru_head, *lru_tail;
     struct fan_conn *dirty;       /* connections with frames or catch-up to do, */
     struct fan_conn *dirty_tail;  /* in the order they became so */
+    struct fan_conn *lingering;   /* connections waiting out the linger, */
+    struct fan_conn *lingering_tail; /* in the order they were written */
+    uint64_t linger_ns;           /* least time between two writes of a connection */
+    uint64_t busy_ns;             /* time in write rounds since busy_since */
+    uint64_t busy_since;
+    uv_timer_t linger_timer;      /* wakes the first lingering connection */
     uv_check_t flusher;           /* after the poll phase: catch up, then write */
     uv_idle_t spinner;            /* keeps the loop from blocking while work remains */
     unsigned open_handles;
@@ -90,5 +96,7 @@ void fan__fall_behind(struct fan_sub *s);
 void fan__deliver_live(struct fan_sub *s, struct fan_msg *msg);
 /* This turn's work of every dirty connection: catch up, then write. */
 void fan__run_dirty(struct fan *f);
+/* The lingering connections whose time has come are dirty again. */
+void fan__linger_release(struct fan *f);
 
 #endif

@@ -157,6 +157,14 @@ static void api__delivery_metrics(struct api_server *s, struct api_text *t)
                 "Catch-up messages read from state.", f.catchup_state);
     api__metric(t, "herald_messages_encoded_total", "counter",
                 "Committed messages encoded once for their subscribers.", f.encoded);
+    api__metric(t, "herald_delivery_writes_total", "counter",
+                "Writes to delivery connections (one writev each, any number of messages).",
+                f.writes);
+    api__printf(t, "# HELP herald_delivery_linger_seconds Least time between two writes of a "
+                   "delivery connection now (0: none).\n"
+                   "# TYPE herald_delivery_linger_seconds gauge\n"
+                   "herald_delivery_linger_seconds %.3f\n",
+                (double)f.linger_ns / 1e9);
     api__metric(t, "herald_subscribers_fell_behind_total", "counter",
                 "Live subscribers moved to catch-up (slow connection or a gap).", f.fell_behind);
     api__metric(t, "herald_slow_consumers_closed_total", "counter",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""`herald bench --rate` (the open loop) and the histograms of /metrics,
-against a real node.
+"""`herald bench --rate` (the open loop), the histograms of /metrics, and
+the delivery linger under `herald bench --fanout`, against a real node.
 
 Behaviour only, never speed: the bench's report has its shape, every
 request it sent is accounted for (acked + failed == sent), and the node's
@@ -16,6 +16,8 @@ the heraldd given).
 import json
 import re
 import subprocess
+import threading
+import time
 
 import harness
 from harness import NodeTestCase, run_tests
@@ -185,6 +187,66 @@ class BenchRate(NodeTestCase):
         self.assertIsNotNone(run["fatal"])
         self.assertIsNone(run["server_cpu_us_per_ack"])
         self.assertIn("/metrics", r.stderr)
+
+
+def metric_values(node, names):
+    r = node.client().get("/metrics")
+    out = {}
+    for line in r.body.decode().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in names:
+            out[parts[0]] = float(parts[1])
+    return out
+
+
+class BenchFanoutLinger(NodeTestCase):
+    """While write rounds take a large share of the loop, a delivery
+    connection waits a little after each write (fanout.c: the linger), so
+    that a write carries several messages; every message still reaches
+    every subscriber once and in order (libherald checks each channel's
+    seqs), and once the load is gone the linger falls back to none."""
+
+    def test_linger_rises_under_load_and_falls_after(self):
+        node = self.new_node()
+        linger = "herald_delivery_linger_seconds"
+        seen, stop = [], threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                seen.append(metric_values(node, {linger}).get(linger, -1))
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            r = run_bench(node.port, "--fanout", "--subscribers", "400", "--channels", "4",
+                          "--in-flight", "32", "--duration", "4", "--json", timeout=300)
+        finally:
+            stop.set()
+            watcher.join()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        run = json.loads(r.stdout)
+        self.assertNotIn("fatal", run)  # absent unless a subscriber failed
+        self.assertNotIn("append_fatal", run)
+        self.assertEqual(run["disconnects"], 0, run)
+        self.assertEqual(run["foreign_messages"], 0, run)
+        self.assertGreater(run["appends_acked"], 0, run)
+        self.assertGreaterEqual(run["delivered"], run["expected"], run)
+        self.assertNotIn(-1, seen, "a /metrics page without %s" % linger)
+        self.assertGreater(max(seen), 0, "the linger never rose under load: %r" % seen)
+        m = metric_values(node, {"herald_deliveries_live_total",
+                                 "herald_deliveries_catchup_total",
+                                 "herald_delivery_writes_total"})
+        delivered = m["herald_deliveries_live_total"] + m["herald_deliveries_catchup_total"]
+        print("  linger up to %.3f s; %d deliveries in %d writes (%.1f each)"
+              % (max(seen), delivered, m["herald_delivery_writes_total"],
+                 delivered / m["herald_delivery_writes_total"]))
+        self.assertGreater(delivered, 1.5 * m["herald_delivery_writes_total"])
+        # Idle again: write rounds take nothing, the linger halves to none.
+        deadline = time.monotonic() + 30
+        while metric_values(node, {linger})[linger] > 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(metric_values(node, {linger})[linger], 0)
 
 
 if __name__ == "__main__":
