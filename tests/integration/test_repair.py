@@ -203,6 +203,25 @@ class RepairTest(NodeTestCase):
         cl[3].spawn(["--bootstrap", cl.members])
         self.check_repaired(cl, cl[3], 3, total)
 
+    def test_state_table_cut_short_repairs(self):
+        """A RocksDB table cut short while the node was down: opening the
+        state fails (RocksDB checks every table's size against its
+        MANIFEST), which is damage, repaired at start like a WAL's."""
+        cl = Cluster(self, 3).start()
+        cl.wait_leaders()
+        total = self.fill(cl[1], "a", 200, size=2000)
+        cl.wait_converged(CHANNELS, timeout=60)
+        cl[3].terminate()  # the final flush writes the state's tables
+        tables = sorted(glob.glob(os.path.join(cl[3].data, "state", "*.sst")),
+                        key=os.path.getsize)
+        self.assertTrue(tables, "no RocksDB table after a graceful stop")
+        with open(tables[-1], "r+b") as f:
+            f.truncate(os.path.getsize(tables[-1]) * 2 // 3)
+        total += self.fill(cl[1], "b", 20)
+        cl[3].spawn(["--bootstrap", cl.members])
+        self.check_repaired(cl, cl[3], 3, total)
+        self.assertIn("Corruption", cl[3].all_logs())
+
     def test_damaged_identity_repairs(self):
         """herald.id fails its checksum: the cluster and the old id come
         from the command line (--bootstrap, --id)."""
