@@ -27,6 +27,7 @@
 #include "notify.h"
 #include "options.h"
 #include "repair.h"
+#include "repair_peers.h"
 #include "restore.h"
 #include "peer_tls.h"
 #include "tls.h"
@@ -122,6 +123,7 @@ struct api_daemon {
     bool repaired;                /* runs under an id a repair gave it: a joined member */
     struct hd_tls_ctx *tls;       /* --tls-cert/--tls-key until the server takes it */
     struct hd_tls_ctx *peer_tls;  /* --peer-tls-*: the daemon's reference; NULL: off */
+    struct api_member_keeper keeper; /* DATA/herald.members, for a repair */
     unsigned stopping_parts;      /* http server and consensus still closing */
 };
 
@@ -251,6 +253,8 @@ static int api__open_state(struct api_daemon *d, const struct api_identity *id,
                                    .on_commit = api__on_commit, .on_commit_arg = s,
                                    .on_restore = api__on_restore,
                                    .on_command = api__on_command, .on_command_arg = s,
+                                   .on_members = api_repair_peers_keep,
+                                   .on_members_arg = &d->keeper,
                                    .retention_interval_ms = d->opts.retention_interval_s * 1000};
     return cons_node_start(&s->node, &no, errmsg, errmsg_len);
 }
@@ -409,8 +413,14 @@ int main(int argc, char **argv)
                               &d.server.repairs_total, errmsg, sizeof errmsg);
         if (d.repaired) d.opts.node_id = want.node_id;
     }
+    static struct api_members repair_peers;
+    d.keeper = (struct api_member_keeper){.data_dir = d.opts.data_dir,
+                                          .cluster_id = d.server.cluster_id};
+    if (rv == 0) {
+        api_repair_peers(d.opts.data_dir, want.cluster_id, &members, &repair_peers, &d.keeper);
+    }
     struct api_repair_ctx repair = {.data_dir = d.opts.data_dir, .listen = d.opts.listen,
-                                    .peer_listen = d.opts.peer_listen, .members = &members,
+                                    .peer_listen = d.opts.peer_listen, .members = &repair_peers,
                                     .want = &want, .repairs = d.server.repairs_total,
                                     .disk_reserve = d.opts.disk_reserve, .tls = &d.tls,
                                     .peer_tls = d.peer_tls, .argv = argv};

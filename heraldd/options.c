@@ -185,8 +185,9 @@ static const struct api_opt api__opts[] = {
      "until space returns (default 268435456, 0: none)"},
     {"repair", API_OPT_VALUE, "auto|off", api__opt_repair, OFF(repair), 0, 0,
      "auto (default): a node that finds its own data damaged\n"
-     "(WAL, state, herald.id) asks a --bootstrap member to\n"
-     "retire its id, moves the data to DIR/damaged-TIME/\n"
+     "(WAL, state, herald.id) asks a member (--bootstrap's,\n"
+     "then those DIR/herald.members kept) to retire its\n"
+     "id, moves the data to DIR/damaged-TIME/\n"
      "and rejoins under a new id; never a one-node cluster.\n"
      "off: it refuses to start, or stops, with exit 3"},
     {"no-uring", API_OPT_SWITCH, NULL, api__opt_switch, OFF(no_uring), 0, 0,

@@ -24,6 +24,7 @@
 #include "hd_exit.h"
 #include "hd_util.h"
 #include "notify.h"
+#include "known_members.h"
 #include "repair_record.h"
 #include "repair_request.h"
 
@@ -52,6 +53,23 @@
 
 #define API_DAMAGED_PREFIX "damaged-"
 
+/* The members to ask: every one known but this node (by its id, or its
+ * address: a member listed under another id there would be this node's
+ * leftover). Fills peers if not NULL; returns how many. */
+static unsigned api__peers(const struct api_repair_ctx *c, uint64_t self,
+                           struct cons_member peers[API_MEMBERS_MAX])
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->members->n; i++) {
+        const struct cons_member *m = &c->members->list[i];
+        if (m->id != self && strcmp(m->address, c->peer_listen) != 0) {
+            if (peers != NULL) peers[n] = *m;
+            n++;
+        }
+    }
+    return n;
+}
+
 bool api_repair_possible(const struct api_repair_ctx *c, char *errmsg, size_t errmsg_len)
 {
     if (c->want->cluster_id[0] == '\0') {
@@ -59,9 +77,10 @@ bool api_repair_possible(const struct api_repair_ctx *c, char *errmsg, size_t er
                  "belonged to (a one-node cluster's damage may be all it has)");
         return false;
     }
-    if (c->members->n < 2) {
-        snprintf(errmsg, errmsg_len, "no other member is known to repair from (only a "
-                 "--bootstrap list of two or more members names them)%s",
+    if (api__peers(c, c->want->node_id, NULL) == 0) {
+        snprintf(errmsg, errmsg_len, "no other member is known to repair from (neither "
+                 "--bootstrap nor %s names one; --join names only the cluster)%s",
+                 API_KNOWN_MEMBERS_FILE,
                  c->members->n == 1 ? "; a one-node cluster's damage may be all it has" : "");
         return false;
     }
@@ -294,15 +313,10 @@ static int api__ask(const struct api_repair_ctx *c, const char *reason,
                     const struct api_identity *old, struct api_repair_record *rec)
 {
     struct cons_member peers[API_MEMBERS_MAX];
-    unsigned n = 0;
-    for (unsigned i = 0; i < c->members->n; i++) {
-        const struct cons_member *m = &c->members->list[i];
-        if (m->id != old->node_id && strcmp(m->address, c->peer_listen) != 0) {
-            peers[n++] = *m;
-        }
-    }
+    unsigned n = api__peers(c, old->node_id, peers);
     if (n == 0) {
-        HD_LOG_ERROR("repair: --bootstrap lists no member but this one");
+        HD_LOG_ERROR("repair: no member but this one is known (--bootstrap, %s)",
+                     API_KNOWN_MEMBERS_FILE);
         return HD_EINVAL;
     }
     static struct api__asking a;
@@ -334,6 +348,15 @@ static int api__ask(const struct api_repair_ctx *c, const char *reason,
         return rv;
     }
     a.view.request = a.request;
+    char asked[1024];
+    size_t len = 0;
+    asked[0] = '\0';
+    for (unsigned i = 0; i < n && len < sizeof asked; i++) {
+        len += (size_t)snprintf(asked + len, sizeof asked - len, "%s%llu=%s", i ? "," : "",
+                                (unsigned long long)peers[i].id, peers[i].address);
+    }
+    HD_LOG_INFO("repair: the members to ask, one at a time: %s (--bootstrap's, then those "
+                "%s names)", asked, API_KNOWN_MEMBERS_FILE);
     /* No READY: the node serves nothing yet (a supervisor's start timeout
      * restarts it, and the marker resumes the repair). */
     api_notify_status("repairing: asking the members to retire node %llu (%s)",

@@ -17,7 +17,8 @@ struct api_repair_ctx {
     const char *data_dir;
     const char *listen;           /* HTTP: status while repairing */
     const char *peer_listen;      /* this node's peer address */
-    const struct api_members *members; /* --bootstrap's list; n == 0: none given */
+    const struct api_members *members; /* who to ask, in order (repair_peers.h):
+                                          --bootstrap's list, then DATA/herald.members' */
     const struct api_identity *want;   /* the command line's node id and cluster id */
     uint64_t repairs;             /* repairs so far (the record's) */
     uint64_t disk_reserve;        /* --disk-reserve */
@@ -27,8 +28,9 @@ struct api_repair_ctx {
 };
 
 /* Whether damage found now may be repaired: the cluster is known (a
- * --bootstrap list or --join id), and it has another member to repair from
- * (a --bootstrap list of two or more). If not, why into errmsg. */
+ * --bootstrap list or --join id), and another member than this node is
+ * known to repair from (in --bootstrap's list or DATA/herald.members). If
+ * not, why into errmsg. */
 bool api_repair_possible(const struct api_repair_ctx *c, char *errmsg, size_t errmsg_len);
 
 /* The data directory holds a node that repairs made (DATA/herald.repair)

@@ -45,10 +45,12 @@ class Node:
         self.held = False         # a process fault holds it (nemesis.Schedule)
         self.needs_replace = False
         # --repair runs: heraldd repairs damage itself (--repair auto) when
-        # started with its first command line (--id origin, --bootstrap).
+        # started with its first command line (--id origin, --bootstrap or
+        # --join), asking the members it kept in DATA/herald.members too.
         self.repair = False
-        self.origin_id = idx       # the id of the --bootstrap list
-        self.bootstrap_spec = None  # that list; None once replaced by an operator
+        self.origin_id = idx       # the id of that first command line
+        self.bootstrap_spec = None  # its --bootstrap list; None once replaced by an operator
+        self.join_spec = None       # the cluster id it joined with once replaced
         self.repair_pending = False  # restarted on damage: its new id is awaited
         self.tls_dir = None       # with --tls: the run's CA, certificates and tokens
 
@@ -129,9 +131,10 @@ class Node:
 
     def start(self, bootstrap=None, join=None, supervised=True):
         assert not self.alive(), self.name
-        if self.repair and not bootstrap and not join and self.bootstrap_spec:
+        if self.repair and not bootstrap and not join:
             bootstrap = self.bootstrap_spec  # every start: the same command line
-        node_id = self.origin_id if self.repair and bootstrap else self.id
+            join = None if bootstrap else self.join_spec
+        node_id = self.origin_id if self.repair and (bootstrap or join) else self.id
         args = [self.heraldd, "--id", str(node_id), "--data", self.data,
                 "--listen", "%s:%d" % (self.ip, hclient.PORT),
                 "--peer-listen", "%s:%d" % (self.ip, hclient.PORT + 1),
@@ -351,6 +354,7 @@ class Cluster:
         nd.bootstrap_spec = None  # it is a joined member from now on
         nd.id = self.next_id
         self.next_id += 1
+        nd.join_spec, nd.origin_id = self.cluster_id, nd.id
         nd.start(join=self.cluster_id)
         err = self.member_change("POST", "/v1/cluster/nodes",
                                  {"id": nd.id, "address": "%s:%d" % (nd.ip, hclient.PORT + 1)})

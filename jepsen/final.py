@@ -57,7 +57,7 @@ class CrashWatcher:
                     # stopped, as it must: an operator replaces its disk,
                     # or (--repair) the restart repairs it.
                     self.detected.append(event)
-                    if nd.repair and nd.bootstrap_spec:
+                    if nd.repair and (nd.bootstrap_spec or nd.join_spec):
                         nd.repair_pending = True
                         nd.start()
                     else:

@@ -419,10 +419,10 @@ class Corrupt(Nemesis):
         return "; ".join(out) or "no files to corrupt"
 
     def stop(self):
-        # --repair: nodes that still have their first command line (peers
-        # to ask) repair themselves; a node an operator replaced earlier
-        # (it joined with --join) knows no peers, and is replaced again.
-        repairing = [nd for nd in self.victims if nd.repair and nd.bootstrap_spec]
+        # --repair: nodes repair themselves, those an operator replaced
+        # earlier (joined with --join) too: they ask the members they kept
+        # in DATA/herald.members.
+        repairing = [nd for nd in self.victims if nd.repair and (nd.bootstrap_spec or nd.join_spec)]
         others = [nd for nd in self.victims if nd not in repairing]
         out = [self._stop_repair(repairing)] if repairing else []
         if others:

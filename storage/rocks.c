@@ -121,11 +121,14 @@ int st_rocks_open(struct st_rocks **out, const struct st_rocks_options *opts,
     char *err = NULL;
     r->db = rocksdb_open(r->options, opts->dir, &err);
     if (err != NULL) {
+        /* A table the MANIFEST names cut short or failing its checksum is
+         * damaged data (exit 3, or a repair), not a failed start. */
+        int rv = strncmp(err, "Corruption:", 11) == 0 ? HD_ECORRUPT : HD_EIO;
         snprintf(errmsg, errmsg_len, "open state %s: %s", opts->dir, err);
         rocksdb_free(err);
         r->db = NULL;
         st_rocks_close(r);
-        return HD_EIO;
+        return rv;
     }
     *out = r;
     return 0;

@@ -47,6 +47,9 @@ struct st_rocks_options {
     void *filter_arg;
 };
 
+/* Opens the state at opts->dir, creating it if missing. HD_ECORRUPT when
+ * RocksDB reports its files damaged (a table the MANIFEST names cut short
+ * or failing its checksum), else HD_EIO, with the reason in errmsg. */
 int st_rocks_open(struct st_rocks **out, const struct st_rocks_options *opts,
                   char *errmsg, size_t errmsg_len);
 void st_rocks_close(struct st_rocks *r);

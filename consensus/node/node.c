@@ -15,6 +15,7 @@
 #include "hd_error.h"
 #include "hd_util.h"
 #include "leaders.h"
+#include "member_watch.h"
 #include "membership.h"
 #include "repair.h"
 #include "node_internal.h"
@@ -96,6 +97,7 @@ static void cons__tick(uv_timer_t *t)
         cons__catchups_expire(n, false);
     }
     cons__sync_peers(n);
+    cons__member_watch(n);
     cons__member_tick(n);
     cons__repair_tick(n);
     cons__spread_leaders(n);
@@ -183,6 +185,7 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
     n->ticker.data = n;
     uv_timer_start(&n->ticker, cons__tick, n->opts.compact_every_ms, n->opts.compact_every_ms);
     cons__sync_peers(n);
+    cons__member_watch(n);
     n->flusher.data = n;
     uv_check_start(&n->flusher, cons__flusher);
     cons__retention_start(n);

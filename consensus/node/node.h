@@ -100,6 +100,14 @@ struct cons_node_options {
      * (log/command.h; not for the cluster's retention policy). May be NULL. */
     void (*on_command)(void *arg, const struct log_command *c);
     void *on_command_arg;
+    /* Called on the loop at start and whenever the members named by the
+     * shards' configurations (the union over every shard: ids, rising,
+     * and peer addresses, lent for the call) changed; never with none (a
+     * joining node not added yet keeps what it knew). A non-zero return
+     * (not kept) has it called again CONS_MEMBER_WATCH_RETRY_MS later.
+     * May be NULL. heraldd keeps them for a repair (DATA/herald.members). */
+    int (*on_members)(void *arg, const struct cons_member *members, unsigned n);
+    void *on_members_arg;
 };
 
 struct cons_append_req;

@@ -8,6 +8,7 @@
 #include "catchup.h"
 #include "forward.h"
 #include "leaders.h"
+#include "member_watch.h"
 #include "node.h"
 #include "retention_sweep.h"
 #include "shard.h"
@@ -26,6 +27,7 @@
  *   catchup.c       copying a shard's state
  *   read_barrier.c  leader reads
  *   leaders.c       the transport's peers, leadership spread
+ *   member_watch.c  the members of the configurations, reported on a change
  *   proposer.c      queue -> entries -> raft_apply        -> shard.h types
  *   shard.c         one raft group and its FSM over log/
  */
@@ -48,6 +50,7 @@ struct cons_node {
     struct cons_read_wait *read_waits; /* read_barrier.h: leader reads waiting */
     struct cons_leaders leaders;      /* leaders.h */
     struct cons_retention retention;  /* retention_sweep.h */
+    struct cons_member_watch members_seen; /* member_watch.h */
     /* Ids of requests sent to peers (forwards, state copies, membership,
      * reads): one counter, so that no answer can match another request. */
     uint64_t next_request;

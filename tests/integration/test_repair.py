@@ -6,8 +6,11 @@ A node of a 3-node cluster whose WAL was damaged (a flipped byte in an early
 record, valid records after it), or whose RocksDB table is found damaged
 while it runs, must repair itself when started again with the same command
 line: its old id is removed from every shard, it rejoins under a new id,
-catches up, and ends with logs byte for byte equal to the others'. A
-one-node cluster with the same damage still refuses to start (exit 3)."""
+catches up, and ends with logs byte for byte equal to the others'. So must
+a node that joined with --join (no member on its command line): it asks the
+members it kept in DATA/herald.members. A one-node cluster with the same
+damage, or a joined node whose member file is damaged, still refuses to
+start (exit 3)."""
 
 import glob
 import os
@@ -113,12 +116,15 @@ class RepairTest(NodeTestCase):
                 return int(float(line.split()[1]))
         self.fail("no %s in /metrics" % name)
 
-    def check_repaired(self, cl, node, old_id, total):
+    def check_repaired(self, cl, node, old_id, total, others=None):
         """node repaired itself: new id, counted, data kept aside, cluster
-        configuration without the old id, logs equal on every node."""
+        configuration without the old id, logs equal on every node (node
+        and others, by default cl[1] and cl[2])."""
+        others = [cl[1], cl[2]] if others is None else others
         st = self.wait_repaired(node, old_id)
         new_id = st["node_id"]
-        self.assertGreater(new_id, 3, "the new id must exceed every member's")
+        self.assertGreater(new_id, max([old_id] + [x.node_id for x in others]),
+                           "the new id must exceed every member's")
         self.assertEqual(st["repairs"], 1)
         self.assertEqual(self.metric(node, "herald_repairs_total"), 1)
         logs = node.all_logs()
@@ -129,11 +135,11 @@ class RepairTest(NodeTestCase):
         self.assertEqual(len(aside), 1, aside)
         self.assertTrue(os.path.isdir(os.path.join(aside[0], "wal")))
         node.node_id = new_id
-        want = {1: "voter", 2: "voter", new_id: "voter"}
-        for x in (cl[1], cl[2], node):
+        want = {x.node_id: "voter" for x in others + [node]}
+        for x in others + [node]:
             self.wait_members(x, want)
         total += self.fill(node, "after", 40)  # it serves appends again
-        logs = cl.wait_converged(CHANNELS, nodes=[cl[1], cl[2], node], timeout=120)
+        logs = cl.wait_converged(CHANNELS, nodes=others + [node], timeout=120)
         self.assertEqual(sum(len(logs[new_id][ch]) for ch in CHANNELS), total)
         for ch in CHANNELS:
             self.assertChannelLog(logs[new_id][ch], ch)
@@ -197,6 +203,25 @@ class RepairTest(NodeTestCase):
         cl[3].spawn(["--bootstrap", cl.members])
         self.check_repaired(cl, cl[3], 3, total)
 
+    def test_state_table_cut_short_repairs(self):
+        """A RocksDB table cut short while the node was down: opening the
+        state fails (RocksDB checks every table's size against its
+        MANIFEST), which is damage, repaired at start like a WAL's."""
+        cl = Cluster(self, 3).start()
+        cl.wait_leaders()
+        total = self.fill(cl[1], "a", 200, size=2000)
+        cl.wait_converged(CHANNELS, timeout=60)
+        cl[3].terminate()  # the final flush writes the state's tables
+        tables = sorted(glob.glob(os.path.join(cl[3].data, "state", "*.sst")),
+                        key=os.path.getsize)
+        self.assertTrue(tables, "no RocksDB table after a graceful stop")
+        with open(tables[-1], "r+b") as f:
+            f.truncate(os.path.getsize(tables[-1]) * 2 // 3)
+        total += self.fill(cl[1], "b", 20)
+        cl[3].spawn(["--bootstrap", cl.members])
+        self.check_repaired(cl, cl[3], 3, total)
+        self.assertIn("Corruption", cl[3].all_logs())
+
     def test_damaged_identity_repairs(self):
         """herald.id fails its checksum: the cluster and the old id come
         from the command line (--bootstrap, --id)."""
@@ -234,6 +259,83 @@ class RepairTest(NodeTestCase):
         self.assertError(r, 503, "repairing")
         cl.start(nodes=[cl[1], cl[2]])
         self.check_repaired(cl, cl[3], 3, total)
+
+    def known_members(self, node):
+        """{id: address} of node's DATA/herald.members, checking its form
+        (the unit test checks the checksum)."""
+        with open(os.path.join(node.data, "herald.members")) as f:
+            lines = f.read().splitlines()
+        self.assertTrue(lines[0].startswith("cluster_id "), lines)
+        self.assertTrue(lines[-1].startswith("crc32c "), lines)
+        return {int(x.split()[1]): x.split()[2] for x in lines[1:-1]}
+
+    def wait_known_members(self, node, want, timeout=30.0):
+        deadline = time.time() + timeout
+        got = None
+        while time.time() < deadline:
+            try:
+                got = self.known_members(node)
+            except (OSError, IndexError):
+                got = None
+            if got == want:
+                return
+            time.sleep(0.2)
+        self.fail("%s/herald.members never named %r: %r" % (node.data, want, got))
+
+    def test_joined_node_repairs(self):
+        """A fourth node joined with --join (only the cluster id on its
+        command line) and got data; its WAL is damaged. With its member
+        file damaged too it refuses (exit 3, saying why); with the file
+        whole it repairs from the members the file names."""
+        cl = Cluster(self, 3).start()
+        cl.wait_leaders()
+        cid = cl[1].client().status()["cluster_id"]
+        n4 = Node(self.tmp, name="n4", args=["--id", "4", "--join", cid])
+        n4.node_id = 4
+        self.nodes.append(n4)
+        n4.start()
+        c = Client(cl[1].port, timeout=300)
+        try:
+            r = c.post_json("/v1/cluster/nodes",
+                            {"id": 4, "address": "127.0.0.1:%d" % n4.peer_port})
+        finally:
+            c.close()
+        self.assertEqual(r.status, 200, r)
+        nodes = [cl[1], cl[2], cl[3], n4]
+        self.wait_members(n4, {i: "voter" for i in (1, 2, 3, 4)})
+        total = self.fill(n4, "a", 200)  # it takes appends: it has data
+        cl.wait_converged(CHANNELS, nodes=nodes, timeout=60)
+        addresses = {x.node_id: "127.0.0.1:%d" % x.peer_port for x in nodes}
+        for x in nodes:  # every node keeps the members, the joiner too
+            self.wait_known_members(x, addresses)
+        n4.kill9()
+        flip_early_record(self, n4.data)
+        total += self.fill(cl[1], "b", 40)  # three of four still commit
+        # The member file damaged as well: nobody to ask; it says why.
+        members_file = os.path.join(n4.data, "herald.members")
+        with open(members_file, "rb") as f:
+            whole = f.read()
+        flip_byte(members_file, len(whole) // 2)
+        n4.spawn()  # the same command line: --id 4 --join CLUSTER_ID
+        rc = n4.proc.wait(60)
+        log = n4.log()
+        self.assertEqual(rc, EXIT_CORRUPT, log)
+        self.assertIn("herald.members: data is corrupt; not used", log)
+        self.assertIn("no other member is known to repair from", log)
+        self.assertFalse(os.path.exists(os.path.join(n4.data, "REPAIR_NEEDED")))
+        self.assertEqual(glob.glob(os.path.join(n4.data, "damaged-*")), [])
+        # The file whole again (as the node wrote it): it repairs by itself.
+        with open(members_file, "wb") as f:
+            f.write(whole)
+        n4.spawn()
+        new_id = self.check_repaired(cl, n4, 4, total, others=[cl[1], cl[2], cl[3]])
+        self.assertIn("the members to ask, one at a time: 1=%s,2=%s,3=%s"
+                      % (addresses[1], addresses[2], addresses[3]), n4.all_logs())
+        # The members' files follow the change: the old id gone, the new one in.
+        del addresses[4]
+        addresses[new_id] = "127.0.0.1:%d" % n4.peer_port
+        for x in nodes:
+            self.wait_known_members(x, addresses)
 
     def test_single_node_damage_still_refuses(self):
         node = self.new_node()

@@ -20,6 +20,10 @@ struct fixture {
     struct cons_node *node;
     unsigned snapshot_threshold;
     uint64_t commits;           /* on_commit calls */
+    unsigned member_reports;    /* on_members calls */
+    int member_answer;          /* what on_members returns */
+    uint64_t member_id;         /* the single member of the last report */
+    char member_address[64];
 };
 
 struct pending {
@@ -39,6 +43,16 @@ static void on_commit(void *arg, const char *channel, size_t len, const struct l
     f->commits++;
 }
 
+static int on_members(void *arg, const struct cons_member *members, unsigned n)
+{
+    struct fixture *f = arg;
+    f->member_reports++;
+    assert_int_equal(n, 1); /* a one-node cluster */
+    f->member_id = members[0].id;
+    snprintf(f->member_address, sizeof f->member_address, "%s", members[0].address);
+    return f->member_answer;
+}
+
 static void start(struct fixture *f)
 {
     char err[512] = "", state[128];
@@ -51,7 +65,8 @@ static void start(struct fixture *f)
                                   .snapshot_trailing = f->snapshot_threshold ? 2 : 0,
                                   .wal_segment_size = 256 * 1024,
                                   .compact_every_ms = 20,
-                                  .on_commit = on_commit, .on_commit_arg = f};
+                                  .on_commit = on_commit, .on_commit_arg = f,
+                                  .on_members = on_members, .on_members_arg = f};
     int rv = cons_node_start(&f->node, &o, err, sizeof err);
     if (rv != 0) fprintf(stderr, "start: %s\n", err);
     assert_int_equal(rv, 0);
@@ -91,6 +106,8 @@ static int teardown(void **state)
 
 static void tick_noop(uv_timer_t *t) { (void)t; }
 
+static void tick_closed(uv_handle_t *h) { *(bool *)h->data = true; }
+
 /* Runs the loop for about ms milliseconds. */
 static void run_for(struct fixture *f, uint64_t ms)
 {
@@ -99,7 +116,11 @@ static void run_for(struct fixture *f, uint64_t ms)
     uv_timer_start(&tick, tick_noop, 10, 10);
     uint64_t until = uv_now(&f->loop) + ms;
     while (uv_now(&f->loop) < until) uv_run(&f->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
+    /* The timer lives in this frame: its close must finish before it goes. */
+    bool closed = false;
+    tick.data = &closed;
+    uv_close((uv_handle_t *)&tick, tick_closed);
+    while (!closed) uv_run(&f->loop, UV_RUN_ONCE);
 }
 
 static void append_cb(struct cons_append_req *req, int status, const struct log_result *r)
@@ -199,6 +220,29 @@ static void test_snapshots_compact_and_restart(void **state)
     stop(f);
 }
 
+/* on_members: the configuration's members at start, then only on a change
+ * (none here), or again after a report that failed. */
+static void test_members_reported(void **state)
+{
+    struct fixture *f = *state;
+    f->member_answer = HD_EIO; /* not kept: the node must call again */
+    start(f);
+    assert_int_equal(f->member_reports, 1);
+    assert_int_equal(f->member_id, 1);
+    assert_string_equal(f->member_address, "127.0.0.1:1");
+    run_for(f, 200); /* ten ticks: inside the retry delay, not again */
+    assert_int_equal(f->member_reports, 1);
+    f->member_answer = 0;
+    run_for(f, 10500); /* past it */
+    assert_int_equal(f->member_reports, 2);
+    run_for(f, 200); /* kept, unchanged: silent */
+    assert_int_equal(f->member_reports, 2);
+    stop(f);
+    start(f); /* every start reports */
+    assert_int_equal(f->member_reports, 3);
+    stop(f);
+}
+
 static void test_shard_of_is_stable(void **state)
 {
     (void)state;
@@ -222,6 +266,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_appends_get_gapless_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_and_dedup_survive_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshots_compact_and_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_members_reported, setup, teardown),
         cmocka_unit_test(test_shard_of_is_stable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
