@@ -127,6 +127,9 @@ struct api_http_server {
     int port;                            /* bound port */
     bool closing;                        /* api_http_server_close was called */
     bool listener_closed;                /* tcp's close callback ran */
+    uv_timer_t grace;                    /* closing: ends connections still writing */
+    bool grace_open;                     /* grace is initialised and not yet closed */
+    bool grace_closing;                  /* its uv_close was called */
     void (*close_cb)(void *arg);         /* after the last conn */
     void *close_arg;                     /* for close_cb */
     /* One read buffer for all connections: libuv reads into it and calls
@@ -161,9 +164,25 @@ static int api_http__from_uv(int uv_err)
 /* Conn lifetime                                                       */
 /* ------------------------------------------------------------------ */
 
+static void api_http__server_maybe_finish(struct api_http_server *s);
+
+static void api_http__on_grace_closed(uv_handle_t *h)
+{
+    struct api_http_server *s = h->data;
+    s->grace_open = false;
+    api_http__server_maybe_finish(s);
+}
+
 static void api_http__server_maybe_finish(struct api_http_server *s)
 {
     if (!s->closing || !s->listener_closed || s->n_conns > 0) {
+        return;
+    }
+    if (s->grace_open) {
+        if (!s->grace_closing) {
+            s->grace_closing = true;
+            uv_close((uv_handle_t *)&s->grace, api_http__on_grace_closed);
+        }
         return;
     }
     void (*cb)(void *) = s->close_cb;
@@ -1207,6 +1226,27 @@ static void api_http__on_listener_close(uv_handle_t *h)
     api_http__server_maybe_finish(s);
 }
 
+/* A graceful stop gives each connection this long to take what is queued
+ * for it (an answer, the end of a stream) and then closes it: a client that
+ * does not read must not hold a stopping node for the idle timeout. */
+#define API_HTTP__CLOSE_GRACE_MS 5000u
+
+static void api_http__on_grace(uv_timer_t *t)
+{
+    struct api_http_server *s = t->data;
+    size_t n = 0;
+    for (struct api_http_conn *c = s->conns; c != NULL; c = c->next) {
+        if (!c->closing) {
+            api_http__conn_close(c);
+            n++;
+        }
+    }
+    if (n > 0) {
+        HD_LOG_WARN("stopping: closed %zu connection(s) that had not taken what was queued "
+                    "for them within %u ms", n, API_HTTP__CLOSE_GRACE_MS);
+    }
+}
+
 void api_http_server_close(struct api_http_server *s, void (*cb)(void *arg), void *arg)
 {
     HD_ASSERT(!s->closing);
@@ -1214,6 +1254,10 @@ void api_http_server_close(struct api_http_server *s, void (*cb)(void *arg), voi
     s->close_cb = cb;
     s->close_arg = arg;
     uv_close((uv_handle_t *)&s->tcp, api_http__on_listener_close);
+    uv_timer_init(s->loop, &s->grace);
+    s->grace.data = s;
+    s->grace_open = true;
+    uv_timer_start(&s->grace, api_http__on_grace, API_HTTP__CLOSE_GRACE_MS, 0);
     /* api_http__conn_close never frees synchronously (handles close from the loop),
      * so walking the list while closing is safe. */
     for (struct api_http_conn *c = s->conns; c != NULL; c = c->next) {

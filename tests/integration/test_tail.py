@@ -266,6 +266,26 @@ class TailTest(NodeTestCase):
             t.close()
         print("\n  %d appends of 8 KB in %.1fs with a stalled tail; worst %.3fs" % (n, elapsed, worst))
 
+    def test_graceful_stop_with_a_reader_that_does_not_read(self):
+        # A tail whose client never reads, with far more history than the
+        # socket buffers and the tail's queue hold: the node's stop must not
+        # wait for it until the idle timeout (60 s): it gets a few seconds
+        # (http_server.c: API_HTTP__CLOSE_GRACE_MS), then is closed, logged.
+        ch = "stuckstop"
+        payload = "s" * 8000
+        for i in range(400):
+            self.c.append_ok(ch, "n%d" % i, payload)
+        stuck = SSEReader(self.node.port, ch, after_seq=0, start=False, rcvbuf=4096)
+        time.sleep(1.0)  # the node fills what the socket takes and queues the rest
+        self.node.terminate(timeout=30)
+        self.assertIn("stopping: closed 1 connection(s) that had not taken what was queued",
+                      self.node.log())
+        stuck.close()
+        # Nothing was lost by closing it: the log is whole after a restart.
+        self.node.start()
+        self.assertEqual([m["nonce"] for m in self.node.client().read_all(ch)],
+                         ["n%d" % i for i in range(400)])
+
 
 if __name__ == "__main__":
     run_tests()
