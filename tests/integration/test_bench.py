@@ -21,6 +21,7 @@ import time
 
 import harness
 from harness import NodeTestCase, run_tests
+from ws_client import metrics
 
 HISTOGRAMS = ("herald_append_latency_seconds", "herald_wal_sync_seconds",
               "herald_wal_entries_per_sync", "herald_appends_per_entry")
@@ -189,16 +190,6 @@ class BenchRate(NodeTestCase):
         self.assertIn("/metrics", r.stderr)
 
 
-def metric_values(node, names):
-    r = node.client().get("/metrics")
-    out = {}
-    for line in r.body.decode().splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] in names:
-            out[parts[0]] = float(parts[1])
-    return out
-
-
 class BenchFanoutLinger(NodeTestCase):
     """While write rounds take a large share of the loop, a delivery
     connection waits a little after each write (fanout.c: the linger), so
@@ -213,7 +204,7 @@ class BenchFanoutLinger(NodeTestCase):
 
         def watch():
             while not stop.is_set():
-                seen.append(metric_values(node, {linger}).get(linger, -1))
+                seen.append(metrics(node.port).get(linger, -1))
                 time.sleep(0.05)
 
         watcher = threading.Thread(target=watch)
@@ -234,9 +225,7 @@ class BenchFanoutLinger(NodeTestCase):
         self.assertGreaterEqual(run["delivered"], run["expected"], run)
         self.assertNotIn(-1, seen, "a /metrics page without %s" % linger)
         self.assertGreater(max(seen), 0, "the linger never rose under load: %r" % seen)
-        m = metric_values(node, {"herald_deliveries_live_total",
-                                 "herald_deliveries_catchup_total",
-                                 "herald_delivery_writes_total"})
+        m = metrics(node.port)
         delivered = m["herald_deliveries_live_total"] + m["herald_deliveries_catchup_total"]
         print("  linger up to %.3f s; %d deliveries in %d writes (%.1f each)"
               % (max(seen), delivered, m["herald_delivery_writes_total"],
@@ -244,9 +233,9 @@ class BenchFanoutLinger(NodeTestCase):
         self.assertGreater(delivered, 1.5 * m["herald_delivery_writes_total"])
         # Idle again: write rounds take nothing, the linger halves to none.
         deadline = time.monotonic() + 30
-        while metric_values(node, {linger})[linger] > 0 and time.monotonic() < deadline:
+        while metrics(node.port)[linger] > 0 and time.monotonic() < deadline:
             time.sleep(0.1)
-        self.assertEqual(metric_values(node, {linger})[linger], 0)
+        self.assertEqual(metrics(node.port)[linger], 0)
 
 
 if __name__ == "__main__":

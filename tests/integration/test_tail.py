@@ -13,6 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import NodeTestCase, SSEReader, run_tests  # noqa: E402
+from ws_client import metrics  # noqa: E402
 
 
 def event_to_msg(ev):
@@ -272,11 +273,21 @@ class TailTest(NodeTestCase):
         # wait for it until the idle timeout (60 s): it gets a few seconds
         # (http_server.c: API_HTTP__CLOSE_GRACE_MS), then is closed, logged.
         ch = "stuckstop"
-        payload = "s" * 8000
-        for i in range(400):
+        payload = "s" * 65536
+        n = 160  # ~10 MB: more than the kernel's socket buffers take
+        for i in range(n):
             self.c.append_ok(ch, "n%d" % i, payload)
         stuck = SSEReader(self.node.port, ch, after_seq=0, start=False, rcvbuf=4096)
-        time.sleep(1.0)  # the node fills what the socket takes and queues the rest
+        # Catch-up stops once the bytes the socket did not take pass the
+        # connection's soft bound: from then on the node holds unsent bytes.
+        last, still_since = -1, time.monotonic()
+        deadline = time.monotonic() + 60
+        while time.monotonic() - still_since < 1.5 and time.monotonic() < deadline:
+            sent = metrics(self.node.port).get("herald_deliveries_catchup_total", 0)
+            if sent != last:
+                last, still_since = sent, time.monotonic()
+            time.sleep(0.1)
+        self.assertLess(last, n, "the reader that does not read took the whole channel")
         self.node.terminate(timeout=30)
         self.assertIn("stopping: closed 1 connection(s) that had not taken what was queued",
                       self.node.log())
@@ -284,7 +295,7 @@ class TailTest(NodeTestCase):
         # Nothing was lost by closing it: the log is whole after a restart.
         self.node.start()
         self.assertEqual([m["nonce"] for m in self.node.client().read_all(ch)],
-                         ["n%d" % i for i in range(400)])
+                         ["n%d" % i for i in range(n)])
 
 
 if __name__ == "__main__":
