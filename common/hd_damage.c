@@ -43,17 +43,14 @@ int hd_damage_mark_at(const char *data_dir, const char *reason)
 
 bool hd_damage_marked(const char *data_dir, char *reason, size_t cap)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", data_dir, HD_DAMAGE_MARKER);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    char text[HD_DAMAGE_REASON_MAX + 2];
+    size_t len = 0;
+    if (hd_file_read(data_dir, HD_DAMAGE_MARKER, text, sizeof text - 1, &len) != 0) {
         return false;
     }
-    ssize_t got = cap > 0 ? read(fd, reason, cap - 1) : 0;
-    close(fd);
     if (cap > 0) {
-        size_t len = got > 0 ? (size_t)got : 0;
-        reason[len] = '\0';
+        text[len] = '\0';
+        snprintf(reason, cap, "%s", text);
         reason[strcspn(reason, "\n")] = '\0';
         if (reason[0] == '\0') snprintf(reason, cap, "(no reason recorded)");
     }

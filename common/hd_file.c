@@ -10,6 +10,24 @@
 
 #include "hd_error.h"
 
+int hd_file_read(const char *dir, const char *name, void *buf, size_t cap, size_t *len)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? HD_ENOTFOUND : hd_from_errno(errno);
+    }
+    ssize_t got = read(fd, buf, cap);
+    int err = errno;
+    close(fd);
+    if (got < 0) {
+        return hd_from_errno(err);
+    }
+    *len = (size_t)got;
+    return 0;
+}
+
 int hd_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -132,19 +132,10 @@ int api_known_members_parse(const char *text, size_t len, struct api_known_membe
 
 int api_known_members_load(const char *dir, struct api_known_members *out)
 {
-    char text[API_KNOWN_TEXT_MAX], path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, API_KNOWN_MEMBERS_FILE);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno == ENOENT ? HD_ENOTFOUND : hd_from_errno(errno);
-    }
-    ssize_t got = read(fd, text, sizeof text);
-    int err = errno;
-    close(fd);
-    if (got < 0) {
-        return hd_from_errno(err);
-    }
-    return api_known_members_parse(text, (size_t)got, out);
+    char text[API_KNOWN_TEXT_MAX];
+    size_t len = 0;
+    int rv = hd_file_read(dir, API_KNOWN_MEMBERS_FILE, text, sizeof text, &len);
+    return rv != 0 ? rv : api_known_members_parse(text, len, out);
 }
 
 int api_known_members_save(const char *dir, const struct api_known_members *m)

@@ -55,19 +55,10 @@ int api_repair_record_parse(const char *text, size_t len, struct api_repair_reco
 
 int api_repair_record_load(const char *dir, struct api_repair_record *out)
 {
-    char path[PATH_MAX], text[API_RECORD_MAX + 1];
-    snprintf(path, sizeof path, "%s/%s", dir, API_REPAIR_RECORD_FILE);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno == ENOENT ? HD_ENOTFOUND : hd_from_errno(errno);
-    }
-    ssize_t got = read(fd, text, sizeof text);
-    int err = errno;
-    close(fd);
-    if (got < 0) {
-        return hd_from_errno(err);
-    }
-    return api_repair_record_parse(text, (size_t)got, out);
+    char text[API_RECORD_MAX + 1];
+    size_t len = 0;
+    int rv = hd_file_read(dir, API_REPAIR_RECORD_FILE, text, sizeof text, &len);
+    return rv != 0 ? rv : api_repair_record_parse(text, len, out);
 }
 
 int api_repair_record_save(const char *dir, const struct api_repair_record *r)
