@@ -23,6 +23,8 @@
 //               reached the backing file
 //   fallocate   every fallocate fails with EIO
 //   once        only the first matching operation after this arming fails
+//   under=PATH  only operations on files under PATH (as seen in the mount,
+//               e.g. /data/state) fail
 //
 // The nemesis replaces the file (write a temporary, rename it over FILE).
 // Every operation that could fail looks at FILE's identity (inode, size,
@@ -90,6 +92,7 @@ static struct {
     struct timespec mtime;
     unsigned mask;    // 1 << enum eio_op
     int once;
+    char under[256];  // "": every path
     int fired;        // `once`: the one error of this arming was injected
     unsigned logged;  // injections logged in this arming
     unsigned long long injected[EIO_OPS];
@@ -112,11 +115,14 @@ static void logf_(const char *fmt, ...)
     fprintf(stderr, "%s\n", line);
 }
 
-// Parses the control file's words into mask/once; -1 on an unknown word.
-static int parse_control(const char *text, unsigned *mask, int *once)
+// Parses the control file's words into mask/once/under; -1 on an unknown
+// word.
+static int parse_control(const char *text, unsigned *mask, int *once, char *under,
+                         size_t under_len)
 {
     *mask = 0;
     *once = 0;
+    under[0] = '\0';
     char buf[256];
     snprintf(buf, sizeof buf, "%s", text);
     char *save = NULL;
@@ -132,9 +138,13 @@ static int parse_control(const char *text, unsigned *mask, int *once)
             *once = 1;
             found = 1;
         }
+        if (strncmp(w, "under=/", 7) == 0 && strlen(w + 6) < under_len) {
+            snprintf(under, under_len, "%s", w + 6);
+            found = 1;
+        }
         if (!found) {
-            logf_("control %s: unknown word '%s' (known: write fsync fallocate once); "
-                  "previous state kept", opts.control, w);
+            logf_("control %s: unknown word '%s' (known: write fsync fallocate once "
+                  "under=/PATH); previous state kept", opts.control, w);
             return -1;
         }
     }
@@ -173,11 +183,13 @@ static void refresh_control(void)
     st.mtime = s.st_mtim;
     unsigned mask;
     int once;
-    if (parse_control(text, &mask, &once) != 0) {
+    char under[sizeof st.under];
+    if (parse_control(text, &mask, &once, under, sizeof under) != 0) {
         return;
     }
     st.mask = mask;
     st.once = once;
+    memcpy(st.under, under, sizeof under);
     st.fired = 0;
     st.logged = 0;
     logf_("control: %s%s%s%s", mask ? "armed:" : "disarmed",
@@ -185,6 +197,9 @@ static void refresh_control(void)
           mask & (1u << EIO_FALLOCATE) ? " fallocate" : "");
     if (once && mask) {
         logf_("control: once (only the first matching operation fails)");
+    }
+    if (st.under[0] && mask) {
+        logf_("control: only under %s", st.under);
     }
 }
 
@@ -208,12 +223,26 @@ static void write_stats(void)
     }
 }
 
+// Whether path lies under st.under (every path when that is empty).
+static int in_scope(const char *path)
+{
+    size_t n = strlen(st.under);
+    if (n == 0) {
+        return 1;
+    }
+    while (n > 1 && st.under[n - 1] == '/') {
+        n--;
+    }
+    return path != NULL && strncmp(path, st.under, n) == 0 &&
+           (path[n] == '\0' || path[n] == '/');
+}
+
 // Whether this operation must fail with EIO now (and counts it if so).
 static int inject(enum eio_op op, const char *path)
 {
     pthread_mutex_lock(&st.lock);
     refresh_control();
-    int fail = (st.mask & (1u << op)) && !(st.once && st.fired);
+    int fail = (st.mask & (1u << op)) && !(st.once && st.fired) && in_scope(path);
     if (fail) {
         st.fired = 1;
         st.injected[op]++;
@@ -583,11 +612,17 @@ static void usage(void)
     printf("usage: " PROG " --backing=DIR --control=FILE [--stats=FILE] MOUNTPOINT [options]\n"
            "\n"
            "Mirrors DIR at MOUNTPOINT and fails chosen operations with EIO while armed.\n"
-           "FILE (outside the mount) holds the armed operations: any of the words\n"
-           "'write', 'fsync' (fsync, fdatasync, directory fsync), 'fallocate', and\n"
-           "'once' (only the first matching operation fails). Missing or empty:\n"
-           "disarmed. Replace it with a rename; it is read again when it changes.\n"
-           "--stats=FILE gets 'write N fsync N fallocate N', the errors injected.\n"
+           "FILE (outside the mount) holds the armed operations, words out of:\n"
+           "  write        every write fails (nothing reaches DIR)\n"
+           "  fsync        every fsync, fdatasync and directory fsync fails, and every\n"
+           "               write to a file opened O_DIRECT, O_DSYNC or O_SYNC (after\n"
+           "               it reached DIR)\n"
+           "  fallocate    every fallocate fails\n"
+           "  once         only the first matching operation after arming fails\n"
+           "  under=/PATH  only files under PATH (as seen in the mount) fail\n"
+           "Missing or empty: disarmed. Replace FILE with a rename; it is read again\n"
+           "when it changes. --stats=FILE gets 'write N fsync N fallocate N', the\n"
+           "errors injected since the start.\n"
            "\n");
 }
 

@@ -188,6 +188,22 @@ class EioFs(unittest.TestCase):
         self.assertTrue(eio(os.fsync, fd))
         os.fsync(fd)
 
+    def test_under_limits_the_errors_to_a_directory(self):
+        os.makedirs(os.path.join(self.mnt, "data/state"))
+        os.makedirs(os.path.join(self.mnt, "data/wal"))
+        state = self.open("data/state/000001.sst", os.O_CREAT | os.O_RDWR)
+        wal = self.open("data/wal/wal-1.seg", os.O_CREAT | os.O_RDWR)
+        statex = self.open("data/statex", os.O_CREAT | os.O_RDWR)  # a name, not under it
+        sdir = self.open("data/state", os.O_RDONLY | os.O_DIRECTORY)
+        self.arm("write fsync under=/data/state/")
+        self.assertTrue(eio(os.write, state, b"s"))
+        self.assertTrue(eio(os.fsync, sdir))
+        os.write(wal, b"w")
+        os.fsync(wal)
+        os.write(statex, b"x")
+        self.assertEqual(self.injected(), {"write": 1, "fsync": 1, "fallocate": 0})
+        self.assertIn("only under /data/state", self.log_text())
+
     def test_fallocate_armed_and_bad_control_keeps_state(self):
         fd = self.open("f", os.O_CREAT | os.O_RDWR)
         self.arm("fallocate")
