@@ -545,6 +545,8 @@ class DiskEio(Nemesis):
         nd = self.nodes()[0]
         if nd.eio is None:
             return "the nodes' disks are not under hj-eiofs (see jepsen/run's log)"
+        if self.variant and self.variant not in self.KINDS:
+            return "unknown variant %r (known: %s)" % (self.variant, ", ".join(self.KINDS))
         return None
 
     def start(self, rng):
