@@ -58,12 +58,15 @@ class EioFs(unittest.TestCase):
             os.close(fd)
         subprocess.run(["umount", self.mnt], check=False)
         try:
-            self.proc.wait(10)
+            code = self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait()
+            code = self.proc.wait()
+        text = self.log_text()
         self.log.close()
         shutil.rmtree(self.dir)
+        self.assertEqual(code, 0, "hj-eiofs after umount: " + text)
+        self.assertNotIn("Sanitizer", text)
 
     def log_text(self):
         self.log.flush()
