@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 
+import eio_mount
 import hclient
 import hosts
 
@@ -42,6 +43,8 @@ class Node:
         self.damaged = False     # the corrupt nemesis damaged its disk
         self.disk_failed = False  # the disk-error nemesis shut its file system down
         self.disk_full = False    # the disk-full nemesis filled its disk
+        self.eio = None           # disk-eio runs: hj-eiofs between the node and its disk
+        self.eio_injected = {}    # errors it injected, summed over the fault windows
         self.held = False         # a process fault holds it (nemesis.Schedule)
         self.needs_replace = False
         # --repair runs: heraldd repairs damage itself (--repair auto) when
@@ -56,6 +59,15 @@ class Node:
 
     # ------------------------------------------------------------ disk ---
 
+    def use_eiofs(self, binary, logdir):
+        """The node sees its disk through hj-eiofs (the disk-eio nemesis):
+        its data directory moves into the FUSE mount; the disk's own mount
+        point (self.mnt) stays where the other nemeses shut it down, fill
+        it and mount it again."""
+        self.eio = eio_mount.EioMount(binary, self.mnt, self.mnt + ".eio",
+                                      os.path.join(logdir, self.name + ".eiofs.log"))
+        self.data = os.path.join(self.eio.mountpoint, "data")
+
     def make_disk(self):
         os.makedirs(self.mnt, exist_ok=True)
         if self.use_images:
@@ -63,11 +75,17 @@ class Node:
                 f.truncate(IMAGE_MB << 20)
             hosts.sh("mkfs.ext4", "-q", "-F", self.image)
             self.mount()
+        elif self.eio:
+            self.eio.start()
 
     def mount(self):
         hosts.sh("mount", "-o", "loop", self.image, self.mnt)
+        if self.eio:
+            self.eio.start()
 
     def unmount(self):
+        if self.eio:
+            self.eio.stop()  # it holds the disk's root open
         hosts.sh("umount", self.mnt)
         # The loop device goes away a little after the unmount; mounting the
         # image before it has would take the old device, and with it the old,
@@ -223,6 +241,12 @@ class Cluster:
         for nd in self.nodes:
             nd.repair = on
 
+    def use_eiofs(self, binary, logdir):
+        """Every node's disk through hj-eiofs (disk-eio runs); before
+        bootstrap()."""
+        for nd in self.nodes:
+            nd.use_eiofs(binary, logdir)
+
     def use_tls(self, tls_dir):
         """TLS on both ports and tokens on (--tls): a throwaway CA and a
         certificate per node (scripts/make-cluster-pki.sh, with the node's
@@ -377,11 +401,16 @@ class Cluster:
         """Stops the nodes and removes their disks: images and mount points."""
         self.stop_all(timeout=20)
         for nd in self.nodes:
+            if nd.eio:
+                nd.eio.stop()
             if nd.use_images and os.path.ismount(nd.mnt):
                 subprocess.run(["umount", nd.mnt], capture_output=True)
             if os.path.ismount(nd.mnt):
                 continue  # still busy: unmount_leftovers() gets it next time
             shutil.rmtree(nd.mnt, ignore_errors=True)
-            for path in (nd.image, nd.clock_file):
+            if nd.eio and not os.path.ismount(nd.eio.mountpoint):
+                shutil.rmtree(nd.eio.mountpoint, ignore_errors=True)
+            for path in (nd.image, nd.clock_file) + ((nd.eio.control, nd.eio.stats)
+                                                     if nd.eio else ()):
                 if os.path.exists(path):
                     os.unlink(path)

@@ -195,6 +195,8 @@ def add_node_findings(results, run_dir, cluster, stops, watcher):
     results["repairs"] = len(cluster.repairs)
     results["repair_events"] = cluster.repairs
     results["disk_stops"] = watcher.disk_stops
+    if any(nd.eio for nd in cluster.nodes):  # disk-eio: EIO that hj-eiofs injected
+        results["eio_injected"] = {nd.name: nd.eio_injected for nd in cluster.nodes}
     if found:
         results["valid"] = False
         results.setdefault("anomalies", []).extend(found)

@@ -25,8 +25,8 @@ import hosts
 START_DEADLINE = 90.0
 STOP_DEADLINE = 120.0
 
-NODE_FAULTS = ("kill", "pause", "lose-unsynced", "corrupt", "disk-error", "disk-full",
-               "membership")
+NODE_FAULTS = ("kill", "pause", "lose-unsynced", "corrupt", "disk-error", "disk-eio",
+               "disk-full", "membership")
 NET_FAULTS = ("partition", "client-partition", "net", "clock")
 
 
@@ -488,9 +488,7 @@ class DiskError(Nemesis):
     write and fsync from then on answers EIO. The node must stop with a
     disk exit status (never crash, never acknowledge what it could not
     write) or keep serving without writing; healing mounts the disk again
-    and restarts it. (EIO on a healthy file system, e.g. through an
-    LD_PRELOAD shim, cannot reach io_uring's writes, which bypass libc; the
-    WAL and RocksDB error paths are covered by the I/O-hook unit tests.)"""
+    and restarts it. (Single errors on a healthy file system: disk-eio.)"""
     name = "disk-error"
 
     def unavailable(self):
@@ -520,6 +518,73 @@ class DiskError(Nemesis):
             if code is not None:
                 out.append("%s had stopped (exit %d)" % (nd.name, code))
         return "; ".join(out) + "; disk mounted again, restarted"
+
+
+class DiskEio(Nemesis):
+    """Single writes or fsyncs fail with EIO on a healthy file system under
+    a running node: hj-eiofs (jepsen/eiofs), a passthrough FUSE file system
+    between each node and its disk in runs with this nemesis, is armed on
+    one node or a minority. Variants: `write` (every write fails, nothing
+    reaches the disk), `fsync` (every fsync, and every O_DIRECT/O_DSYNC
+    write such as the WAL's, fails after the data reached the disk), `both`,
+    `once` (only the first write or fsync after arming fails: one transient
+    error), and `state` (writes and fsyncs of RocksDB's files only, the WAL
+    healthy; only when pinned: Debian's RocksDB still aborts on such an
+    error, see the README). The node must never acknowledge what it could not
+    make durable and never crash: it stops with a disk exit status (4 or 5,
+    counted as disk_stops) or keeps serving. Healing disarms, and restarts
+    a node that stopped."""
+    name = "disk-eio"
+    KINDS = {"write": "write", "fsync": "fsync", "both": "write fsync",
+             "once": None,  # "write once" or "fsync once"
+             "state": "write fsync under=/data/state"}
+    MIX = ("write", "fsync", "both", "once")  # without a variant: one of these
+    GRACE = 2.0  # after disarming: an error injected just before may still stop a node
+
+    def unavailable(self):
+        nd = self.nodes()[0]
+        if nd.eio is None:
+            return "the nodes' disks are not under hj-eiofs (see jepsen/run's log)"
+        if self.variant and self.variant not in self.KINDS:
+            return "unknown variant %r (known: %s)" % (self.variant, ", ".join(self.KINDS))
+        return None
+
+    def start(self, rng):
+        kind = _pick(rng, self.variant, self.MIX)
+        words = self.KINDS[kind] or rng.choice(("write", "fsync")) + " once"
+        live = [nd for nd in self.free() if nd.alive() and not nd.paused and nd.id is not None]
+        self.victims = _subset(rng, live, rng.choice(("one", "minority")))
+        self.before = {}
+        for nd in self.victims:
+            self.before[nd.name] = nd.eio.injected()
+            nd.disk_failed = True  # final.CrashWatcher: a disk exit is expected
+            nd.eio.arm(words)
+        return "EIO on '%s' under running %s" % (words, ",".join(nd.name for nd in self.victims))
+
+    def stop(self):
+        for nd in self.victims:
+            nd.eio.arm("")
+        time.sleep(self.GRACE)
+        out = []
+        for nd in self.victims:
+            now, was = nd.eio.injected(), self.before.get(nd.name, {})
+            delta = {k: v - was.get(k, 0) for k, v in now.items() if v - was.get(k, 0) > 0}
+            for k, v in delta.items():
+                nd.eio_injected[k] = nd.eio_injected.get(k, 0) + v
+            what = ", ".join("%d %s" % (v, k) for k, v in sorted(delta.items())) or "no"
+            if nd.alive():
+                out.append("%s: %s errors, kept running" % (nd.name, what))
+            else:
+                # Let final.CrashWatcher count the stop (disk_stops) first.
+                wait_until = time.monotonic() + 1.5
+                while nd.supervised and time.monotonic() < wait_until:
+                    time.sleep(0.1)
+                code = nd.exited_with()
+                nd.kill()  # reaps it, and keeps final.CrashWatcher away
+                nd.start()
+                out.append("%s: %s errors, had stopped (exit %s), restarted" % (nd.name, what, code))
+            nd.disk_failed = False
+        return "disarmed; " + "; ".join(out)
 
 
 FILL_NAME = "disk-full.fill"
@@ -599,7 +664,7 @@ class Membership(Nemesis):
 
 
 NEMESES = {c.name: c for c in (Partition, ClientPartition, Net, Clock, Kill, Pause, LoseUnsynced, Corrupt,
-                               DiskError, DiskFull, Membership)}
+                               DiskError, DiskEio, DiskFull, Membership)}
 
 
 def _bounded(fn, seconds):

@@ -19,6 +19,7 @@ packages=(
   # jepsen/: namespaces, firewalls, clock faults, power cuts, packet delay, plots
   iproute2 util-linux e2fsprogs nftables iptables libfaketime xfsprogs
   libnetfilter-queue-dev gnuplot-nox
+  libfuse3-dev fuse3  # jepsen/eiofs: EIO on single writes/fsyncs (disk-eio nemesis)
 )
 
 missing=()
