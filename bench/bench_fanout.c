@@ -21,8 +21,11 @@
 #include "herald/herald.h"
 
 #define TICK_MS 250        /* deadlines of every subscription are checked this often */
-#define DRAIN_QUIET_MS 500 /* after the appends: stop once deliveries pause this long */
-#define DRAIN_MAX_MS 10000
+/* After the appends: stop once every expected delivery came, or once
+ * deliveries pause this long, or at most after DRAIN_MAX_MS (a loaded
+ * node, e.g. a sanitizer build on two busy cores, may lag seconds). */
+#define DRAIN_QUIET_MS 2000
+#define DRAIN_MAX_MS 60000
 
 struct fan_conn {
     struct fan_state *st;
@@ -328,11 +331,19 @@ static bool wait_ready(struct fan_state *st)
     }
 }
 
-/* After the appends: wait until deliveries pause, then end the loop. */
-static void fan_stop(struct fan_state *st, pthread_t thread)
+/* Every acknowledged append, once to each subscriber of its channel. */
+static uint64_t fan_expected(const struct fan_state *st, const struct bench_result *app)
+{
+    const struct bench_fanout_opts *o = st->o;
+    double fanout = (double)o->subscribers * o->sub_channels / o->channels;
+    return (uint64_t)((double)app->acked_total * fanout + 0.5);
+}
+
+/* After the appends: wait for the deliveries (DRAIN_*), then end the loop. */
+static void fan_stop(struct fan_state *st, pthread_t thread, uint64_t expected)
 {
     uint64_t t0 = uv_hrtime(), last = atomic_load(&st->delivered), quiet_since = t0;
-    while ((uv_hrtime() - t0) / 1000000 < DRAIN_MAX_MS &&
+    while (last < expected && (uv_hrtime() - t0) / 1000000 < DRAIN_MAX_MS &&
            (uv_hrtime() - quiet_since) / 1000000 < DRAIN_QUIET_MS) {
         struct timespec ts = {.tv_nsec = 50000000};
         nanosleep(&ts, NULL);
@@ -396,7 +407,7 @@ static json_t *fan_summary(struct fan_state *st, const struct bench_result *app)
         "deliveries_per_s", st->win_s > 0 ? (double)st->win_delivered / st->win_s : 0.0,
         "appends_acked", (json_int_t)app->acked_total, "delivered",
         (json_int_t)atomic_load(&st->delivered), "expected",
-        (json_int_t)((double)app->acked_total * fanout + 0.5), "disconnects",
+        (json_int_t)fan_expected(st, app), "disconnects",
         (json_int_t)st->disconnects, "subscribe_errors", (json_int_t)st->sub_errors,
         "foreign_messages", (json_int_t)st->foreign, "append_errors", errors, "fatal",
         st->fatal[0] ? st->fatal : NULL, "append_fatal", app->fatal[0] ? app->fatal : NULL);
@@ -474,7 +485,7 @@ int bench_fanout_main(const char *url, const struct bench_config *base,
         cfg.window_arg = st;
         bench_run(&cfg, &app);
     }
-    if (started) fan_stop(st, thread);
+    if (started) fan_stop(st, thread, fan_expected(st, &app));
     json_t *run = fan_summary(st, &app);
     int rc = atomic_load(&st->delivered) > 0 && st->fatal[0] == '\0' ? 0 : 1;
     if (o->json) {
