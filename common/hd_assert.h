@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-_Noreturn void hd__assert_fail(const char *expr, const char *file, int line);
+void hd__assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 
 /* Cheap checks of programmer errors; on in every build. */
 #define HD_ASSERT(expr) \

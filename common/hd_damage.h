@@ -44,7 +44,7 @@ void hd_damage_restart_with(char **argv);
 
 /* Stops the process for damage just marked: the start again of
  * hd_damage_restart_with(), or _exit(status). */
-_Noreturn void hd_damage_stop(int status);
+void hd_damage_stop(int status) __attribute__((noreturn));
 
 /* Starts the program again (execv of argv, /proc/self/exe), logging why;
  * returns only if that fails (logged). */

@@ -160,10 +160,11 @@ static void api__part_stopped(void *arg)
         return;
     }
     /* A flush makes the next start quick: nothing to re-apply. Not on a
-     * file system that fails (a dead disk, one shut down): RocksDB (as
-     * Debian builds it, with assertions) aborts the process when a flush,
-     * or closing its files, meets an I/O error; main() then exits without
-     * closing the state. The WAL has everything. */
+     * file system that fails (a dead disk, one shut down): the flush, or
+     * closing RocksDB (which flushes), would meet the error, and a failed
+     * state write stops the process with exit 5 (storage/rocks_fs.h), not
+     * the clean stop asked for; main() then exits without closing the
+     * state. The WAL has everything. */
     int rv = st_space_probe(d->opts.data_dir);
     if (rv != 0) {
         HD_LOG_ERROR("%s takes no writes (%s): no final state flush, and the state "

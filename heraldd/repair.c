@@ -34,7 +34,7 @@
  * the damaged node's part:
  *
  *   start-up finds damage  -> DATA/REPAIR_NEEDED, start again
- *   RocksDB damage running -> DATA/REPAIR_NEEDED, exit 3 (storage/rocks.c);
+ *   RocksDB damage running -> DATA/REPAIR_NEEDED, exit 3 (storage/rocks.cc);
  *                             the supervisor's restart comes here
  *   REPAIR_NEEDED present  -> ask a peer to retire the old id (serving
  *                             only /v1/status "repairing" and /metrics,

@@ -529,16 +529,15 @@ class DiskEio(Nemesis):
     write such as the WAL's, fails after the data reached the disk), `both`,
     `once` (only the first write or fsync after arming fails: one transient
     error), and `state` (writes and fsyncs of RocksDB's files only, the WAL
-    healthy; only when pinned: Debian's RocksDB still aborts on such an
-    error, see the README). The node must never acknowledge what it could not
-    make durable and never crash: it stops with a disk exit status (4 or 5,
-    counted as disk_stops) or keeps serving. Healing disarms, and restarts
-    a node that stopped."""
+    healthy: a background flush or compaction meets the error). The node
+    must never acknowledge what it could not make durable and never crash:
+    it stops with a disk exit status (4 or 5, counted as disk_stops) or
+    keeps serving. Healing disarms, and restarts a node that stopped."""
     name = "disk-eio"
     KINDS = {"write": "write", "fsync": "fsync", "both": "write fsync",
              "once": None,  # "write once" or "fsync once"
              "state": "write fsync under=/data/state"}
-    MIX = ("write", "fsync", "both", "once")  # without a variant: one of these
+    MIX = ("write", "fsync", "both", "once", "state")  # without a variant: one of these
     GRACE = 2.0  # after disarming: an error injected just before may still stop a node
 
     def unavailable(self):

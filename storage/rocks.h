@@ -16,7 +16,7 @@
  * the durability), and without a WAL only flushes are durable; a memtable of
  * one column family is flushed whole, so every write batch survives a crash
  * entirely or not at all. Several column families would need atomic_flush
- * plus a multi-family manual flush, which RocksDB's C API lacks.
+ * plus a multi-family manual flush for no gain.
  *
  * Durability rules:
  *   1. st_rocks_write() is not durable; it is visible to readers at once.
@@ -28,7 +28,7 @@
  */
 
 /* The exit status of a node that found its state corrupt while running
- * (see st__err in rocks.c): it stops at once, as a crash would. */
+ * (see st__err in rocks.cc): it stops at once, as a crash would. */
 #define ST_EXIT_CORRUPT HD_EXIT_CORRUPT
 
 struct st_rocks;
