@@ -12,6 +12,7 @@
 #include "hd_error.h"
 #include "log.h"
 #include "node.h"
+#include "test_dirs.h"
 
 struct fixture {
     char dir[64];
@@ -85,8 +86,7 @@ static void stop(struct fixture *f)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/herald-node-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_dir_make(f->dir, sizeof f->dir, "node");
     uv_loop_init(&f->loop);
     *state = f;
     return 0;
@@ -97,9 +97,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     uv_run(&f->loop, UV_RUN_DEFAULT); /* closing handles */
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_dir_remove(f->dir);
     free(f);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "raft_io.h"
+#include "test_dirs.h"
 
 struct fixture {
     char dir[64];
@@ -94,8 +95,7 @@ static void close_store(struct fixture *f)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/herald-raftio-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_dir_make(f->dir, sizeof f->dir, "raftio");
     assert_int_equal(uv_loop_init(&f->loop), 0);
     open_store(f);
     assert_int_equal(f->io->start(f->io, 100, on_tick, on_recv), 0);
@@ -109,9 +109,7 @@ static int teardown(void **state)
     close_store(f);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_dir_remove(f->dir);
     free(f);
     return 0;
 }

@@ -22,6 +22,7 @@
 #include "hd_tls.h"
 #include "hd_util.h"
 #include "transport.h"
+#include "test_dirs.h"
 
 #define CLUSTER_A "00112233445566778899aabbccddeeff"
 #define CLUSTER_B "ffeeddccbbaa99887766554433221100"
@@ -762,13 +763,11 @@ static struct hd_tls_ctx *make_cluster_ctx(const char *dir, const char *ca_name)
 static int tls_group_setup(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/herald-test-transport-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    test_dir_make(dir, sizeof dir, "test-transport");
     ctx_a = make_cluster_ctx(dir, "ca-a");
     ctx_b = make_cluster_ctx(dir, "ca-b");
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    test_dir_remove(dir);
     tls_on = true;
     return 0;
 }

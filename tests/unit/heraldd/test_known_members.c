@@ -12,24 +12,9 @@
 
 #include "hd_error.h"
 #include "known_members.h"
+#include "test_dirs.h"
 
 #define CLUSTER "0123456789abcdef0123456789ab0010"
-
-static char *tmpdir(void)
-{
-    static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/hd-members-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-static void cleanup(const char *dir)
-{
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", dir, API_KNOWN_MEMBERS_FILE);
-    unlink(p);
-    rmdir(dir);
-}
 
 static struct api_known_members three(void)
 {
@@ -58,7 +43,8 @@ static size_t slurp(const char *dir, char *buf, size_t cap)
 static void test_roundtrip_and_replace(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char dir[64];
+    test_dir_make(dir, sizeof dir, "members");
     struct api_known_members m = three(), got;
     assert_int_equal(api_known_members_load(dir, &got), HD_ENOTFOUND);
     assert_int_equal(api_known_members_save(dir, &m), 0);
@@ -81,13 +67,14 @@ static void test_roundtrip_and_replace(void **state)
     other.cluster_id[0] = '1'; /* the same members of another cluster */
     struct api_known_members orig = three();
     assert_false(api_known_members_equal(&other, &orig));
-    cleanup(dir);
+    test_dir_remove(dir);
 }
 
 static void test_damage_refused(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char dir[64];
+    test_dir_make(dir, sizeof dir, "members");
     struct api_known_members m = three(), got;
     assert_int_equal(api_known_members_save(dir, &m), 0);
     char text[512], copy[512];
@@ -113,13 +100,14 @@ static void test_damage_refused(void **state)
     struct api_known_members before = got;
     assert_int_equal(api_known_members_parse(text, n - 1, &got), HD_ECORRUPT);
     assert_memory_equal(&got, &before, sizeof got);
-    cleanup(dir);
+    test_dir_remove(dir);
 }
 
 static void test_invalid_lists_not_written(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char dir[64];
+    test_dir_make(dir, sizeof dir, "members");
     struct api_known_members good = three(), got;
     assert_int_equal(api_known_members_save(dir, &good), 0);
     struct api_known_members bad[6];
@@ -136,13 +124,14 @@ static void test_invalid_lists_not_written(void **state)
         assert_int_equal(api_known_members_load(dir, &got), 0); /* unchanged */
         assert_true(api_known_members_equal(&got, &good));
     }
-    cleanup(dir);
+    test_dir_remove(dir);
 }
 
 static void test_largest_list(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char dir[64];
+    test_dir_make(dir, sizeof dir, "members");
     static struct api_known_members m, got;
     m = (struct api_known_members){.cluster_id = CLUSTER, .n = API_KNOWN_MEMBERS_MAX};
     for (unsigned i = 0; i < m.n; i++) {
@@ -153,7 +142,7 @@ static void test_largest_list(void **state)
     assert_int_equal(api_known_members_save(dir, &m), 0);
     assert_int_equal(api_known_members_load(dir, &got), 0);
     assert_true(api_known_members_equal(&got, &m));
-    cleanup(dir);
+    test_dir_remove(dir);
 }
 
 int main(void)

@@ -14,26 +14,13 @@
 #include "hd_damage.h"
 #include "hd_error.h"
 #include "repair_record.h"
-
-static char *tmpdir(void)
-{
-    static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/hd-repair-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-static void rm(const char *dir, const char *name)
-{
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    unlink(p);
-}
+#include "test_dirs.h"
 
 static void test_record_roundtrip(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char dir[64];
+    test_dir_make(dir, sizeof dir, "repair");
     struct api_repair_record r = {.origin_id = 3, .node_id = 7, .repairs = 2, .pending_id = 9}, got;
     assert_int_equal(api_repair_record_load(dir, &got), HD_ENOTFOUND);
     assert_int_equal(api_repair_record_save(dir, &r), 0);
@@ -43,8 +30,7 @@ static void test_record_roundtrip(void **state)
     assert_int_equal(api_repair_record_save(dir, &r), 0);
     assert_int_equal(api_repair_record_load(dir, &got), 0);
     assert_int_equal(got.pending_id, 0);
-    rm(dir, API_REPAIR_RECORD_FILE);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 static void test_record_rejects_damage(void **state)
@@ -54,7 +40,8 @@ static void test_record_rejects_damage(void **state)
     char text[256];
     struct api_repair_record r;
     /* Only the writer's own text passes: find it through a save. */
-    char *dir = tmpdir();
+    char dir[64];
+    test_dir_make(dir, sizeof dir, "repair");
     struct api_repair_record w = {1, 4, 1, 0};
     assert_int_equal(api_repair_record_save(dir, &w), 0);
     char path[256];
@@ -71,14 +58,14 @@ static void test_record_rejects_damage(void **state)
     text[10] = '1';
     assert_int_equal(api_repair_record_parse(text, n - 1, &r), HD_ECORRUPT);
     assert_int_equal(api_repair_record_parse(text, 0, &r), HD_ECORRUPT);
-    rm(dir, API_REPAIR_RECORD_FILE);
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 static void test_marker(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char dir[64];
+    test_dir_make(dir, sizeof dir, "repair");
     char reason[HD_DAMAGE_REASON_MAX];
     assert_false(hd_damage_marked(dir, reason, sizeof reason));
     assert_int_equal(hd_damage_mark("x"), HD_ENOTFOUND); /* not armed: nothing written */
@@ -90,7 +77,7 @@ static void test_marker(void **state)
     assert_int_equal(hd_damage_clear(dir), 0);
     assert_false(hd_damage_marked(dir, reason, sizeof reason));
     assert_int_equal(hd_damage_clear(dir), 0); /* none: fine */
-    rmdir(dir);
+    test_dir_remove(dir);
 }
 
 int main(void)

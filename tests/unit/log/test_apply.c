@@ -12,6 +12,7 @@
 #include "entry.h"
 #include "hd_error.h"
 #include "log.h"
+#include "test_dirs.h"
 
 #define HOUR_US (3600ull * 1000000ull)
 
@@ -30,8 +31,7 @@ static void open_store(struct fixture *f)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/herald-apply-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_dir_make(f->dir, sizeof f->dir, "apply");
     open_store(f);
     *state = f;
     return 0;
@@ -41,9 +41,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     log_store_close(f->ls);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_dir_remove(f->dir);
     free(f);
     return 0;
 }

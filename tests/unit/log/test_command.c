@@ -14,6 +14,7 @@
 #include "entry.h"
 #include "hd_error.h"
 #include "log.h"
+#include "test_dirs.h"
 
 struct fixture {
     char dir[64];
@@ -24,8 +25,7 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/herald-command-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_dir_make(f->dir, sizeof f->dir, "command");
     char err[256];
     struct log_options o = {.dir = f->dir, .n_shards = 1, .dedup_window_us = 3600000000ull};
     assert_int_equal(log_store_open(&f->ls, &o, err, sizeof err), 0);
@@ -37,9 +37,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     log_store_close(f->ls);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_dir_remove(f->dir);
     free(f);
     return 0;
 }

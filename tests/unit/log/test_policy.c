@@ -16,6 +16,7 @@
 #include "hd_retention.h"
 #include "hd_util.h"
 #include "log.h"
+#include "test_dirs.h"
 
 #define N_SHARDS 2
 
@@ -40,8 +41,7 @@ static int setup(void **state)
     const char *own = "own:*=messages:9";
     assert_int_equal(hd_retention_parse(&f->config, own, strlen(own), err, sizeof err), 0);
     for (int i = 0; i < 2; i++) {
-        snprintf(f->dir[i], sizeof f->dir[i], "/tmp/herald-policy-XXXXXX");
-        assert_non_null(mkdtemp(f->dir[i]));
+        test_dir_make(f->dir[i], sizeof f->dir[i], "policy");
         open_store(f, i);
     }
     *state = f;
@@ -53,9 +53,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     for (int i = 0; i < 2; i++) {
         log_store_close(f->ls[i]);
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir[i]);
-        assert_int_equal(system(cmd), 0);
+        test_dir_remove(f->dir[i]);
     }
     free(f);
     return 0;

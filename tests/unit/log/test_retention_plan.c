@@ -16,6 +16,7 @@
 #include "hd_retention.h"
 #include "log.h"
 #include "retention.h"
+#include "test_dirs.h"
 
 #define S 1000000ull /* a second in microseconds */
 
@@ -36,8 +37,7 @@ static void open_store(struct fixture *f)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/herald-retention-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_dir_make(f->dir, sizeof f->dir, "retention");
     open_store(f);
     /* Near the real clock: the dedup filter judges keys by it. */
     f->now = (uint64_t)time(NULL) * S;
@@ -49,9 +49,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     log_store_close(f->ls);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_dir_remove(f->dir);
     free(f);
     return 0;
 }

@@ -20,6 +20,7 @@
 #include "hd_error.h"
 #include "log.h"
 #include "rocks.h"
+#include "test_dirs.h"
 
 #define HOUR_US (3600ull * 1000000ull)
 
@@ -66,8 +67,8 @@ static void check_state(struct log_store *ls, uint64_t applied, uint64_t seq)
 
 static void one_case(int err)
 {
-    char dir[] = "/tmp/herald-state-io-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    test_dir_make(dir, sizeof dir, "state-io");
     struct log_store *ls = open_store(dir);
     assert_int_equal(apply_one(ls, 1, "n1"), 0);
     assert_int_equal(log_flush(ls), 0);
@@ -93,9 +94,7 @@ static void one_case(int err)
     assert_int_equal(apply_one(ls, 2, "n2"), 0); /* applied again from the WAL */
     check_state(ls, 2, 2);
     log_store_close(ls);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    test_dir_remove(dir);
 }
 
 static void test_eio(void **state)

@@ -13,6 +13,7 @@
 #include "hd_alloc.h"
 #include "hd_error.h"
 #include "log.h"
+#include "test_dirs.h"
 
 #define SHARDS 4
 
@@ -25,8 +26,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     for (int i = 0; i < 2; i++) {
-        snprintf(f->dir[i], sizeof f->dir[i], "/tmp/herald-xfer-XXXXXX");
-        assert_non_null(mkdtemp(f->dir[i]));
+        test_dir_make(f->dir[i], sizeof f->dir[i], "xfer");
         char err[256];
         struct log_options o = {.dir = f->dir[i], .n_shards = SHARDS};
         assert_int_equal(log_store_open(&f->ls[i], &o, err, sizeof err), 0);
@@ -40,9 +40,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     for (int i = 0; i < 2; i++) {
         log_store_close(f->ls[i]);
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir[i]);
-        assert_int_equal(system(cmd), 0);
+        test_dir_remove(f->dir[i]);
     }
     free(f);
     return 0;

@@ -24,6 +24,7 @@
 #include "hd_error.h"
 #include "hd_exit.h"
 #include "rocks.h"
+#include "test_dirs.h"
 
 #define KEYS 64u
 #define VALUE 4096u /* KEYS x VALUE: a table far past the limit below */
@@ -142,8 +143,8 @@ static void flush_past_the_limit(const char *dir)
 static void test_failed_table_write_stops_with_5(void **state)
 {
     (void)state;
-    char root[] = "/tmp/hd-rocks-werr-XXXXXX";
-    assert_non_null(mkdtemp(root));
+    char root[64];
+    test_dir_make(root, sizeof root, "rocks-werr");
     char dir[300], path[400];
     snprintf(dir, sizeof dir, "%s/state", root);
 
@@ -165,9 +166,7 @@ static void test_failed_table_write_stops_with_5(void **state)
     assert_int_equal(st_rocks_flush(r), 0);
     st_rocks_close(r);
 
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    assert_int_equal(system(cmd), 0);
+    test_dir_remove(root);
 }
 
 /* A checkpoint copies the MANIFEST (past SMALL_LIMIT; tables are linked) into a
@@ -195,8 +194,8 @@ static void checkpoint_past_the_limit(const char *dir)
 static void test_failed_checkpoint_copy_is_only_an_error(void **state)
 {
     (void)state;
-    char root[] = "/tmp/hd-rocks-werr-XXXXXX";
-    assert_non_null(mkdtemp(root));
+    char root[64];
+    test_dir_make(root, sizeof root, "rocks-werr");
     char dir[300];
     snprintf(dir, sizeof dir, "%s/state", root);
 
@@ -205,9 +204,7 @@ static void test_failed_checkpoint_copy_is_only_an_error(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_non_null(strstr(child_log, "state checkpoint into"));
 
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    assert_int_equal(system(cmd), 0);
+    test_dir_remove(root);
 }
 
 int main(int argc, char **argv)

@@ -20,6 +20,7 @@
 #include "wal.h"
 #include "wal_format.h"
 #include "wal_internal.h"
+#include "test_dirs.h"
 
 #define SEG_SMALL (256u * 1024u) /* small segments, to exercise rollover */
 #define MAX_LSN 4096             /* size of the expectation model */
@@ -63,24 +64,6 @@ static uint8_t payload_byte(uint64_t lsn, uint32_t seed, size_t j)
     return (uint8_t)(seed * 131u + lsn * 31u + j * 7u + (j >> 9));
 }
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.') {
-            char path[600];
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int fx_setup(void **state)
 {
     bool no_uring = *(bool *)*state;
@@ -89,8 +72,7 @@ static int fx_setup(void **state)
     fx->no_uring = no_uring;
     fx->seg_size = SEG_SMALL;
     assert_int_equal(uv_loop_init(&fx->loop), 0);
-    strcpy(fx->dir, "/tmp/herald-wal-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    test_dir_make(fx->dir, sizeof fx->dir, "wal");
     *state = fx;
     return 0;
 }
@@ -114,7 +96,7 @@ static int fx_teardown(void **state)
     struct fx *fx = *state;
     fx_close(fx);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
-    rm_dir(fx->dir);
+    test_dir_remove(fx->dir);
     free(fx);
     return 0;
 }
@@ -323,7 +305,7 @@ static void test_empty_dir_is_new_wal(void **state)
     assert_int_equal(fx->replay_count, 0);
     assert_int_equal(st_wal_next_lsn(fx->w), 1);
     fx_close(fx);
-    rm_dir(fx->dir);
+    test_dir_remove(fx->dir);
     fx->dir[strlen(fx->dir) - 4] = '\0';
 }
 
@@ -626,7 +608,7 @@ static void test_torn_tail_random_cuts(void **state)
             assert_int_equal(fx_open(fx, errmsg, sizeof errmsg), HD_ECORRUPT);
             assert_non_null(strstr(errmsg, "truncated"));
             fx_close(fx);
-            rm_dir(fx->dir);
+            test_dir_remove(fx->dir);
             assert_int_equal(mkdir(fx->dir, 0755), 0);
             continue;
         }
@@ -643,7 +625,7 @@ static void test_torn_tail_random_cuts(void **state)
         fx_open_ok(fx);
         assert_true(fx->replay_count == want + 4);
         fx_close(fx);
-        rm_dir(fx->dir); /* start the next cut from the same image */
+        test_dir_remove(fx->dir); /* start the next cut from the same image */
         assert_int_equal(mkdir(fx->dir, 0755), 0);
     }
     free(copy);

@@ -23,6 +23,7 @@
 #include "hd_util.h"
 #include "wal.h"
 #include "wal_internal.h"
+#include "test_dirs.h"
 
 #define SEG (64u * 1024u) /* small segments: many switches, preps, renames */
 #define RECORDS 400u
@@ -101,23 +102,6 @@ static void closed(void *arg)
     *(int *)arg = 1;
 }
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] != '.') {
-                char path[600];
-                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-                unlink(path);
-            }
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static struct st_wal *open_wal(uv_loop_t *loop, const char *dir, bool no_uring)
 {
     struct st_wal_options o = {.loop = loop, .dir = dir, .segment_size = SEG,
@@ -132,8 +116,8 @@ static struct st_wal *open_wal(uv_loop_t *loop, const char *dir, bool no_uring)
 static void run_case(enum st__wal_io_site site, int err, int skip, bool forever,
                      bool no_uring)
 {
-    char dir[] = "/tmp/herald-wal-io-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    test_dir_make(dir, sizeof dir, "wal-io");
     uv_loop_t loop;
     uv_loop_init(&loop);
     memset(recs, 0, sizeof recs);
@@ -218,7 +202,7 @@ static void run_case(enum st__wal_io_site site, int err, int skip, bool forever,
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_true(done);
     assert_int_equal(uv_loop_close(&loop), 0);
-    rm_dir(dir);
+    test_dir_remove(dir);
 }
 
 static void every_site(bool forever, bool no_uring)
