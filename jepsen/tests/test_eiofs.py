@@ -152,7 +152,7 @@ class EioFs(unittest.TestCase):
         fd = self.open("f", os.O_CREAT | os.O_RDWR)
         os.write(fd, b"before")
         self.arm("write")
-        self.assertTrue(eio(os.pwrite, fd, b"XXXXXX", 0))
+        self.assertTrue(eio(os.pwrite, fd, b"armed!", 0))
         self.assertTrue(eio(os.pwrite, fd, b"more", 6))
         with open(os.path.join(self.back, "f"), "rb") as f:
             self.assertEqual(f.read(), b"before")  # nothing reached the backing file
