@@ -6,7 +6,8 @@ directory, and armed operations fail with EIO (and only those).
 
     test_eiofs.py PATH-TO-hj-eiofs
 
-Needs root and /dev/fuse; exits 77 (skipped) without them."""
+Needs root and /dev/fuse; exits 77 (skipped) without them, or 1 under
+HERALD_TEST_NO_SKIP=1 (scripts/test.sh: there a skip counts as a failure)."""
 
 import errno
 import fcntl
@@ -18,6 +19,10 @@ import sys
 import tempfile
 import time
 import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
+from harness import require_or_exit  # noqa: E402
 
 EIOFS = None
 
@@ -147,7 +152,7 @@ class EioFs(unittest.TestCase):
         fd = self.open("f", os.O_CREAT | os.O_RDWR)
         os.write(fd, b"before")
         self.arm("write")
-        self.assertTrue(eio(os.pwrite, fd, b"XXXXXX", 0))
+        self.assertTrue(eio(os.pwrite, fd, b"armed!", 0))
         self.assertTrue(eio(os.pwrite, fd, b"more", 6))
         with open(os.path.join(self.back, "f"), "rb") as f:
             self.assertEqual(f.read(), b"before")  # nothing reached the backing file
@@ -227,9 +232,8 @@ def main():
         print("usage: test_eiofs.py PATH-TO-hj-eiofs", file=sys.stderr)
         return 2
     EIOFS = sys.argv.pop(1)
-    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
-        print("test_eiofs: needs root and /dev/fuse; skipped")
-        return 77
+    require_or_exit("test_eiofs", os.geteuid() == 0 and os.path.exists("/dev/fuse"),
+                    "root and /dev/fuse")
     prog = unittest.main(exit=False, verbosity=2)
     return 0 if prog.result.wasSuccessful() else 1
 

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the browser tests share: finding Chromium, driving it over the
 DevTools protocol on a pipe, where artifacts go, and the command line
-(--heraldd, --artifacts DIR; exit 77 when no Chromium is installed)."""
+(--heraldd, --artifacts DIR; exit 77, skipped, when no Chromium is
+installed, or 1 under HERALD_TEST_NO_SKIP=1: see harness.require)."""
 
 import base64
 import fcntl
@@ -18,8 +19,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import harness  # noqa: E402
-
-SKIP = 77
 
 
 def find_chromium():
@@ -194,8 +193,7 @@ def main():
         i = args.index("--artifacts")
         os.environ["HERALD_BROWSER_ARTIFACTS"] = os.path.abspath(args[i + 1])
         del args[i:i + 2]
-    if find_chromium() is None:
-        print("SKIP: no chromium found (scripts/install-deps.sh installs it)")
-        sys.exit(SKIP)
+    harness.require_or_exit(os.path.basename(sys.argv[0]), find_chromium() is not None,
+                            "Chromium, which scripts/install-deps.sh installs")
     sys.argv = [sys.argv[0]] + args
     harness.run_tests()

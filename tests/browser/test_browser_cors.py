@@ -20,7 +20,8 @@ reads it back and checks it against what heraldd stored.
            the WebSocket accepted (the documented default).
 
 Screenshots, the results and Chromium's log go to --artifacts. Exits 77
-(CTest: skipped) when no Chromium is installed at all.
+(CTest: skipped) when no Chromium is installed at all; under
+HERALD_TEST_NO_SKIP=1 (scripts/test.sh) that fails instead.
 
   python3 tests/browser/test_browser_cors.py --heraldd build/heraldd/heraldd --artifacts /tmp/a
 """

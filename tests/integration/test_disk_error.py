@@ -2,15 +2,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """A file system that fails under a running node: every I/O answers EIO.
 
-The data directory is an ext4 image on a loop device (as root; skipped
-otherwise). While appends stream in, `xfs_io -x -c shutdown` (without
-flushing) shuts the file system down under the node: from then on every
-read, write and sync answers EIO, the way a disk that died does. This is
-the moment a power-cut ordering once gave the node, in which ASan caught a
-null read. The node must stop cleanly with exit status 4 (a failed WAL
-write), logging why, with no sanitizer report; nothing it acknowledged may
-be lost: after the file system is mounted again and the node restarted,
-every acknowledged append is there with its seq and ts.
+The data directory is an ext4 image on a loop device (as root; without
+root, xfs_io or mkfs.ext4 skipped, or failed under HERALD_TEST_NO_SKIP=1).
+While appends stream in, `xfs_io -x -c shutdown` (without flushing) shuts
+the file system down under the node: from then on every read, write and
+sync answers EIO, the way a disk that died does. This is the moment a
+power-cut ordering once gave the node, in which ASan caught a null read.
+The node must stop cleanly with exit status 4 (a failed WAL write), logging
+why, with no sanitizer report; nothing it acknowledged may be lost: after
+the file system is mounted again and the node restarted, every acknowledged
+append is there with its seq and ts.
 """
 
 import os
@@ -19,18 +20,17 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import NodeTestCase, run_tests  # noqa: E402
+from harness import NodeTestCase, require, run_tests  # noqa: E402
 
 IMAGE_MB = 512
 
 
-@unittest.skipUnless(os.geteuid() == 0 and shutil.which("xfs_io") and shutil.which("mkfs.ext4"),
-                     "needs root, xfs_io and mkfs.ext4")
 class DiskErrorTest(NodeTestCase):
     def setUp(self):
+        require(os.geteuid() == 0 and shutil.which("xfs_io") and shutil.which("mkfs.ext4"),
+                "root, xfs_io and mkfs.ext4")
         super().setUp()
         self.image = os.path.join(self.tmp, "disk.img")
         self.mnt = os.path.join(self.tmp, "mnt")

@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """A full disk: the free-space reserve (--disk-reserve).
 
-The data directory is a small tmpfs (as root; skipped otherwise). The WAL
-works there as on a disk: tmpfs takes O_DIRECT and fallocate, and io_uring
-writes to it. A filler file takes the file system below the reserve while
-the node runs; then
+The data directory is a small tmpfs (as root; without root skipped, or
+failed under HERALD_TEST_NO_SKIP=1). The WAL works there as on a disk:
+tmpfs takes O_DIRECT and fallocate, and io_uring writes to it. A filler
+file takes the file system below the reserve while the node runs; then
   - appends (HTTP, NDJSON batch, WebSocket) are refused with 507
     insufficient_storage and Retry-After, and nothing is written;
   - reads and SSE tails still answer;
@@ -26,10 +26,9 @@ import os
 import subprocess
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Cluster, NodeTestCase, SSEReader, run_tests  # noqa: E402
+from harness import Cluster, NodeTestCase, SSEReader, require, run_tests  # noqa: E402
 
 MiB = 1 << 20
 # Two preallocated 64 MiB WAL segments (the active one and the next), the
@@ -43,9 +42,9 @@ def free_bytes(path):
     return v.f_bavail * v.f_frsize
 
 
-@unittest.skipUnless(os.geteuid() == 0, "mounting a tmpfs needs root")
 class DiskFullTest(NodeTestCase):
     def setUp(self):
+        require(os.geteuid() == 0, "root to mount a tmpfs")
         super().setUp()
         self.mnt = os.path.join(self.tmp, "mnt")
         os.mkdir(self.mnt)

@@ -162,22 +162,29 @@ class RepairTest(NodeTestCase):
         self.assertEqual(self.status_of(cl[3])["node_id"], new_id)
         self.assertEqual(self.status_of(cl[3])["repairs"], 1)
 
-    def test_state_damage_found_running(self):
+    def node3_stopped_with_tables(self, n):
+        """A 3-node cluster holding n appends of 2000-byte incompressible
+        payloads, node 3 stopped gracefully. Returns (cluster, appends
+        made, node 3's largest RocksDB table)."""
         cl = Cluster(self, 3).start()
         cl.wait_leaders()
-        total = self.fill(cl[1], "a", 400, size=2000)
+        total = self.fill(cl[1], "a", n, size=2000)
         cl.wait_converged(CHANNELS, timeout=60)
         cl[3].terminate()  # the final flush writes the state's tables
         tables = sorted(glob.glob(os.path.join(cl[3].data, "state", "*.sst")),
                         key=os.path.getsize)
         self.assertTrue(tables, "no RocksDB table after a graceful stop")
+        return cl, total, tables[-1]
+
+    def test_state_damage_found_running(self):
+        cl, total, table = self.node3_stopped_with_tables(400)
         # Keys sort applied index, dedup keys, then messages, and the index
         # and filter blocks come last: the middle of a table of 800 KB of
         # incompressible payloads is a message block, which opening does
         # not read (start-up reads the applied index), so the damage is
         # found when a read reaches it.
-        self.assertGreater(os.path.getsize(tables[-1]), 400000)
-        flip_byte(tables[-1], os.path.getsize(tables[-1]) // 2)
+        self.assertGreater(os.path.getsize(table), 400000)
+        flip_byte(table, os.path.getsize(table) // 2)
         total += self.fill(cl[1], "b", 20)
         cl[3].spawn(["--bootstrap", cl.members])
         cl[3].wait_ready(60)  # it serves: nothing was found at start
@@ -207,16 +214,9 @@ class RepairTest(NodeTestCase):
         """A RocksDB table cut short while the node was down: opening the
         state fails (RocksDB checks every table's size against its
         MANIFEST), which is damage, repaired at start like a WAL's."""
-        cl = Cluster(self, 3).start()
-        cl.wait_leaders()
-        total = self.fill(cl[1], "a", 200, size=2000)
-        cl.wait_converged(CHANNELS, timeout=60)
-        cl[3].terminate()  # the final flush writes the state's tables
-        tables = sorted(glob.glob(os.path.join(cl[3].data, "state", "*.sst")),
-                        key=os.path.getsize)
-        self.assertTrue(tables, "no RocksDB table after a graceful stop")
-        with open(tables[-1], "r+b") as f:
-            f.truncate(os.path.getsize(tables[-1]) * 2 // 3)
+        cl, total, table = self.node3_stopped_with_tables(200)
+        with open(table, "r+b") as f:
+            f.truncate(os.path.getsize(table) * 2 // 3)
         total += self.fill(cl[1], "b", 20)
         cl[3].spawn(["--bootstrap", cl.members])
         self.check_repaired(cl, cl[3], 3, total)
