@@ -203,8 +203,8 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
             }
             break;
         case 'c':
-            if (!parse_long(optarg, 1, 100000, &o->channels)) {
-                return usage("--channels wants 1-100000, not \"%s\"", optarg);
+            if (!parse_long(optarg, 1, 10000000, &o->channels)) {
+                return usage("--channels wants 1-10000000, not \"%s\"", optarg);
             }
             break;
         case 'k':
