@@ -320,6 +320,9 @@ static void log__put_applied(struct log_store *ls, uint16_t shard, uint64_t inde
 static int log__check_index(struct log_store *ls, uint16_t shard, uint64_t index)
 {
     uint64_t applied = 0;
+    if (log__applied_known(ls, shard, &applied)) {
+        return index <= applied ? HD_EEXIST : 0;
+    }
     int rv = log_applied_index(ls, shard, &applied);
     if (rv != 0) {
         return rv;
@@ -370,7 +373,7 @@ int log_apply(struct log_store *ls, uint16_t shard, uint64_t index,
     HD_ASSERT(ls->overlay.n <= h.count);
     log__put_dedups(ls, h.count, h.stamp_us, results);
     log__put_applied(ls, shard, index);
-    rv = st_rocks_write(ls->rocks, ls->batch);
+    rv = log__write_applied(ls, shard, index);
     st_batch_clear(ls->batch);
     if (rv == 0) {
         log__overlay_commit(ls);
