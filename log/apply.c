@@ -206,8 +206,8 @@ static int log__dedup_lookup(struct log_store *ls, const struct log_append *a,
     return 1;
 }
 
-static int log__put_new(struct log_store *ls, const struct log_append *a,
-                        uint64_t stamp_us, const struct log_result *r)
+static int log__put_message(struct log_store *ls, const struct log_append *a,
+                            const struct log_result *r)
 {
     HD_ASSERT(r->seq > 0 && !r->duplicate); /* only a new message is put */
     uint8_t key[LOG_KEY_MAX];
@@ -234,14 +234,41 @@ static int log__put_new(struct log_store *ls, const struct log_append *a,
     if (val != stack) {
         hd_free(val);
     }
+    return 0;
+}
 
-    key_len = log_key_dedup(key, ls->shard, a->channel, a->channel_len, a->nonce, a->nonce_len);
+static void log__put_dedup(struct log_store *ls, const struct log_append *a, uint64_t stamp_us,
+                           const struct log_result *r)
+{
+    HD_ASSERT(r->seq > 0 && !r->duplicate); /* only a new message has its nonce recorded */
+    uint8_t key[LOG_KEY_MAX];
+    size_t key_len =
+        log_key_dedup(key, ls->shard, a->channel, a->channel_len, a->nonce, a->nonce_len);
     uint8_t dedup[24];
     hd_put_u64(dedup, r->seq);
     hd_put_u64(dedup + 8, r->ts);
     hd_put_u64(dedup + 16, stamp_us);
     st_batch_put(ls->batch, key, key_len, dedup, sizeof dedup);
-    return 0;
+}
+
+/*
+ * The dedup keys of an entry go into the batch after all of its message
+ * keys, not each beside its message. RocksDB inserts a batch into the
+ * memtable's skip list in batch order, starting each search from where the
+ * previous key went (a splice): a channel's messages of one entry have
+ * consecutive seqs, so put one after another each lands next to the last
+ * and the search is short, while a 'd' key between them sent every search
+ * back up the list (FindSpliceForLevel was the top self-time symbol of the
+ * node). The batch is written atomically either way.
+ */
+static void log__put_dedups(struct log_store *ls, uint32_t count, uint64_t stamp_us,
+                            const struct log_result *results)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        if (!results[i].duplicate) {
+            log__put_dedup(ls, &ls->appends[i], stamp_us, &results[i]);
+        }
+    }
 }
 
 static int log__apply_one(struct log_store *ls, uint32_t i, uint64_t stamp_us,
@@ -276,7 +303,7 @@ static int log__apply_one(struct log_store *ls, uint32_t i, uint64_t stamp_us,
     HD_ASSERT(r->ts > head->ts);
     head->seq = r->seq;
     head->ts = r->ts;
-    return log__put_new(ls, a, stamp_us, r);
+    return log__put_message(ls, a, r); /* its dedup key: log__put_dedups */
 }
 
 static void log__put_applied(struct log_store *ls, uint16_t shard, uint64_t index)
@@ -293,6 +320,9 @@ static void log__put_applied(struct log_store *ls, uint16_t shard, uint64_t inde
 static int log__check_index(struct log_store *ls, uint16_t shard, uint64_t index)
 {
     uint64_t applied = 0;
+    if (log__applied_known(ls, shard, &applied)) {
+        return index <= applied ? HD_EEXIST : 0;
+    }
     int rv = log_applied_index(ls, shard, &applied);
     if (rv != 0) {
         return rv;
@@ -341,8 +371,9 @@ int log_apply(struct log_store *ls, uint16_t shard, uint64_t index,
     }
     HD_ASSERT(i == h.count); /* the iterator walks exactly what decode counted */
     HD_ASSERT(ls->overlay.n <= h.count);
+    log__put_dedups(ls, h.count, h.stamp_us, results);
     log__put_applied(ls, shard, index);
-    rv = st_rocks_write(ls->rocks, ls->batch);
+    rv = log__write_applied(ls, shard, index);
     st_batch_clear(ls->batch);
     if (rv == 0) {
         log__overlay_commit(ls);

@@ -23,7 +23,7 @@ int log_state_rebase(struct log_store *ls, uint16_t shard, uint64_t applied)
     hd_put_u64(val, applied);
     st_batch_clear(ls->batch);
     st_batch_put(ls->batch, key, key_len, val, sizeof val);
-    int rv = st_rocks_write(ls->rocks, ls->batch);
+    int rv = log__write(ls);
     st_batch_clear(ls->batch);
     return rv;
 }

@@ -197,7 +197,7 @@ int log__apply_command(struct log_store *ls, uint16_t shard, uint64_t index,
         uint8_t key[4], val[8];
         hd_put_u64(val, index);
         st_batch_put(ls->batch, key, log_key_applied(key, shard), val, sizeof val);
-        rv = st_rocks_write(ls->rocks, ls->batch);
+        rv = log__write(ls);
     }
     st_batch_clear(ls->batch);
     if (rv != 0) {

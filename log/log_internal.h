@@ -50,9 +50,19 @@ struct log_store {
     struct log_seen *seen;      /* (channel, nonce) of this entry, 2x count */
     struct log_append *appends; /* this entry's appends, count */
     size_t seen_cap;
+    uint64_t *applied_known;    /* n_shards; state_write.c (0: read state) */
     const struct hd_retention *config_policy; /* log_options.retention */
     struct hd_retention *cluster_policy;      /* parsed 'p' key; NULL: none set */
 };
+
+/* Writes ls->batch to state. Every write of state in log/ goes through one
+ * of these two (state_write.c): log__write for any batch, which may move
+ * any shard's applied index; log__write_applied for an apply's batch, which
+ * sets shard's applied index to index and nothing else's. */
+int log__write(struct log_store *ls);
+int log__write_applied(struct log_store *ls, uint16_t shard, uint64_t index);
+/* The shard's applied index as last written, if this store knows it. */
+bool log__applied_known(const struct log_store *ls, uint16_t shard, uint64_t *index);
 
 /* The head of a channel through the cache (loop thread only). */
 int log__head(struct log_store *ls, uint16_t shard, const char *ch, size_t len,

@@ -95,7 +95,7 @@ int log__apply_policy(struct log_store *ls, uint16_t shard, uint64_t index,
     }
     hd_put_u64(val, index);
     st_batch_put(ls->batch, key, log_key_applied(key, shard), val, sizeof val);
-    int rv = st_rocks_write(ls->rocks, ls->batch);
+    int rv = log__write(ls);
     st_batch_clear(ls->batch);
     if (rv == 0) {
         /* RocksDB's WAL is off (log.h): without a flush a node restarted

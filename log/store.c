@@ -57,7 +57,8 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
     }
     rv = st_batch_init(&ls->batch);
     ls->heads = hd_calloc(LOG_HEAD_CACHE_SLOTS, sizeof *ls->heads);
-    if (rv != 0 || ls->heads == NULL) {
+    ls->applied_known = hd_calloc(ls->n_shards, sizeof *ls->applied_known);
+    if (rv != 0 || ls->heads == NULL || ls->applied_known == NULL) {
         rv = HD_ENOMEM;
         snprintf(errmsg, errmsg_len, "open log: out of memory");
         goto err_rocks;
@@ -76,6 +77,7 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
 err_rocks:
     st_batch_close(ls->batch);
     hd_free(ls->heads);
+    hd_free(ls->applied_known);
     st_rocks_close(ls->rocks);
 err_free:
     hd_free(ls);
@@ -91,6 +93,7 @@ void log_store_close(struct log_store *ls)
     st_batch_close(ls->batch);
     st_rocks_close(ls->rocks);
     hd_free(ls->heads);
+    hd_free(ls->applied_known);
     log__policy_free(ls);
     hd_free(ls->overlay.slots);
     hd_free(ls->seen);

@@ -176,7 +176,7 @@ int log_state_replace_begin(struct log_store *ls, uint16_t shard)
     log__delete_ranges(ls, shard);
     uint8_t key[3];
     st_batch_put(ls->batch, key, log__marker_key(key, shard), "", 0);
-    int rv = st_rocks_write(ls->rocks, ls->batch);
+    int rv = log__write(ls);
     st_batch_clear(ls->batch);
     /* Heads of this shard's channels are about to change under the cache. */
     memset(ls->heads, 0, LOG_HEAD_CACHE_SLOTS * sizeof *ls->heads);
@@ -220,7 +220,7 @@ int log_state_replace_chunk(struct log_store *ls, uint16_t shard, const uint8_t 
         HD_ASSERT(off <= raw_len); /* the bounds were checked just above */
     }
     if (rv == 0) {
-        rv = st_rocks_write(ls->rocks, ls->batch);
+        rv = log__write(ls);
     }
     st_batch_clear(ls->batch);
     hd_free(raw);
@@ -233,7 +233,7 @@ int log_state_replace_end(struct log_store *ls, uint16_t shard)
     uint8_t key[3];
     st_batch_clear(ls->batch);
     st_batch_delete(ls->batch, key, log__marker_key(key, shard));
-    int rv = st_rocks_write(ls->rocks, ls->batch);
+    int rv = log__write(ls);
     st_batch_clear(ls->batch);
     if (rv == 0 && shard == LOG_POLICY_SHARD) {
         rv = log__policy_load(ls, true); /* the copy may hold another policy */
@@ -257,7 +257,7 @@ int log_state_discard(struct log_store *ls, uint16_t shard)
     log__delete_ranges(ls, shard);
     uint8_t key[3];
     st_batch_delete(ls->batch, key, log__marker_key(key, shard));
-    int rv = st_rocks_write(ls->rocks, ls->batch);
+    int rv = log__write(ls);
     st_batch_clear(ls->batch);
     memset(ls->heads, 0, LOG_HEAD_CACHE_SLOTS * sizeof *ls->heads);
     if (rv == 0 && shard == LOG_POLICY_SHARD) {

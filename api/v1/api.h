@@ -215,6 +215,9 @@ void api_backup(struct api_server *s, struct api_http_conn *c,
 /* Answers with a JSON body (takes the reference to `body`). */
 int api_respond_json(struct api_server *s, struct api_http_conn *c, int status,
                      json_t *body, const char *extra_headers);
+/* Answers with a JSON body already written as text (the hot append's). */
+int api_respond_json_text(struct api_server *s, struct api_http_conn *c, int status,
+                          const char *text, size_t len);
 /* Answers with no body (204 and the like). */
 int api_respond_empty(struct api_server *s, struct api_http_conn *c, int status,
                       const char *extra_headers);

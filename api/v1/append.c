@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "append_json.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
@@ -173,7 +174,10 @@ static void api__single_done(struct cons_append_req *req, int status,
         } else {
             s->metrics.appends_ok++;
         }
-        api_respond_json(s, p->conn, result->duplicate ? 200 : 201, api__result_json(p), NULL);
+        char answer[API_APPEND_ANSWER_MAX];
+        size_t len = api_append_json_answer(answer, p->channel, p->req.a.channel_len,
+                                            result->seq, result->ts, result->duplicate);
+        api_respond_json_text(s, p->conn, result->duplicate ? 200 : 201, answer, len);
         api__observe_ack(s, p);
     }
     api__pending_free(p);
@@ -200,7 +204,14 @@ void api_append(struct api_server *s, struct api_http_conn *c,
     struct api_input_error err;
     json_t *obj = NULL;
     int rv;
-    if (api__is_json(req)) {
+    struct api_append_json fast;
+    bool json = api__is_json(req);
+    if (json && api_append_json_scan(req->body, req->body_len, &fast)) {
+        /* The common shape, read in place: no tree to build and free. */
+        in = (struct api_append_input){fast.nonce, fast.nonce_len, fast.payload,
+                                       fast.payload_len, fast.b64};
+        rv = 0;
+    } else if (json) {
         json_error_t jerr;
         obj = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         if (!json_is_object(obj)) {

@@ -32,6 +32,13 @@ int api_respond_json(struct api_server *s, struct api_http_conn *c, int status,
     return rv;
 }
 
+int api_respond_json_text(struct api_server *s, struct api_http_conn *c, int status,
+                          const char *text, size_t len)
+{
+    api__count(s, status);
+    return api_http_respond(c, status, "application/json", NULL, text, len);
+}
+
 int api_respond_empty(struct api_server *s, struct api_http_conn *c, int status,
                       const char *extra_headers)
 {

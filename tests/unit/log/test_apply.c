@@ -140,6 +140,28 @@ static void test_reapply_is_skipped(void **state)
     assert_true(applied == 1);
 }
 
+/* The applied index an apply remembers (log/state_write.c) gives way to
+ * any other write of it: a rebase forward, then back, is what the next
+ * apply checks against, as a read of state would. */
+static void test_applied_index_follows_other_writes(void **state)
+{
+    struct fixture *f = *state;
+    const char *ch[] = {"a"};
+    const char *no[] = {"x"}, *no2[] = {"y"}, *no3[] = {"z"};
+    struct log_result r[16];
+    assert_int_equal(apply(f, 1, 1000, ch, no, 1, r), 0);
+    assert_int_equal(log_state_rebase(f->ls, 0, 10), 0);
+    assert_int_equal(apply(f, 2, 1000, ch, no2, 1, r), HD_EEXIST);
+    assert_int_equal(apply(f, 10, 1000, ch, no2, 1, r), HD_EEXIST);
+    assert_int_equal(apply(f, 11, 1000, ch, no2, 1, r), 0);
+    assert_int_equal(log_state_rebase(f->ls, 0, 5), 0);
+    assert_int_equal(apply(f, 6, 1000, ch, no3, 1, r), 0);
+    uint64_t applied;
+    assert_int_equal(log_applied_index(f->ls, 0, &applied), 0);
+    assert_true(applied == 6);
+    assert_int_equal(apply(f, 6, 1000, ch, no3, 1, r), HD_EEXIST);
+}
+
 static void test_corrupt_entry_changes_nothing(void **state)
 {
     struct fixture *f = *state;
@@ -236,6 +258,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_returns_original, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_window_expires_by_entry_stamp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reapply_is_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_applied_index_follows_other_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_entry_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_of_another_shard_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_range_and_ts_lookup, setup, teardown),

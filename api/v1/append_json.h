@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The one hot request shape of POST /v1/channels/{channel}/messages, read
+ * and answered without building a JSON tree. */
+#ifndef API_APPEND_JSON_H
+#define API_APPEND_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The append's members, pointing into the scanned body. */
+struct api_append_json {
+    const char *nonce;
+    size_t nonce_len;
+    const char *payload;     /* text, or base64 when b64 */
+    size_t payload_len;
+    bool b64;
+};
+
+/*
+ * Reads a body of the common shape {"nonce":"...","payload":"..."} (or
+ * "payload_b64"): an object whose every member is a plain string, one of
+ * printable ASCII with no backslash, holding "nonce" and exactly one of
+ * "payload" and "payload_b64". Returns false for anything else (escapes,
+ * non-ASCII bytes, numbers, nesting, duplicate keys, a missing member, bad
+ * syntax): the caller then parses the body with jansson, which gives every
+ * answer, error or not, for those. What this accepts, jansson accepts with
+ * the same members, so both paths append the same thing.
+ */
+bool api_append_json_scan(const char *body, size_t len, struct api_append_json *out);
+
+/* The largest answer api_append_json_answer writes, with its NUL. */
+#define API_APPEND_ANSWER_MAX 256
+
+/*
+ * Writes the answer to an append, byte for byte what json_dumps(JSON_COMPACT)
+ * makes of {"channel","seq","ts","duplicate"}: channel must be valid
+ * (hd_channel_valid: nothing in it needs escaping). buf holds
+ * API_APPEND_ANSWER_MAX bytes. Returns the length, without the NUL.
+ */
+size_t api_append_json_answer(char *buf, const char *channel, size_t channel_len, uint64_t seq,
+                              uint64_t ts_us, bool duplicate);
+
+#endif
