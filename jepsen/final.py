@@ -141,11 +141,16 @@ def read_log(ip, channel, timeout=5.0):
         after = msgs[-1]["seq"]
 
 
-def converge(cluster, channels, timeout):
+def converge(cluster, channels, timeout, recorder):
     """Reads every member's logs until they are identical (or time is up);
-    returns ({node: {channel: log} or None}, converged)."""
+    returns ({node: {channel: log} or None}, converged). Reading the whole
+    logs may reach damage the corrupt nemesis left where no read went
+    before (a RocksDB block): that node stops with exit 3 as it must, and
+    is replaced here as during the run (or, with --repair, restarted by
+    the watcher to repair itself), so the wait goes on with its successor."""
     deadline = time.monotonic() + timeout
     while True:
+        replace_pending(cluster, recorder)
         logs = {}
         for nd in cluster.nodes:
             if nd.id is None:
