@@ -12,7 +12,8 @@
 #include "node.h"
 
 /* One append waiting for consensus. Owns copies of its strings: the request
- * stays valid until we answer, but batch lines are parsed JSON, freed early. */
+ * stays valid until we answer, but batch lines are parsed JSON, freed early.
+ * The payload lives at its end: one allocation per append, not two. */
 struct api_pending {
     struct cons_append_req req;
     struct api_batch *batch;         /* NULL for a single append */
@@ -23,10 +24,10 @@ struct api_pending {
     void *done_arg;
     char channel[LOG_CHANNEL_MAX];
     char nonce[LOG_NONCE_MAX];
-    uint8_t *payload;                /* owned */
     uint64_t start_us;               /* hd_mono_us() as its request was taken */
     int status;                      /* result, for batches */
     struct log_result result;
+    uint8_t payload[];               /* max_raw bytes (api__pending_new) */
 };
 
 /* A batch answers once every line has its result. */
@@ -63,14 +64,13 @@ static int api__pending_new(struct api_server *s, const char *channel, size_t ch
     if (in->b64 && max_raw > s->config.payload_bytes_max + 2) {
         max_raw = s->config.payload_bytes_max + 1; /* clearly too large */
     }
-    struct api_pending *p = hd_calloc(1, sizeof *p);
-    uint8_t *payload = hd_malloc(max_raw > 0 ? max_raw : 1);
-    if (p == NULL || payload == NULL) {
-        hd_free(p);
-        hd_free(payload);
+    struct api_pending *p = hd_malloc(sizeof *p + max_raw);
+    if (p == NULL) {
         *err = (struct api_input_error){500, "internal", "out of memory"};
         return HD_ENOMEM;
     }
+    memset(p, 0, sizeof *p); /* the payload bytes are written below */
+    uint8_t *payload = p->payload;
     size_t payload_len = in->payload_len;
     int rv = 0;
     if (in->b64) {
@@ -92,13 +92,11 @@ static int api__pending_new(struct api_server *s, const char *channel, size_t ch
         err->message = "payload is over the node's limit (--max-payload)";
     }
     if (rv != 0) {
-        hd_free(payload);
         hd_free(p);
         return rv;
     }
     memcpy(p->channel, channel, channel_len);
     memcpy(p->nonce, in->nonce, in->nonce_len);
-    p->payload = payload;
     p->server = s;
     p->req = (struct cons_append_req){.a = {p->channel, channel_len, p->nonce, in->nonce_len,
                                             payload, payload_len},
@@ -109,7 +107,6 @@ static int api__pending_new(struct api_server *s, const char *channel, size_t ch
 
 static void api__pending_free(struct api_pending *p)
 {
-    hd_free(p->payload);
     hd_free(p);
 }
 
