@@ -24,7 +24,7 @@ static bool same_string(json_t *v, const char *s, size_t len)
  * same thing. What it refuses goes to jansson, so refusing is always safe. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct api_append_json fast;
+    struct api_append_input fast;
     if (!api_append_json_scan((const char *)data, size, &fast)) {
         return 0;
     }

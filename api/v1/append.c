@@ -40,15 +40,6 @@ struct api_batch {
     struct api_pending **pending;    /* one per line, NULL for a bad line */
 };
 
-/* The fields of one append, before validation. */
-struct api_append_input {
-    const char *nonce;
-    size_t nonce_len;
-    const char *payload;             /* text, or base64 when b64 */
-    size_t payload_len;
-    bool b64;
-};
-
 /* Validates and copies one append into a new pending append. */
 static int api__pending_new(struct api_server *s, const char *channel, size_t channel_len,
                             const struct api_append_input *in, struct api_pending **out,
@@ -201,12 +192,9 @@ void api_append(struct api_server *s, struct api_http_conn *c,
     struct api_input_error err;
     json_t *obj = NULL;
     int rv;
-    struct api_append_json fast;
     bool json = api__is_json(req);
-    if (json && api_append_json_scan(req->body, req->body_len, &fast)) {
+    if (json && api_append_json_scan(req->body, req->body_len, &in)) {
         /* The common shape, read in place: no tree to build and free. */
-        in = (struct api_append_input){fast.nonce, fast.nonce_len, fast.payload,
-                                       fast.payload_len, fast.b64};
         rv = 0;
     } else if (json) {
         json_error_t jerr;

@@ -74,7 +74,7 @@ static bool same(const struct scan_string *a, const char *lit)
     return a->len == n && memcmp(a->s, lit, n) == 0;
 }
 
-bool api_append_json_scan(const char *body, size_t len, struct api_append_json *out)
+bool api_append_json_scan(const char *body, size_t len, struct api_append_input *out)
 {
     struct scan sc = {body, body + len};
     struct scan_string keys[SCAN_MEMBERS_MAX];
@@ -111,7 +111,7 @@ bool api_append_json_scan(const char *body, size_t len, struct api_append_json *
         return false;
     }
     const struct scan_string *p = payload != NULL ? payload : payload_b64;
-    *out = (struct api_append_json){nonce->s, nonce->len, p->s, p->len, payload_b64 != NULL};
+    *out = (struct api_append_input){nonce->s, nonce->len, p->s, p->len, payload_b64 != NULL};
     return true;
 }
 

@@ -8,8 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The append's members, pointing into the scanned body. */
-struct api_append_json {
+/* The fields of one append, before validation; they point into the body
+ * (or the header) they came from. Every path that reads an append
+ * (api_append_json_scan, jansson, a raw body) fills one. */
+struct api_append_input {
     const char *nonce;
     size_t nonce_len;
     const char *payload;     /* text, or base64 when b64 */
@@ -27,7 +29,7 @@ struct api_append_json {
  * answer, error or not, for those. What this accepts, jansson accepts with
  * the same members, so both paths append the same thing.
  */
-bool api_append_json_scan(const char *body, size_t len, struct api_append_json *out);
+bool api_append_json_scan(const char *body, size_t len, struct api_append_input *out);
 
 /* The largest answer api_append_json_answer writes, with its NUL. */
 #define API_APPEND_ANSWER_MAX 256

@@ -17,7 +17,7 @@
 
 /* jansson's reading of the body, as api/v1/append.c reads it: true when it
  * is an object with a string nonce and exactly one string payload. */
-static bool jansson_reads(const char *body, size_t len, struct api_append_json *out)
+static bool jansson_reads(const char *body, size_t len, struct api_append_input *out)
 {
     json_error_t jerr;
     json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
@@ -35,7 +35,7 @@ static bool jansson_reads(const char *body, size_t len, struct api_append_json *
         static char nonce_copy[512], payload_copy[4096];
         memcpy(nonce_copy, json_string_value(nonce), json_string_length(nonce));
         memcpy(payload_copy, json_string_value(p), json_string_length(p));
-        *out = (struct api_append_json){nonce_copy, json_string_length(nonce), payload_copy,
+        *out = (struct api_append_input){nonce_copy, json_string_length(nonce), payload_copy,
                                         json_string_length(p), b64 != NULL};
     }
     json_decref(obj);
@@ -46,7 +46,7 @@ static bool jansson_reads(const char *body, size_t len, struct api_append_json *
 static void check_agrees(const char *body, bool scan_expected)
 {
     size_t len = strlen(body);
-    struct api_append_json fast, slow;
+    struct api_append_input fast, slow;
     bool scanned = api_append_json_scan(body, len, &fast);
     if (scanned != scan_expected) {
         fail_msg("scan %s %s", scanned ? "took" : "refused", body);
@@ -117,7 +117,7 @@ static void test_length_bounds(void **state)
 {
     (void)state;
     const char *body = "{\"nonce\":\"n\",\"payload\":\"p\"}GARBAGE";
-    struct api_append_json fast;
+    struct api_append_input fast;
     assert_true(api_append_json_scan(body, strlen(body) - 7, &fast));
     assert_false(api_append_json_scan(body, strlen(body) - 8, &fast));
     for (size_t len = 0; len < strlen(body) - 7; len++) {
@@ -139,7 +139,7 @@ static void test_random_bodies(void **state)
             body[i] = alphabet[rand() % (int)(sizeof alphabet - 1)];
         }
         body[len] = '\0';
-        struct api_append_json fast, slow;
+        struct api_append_input fast, slow;
         if (api_append_json_scan(body, len, &fast)) {
             assert_true(jansson_reads(body, len, &slow));
             assert_int_equal(fast.nonce_len, slow.nonce_len);
@@ -154,7 +154,7 @@ static void test_random_bodies(void **state)
         for (int k = rand() % 4; k >= 0; k--) {
             body[rand() % (int)base_len] = alphabet[rand() % (int)(sizeof alphabet - 1)];
         }
-        struct api_append_json fast, slow;
+        struct api_append_input fast, slow;
         if (api_append_json_scan(body, base_len, &fast)) {
             assert_true(jansson_reads(body, base_len, &slow));
             assert_int_equal(fast.nonce_len, slow.nonce_len);
