@@ -76,7 +76,9 @@ class SubscribeClusterTest(NodeTestCase):
         finally:
             w.stopping.set()
         self.assertEqual(w.problems, [], "writer problems (outcomes %r)" % dict(w.outcomes))
-        self.assertGreater(w.n_acked(), n_before + 150, "appends did not resume after the kill")
+        # The wait above ends as soon as 150 more are acknowledged, and the
+        # writers stop right there: exactly 150 is success.
+        self.assertGreaterEqual(w.n_acked(), n_before + 150, "appends did not resume after the kill")
         acked.update(w.acked)
         sent.update(w.sent)
         survivors = [x for x in cl.nodes if x is not victim]
