@@ -191,7 +191,11 @@ class LogToHerald : public rocksdb::Logger {
             return;
         }
         char line[1024];
+        /* The format is RocksDB's own, which the override cannot declare. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
         vsnprintf(line, sizeof line, format, ap);
+#pragma GCC diagnostic pop
         hd_log(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? 0 : 1, "rocksdb: %s", line);
     }
 };

@@ -38,6 +38,19 @@ static void test_frame_message(void **state)
     assert_int_equal(f.msg.payload_len, 2);
     assert_memory_equal(f.msg.payload, "hi", 2);
     assert_false(f.msg.payload_binary);
+    assert_null(f.root); /* read in place, no JSON tree */
+    herald__frame_free(&f);
+    /* An escape or a non-ASCII byte takes jansson's path, to the same
+     * fields: the escapes decoded, the strings NUL-terminated. */
+    assert_int_equal(decode("{\"type\":\"message\",\"channel\":\"room-1\",\"seq\":59,"
+                            "\"ts\":\"1732234567.000124\",\"nonce\":\"n-10\","
+                            "\"payload\":\"say \\\"hi\\\" \xc3\xa9\"}",
+                            &f, &scratch), 0);
+    assert_non_null(f.root);
+    assert_string_equal(f.msg.channel, "room-1");
+    assert_int_equal(f.msg.seq, 59);
+    assert_string_equal(f.msg.nonce, "n-10");
+    assert_string_equal((const char *)f.msg.payload, "say \"hi\" \xc3\xa9");
     herald__frame_free(&f);
     /* payload_b64: decoded into scratch, flagged binary. */
     assert_int_equal(decode("{\"type\":\"message\",\"channel\":\"c\",\"seq\":1,\"ts\":\"1.5\","
