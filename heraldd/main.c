@@ -283,6 +283,14 @@ static int api__serve(struct api_daemon *d, char *errmsg, size_t errmsg_len)
     if (rv != 0) {
         return rv;
     }
+    if (d->opts.delivery_thread) {
+        rv = api_http_server_start_writer(s->http);
+        if (rv != 0) {
+            snprintf(errmsg, errmsg_len, "cannot start the delivery thread: %s", hd_strerror(rv));
+            return rv;
+        }
+        HD_LOG_INFO("delivery: subscriber sockets are written by the herald-writer thread");
+    }
     if (s->cors != NULL) {
         api_http_server_set_head_hook(s->http, api_cors_head_hook, s->cors);
     }

@@ -31,6 +31,7 @@ struct api_options {
     uint64_t snapshot_every;      /* raft entries between snapshots; 0 = 4096 */
     uint64_t raft_log_memory;     /* bytes of Raft log in memory; 0 = 64 MiB */
     bool no_uring;
+    bool delivery_thread;
     bool repair;                  /* --repair auto (default) or off */
     uint64_t disk_reserve;        /* --disk-reserve: bytes kept free; 0: none */
     struct api_cors *cors;        /* --cors-origins; NULL: no cross-origin access */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* HTTP/1.1 server over libuv TCP: accepts, reads requests, writes responses and streams. */
 #include "http_server.h"
+#include "http_writer.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -110,6 +111,10 @@ struct api_http_conn {
     bool refuse_full;              /* TLS, over connections_max: 503 after the handshake */
     char *peer;                    /* TLS: the client's address, kept for the logs of a
                                       failed handshake (the client may be gone by then) */
+    struct http_wconn *w;          /* written by the server's writer thread, or NULL */
+    size_t w_bytes;                /* bytes handed to the writer, not yet written */
+    uint64_t w_submitted;          /* all bytes ever handed to the writer */
+    bool w_finish;                 /* finishing: shut down once the writer lets go */
 };
 
 struct api_http_server {
@@ -130,6 +135,7 @@ struct api_http_server {
     uv_timer_t grace;                    /* closing: ends connections still writing */
     bool grace_open;                     /* grace is initialised and not yet closed */
     bool grace_closing;                  /* its uv_close was called */
+    struct http_writer *writer;          /* writes streams on a thread, or NULL */
     void (*close_cb)(void *arg);         /* after the last conn */
     void *close_arg;                     /* for close_cb */
     /* One read buffer for all connections: libuv reads into it and calls
@@ -165,12 +171,18 @@ static int api_http__from_uv(int uv_err)
 /* ------------------------------------------------------------------ */
 
 static void api_http__server_maybe_finish(struct api_http_server *s);
+static void api_http__on_writer_stopped(void *arg);
 
 static void api_http__on_grace_closed(uv_handle_t *h)
 {
     struct api_http_server *s = h->data;
     s->grace_open = false;
     api_http__server_maybe_finish(s);
+}
+
+static void api_http__on_writer_stopped(void *arg)
+{
+    api_http__server_maybe_finish(arg);
 }
 
 static void api_http__server_maybe_finish(struct api_http_server *s)
@@ -183,6 +195,12 @@ static void api_http__server_maybe_finish(struct api_http_server *s)
             s->grace_closing = true;
             uv_close((uv_handle_t *)&s->grace, api_http__on_grace_closed);
         }
+        return;
+    }
+    if (s->writer != NULL) {
+        struct http_writer *w = s->writer;
+        s->writer = NULL;
+        http_writer_stop(w, api_http__on_writer_stopped, s);
         return;
     }
     void (*cb)(void *) = s->close_cb;
@@ -199,7 +217,7 @@ static void api_http__conn_maybe_free(struct api_http_conn *c)
     if (c->handles_open > 0 || c->user_owned || c->in_event) {
         return;
     }
-    HD_ASSERT(c->writes_pending == 0);
+    HD_ASSERT(c->writes_pending == 0 && c->w == NULL && c->w_bytes == 0);
     struct api_http_server *s = c->srv;
     if (c->prev != NULL) {
         c->prev->next = c->next;
@@ -252,8 +270,15 @@ static void api_http__conn_close(struct api_http_conn *c)
         c->counted = false;
         c->srv->n_counted--;
     }
-    uv_close((uv_handle_t *)&c->tcp, api_http__on_handle_close);
     uv_close((uv_handle_t *)&c->timer, api_http__on_handle_close);
+    if (c->w != NULL) {
+        /* The writer may be in a writev on the socket: it is closed once
+         * the writer lets go (api_http__on_writer_released). */
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        http_writer_release(c->w, true);
+        return;
+    }
+    uv_close((uv_handle_t *)&c->tcp, api_http__on_handle_close);
 }
 
 static void api_http__start_reading(struct api_http_conn *c)
@@ -330,11 +355,22 @@ static void api_http__arm_read_timer(struct api_http_conn *c)
 
 /* Output that does not move for idle_timeout_ms means a client that does
  * not read; without this check it would hold the conn forever. */
+static uint64_t api_http__bytes_written(struct api_http_conn *c)
+{
+    return c->bytes_submitted - uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) +
+           c->w_submitted - c->w_bytes;
+}
+
+static bool api_http__output_queued(const struct api_http_conn *c)
+{
+    return c->writes_pending > 0 || c->w_bytes > 0;
+}
+
 static void api_http__on_stall_check(uv_timer_t *t)
 {
     struct api_http_conn *c = t->data;
-    uint64_t written = c->bytes_submitted - uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-    if (c->writes_pending > 0 && written == c->stall_mark) {
+    uint64_t written = api_http__bytes_written(c);
+    if (api_http__output_queued(c) && written == c->stall_mark) {
         HD_LOG_DEBUG("http: client stopped reading, closing");
         api_http__conn_close(c);
         return;
@@ -345,10 +381,10 @@ static void api_http__on_stall_check(uv_timer_t *t)
 
 static void api_http__arm_stall_timer(struct api_http_conn *c)
 {
-    if (c->writes_pending == 0 || c->timer_role == TIMER_STALL) {
+    if (!api_http__output_queued(c) || c->timer_role == TIMER_STALL) {
         return;
     }
-    c->stall_mark = c->bytes_submitted - uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    c->stall_mark = api_http__bytes_written(c);
     api_http__timer_start(c, TIMER_STALL, c->srv->limits.idle_timeout_ms, api_http__on_stall_check);
 }
 
@@ -357,6 +393,7 @@ static void api_http__arm_stall_timer(struct api_http_conn *c)
 /* ------------------------------------------------------------------ */
 
 static void api_http__response_done(struct api_http_conn *c);
+static void api_http__maybe_drained(struct api_http_conn *c);
 
 static void api_http__on_write(uv_write_t *req, int status)
 {
@@ -373,7 +410,14 @@ static void api_http__on_write(uv_write_t *req, int status)
         api_http__conn_close(c);
         return;
     }
-    if (c->writes_pending > 0) {
+    api_http__maybe_drained(c);
+}
+
+/* Output finished (a uv_write or a writer job): once nothing is queued,
+ * a response is done and a stream hears DRAINED. */
+static void api_http__maybe_drained(struct api_http_conn *c)
+{
+    if (api_http__output_queued(c)) {
         return;
     }
     if (c->state == CONN_WRITING) {
@@ -386,6 +430,70 @@ static void api_http__on_write(uv_write_t *req, int status)
             c->in_event = false;
             api_http__conn_maybe_free(c);
         }
+    }
+}
+
+/* ---- Through the writer thread ---- */
+
+static int api_http__writer_submit(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs,
+                                   size_t total, api_http_release_cb release, void *arg)
+{
+    int rv = http_writer_submit(c->w, bufs, n_bufs, total, release, arg);
+    if (rv == 0) {
+        c->w_bytes += total;
+        c->w_submitted += total;
+    }
+    return rv;
+}
+
+/* Bytes of the server's own (heads, copies of api_http_stream_write) on a
+ * connection the writer owns: copied into one buffer, freed when written. */
+static int api_http__writer_copy(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs,
+                                 size_t total)
+{
+    char *copy = hd_malloc(total);
+    if (copy == NULL) {
+        return HD_ENOMEM;
+    }
+    size_t off = 0;
+    for (unsigned i = 0; i < n_bufs; i++) {
+        memcpy(copy + off, bufs[i].base, bufs[i].len);
+        off += bufs[i].len;
+    }
+    HD_ASSERT(total <= UINT_MAX);
+    uv_buf_t b = uv_buf_init(copy, (unsigned)total);
+    int rv = api_http__writer_submit(c, &b, 1, total, hd_free, copy);
+    if (rv != 0) {
+        hd_free(copy);
+    }
+    return rv;
+}
+
+static void api_http__on_writer_done(void *owner, size_t bytes, int status)
+{
+    struct api_http_conn *c = owner;
+    HD_ASSERT(c->w_bytes >= bytes);
+    c->w_bytes -= bytes;
+    if (c->closing) {
+        return;
+    }
+    if (status < 0) {
+        api_http__conn_close(c); /* the client is gone */
+        return;
+    }
+    api_http__maybe_drained(c);
+}
+
+static void api_http__conn_shutdown(struct api_http_conn *c);
+
+static void api_http__on_writer_released(void *owner)
+{
+    struct api_http_conn *c = owner;
+    c->w = NULL;
+    if (c->closing) {
+        uv_close((uv_handle_t *)&c->tcp, api_http__on_handle_close);
+    } else if (c->w_finish) {
+        api_http__conn_shutdown(c);
     }
 }
 
@@ -403,6 +511,9 @@ static int api_http__sock_write(struct api_http_conn *c, const uv_buf_t *bufs, u
     }
     if (total == 0) {
         return 0;
+    }
+    if (c->w != NULL) {
+        return api_http__writer_copy(c, bufs, n_bufs, total);
     }
     size_t done = 0;
     if (c->writes_pending == 0) {
@@ -656,6 +767,19 @@ static void api_http__conn_finish(struct api_http_conn *c)
         api_http__conn_close(c);
         return;
     }
+    if (c->w != NULL) {
+        /* What the writer holds goes out first; then the shutdown. */
+        c->w_finish = true;
+        http_writer_release(c->w, false);
+        api_http__arm_stall_timer(c);
+        api_http__start_reading(c);
+        return;
+    }
+    api_http__conn_shutdown(c);
+}
+
+static void api_http__conn_shutdown(struct api_http_conn *c)
+{
     c->shutdown_req.data = c;
     int rv = uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, api_http__on_shutdown);
     if (rv != 0) {
@@ -1389,7 +1513,7 @@ int api_http_stream_write(struct api_http_conn *c, const void *data, size_t len)
 
 size_t api_http_stream_queued(const struct api_http_conn *c)
 {
-    return c->bytes_queued;
+    return c->bytes_queued + c->w_bytes;
 }
 
 void api_http_stream_end(struct api_http_conn *c)
@@ -1418,6 +1542,50 @@ int api_http_stream_writev(struct api_http_conn *c, const uv_buf_t *bufs, unsign
     }
     api_http__arm_stall_timer(c);
     return 0;
+}
+
+int api_http_stream_writev_lent(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs,
+                                api_http_release_cb release, void *arg)
+{
+    HD_ASSERT(c != NULL && c->user_owned && c->streaming);
+    if (c->closing || c->state != CONN_STREAMING) {
+        release(arg);
+        return HD_ESHUTDOWN;
+    }
+    /* A connection goes to the writer once the loop has nothing of it
+     * queued, so that bytes never overtake each other. */
+    int fd = -1;
+    if (c->w == NULL && c->srv->writer != NULL && c->tls == NULL && c->writes_pending == 0 &&
+        uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        c->w = http_writer_attach(c->srv->writer, fd, c);
+    }
+    if (c->w == NULL) {
+        int rv = api_http_stream_writev(c, bufs, n_bufs); /* writes or copies */
+        release(arg);
+        return rv;
+    }
+    size_t total = 0;
+    for (unsigned i = 0; i < n_bufs; i++) {
+        total += bufs[i].len;
+    }
+    int rv = total > 0 ? api_http__writer_submit(c, bufs, n_bufs, total, release, arg) : 0;
+    if (rv != 0 || total == 0) {
+        release(arg);
+    }
+    if (rv != 0) {
+        api_http__conn_close(c);
+        return rv;
+    }
+    api_http__arm_stall_timer(c);
+    return 0;
+}
+
+int api_http_server_start_writer(struct api_http_server *s)
+{
+    HD_ASSERT(s->writer == NULL && s->n_conns == 0);
+    static const struct http_writer_cbs cbs = {api_http__on_writer_done,
+                                               api_http__on_writer_released};
+    return http_writer_start(&s->writer, s->loop, &cbs);
 }
 
 /* ------------------------------------------------------------------ */

@@ -17,7 +17,9 @@
  * connection is in the hands of the caller at a time; pipelined requests
  * wait (and the socket is not read) until the response has been written.
  *
- * Everything runs on the loop's thread; no function here is thread-safe.
+ * Everything runs on the loop's thread (with a writer, the socket writes of
+ * streams run on its own thread: http_writer.h); no function here is
+ * thread-safe.
  *
  * Lifetimes. The server owns every struct api_http_conn. The request
  * callback lends the conn to the caller, who gives it back with exactly one
@@ -87,6 +89,12 @@ struct hd_tls_ctx;
  * timeout bounds a handshake that never finishes. */
 void api_http_server_set_tls(struct api_http_server *s, struct hd_tls_ctx *ctx);
 
+/* Starts a thread that writes streams and upgraded connections handed to
+ * it by api_http_stream_writev_lent() (api/http/http_writer.h), so that
+ * delivery and the loop use two cores. Call before any connection; it
+ * stops with the server. 0, HD_ENOMEM or an error of the system. */
+int api_http_server_start_writer(struct api_http_server *s);
+
 /* True when new connections speak TLS. */
 bool api_http_server_tls(const struct api_http_server *s);
 
@@ -155,6 +163,18 @@ size_t api_http_stream_queued(const struct api_http_conn *c);
  * socket takes at once is written from the caller's memory without a copy,
  * the rest is copied. For streams and upgraded connections. */
 int api_http_stream_writev(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs);
+
+/* Called once, on the loop thread, when lent buffers are no longer used. */
+typedef void (*api_http_release_cb)(void *arg);
+
+/* api_http_stream_writev() of buffers lent rather than copied: they must
+ * stay unchanged until release(arg), which runs exactly once, on the loop
+ * thread, possibly from inside this call, whatever the result. On a server
+ * with a writer (api_http_server_start_writer) a plaintext connection is
+ * written by the writer thread from its first such call on (once nothing
+ * of it is queued on the loop); otherwise this writes or copies at once. */
+int api_http_stream_writev_lent(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs,
+                                api_http_release_cb release, void *arg);
 
 /* Input of an upgraded connection: len bytes, lent for the call. */
 typedef void (*api_http_data_cb)(struct api_http_conn *c, const char *data, size_t len,

@@ -205,14 +205,19 @@ int fan_conn_write_ids(struct fan_conn *fc)
     return 0;
 }
 
-static void fan__out_release(struct fan_conn *fc)
+static void fan__out_unref(struct fan_out *out, size_t n)
 {
-    for (size_t i = 0; i < fc->n_out; i++) {
-        if (fc->out[i].msg != NULL) {
-            fan__msg_unref(fc->out[i].msg);
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].msg != NULL) {
+            fan__msg_unref(out[i].msg);
         }
-        hd_free(fc->out[i].own);
+        hd_free(out[i].own);
     }
+}
+
+/* Empties the queue; what it held was released or handed on. */
+static void fan__out_reset(struct fan_conn *fc)
+{
     fc->n_out = 0;
     fc->out_bytes = 0;
     fc->ids_len = 0;
@@ -230,6 +235,40 @@ static void fan__out_release(struct fan_conn *fc)
     }
 }
 
+/* One write's frames, held (references, the owner's buffers, the id
+ * lines) until the socket has them: the server's writer thread may write
+ * them after this turn. */
+struct fan_write {
+    size_t n_out;
+    char *ids;
+    struct fan_out out[];
+};
+
+static void fan__write_release(void *arg)
+{
+    struct fan_write *w = arg;
+    fan__out_unref(w->out, w->n_out);
+    hd_free(w);
+}
+
+/* The write of this turn's frames, taking them over; NULL on allocation
+ * failure. */
+static struct fan_write *fan__write_new(struct fan_conn *fc)
+{
+    size_t out_bytes = fc->n_out * sizeof(struct fan_out);
+    struct fan_write *w = hd_malloc(sizeof *w + out_bytes + fc->ids_len);
+    if (w == NULL) {
+        return NULL;
+    }
+    w->n_out = fc->n_out;
+    memcpy(w->out, fc->out, out_bytes);
+    w->ids = (char *)w->out + out_bytes;
+    if (fc->ids_len > 0) {
+        memcpy(w->ids, fc->ids, fc->ids_len);
+    }
+    return w;
+}
+
 void fan_conn_flush(struct fan_conn *fc)
 {
     if (fc->n_out == 0) {
@@ -238,22 +277,24 @@ void fan_conn_flush(struct fan_conn *fc)
     size_t n_bufs = fc->n_out * (fc->ops.sse_ids ? 2 : 1);
     uv_buf_t stack[FAN__IOV_STACK];
     uv_buf_t *bufs = n_bufs <= FAN__IOV_STACK ? stack : hd_malloc(n_bufs * sizeof *bufs);
-    if (bufs != NULL) {
+    struct fan_write *w = bufs != NULL ? fan__write_new(fc) : NULL;
+    if (w != NULL) {
         size_t k = 0;
-        for (size_t i = 0; i < fc->n_out; i++) {
-            const struct fan_out *o = &fc->out[i];
+        for (size_t i = 0; i < w->n_out; i++) {
+            const struct fan_out *o = &w->out[i];
             if (o->id_len > 0) {
-                bufs[k++] = uv_buf_init(fc->ids + o->id_off, o->id_len);
+                bufs[k++] = uv_buf_init(w->ids + o->id_off, o->id_len);
             }
             bufs[k++] = uv_buf_init((char *)(uintptr_t)o->base, (unsigned)o->len);
         }
         /* A failure means the connection is gone: its owner hears CLOSED. */
-        (void)api_http_stream_writev(fc->http, bufs, (unsigned)k);
-        if (bufs != stack) {
-            hd_free(bufs);
-        }
+        (void)api_http_stream_writev_lent(fc->http, bufs, (unsigned)k, fan__write_release, w);
     } else {
+        fan__out_unref(fc->out, fc->n_out);
         fc->overflowed = true; /* cannot write: let the owner close */
+    }
+    if (bufs != stack) {
+        hd_free(bufs);
     }
     uint64_t now = uv_hrtime();
     fc->f->stats.writes++;
@@ -261,7 +302,7 @@ void fan_conn_flush(struct fan_conn *fc)
     fc->written_ns = now;
     fc->last_frames = fc->n_out;
     fc->urgent = false;
-    fan__out_release(fc);
+    fan__out_reset(fc);
 }
 
 /* ---- Subscribers --------------------------------------------------- */
@@ -714,7 +755,8 @@ void fan_conn_free(struct fan_conn *fc)
         }
     }
     HD_ASSERT(fc->n_subs == 0 && fc->behind == NULL);
-    fan__out_release(fc);
+    fan__out_unref(fc->out, fc->n_out);
+    fan__out_reset(fc);
     hd_free(fc->out);
     hd_free(fc->ids);
     hd_free(fc->moved);

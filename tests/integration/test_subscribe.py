@@ -22,6 +22,9 @@ every message, in order): no gap, no repeat, nothing else.
 6. bad input: error frames and close codes, nothing written; handshake
    refusals; a subscribe/unsubscribe flood; the per-connection limit.
 
+All of it runs twice: on the loop thread, and with --delivery-thread (the
+writer thread writes the subscriber sockets).
+
 Runs with /usr/bin/python3 (Debian's python3-websocket).
 """
 
@@ -684,6 +687,20 @@ class SubscribeTest(NodeTestCase):
         self.assertEqual(m["herald_subscriptions_refused_total"], 3)
         self.assertEqual(node.client().get("/v1/status").status, 200)
         r.close()
+
+
+class SubscribeDeliveryThreadTest(SubscribeTest):
+    """The same with --delivery-thread: subscriber sockets written by the
+    node's writer thread (api/http/http_writer.c) instead of its loop."""
+
+    node_args = ("--delivery-thread",)
+
+    def test_0_writer_thread_runs(self):
+        node = self.new_node()
+        self.assertIn("herald-writer thread", node.log())
+        task = "/proc/%d/task" % node.proc.pid
+        names = [open(os.path.join(task, t, "comm")).read().strip() for t in os.listdir(task)]
+        self.assertIn("herald-writer", names)
 
 
 if __name__ == "__main__":

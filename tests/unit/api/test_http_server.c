@@ -26,7 +26,11 @@ enum mode {
     MODE_HOLD,   /* keep the conn; the test answers */
     MODE_STREAM, /* stream three events and keep streaming */
     MODE_BIG,    /* stream 32 MiB at once, then wait for DRAINED */
+    MODE_LENT,   /* stream LENT_CHUNKS lent buffers of fx.lent, each released once */
 };
+
+#define LENT_CHUNK (64u << 10)
+#define LENT_CHUNKS 512u /* 32 MiB: more than loopback socket buffers absorb */
 
 struct fx {
     uv_loop_t loop;
@@ -43,6 +47,8 @@ struct fx {
     bool timer_init;
     int events[8];
     int n_events;
+    uint8_t *lent;      /* MODE_LENT: the bytes, unchanged until released */
+    unsigned released;  /* MODE_LENT: release callbacks so far */
 };
 
 static struct fx fx;
@@ -75,6 +81,21 @@ static void on_stream_event(struct api_http_conn *c, int event, void *arg)
     if (event == API_HTTP_STREAM_CLOSED) {
         api_http_stream_end(c);
     }
+}
+
+static uint8_t lent_byte(size_t k)
+{
+    return (uint8_t)(k * 7 + k / 65521);
+}
+
+/* Scribbles over the chunk: had it been released before it was written,
+ * the client would see the scribble. */
+static void on_lent_released(void *arg)
+{
+    uint8_t *chunk = arg;
+    assert_true(chunk >= fx.lent && chunk < fx.lent + LENT_CHUNKS * LENT_CHUNK);
+    memset(chunk, 0, LENT_CHUNK);
+    fx.released++;
 }
 
 static void on_request(struct api_http_conn *c, const struct api_http_request *req, void *arg)
@@ -123,6 +144,21 @@ static void on_request(struct api_http_conn *c, const struct api_http_request *r
         fx.held = c;
         break;
     }
+    case MODE_LENT:
+        assert_int_equal(api_http_stream_begin(c, 200, "application/octet-stream", NULL,
+                                               on_stream_event, NULL),
+                         0);
+        for (unsigned i = 0; i < LENT_CHUNKS; i++) {
+            /* Two buffers a write, as the fan-out engine gives them. */
+            uv_buf_t b[2] = {uv_buf_init((char *)fx.lent + i * LENT_CHUNK, LENT_CHUNK / 2),
+                             uv_buf_init((char *)fx.lent + i * LENT_CHUNK + LENT_CHUNK / 2,
+                                         LENT_CHUNK / 2)};
+            assert_int_equal(api_http_stream_writev_lent(c, b, 2, on_lent_released,
+                                                         fx.lent + i * LENT_CHUNK),
+                             0);
+        }
+        fx.held = c;
+        break;
     }
 }
 
@@ -170,6 +206,18 @@ static void fx_start(const struct api_http_limits *limits, enum mode mode)
     assert_true(fx.port > 0);
 }
 
+/* With the writer thread, and fx.lent filled with a pattern. */
+static void fx_start_writer(enum mode mode)
+{
+    fx_start(NULL, mode);
+    assert_int_equal(api_http_server_start_writer(fx.srv), 0);
+    fx.lent = hd_malloc(LENT_CHUNKS * LENT_CHUNK);
+    assert_non_null(fx.lent);
+    for (size_t k = 0; k < LENT_CHUNKS * LENT_CHUNK; k++) {
+        fx.lent[k] = lent_byte(k);
+    }
+}
+
 static bool is_closed(void)
 {
     return fx.closed;
@@ -177,7 +225,7 @@ static bool is_closed(void)
 
 static void fx_stop(void)
 {
-    if (fx.held != NULL && fx.mode != MODE_STREAM && fx.mode != MODE_BIG) {
+    if (fx.held != NULL && fx.mode != MODE_STREAM && fx.mode != MODE_BIG && fx.mode != MODE_LENT) {
         answer_held();
     }
     api_http_server_close(fx.srv, on_server_closed, NULL);
@@ -186,6 +234,8 @@ static void fx_stop(void)
     uv_close((uv_handle_t *)&fx.timer, NULL);
     uv_run(&fx.loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&fx.loop), 0);
+    hd_free(fx.lent);
+    fx.lent = NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -479,6 +529,94 @@ static void test_stream_backpressure_and_end(void **state)
     fx_stop();
 }
 
+static bool all_released(void)
+{
+    return fx.released == LENT_CHUNKS;
+}
+
+/* The writer thread writes lent buffers in order, through full socket
+ * buffers (EAGAIN), releases each once after it is written, then DRAINED;
+ * bytes the server copies (stream_write) and the end follow them. */
+static void test_writer_order_drained_end(void **state)
+{
+    (void)state;
+    fx_start_writer(MODE_LENT);
+    int fd = client_connect();
+    client_send(fd, "GET /lent HTTP/1.1\r\n\r\n");
+    assert_true(pump_until(one_request, 2000));
+    size_t cap = LENT_CHUNKS * LENT_CHUNK + 4096;
+    uint8_t *got = hd_malloc(cap);
+    size_t len = 0;
+    bool ended = false, eof = false;
+    uint64_t end = hd_mono_us() + 20000000;
+    while (!eof && hd_mono_us() < end) {
+        uv_run(&fx.loop, UV_RUN_NOWAIT);
+        if (!ended && got_drained_event()) {
+            assert_true(all_released());
+            assert_int_equal(api_http_stream_queued(fx.held), 0);
+            assert_int_equal(api_http_stream_write(fx.held, "tail", 4), 0);
+            api_http_stream_end(fx.held);
+            fx.held = NULL;
+            ended = true;
+        }
+        ssize_t n = recv(fd, got + len, cap - len, MSG_DONTWAIT);
+        if (n > 0) {
+            len += (size_t)n;
+        } else if (n == 0) {
+            eof = true;
+        }
+    }
+    assert_true(eof);
+    const uint8_t *body = memmem(got, len, "\r\n\r\n", 4);
+    assert_non_null(body);
+    body += 4;
+    size_t body_len = len - (size_t)(body - got);
+    assert_int_equal(body_len, LENT_CHUNKS * LENT_CHUNK + 4);
+    for (size_t k = 0; k < LENT_CHUNKS * LENT_CHUNK; k++) {
+        if (body[k] != lent_byte(k)) fail_msg("byte %zu differs", k);
+    }
+    assert_memory_equal(body + LENT_CHUNKS * LENT_CHUNK, "tail", 4);
+    assert_false(got_closed_event());
+    hd_free(got);
+    close(fd);
+    assert_true(pump_until(no_conns, 2000));
+    fx_stop();
+}
+
+/* A client that leaves with megabytes queued in the writer: every lent
+ * buffer is released, the owner hears CLOSED, the connection goes; and a
+ * server closed while another client stops reading still ends. */
+static void test_writer_client_gone(void **state)
+{
+    (void)state;
+    fx_start_writer(MODE_LENT);
+    int fd = client_connect();
+    client_send(fd, "GET /lent HTTP/1.1\r\n\r\n");
+    assert_true(pump_until(one_request, 2000));
+    pump(50);
+    assert_true(fx.released < LENT_CHUNKS); /* the socket is full */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd); /* a reset: the writer's next writev fails */
+    assert_true(pump_until(got_closed_event, 5000));
+    fx.held = NULL; /* on_stream_event ended it */
+    assert_true(pump_until(all_released, 5000));
+    assert_true(pump_until(no_conns, 5000));
+    /* Stuck behind a client that does not read: the server's close ends it. */
+    fx.released = 0;
+    fx.n_requests = 0;
+    for (size_t k = 0; k < LENT_CHUNKS * LENT_CHUNK; k++) {
+        fx.lent[k] = lent_byte(k);
+    }
+    fd = client_connect();
+    client_send(fd, "GET /lent HTTP/1.1\r\n\r\n");
+    assert_true(pump_until(one_request, 2000));
+    pump(50);
+    fx_stop(); /* every handle closed, the writer thread joined */
+    assert_int_equal(fx.released, LENT_CHUNKS);
+    close(fd);
+}
+
 static void test_request_timeout_slowloris(void **state)
 {
     (void)state;
@@ -752,6 +890,8 @@ int main(void)
         cmocka_unit_test(test_half_close_still_answered),
         cmocka_unit_test(test_stream_then_client_closes),
         cmocka_unit_test(test_stream_backpressure_and_end),
+        cmocka_unit_test(test_writer_order_drained_end),
+        cmocka_unit_test(test_writer_client_gone),
         cmocka_unit_test(test_request_timeout_slowloris),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_connection_limit),
