@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,9 +30,17 @@
 #define TICK_MS 250        /* deadlines of every subscription are checked this often */
 /* After the appends: stop once every expected delivery came, or once
  * deliveries pause this long, or at most after DRAIN_MAX_MS (a loaded
- * node, e.g. a sanitizer build on two busy cores, may lag seconds). */
-#define DRAIN_QUIET_MS 2000
+ * node, e.g. a sanitizer build on two busy cores, may lag seconds). A
+ * subscriber that fell behind can stall for seconds after it read
+ * everything: its receive window had closed, and on loopback the node's
+ * socket then learned that it opened only from its next zero-window probe
+ * (TCP persist timer, backing off: ss showed 7.5 s between probes, bytes
+ * waiting in the node's send queue, none in the subscriber's). 2 s, then
+ * 5 s, counted such deliveries as missing. */
+#define DRAIN_QUIET_MS 20000
+#define DRAIN_QUIET_TEXT "20 s"
 #define DRAIN_MAX_MS 60000
+#define DRAIN_MAX_TEXT "60 s"
 #define RATE_CONNECTIONS 256 /* --rate's default, as `herald bench --rate` */
 
 struct fan_conn {
@@ -46,6 +55,10 @@ struct fan_conn {
     atomic_uint_fast64_t delivered; /* bench messages received (the loop
                                        writes, the main thread watches) */
     uint64_t expected; /* acknowledged appends to its channels */
+    /* Seen as the loop stopped, for a connection short of its share: */
+    int unread;        /* bytes in its socket not read yet (-1: no socket) */
+    int want;          /* herald_sub_want() */
+    int polled;        /* events its poll handle watched (-1: no handle) */
 };
 
 struct fan_state {
@@ -68,6 +81,8 @@ struct fan_state {
     uint64_t expected;             /* deliveries the acknowledged appends call for */
     uint64_t undelivered;          /* of those, missing once drained */
     int short_conns;               /* connections that missed some */
+    double drain_s;                /* waited for deliveries after the appends */
+    const char *drain_end;         /* why that wait ended */
     struct bench_result deliver;   /* latencies from the append's send */
     struct bench_result commit;    /* latencies from the message's ts */
     char fatal[256];
@@ -235,7 +250,16 @@ static void on_stop(uv_async_t *a)
     struct fan_state *st = a->data;
     st->stopping = true;
     for (int i = 0; i < st->o->subscribers; i++) {
-        drop_poll(&st->conns[i]);
+        struct fan_conn *cn = &st->conns[i];
+        if (atomic_load_explicit(&cn->delivered, memory_order_relaxed) < cn->expected) {
+            int fd = herald_sub_fd(cn->sub);
+            cn->unread = -1;
+            if (fd >= 0 && ioctl(fd, FIONREAD, &cn->unread) != 0) cn->unread = -1;
+            cn->want = herald_sub_want(cn->sub);
+            cn->polled = cn->poll != NULL && uv_is_active((uv_handle_t *)cn->poll) ? cn->events
+                                                                                    : -1;
+        }
+        drop_poll(cn);
         uv_close((uv_handle_t *)&st->conns[i].timer, on_handle_closed);
     }
     uv_close((uv_handle_t *)&st->tick, on_handle_closed);
@@ -404,9 +428,19 @@ static bool fan_complete(struct fan_state *st)
 static void fan_stop(struct fan_state *st, pthread_t thread)
 {
     uint64_t t0 = uv_hrtime(), last = atomic_load(&st->delivered), quiet_since = t0;
-    while (!(last >= st->expected && fan_complete(st)) &&
-           (uv_hrtime() - t0) / 1000000 < DRAIN_MAX_MS &&
-           (uv_hrtime() - quiet_since) / 1000000 < DRAIN_QUIET_MS) {
+    for (;;) {
+        if (last >= st->expected && fan_complete(st)) {
+            st->drain_end = "complete";
+            break;
+        }
+        if ((uv_hrtime() - t0) / 1000000 >= DRAIN_MAX_MS) {
+            st->drain_end = "limit"; /* DRAIN_MAX_MS */
+            break;
+        }
+        if ((uv_hrtime() - quiet_since) / 1000000 >= DRAIN_QUIET_MS) {
+            st->drain_end = "quiet"; /* DRAIN_QUIET_MS without a delivery */
+            break;
+        }
         struct timespec ts = {.tv_nsec = 50000000};
         nanosleep(&ts, NULL);
         uint64_t now = atomic_load(&st->delivered);
@@ -415,6 +449,7 @@ static void fan_stop(struct fan_state *st, pthread_t thread)
             quiet_since = uv_hrtime();
         }
     }
+    st->drain_s = (double)(uv_hrtime() - t0) / 1e9;
     uv_async_send(&st->stop_async);
     pthread_join(thread, NULL);
     uv_loop_close(&st->loop);
@@ -430,6 +465,24 @@ static void fan_free(struct fan_state *st)
     free(st->channel_subs);
     bench_result_free(&st->deliver);
     bench_result_free(&st->commit);
+}
+
+/* On stderr, the first connections short of their share: where they were
+ * and what their socket held (unread bytes: the server sent them). */
+static void fan_say_short(const struct fan_state *st)
+{
+    const struct bench_fanout_opts *o = st->o;
+    for (int i = 0, said = 0; i < o->subscribers && said < 5; i++) {
+        const struct fan_conn *cn = &st->conns[i];
+        uint64_t got = atomic_load(&cn->delivered);
+        if (got >= cn->expected) continue;
+        said++;
+        fprintf(stderr, "herald bench: subscriber %d on %s (bench-%ld%s): %" PRIu64 " of %" PRIu64
+                " delivered; %d bytes unread in its socket, wants %d, polled %d\n",
+                i, o->sub_urls[i % o->n_sub_urls], plan_channel(o, i, 0),
+                o->sub_channels > 1 ? " ..." : "", got, cn->expected, cn->unread, cn->want,
+                cn->polled);
+    }
 }
 
 /* ---------------------------------------------------------- the report */
@@ -485,6 +538,10 @@ static json_t *fan_summary(struct fan_state *st, const struct bench_config *cfg,
         (json_int_t)st->foreign, "append_errors", errors, "servers", bench_targets_json(cfg),
         "sub_servers", subs, "fatal", st->fatal[0] ? st->fatal : NULL, "append_fatal",
         app->fatal[0] ? app->fatal : NULL);
+    /* How long the wait for deliveries after the appends took, and why it
+     * ended: complete, quiet (none for DRAIN_QUIET_MS) or limit. */
+    json_object_set_new(run, "drain_s", json_real(st->drain_s));
+    json_object_set_new(run, "drain_end", st->drain_end ? json_string(st->drain_end) : json_null());
     if (cfg->rate > 0) { /* the open loop's figures, as `herald bench --rate` reports them */
         json_object_set_new(run, "offered_per_s", json_real(cfg->rate));
         json_object_set_new(run, "achieved_per_s", json_real((double)app->sent / cfg->duration_s));
@@ -540,10 +597,14 @@ static void fan_print(json_t *r)
     printf("; disconnects %" PRId64 ", subscribe errors %" PRId64 "\n", geti(r, "disconnects"),
            geti(r, "subscribe_errors"));
     if (geti(r, "subscribers_short") > 0) {
+        const char *end = json_string_value(json_object_get(r, "drain_end"));
+        bool quiet = end != NULL && strcmp(end, "quiet") == 0;
         printf("FAILED: %" PRId64 " of %" PRId64 " expected deliveries missing, on %" PRId64
-               " of %" PRId64 " subscriber connections\n",
+               " of %" PRId64 " subscriber connections (waited %.1f s after the appends, "
+               "until %s)\n",
                geti(r, "undelivered"), geti(r, "expected"), geti(r, "subscribers_short"),
-               geti(r, "subscribers"));
+               geti(r, "subscribers"), getf(r, "drain_s"),
+               quiet ? "none came for " DRAIN_QUIET_TEXT : "the limit, " DRAIN_MAX_TEXT);
     }
     json_t *fatal = json_object_get(r, "fatal");
     if (json_is_string(fatal)) printf("FAILED: %s\n", json_string_value(fatal));
@@ -604,6 +665,7 @@ int bench_fanout_main(const struct bench_config *base, const struct bench_fanout
     if (started) {
         fan_expected(st, &app);
         fan_stop(st, thread);
+        fan_say_short(st);
     }
     json_t *run = fan_summary(st, &cfg, &app);
     /* Success: appends were acknowledged and every subscriber got every

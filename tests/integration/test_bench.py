@@ -258,6 +258,7 @@ class BenchFanout(NodeTestCase):
         self.assertEqual(run["delivered"], run["expected"], run)
         self.assertEqual(run["undelivered"], 0, run)
         self.assertEqual(run["subscribers_short"], 0, run)
+        self.assertEqual(run["drain_end"], "complete", run)
         self.assertEqual(run["foreign_messages"], 0, run)
         self.assertLessEqual(run["commit_p50_us"], run["commit_p99_us"])
         self.assertLessEqual(run["commit_p99_us"], run["commit_max_us"])
@@ -338,6 +339,12 @@ class BenchFanout(NodeTestCase):
         self.assertEqual(run["delivered"], 2 * counts[0], run)
         self.assertEqual(run["undelivered"], 2 * counts[1], run)
         self.assertEqual(run["subscribers_short"], 2, run)
+        # It waited for them until none had come for 20 s, and named them.
+        self.assertEqual(run["drain_end"], "quiet", run)
+        self.assertGreaterEqual(run["drain_s"], 20, run)
+        for i in (1, 3):
+            self.assertIn("subscriber %d on http://127.0.0.1:%d (bench-1): 0 of %d delivered"
+                          % (i, b.port, counts[1]), r.stderr)
         self.assertEqual(metrics(b.port)["herald_deliveries_live_total"], 0)
 
     def test_sub_servers_on_followers(self):
