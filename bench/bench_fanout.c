@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `herald bench --fanout`: many WebSocket subscribers (libherald's
  * non-blocking herald_sub API on one libuv loop, in a thread of their own)
- * while bench_run() appends over HTTP in the main thread. Every appended
- * payload starts with its send time, so each delivery gives an
- * append-to-delivery latency without any lookup, and the message's ts gives
- * a commit-to-delivery one (wall clocks: meaningful on one host). */
+ * while bench_run() appends over HTTP in the main thread, closed loop
+ * (--in-flight) or open loop (--rate). Every appended payload starts with
+ * its send time, so each delivery gives an append-to-delivery latency
+ * without any lookup, and the message's ts gives a commit-to-delivery one
+ * (wall clocks: meaningful on one host). Subscribers may be on other
+ * servers than the appends (--sub-servers: a cluster's followers).
+ *
+ * Expected deliveries are exact: bench_run() counts acknowledged appends
+ * per channel, the subscription plan gives each channel's subscribers, and
+ * each connection must receive the acknowledged appends of its channels. */
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -12,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,9 +30,18 @@
 #define TICK_MS 250        /* deadlines of every subscription are checked this often */
 /* After the appends: stop once every expected delivery came, or once
  * deliveries pause this long, or at most after DRAIN_MAX_MS (a loaded
- * node, e.g. a sanitizer build on two busy cores, may lag seconds). */
-#define DRAIN_QUIET_MS 2000
+ * node, e.g. a sanitizer build on two busy cores, may lag seconds). A
+ * subscriber that fell behind can stall for seconds after it read
+ * everything: its receive window had closed, and on loopback the node's
+ * socket then learned that it opened only from its next zero-window probe
+ * (TCP persist timer, backing off: ss showed 7.5 s between probes, bytes
+ * waiting in the node's send queue, none in the subscriber's). 2 s, then
+ * 5 s, counted such deliveries as missing. */
+#define DRAIN_QUIET_MS 20000
+#define DRAIN_QUIET_TEXT "20 s"
 #define DRAIN_MAX_MS 60000
+#define DRAIN_MAX_TEXT "60 s"
+#define RATE_CONNECTIONS 256 /* --rate's default, as `herald bench --rate` */
 
 struct fan_conn {
     struct fan_state *st;
@@ -36,11 +52,17 @@ struct fan_conn {
     int poll_fd;       /* the socket poll watches */
     bool ready;        /* every channel subscribed once */
     int subscribed;    /* channels confirmed on this connection */
+    atomic_uint_fast64_t delivered; /* bench messages received (the loop
+                                       writes, the main thread watches) */
+    uint64_t expected; /* acknowledged appends to its channels */
+    /* Seen as the loop stopped, for a connection short of its share: */
+    int unread;        /* bytes in its socket not read yet (-1: no socket) */
+    int want;          /* herald_sub_want() */
+    int polled;        /* events its poll handle watched (-1: no handle) */
 };
 
 struct fan_state {
     const struct bench_fanout_opts *o;
-    const char *url;
     const char *token;
     const char *ca_file;
     uv_loop_t loop;
@@ -55,6 +77,12 @@ struct fan_state {
     uint64_t win_delivered;        /* deliveries inside the window */
     double win_s;                  /* window length */
     uint64_t disconnects, sub_errors, foreign;
+    uint32_t *channel_subs;        /* per channel, the connections subscribing it */
+    uint64_t expected;             /* deliveries the acknowledged appends call for */
+    uint64_t undelivered;          /* of those, missing once drained */
+    int short_conns;               /* connections that missed some */
+    double drain_s;                /* waited for deliveries after the appends */
+    const char *drain_end;         /* why that wait ended */
     struct bench_result deliver;   /* latencies from the append's send */
     struct bench_result commit;    /* latencies from the message's ts */
     char fatal[256];
@@ -96,6 +124,7 @@ static int fan_on_message(void *arg, const struct herald_message *m)
     }
     uint64_t now = uv_hrtime();
     atomic_fetch_add_explicit(&st->delivered, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cn->delivered, 1, memory_order_relaxed);
     if (sent_ns < atomic_load_explicit(&st->window_ns, memory_order_relaxed)) return 0;
     bench_record_latency(&st->deliver, now > sent_ns ? (now - sent_ns) / 1000 : 0);
     uint64_t wall = wall_us();
@@ -221,15 +250,31 @@ static void on_stop(uv_async_t *a)
     struct fan_state *st = a->data;
     st->stopping = true;
     for (int i = 0; i < st->o->subscribers; i++) {
-        drop_poll(&st->conns[i]);
+        struct fan_conn *cn = &st->conns[i];
+        if (atomic_load_explicit(&cn->delivered, memory_order_relaxed) < cn->expected) {
+            int fd = herald_sub_fd(cn->sub);
+            cn->unread = -1;
+            if (fd >= 0 && ioctl(fd, FIONREAD, &cn->unread) != 0) cn->unread = -1;
+            cn->want = herald_sub_want(cn->sub);
+            cn->polled = cn->poll != NULL && uv_is_active((uv_handle_t *)cn->poll) ? cn->events
+                                                                                    : -1;
+        }
+        drop_poll(cn);
         uv_close((uv_handle_t *)&st->conns[i].timer, on_handle_closed);
     }
     uv_close((uv_handle_t *)&st->tick, on_handle_closed);
     uv_close((uv_handle_t *)&st->stop_async, on_handle_closed);
 }
 
-/* Connection i subscribes channels i*K .. i*K+K-1 (mod C) from "now": with
- * K = 1 the connections spread evenly over the channels. */
+/* The plan: connection i subscribes channels i*K .. i*K+K-1 (mod C) from
+ * "now" (K <= C, so K different channels); with K = 1 the connections
+ * spread evenly over the channels. */
+static long plan_channel(const struct bench_fanout_opts *o, int i, int k)
+{
+    return ((long)i * o->sub_channels + k) % o->channels;
+}
+
+/* Connection i, on server i mod n (--sub-servers), its plan's channels. */
 static int conn_open(struct fan_state *st, int i, const struct herald_client *c)
 {
     struct fan_conn *cn = &st->conns[i];
@@ -239,7 +284,8 @@ static int conn_open(struct fan_state *st, int i, const struct herald_client *c)
     if (herald_sub_open(&cn->sub, c, fan_on_message, fan_on_event, cn) != 0) return -1;
     char name[32];
     for (int k = 0; k < st->o->sub_channels; k++) {
-        long ch = ((long)i * st->o->sub_channels + k) % st->o->channels;
+        long ch = plan_channel(st->o, i, k);
+        st->channel_subs[ch]++;
         snprintf(name, sizeof name, "bench-%ld", ch);
         if (herald_sub_add(cn->sub, name, HERALD_SUB_NOW) != 0) return -1;
     }
@@ -282,30 +328,40 @@ static void raise_fd_limit(void)
     }
 }
 
+/* Subscribes every connection (on its server's client) and starts the
+ * subscribers' thread; on failure st->fatal says why (unless out of memory). */
 static int fan_start(struct fan_state *st, pthread_t *thread)
 {
-    struct herald_client c;
-    if (herald_client_init(&c, st->url) != 0) {
-        snprintf(st->fatal, sizeof st->fatal, "%s", herald_errmsg(&c));
-        return -1;
+    const struct bench_fanout_opts *o = st->o;
+    struct herald_client c[BENCH_SERVERS_MAX];
+    int n = 0, rv = -1;
+    for (; n < o->n_sub_urls; n++) {
+        if (herald_client_init(&c[n], o->sub_urls[n]) != 0) {
+            snprintf(st->fatal, sizeof st->fatal, "%s", herald_errmsg(&c[n]));
+            goto out;
+        }
+        c[n].token = st->token;
+        c[n].ca_file = st->ca_file;
     }
-    c.token = st->token;
-    c.ca_file = st->ca_file;
     atomic_store(&st->window_ns, UINT64_MAX);
-    st->conns = calloc((size_t)st->o->subscribers, sizeof *st->conns);
-    if (st->conns == NULL || uv_loop_init(&st->loop) != 0) return -1;
+    st->conns = calloc((size_t)o->subscribers, sizeof *st->conns);
+    st->channel_subs = calloc((size_t)o->channels, sizeof *st->channel_subs);
+    if (st->conns == NULL || st->channel_subs == NULL || uv_loop_init(&st->loop) != 0) goto out;
     uv_async_init(&st->loop, &st->stop_async, on_stop);
     st->stop_async.data = st;
     uv_timer_init(&st->loop, &st->tick);
     st->tick.data = st;
     uv_timer_start(&st->tick, on_tick, TICK_MS, TICK_MS);
-    for (int i = 0; i < st->o->subscribers; i++) {
-        if (conn_open(st, i, &c) != 0) {
+    for (int i = 0; i < o->subscribers; i++) {
+        if (conn_open(st, i, &c[i % o->n_sub_urls]) != 0) {
             snprintf(st->fatal, sizeof st->fatal, "cannot set up subscriber %d", i);
-            return -1;
+            goto out;
         }
     }
-    return pthread_create(thread, NULL, fan_thread, st) == 0 ? 0 : -1;
+    rv = pthread_create(thread, NULL, fan_thread, st) == 0 ? 0 : -1;
+out:
+    for (int i = 0; i < n; i++) herald_client_close(&c[i]); /* the subscriptions copied them */
+    return rv;
 }
 
 /* Waits until every connection has every channel subscribed. */
@@ -331,20 +387,60 @@ static bool wait_ready(struct fan_state *st)
     }
 }
 
-/* Every acknowledged append, once to each subscriber of its channel. */
-static uint64_t fan_expected(const struct fan_state *st, const struct bench_result *app)
+/* Every acknowledged append, once to each subscriber of its channel: the
+ * sum over channels of acknowledged appends x subscribers (st->expected),
+ * and each connection's share (the appends to its channels). An append
+ * whose answer was lost (counted in the append errors) may have committed
+ * all the same: its deliveries come on top. */
+static void fan_expected(struct fan_state *st, const struct bench_result *app)
 {
     const struct bench_fanout_opts *o = st->o;
-    double fanout = (double)o->subscribers * o->sub_channels / o->channels;
-    return (uint64_t)((double)app->acked_total * fanout + 0.5);
+    st->expected = 0;
+    if (app->channel_acked == NULL) return; /* no appends ran */
+    for (int ch = 0; ch < o->channels; ch++) {
+        st->expected += app->channel_acked[ch] * st->channel_subs[ch];
+    }
+    for (int i = 0; i < o->subscribers; i++) {
+        uint64_t want = 0;
+        for (int k = 0; k < o->sub_channels; k++) want += app->channel_acked[plan_channel(o, i, k)];
+        st->conns[i].expected = want;
+    }
 }
 
-/* After the appends: wait for the deliveries (DRAIN_*), then end the loop. */
-static void fan_stop(struct fan_state *st, pthread_t thread, uint64_t expected)
+/* Every connection has its share; missing deliveries and the connections
+ * short of theirs in st->undelivered and st->short_conns. */
+static bool fan_complete(struct fan_state *st)
+{
+    st->undelivered = 0;
+    st->short_conns = 0;
+    for (int i = 0; i < st->o->subscribers; i++) {
+        uint64_t got = atomic_load_explicit(&st->conns[i].delivered, memory_order_relaxed);
+        if (got < st->conns[i].expected) {
+            st->undelivered += st->conns[i].expected - got;
+            st->short_conns++;
+        }
+    }
+    return st->short_conns == 0;
+}
+
+/* After the appends: wait until every connection has its share, or until
+ * deliveries pause (DRAIN_*), then end the loop. */
+static void fan_stop(struct fan_state *st, pthread_t thread)
 {
     uint64_t t0 = uv_hrtime(), last = atomic_load(&st->delivered), quiet_since = t0;
-    while (last < expected && (uv_hrtime() - t0) / 1000000 < DRAIN_MAX_MS &&
-           (uv_hrtime() - quiet_since) / 1000000 < DRAIN_QUIET_MS) {
+    for (;;) {
+        if (last >= st->expected && fan_complete(st)) {
+            st->drain_end = "complete";
+            break;
+        }
+        if ((uv_hrtime() - t0) / 1000000 >= DRAIN_MAX_MS) {
+            st->drain_end = "limit"; /* DRAIN_MAX_MS */
+            break;
+        }
+        if ((uv_hrtime() - quiet_since) / 1000000 >= DRAIN_QUIET_MS) {
+            st->drain_end = "quiet"; /* DRAIN_QUIET_MS without a delivery */
+            break;
+        }
         struct timespec ts = {.tv_nsec = 50000000};
         nanosleep(&ts, NULL);
         uint64_t now = atomic_load(&st->delivered);
@@ -353,9 +449,11 @@ static void fan_stop(struct fan_state *st, pthread_t thread, uint64_t expected)
             quiet_since = uv_hrtime();
         }
     }
+    st->drain_s = (double)(uv_hrtime() - t0) / 1e9;
     uv_async_send(&st->stop_async);
     pthread_join(thread, NULL);
     uv_loop_close(&st->loop);
+    fan_complete(st); /* the final count */
 }
 
 static void fan_free(struct fan_state *st)
@@ -364,8 +462,27 @@ static void fan_free(struct fan_state *st)
         herald_sub_close(st->conns[i].sub);
     }
     free(st->conns);
+    free(st->channel_subs);
     bench_result_free(&st->deliver);
     bench_result_free(&st->commit);
+}
+
+/* On stderr, the first connections short of their share: where they were
+ * and what their socket held (unread bytes: the server sent them). */
+static void fan_say_short(const struct fan_state *st)
+{
+    const struct bench_fanout_opts *o = st->o;
+    for (int i = 0, said = 0; i < o->subscribers && said < 5; i++) {
+        const struct fan_conn *cn = &st->conns[i];
+        uint64_t got = atomic_load(&cn->delivered);
+        if (got >= cn->expected) continue;
+        said++;
+        fprintf(stderr, "herald bench: subscriber %d on %s (bench-%ld%s): %" PRIu64 " of %" PRIu64
+                " delivered; %d bytes unread in its socket, wants %d, polled %d\n",
+                i, o->sub_urls[i % o->n_sub_urls], plan_channel(o, i, 0),
+                o->sub_channels > 1 ? " ..." : "", got, cn->expected, cn->unread, cn->want,
+                cn->polled);
+    }
 }
 
 /* ---------------------------------------------------------- the report */
@@ -391,7 +508,8 @@ static void add_latency(json_t *o, const char *prefix, struct bench_result *r)
     }
 }
 
-static json_t *fan_summary(struct fan_state *st, const struct bench_result *app)
+static json_t *fan_summary(struct fan_state *st, const struct bench_config *cfg,
+                           const struct bench_result *app)
 {
     const struct bench_fanout_opts *o = st->o;
     double fanout = (double)o->subscribers * o->sub_channels / o->channels;
@@ -399,18 +517,40 @@ static json_t *fan_summary(struct fan_state *st, const struct bench_result *app)
     for (int i = 0; i < app->error_kinds; i++) {
         json_object_set_new(errors, app->errors[i].kind, json_integer((json_int_t)app->errors[i].count));
     }
+    json_t *subs = json_array();
+    for (int i = 0; i < o->n_sub_urls; i++) {
+        json_array_append_new(subs, json_string(o->sub_urls[i]));
+    }
+    double acked_per_s = app->elapsed_s > 0 ? (double)app->acked / app->elapsed_s : 0.0;
     json_t *run = json_pack(
-        "{s:i, s:i, s:i, s:f, s:i, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s*, s:s*}",
+        "{s:i, s:i, s:i, s:f, s:o, s:i, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:i,"
+        " s:I, s:I, s:I, s:o, s:o, s:o, s:s*, s:s*}",
         "subscribers", o->subscribers, "channels_per_subscriber", o->sub_channels, "channels",
-        o->channels, "fanout_per_channel", fanout, "in_flight", o->in_flight, "elapsed_s",
-        app->elapsed_s, "appends_per_s", app->elapsed_s > 0 ? (double)app->acked / app->elapsed_s : 0.0,
+        o->channels, "fanout_per_channel", fanout, "in_flight",
+        cfg->rate > 0 ? json_null() : json_integer(o->in_flight), "connections",
+        cfg->connections, "elapsed_s", app->elapsed_s, "appends_per_s", acked_per_s,
         "deliveries_per_s", st->win_s > 0 ? (double)st->win_delivered / st->win_s : 0.0,
-        "appends_acked", (json_int_t)app->acked_total, "delivered",
-        (json_int_t)atomic_load(&st->delivered), "expected",
-        (json_int_t)fan_expected(st, app), "disconnects",
-        (json_int_t)st->disconnects, "subscribe_errors", (json_int_t)st->sub_errors,
-        "foreign_messages", (json_int_t)st->foreign, "append_errors", errors, "fatal",
-        st->fatal[0] ? st->fatal : NULL, "append_fatal", app->fatal[0] ? app->fatal : NULL);
+        "appends_acked", (json_int_t)app->acked_total, "sent", (json_int_t)app->sent, "failed",
+        (json_int_t)app->failed, "delivered", (json_int_t)atomic_load(&st->delivered),
+        "expected", (json_int_t)st->expected, "undelivered", (json_int_t)st->undelivered,
+        "subscribers_short", st->short_conns, "disconnects", (json_int_t)st->disconnects,
+        "subscribe_errors", (json_int_t)st->sub_errors, "foreign_messages",
+        (json_int_t)st->foreign, "append_errors", errors, "servers", bench_targets_json(cfg),
+        "sub_servers", subs, "fatal", st->fatal[0] ? st->fatal : NULL, "append_fatal",
+        app->fatal[0] ? app->fatal : NULL);
+    /* How long the wait for deliveries after the appends took, and why it
+     * ended: complete, quiet (none for DRAIN_QUIET_MS) or limit. */
+    json_object_set_new(run, "drain_s", json_real(st->drain_s));
+    json_object_set_new(run, "drain_end", st->drain_end ? json_string(st->drain_end) : json_null());
+    if (cfg->rate > 0) { /* the open loop's figures, as `herald bench --rate` reports them */
+        json_object_set_new(run, "offered_per_s", json_real(cfg->rate));
+        json_object_set_new(run, "achieved_per_s", json_real((double)app->sent / cfg->duration_s));
+        json_object_set_new(run, "acked_per_s", json_real(acked_per_s));
+        json_object_set_new(run, "scheduled", json_integer((json_int_t)app->scheduled));
+        json_object_set_new(run, "late", json_integer((json_int_t)app->late));
+        uint64_t unsent = app->scheduled > app->sent ? app->scheduled - app->sent : 0;
+        json_object_set_new(run, "unsent", json_integer((json_int_t)unsent));
+    }
     add_latency(run, "deliver", &st->deliver);
     add_latency(run, "commit", &st->commit);
     return run;
@@ -423,74 +563,117 @@ static int64_t geti(json_t *o, const char *k)
 
 static double getf(json_t *o, const char *k)
 {
-    return json_real_value(json_object_get(o, k));
+    return json_number_value(json_object_get(o, k));
 }
 
 static void fan_print(json_t *r)
 {
-    printf("%11s %8s %8s %7s %9s %13s %16s %12s %12s %12s %12s %12s %12s %11s %11s\n",
-           "subscribers", "chan/sub", "channels", "fanout", "in_flight", "appends_per_s",
-           "deliveries_per_s", "deliv_p50_us", "deliv_p99_us", "deliv_max_us", "commit_p50_us",
-           "commit_p99_us", "commit_max_us", "delivered", "expected");
-    printf("%11d %8d %8d %7.1f %9d %13.1f %16.1f %12" PRId64 " %12" PRId64 " %12" PRId64
+    bool rate = json_object_get(r, "offered_per_s") != NULL;
+    printf("%11s %8s %8s %7s %13s %13s %16s %12s %12s %12s %12s %12s %12s %11s %11s\n",
+           "subscribers", "chan/sub", "channels", "fanout", rate ? "offered_per_s" : "in_flight",
+           rate ? "acked_per_s" : "appends_per_s", "deliveries_per_s", "deliv_p50_us",
+           "deliv_p99_us", "deliv_max_us", "commit_p50_us", "commit_p99_us", "commit_max_us",
+           "delivered", "expected");
+    printf("%11d %8d %8d %7.1f %13.0f %13.1f %16.1f %12" PRId64 " %12" PRId64 " %12" PRId64
            " %12" PRId64 " %12" PRId64 " %12" PRId64 " %11" PRId64 " %11" PRId64 "\n",
            (int)geti(r, "subscribers"), (int)geti(r, "channels_per_subscriber"),
-           (int)geti(r, "channels"), getf(r, "fanout_per_channel"), (int)geti(r, "in_flight"),
+           (int)geti(r, "channels"), getf(r, "fanout_per_channel"),
+           rate ? getf(r, "offered_per_s") : (double)geti(r, "in_flight"),
            getf(r, "appends_per_s"), getf(r, "deliveries_per_s"), geti(r, "deliver_p50_us"),
            geti(r, "deliver_p99_us"), geti(r, "deliver_max_us"), geti(r, "commit_p50_us"),
            geti(r, "commit_p99_us"), geti(r, "commit_max_us"), geti(r, "delivered"),
            geti(r, "expected"));
-    printf("disconnects %" PRId64 ", subscribe errors %" PRId64, geti(r, "disconnects"),
-           geti(r, "subscribe_errors"));
+    printf("appends: sent %" PRId64 ", acked %" PRId64 ", failed %" PRId64, geti(r, "sent"),
+           geti(r, "appends_acked"), geti(r, "failed"));
+    if (rate) {
+        printf(", late %" PRId64 ", unsent %" PRId64 " of %" PRId64 " scheduled (achieved %.1f/s)",
+               geti(r, "late"), geti(r, "unsent"), geti(r, "scheduled"), getf(r, "achieved_per_s"));
+    }
     const char *key;
     json_t *count;
     json_object_foreach(json_object_get(r, "append_errors"), key, count) {
-        printf(", append %s=%" PRId64, key, (int64_t)json_integer_value(count));
+        printf(", %s=%" PRId64, key, (int64_t)json_integer_value(count));
+    }
+    printf("; disconnects %" PRId64 ", subscribe errors %" PRId64 "\n", geti(r, "disconnects"),
+           geti(r, "subscribe_errors"));
+    if (geti(r, "subscribers_short") > 0) {
+        const char *end = json_string_value(json_object_get(r, "drain_end"));
+        bool quiet = end != NULL && strcmp(end, "quiet") == 0;
+        printf("FAILED: %" PRId64 " of %" PRId64 " expected deliveries missing, on %" PRId64
+               " of %" PRId64 " subscriber connections (waited %.1f s after the appends, "
+               "until %s)\n",
+               geti(r, "undelivered"), geti(r, "expected"), geti(r, "subscribers_short"),
+               geti(r, "subscribers"), getf(r, "drain_s"),
+               quiet ? "none came for " DRAIN_QUIET_TEXT : "the limit, " DRAIN_MAX_TEXT);
     }
     json_t *fatal = json_object_get(r, "fatal");
-    if (json_is_string(fatal)) printf("\nFAILED: %s", json_string_value(fatal));
+    if (json_is_string(fatal)) printf("FAILED: %s\n", json_string_value(fatal));
     fatal = json_object_get(r, "append_fatal");
-    if (json_is_string(fatal)) printf("\nappends FAILED: %s", json_string_value(fatal));
-    putchar('\n');
+    if (json_is_string(fatal)) printf("appends FAILED: %s\n", json_string_value(fatal));
 }
 
-int bench_fanout_main(const char *url, const struct bench_config *base,
-                      const struct bench_fanout_opts *o)
+/* Which servers, how many subscribers, what load. */
+static void fan_print_head(const struct bench_config *cfg, const struct bench_fanout_opts *o)
+{
+    char targets[2048], load[96];
+    printf("herald bench --fanout: appends to %s, subscribers on ",
+           bench_targets_text(cfg, targets, sizeof targets));
+    for (int i = 0; i < o->n_sub_urls; i++) printf("%s%s", i ? "," : "", o->sub_urls[i]);
+    if (cfg->rate > 0) {
+        snprintf(load, sizeof load, "%g appends/s offered over %d connections", cfg->rate,
+                 cfg->connections);
+    } else {
+        snprintf(load, sizeof load, "%d appends in flight", o->in_flight);
+    }
+    printf("\n  %d subscriber connections x %d channels over %d channels, %s, %ld-byte payloads, "
+           "%g s\n", o->subscribers, o->sub_channels, o->channels, load, o->payload_bytes,
+           o->duration_s);
+    fflush(stdout);
+}
+
+int bench_fanout_main(const struct bench_config *base, const struct bench_fanout_opts *o)
 {
     struct fan_state *st = calloc(1, sizeof *st);
     if (st == NULL) return 1;
     st->o = o;
-    st->url = url;
     st->token = base->token;
     st->ca_file = base->ca_file;
     raise_fd_limit();
-    if (!o->json) {
-        printf("herald bench --fanout: %s, %d subscriber connections x %d channels over %d "
-               "channels, %d appends in flight, %ld-byte payloads, %g s\n",
-               url, o->subscribers, o->sub_channels, o->channels, o->in_flight,
-               o->payload_bytes, o->duration_s);
-        fflush(stdout);
+    /* The appends: closed loop (--in-flight), or open loop at o->rate with
+     * one request per connection at most, as `herald bench --rate`. */
+    struct bench_config cfg = *base;
+    cfg.rate = o->rate;
+    if (o->rate > 0) {
+        cfg.connections = cfg.in_flight = o->connections > 0 ? o->connections : RATE_CONNECTIONS;
+    } else {
+        cfg.in_flight = o->in_flight;
+        cfg.connections = o->connections > 0 && o->connections < o->in_flight ? o->connections
+                                                                              : o->in_flight;
     }
+    cfg.stamp_payload = true;
+    cfg.count_channels = true;
+    cfg.on_window = on_window;
+    cfg.window_arg = st;
+    if (!o->json) fan_print_head(&cfg, o);
     pthread_t thread;
     struct bench_result app = {0};
     bool started = fan_start(st, &thread) == 0;
     if (started && wait_ready(st)) {
         if (!o->json && isatty(2)) fprintf(stderr, "\n");
-        struct bench_config cfg = *base;
-        cfg.in_flight = o->in_flight;
-        cfg.connections = o->connections > 0 && o->connections < o->in_flight ? o->connections
-                                                                              : o->in_flight;
-        cfg.stamp_payload = true;
-        cfg.on_window = on_window;
-        cfg.window_arg = st;
         bench_run(&cfg, &app);
     }
-    if (started) fan_stop(st, thread, fan_expected(st, &app));
-    json_t *run = fan_summary(st, &app);
-    int rc = atomic_load(&st->delivered) > 0 && st->fatal[0] == '\0' ? 0 : 1;
+    if (started) {
+        fan_expected(st, &app);
+        fan_stop(st, thread);
+        fan_say_short(st);
+    }
+    json_t *run = fan_summary(st, &cfg, &app);
+    /* Success: appends were acknowledged and every subscriber got every
+     * acknowledged append of its channels. */
+    int rc = app.acked_total > 0 && st->short_conns == 0 && st->fatal[0] == '\0' ? 0 : 1;
     if (o->json) {
         json_object_set_new(run, "bench", json_string("fanout"));
-        json_object_set_new(run, "server", json_string(url));
+        json_object_set_new(run, "server", json_string(cfg.targets[0].url));
         char *text = json_dumps(run, JSON_COMPACT | JSON_REAL_PRECISION(10));
         if (text != NULL) puts(text);
         free(text);

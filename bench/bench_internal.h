@@ -51,6 +51,8 @@ struct bench_config {
                                      connection i then goes to the target of
                                      channel i mod channels and appends only to
                                      that target's channels; NULL: round robin */
+    bool count_channels;          /* fill res->channel_acked (the fan-out's exact
+                                     expected deliveries) */
     void (*on_window)(void *arg, bool start); /* called as the window starts and ends */
     void *window_arg;             /* argument of on_window */
 };
@@ -76,6 +78,8 @@ struct bench_result {
     uint64_t *lat_us;        /* latency of every verified append, unsorted */
     size_t lat_len;          /* entries used in lat_us */
     size_t lat_cap;          /* entries allocated in lat_us */
+    uint64_t *channel_acked; /* cfg->count_channels: acked_total per channel,
+                                cfg->channels entries; else NULL */
     struct bench_error errors[BENCH_ERROR_KINDS_MAX]; /* by kind */
     int error_kinds;         /* entries used in errors */
     char fatal[256];         /* set when the setting could not run at all */
@@ -165,18 +169,23 @@ struct bench_fanout_opts {
     int subscribers;   /* WebSocket connections */
     int sub_channels;  /* channels each subscribes to */
     int channels;      /* channels appended to: bench-0 .. bench-(C-1) */
-    int in_flight;     /* appends outstanding */
-    int connections;   /* HTTP connections for appends (0: in_flight) */
+    int in_flight;     /* appends outstanding (closed loop, rate == 0) */
+    double rate;       /* > 0: open loop, this many appends/s (--rate) */
+    int connections;   /* HTTP connections for appends (0: in_flight, or
+                          256 with rate) */
     double duration_s; /* append window */
     long payload_bytes;
     double ready_wait_s; /* how long subscribing may take */
     uint64_t seed;
     bool json;
+    const char *sub_urls[BENCH_SERVERS_MAX]; /* subscriber connection i goes to
+                                                sub_urls[i % n_sub_urls] */
+    int n_sub_urls;    /* --sub-servers, or the first append server */
 };
 
 /* Runs the fan-out benchmark and prints its report; returns the exit
- * status (0 when messages were delivered, 1 otherwise). */
-int bench_fanout_main(const char *url, const struct bench_config *base,
-                      const struct bench_fanout_opts *o);
+ * status (0 when every subscriber got every acknowledged append of its
+ * channels, 1 otherwise). */
+int bench_fanout_main(const struct bench_config *base, const struct bench_fanout_opts *o);
 
 #endif

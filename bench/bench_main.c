@@ -75,28 +75,44 @@ static const char bench_help[] =
     "exit status: 0 if every setting acknowledged appends, 1 otherwise, 2 usage.\n"
     "\n"
     "usage: herald bench --fanout [--subscribers S] [--sub-channels K] [--channels C]\n"
-    "                    [--in-flight N] [--duration D] [--payload-bytes B] [--json]\n"
+    "                    [--in-flight N | --rate R] [--connections K] [--duration D]\n"
+    "                    [--payload-bytes B] [--servers URL,...] [--sub-servers URL,...]\n"
+    "                    [--json]\n"
     "\n"
     "Fan-out benchmark: S WebSocket connections (GET /v1/subscribe, driven by\n"
     "libherald's non-blocking subscriptions on one libuv loop) each subscribe K of\n"
     "the channels bench-0 .. bench-(C-1) from \"now\" (connection i takes channels\n"
-    "i*K .. i*K+K-1, mod C); once all are subscribed, N appends in flight (default\n"
-    "64) go to those channels over HTTP for D seconds, as above. Each payload starts\n"
-    "with its send time, so every delivery is timed without a lookup. Reports\n"
-    "appends_per_s, deliveries_per_s (messages received by all subscribers inside\n"
-    "the window), append-to-delivery latency p50/p99/max (deliv_*) and\n"
-    "commit-to-delivery latency (commit_*: the message's ts against this host's\n"
-    "clock, so meaningful only on the server's host), delivered and expected\n"
-    "(acknowledged appends x subscribers per channel). Examples:\n"
+    "i*K .. i*K+K-1, mod C); once all are subscribed, appends go to those channels\n"
+    "over HTTP for D seconds: N in flight (default 64) as above, or with --rate\n"
+    "R appends/s offered in the open loop as above (one R; --connections default\n"
+    "256). Each payload starts with its send time, so every delivery is timed\n"
+    "without a lookup. Reports appends_per_s, deliveries_per_s (messages received\n"
+    "by all subscribers inside the window), append-to-delivery latency\n"
+    "p50/p99/max (deliv_*) and commit-to-delivery latency (commit_*: the\n"
+    "message's ts against this host's clock, so meaningful only on the servers'\n"
+    "host), delivered and expected: the sum over channels of acknowledged appends\n"
+    "x subscribers, counted per channel. Appends whose answer was lost may add\n"
+    "deliveries beyond it. After the appends it waits until every subscriber has\n"
+    "its channels' acknowledged appends, or none came for 20 s, or 60 s\n"
+    "(drain_end: complete, quiet, limit); undelivered and subscribers_short count\n"
+    "what is missing then. With --rate also offered_per_s, achieved_per_s,\n"
+    "acked_per_s, sent, failed, late and unsent, as --rate reports them.\n"
+    "Examples:\n"
     "  --subscribers 1000 --channels 16                1000 connections, 16 channels\n"
+    "  --subscribers 1000 --channels 16 --rate 1000    the same at 1000 appends/s\n"
     "  --subscribers 10000 --channels 10000            one channel each\n"
     "  --subscribers 100 --sub-channels 10000 --channels 10000\n"
-    "Thousands of connections need heraldd --max-connections above S.\n"
+    "Thousands of connections need heraldd --max-connections above S (plus the\n"
+    "append connections on a server that takes both).\n"
     "\n"
     "  --subscribers S   subscriber connections, default 1000\n"
     "  --sub-channels K  channels per connection, default 1\n"
+    "  --sub-servers URL,URL...  subscriber connection i goes to server i mod count\n"
+    "                    (a cluster's followers, say), appends still to --server\n"
+    "                    or --servers; default: the (first) append server\n"
     "  --ready-wait W    seconds subscribing may take, default 120\n"
-    "exit status: 0 if messages were delivered, 1 otherwise, 2 usage.\n";
+    "exit status: 0 if appends were acknowledged and every subscriber received\n"
+    "every acknowledged append of its channels, 1 otherwise, 2 usage.\n";
 
 struct bench_opts {
     int in_flight[SETTINGS_MAX]; /* settings to run */
@@ -113,6 +129,7 @@ struct bench_opts {
     double ready_wait_s;
     struct bench_rate_opts rate;  /* --rate */
     char servers[2048];           /* --servers, split in place by resolve_all() */
+    char sub_servers[2048];       /* --sub-servers, split in place by sub_servers() */
     bool leader_aware;            /* --leader-aware */
 };
 
@@ -177,7 +194,8 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         {"fanout", no_argument, NULL, 'F'},            {"subscribers", required_argument, NULL, 'S'},
         {"sub-channels", required_argument, NULL, 'K'}, {"ready-wait", required_argument, NULL, 'W'},
         {"rate", required_argument, NULL, 'R'},        {"servers", required_argument, NULL, 'V'},
-        {"leader-aware", no_argument, NULL, 'L'},      {0}};
+        {"leader-aware", no_argument, NULL, 'L'},
+        {"sub-servers", required_argument, NULL, 'U'}, {0}};
     *o = (struct bench_opts){.in_flight = {1, 16, 256}, .settings = 3, .duration_s = 10,
                              .payload_bytes = 200, .channels = 16, .seed = 1,
                              .subscribers = 1000, .sub_channels = 1, .ready_wait_s = 120};
@@ -248,13 +266,20 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
             if (strlen(optarg) >= sizeof o->servers) return usage("--servers is too long");
             snprintf(o->servers, sizeof o->servers, "%s", optarg);
             break;
+        case 'U':
+            if (strlen(optarg) >= sizeof o->sub_servers) return usage("--sub-servers is too long");
+            if (optarg[0] == '\0') return usage("--sub-servers wants URL,URL...");
+            snprintf(o->sub_servers, sizeof o->sub_servers, "%s", optarg);
+            break;
         default: return usage("%s", "bad option");
         }
     }
     if (optind != argc) return usage("unexpected argument \"%s\"", argv[optind]);
-    if (o->rate.settings > 0 && (o->fanout || o->in_flight_set)) {
-        return usage("--rate is a mode of its own: no --in-flight or --fanout with it");
+    if (o->rate.settings > 0 && o->in_flight_set) {
+        return usage("--rate is the open loop: no --in-flight with it");
     }
+    if (o->fanout && o->rate.settings > 1) return usage("--fanout runs one --rate setting");
+    if (o->sub_servers[0] != '\0' && !o->fanout) return usage("--sub-servers goes with --fanout");
     if (o->fanout && o->in_flight_set && o->settings != 1) return usage("--fanout runs one --in-flight setting");
     if (o->fanout && o->payload_bytes < 16) {
         return usage("--fanout needs --payload-bytes >= 16 (the send time goes there)");
@@ -312,6 +337,33 @@ static int resolve_all(const char *url, char *servers, struct bench_config *cfg)
     return cfg->n_targets > 0 ? 0 : usage("--servers wants URL,URL...");
 }
 
+/* --sub-servers, split in place into fo's URLs: each must parse and
+ * resolve (a subscriber would otherwise retry it until --ready-wait). */
+static int sub_servers(char *list, struct bench_fanout_opts *fo)
+{
+    fo->n_sub_urls = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        char host[256], port[8], path[256];
+        if (fo->n_sub_urls == BENCH_SERVERS_MAX) {
+            return usage("--sub-servers takes at most %d servers", BENCH_SERVERS_MAX);
+        }
+        if (herald_url_parse(tok, host, sizeof host, port, sizeof port, path, sizeof path) != 0) {
+            return usage("bad --sub-servers URL \"%s\"", tok);
+        }
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        struct addrinfo *res = NULL;
+        int rv = getaddrinfo(host, port, &hints, &res);
+        if (rv != 0) {
+            fprintf(stderr, "herald bench: resolve %s: %s\n", host, gai_strerror(rv));
+            return 1;
+        }
+        freeaddrinfo(res);
+        fo->sub_urls[fo->n_sub_urls++] = tok;
+    }
+    return fo->n_sub_urls > 0 ? 0 : usage("--sub-servers wants URL,URL...");
+}
+
 /* Summary of one setting, as a JSON object (also the table's source). */
 static json_t *summarize(const struct bench_config *cfg, struct bench_result *res,
                          const struct bench_server_use *use)
@@ -344,8 +396,7 @@ static void print_row(json_t *run)
     bench_print_row_end(run);
 }
 
-static int bench_main_run(const char *url, const struct bench_opts *opts,
-                          const struct bench_config *base);
+static int bench_main_run(struct bench_opts *opts, const struct bench_config *base);
 
 /* https targets: one client configuration (the CA file read once). */
 static int tls_config(struct bench_config *cfg)
@@ -377,31 +428,36 @@ int herald_bench_main(const char *url, const char *token, const char *ca_file, i
     if ((rc = resolve_all(url, o.servers, &cfg)) != 0 || (rc = tls_config(&cfg)) != 0) {
         return rc;
     }
-    rc = bench_main_run(url, &o, &cfg);
+    rc = bench_main_run(&o, &cfg);
     herald_tls_config_free(cfg.tls);
     return rc;
 }
 
 /* Every mode of bench, once the servers are resolved. */
-static int bench_main_run(const char *url, const struct bench_opts *opts,
-                          const struct bench_config *base)
+static int bench_main_run(struct bench_opts *opts, const struct bench_config *base)
 {
     struct bench_opts o = *opts;
     struct bench_config cfg = *base;
     int rc = 0;
-    if (o.rate.settings > 0) {
-        o.rate.json = o.json;
-        cfg.connections = cfg.in_flight = o.connections > 0 ? o.connections : 256;
-        return bench_rate_main(&cfg, &o.rate);
-    }
     if (o.fanout) {
         struct bench_fanout_opts fo = {
             .subscribers = (int)o.subscribers, .sub_channels = (int)o.sub_channels,
             .channels = (int)o.channels, .in_flight = o.in_flight_set ? o.in_flight[0] : 64,
+            .rate = o.rate.settings > 0 ? o.rate.rates[0] : 0,
             .connections = o.connections, .duration_s = o.duration_s,
             .payload_bytes = o.payload_bytes, .ready_wait_s = o.ready_wait_s,
-            .seed = o.seed, .json = o.json};
-        return bench_fanout_main(url, &cfg, &fo);
+            .seed = o.seed, .json = o.json, .n_sub_urls = 1,
+            .sub_urls = {cfg.targets[0].url}};
+        /* split in the caller's copy: the URLs point into it */
+        if (opts->sub_servers[0] != '\0' && (rc = sub_servers(opts->sub_servers, &fo)) != 0) {
+            return rc;
+        }
+        return bench_fanout_main(&cfg, &fo);
+    }
+    if (o.rate.settings > 0) {
+        o.rate.json = o.json;
+        cfg.connections = cfg.in_flight = o.connections > 0 ? o.connections : 256;
+        return bench_rate_main(&cfg, &o.rate);
     }
     if (!o.json) {
         char targets[2048];

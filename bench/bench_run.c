@@ -38,6 +38,7 @@ struct bench_slot {
     char *req;            /* formatted request, capacity req_cap */
     size_t req_len;       /* bytes in req */
     uint64_t sent_ns;     /* uv_hrtime() when the write was queued */
+    unsigned channel;     /* the channel appended to */
     bool writing;         /* write not yet completed */
     bool waiting;         /* answer not yet received */
 };
@@ -140,6 +141,7 @@ static int format_request(struct bench_state *st, struct bench_conn *cn, struct 
     const struct bench_config *cfg = st->cfg;
     const struct bench_target *tg = conn_target(cn);
     unsigned channel = pick_channel(cfg, cn);
+    s->channel = channel;
     char body_head[128];
     int head_len = snprintf(body_head, sizeof body_head, "{\"nonce\":\"%s-%d-%" PRIu64 "\","
                             "\"payload\":\"", st->run_id, cn->index, st->nonce_seq++);
@@ -276,6 +278,7 @@ static int on_message_complete(http_parser *p)
     } else {
         if (!st->stopping) st->res->acked++;
         st->res->acked_total++;
+        if (st->res->channel_acked != NULL) st->res->channel_acked[s->channel]++;
         if (!bench_record_latency(st->res, (now - s->sent_ns) / 1000)) return -1;
     }
     if (!http_should_keep_alive(p)) cn->peer_closes = true;
@@ -556,7 +559,11 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
 {
     memset(res, 0, sizeof *res);
     struct bench_state *st = malloc(sizeof *st); /* large: keep it off the stack */
-    if (st == NULL || state_init(st, cfg, res) != 0 || uv_loop_init(&st->loop) != 0) {
+    if (cfg->count_channels) {
+        res->channel_acked = calloc((size_t)cfg->channels, sizeof *res->channel_acked);
+    }
+    if (st == NULL || state_init(st, cfg, res) != 0 ||
+        (cfg->count_channels && res->channel_acked == NULL) || uv_loop_init(&st->loop) != 0) {
         snprintf(res->fatal, sizeof res->fatal, "out of memory");
         if (st != NULL) state_free(st);
         free(st);

@@ -51,6 +51,8 @@ void bench_result_free(struct bench_result *res)
 {
     free(res->lat_us);
     res->lat_us = NULL;
+    free(res->channel_acked);
+    res->channel_acked = NULL;
     res->lat_len = res->lat_cap = 0;
 }
 

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""`herald bench --rate` (the open loop), the histograms of /metrics, and
-the delivery linger under `herald bench --fanout`, against a real node.
+"""`herald bench --rate` (the open loop), the histograms of /metrics,
+`herald bench --fanout` (closed or open loop, subscribers on other servers,
+its exact expected deliveries) and the delivery linger under it, against
+real nodes.
 
 Behaviour only, never speed: the bench's report has its shape, every
 request it sent is accounted for (acked + failed == sent), and the node's
 histograms agree with what the bench saw acknowledged: the append latency
 histogram counts exactly the appends this node acknowledged, and the
-appends-per-entry histogram holds exactly those appends.
+appends-per-entry histogram holds exactly those appends. The fan-out's
+expected deliveries equal what the channels hold on the node times the
+subscription plan's subscribers per channel, and every one arrives.
 
 Needs the herald CLI built with bench ($HERALD_CLI, else cli/herald beside
 the heraldd given).
@@ -20,7 +24,7 @@ import threading
 import time
 
 import harness
-from harness import NodeTestCase, run_tests
+from harness import Client, Cluster, NodeTestCase, run_tests
 from ws_client import metrics
 
 HISTOGRAMS = ("herald_append_latency_seconds", "herald_wal_sync_seconds",
@@ -34,6 +38,31 @@ def run_bench(port, *args, timeout=120):
     url = "http://127.0.0.1:%d" % port
     return subprocess.run([herald_cli(), "--server", url, "bench"] + list(args),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def plan_subscribers(subscribers, channels, sub_channels=1):
+    """Subscribers per channel of `herald bench --fanout`'s plan: connection
+    i takes channels i*K .. i*K+K-1, mod C."""
+    subs = [0] * channels
+    for i in range(subscribers):
+        for k in range(sub_channels):
+            subs[(i * sub_channels + k) % channels] += 1
+    return subs
+
+
+def channel_counts(port, channels):
+    """Messages in bench-0 .. bench-(C-1) on the node at port."""
+    c = Client(port)
+    try:
+        return [len(c.read_all("bench-%d" % ch)) for ch in range(channels)]
+    finally:
+        c.close()
+
+
+def has_bench():
+    r = subprocess.run([herald_cli(), "bench", "--help"], capture_output=True, text=True,
+                       timeout=30)
+    return r.returncode == 0 and "--rate" in r.stdout
 
 
 def parse_histograms(text):
@@ -59,9 +88,7 @@ class BenchRate(NodeTestCase):
 
     def setUp(self):
         super().setUp()
-        r = subprocess.run([herald_cli(), "bench", "--help"], capture_output=True, text=True,
-                           timeout=30)
-        if r.returncode != 0 or "--rate" not in r.stdout:
+        if not has_bench():
             self.skipTest("herald was built without bench")
 
     def metrics(self, node):
@@ -169,7 +196,14 @@ class BenchRate(NodeTestCase):
 
     def test_bad_rate_is_refused(self):
         for args in (["--rate", "0"], ["--rate", "abc"], ["--rate", "10", "--in-flight", "4"],
-                     ["--rate", "10", "--fanout"], ["--rate", "-5"]):
+                     ["--rate", "10,20", "--fanout"], ["--rate", "-5"],
+                     ["--rate", "10", "--fanout", "--in-flight", "4"],
+                     # --sub-servers: only with --fanout, and a list of good URLs
+                     ["--sub-servers", "http://127.0.0.1:1"],
+                     ["--fanout", "--sub-servers", ""], ["--fanout", "--sub-servers", ","],
+                     ["--fanout", "--sub-servers", "ftp://127.0.0.1:1"],
+                     ["--fanout", "--sub-servers", "http://127.0.0.1:1,http://a b"],
+                     ["--fanout", "--sub-servers", ",".join(["http://127.0.0.1:1"] * 17)]):
             r = run_bench(1, *args)
             self.assertEqual(r.returncode, 2, (args, r.stdout, r.stderr))
             self.assertIn("herald bench:", r.stderr)
@@ -188,6 +222,151 @@ class BenchRate(NodeTestCase):
         self.assertIsNotNone(run["fatal"])
         self.assertIsNone(run["server_cpu_us_per_ack"])
         self.assertIn("/metrics", r.stderr)
+
+
+class BenchFanout(NodeTestCase):
+    """`herald bench --fanout`: the open loop (--rate), subscribers on other
+    servers (--sub-servers), and expected deliveries that are exact whatever
+    the plan: the channels' acknowledged appends (what each channel holds
+    on the node afterwards) times the plan's subscribers per channel."""
+
+    def setUp(self):
+        super().setUp()
+        if not has_bench():
+            self.skipTest("herald was built without bench")
+
+    def fanout(self, port, *args, timeout=180):
+        r = run_bench(port, "--fanout", "--json", *args, timeout=timeout)
+        try:
+            run = json.loads(r.stdout)
+        except ValueError:
+            self.fail("no JSON report (exit %d): %s%s" % (r.returncode, r.stdout, r.stderr))
+        return r, run
+
+    def check_complete(self, r, run, counts, subs):
+        """Every acknowledged append reached every subscriber of its channel:
+        expected is the plan's sum, and delivered equals it."""
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("fatal", run)
+        self.assertNotIn("append_fatal", run)
+        self.assertEqual(run["failed"], 0, run)
+        self.assertEqual(run["appends_acked"] + run["failed"], run["sent"], run)
+        # Nothing failed, so the channels hold exactly the acknowledged appends.
+        self.assertEqual(sum(counts), run["appends_acked"], (counts, run))
+        self.assertEqual(run["expected"], sum(n * k for n, k in zip(counts, subs)),
+                         (counts, subs, run))
+        self.assertEqual(run["delivered"], run["expected"], run)
+        self.assertEqual(run["undelivered"], 0, run)
+        self.assertEqual(run["subscribers_short"], 0, run)
+        self.assertEqual(run["drain_end"], "complete", run)
+        self.assertEqual(run["foreign_messages"], 0, run)
+        self.assertLessEqual(run["commit_p50_us"], run["commit_p99_us"])
+        self.assertLessEqual(run["commit_p99_us"], run["commit_max_us"])
+
+    def test_rate_delivers_everything(self):
+        node = self.new_node()
+        # 6 connections over 4 channels: 2, 2, 1 and 1 subscribers.
+        r, run = self.fanout(node.port, "--subscribers", "6", "--channels", "4", "--rate", "200",
+                             "--duration", "2", "--connections", "16")
+        self.check_complete(r, run, channel_counts(node.port, 4), plan_subscribers(6, 4))
+        self.assertEqual(run["offered_per_s"], 200)
+        self.assertIsNone(run["in_flight"])
+        self.assertEqual(run["connections"], 16)
+        self.assertEqual(run["scheduled"], 400)
+        self.assertEqual(run["sent"] + run["unsent"], run["scheduled"], run)
+        # 200/s is far below what even a sanitizer build takes: (nearly) all
+        # of it is sent and acknowledged inside the window.
+        self.assertGreaterEqual(run["appends_acked"], 390, run)
+        self.assertGreaterEqual(run["acked_per_s"], 180, run)
+        self.assertLessEqual(run["acked_per_s"], 201, run)
+        self.assertEqual(run["sub_servers"], ["http://127.0.0.1:%d" % node.port])
+
+        # The table: the open loop's columns and counts beside the fan-out's.
+        r = run_bench(node.port, "--fanout", "--subscribers", "3", "--channels", "2",
+                      "--rate", "50", "--duration", "1", "--connections", "2", timeout=180)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertRegex(lines[0], r"^herald bench --fanout: appends to http://127\.0\.0\.1:%d, "
+                         r"subscribers on http://127\.0\.0\.1:%d$" % (node.port, node.port))
+        self.assertIn("50 appends/s offered over 2 connections", lines[1])
+        self.assertEqual(lines[2].split()[:7], ["subscribers", "chan/sub", "channels", "fanout",
+                                               "offered_per_s", "acked_per_s",
+                                               "deliveries_per_s"])
+        self.assertEqual(lines[2].split()[-2:], ["delivered", "expected"])
+        row = lines[3].split()
+        self.assertEqual(row[4], "50")
+        self.assertEqual(row[-1], row[-2], r.stdout)
+        self.assertRegex(lines[4], r"^appends: sent \d+, acked \d+, failed 0, late \d+, "
+                         r"unsent \d+ of 50 scheduled")
+        self.assertEqual(len(lines), 5, r.stdout)
+
+    def test_uneven_plan_is_exact(self):
+        node = self.new_node()
+        # 5 connections over 3 channels: 2, 2 and 1 subscribers, where the
+        # average (5/3 per channel) is not a whole number.
+        r, run = self.fanout(node.port, "--subscribers", "5", "--channels", "3",
+                             "--in-flight", "4", "--duration", "1")
+        counts = channel_counts(node.port, 3)
+        self.check_complete(r, run, counts, [2, 2, 1])
+        self.assertEqual(run["in_flight"], 4)
+        self.assertNotIn("offered_per_s", run)
+        # Two channels each, over 3: 4, 3 and 3 subscribers (on top of the
+        # messages above).
+        r, run = self.fanout(node.port, "--subscribers", "5", "--sub-channels", "2",
+                             "--channels", "3", "--rate", "100", "--duration", "1",
+                             "--connections", "4")
+        after = channel_counts(node.port, 3)
+        self.check_complete(r, run, [a - b for a, b in zip(after, counts)],
+                            plan_subscribers(5, 3, 2))
+        self.assertEqual(plan_subscribers(5, 3, 2), [4, 3, 3])
+
+    def test_missing_deliveries_fail(self):
+        """Half the subscribers on a node of another cluster, which never
+        sees the appends: the report counts what is missing, connection by
+        connection, and the exit status is 1 though messages arrived."""
+        a, b = self.new_node(), self.new_node()
+        urls = "http://127.0.0.1:%d,http://127.0.0.1:%d" % (a.port, b.port)
+        r, run = self.fanout(a.port, "--subscribers", "4", "--channels", "2", "--rate", "100",
+                             "--duration", "1", "--connections", "2", "--sub-servers", urls)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(run["sub_servers"], urls.split(","))
+        self.assertEqual(run["servers"], ["http://127.0.0.1:%d" % a.port])
+        # Connection i goes to server i mod 2 and takes channel i mod 2: the
+        # two on node a follow bench-0, the two on node b bench-1.
+        counts = channel_counts(a.port, 2)
+        self.assertGreater(counts[1], 0)
+        self.assertEqual(run["expected"], 2 * sum(counts), run)
+        self.assertEqual(run["delivered"], 2 * counts[0], run)
+        self.assertEqual(run["undelivered"], 2 * counts[1], run)
+        self.assertEqual(run["subscribers_short"], 2, run)
+        # It waited for them until none had come for 20 s, and named them.
+        self.assertEqual(run["drain_end"], "quiet", run)
+        self.assertGreaterEqual(run["drain_s"], 20, run)
+        for i in (1, 3):
+            self.assertIn("subscriber %d on http://127.0.0.1:%d (bench-1): 0 of %d delivered"
+                          % (i, b.port, counts[1]), r.stderr)
+        self.assertEqual(metrics(b.port)["herald_deliveries_live_total"], 0)
+
+    def test_sub_servers_on_followers(self):
+        """Appends to node 1 of a three-node cluster, subscribers on nodes 2
+        and 3: each follower (or leader, for the shards it leads) delivers
+        what the cluster commits, and node 1 delivers nothing."""
+        cl = Cluster(self, n=3)
+        cl.start()
+        cl.wait_leaders(30)
+        subs = "http://127.0.0.1:%d,http://127.0.0.1:%d" % (cl[2].port, cl[3].port)
+        r, run = self.fanout(cl[1].port, "--subscribers", "6", "--channels", "3",
+                             "--rate", "100", "--duration", "2", "--connections", "4",
+                             "--sub-servers", subs)
+        self.check_complete(r, run, channel_counts(cl[1].port, 3), plan_subscribers(6, 3))
+        self.assertEqual(run["sub_servers"], subs.split(","))
+        self.assertEqual(run["server"], "http://127.0.0.1:%d" % cl[1].port)
+        live = {x.node_id: metrics(x.port)["herald_deliveries_live_total"] +
+                metrics(x.port)["herald_deliveries_catchup_total"] for x in cl.nodes}
+        self.assertEqual(live[1], 0, live)
+        # 3 subscribers each, one per channel: every message once per node.
+        self.assertEqual(live[2], run["delivered"] / 2, live)
+        self.assertEqual(live[3], run["delivered"] / 2, live)
 
 
 class BenchFanoutLinger(NodeTestCase):
@@ -223,6 +402,7 @@ class BenchFanoutLinger(NodeTestCase):
         self.assertEqual(run["foreign_messages"], 0, run)
         self.assertGreater(run["appends_acked"], 0, run)
         self.assertGreaterEqual(run["delivered"], run["expected"], run)
+        self.assertEqual(run["subscribers_short"], 0, run)
         self.assertNotIn(-1, seen, "a /metrics page without %s" % linger)
         self.assertGreater(max(seen), 0, "the linger never rose under load: %r" % seen)
         m = metrics(node.port)
