@@ -50,7 +50,8 @@ static const char bench_help[] =
     "  --leader-aware        send each append to the server leading its channel's\n"
     "                        shard (GET /v1/shards at the start, servers matched\n"
     "                        by node id), so no follower forwards it; connection\n"
-    "                        i takes the server of channel i mod C\n"
+    "                        i takes the server of channel i mod C (not with\n"
+    "                        --fanout)\n"
     "  --ca-file FILE        https:// servers: trust this CA (PEM; default\n"
     "                        $HERALD_CA_FILE, else the system's store)\n"
     "\n"
@@ -280,6 +281,9 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
     }
     if (o->fanout && o->rate.settings > 1) return usage("--fanout runs one --rate setting");
     if (o->sub_servers[0] != '\0' && !o->fanout) return usage("--sub-servers goes with --fanout");
+    if (o->fanout && o->leader_aware) {
+        return usage("--leader-aware is not for --fanout: its appends go to the servers given");
+    }
     if (o->fanout && o->in_flight_set && o->settings != 1) return usage("--fanout runs one --in-flight setting");
     if (o->fanout && o->payload_bytes < 16) {
         return usage("--fanout needs --payload-bytes >= 16 (the send time goes there)");

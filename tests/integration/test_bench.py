@@ -203,7 +203,8 @@ class BenchRate(NodeTestCase):
                      ["--fanout", "--sub-servers", ""], ["--fanout", "--sub-servers", ","],
                      ["--fanout", "--sub-servers", "ftp://127.0.0.1:1"],
                      ["--fanout", "--sub-servers", "http://127.0.0.1:1,http://a b"],
-                     ["--fanout", "--sub-servers", ",".join(["http://127.0.0.1:1"] * 17)]):
+                     ["--fanout", "--sub-servers", ",".join(["http://127.0.0.1:1"] * 17)],
+                     ["--fanout", "--leader-aware"]):
             r = run_bench(1, *args)
             self.assertEqual(r.returncode, 2, (args, r.stdout, r.stderr))
             self.assertIn("herald bench:", r.stderr)
