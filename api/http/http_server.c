@@ -353,8 +353,8 @@ static void api_http__arm_read_timer(struct api_http_conn *c)
     }
 }
 
-/* Output that does not move for idle_timeout_ms means a client that does
- * not read; without this check it would hold the conn forever. */
+/* Bytes of the conn's output that reached the socket, on the loop's path
+ * and the writer's. */
 static uint64_t api_http__bytes_written(struct api_http_conn *c)
 {
     return c->bytes_submitted - uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) +
@@ -366,6 +366,8 @@ static bool api_http__output_queued(const struct api_http_conn *c)
     return c->writes_pending > 0 || c->w_bytes > 0;
 }
 
+/* Output that does not move for idle_timeout_ms means a client that does
+ * not read; without this check it would hold the conn forever. */
 static void api_http__on_stall_check(uv_timer_t *t)
 {
     struct api_http_conn *c = t->data;
