@@ -348,21 +348,12 @@ static int sub_servers(char *list, struct bench_fanout_opts *fo)
     fo->n_sub_urls = 0;
     for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {
-        char host[256], port[8], path[256];
         if (fo->n_sub_urls == BENCH_SERVERS_MAX) {
             return usage("--sub-servers takes at most %d servers", BENCH_SERVERS_MAX);
         }
-        if (herald_url_parse(tok, host, sizeof host, port, sizeof port, path, sizeof path) != 0) {
-            return usage("bad --sub-servers URL \"%s\"", tok);
-        }
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-        struct addrinfo *res = NULL;
-        int rv = getaddrinfo(host, port, &hints, &res);
-        if (rv != 0) {
-            fprintf(stderr, "herald bench: resolve %s: %s\n", host, gai_strerror(rv));
-            return 1;
-        }
-        freeaddrinfo(res);
+        struct bench_target checked;
+        int rc = resolve(tok, &checked);
+        if (rc != 0) return rc;
         fo->sub_urls[fo->n_sub_urls++] = tok;
     }
     return fo->n_sub_urls > 0 ? 0 : usage("--sub-servers wants URL,URL...");

@@ -1546,6 +1546,19 @@ int api_http_stream_writev(struct api_http_conn *c, const uv_buf_t *bufs, unsign
     return 0;
 }
 
+/* A connection goes to the writer once the loop has nothing of it
+ * queued, so that bytes never overtake each other. */
+static bool api_http__can_lend(const struct api_http_conn *c)
+{
+    return c->srv->writer != NULL && c->tls == NULL && c->writes_pending == 0 && !c->closing &&
+           c->state == CONN_STREAMING;
+}
+
+bool api_http_stream_lends(const struct api_http_conn *c)
+{
+    return c->w != NULL || api_http__can_lend(c);
+}
+
 int api_http_stream_writev_lent(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs,
                                 api_http_release_cb release, void *arg)
 {
@@ -1554,11 +1567,8 @@ int api_http_stream_writev_lent(struct api_http_conn *c, const uv_buf_t *bufs, u
         release(arg);
         return HD_ESHUTDOWN;
     }
-    /* A connection goes to the writer once the loop has nothing of it
-     * queued, so that bytes never overtake each other. */
     int fd = -1;
-    if (c->w == NULL && c->srv->writer != NULL && c->tls == NULL && c->writes_pending == 0 &&
-        uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+    if (c->w == NULL && api_http__can_lend(c) && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
         c->w = http_writer_attach(c->srv->writer, fd, c);
     }
     if (c->w == NULL) {

@@ -176,6 +176,11 @@ typedef void (*api_http_release_cb)(void *arg);
 int api_http_stream_writev_lent(struct api_http_conn *c, const uv_buf_t *bufs, unsigned n_bufs,
                                 api_http_release_cb release, void *arg);
 
+/* True when api_http_stream_writev_lent() would hand c's buffers to the
+ * writer thread now, rather than write or copy them at once: callers
+ * that must build lendable buffers first need do so only then. */
+bool api_http_stream_lends(const struct api_http_conn *c);
+
 /* Input of an upgraded connection: len bytes, lent for the call. */
 typedef void (*api_http_data_cb)(struct api_http_conn *c, const char *data, size_t len,
                                  void *arg);

@@ -277,21 +277,31 @@ void fan_conn_flush(struct fan_conn *fc)
     size_t n_bufs = fc->n_out * (fc->ops.sse_ids ? 2 : 1);
     uv_buf_t stack[FAN__IOV_STACK];
     uv_buf_t *bufs = n_bufs <= FAN__IOV_STACK ? stack : hd_malloc(n_bufs * sizeof *bufs);
-    struct fan_write *w = bufs != NULL ? fan__write_new(fc) : NULL;
-    if (w != NULL) {
-        size_t k = 0;
-        for (size_t i = 0; i < w->n_out; i++) {
-            const struct fan_out *o = &w->out[i];
-            if (o->id_len > 0) {
-                bufs[k++] = uv_buf_init(w->ids + o->id_off, o->id_len);
-            }
-            bufs[k++] = uv_buf_init((char *)(uintptr_t)o->base, (unsigned)o->len);
-        }
-        /* A failure means the connection is gone: its owner hears CLOSED. */
-        (void)api_http_stream_writev_lent(fc->http, bufs, (unsigned)k, fan__write_release, w);
-    } else {
+    /* The frames are handed over (held until written) only to a writer
+     * thread; otherwise the socket takes them now, or the server copies
+     * the rest, and they are released at once. */
+    bool lend = api_http_stream_lends(fc->http);
+    struct fan_write *w = bufs != NULL && lend ? fan__write_new(fc) : NULL;
+    if (bufs == NULL || (lend && w == NULL)) {
         fan__out_unref(fc->out, fc->n_out);
         fc->overflowed = true; /* cannot write: let the owner close */
+    } else {
+        const struct fan_out *out = w != NULL ? w->out : fc->out;
+        const char *ids = w != NULL ? w->ids : fc->ids;
+        size_t k = 0;
+        for (size_t i = 0; i < fc->n_out; i++) {
+            if (out[i].id_len > 0) {
+                bufs[k++] = uv_buf_init((char *)(uintptr_t)ids + out[i].id_off, out[i].id_len);
+            }
+            bufs[k++] = uv_buf_init((char *)(uintptr_t)out[i].base, (unsigned)out[i].len);
+        }
+        /* A failure means the connection is gone: its owner hears CLOSED. */
+        if (w != NULL) {
+            (void)api_http_stream_writev_lent(fc->http, bufs, (unsigned)k, fan__write_release, w);
+        } else {
+            (void)api_http_stream_writev(fc->http, bufs, (unsigned)k);
+            fan__out_unref(fc->out, fc->n_out);
+        }
     }
     if (bufs != stack) {
         hd_free(bufs);

@@ -88,8 +88,7 @@ class BenchRate(NodeTestCase):
 
     def setUp(self):
         super().setUp()
-        if not has_bench():
-            self.skipTest("herald was built without bench")
+        harness.require(has_bench(), "herald built with bench")
 
     def metrics(self, node):
         r = node.client().get("/metrics")
@@ -233,8 +232,7 @@ class BenchFanout(NodeTestCase):
 
     def setUp(self):
         super().setUp()
-        if not has_bench():
-            self.skipTest("herald was built without bench")
+        harness.require(has_bench(), "herald built with bench")
 
     def fanout(self, port, *args, timeout=180):
         r = run_bench(port, "--fanout", "--json", *args, timeout=timeout)
