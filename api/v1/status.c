@@ -271,6 +271,11 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
     api__metric(&t, "herald_raft_log_memory_bytes", "gauge",
                 "Raft log held in memory, all shards (estimate; bounded by "
                 "--raft-log-memory).", st.raft_log_bytes);
+    api__metric(&t, "herald_snapshots_total", "counter",
+                "Shard snapshots taken (each lets Raft drop the log before it).", st.snapshots);
+    api__metric(&t, "herald_snapshot_flushes_total", "counter",
+                "State flushes the snapshots waited for; shards snapshotting together share "
+                "one.", st.snapshot_flushes);
     api__delivery_metrics(s, &t);
     api__printf(&t, "# HELP herald_retention_trims_total Trims the retention sweep proposed as "
                     "a shard leader, by the limit that asked most.\n"

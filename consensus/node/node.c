@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Starting and stopping a node's consensus; status of its shards. */
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -137,6 +138,10 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
     if (n == NULL) {
         return HD_ENOMEM;
     }
+    if (cons_snapshot_flush_init(&n->snapshot_flush) != 0) {
+        hd_free(n);
+        return HD_ENOMEM;
+    }
     n->opts = *o;
     cons__set_defaults(&n->opts);
     char wal_dir[PATH_MAX], snap_dir[PATH_MAX];
@@ -147,6 +152,7 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
                                     .segment_size = o->wal_segment_size};
     int rv = cons_store_open(&n->store, &so, errmsg, errmsg_len);
     if (rv != 0) {
+        cons_snapshot_flush_destroy(&n->snapshot_flush);
         hd_free(n);
         return rv;
     }
@@ -154,6 +160,7 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
     n->shards = hd_calloc(o->n_shards, sizeof *n->shards);
     if (n->shards == NULL) {
         cons_store_close(n->store, NULL, NULL);
+        cons_snapshot_flush_destroy(&n->snapshot_flush);
         hd_free(n);
         return HD_ENOMEM;
     }
@@ -209,6 +216,7 @@ static void cons__store_closed(void *arg)
         hd_free(n->shards[i].scratch);
     }
     hd_free(n->shards);
+    cons_snapshot_flush_destroy(&n->snapshot_flush);
     hd_free(n);
     if (cb != NULL) {
         cb(cb_arg);
@@ -344,6 +352,7 @@ void cons_node_stats(const struct cons_node *n, struct cons_node_stats *out)
     cons_store_wal_stats(n->store, &ws);
     out->wal_sync_us = ws.sync_us;
     out->wal_entries_per_sync = ws.items_per_sync;
+    out->snapshot_flushes = atomic_load(&n->snapshot_flush.flushes);
     out->peer_tls_refused = n->transport != NULL ? cons_transport_tls_refused(n->transport) : 0;
     out->raft_log_bytes = 0;
     for (unsigned i = 0; i < n->opts.n_shards; i++) {

@@ -196,6 +196,8 @@ struct cons_node_stats {
      * (log/retention.h: 1 age, 2 messages, 3 bytes). */
     uint64_t retention_trims[4];
     uint64_t raft_log_bytes;      /* estimate of Raft log held in memory */
+    uint64_t snapshots;           /* shard snapshots taken (all shards) */
+    uint64_t snapshot_flushes;    /* state flushes they waited for (snapshot_flush.h) */
     bool wal_uses_uring;
     uint64_t peer_tls_refused;    /* peer links refused at the TLS handshake */
     struct hd_histogram appends_per_entry;    /* appends in each entry proposed here */

@@ -12,6 +12,7 @@
 #include "node.h"
 #include "retention_sweep.h"
 #include "shard.h"
+#include "snapshot_flush.h"
 
 /*
  * The files of consensus/node/ and who calls whom (no circles):
@@ -51,6 +52,7 @@ struct cons_node {
     struct cons_leaders leaders;      /* leaders.h */
     struct cons_retention retention;  /* retention_sweep.h */
     struct cons_member_watch members_seen; /* member_watch.h */
+    struct cons_snapshot_flush snapshot_flush; /* snapshot_flush.h: shared by the shards */
     /* Ids of requests sent to peers (forwards, state copies, membership,
      * reads): one counter, so that no answer can match another request. */
     uint64_t next_request;

@@ -171,15 +171,43 @@ static void cons__log_snapshotted(struct cons_shard *sh)
     raft_set_snapshot_trailing(&sh->raft, (unsigned)keep);
     sh->log_bytes_since = 0;
     sh->log_entries_since = 0;
-    if (sh->log_over) {
+    if (sh->log_over || sh->invited) {
         sh->log_over = false;
+        sh->invited = false;
         raft_set_snapshot_threshold(&sh->raft, cons__shard_threshold(sh));
     }
 }
 
 unsigned cons__shard_threshold(const struct cons_shard *sh)
 {
-    return sh->log_over || sh->compacting ? 1 : sh->node->opts.snapshot_threshold;
+    return sh->log_over || sh->compacting || sh->invited ? 1 : sh->node->opts.snapshot_threshold;
+}
+
+/* A shard is snapshotting: the other shards with at least a quarter of
+ * their threshold of entries, or of their bytes, since their own snapshot
+ * are asked to snapshot at their next apply, so that their snapshots wait
+ * for the same state flush (snapshot_flush.h) rather than each for its
+ * own a little later. Under load every shard applies within milliseconds;
+ * a quiet one snapshots whenever it next applies. */
+static void cons__invite_snapshots(struct cons_shard *sh)
+{
+    struct cons_node *n = sh->node;
+    unsigned count = 0;
+    for (unsigned i = 0; i < n->opts.n_shards; i++) {
+        struct cons_shard *o = &n->shards[i];
+        if (o == sh || !o->started || o->closed || o->invited || o->log_over) {
+            continue;
+        }
+        if (o->log_entries_since * 4 >= n->opts.snapshot_threshold ||
+            o->log_bytes_since * 8 >= cons__log_share(o)) {
+            o->invited = true;
+            raft_set_snapshot_threshold(&o->raft, 1);
+            count++;
+        }
+    }
+    if (count > 0) {
+        cons_snapshot_flush_invite(&n->snapshot_flush, count);
+    }
 }
 
 static int cons__fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
@@ -202,19 +230,27 @@ static int cons__fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], 
     b->len = CONS_MANIFEST_SIZE;
     *bufs = b;
     *n_bufs = 1;
+    bool invited = sh->invited;
     cons__log_snapshotted(sh);
+    /* Everything applied is in the memtable now: a flush that begins from
+     * here on makes it durable. */
+    sh->flush_ticket = cons_snapshot_flush_ticket(&sh->node->snapshot_flush, invited);
+    sh->node->stats.snapshots++;
+    cons__invite_snapshots(sh);
     return 0;
 }
 
 /* Runs on the thread pool: the manifest may be written, and the log before
- * it compacted, only once the applied state it names is durable. */
+ * it compacted, only once the applied state it names is durable; shards
+ * snapshotting together wait for one flush (snapshot_flush.h). */
 static int cons__fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
                                     unsigned *n_bufs)
 {
     struct cons_shard *sh = fsm->data;
     (void)bufs;
     (void)n_bufs;
-    int rv = log_flush(sh->node->opts.log);
+    int rv = cons_snapshot_flush_wait(&sh->node->snapshot_flush, sh->flush_ticket,
+                                      sh->node->opts.log);
     return rv == 0 ? 0 : RAFT_IOERR;
 }
 

@@ -51,6 +51,8 @@ struct cons_shard {
     uint64_t log_entries_since;
     uint64_t log_bytes_trailing;   /* estimate: the entries kept after it */
     bool log_over;                 /* the threshold is lowered to snapshot now */
+    bool invited;                  /* lowered too: to share another's flush (shard.c) */
+    uint64_t flush_ticket;         /* of the flush its pending snapshot waits for */
     /* Scratch results for entries this node did not propose. */
     struct log_result *scratch;
     size_t scratch_cap;
@@ -68,7 +70,8 @@ int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg,
 #define CONS_LOG_SHARE_MIN (1u << 20)
 
 /* The snapshot threshold the shard should have now: 1 while it is over its
- * share of log memory, else the configured one. */
+ * share of log memory, compacting, or invited to snapshot with another
+ * shard, else the configured one. */
 unsigned cons__shard_threshold(const struct cons_shard *sh);
 
 /* Closes the shard's raft; cb fires once raft is closed. */

@@ -74,6 +74,16 @@ def msg_payload_bytes(m):
     return base64.b64decode(m["payload_b64"], validate=True)
 
 
+def metric(client, name):
+    """The value of an unlabelled metric in the node's /metrics."""
+    r = client.get("/metrics")
+    assert r.status == 200, r
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("metric %s missing" % name)
+
+
 def sanitizer_hits(text):
     return [p for p in SANITIZER_PATTERNS if p in text]
 

@@ -8,16 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (NodeTestCase, msg_payload_bytes, run_tests, ts_key)  # noqa: E402
-
-
-def metric(client, name):
-    r = client.get("/metrics")
-    assert r.status == 200, r
-    for line in r.body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError("metric %s missing" % name)
+from harness import (NodeTestCase, metric, msg_payload_bytes, run_tests, ts_key)  # noqa: E402
 
 
 class AppendTest(NodeTestCase):

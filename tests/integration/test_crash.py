@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (WAL_BATCH_START, WAL_BLOCK, WAL_REC_HDR, NodeStartError,  # noqa: E402
-                     NodeTestCase, flip_byte, msg_payload_bytes, run_tests,
+                     NodeTestCase, flip_byte, metric, msg_payload_bytes, run_tests,
                      wal_newest_with_records, wal_segments, zero_range)
 
 CHANNELS = ["crash-%d" % i for i in range(6)]
@@ -229,6 +229,21 @@ class CrashTest(NodeTestCase):
         self.kill_rounds(("--no-uring",), 5)
         self.assertNotIn("WAL on io_uring", self.nodes[0].log(),
                          "--no-uring was ignored")
+
+    def test_a_kill9_rounds_frequent_snapshots(self):
+        # A snapshot every 16 entries: the kills land while shards snapshot
+        # together and wait for one state flush between them.
+        self.kill_rounds(("--snapshot-every", "16"), 3)
+        node = self.nodes[0]
+        w = Writers(node, "after", n=6)
+        time.sleep(1.5)
+        w.stop()
+        self.assertEqual(w.problems, [])
+        c = node.client()
+        snapshots = metric(c, "herald_snapshots_total")
+        flushes = metric(c, "herald_snapshot_flushes_total")
+        self.assertGreater(snapshots, 10, "too few snapshots to tell")
+        self.assertLess(flushes, snapshots, "every snapshot flushed on its own")
 
     # ---------------------------------------------------------------- (b) ---
     def fill(self, node, tag, n_concurrent=4, n_single=20):

@@ -218,6 +218,70 @@ static void test_snapshots_compact_and_restart(void **state)
     stop(f);
 }
 
+/* Shards that reach their snapshot threshold together share a state flush
+ * (snapshot_flush.h) instead of one each, and what they snapshotted is
+ * there after a restart that replays only the log after the snapshots. */
+static void test_snapshots_share_flushes(void **state)
+{
+    struct fixture *f = *state;
+    f->snapshot_threshold = 8;
+    start(f);
+    /* A channel on each of the four shards. */
+    char names[4][32];
+    bool have[4] = {false};
+    for (int i = 0, found = 0; found < 4; i++) {
+        char name[24];
+        snprintf(name, sizeof name, "share-%d", i);
+        unsigned shard = cons_shard_of(4, name, strlen(name));
+        if (!have[shard]) {
+            have[shard] = true;
+            snprintf(names[shard], sizeof names[shard], "%s", name);
+            found++;
+        }
+    }
+    /* Each round one entry per shard, so all four reach 8 together. */
+    static struct pending p[4];
+    enum { ROUNDS = 200 };
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int s = 0; s < 4; s++) {
+            struct pending *q = &p[s];
+            memset(q, 0, sizeof *q);
+            snprintf(q->nonce, sizeof q->nonce, "r%d-s%d", r, s);
+            q->req = (struct cons_append_req){.a = {names[s], strlen(names[s]), q->nonce,
+                                                    strlen(q->nonce),
+                                                    (const uint8_t *)q->nonce, strlen(q->nonce)},
+                                              .data = q};
+            assert_int_equal(cons_node_append(f->node, &q->req, append_cb), 0);
+        }
+        for (int s = 0; s < 4; s++) {
+            while (!p[s].done) uv_run(&f->loop, UV_RUN_ONCE);
+            assert_int_equal(p[s].status, 0);
+            assert_true(p[s].result.seq == (uint64_t)r + 1);
+        }
+    }
+    run_for(f, 200); /* the last snapshots finish */
+    struct cons_node_stats st;
+    cons_node_stats(f->node, &st);
+    fprintf(stderr, "  %llu snapshots, %llu flushes\n", (unsigned long long)st.snapshots,
+            (unsigned long long)st.snapshot_flushes);
+    /* 4 shards x 200 entries / 8: about 100 snapshots. A flush each would
+     * be as many flushes; shared, a round of four takes one or two. */
+    assert_true(st.snapshots >= 60);
+    assert_true(st.snapshot_flushes > 0);
+    assert_true(st.snapshot_flushes * 2 <= st.snapshots);
+    stop(f);
+    start(f);
+    for (int s = 0; s < 4; s++) {
+        uint64_t seq, ts;
+        assert_int_equal(log_head(f->log, names[s], strlen(names[s]), &seq, &ts), 0);
+        assert_true(seq == ROUNDS);
+    }
+    static struct pending again[1];
+    append_many(f, names[0], "again", 1, again);
+    assert_true(again[0].result.seq == ROUNDS + 1);
+    stop(f);
+}
+
 /* on_members: the configuration's members at start, then only on a change
  * (none here), or again after a report that failed. */
 static void test_members_reported(void **state)
@@ -264,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_appends_get_gapless_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_and_dedup_survive_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshots_compact_and_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshots_share_flushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_members_reported, setup, teardown),
         cmocka_unit_test(test_shard_of_is_stable),
     };
