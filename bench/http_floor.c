@@ -34,12 +34,10 @@ static const char floor_answer[] =
     "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 72\r\n\r\n"
     "{\"channel\":\"bench-1\",\"seq\":1,\"ts\":\"1796591970.295501\",\"duplicate\":false}";
 
-static double floor_cpu_seconds(void)
+static double floor_cpu_seconds(const struct rusage *ru)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    return (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
+           (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
 }
 
 static void floor_written(uv_write_t *w, int status)
@@ -82,7 +80,7 @@ static int floor_on_message_complete(http_parser *p)
     char body[160], head[320];
     int bl = snprintf(body, sizeof body,
                       "process_cpu_seconds_total %.6f\nprocess_resident_memory_bytes %ld\n",
-                      floor_cpu_seconds(), ru.ru_maxrss * 1024L);
+                      floor_cpu_seconds(&ru), ru.ru_maxrss * 1024L);
     int hl = snprintf(head, sizeof head,
                       "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s",
                       bl, body);

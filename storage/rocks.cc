@@ -115,8 +115,8 @@ static rocksdb::Options st__options(struct st_rocks *r, const struct st_rocks_op
     /* Every flush holds keys of every shard and channel, so each L0
      * compaction rewrites the whole of L1: at RocksDB's 256 MiB base, L1
      * grew to that before anything moved down, and at 10 000 appends/s
-     * compaction took 50 us of CPU per append after ten minutes, more
-     * than the appends. A 32 MiB L1 bounds that rewrite (README: Snapshots,
+     * compaction took 50 us of CPU per append in the tenth minute, more
+     * than the loop thread's own. A 32 MiB L1 bounds that rewrite (README: Snapshots,
      * flushes and compaction); smaller files keep L1's compactions into L2
      * small, and doubling by level keeps the count of files of a big
      * store within max_open_files. */

@@ -50,7 +50,7 @@ uint64_t cons_snapshot_flush_ticket(struct cons_snapshot_flush *f, bool invited)
      * RocksDB to flush, so one with this ticket or a later one began after
      * the state written before this call, and RocksDB flushes all that the
      * memtable held when a flush began. */
-    uint64_t ticket = atomic_load(&f->begun) + 1;
+    uint64_t ticket = f->begun + 1;
     if (invited && f->invited > 0) {
         f->invited--;
         pthread_cond_broadcast(&f->cv);
@@ -89,7 +89,7 @@ int cons_snapshot_flush_wait(struct cons_snapshot_flush *f, uint64_t ticket,
         /* Shards invited and not yet snapshotted wait for a later flush. */
         f->invited = 0;
         f->flushing = true;
-        uint64_t mine = atomic_fetch_add(&f->begun, 1) + 1;
+        uint64_t mine = ++f->begun;
         HD_ASSERT(mine >= ticket); /* tickets are handed out before a flush begins */
         pthread_mutex_unlock(&f->mu);
         rv = log_flush(log);

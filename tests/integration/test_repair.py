@@ -106,15 +106,7 @@ class RepairTest(NodeTestCase):
         self.fail("shard members never became %r: %r" % (want, got))
 
     def metric(self, node, name):
-        c = Client(node.port, timeout=5)
-        try:
-            text = c.get("/metrics").body.decode()
-        finally:
-            c.close()
-        for line in text.splitlines():
-            if line.startswith(name + " "):
-                return int(float(line.split()[1]))
-        self.fail("no %s in /metrics" % name)
+        return int(metric(node.client(timeout=5), name))
 
     def check_repaired(self, cl, node, old_id, total, others=None):
         """node repaired itself: new id, counted, data kept aside, cluster
