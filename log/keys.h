@@ -82,6 +82,23 @@ static inline size_t log_key_channel_end(uint8_t *k, char kind, uint16_t shard,
     return n;
 }
 
+/* The prefix filters of state index each channel's keys of one kind by
+ * (kind, shard, len, channel), so that looking up the head of a channel
+ * that was never written skips every memtable and file without its prefix.
+ * Keys without a channel ('a', 'p') have none (0). The name changes with
+ * this layout: RocksDB ignores the filters of files written under another. */
+#define LOG_KEY_PREFIX_NAME "herald.channel-prefix.1"
+
+static inline size_t log_key_prefix(const void *key, size_t len)
+{
+    const uint8_t *k = key;
+    if (len < 4 || (k[0] != LOG_KEY_MESSAGE && k[0] != LOG_KEY_DEDUP &&
+                    k[0] != LOG_KEY_EPOCH && k[0] != LOG_KEY_FIRST)) {
+        return 0;
+    }
+    return k[3] > 0 && len >= 4u + k[3] ? 4u + k[3] : 0;
+}
+
 static inline size_t log_key_applied(uint8_t *k, uint16_t shard)
 {
     k[0] = LOG_KEY_APPLIED;

@@ -29,11 +29,10 @@ static int log__head_stored(struct log_store *ls, uint16_t shard, const char *ch
     size_t upper_len = log_key_message(upper, shard, ch, len, UINT64_MAX);
     HD_ASSERT(lower_len == upper_len && lower_len <= sizeof lower);
     struct st_iter *it;
-    int rv = st_iter_open(&it, ls->rocks, lower, lower_len, upper, upper_len);
+    int rv = st_iter_open_last(&it, ls->rocks, lower, lower_len, upper, upper_len);
     if (rv != 0) {
         return rv;
     }
-    st_iter_seek_last(it);
     *last_seq = 0;
     *last_ts = 0;
     if (st_iter_valid(it)) {

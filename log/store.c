@@ -50,6 +50,8 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
         .block_cache_bytes = opts->cache_bytes,
         .filter = log__dedup_filter,
         .filter_arg = ls,
+        .prefix = log_key_prefix,
+        .prefix_name = LOG_KEY_PREFIX_NAME,
     };
     int rv = st_rocks_open(&ls->rocks, &ro, errmsg, errmsg_len);
     if (rv != 0) {

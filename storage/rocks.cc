@@ -18,6 +18,7 @@ extern "C" {
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <sys/stat.h>
@@ -51,12 +52,35 @@ class HeraldFilter : public rocksdb::CompactionFilter {
     void *arg_;
 };
 
+/* The caller's key prefix (st_rocks_prefix_fn) as RocksDB's extractor. */
+class HeraldPrefix : public rocksdb::SliceTransform {
+  public:
+    HeraldPrefix(st_rocks_prefix_fn fn, const char *name) : fn_(fn), name_(name) {}
+
+    const char *Name() const override { return name_.c_str(); }
+
+    rocksdb::Slice Transform(const rocksdb::Slice &key) const override
+    {
+        return rocksdb::Slice(key.data(), fn_(key.data(), key.size()));
+    }
+
+    bool InDomain(const rocksdb::Slice &key) const override
+    {
+        return fn_(key.data(), key.size()) > 0;
+    }
+
+  private:
+    st_rocks_prefix_fn fn_;
+    std::string name_;
+};
+
 } // namespace
 
 struct st_rocks {
     rocksdb::DB *db = nullptr;
     std::unique_ptr<rocksdb::Env> env; /* the state directory's file system */
     std::unique_ptr<HeraldFilter> filter;
+    st_rocks_prefix_fn prefix = nullptr; /* st_rocks_options.prefix */
     rocksdb::WriteOptions write_options; /* WAL disabled */
     rocksdb::ReadOptions read_options;
     bool failed = false;       /* sticky: a write failed */
@@ -141,6 +165,14 @@ static rocksdb::Options st__options(struct st_rocks *r, const struct st_rocks_op
     if (o->filter != nullptr) {
         r->filter = std::make_unique<HeraldFilter>(o->filter, o->filter_arg);
         opt.compaction_filter = r->filter.get();
+    }
+    if (o->prefix != nullptr) {
+        /* Both filters then hold prefixes beside whole keys. A table file
+         * written under another extractor (or none) records that, and
+         * RocksDB then ignores its prefix filter rather than trusting it. */
+        HD_ASSERT(o->prefix_name != nullptr);
+        r->prefix = o->prefix;
+        opt.prefix_extractor = std::make_shared<HeraldPrefix>(o->prefix, o->prefix_name);
     }
     r->write_options.disableWAL = true;
     return opt;
@@ -397,8 +429,12 @@ int st_iter_open(struct st_iter **out, struct st_rocks *r, const void *lower, si
     return st_iter_open_at(out, r, nullptr, lower, lower_len, upper, upper_len);
 }
 
-int st_iter_open_at(struct st_iter **out, struct st_rocks *r, struct st_view *v,
-                    const void *lower, size_t lower_len, const void *upper, size_t upper_len)
+/* Opens an iterator over [lower, upper) at view v, not yet positioned;
+ * in_prefix: the range is within one prefix, so prefix filters may skip
+ * memtables and files. */
+static int st__iter_new(struct st_iter **out, struct st_rocks *r, struct st_view *v,
+                        const void *lower, size_t lower_len, const void *upper,
+                        size_t upper_len, bool in_prefix)
 {
     HD_ASSERT(r != nullptr && out != nullptr);
     struct st_iter *it = st__new<st_iter>();
@@ -411,16 +447,40 @@ int st_iter_open_at(struct st_iter **out, struct st_rocks *r, struct st_view *v,
     it->upper_slice = it->upper;
     it->read_options.iterate_lower_bound = &it->lower_slice;
     it->read_options.iterate_upper_bound = &it->upper_slice;
+    /* With a prefix extractor RocksDB seeks within the target's prefix
+     * unless told otherwise, and a range may span many prefixes. */
+    it->read_options.total_order_seek = !in_prefix;
+    it->read_options.prefix_same_as_start = in_prefix;
     if (v != nullptr) {
         it->read_options.snapshot = v->snapshot;
     }
     it->it.reset(r->db->NewIterator(it->read_options));
-    it->it->Seek(it->lower_slice);
     *out = it;
     return 0;
 }
 
-void st_iter_seek_last(struct st_iter *it) { it->it->SeekToLast(); }
+int st_iter_open_at(struct st_iter **out, struct st_rocks *r, struct st_view *v,
+                    const void *lower, size_t lower_len, const void *upper, size_t upper_len)
+{
+    int rv = st__iter_new(out, r, v, lower, lower_len, upper, upper_len, false);
+    if (rv == 0) {
+        (*out)->it->Seek((*out)->lower_slice);
+    }
+    return rv;
+}
+
+int st_iter_open_last(struct st_iter **out, struct st_rocks *r, const void *lower,
+                      size_t lower_len, const void *upper, size_t upper_len)
+{
+    size_t n = r->prefix != nullptr ? r->prefix(lower, lower_len) : 0;
+    HD_ASSERT(r->prefix == nullptr ||
+              (n > 0 && r->prefix(upper, upper_len) == n && memcmp(lower, upper, n) == 0));
+    int rv = st__iter_new(out, r, nullptr, lower, lower_len, upper, upper_len, n > 0);
+    if (rv == 0) {
+        (*out)->it->SeekToLast();
+    }
+    return rv;
+}
 
 void st_iter_seek(struct st_iter *it, const void *key, size_t len)
 {

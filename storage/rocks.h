@@ -39,12 +39,23 @@ struct st_iter;
 typedef bool (*st_rocks_filter_fn)(void *arg, const void *key, size_t key_len,
                                    const void *value, size_t value_len);
 
+/* The length of the prefix of key that prefix filters index (the caller's
+ * key layout decides), 0 if the key has none. Keys with one prefix must be
+ * contiguous, the prefix of a prefix must be itself, and prefixes must
+ * sort as their keys do (RocksDB's rules for a prefix extractor). */
+typedef size_t (*st_rocks_prefix_fn)(const void *key, size_t key_len);
+
 struct st_rocks_options {
     const char *dir;               /* created if missing */
     size_t block_cache_bytes;      /* 0 = 64 MiB */
     size_t write_buffer_bytes;     /* memtable size; 0 = 64 MiB */
     st_rocks_filter_fn filter;     /* optional compaction filter */
     void *filter_arg;
+    /* Optional: memtables and table files then keep bloom filters of key
+     * prefixes too, which st_iter_open_last consults. prefix_name names the
+     * layout: files written under another name are searched in full. */
+    st_rocks_prefix_fn prefix;
+    const char *prefix_name;
 };
 
 /* Opens the state at opts->dir, creating it if missing. HD_ECORRUPT when
@@ -107,8 +118,14 @@ int st_iter_open(struct st_iter **out, struct st_rocks *r, const void *lower,
 int st_iter_open_at(struct st_iter **out, struct st_rocks *r, struct st_view *v,
                     const void *lower, size_t lower_len, const void *upper,
                     size_t upper_len);
-/* Moves to the last key below the upper bound. */
-void st_iter_seek_last(struct st_iter *it);
+/* The same over the latest state, positioned at the last key in the range
+ * instead of the first: one backward seek, where opening and then moving
+ * to the end would seek twice (the lookup of a channel's head, per append
+ * to a channel the head cache does not hold). With a prefix function, lower
+ * and upper must have one prefix, and the seek skips every memtable and
+ * file whose prefix filter does not have it (a channel never written). */
+int st_iter_open_last(struct st_iter **out, struct st_rocks *r, const void *lower,
+                      size_t lower_len, const void *upper, size_t upper_len);
 /* Moves to the first key at or after key (within the bounds). */
 void st_iter_seek(struct st_iter *it, const void *key, size_t len);
 bool st_iter_valid(const struct st_iter *it);
