@@ -66,6 +66,7 @@ struct fan {
     uint64_t linger_ns;           /* least time between two writes of a connection */
     uint64_t busy_ns;             /* time in write rounds since busy_since */
     uint64_t busy_since;
+    uint64_t idle_at;             /* uv_metrics_idle_time at busy_since */
     uv_timer_t linger_timer;      /* wakes the first lingering connection */
     uv_check_t flusher;           /* after the poll phase: catch up, then write */
     uv_idle_t spinner;            /* keeps the loop from blocking while work remains */
@@ -73,6 +74,10 @@ struct fan {
 };
 
 /* ---- fanout.c, for fanout_conn.c ---- */
+
+/* The linger for the next window, from this one's share of the loop
+ * thread in write rounds (busy) and in epoll (idle); fanout.c says why. */
+uint64_t fan__linger_next(uint64_t linger_ns, double busy, double idle);
 
 /* The channel's entry, created (head from state) when create is set. */
 struct fan_channel *fan__channel_get(struct fan *f, const char *id, size_t len, bool create);
