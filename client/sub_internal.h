@@ -28,7 +28,7 @@ int herald__ws_key(char *key, size_t size);
 int herald__ws_accept(const char *key, char *accept, size_t size);
 
 /* Appends the upgrade request for GET path (the client's base path +
- * /v1/subscribe) to out. */
+ * /v1/subscribe?frames=binary) to out. */
 int herald__ws_request(struct herald__buf *out, const char *host, const char *port,
                        const char *path, const char *key, const char *token);
 

@@ -50,7 +50,8 @@ int herald__ws_request(struct herald__buf *out, const char *host, const char *po
 {
     bool v6 = strchr(host, ':') != NULL;
     int rv = herald__buf_printf(out,
-                                "GET %s/v1/subscribe HTTP/1.1\r\nHost: %s%s%s:%s\r\n"
+                                "GET %s/v1/subscribe?frames=binary HTTP/1.1\r\n"
+                                "Host: %s%s%s:%s\r\n"
                                 "User-Agent: herald/0.1\r\nUpgrade: websocket\r\n"
                                 "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                                 "Sec-WebSocket-Version: 13\r\n",

@@ -369,7 +369,8 @@ static ssize_t api_ws__sink_send(const uint8_t *data, size_t len, int flags, voi
     return (ssize_t)len;
 }
 
-int api_ws_encode_text(const void *payload, size_t len, uint8_t **out, size_t *out_len)
+int api_ws_encode(const void *payload, size_t len, bool binary, uint8_t **out,
+                  size_t *out_len)
 {
     /* A frame context only holds framing state; one per thread is enough,
      * and every frame is sent whole before the next. */
@@ -384,7 +385,9 @@ int api_ws_encode_text(const void *payload, size_t len, uint8_t **out, size_t *o
         return HD_ENOMEM;
     }
     sink = (struct api_ws__sink){buf, 0};
-    struct wslay_frame_iocb io = {.fin = 1, .opcode = WSLAY_TEXT_FRAME, .mask = 0,
+    struct wslay_frame_iocb io = {.fin = 1,
+                                  .opcode = binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME,
+                                  .mask = 0,
                                   .payload_length = len, .data = payload, .data_length = len};
     ssize_t sent = wslay_frame_send(enc, &io);
     if (sent < 0 || (size_t)sent != len) {

@@ -12,7 +12,7 @@
 /*
  * The framing is wslay's: its event API reads frames (reassembling
  * fragments, checking masks and opcodes, enforcing the message size) and
- * answers pings and close frames; api_ws_encode_text() frames what the
+ * answers pings and close frames; api_ws_encode() frames what the
  * owner sends. Data frames never go out through wslay's queue: the owner
  * writes them (shared between connections, see api/fanout/) with
  * api_http_stream_writev, in its own order. Before wslay writes a control
@@ -51,9 +51,10 @@ int api_ws_accept(struct api_http_conn *c, const struct api_http_request *req,
                   size_t message_bytes_max, const struct api_ws_callbacks *cb, void *arg,
                   struct api_ws **out);
 
-/* Frames len bytes as one unmasked text frame into a new hd_malloc'd
- * buffer of header + payload. */
-int api_ws_encode_text(const void *payload, size_t len, uint8_t **out, size_t *out_len);
+/* Frames len bytes as one unmasked text frame (binary: a binary frame)
+ * into a new hd_malloc'd buffer of header + payload. */
+int api_ws_encode(const void *payload, size_t len, bool binary, uint8_t **out,
+                  size_t *out_len);
 
 /* The connection, for api_http_stream_writev / _queued / api_http_read_pause. */
 struct api_http_conn *api_ws_conn(struct api_ws *ws);

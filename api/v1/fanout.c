@@ -93,13 +93,15 @@ static uint8_t *fan__build(const struct fan_msg *msg, enum fan_enc enc, size_t *
             return fan__wrap(msg, head, 0, "\n\n", len);
         case FAN_ENC_SSE_DATA:
             return fan__wrap(msg, "event: message\ndata: ", 0, "\n\n", len);
-        case FAN_ENC_WS: {
+        case FAN_ENC_WS:
+        case FAN_ENC_WS_BINARY: {
             /* {"channel":...} becomes {"type":"message","channel":...}. */
             HD_ASSERT(msg->json_len > 2 && msg->json[0] == '{');
             size_t plen = 0;
             uint8_t *payload = fan__wrap(msg, "{\"type\":\"message\",", 1, "", &plen);
             uint8_t *frame = NULL;
-            if (payload != NULL && api_ws_encode_text(payload, plen, &frame, len) != 0) {
+            if (payload != NULL && api_ws_encode(payload, plen, enc == FAN_ENC_WS_BINARY, &frame,
+                                                   len) != 0) {
                 frame = NULL;
             }
             hd_free(payload);

@@ -55,6 +55,7 @@ enum fan_enc {
     FAN_ENC_SSE_EVENT, /* "id: SEQ\nevent: message\ndata: JSON\n\n" (one-channel tails) */
     FAN_ENC_SSE_DATA,  /* "event: message\ndata: JSON\n\n" (multi-channel: id per connection) */
     FAN_ENC_WS,        /* a WebSocket text frame of {"type":"message",...} */
+    FAN_ENC_WS_BINARY, /* the same JSON in a binary frame (?frames=binary) */
     FAN_ENC_N,
 };
 

@@ -31,6 +31,7 @@ struct api_wss {
     bool finished;             /* connection ended: only answers pending */
     bool read_paused;
     bool awaiting_token;       /* the first frame must be {"type":"auth"} */
+    bool binary;               /* ?frames=binary: every frame sent is binary */
     unsigned auth_ticks;       /* keep-alive ticks spent waiting for it */
 };
 
@@ -44,7 +45,7 @@ struct api_wss_append {
 
 /* ---- Sending and closing ------------------------------------------- */
 
-/* Queues obj (taking the reference) as a text frame. */
+/* Queues obj (taking the reference) as a frame of the connection's kind. */
 static void api__wss_send(struct api_wss *w, json_t *obj)
 {
     char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
@@ -52,7 +53,7 @@ static void api__wss_send(struct api_wss *w, json_t *obj)
     uint8_t *frame = NULL;
     size_t len = 0;
     if (text != NULL && !w->finished &&
-        api_ws_encode_text(text, strlen(text), &frame, &len) == 0) {
+        api_ws_encode(text, strlen(text), w->binary, &frame, &len) == 0) {
         fan_conn_write(w->fc, frame, len);
     }
     free(text);
@@ -397,19 +398,41 @@ static void api__wss_revoke(struct api_session *sess)
                    "the token of this connection was removed");
 }
 
+/* ?frames=text (the default) or binary: the same JSON, in binary frames,
+ * which a client's WebSocket library does not check for UTF-8 as it must a
+ * text frame's (wslay's check was 40% of libherald's CPU per message;
+ * docs/subscribe.md). HD_EINVAL for any other value. */
+static int api__wss_frames(const struct api_http_request *req, bool *binary)
+{
+    char v[8];
+    int rv = api_http_query_param(req, "frames", v, sizeof v);
+    *binary = rv == 0 && strcmp(v, "binary") == 0;
+    if (rv == HD_ENOTFOUND || (rv == 0 && (*binary || strcmp(v, "text") == 0))) {
+        return 0;
+    }
+    return HD_EINVAL;
+}
+
 void api_subscribe(struct api_server *s, struct api_http_conn *c,
                    const struct api_http_request *req, const struct api_principal *who)
 {
     static const struct api_ws_callbacks cbs = {api__wss_on_text, api__wss_on_event,
                                                 api__wss_on_flush};
-    static const struct fan_conn_ops ops = {FAN_ENC_WS, false, api__wss_overflow,
-                                            api__wss_catchup_error};
+    static const struct fan_conn_ops text_ops = {FAN_ENC_WS, false, api__wss_overflow,
+                                                 api__wss_catchup_error};
+    static const struct fan_conn_ops binary_ops = {FAN_ENC_WS_BINARY, false,
+                                                   api__wss_overflow, api__wss_catchup_error};
     /* Browsers open WebSockets cross-origin without a preflight: the
      * origin rule is enforced here. Without --cors-origins every origin
      * is accepted, as before the flag existed. */
     if (s->cors != NULL && api_cors_check(s->cors, req) == API_CORS_REFUSED) {
         api_respond_error(s, c, 403, "origin_not_allowed",
                           "this origin may not use the API (heraldd --cors-origins)");
+        return;
+    }
+    bool binary;
+    if (api__wss_frames(req, &binary) != 0) {
+        api_respond_error(s, c, 400, "bad_query", "frames must be text or binary");
         return;
     }
     /* Without a token yet, the stream counts against its token's limit
@@ -427,7 +450,8 @@ void api_subscribe(struct api_server *s, struct api_http_conn *c,
         return;
     }
     w->server = s;
-    w->fc = fan_conn_new(api_hub_fan(s->hub), c, &ops, w);
+    w->binary = binary;
+    w->fc = fan_conn_new(api_hub_fan(s->hub), c, binary ? &binary_ops : &text_ops, w);
     if (w->fc == NULL) {
         api_limit_stream_closed(s, counted);
         hd_free(w);

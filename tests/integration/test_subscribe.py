@@ -689,6 +689,47 @@ class SubscribeTest(NodeTestCase):
         r.close()
 
 
+    def test_6e_binary_frames(self):
+        """?frames=binary: every frame the server sends (subscribed,
+        message, ack, error, pong) is a binary frame of the same JSON bytes
+        a text connection gets; frames= of another value is refused."""
+        node = self.new_node()
+        c = node.client()
+        for bad in (b"bogus", b"", b"BINARY", b"binary,text"):
+            raw = raw_exchange(node.port, b"GET /v1/subscribe?frames=" + bad + b" HTTP/1.1\r\n"
+                               b"Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                               b"Sec-WebSocket-Version: 13\r\n"
+                               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            st, _, body = parse_raw_response(raw)
+            self.assertEqual(st, 400, raw[:300])
+            self.assertEqual(json.loads(body)["error"]["code"], "bad_query", body)
+        conns = {"text": WS(node.port, timeout=10, path="/v1/subscribe?frames=text"),
+                 "binary": WS(node.port, timeout=10, path="/v1/subscribe?frames=binary")}
+        self.assertFalse(conns["text"].binary)
+        got = {}
+        for kind, ws in conns.items():
+            ws.send({"type": "subscribe", "id": "s", "channels": {"s6e": 0}})
+            ws.recv_until(lambda f: f.get("type") == "subscribed", 10)
+        for i in range(5):
+            c.append_ok("s6e", "n%d" % i, "m%d" % i)
+        for kind, ws in conns.items():
+            raw = []
+            for i in range(5):
+                f, _ = ws.recv_until(lambda f: f.get("type") == "message", 10)
+                self.assertEqual((f["seq"], f["payload"]), (i + 1, "m%d" % i), f)
+                raw.append(ws.last_raw)
+            ws.send({"type": "append", "id": "a-" + kind, "channel": "s6e-own",
+                     "nonce": kind, "payload": "x"})
+            ack, _ = ws.recv_until(lambda f: f.get("type") == "ack", 10)
+            self.assertEqual((ack["id"], ack["seq"]), ("a-" + kind, 1 if kind == "text" else 2))
+            ws.send_text_bytes(b"{not json")
+            self.expect_error(ws, "bad_frame", what=kind)
+            self.expect_pong(ws, "p-" + kind)
+            got[kind] = raw
+        # The message frames of both kinds hold the same bytes.
+        self.assertEqual(got["text"], got["binary"])
+
+
 class SubscribeDeliveryThreadTest(SubscribeTest):
     """The same with --delivery-thread: subscriber sockets written by the
     node's writer thread (api/http/http_writer.c) instead of its loop."""

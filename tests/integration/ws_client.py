@@ -62,6 +62,9 @@ class WS:
         self.close_status = None
         self.close_reason = None
         self.frames_in = 0
+        # ?frames=binary: every frame must then be binary, else text.
+        self.binary = "frames=binary" in path
+        self.last_raw = None  # the bytes of the last frame recv() returned
 
     def send(self, obj):
         self.ws.send(json.dumps(obj, separators=(",", ":")))
@@ -104,11 +107,15 @@ class WS:
                 else:
                     self.close_status = 1005  # no status in the close frame
                 return None
-            if op == websocket.ABNF.OPCODE_BINARY:
+            if op == websocket.ABNF.OPCODE_BINARY and not self.binary:
                 raise AssertionError("the server sent a binary frame: %r" % fr.data[:200])
+            if op == websocket.ABNF.OPCODE_TEXT and self.binary:
+                raise AssertionError("a text frame on a ?frames=binary connection: %r"
+                                     % fr.data[:200])
             buf += fr.data
             if fr.fin:
                 self.frames_in += 1
+                self.last_raw = buf
                 return json.loads(buf.decode("utf-8"))
 
     def recv_until(self, pred, timeout=30.0):
