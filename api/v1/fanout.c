@@ -385,8 +385,8 @@ static void fan__on_idle(uv_idle_t *h)
  * When the loop thread has no idle time left at all (less than
  * FAN__SATURATED_IDLE of the window in epoll), everything already waits on
  * it, so the linger may go on doubling up to FAN__LINGER_SATURATED_NS: with
- * 1 000 subscribers over 16 channels that let 1.35-1.5x the appends and
- * 1.33x the deliveries through, at 0.75x the CPU per delivery (README:
+ * 1 000 subscribers over 16 channels that let 1.34-1.41x the appends and
+ * 1.28-1.41x the deliveries through, at 0.7x the CPU per delivery (README:
  * Delivery). Below saturation it stays within FAN__LINGER_MAX_NS, which
  * keeps the commit -> subscriber p99 at 1 000 appends/s under 10 ms (with
  * a 16 ms cap there it was 40 ms, the loop then 35-50% idle). */
