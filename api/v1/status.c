@@ -276,6 +276,9 @@ void api_metrics(struct api_server *s, struct api_http_conn *c)
     api__metric(&t, "herald_snapshot_flushes_total", "counter",
                 "State flushes the snapshots waited for; shards snapshotting together share "
                 "one.", st.snapshot_flushes);
+    api__metric(&t, "herald_raft_commit_notices_total", "counter",
+                "Commits this node told its followers of at once, as a shard's leader, "
+                "rather than with the next heartbeat.", st.commit_notices);
     api__delivery_metrics(s, &t);
     api__printf(&t, "# HELP herald_retention_trims_total Trims the retention sweep proposed as "
                     "a shard leader, by the limit that asked most.\n"

@@ -3,6 +3,7 @@
 #include "dispatch.h"
 
 #include "catchup.h"
+#include "commit_notice.h"
 #include "disk_space.h"
 #include "forward.h"
 #include "command_propose.h"
@@ -71,8 +72,12 @@ static void cons__recv_raft(struct cons_node *n, uint64_t from, uint16_t shard,
         cons_msg_release(&m);
         return;
     }
+    bool stored = m.type == RAFT_IO_APPEND_ENTRIES_RESULT && m.append_entries_result.rejected == 0;
+    uint64_t stored_index = stored ? m.append_entries_result.last_log_index : 0;
     if (!cons_store_deliver(n->store, shard, &m)) {
         cons_msg_release(&m);
+    } else if (stored) {
+        cons__commit_stored(&n->shards[shard], from, stored_index); /* after raft's quorum */
     }
 }
 

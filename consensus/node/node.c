@@ -17,6 +17,7 @@
 #include "hd_util.h"
 #include "leaders.h"
 #include "member_watch.h"
+#include "commit_notice.h"
 #include "membership.h"
 #include "repair.h"
 #include "node_internal.h"
@@ -32,6 +33,7 @@ static void cons__flusher(uv_check_t *h)
     struct cons_node *n = h->data;
     cons__read_waits_check(n);
     cons__flush(n);
+    cons__commit_notices(n); /* after the proposals, which carry commits */
 }
 
 #define CONS_WAL_SEGMENTS_KEPT 4u   /* beyond this, quiet shards are snapshotted */
@@ -188,6 +190,7 @@ int cons_node_start(struct cons_node **out, const struct cons_node_options *o,
     }
     uv_check_init(o->loop, &n->flusher);
     uv_idle_init(o->loop, &n->kick);
+    uv_timer_init(o->loop, &n->commit_timer);
     uv_timer_init(o->loop, &n->ticker);
     n->ticker.data = n;
     uv_timer_start(&n->ticker, cons__tick, n->opts.compact_every_ms, n->opts.compact_every_ms);
@@ -258,11 +261,18 @@ static void cons__kick_closed(uv_handle_t *h)
     cons__retention_stop(n, cons__retention_closed);
 }
 
-static void cons__flusher_closed(uv_handle_t *h)
+static void cons__commit_timer_closed(uv_handle_t *h)
 {
     struct cons_node *n = h->data;
     n->kick.data = n;
     uv_close((uv_handle_t *)&n->kick, cons__kick_closed);
+}
+
+static void cons__flusher_closed(uv_handle_t *h)
+{
+    struct cons_node *n = h->data;
+    n->commit_timer.data = n;
+    uv_close((uv_handle_t *)&n->commit_timer, cons__commit_timer_closed);
 }
 
 static void cons__raft_closed(struct raft *r)
@@ -285,6 +295,7 @@ void cons_node_stop(struct cons_node *n, void (*cb)(void *arg), void *arg)
     n->stop_arg = arg;
     uv_check_stop(&n->flusher);
     uv_timer_stop(&n->ticker);
+    uv_timer_stop(&n->commit_timer);
     uv_timer_stop(&n->retention.timer);
     cons__forwards_expire(n, true, HD_EUNKNOWN);
     cons__read_waits_expire(n, true);

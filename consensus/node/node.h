@@ -198,6 +198,7 @@ struct cons_node_stats {
     uint64_t raft_log_bytes;      /* estimate of Raft log held in memory */
     uint64_t snapshots;           /* shard snapshots taken (all shards) */
     uint64_t snapshot_flushes;    /* state flushes they waited for (snapshot_flush.h) */
+    uint64_t commit_notices;      /* commits sent to followers at once (commit_notice.h) */
     bool wal_uses_uring;
     uint64_t peer_tls_refused;    /* peer links refused at the TLS handshake */
     struct hd_histogram appends_per_entry;    /* appends in each entry proposed here */

@@ -43,6 +43,8 @@ struct cons_node {
     uv_check_t flusher;            /* proposes queued appends each iteration */
     uv_idle_t kick;                /* active while appends wait: poll won't block */
     uv_timer_t ticker;             /* housekeeping: compaction, peers, deadlines */
+    uv_timer_t commit_timer;       /* commit_notice.c: commits told to followers */
+    bool commits_unsent;           /* a shard's commit_unsent is set */
     struct cons_transport *transport; /* NULL for a one-node cluster */
     struct cons_forward *forwards;    /* forward.h: appends sent to a leader */
     struct cons_catchups catchups;    /* catchup.h */

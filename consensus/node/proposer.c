@@ -9,6 +9,7 @@
 #include "hd_fifo.h"
 #include "hd_util.h"
 #include "proposer.h"
+#include "commit_notice.h"
 
 #include "node_internal.h"
 
@@ -215,6 +216,7 @@ static bool cons__propose_one(struct cons_shard *sh)
         hd_free(b);
         return false;
     }
+    cons__commit_carried(sh);
     n->stats.entries_proposed++;
     n->stats.appends_proposed += b->count;
     hd_histogram_observe(&n->stats.appends_per_entry, b->count);

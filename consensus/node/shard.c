@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "command.h"
+#include "commit_notice.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
@@ -140,6 +141,7 @@ static int cons__fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, 
     if (b != NULL) {
         b->applied = true;
     }
+    cons__commit_moved(sh);
     if (log_entry_is_command(buf->base, buf->len)) {
         /* A trim or delete: no appends to announce; readers learn of it.
          * The retention policy: log/policy.c took it in. */
@@ -414,8 +416,8 @@ int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg, size_
     sh->started = true;
     raft_set_snapshot_threshold(&sh->raft, n->opts.snapshot_threshold);
     raft_set_snapshot_trailing(&sh->raft, n->opts.snapshot_trailing);
-    raft_set_election_timeout(&sh->raft, 1000);
-    raft_set_heartbeat_timeout(&sh->raft, 100);
+    raft_set_election_timeout(&sh->raft, CONS_ELECTION_MS);
+    raft_set_heartbeat_timeout(&sh->raft, CONS_HEARTBEAT_MS);
     raft_set_pre_vote(&sh->raft, true);
     if (bootstrap) {
         rv = cons__shard_bootstrap(sh, errmsg, errmsg_len);

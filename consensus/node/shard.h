@@ -25,6 +25,13 @@ struct cons_batch {
     struct log_result results[];   /* count of them */
 };
 
+/* The last index a follower said it stored (commit_notice.c). */
+#define CONS_COMMIT_HEARD_MAX 8u
+struct cons_commit_heard {
+    uint64_t id;    /* 0: free */
+    uint64_t index;
+};
+
 struct cons_shard {
     struct cons_node *node;
     unsigned id;
@@ -53,6 +60,8 @@ struct cons_shard {
     bool log_over;                 /* the threshold is lowered to snapshot now */
     bool invited;                  /* lowered too: to share another's flush (shard.c) */
     uint64_t flush_ticket;         /* of the flush its pending snapshot waits for */
+    bool commit_unsent;            /* leader: commit moved, followers not told (commit_notice.h) */
+    struct cons_commit_heard heard[CONS_COMMIT_HEARD_MAX]; /* followers' last stored index */
     /* Scratch results for entries this node did not propose. */
     struct log_result *scratch;
     size_t scratch_cap;
@@ -64,6 +73,10 @@ struct cons_shard {
  * gone) is filled with barriers before it serves. 0 or HD_E* with errmsg. */
 int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg,
                       size_t errmsg_len);
+
+/* Raft's timeouts of every shard. */
+#define CONS_ELECTION_MS 1000u
+#define CONS_HEARTBEAT_MS 100u
 
 /* The least share of the Raft log memory a shard gets, whatever
  * log_memory_max / n_shards comes to. */

@@ -28,6 +28,15 @@ static void cons__tick(uv_timer_t *t)
     }
 }
 
+void cons_store_tick_now(struct cons_store *s, unsigned shard)
+{
+    HD_ASSERT(shard < s->n_shards);
+    struct cons_shard_log *sl = &s->shards[shard];
+    if (sl->started && !sl->closing && HD_ALWAYS(sl->tick != NULL)) {
+        sl->tick(&sl->io);
+    }
+}
+
 static int cons__start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                        raft_io_recv_cb recv)
 {

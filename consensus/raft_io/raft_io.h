@@ -49,6 +49,10 @@ int cons_store_open(struct cons_store **out, const struct cons_store_options *o,
 /* The raft_io of a shard; valid until cons_store_close. */
 struct raft_io *cons_store_io(struct cons_store *s, unsigned shard);
 
+/* Runs the shard's raft tick now, as its timer would (a started shard's
+ * only; consensus/node/commit_notice.h says why). */
+void cons_store_tick_now(struct cons_store *s, unsigned shard);
+
 /* True if any shard has a term, an entry or a snapshot (bootstrapped). */
 bool cons_store_has_state(const struct cons_store *s);
 

@@ -21,7 +21,7 @@ from collections import Counter
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_cluster  # noqa: E402  (its helpers; its tests are not collected here)
 from harness import Cluster, NodeTestCase, run_tests  # noqa: E402
-from ws_client import ResumingWS, first_difference, require_websocket  # noqa: E402
+from ws_client import WS, ResumingWS, first_difference, metrics, require_websocket  # noqa: E402
 
 
 class SubscribeClusterTest(NodeTestCase):
@@ -30,6 +30,51 @@ class SubscribeClusterTest(NodeTestCase):
     _last_indexes = test_cluster.ClusterTest._last_indexes
     verify = test_cluster.ClusterTest.verify
     expect_complete = test_cluster.ClusterTest.expect_complete
+
+    def test_follower_hears_commits_at_once(self):
+        """A commit reaches a follower's state, and its subscribers, without
+        waiting for the leader's next heartbeat (consensus/node/
+        commit_notice.h). Appends spaced 250 ms apart, so that no later
+        entry carries the commit: the leader's notice does. Waiting for
+        the heartbeat instead, a message reached the follower 100-200 ms
+        after its acknowledgement (ticks of 100 ms); the bound here, a
+        median under 60 ms, is loose for slow (sanitizer) builds, and far
+        below that."""
+        cl = Cluster(self, n=3)
+        cl.start()
+        cl.wait_settled(30)
+        lead = cl.wait_leaders(30)
+        acked, sent = {}, {}
+        mapping = self.probe_shards(cl, ["cn-%d" % i for i in range(8)], acked, sent,
+                                    enough=lambda m: len(m) >= 1)
+        self.assertTrue(mapping, "no channel's shard found")
+        ch, shard = sorted(mapping.items())[0]
+        leader = cl[lead[shard]]
+        follower = [x for x in cl.nodes if x is not leader][0]
+        notices0 = metrics(leader.port).get("herald_raft_commit_notices_total", 0)
+        ws = WS(follower.port, timeout=10)
+        probe_seq = max(v[0] for k, v in acked.items() if k[0] == ch)
+        ws.send({"type": "subscribe", "channels": {ch: probe_seq}})
+        ws.recv_until(lambda f: f.get("type") == "subscribed", 10)
+        c = leader.client(timeout=10)
+        delays = []
+        for i in range(15):
+            time.sleep(0.25)
+            c.append_ok(ch, "cn-at-once-%d" % i, "m%d" % i)
+            acked_at = time.time()
+            f, _ = ws.recv_until(lambda f: f.get("type") == "message", 10)
+            delays.append(time.time() - acked_at)
+            self.assertEqual(f["payload"], "m%d" % i, f)
+        ws.ws.close()
+        delays.sort()
+        notices = metrics(leader.port).get("herald_raft_commit_notices_total", 0) - notices0
+        print("  channel %s (shard %d): leader node %d, subscriber on node %d; ack -> follower"
+              " delivery ms: %s; %d commit notices"
+              % (ch, shard, leader.node_id, follower.node_id,
+                 " ".join("%.1f" % (d * 1e3) for d in delays), notices))
+        self.assertGreaterEqual(notices, 15, "the leader told its followers of no commit")
+        self.assertLess(delays[len(delays) // 2], 0.060,
+                        "the follower heard of commits only with heartbeats: %r" % delays)
 
     def test_follower_subscriber_survives_leader_kill(self):
         cl = Cluster(self, n=3)

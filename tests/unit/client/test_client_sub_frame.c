@@ -172,7 +172,8 @@ static void test_handshake(void **state)
     assert_string_not_equal(key, key2);
     struct herald__buf req = {0};
     assert_int_equal(herald__ws_request(&req, "::1", "7400", "/p", key, NULL), 0);
-    assert_non_null(strstr(req.data, "GET /p/v1/subscribe HTTP/1.1\r\nHost: [::1]:7400\r\n"));
+    assert_non_null(strstr(req.data, "GET /p/v1/subscribe?frames=binary HTTP/1.1\r\n"
+                                    "Host: [::1]:7400\r\n"));
     assert_non_null(strstr(req.data, "Sec-WebSocket-Version: 13\r\n"));
     herald__buf_free(&req);
 
