@@ -19,7 +19,7 @@
  *
  *   node.c          lifecycle, the ticker, the public API; calls all below
  *   dispatch.c      peer frames in and raft messages out -> forward, catchup,
- *                   membership, read_barrier, command
+ *                   membership, read_barrier, command, commit_notice
  *   forward.c       forwarding, both sides                -> proposer, read_barrier
  *   command.c       trims, deletes and the retention policy on the leader
  *   retention_sweep.c  the leader's retention trims     -> command
@@ -29,8 +29,9 @@
  *   read_barrier.c  leader reads
  *   leaders.c       the transport's peers, leadership spread
  *   member_watch.c  the members of the configurations, reported on a change
- *   proposer.c      queue -> entries -> raft_apply        -> shard.h types
- *   shard.c         one raft group and its FSM over log/
+ *   proposer.c      queue -> entries -> raft_apply        -> shard.h types, commit_notice
+ *   shard.c         one raft group and its FSM over log/  -> commit_notice
+ *   commit_notice.c a leader's commits sent to followers at once
  */
 
 struct cons_store;
