@@ -389,7 +389,8 @@ static void fan__on_idle(uv_idle_t *h)
  * 1.28-1.41x the deliveries through, at 0.7x the CPU per delivery (README:
  * Delivery). Below saturation it stays within FAN__LINGER_MAX_NS, which
  * keeps the commit -> subscriber p99 at 1 000 appends/s under 10 ms (with
- * a 16 ms cap there it was 40 ms, the loop then 35-50% idle). */
+ * a 16 ms cap there it was 40 ms; at that rate, with the 4 ms cap, the loop
+ * was 35-50% idle). */
 #define FAN__BUSY_WINDOW_NS 50000000u
 #define FAN__BUSY_HIGH 0.20
 #define FAN__BUSY_LOW 0.05

@@ -307,6 +307,35 @@ static int run_bad(const char *text, size_t len, bool binary, uint64_t max_frame
     return rv;
 }
 
+/* Queues text as a binary frame; the echo peer sends it back as one. */
+static void echo_binary(struct herald_sub *s, const char *text)
+{
+    struct wslay_event_msg m = {.opcode = WSLAY_BINARY_FRAME, .msg = (const uint8_t *)text,
+                                .msg_length = strlen(text)};
+    assert_int_equal(wslay_event_queue_msg(s->ws, &m), 0);
+}
+
+/* ?frames=binary: the server's frames come binary and are read as the
+ * text ones are (an earlier client refused them, HD_ECORRUPT). */
+static void test_ws_binary_frames_delivered(void **state)
+{
+    (void)state;
+    struct env e = {.mode = PEER_ECHO};
+    struct herald_sub *s = env_open(&e);
+    assert_int_equal(herald_sub_add(s, "a", 0), 0);
+    run_until_recorded(s, &e, 1);
+    echo_binary(s, "{\"type\":\"subscribed\",\"channel\":\"a\",\"head\":2}");
+    echo_binary(s, frame_msg("a", 1));
+    echo_binary(s, frame_msg("a", 2));
+    e.stop_at = 2;
+    for (int i = 0; i < 500 && e.messages < 2; i++) assert_true(herald_sub_run(s, 10) >= 0);
+    assert_int_equal(e.messages, 2);
+    assert_string_equal(e.got[0], "a:1");
+    assert_string_equal(e.got[1], "a:2");
+    assert_int_equal(e.events[HERALD_SUB_SUBSCRIBED], 1);
+    env_close(&e, s);
+}
+
 static void test_ws_bad_frames(void **state)
 {
     (void)state;
@@ -357,6 +386,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ws_deliver_and_resume),
+        cmocka_unit_test(test_ws_binary_frames_delivered),
         cmocka_unit_test(test_ws_bad_frames),
         cmocka_unit_test(test_ws_refused_handshake),
         cmocka_unit_test(test_ws_unreachable),

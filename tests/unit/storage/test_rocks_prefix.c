@@ -16,6 +16,7 @@
 
 #include "hd_util.h"
 #include "rocks.h"
+#include "rocks_open.h"
 #include "test_dirs.h"
 
 #define CHANNELS 300u
@@ -30,19 +31,12 @@ static size_t slash_prefix(const void *key, size_t len)
 
 static struct st_rocks *open_at(const char *dir, const char *prefix_name)
 {
-    char err[256];
     struct st_rocks_options o = {.dir = dir};
     if (prefix_name != NULL) {
         o.prefix = slash_prefix;
         o.prefix_name = prefix_name;
     }
-    struct st_rocks *r = NULL;
-    int rv = st_rocks_open(&r, &o, err, sizeof err);
-    if (rv != 0) {
-        fprintf(stderr, "%s\n", err);
-    }
-    assert_int_equal(rv, 0);
-    return r;
+    return test_rocks_open(&o);
 }
 
 static size_t key_of(uint8_t *k, unsigned channel, uint64_t seq)

@@ -24,6 +24,7 @@
 #include "hd_error.h"
 #include "hd_exit.h"
 #include "rocks.h"
+#include "rocks_open.h"
 #include "test_dirs.h"
 
 #define KEYS 64u
@@ -33,15 +34,8 @@
 
 static struct st_rocks *open_at(const char *dir)
 {
-    char err[256];
     struct st_rocks_options o = {.dir = dir};
-    struct st_rocks *r = NULL;
-    int rv = st_rocks_open(&r, &o, err, sizeof err);
-    if (rv != 0) {
-        fprintf(stderr, "%s\n", err);
-    }
-    assert_int_equal(rv, 0);
-    return r;
+    return test_rocks_open(&o);
 }
 
 /* KEYS keys "<prefix>NNN", each VALUE bytes that do not compress. */
