@@ -68,7 +68,8 @@ static const char subscribe_help[] =
     "or \"now\" (only what commits from now on); without one, --from applies. A\n"
     "dropped connection is resumed from each channel's last printed seq, without\n"
     "gaps or repeats; a server that skips or repeats a seq is reported (exit 1).\n"
-    "Refused channels are reported on stderr. Ctrl-C (SIGINT) or SIGTERM exits 0.\n"
+    "Refused channels, and channels a trim or delete ended (gone), are reported\n"
+    "on stderr. Ctrl-C (SIGINT) or SIGTERM exits 0.\n"
     "\n"
     "  --from now|0|SEQ  default position, default 0\n"
     "  --server URL      server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n";
@@ -372,6 +373,11 @@ static int subscribe_event_cb(void *arg, const struct herald_sub_event *ev)
     if (ev->type == HERALD_SUB_ERROR) {
         fprintf(stderr, "herald subscribe: %s%s%s: %s\n", ev->channel ? ev->channel : "",
                 ev->channel ? ": " : "", ev->code, ev->message ? ev->message : "");
+    } else if (ev->type == HERALD_SUB_GONE) {
+        fprintf(stderr,
+                "herald subscribe: %s: gone (trimmed or deleted; first seq now %" PRIu64
+                ", epoch %" PRIu64 "); no longer subscribed\n",
+                ev->channel, ev->seq, ev->epoch);
     }
     return 0;
 }

@@ -50,6 +50,7 @@ static const struct {
     {"message", HERALD__F_MESSAGE}, {"subscribed", HERALD__F_SUBSCRIBED},
     {"unsubscribed", HERALD__F_UNSUBSCRIBED}, {"ack", HERALD__F_ACK},
     {"error", HERALD__F_ERROR}, {"pong", HERALD__F_PONG}, {"closing", HERALD__F_CLOSING},
+    {"gone", HERALD__F_GONE},
 };
 
 static int decode_message(struct herald__frame *f, struct herald__buf *scratch, char *why,
@@ -112,6 +113,12 @@ static int decode_fields(struct herald__frame *f, struct herald__buf *scratch, c
         f->code = get_str(o, "reason");
         if (f->code == NULL) return bad(why, why_size, "closing", "no reason");
         f->message = get_str(o, "message");
+        return 0;
+    case HERALD__F_GONE:
+        if (!get_channel(o, f)) return bad(why, why_size, "gone", "bad channel");
+        if (!get_u64(o, "first_seq", &f->seq) || !get_u64(o, "epoch", &f->epoch)) {
+            return bad(why, why_size, "gone", "first_seq or epoch missing");
+        }
         return 0;
     case HERALD__F_UNKNOWN: return 0;
     }

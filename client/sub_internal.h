@@ -50,6 +50,7 @@ enum herald__frame_type {
     HERALD__F_ERROR,
     HERALD__F_PONG,
     HERALD__F_CLOSING,
+    HERALD__F_GONE,
 };
 
 /* One decoded server frame. Strings borrow from root (or scratch, for a
@@ -62,7 +63,8 @@ struct herald__frame {
     const char *id;          /* ACK, ERROR, PONG (may be NULL) */
     const char *code;        /* ERROR code, CLOSING reason */
     const char *message;     /* ERROR, CLOSING (may be "") */
-    uint64_t seq;            /* ACK seq, SUBSCRIBED head */
+    uint64_t seq;            /* ACK seq, SUBSCRIBED head, GONE first_seq */
+    uint64_t epoch;          /* GONE */
     uint64_t ts_us;          /* ACK */
     bool duplicate;          /* ACK */
 };

@@ -73,6 +73,23 @@ static int on_unsubscribed(struct herald_sub *s, const struct herald__frame *f)
     return 0;
 }
 
+/* The server ended a subscription (a trim passed it, or a delete): the
+ * channel is forgotten, so a reconnect does not ask for it again, and the
+ * user hears where it could go on. */
+static int on_gone(struct herald_sub *s, const struct herald__frame *f)
+{
+    struct herald__chan *ch = chan_of(s, f->channel);
+    /* Being removed: the unsubscribe's answer forgets it. Queued to send:
+     * this frame is of an earlier subscription. */
+    if (ch == NULL || chan_leaving(ch) || ch->dirty) return 0;
+    herald__smap_del(&s->chans, &ch->node);
+    hd_free(ch);
+    struct herald_sub_event ev = {.type = HERALD_SUB_GONE, .channel = f->channel,
+                                  .seq = f->seq, .epoch = f->epoch};
+    herald__sub_event(s, &ev);
+    return 0;
+}
+
 static struct herald__pending *pending_of(struct herald_sub *s, const char *id)
 {
     return id ? (struct herald__pending *)herald__smap_get(&s->appends, id, strlen(id)) : NULL;
@@ -161,6 +178,7 @@ int herald__sub_on_text(struct herald_sub *s, const char *text, size_t len)
             herald__sub_event(s, &ev);
             break;
         }
+        case HERALD__F_GONE: rv = on_gone(s, &f); break;
         case HERALD__F_UNKNOWN: break; /* newer server: not for us */
         }
     }

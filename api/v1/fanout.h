@@ -75,6 +75,7 @@ struct fan_stats {
     uint64_t catchup_state;      /* of those, read from state */
     uint64_t fell_behind;        /* live subscribers that fell behind */
     uint64_t slow_closed;        /* connections closed over the hard bound */
+    uint64_t gone;               /* subscriptions ended by a trim or delete */
     uint64_t encoded;            /* messages encoded (shared by their subscribers) */
     uint64_t subs_refused;       /* subscriptions refused by a limit */
     uint64_t writes;             /* connection writes (each one writev) */
@@ -95,6 +96,15 @@ struct fan_conn_ops {
     void (*on_overflow)(struct fan_conn *fc, void *arg);
     /* Catch-up failed to read state: close the connection (not from inside). */
     void (*on_error)(struct fan_conn *fc, int rv, void *arg);
+    /* A trim removed what the subscription of channel was to deliver next,
+     * or the channel was deleted: its subscription has ended (what it had
+     * delivered stays). The owner may queue a frame saying so
+     * (fan_conn_write) and must not free fc here; it returns 0 to go on
+     * with the connection's other channels, or an error that ends the
+     * connection through on_error once what is queued is written. A
+     * multi-SSE connection keeps the ended subscription in its ids, so a
+     * resume with them says the same again. */
+    int (*on_gone)(struct fan_conn *fc, const char *channel, size_t len, void *arg);
 };
 
 int fan_init(struct fan **out, uv_loop_t *loop, struct log_store *log,
@@ -113,7 +123,8 @@ void fan_on_restore(struct fan *f);
 
 /* A trim or delete of the channel was applied: the window is dropped, and
  * after a delete every subscriber of the channel is behind and its catch-up
- * fails with HD_EGONE, which ends its connection (never a silent skip). */
+ * answers HD_EGONE, which ends its subscription (on_gone; never a silent
+ * skip). */
 void fan_on_command(struct fan *f, const char *channel, size_t len, bool deleted);
 
 /* The JSON object of a message in reads and deliveries (hd_malloc'd,

@@ -458,7 +458,7 @@ static void fan__sub_drop(struct fan_conn *fc, struct fan_sub *s)
     struct fan_channel *ch = s->ch;
     if (s->live) {
         fan__live_unlink(s);
-    } else {
+    } else if (!s->gone) {
         fan__behind_unlink(fc, s);
     }
     HD_ASSERT(ch->n_subs > 0 && fc->n_subs > 0);
@@ -575,6 +575,24 @@ static int fan__catch_up(struct fan_sub *s)
     return 0;
 }
 
+/* Ends s, whose catch-up found its next message trimmed or its channel
+ * deleted: the owner hears of it, and it leaves the connection (a
+ * multi-SSE stream keeps it, ended, for its ids). 0, or the owner's error. */
+static int fan__sub_gone(struct fan_conn *fc, struct fan_sub *s)
+{
+    fan__behind_unlink(fc, s);
+    s->gone = true;
+    fc->f->stats.gone++;
+    int rv = fc->ops.on_gone(fc, s->ch->id, s->ch->len, fc->arg);
+    if (!fc->ops.sse_ids) {
+        struct fan_sub **slot = fan__slot(fc, s->ch);
+        HD_ASSERT(*slot == s);
+        *slot = s->hnext;
+        fan__sub_drop(fc, s);
+    }
+    return rv;
+}
+
 /* Round-robin over the subscribers behind while the connection has room. */
 static void fan__pump(struct fan_conn *fc)
 {
@@ -582,6 +600,14 @@ static void fan__pump(struct fan_conn *fc)
     while (fc->behind != NULL && fan__pending(fc) <= soft) {
         struct fan_sub *s = fc->behind;
         int rv = fan__catch_up(s);
+        if (rv == HD_EGONE) {
+            rv = fan__sub_gone(fc, s); /* s may be freed */
+            if (rv == 0) {
+                continue;
+            }
+            fc->error = rv;
+            return;
+        }
         if (rv < 0) {
             HD_LOG_WARN("fanout: catch-up of %.*s: %s", (int)s->ch->len, s->ch->id,
                         hd_strerror(rv));

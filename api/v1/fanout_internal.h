@@ -47,6 +47,7 @@ struct fan_sub {
     uint32_t index;               /* number in a multi-SSE request */
     bool live;                    /* in ch->live, else in conn's behind list */
     bool moved;                   /* in conn's moved list (multi-SSE ids) */
+    bool gone;                    /* ended by a trim or delete: in neither list */
     struct fan_sub *prev, *next;  /* in ch->live or conn->behind */
     struct fan_sub *hnext;        /* in conn's table, by channel */
 };

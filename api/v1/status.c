@@ -169,6 +169,9 @@ static void api__delivery_metrics(struct api_server *s, struct api_text *t)
                 "Live subscribers moved to catch-up (slow connection or a gap).", f.fell_behind);
     api__metric(t, "herald_slow_consumers_closed_total", "counter",
                 "Delivery connections closed over their hard bound.", f.slow_closed);
+    api__metric(t, "herald_subscriptions_gone_total", "counter",
+                "Subscriptions ended by a trim past their position or a delete of their channel.",
+                f.gone);
     api__metric(t, "herald_subscriptions_refused_total", "counter",
                 "Subscriptions refused by a limit.", f.subs_refused);
     api__metric(t, "herald_subscriptions", "gauge", "Subscriptions (channel x connection).",

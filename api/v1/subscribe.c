@@ -120,6 +120,16 @@ static bool api__wss_allowed(struct api_wss *w, const char *id, unsigned scope, 
     return false;
 }
 
+/* Below a trim, or the channel deleted: said, never skipped; the client
+ * subscribes again from first_seq - 1 (or 0 in the new epoch). */
+static void api__wss_gone(struct api_wss *w, const char *ch, size_t len,
+                          const struct log_channel_info *info)
+{
+    api__wss_send(w, json_pack("{s:s, s:s%, s:I, s:I}", "type", "gone", "channel", ch, len,
+                               "first_seq", (json_int_t)info->first_seq, "epoch",
+                               (json_int_t)info->epoch));
+}
+
 static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char *ch,
                                    size_t len, json_t *v)
 {
@@ -142,10 +152,7 @@ static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char
     struct log_channel_info info;
     int rv = log_channel_info(w->server->log, ch, len, &info);
     if (rv == 0 && log_position_gone(&info, after)) {
-        /* Below a trim: said, never skipped; the client resubscribes. */
-        api__wss_send(w, json_pack("{s:s, s:s%, s:I, s:I}", "type", "gone", "channel", ch, len,
-                                   "first_seq", (json_int_t)info.first_seq, "epoch",
-                                   (json_int_t)info.epoch));
+        api__wss_gone(w, ch, len, &info);
         return;
     }
     if (rv == 0) {
@@ -385,6 +392,20 @@ static void api__wss_catchup_error(struct fan_conn *fc, int rv, void *arg)
     api__wss_close(arg, 1011, "internal", hd_strerror(rv));
 }
 
+/* A subscription ended under a trim or delete: the connection goes on. */
+static int api__wss_sub_gone(struct fan_conn *fc, const char *ch, size_t len, void *arg)
+{
+    (void)fc;
+    struct api_wss *w = arg;
+    struct log_channel_info info;
+    int rv = log_channel_info(w->server->log, ch, len, &info);
+    if (rv != 0) {
+        return rv; /* state could not be read: the connection ends (1011) */
+    }
+    api__wss_gone(w, ch, len, &info);
+    return 0;
+}
+
 static void api__wss_shutdown(struct api_session *sess)
 {
     api__wss_close((struct api_wss *)sess, 1001, "shutting_down", "the node is shutting down");
@@ -419,9 +440,10 @@ void api_subscribe(struct api_server *s, struct api_http_conn *c,
     static const struct api_ws_callbacks cbs = {api__wss_on_text, api__wss_on_event,
                                                 api__wss_on_flush};
     static const struct fan_conn_ops text_ops = {FAN_ENC_WS, false, api__wss_overflow,
-                                                 api__wss_catchup_error};
+                                                 api__wss_catchup_error, api__wss_sub_gone};
     static const struct fan_conn_ops binary_ops = {FAN_ENC_WS_BINARY, false,
-                                                   api__wss_overflow, api__wss_catchup_error};
+                                                   api__wss_overflow, api__wss_catchup_error,
+                                                   api__wss_sub_gone};
     /* Browsers open WebSockets cross-origin without a preflight: the
      * origin rule is enforced here. Without --cors-origins every origin
      * is accepted, as before the flag existed. */

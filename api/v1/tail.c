@@ -84,8 +84,51 @@ static void api__tail_overflow(struct fan_conn *fc, void *arg)
 static void api__tail_error(struct fan_conn *fc, int rv, void *arg)
 {
     (void)fc;
-    HD_LOG_WARN("tail: %s; closing it", hd_strerror(rv));
+    if (rv == HD_EGONE) {
+        HD_LOG_INFO("tail: its channel was trimmed past its position or deleted; ending it");
+    } else {
+        HD_LOG_WARN("tail: %s; closing it", hd_strerror(rv));
+    }
     api__tail_end(arg);
+}
+
+/* "event: gone" with the channel's first seq and epoch: a trim removed
+ * what was to come next, or the channel was deleted. Never a silent skip. */
+static int api__tail_gone_event(struct api_tail *t, const char *ch, size_t len)
+{
+    struct log_channel_info info;
+    int rv = log_channel_info(t->server->log, ch, len, &info);
+    json_t *o = rv == 0 ? json_pack("{s:s%, s:I, s:I}", "channel", ch, len, "first_seq",
+                                    (json_int_t)info.first_seq, "epoch",
+                                    (json_int_t)info.epoch)
+                        : NULL;
+    char *data = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    size_t data_len = data != NULL ? strlen(data) : 0;
+    uint8_t *ev = data != NULL ? hd_malloc(data_len + 32) : NULL;
+    if (ev != NULL) {
+        int n = snprintf((char *)ev, data_len + 32, "event: gone\ndata: %s\n\n", data);
+        rv = fan_conn_write(t->fc, ev, (size_t)n);
+    } else if (rv == 0) {
+        rv = HD_ENOMEM;
+    }
+    free(data);
+    return rv;
+}
+
+/* A one-channel tail ends with its channel, after the event. */
+static int api__tail_one_gone(struct fan_conn *fc, const char *ch, size_t len, void *arg)
+{
+    (void)fc;
+    int rv = api__tail_gone_event(arg, ch, len);
+    return rv != 0 ? rv : HD_EGONE;
+}
+
+/* A multi-channel stream goes on with its other channels. */
+static int api__tail_many_gone(struct fan_conn *fc, const char *ch, size_t len, void *arg)
+{
+    (void)fc;
+    return api__tail_gone_event(arg, ch, len);
 }
 
 /* Starts the stream; NULL (answered) on failure. */
@@ -98,9 +141,9 @@ static struct api_tail *api__tail_open(struct api_server *s, struct api_http_con
     }
     struct api_tail *t = s->hub != NULL ? hd_calloc(1, sizeof *t) : NULL;
     static const struct fan_conn_ops one = {FAN_ENC_SSE_EVENT, false, api__tail_overflow,
-                                            api__tail_error};
+                                            api__tail_error, api__tail_one_gone};
     static const struct fan_conn_ops many = {FAN_ENC_SSE_DATA, true, api__tail_overflow,
-                                             api__tail_error};
+                                             api__tail_error, api__tail_many_gone};
     if (t != NULL) {
         t->fc = fan_conn_new(api_hub_fan(s->hub), c, multi ? &many : &one, t);
     }

@@ -343,6 +343,10 @@ enum herald_sub_event_type {
     HERALD_SUB_ERROR,         /* refused operation: code, message, rv; id and/or channel */
     HERALD_SUB_PONG,          /* answer to herald_sub_ping(id) */
     HERALD_SUB_CLOSING,       /* the server is closing: code = its reason, message */
+    HERALD_SUB_GONE,          /* channel's subscription ended: a trim removed what was
+                                 next (seq = the first seq left) or the channel was
+                                 deleted (epoch = its deletes so far); add it again,
+                                 from seq - 1 or 0, to go on */
 };
 
 /* One event. Pointers are borrowed for the callback only; absent ones are
@@ -361,6 +365,7 @@ struct herald_sub_event {
                             outcome_unknown, HD_EUNAVAIL for unavailable,
                             overloaded, shutting_down: retry with the same
                             nonce); DISCONNECTED: why */
+    uint64_t epoch;      /* GONE: the channel's epoch */
 };
 
 /* Called per event. Return 0 to continue; any other value stops

@@ -38,7 +38,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Client, NodeTestCase, SSEReader, parse_raw_response,  # noqa: E402
+from harness import (Client, NodeTestCase, SSEReader, herald_cli, parse_raw_response,  # noqa: E402
                      raw_exchange, run_tests)
 from ws_client import (WS, Appenders, WSReader, batch_fill, first_difference,  # noqa: E402
                        metrics, read_all_parallel, require_websocket, rss_kb)
@@ -729,6 +729,140 @@ class SubscribeTest(NodeTestCase):
         # The message frames of both kinds hold the same bytes.
         self.assertEqual(got["text"], got["binary"])
 
+    def test_6f_gone_ends_one_subscription_not_the_connection(self):
+        """A delete of one channel (or a trim past a subscriber's position)
+        ends that channel's subscription with a gone frame, and the
+        connection goes on with its other channels: a gateway's socket of
+        thousands of channels must not drop because one room was deleted.
+        The same for a multi-channel SSE stream (an event: gone); a
+        one-channel tail ends after its event: gone."""
+        node = self.new_node()
+        c = node.client()
+        for i in range(3):
+            c.append_ok("s6f-a", "a%d" % i, "a%d" % i)
+            c.append_ok("s6f-b", "b%d" % i, "b%d" % i)
+        ws = WS(node.port, timeout=10)
+        tail = SSEReader(node.port, "s6f-a", after_seq=0)
+        multi = SSEReader(node.port, None, path="/v1/tail?channels=s6f-a:0,s6f-b:0")
+        try:
+            ws.send({"type": "subscribe", "id": "s", "channels": {"s6f-a": 0, "s6f-b": 0}})
+            got = []
+            while len(got) < 6:
+                f, _ = ws.recv_until(lambda f: f.get("type") == "message", 10)
+                got.append((f["channel"], f["seq"]))
+            self.assertEqual(sorted(got), [(ch, i) for ch in ("s6f-a", "s6f-b")
+                                           for i in (1, 2, 3)])
+            self.assertGreaterEqual(tail.wait_count(3, 10), 3)
+            self.assertGreaterEqual(multi.wait_count(7, 10), 7)  # the id-only event first
+            r = c.request("DELETE", "/v1/channels/s6f-a")
+            self.assertEqual(r.status, 200, r)
+            f, before = ws.recv_until(lambda f: f.get("type") != "message", 10)
+            self.assertEqual(before, [], "messages after the delete: %r" % before)
+            self.assertEqual((f["type"], f["channel"], f["first_seq"], f["epoch"]),
+                             ("gone", "s6f-a", 1, 1), f)
+            # The connection goes on: b is still delivered, a no longer is.
+            c.append_ok("s6f-a", "a-new", "a-new")
+            c.append_ok("s6f-b", "b3", "b3")
+            f, before = ws.recv_until(lambda f: f.get("type") == "message", 10)
+            self.assertEqual((f["channel"], f["seq"], before), ("s6f-b", 4, []), f)
+            self.expect_pong(ws, "alive")
+            # Subscribed again from 0, a has the new epoch's message.
+            ws.send({"type": "subscribe", "id": "s2", "channels": {"s6f-a": 0}})
+            f, _ = ws.recv_until(lambda f: f.get("type") == "subscribed", 10)
+            self.assertEqual((f["channel"], f["head"], f["epoch"]), ("s6f-a", 1, 1), f)
+            f, _ = ws.recv_until(lambda f: f.get("type") == "message", 10)
+            self.assertEqual((f["channel"], f["seq"], f["payload"]), ("s6f-a", 1, "a-new"), f)
+            # The multi-channel stream said gone for a and goes on with b.
+            self.assertGreaterEqual(multi.wait_count(9, 10), 9)
+            ev = multi.snapshot()
+            kinds = [(e["event"], e["data"]["channel"]) for e in ev[7:9]]
+            self.assertEqual(kinds, [("gone", "s6f-a"), ("message", "s6f-b")], ev[7:])
+            self.assertEqual((ev[7]["data"]["first_seq"], ev[7]["data"]["epoch"]), (1, 1))
+            self.assertEqual(ev[8]["data"]["seq"], 4)
+            self.assertIsNone(multi.error)
+            self.assertFalse(multi.eof)
+            # The one-channel tail ends after its gone event.
+            self.assertTrue(tail.wait_eof(10), "the tail of a deleted channel goes on")
+            ev = tail.snapshot()
+            self.assertEqual([e["event"] for e in ev], ["message"] * 3 + ["gone"], ev)
+            self.assertEqual(ev[3]["data"], {"channel": "s6f-a", "first_seq": 1, "epoch": 1})
+            m = c.get("/metrics").body.decode()
+            self.assertRegex(m, r"herald_subscriptions_gone_total 3\b")
+        finally:
+            ws.close()
+            tail.close()
+            multi.close()
+
+    def test_6g_multi_channel_sse_below_a_trim(self):
+        """A multi-channel stream that lists a position below a trim gets
+        an event: gone for that channel and everything of the others."""
+        node = self.new_node()
+        c = node.client()
+        for i in range(8):
+            c.append_ok("s6g-a", "a%d" % i, "a%d" % i)
+        c.append_ok("s6g-b", "b0", "b0")
+        r = c.post_json("/v1/channels/s6g-a/trim", {"before_seq": 5})
+        self.assertEqual(r.status, 200, r)
+        multi = SSEReader(node.port, None, path="/v1/tail?channels=s6g-a:2,s6g-b:0")
+        try:
+            self.assertEqual(multi.wait_status(), 200)
+            c.append_ok("s6g-b", "b1", "b1")
+            self.assertGreaterEqual(multi.wait_count(4, 10), 4)
+            ev = multi.snapshot()[1:]
+            self.assertEqual(ev[0]["event"], "gone", ev)
+            self.assertEqual(ev[0]["data"], {"channel": "s6g-a", "first_seq": 5, "epoch": 0})
+            self.assertEqual([(e["event"], e["data"]["channel"], e["data"]["seq"]) for e in ev[1:]],
+                             [("message", "s6g-b", 1), ("message", "s6g-b", 2)])
+            self.assertFalse(multi.eof)
+        finally:
+            multi.close()
+
+    def test_6h_cli_reports_gone_and_goes_on(self):
+        """`herald subscribe` (libherald) hears a gone frame: it says so on
+        stderr, forgets that channel, and goes on printing the others."""
+        import queue
+        import signal
+        import subprocess
+        node = self.new_node()
+        c = node.client()
+        c.append_ok("s6h-a", "a0", "a0")
+        c.append_ok("s6h-b", "b0", "b0")
+        p = subprocess.Popen([herald_cli(), "--server", "http://127.0.0.1:%d" % node.port,
+                              "subscribe", "s6h-a", "s6h-b"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        lines = {"out": queue.Queue(), "err": queue.Queue()}
+
+        def pump(f, q):
+            for line in f:
+                q.put(line)
+        for name, f in (("out", p.stdout), ("err", p.stderr)):
+            threading.Thread(target=pump, args=(f, lines[name]), daemon=True).start()
+
+        def line(name):
+            try:
+                return lines[name].get(timeout=10)
+            except queue.Empty:
+                self.fail("no line on std%s within 10 s" % name)
+        try:
+            got = [json.loads(line("out")) for _ in range(2)]
+            self.assertEqual(sorted((m["channel"], m["seq"]) for m in got),
+                             [("s6h-a", 1), ("s6h-b", 1)])
+            self.assertEqual(c.request("DELETE", "/v1/channels/s6h-a").status, 200)
+            err = line("err")
+            self.assertIn("s6h-a: gone", err)
+            self.assertIn("epoch 1", err)
+            c.append_ok("s6h-a", "a1", "a1")
+            c.append_ok("s6h-b", "b1", "b1")
+            m = json.loads(line("out"))
+            self.assertEqual((m["channel"], m["seq"]), ("s6h-b", 2), m)
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=10), 0)
+            time.sleep(0.2)
+            self.assertTrue(lines["out"].empty(), "printed after the gone channel's delete")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 class SubscribeDeliveryThreadTest(SubscribeTest):
     """The same with --delivery-thread: subscriber sockets written by the

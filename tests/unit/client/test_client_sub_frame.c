@@ -228,6 +228,7 @@ struct seen {
     char last_channel[HERALD_CHANNEL_MAX + 1];
     int events[16]; /* count per type */
     int stop_after; /* stop when messages reaches it (0: never) */
+    uint64_t last_gone_first, last_gone_epoch;
 };
 
 static int seen_message(void *arg, const struct herald_message *m)
@@ -243,6 +244,10 @@ static int seen_event(void *arg, const struct herald_sub_event *ev)
 {
     struct seen *sn = arg;
     sn->events[ev->type]++;
+    if (ev->type == HERALD_SUB_GONE) {
+        sn->last_gone_first = ev->seq;
+        sn->last_gone_epoch = ev->epoch;
+    }
     return 0;
 }
 
@@ -365,6 +370,40 @@ static void test_gap_and_repeat(void **state)
     herald_sub_close(s);
 }
 
+/* A gone frame ends the channel's subscription: no reconnect asks for it
+ * again, its messages are no longer taken, and it may be added again. */
+static void test_gone(void **state)
+{
+    (void)state;
+    struct seen sn = {0};
+    struct herald_sub *s = fake_open(&sn);
+    assert_int_equal(herald_sub_add(s, "a", 0), 0);
+    assert_int_equal(herald_sub_add(s, "b", 0), 0);
+    assert_int_equal(herald__sub_flush_ops(s), 0);
+    assert_int_equal(feed(s, "{\"type\":\"subscribed\",\"channel\":\"a\",\"head\":2}"), 0);
+    assert_int_equal(feed(s, msg("a", 1)), 0);
+    assert_int_equal(feed(s, "{\"type\":\"gone\",\"channel\":\"a\",\"first_seq\":1,"
+                             "\"epoch\":3}"), 0);
+    assert_int_equal(sn.events[HERALD_SUB_GONE], 1);
+    assert_int_equal(sn.last_gone_first, 1);
+    assert_int_equal(sn.last_gone_epoch, 3);
+    uint64_t pos;
+    assert_int_equal(herald_sub_position(s, "a", &pos), HD_ENOTFOUND);
+    assert_int_equal(herald_sub_channel_count(s), 1);
+    /* Gone at subscribe time (no subscribed first): the same. */
+    assert_int_equal(feed(s, "{\"type\":\"gone\",\"channel\":\"b\",\"first_seq\":7,"
+                             "\"epoch\":0}"), 0);
+    assert_int_equal(sn.events[HERALD_SUB_GONE], 2);
+    assert_int_equal(herald_sub_channel_count(s), 0);
+    /* A gone of a channel not subscribed changes nothing. */
+    assert_int_equal(feed(s, "{\"type\":\"gone\",\"channel\":\"z\",\"first_seq\":1,"
+                             "\"epoch\":0}"), 0);
+    assert_int_equal(sn.events[HERALD_SUB_GONE], 2);
+    assert_int_equal(herald_sub_add(s, "a", 0), 0); /* may come back */
+    assert_int_equal(feed(s, "{\"type\":\"gone\",\"channel\":\"a\"}"), HD_ECORRUPT);
+    herald_sub_close(s);
+}
+
 static void test_errors_and_acks(void **state)
 {
     (void)state;
@@ -453,7 +492,7 @@ int main(void)
         cmocka_unit_test(test_handshake),       cmocka_unit_test(test_append_frame),
         cmocka_unit_test(test_positions),       cmocka_unit_test(test_gap_and_repeat),
         cmocka_unit_test(test_errors_and_acks), cmocka_unit_test(test_stop_holds_frames),
-        cmocka_unit_test(test_many_channels),
+        cmocka_unit_test(test_many_channels),   cmocka_unit_test(test_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
