@@ -226,6 +226,11 @@ static int ops_add(struct herald_sub *s, struct herald__buf *b, int *count, bool
     }
     if (rv == 0 && sub && ch->now) {
         rv = herald__buf_printf(b, "\"%s\":\"now\"", ch->name);
+    } else if (rv == 0 && sub && ch->epoch_known) {
+        /* A resume: a delete since then answers gone, not the new epoch
+         * from this seq on. */
+        rv = herald__buf_printf(b, "\"%s\":{\"after_seq\":%" PRIu64 ",\"epoch\":%" PRIu64 "}",
+                                ch->name, ch->last_seq, ch->epoch);
     } else if (rv == 0 && sub) {
         rv = herald__buf_printf(b, "\"%s\":%" PRIu64, ch->name, ch->last_seq);
     } else if (rv == 0) {

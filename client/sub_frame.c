@@ -93,6 +93,10 @@ static int decode_fields(struct herald__frame *f, struct herald__buf *scratch, c
     case HERALD__F_SUBSCRIBED:
         if (!get_channel(o, f)) return bad(why, why_size, "subscribed", "bad channel");
         if (!get_u64(o, "head", &f->seq)) return bad(why, why_size, "subscribed", "bad head");
+        f->has_epoch = json_object_get(o, "epoch") != NULL;
+        if (f->has_epoch && !get_u64(o, "epoch", &f->epoch)) {
+            return bad(why, why_size, "subscribed", "bad epoch");
+        }
         return 0;
     case HERALD__F_UNSUBSCRIBED:
         if (!get_channel(o, f)) return bad(why, why_size, "unsubscribed", "bad channel");
@@ -231,6 +235,7 @@ int herald__frame_error_rv(const char *code)
         {"overloaded", HD_EUNAVAIL},      {"shutting_down", HD_EUNAVAIL},
         {"payload_too_large", HD_ETOOBIG}, {"already_subscribed", HD_EEXIST},
         {"not_subscribed", HD_ENOTFOUND}, {"too_many_channels", HD_ERANGE},
+        {"epoch_ahead", HD_EUNAVAIL},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
         if (strcmp(code, map[i].code) == 0) return map[i].rv;

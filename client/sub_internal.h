@@ -64,7 +64,8 @@ struct herald__frame {
     const char *code;        /* ERROR code, CLOSING reason */
     const char *message;     /* ERROR, CLOSING (may be "") */
     uint64_t seq;            /* ACK seq, SUBSCRIBED head, GONE first_seq */
-    uint64_t epoch;          /* GONE */
+    uint64_t epoch;          /* GONE, SUBSCRIBED (if has_epoch) */
+    bool has_epoch;          /* SUBSCRIBED: the server said the epoch */
     uint64_t ts_us;          /* ACK */
     bool duplicate;          /* ACK */
 };
@@ -129,6 +130,8 @@ struct herald__chan {
     struct herald__chan *dirty_next; /* in the to-send list while dirty */
     uint64_t last_seq;          /* last seq delivered, or the start position */
     bool now;                   /* started at "now" and no head seen yet */
+    bool epoch_known;           /* "subscribed" said which epoch last_seq is of */
+    uint64_t epoch;             /* the channel's deletes then: a resume says it */
     bool dirty;                 /* in the to-send list */
     uint8_t state;              /* enum herald__chan_state */
     char name[];                /* NUL-terminated */

@@ -56,6 +56,8 @@ static int on_subscribed(struct herald_sub *s, const struct herald__frame *f)
         ch->now = false;
         ch->last_seq = f->seq;
     }
+    ch->epoch_known = f->has_epoch;
+    ch->epoch = f->epoch;
     struct herald_sub_event ev = {.type = HERALD_SUB_SUBSCRIBED, .channel = ch->name,
                                   .seq = f->seq};
     herald__sub_event(s, &ev);

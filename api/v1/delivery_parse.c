@@ -108,19 +108,28 @@ void api_ws_op_free(struct api_ws_op *op)
 int api_ws_position_decode(const json_t *v, struct api_position *pos)
 {
     if (json_is_string(v) && strcmp(json_string_value(v), "now") == 0) {
-        *pos = (struct api_position){API_POS_NOW, 0};
+        *pos = (struct api_position){API_POS_NOW, 0, false, 0};
         return 0;
     }
+    /* An object may say which epoch (deletes of the channel) its seq or
+     * ts belongs to, so that a resume across a delete is not taken as a
+     * position in the new epoch. */
+    const json_t *epoch = json_is_object(v) ? json_object_get(v, "epoch") : NULL;
+    if (epoch != NULL && (!json_is_integer(epoch) || json_integer_value(epoch) < 0)) {
+        return HD_EINVAL;
+    }
+    bool has_epoch = epoch != NULL;
+    uint64_t e = has_epoch ? (uint64_t)json_integer_value(epoch) : 0;
     const json_t *seq = json_is_object(v) ? json_object_get(v, "after_seq") : v;
     if (json_is_integer(seq) && json_integer_value(seq) >= 0) {
-        *pos = (struct api_position){API_POS_SEQ, (uint64_t)json_integer_value(seq)};
+        *pos = (struct api_position){API_POS_SEQ, (uint64_t)json_integer_value(seq), has_epoch, e};
         return 0;
     }
     const json_t *ts = json_is_object(v) ? json_object_get(v, "after_ts") : NULL;
     uint64_t ts_us = 0;
     if (json_is_string(ts) &&
         hd_ts_parse(json_string_value(ts), json_string_length(ts), &ts_us) == 0) {
-        *pos = (struct api_position){API_POS_TS, ts_us};
+        *pos = (struct api_position){API_POS_TS, ts_us, has_epoch, e};
         return 0;
     }
     return HD_EINVAL;
@@ -141,7 +150,7 @@ static const char *api__tail_item(const char *item, size_t n, struct api_tail_it
     if (!hd_channel_valid(item, clen)) {
         return "channel ids are 1-128 characters of [A-Za-z0-9._:-]";
     }
-    *out = (struct api_tail_item){item, clen, {API_POS_NOW, 0}};
+    *out = (struct api_tail_item){item, clen, {API_POS_NOW, 0, false, 0}};
     if (plen == 3 && memcmp(pos, "now", 3) == 0) {
         return NULL;
     }

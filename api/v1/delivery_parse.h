@@ -13,6 +13,8 @@
 struct api_position {
     enum { API_POS_SEQ, API_POS_NOW, API_POS_TS } kind;
     uint64_t value;                /* the seq, or the ts in microseconds */
+    bool has_epoch;                /* WebSocket: the epoch the position was taken in */
+    uint64_t epoch;
 };
 
 /* ---- WebSocket operations (docs/subscribe.md) ---------------------- */

@@ -151,7 +151,15 @@ static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char
     }
     struct log_channel_info info;
     int rv = log_channel_info(w->server->log, ch, len, &info);
-    if (rv == 0 && log_position_gone(&info, after)) {
+    if (rv == 0 && pos.has_epoch && pos.epoch > info.epoch) {
+        /* Taken on a node that applied a delete this one has not yet. */
+        api__wss_error(w, id, ch, len, "epoch_ahead",
+                       "this node has not applied the channel's delete yet; subscribe again "
+                       "shortly or on another node");
+        return;
+    }
+    if (rv == 0 && ((pos.has_epoch && pos.epoch < info.epoch) || log_position_gone(&info, after))) {
+        /* Deleted since the position was taken, or below a trim. */
         api__wss_gone(w, ch, len, &info);
         return;
     }

@@ -306,7 +306,10 @@ int herald_cluster_change(struct herald_client *c, bool add, uint64_t id, const 
  * channels and appends. The library remembers, per channel, the seq of the
  * last message delivered; when the connection drops it reconnects and
  * subscribes every channel again from there, so on_message sees each
- * channel's messages once, in seq order (channels interleave freely). It
+ * channel's messages once, in seq order (channels interleave freely). The
+ * resume names the epoch the server gave with "subscribed": a channel
+ * deleted meanwhile, or trimmed past that seq, ends with HERALD_SUB_GONE
+ * instead of going on in its new epoch. It
  * checks that each channel's seqs are consecutive and fails with
  * HD_ECORRUPT if the server skips or repeats one. Appends not yet answered
  * when a connection drops are sent again, with the same id and nonce, on

@@ -817,52 +817,125 @@ class SubscribeTest(NodeTestCase):
         finally:
             multi.close()
 
+    def cli_subscribe(self, node, *channels):
+        """`herald subscribe CHANNELS` against node; returns (process,
+        line(name)): line("out") / line("err") is its next line on stdout /
+        stderr, failing the test after 10 s without one."""
+        import queue
+        import subprocess
+        p = subprocess.Popen([herald_cli(), "--server", "http://127.0.0.1:%d" % node.port,
+                              "subscribe"] + list(channels), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait()))
+        lines = {"out": queue.Queue(), "err": queue.Queue()}
+
+        def pump(f, q):
+            for got in f:
+                q.put(got)
+        for name, f in (("out", p.stdout), ("err", p.stderr)):
+            threading.Thread(target=pump, args=(f, lines[name]), daemon=True).start()
+
+        def line(name, timeout=10):
+            try:
+                return lines[name].get(timeout=timeout)
+            except queue.Empty:
+                self.fail("no line on std%s within %d s" % (name, timeout))
+        line.pending = lambda name: not lines[name].empty()
+        return p, line
+
     def test_6h_cli_reports_gone_and_goes_on(self):
         """`herald subscribe` (libherald) hears a gone frame: it says so on
         stderr, forgets that channel, and goes on printing the others."""
-        import queue
         import signal
-        import subprocess
         node = self.new_node()
         c = node.client()
         c.append_ok("s6h-a", "a0", "a0")
         c.append_ok("s6h-b", "b0", "b0")
-        p = subprocess.Popen([herald_cli(), "--server", "http://127.0.0.1:%d" % node.port,
-                              "subscribe", "s6h-a", "s6h-b"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        lines = {"out": queue.Queue(), "err": queue.Queue()}
+        p, line = self.cli_subscribe(node, "s6h-a", "s6h-b")
+        got = [json.loads(line("out")) for _ in range(2)]
+        self.assertEqual(sorted((m["channel"], m["seq"]) for m in got),
+                         [("s6h-a", 1), ("s6h-b", 1)])
+        self.assertEqual(c.request("DELETE", "/v1/channels/s6h-a").status, 200)
+        err = line("err")
+        self.assertIn("s6h-a: gone", err)
+        self.assertIn("epoch 1", err)
+        c.append_ok("s6h-a", "a1", "a1")
+        c.append_ok("s6h-b", "b1", "b1")
+        m = json.loads(line("out"))
+        self.assertEqual((m["channel"], m["seq"]), ("s6h-b", 2), m)
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(timeout=10), 0)
+        time.sleep(0.2)
+        self.assertFalse(line.pending("out"), "printed after the gone channel's delete")
 
-        def pump(f, q):
-            for line in f:
-                q.put(line)
-        for name, f in (("out", p.stdout), ("err", p.stderr)):
-            threading.Thread(target=pump, args=(f, lines[name]), daemon=True).start()
-
-        def line(name):
-            try:
-                return lines[name].get(timeout=10)
-            except queue.Empty:
-                self.fail("no line on std%s within 10 s" % name)
+    def test_6i_position_with_epoch(self):
+        """A position may name its epoch: one taken before a delete is
+        answered gone (never read as a position in the new epoch), one of an
+        epoch this node has not reached is refused."""
+        node = self.new_node()
+        c = node.client()
+        for i in range(3):
+            c.append_ok("s6i", "old%d" % i, "old%d" % i)
+        self.assertEqual(c.request("DELETE", "/v1/channels/s6i").status, 200)
+        c.append_ok("s6i", "new0", "new0")
+        c.append_ok("s6i", "new1", "new1")
+        ws = WS(node.port, timeout=10)
         try:
-            got = [json.loads(line("out")) for _ in range(2)]
-            self.assertEqual(sorted((m["channel"], m["seq"]) for m in got),
-                             [("s6h-a", 1), ("s6h-b", 1)])
-            self.assertEqual(c.request("DELETE", "/v1/channels/s6h-a").status, 200)
-            err = line("err")
-            self.assertIn("s6h-a: gone", err)
-            self.assertIn("epoch 1", err)
-            c.append_ok("s6h-a", "a1", "a1")
-            c.append_ok("s6h-b", "b1", "b1")
-            m = json.loads(line("out"))
-            self.assertEqual((m["channel"], m["seq"]), ("s6h-b", 2), m)
-            p.send_signal(signal.SIGTERM)
-            self.assertEqual(p.wait(timeout=10), 0)
-            time.sleep(0.2)
-            self.assertTrue(lines["out"].empty(), "printed after the gone channel's delete")
+            ws.send({"type": "subscribe", "channels": {"s6i": {"after_seq": 1, "epoch": 0}}})
+            f, _ = ws.recv_until(lambda f: f.get("type") != "message", 10)
+            self.assertEqual((f["type"], f["channel"], f["first_seq"], f["epoch"]),
+                             ("gone", "s6i", 1, 1), f)
+            ws.send({"type": "subscribe", "id": "x", "channels": {"s6i": {"after_seq": 0, "epoch": 2}}})
+            self.expect_error(ws, "epoch_ahead", id="x", channel="s6i")
+            for bad in (-1, "1", 1.5):
+                ws.send({"type": "subscribe", "channels": {"s6i": {"after_seq": 0, "epoch": bad}}})
+                self.expect_error(ws, "bad_position", channel="s6i", what=repr(bad))
+            ws.send({"type": "subscribe", "channels": {"s6i": {"after_seq": 1, "epoch": 1}}})
+            f, _ = ws.recv_until(lambda f: f.get("type") == "subscribed", 10)
+            self.assertEqual((f["head"], f["epoch"]), (2, 1), f)
+            f, _ = ws.recv_until(lambda f: f.get("type") == "message", 10)
+            self.assertEqual((f["seq"], f["payload"]), (2, "new1"), f)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            ws.close()
+
+    def test_6j_cli_resume_across_a_delete(self):
+        """libherald resumes with each channel's epoch: a channel deleted
+        while it was disconnected is reported gone, not resumed at the old
+        epoch's seq in the new one (which would skip the new messages up to
+        that seq and deliver the rest as if nothing happened)."""
+        import signal
+        node = self.new_node()
+        c = node.client()
+        for i in range(3):
+            c.append_ok("s6j", "old%d" % i, "old%d" % i)
+        c.append_ok("s6j-b", "b0", "b0")
+        p, line = self.cli_subscribe(node, "s6j", "s6j-b")
+        got = sorted((m["channel"], m["seq"]) for m in (json.loads(line("out")) for _ in range(4)))
+        self.assertEqual(got, [("s6j", 1), ("s6j", 2), ("s6j", 3), ("s6j-b", 1)])
+        # Held still, it only notices the restart once the channel is
+        # deleted and written again.
+        p.send_signal(signal.SIGSTOP)
+        try:
+            node.terminate()
+            node.start()
+            c = node.client()
+            self.assertEqual(c.request("DELETE", "/v1/channels/s6j").status, 200)
+            for i in range(5):
+                c.append_ok("s6j", "new%d" % i, "new%d" % i)
+        finally:
+            p.send_signal(signal.SIGCONT)
+        err = [line("err", 30)]
+        while "gone" not in err[-1] and len(err) < 5:  # reconnect notes may come first
+            err.append(line("err", 30))
+        self.assertIn("s6j: gone", err[-1], err)
+        self.assertIn("epoch 1", err[-1])
+        c.append_ok("s6j-b", "b1", "b1")
+        m = json.loads(line("out", 30))
+        self.assertEqual((m["channel"], m["seq"]), ("s6j-b", 2), m)
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(timeout=10), 0)
+        time.sleep(0.2)
+        self.assertFalse(line.pending("out"), "printed messages of the new epoch")
 
 class SubscribeDeliveryThreadTest(SubscribeTest):
     """The same with --delivery-thread: subscriber sockets written by the

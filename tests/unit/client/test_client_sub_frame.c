@@ -153,6 +153,7 @@ static void test_error_codes(void **state)
     (void)state;
     assert_int_equal(herald__frame_error_rv("outcome_unknown"), HD_EUNKNOWN);
     assert_int_equal(herald__frame_error_rv("overloaded"), HD_EUNAVAIL);
+    assert_int_equal(herald__frame_error_rv("epoch_ahead"), HD_EUNAVAIL);
     assert_int_equal(herald__frame_error_rv("payload_too_large"), HD_ETOOBIG);
     assert_int_equal(herald__frame_error_rv("bad_nonce"), HD_EINVAL);
     assert_int_equal(herald__frame_error_rv("something_new"), HD_EINVAL);
@@ -390,6 +391,13 @@ static void test_gone(void **state)
     uint64_t pos;
     assert_int_equal(herald_sub_position(s, "a", &pos), HD_ENOTFOUND);
     assert_int_equal(herald_sub_channel_count(s), 1);
+    /* The epoch of "subscribed" must be a count when present. */
+    assert_int_equal(feed(s, "{\"type\":\"subscribed\",\"channel\":\"b\",\"head\":0,"
+                             "\"epoch\":-1}"), HD_ECORRUPT);
+    herald_sub_close(s);
+    s = fake_open(&sn);
+    assert_int_equal(herald_sub_add(s, "b", 0), 0);
+    assert_int_equal(herald__sub_flush_ops(s), 0);
     /* Gone at subscribe time (no subscribed first): the same. */
     assert_int_equal(feed(s, "{\"type\":\"gone\",\"channel\":\"b\",\"first_seq\":7,"
                              "\"epoch\":0}"), 0);
