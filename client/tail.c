@@ -15,6 +15,7 @@ struct tail {
     herald_message_cb cb;
     void *arg;
     uint64_t last_seq;        /* last seq delivered to cb (or the start point) */
+    char last_id[64];         /* its event's id ("SEQ" or "SEQ@EPOCH"), "" if none */
     struct herald__resp *resp; /* response of the current connection */
     struct herald__sse sse;   /* event parser of the current connection */
     struct herald__buf scratch; /* decoded payload_b64 */
@@ -60,6 +61,12 @@ static int tail_event_cb(void *arg, const struct herald__sse_event *ev)
     } else {
         if (m.channel == NULL) m.channel = t->channel;
         t->last_seq = m.seq;
+        /* Resumed with as sent: it names the epoch too, so a delete since
+         * is answered gone rather than read as a seq of the new epoch. */
+        size_t id_len = ev->id_set ? strlen(ev->id) : 0;
+        bool plain = id_len > 0 && id_len < sizeof t->last_id &&
+                     strspn(ev->id, "0123456789@") == id_len;
+        snprintf(t->last_id, sizeof t->last_id, "%s", plain ? ev->id : "");
         if (t->cb(t->arg, &m) != 0) {
             t->stopped = true;
             rv = HD_ESHUTDOWN; /* unwinds the parsers; not an error */
@@ -95,16 +102,18 @@ static int tail_connect(struct tail *t, bool resume, struct herald__resp *r)
 {
     struct herald_client *c = t->c;
     char target[HERALD_CHANNEL_MAX + 64];
-    char headers[128];
+    char headers[192];
     snprintf(target, sizeof target, "/v1/channels/%s/tail?after_seq=%" PRIu64, t->channel,
              t->last_seq);
-    /* Last-Event-ID is the SSE way to resume; after_seq carries the same
-     * point for servers or proxies that drop the header. */
+    /* Last-Event-ID is the SSE way to resume (the last event's id, which
+     * names its epoch); after_seq carries the same point for servers or
+     * proxies that drop the header. */
     int n = snprintf(headers, sizeof headers, "Accept: text/event-stream\r\n"
                                               "Cache-Control: no-cache\r\n");
-    if (resume) {
-        snprintf(headers + n, sizeof headers - (size_t)n, "Last-Event-ID: %" PRIu64 "\r\n",
-                 t->last_seq);
+    /* Before any event the query alone says where to start, in the
+     * channel's epoch now, as on the first connection. */
+    if (resume && t->last_id[0] != '\0') {
+        snprintf(headers + n, sizeof headers - (size_t)n, "Last-Event-ID: %s\r\n", t->last_id);
     }
     herald__resp_init(r, tail_body_cb, t);
     r->idle_timeout_ms = c->tail_idle_timeout_ms;

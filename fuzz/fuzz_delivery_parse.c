@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "delivery_parse.h"
+#include "fanout.h"
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
@@ -60,14 +61,28 @@ static void fuzz__tail_list(const char *text, size_t size)
         return;
     }
     HD_ASSERT(n >= 1 && n <= 16);
-    uint64_t seqs[16] = {0};
+    uint64_t seqs[16] = {0}, epochs[16] = {0};
     bool given[16] = {false};
     for (size_t i = 0; i < n; i++) {
         HD_ASSERT(items[i].channel >= text && items[i].channel + items[i].len <= text + size);
         HD_ASSERT(hd_channel_valid(items[i].channel, items[i].len));
     }
-    (void)api_tail_resume_decode(text, size, n, seqs, given);
+    (void)api_tail_resume_decode(text, size, n, seqs, epochs, given);
     hd_free(items);
+}
+
+/* An SSE id position that decodes is written back the same way. */
+static void fuzz__sse_position(const char *text, size_t size)
+{
+    uint64_t seq = 0, epoch = 0;
+    if (api_sse_position_decode(text, size, &seq, &epoch) != 0) {
+        return;
+    }
+    char again[FAN_SSE_POSITION_MAX];
+    fan_sse_position(again, sizeof again, seq, epoch);
+    uint64_t seq2 = 0, epoch2 = 0;
+    HD_ASSERT(api_sse_position_decode(again, strlen(again), &seq2, &epoch2) == 0);
+    HD_ASSERT(seq2 == seq && epoch2 == epoch);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -76,12 +91,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     /* The first byte picks the decoder; the rest is its input. */
-    switch (data[0] % 2) {
+    switch (data[0] % 3) {
         case 0:
             fuzz__ws_op(data + 1, size - 1);
             break;
-        default:
+        case 1:
             fuzz__tail_list((const char *)data + 1, size - 1);
+            break;
+        default:
+            fuzz__sse_position((const char *)data + 1, size - 1);
             break;
     }
     return 0;

@@ -39,7 +39,8 @@ int api_respond_gone(struct api_server *s, struct api_http_conn *c, const char *
     json_t *body = api__info_json(channel, len, &i);
     json_object_set_new(body, "error",
                         json_pack("{s:s, s:s}", "code", "gone", "message",
-                                  "a trim or retention removed messages from this position;"
+                                  "a trim or retention removed messages from this position,"
+                                  " or it is of an earlier epoch (the channel was deleted);"
                                   " resume from first_seq"));
     return api_respond_json(s, c, 410, body, NULL);
 }

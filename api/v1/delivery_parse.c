@@ -201,19 +201,35 @@ int api_tail_list_decode(const char *text, size_t len, size_t max, struct api_ta
     return 0;
 }
 
-int api_tail_resume_decode(const char *text, size_t len, size_t n, uint64_t *seqs, bool *given)
+int api_sse_position_decode(const char *text, size_t len, uint64_t *seq, uint64_t *epoch)
+{
+    const char *at = memchr(text, '@', len);
+    *epoch = 0;
+    if (at == NULL) {
+        return hd_u64_parse(text, len, seq);
+    }
+    if (hd_u64_parse(text, (size_t)(at - text), seq) != 0 ||
+        hd_u64_parse(at + 1, (size_t)(text + len - at - 1), epoch) != 0) {
+        return HD_EINVAL;
+    }
+    return 0;
+}
+
+int api_tail_resume_decode(const char *text, size_t len, size_t n, uint64_t *seqs,
+                           uint64_t *epochs, bool *given)
 {
     for (size_t i = 0; i < len;) {
         size_t end = i;
         while (end < len && text[end] != ',') end++;
         const char *colon = memchr(text + i, ':', end - i);
-        uint64_t index = 0, seq = 0;
+        uint64_t index = 0, seq = 0, epoch = 0;
         if (colon == NULL || hd_u64_parse(text + i, (size_t)(colon - text - i), &index) != 0 ||
-            hd_u64_parse(colon + 1, (size_t)(text + end - colon - 1), &seq) != 0 ||
+            api_sse_position_decode(colon + 1, (size_t)(text + end - colon - 1), &seq, &epoch) != 0 ||
             index >= n) {
             return HD_EINVAL;
         }
         seqs[index] = seq;
+        epochs[index] = epoch;
         given[index] = true;
         i = end + 1;
     }

@@ -76,9 +76,15 @@ struct api_tail_item {
 int api_tail_list_decode(const char *text, size_t len, size_t max, struct api_tail_item **out,
                          size_t *n, const char **bad);
 
-/* Last-Event-ID of a multi-channel stream, "index:seq,...": seqs[index] =
- * seq and given[index] = true for each (index < n). HD_EINVAL otherwise. */
+/* A position of an SSE id (fan_sse_position): "SEQ" (epoch 0) or
+ * "SEQ@EPOCH". HD_EINVAL otherwise. */
+int api_sse_position_decode(const char *text, size_t len, uint64_t *seq, uint64_t *epoch);
+
+/* Last-Event-ID of a multi-channel stream, "index:position,...":
+ * seqs[index], epochs[index] and given[index] = true for each (index < n).
+ * HD_EINVAL otherwise. */
 int api_tail_resume_decode(const char *text, size_t len, size_t n, uint64_t *seqs,
+                           uint64_t *epochs,
                            bool *given);
 
 #endif

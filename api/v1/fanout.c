@@ -52,6 +52,7 @@ struct fan_msg *fan__msg_new(const struct fan_channel *ch, const struct log_mess
     }
     msg->refs = 1;
     msg->seq = m->seq;
+    msg->epoch = ch->epoch;
     return msg;
 }
 
@@ -85,12 +86,14 @@ static uint8_t *fan__wrap(const struct fan_msg *msg, const char *head, size_t sk
 
 static uint8_t *fan__build(const struct fan_msg *msg, enum fan_enc enc, size_t *len)
 {
-    char head[64];
+    char head[96];
     switch (enc) {
-        case FAN_ENC_SSE_EVENT:
-            snprintf(head, sizeof head, "id: %llu\nevent: message\ndata: ",
-                     (unsigned long long)msg->seq);
+        case FAN_ENC_SSE_EVENT: {
+            char id[FAN_SSE_POSITION_MAX];
+            fan_sse_position(id, sizeof id, msg->seq, msg->epoch);
+            snprintf(head, sizeof head, "id: %s\nevent: message\ndata: ", id);
             return fan__wrap(msg, head, 0, "\n\n", len);
+        }
         case FAN_ENC_SSE_DATA:
             return fan__wrap(msg, "event: message\ndata: ", 0, "\n\n", len);
         case FAN_ENC_WS:
@@ -167,8 +170,8 @@ static void fan__grow(struct fan *f)
 static struct fan_channel *fan__channel_new(struct fan *f, const char *id, size_t len,
                                             uint64_t hash)
 {
-    uint64_t head = 0, ts = 0;
-    if (log_head(f->log, id, len, &head, &ts) != 0) {
+    struct log_channel_info info;
+    if (log_channel_info(f->log, id, len, &info) != 0) {
         return NULL;
     }
     struct fan_channel *ch = hd_calloc(1, sizeof *ch);
@@ -178,7 +181,8 @@ static struct fan_channel *fan__channel_new(struct fan *f, const char *id, size_
     memcpy(ch->id, id, len);
     ch->len = len;
     ch->hash = hash;
-    ch->head = head;
+    ch->head = info.last_seq;
+    ch->epoch = info.epoch;
     ch->hnext = f->buckets[hash & (f->n_buckets - 1)];
     f->buckets[hash & (f->n_buckets - 1)] = ch;
     if (++f->stats.channels > f->n_buckets) {
@@ -293,6 +297,16 @@ static void fan__window_push(struct fan *f, struct fan_channel *ch, struct fan_m
     fan__window_evict(f, ch);
 }
 
+void fan_sse_position(char *buf, size_t size, uint64_t seq, uint64_t epoch)
+{
+    HD_ASSERT(size >= FAN_SSE_POSITION_MAX);
+    if (epoch == 0) {
+        snprintf(buf, size, "%llu", (unsigned long long)seq);
+    } else {
+        snprintf(buf, size, "%llu@%llu", (unsigned long long)seq, (unsigned long long)epoch);
+    }
+}
+
 /* ---- Commits ------------------------------------------------------- */
 
 void fan_on_commit(struct fan *f, const char *channel, size_t len, const struct log_message *m)
@@ -328,6 +342,16 @@ void fan_on_commit(struct fan *f, const char *channel, size_t len, const struct 
     fan__msg_unref(msg);
 }
 
+/* State moved under the channel's live subscribers: they catch up from it
+ * (and end there if its epoch is no longer theirs). */
+static void fan__all_behind(struct fan_channel *ch)
+{
+    for (struct fan_sub *s = ch->live, *next; s != NULL; s = next) {
+        next = s->next;
+        fan__fall_behind(s);
+    }
+}
+
 void fan_on_command(struct fan *f, const char *channel, size_t len, bool deleted)
 {
     struct fan_channel *ch = fan__channel_get(f, channel, len, false);
@@ -341,28 +365,30 @@ void fan_on_command(struct fan *f, const char *channel, size_t len, bool deleted
         return;
     }
     /* Seqs start again at 1: every subscriber's position is of the old
-     * channel, so each one's catch-up answers HD_EGONE. */
+     * epoch, so each one's catch-up answers HD_EGONE. */
     ch->head = 0;
-    ch->deletes++;
-    for (struct fan_sub *s = ch->live, *next; s != NULL; s = next) {
-        next = s->next;
-        fan__fall_behind(s);
-    }
+    ch->epoch++;
+    fan__all_behind(ch);
 }
 
 void fan_on_restore(struct fan *f)
 {
     for (size_t i = 0; i < f->n_buckets; i++) {
         for (struct fan_channel *ch = f->buckets[i]; ch != NULL; ch = ch->hnext) {
-            uint64_t head = 0, ts = 0;
-            if (log_head(f->log, ch->id, ch->len, &head, &ts) != 0 || head <= ch->head) {
+            struct log_channel_info info;
+            if (log_channel_info(f->log, ch->id, ch->len, &info) != 0) {
                 continue;
             }
-            ch->head = head;
-            for (struct fan_sub *s = ch->live, *next; s != NULL; s = next) {
-                next = s->next;
-                fan__fall_behind(s);
+            if (info.epoch == ch->epoch && info.last_seq <= ch->head) {
+                continue;
             }
+            if (info.epoch != ch->epoch) {
+                /* The snapshot holds a delete this node had not applied. */
+                fan__window_clear(f, ch);
+                ch->epoch = info.epoch;
+            }
+            ch->head = info.last_seq;
+            fan__all_behind(ch);
         }
     }
 }

@@ -141,7 +141,9 @@ void fan_conn_free(struct fan_conn *fc);
 
 #define FAN_NOW UINT64_MAX
 
-/* Subscribes the channel after seq `after` (FAN_NOW: after its head now).
+/* Subscribes the channel after seq `after` (FAN_NOW: after its head now)
+ * of epoch `epoch` (FAN_NOW: the channel's epoch on this node now; another
+ * ends the subscription at once, through on_gone).
  * *head gets the channel's head on this node. For multi-channel SSE ids:
  * index is the channel's number in the request's list and listed its
  * position there (FAN_NOW unless a seq); a channel appears in the ids once
@@ -150,7 +152,13 @@ void fan_conn_free(struct fan_conn *fc);
  * write its own "subscribed" frame. HD_EEXIST: already subscribed;
  * HD_ERANGE: a subscription limit; HD_ENOMEM. */
 int fan_conn_subscribe(struct fan_conn *fc, const char *channel, size_t len, uint64_t after,
-                       uint64_t listed, uint32_t index, uint64_t *head);
+                       uint64_t epoch, uint64_t listed, uint32_t index, uint64_t *head);
+
+/* A position in SSE ids: "SEQ" in epoch 0, "SEQ@EPOCH" after a delete, so
+ * that a resume with Last-Event-ID cannot take a seq of one epoch for the
+ * same seq of another (api_sse_position_decode reads it back). */
+#define FAN_SSE_POSITION_MAX 42
+void fan_sse_position(char *buf, size_t size, uint64_t seq, uint64_t epoch);
 /* Multi-channel SSE: queues an event with only an id (not dispatched by
  * EventSource, but remembered as its Last-Event-ID). */
 int fan_conn_write_ids(struct fan_conn *fc);

@@ -89,10 +89,10 @@ static struct fan_out *fan__out_slot(struct fan_conn *fc)
     return o;
 }
 
-/* "id: 0:12,3:57\n": the position of every subscriber that moved. */
+/* "id: 0:12,3:57@1\n": the position of every subscriber that moved. */
 static int fan__id_line(struct fan_conn *fc, struct fan_out *o)
 {
-    size_t need = 8 + fc->n_moved * 32;
+    size_t need = 8 + fc->n_moved * (12 + FAN_SSE_POSITION_MAX);
     if (fc->ids_len + need > fc->ids_cap) {
         size_t cap = (fc->ids_len + need) * 2;
         char *p = hd_realloc(fc->ids, cap);
@@ -108,8 +108,10 @@ static int fan__id_line(struct fan_conn *fc, struct fan_out *o)
     n = 4;
     for (size_t i = 0; i < fc->n_moved; i++) {
         const struct fan_sub *s = fc->moved[i];
-        n += (size_t)snprintf(w + n, 32, "%s%u:%llu", i > 0 ? "," : "", s->index,
-                              (unsigned long long)s->last);
+        char pos[FAN_SSE_POSITION_MAX];
+        fan_sse_position(pos, sizeof pos, s->last, s->epoch);
+        n += (size_t)snprintf(w + n, 12 + FAN_SSE_POSITION_MAX, "%s%u:%s", i > 0 ? "," : "",
+                              s->index, pos);
     }
     w[n++] = '\n';
     HD_ASSERT(n <= need);
@@ -409,7 +411,7 @@ static int fan__table_grow(struct fan_conn *fc)
 }
 
 int fan_conn_subscribe(struct fan_conn *fc, const char *channel, size_t len, uint64_t after,
-                       uint64_t listed, uint32_t index, uint64_t *head)
+                       uint64_t epoch, uint64_t listed, uint32_t index, uint64_t *head)
 {
     struct fan *f = fc->f;
     if (fc->n_subs >= f->limits.conn_subs_max || f->stats.subs >= f->limits.subs_max) {
@@ -434,7 +436,7 @@ int fan_conn_subscribe(struct fan_conn *fc, const char *channel, size_t len, uin
     }
     s->conn = fc;
     s->ch = ch;
-    s->deletes = ch->deletes;
+    s->epoch = epoch == FAN_NOW ? ch->epoch : epoch;
     s->last = after == FAN_NOW ? ch->head : after;
     s->start = listed;
     s->index = index;
@@ -525,8 +527,8 @@ static int fan__catch_up(struct fan_sub *s)
 {
     struct fan_conn *fc = s->conn;
     struct fan *f = fc->f;
-    if (s->deletes != s->ch->deletes) {
-        return HD_EGONE; /* its positions name the deleted channel */
+    if (s->epoch != s->ch->epoch) {
+        return HD_EGONE; /* its positions are of another epoch */
     }
     for (unsigned k = 0; k < FAN__CATCHUP_PAGE; k++) {
         if (s->last >= s->ch->head) {

@@ -11,6 +11,7 @@
 struct fan_msg {
     uint32_t refs;
     uint64_t seq;
+    uint64_t epoch;               /* the channel's, for one-channel SSE ids */
     char *json;                   /* the message object (fan_message_json) */
     size_t json_len;
     uint8_t *enc[FAN_ENC_N];      /* wire forms, built on first use */
@@ -35,7 +36,7 @@ struct fan_channel {
     uint64_t win_first;           /* seq of the oldest */
     size_t win_bytes;
     uint64_t idle_since_ms;       /* when its last subscriber left */
-    uint64_t deletes;             /* deletes of the channel seen by this engine */
+    uint64_t epoch;               /* the channel's deletes as applied on this node */
 };
 
 struct fan_sub {
@@ -43,7 +44,7 @@ struct fan_sub {
     struct fan_channel *ch;
     uint64_t last;                /* seq of the last message given */
     uint64_t start;               /* position asked for (multi-SSE ids) */
-    uint64_t deletes;             /* ch->deletes when it subscribed */
+    uint64_t epoch;               /* the epoch its positions are of */
     uint32_t index;               /* number in a multi-SSE request */
     bool live;                    /* in ch->live, else in conn's behind list */
     bool moved;                   /* in conn's moved list (multi-SSE ids) */

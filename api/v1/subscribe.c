@@ -164,7 +164,7 @@ static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char
         return;
     }
     if (rv == 0) {
-        rv = fan_conn_subscribe(w->fc, ch, len, after, after, 0, &head);
+        rv = fan_conn_subscribe(w->fc, ch, len, after, info.epoch, after, 0, &head);
     }
     if (rv == HD_EEXIST) {
         api__wss_error(w, id, ch, len, "already_subscribed", "already subscribed");

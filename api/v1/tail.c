@@ -174,16 +174,19 @@ static struct api_tail *api__tail_open(struct api_server *s, struct api_http_con
 
 /* ---- One channel --------------------------------------------------- */
 
-/* Where the tail starts: Last-Event-ID (a reconnect) wins over the query. */
+/* Where the tail starts: Last-Event-ID (a reconnect: its seq and epoch)
+ * wins over the query (the channel's epoch now, *epoch FAN_NOW). */
 static int api__tail_start(struct api_server *s, const struct api_http_request *req,
-                           const char *channel, size_t len, uint64_t *after, const char **bad)
+                           const char *channel, size_t len, uint64_t *after, uint64_t *epoch,
+                           const char **bad)
 {
     size_t id_len = 0;
     const char *id = api_http_header(req, "Last-Event-ID", &id_len);
     if (id != NULL) {
-        *bad = "Last-Event-ID must be the seq of the last event received";
-        return hd_u64_parse(id, id_len, after);
+        *bad = "Last-Event-ID must be the id of the last event received";
+        return api_sse_position_decode(id, id_len, after, epoch);
     }
+    *epoch = FAN_NOW;
     return api__read_position(s, req, channel, len, after, bad);
 }
 
@@ -191,9 +194,9 @@ void api_tail(struct api_server *s, struct api_http_conn *c,
               const struct api_http_request *req, const char *channel, size_t len,
               const struct api_principal *who)
 {
-    uint64_t after = 0, head = 0;
+    uint64_t after = 0, epoch = 0, head = 0;
     const char *bad = NULL;
-    int rv = api__tail_start(s, req, channel, len, &after, &bad);
+    int rv = api__tail_start(s, req, channel, len, &after, &epoch, &bad);
     if (rv != 0) {
         api_respond_error(s, c, 400, "bad_query", bad != NULL ? bad : "bad position");
         return;
@@ -204,12 +207,19 @@ void api_tail(struct api_server *s, struct api_http_conn *c,
         api_respond_cons_error(s, c, rv);
         return;
     }
-    if (log_position_gone(&info, after)) {
+    epoch = epoch == FAN_NOW ? info.epoch : epoch;
+    if (epoch > info.epoch) {
+        /* Resumed from a node that applied a delete this one has not. */
+        api_respond_error(s, c, 503, "epoch_ahead",
+                          "this node has not applied the channel's delete yet");
+        return;
+    }
+    if (epoch < info.epoch || log_position_gone(&info, after)) {
         api_respond_gone(s, c, channel, len); /* before the stream starts */
         return;
     }
     struct api_tail *t = api__tail_open(s, c, false, who);
-    if (t != NULL && fan_conn_subscribe(t->fc, channel, len, after, after, 0, &head) != 0) {
+    if (t != NULL && fan_conn_subscribe(t->fc, channel, len, after, epoch, after, 0, &head) != 0) {
         HD_LOG_WARN("tail of %.*s: cannot subscribe; closing it", (int)len, channel);
         api__tail_end(t);
     }
@@ -242,7 +252,8 @@ static char *api__tail_list_text(const struct api_http_request *req, size_t *len
 /* Subscribes every channel of the list; false (ended) on failure. */
 static bool api__tail_subscribe_all(struct api_server *s, struct api_tail *t,
                                     const struct api_tail_item *items, size_t n,
-                                    const uint64_t *resumed, const bool *given)
+                                    const uint64_t *resumed, const uint64_t *epochs,
+                                    const bool *given)
 {
     for (size_t i = 0; i < n; i++) {
         const struct api_tail_item *it = &items[i];
@@ -251,8 +262,9 @@ static bool api__tail_subscribe_all(struct api_server *s, struct api_tail *t,
         int rv = given[i] ? (after = resumed[i], 0)
                           : api_position_resolve(s, it->channel, it->len, &it->pos, &after);
         if (rv == 0) {
-            rv = fan_conn_subscribe(t->fc, it->channel, it->len, after, listed, (uint32_t)i,
-                                    &head);
+            /* A resumed position of another epoch ends with an event: gone. */
+            rv = fan_conn_subscribe(t->fc, it->channel, it->len, after,
+                                    given[i] ? epochs[i] : FAN_NOW, listed, (uint32_t)i, &head);
         }
         if (rv != 0 && rv != HD_EEXIST) {
             HD_LOG_WARN("multi-channel tail: cannot subscribe: %s; closing it",
@@ -281,13 +293,15 @@ void api_tail_multi(struct api_server *s, struct api_http_conn *c,
                           : api_tail_list_decode(text, text_len, s->config.tail_channels_max,
                                                  &items, &n, &bad);
     uint64_t *resumed = rv == 0 ? hd_calloc(n, sizeof *resumed) : NULL;
+    uint64_t *epochs = rv == 0 ? hd_calloc(n, sizeof *epochs) : NULL;
     bool *given = rv == 0 ? hd_calloc(n, sizeof *given) : NULL;
-    if (rv == 0 && (resumed == NULL || given == NULL)) {
+    if (rv == 0 && (resumed == NULL || epochs == NULL || given == NULL)) {
         rv = HD_ENOMEM;
         bad = "out of memory";
     }
     const char *leid = api_http_header(req, "Last-Event-ID", &leid_len);
-    if (rv == 0 && leid != NULL && api_tail_resume_decode(leid, leid_len, n, resumed, given) != 0) {
+    if (rv == 0 && leid != NULL &&
+        api_tail_resume_decode(leid, leid_len, n, resumed, epochs, given) != 0) {
         rv = HD_EINVAL;
         bad = "Last-Event-ID must be the id of the last event received";
     }
@@ -307,11 +321,12 @@ void api_tail_multi(struct api_server *s, struct api_http_conn *c,
     } else {
         struct api_tail *t = api__tail_open(s, c, true, who);
         if (t != NULL) {
-            api__tail_subscribe_all(s, t, items, n, resumed, given);
+            api__tail_subscribe_all(s, t, items, n, resumed, epochs, given);
         }
     }
     hd_free(text);
     hd_free(items);
     hd_free(resumed);
+    hd_free(epochs);
     hd_free(given);
 }

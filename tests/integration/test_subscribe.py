@@ -817,14 +817,14 @@ class SubscribeTest(NodeTestCase):
         finally:
             multi.close()
 
-    def cli_subscribe(self, node, *channels):
-        """`herald subscribe CHANNELS` against node; returns (process,
+    def cli_follow(self, node, *args):
+        """`herald ARGS` (subscribe or tail) against node; returns (process,
         line(name)): line("out") / line("err") is its next line on stdout /
         stderr, failing the test after 10 s without one."""
         import queue
         import subprocess
-        p = subprocess.Popen([herald_cli(), "--server", "http://127.0.0.1:%d" % node.port,
-                              "subscribe"] + list(channels), stdout=subprocess.PIPE,
+        p = subprocess.Popen([herald_cli(), "--server", "http://127.0.0.1:%d" % node.port]
+                             + list(args), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait()))
         lines = {"out": queue.Queue(), "err": queue.Queue()}
@@ -851,7 +851,7 @@ class SubscribeTest(NodeTestCase):
         c = node.client()
         c.append_ok("s6h-a", "a0", "a0")
         c.append_ok("s6h-b", "b0", "b0")
-        p, line = self.cli_subscribe(node, "s6h-a", "s6h-b")
+        p, line = self.cli_follow(node, "subscribe", "s6h-a", "s6h-b")
         got = [json.loads(line("out")) for _ in range(2)]
         self.assertEqual(sorted((m["channel"], m["seq"]) for m in got),
                          [("s6h-a", 1), ("s6h-b", 1)])
@@ -909,7 +909,7 @@ class SubscribeTest(NodeTestCase):
         for i in range(3):
             c.append_ok("s6j", "old%d" % i, "old%d" % i)
         c.append_ok("s6j-b", "b0", "b0")
-        p, line = self.cli_subscribe(node, "s6j", "s6j-b")
+        p, line = self.cli_follow(node, "subscribe", "s6j", "s6j-b")
         got = sorted((m["channel"], m["seq"]) for m in (json.loads(line("out")) for _ in range(4)))
         self.assertEqual(got, [("s6j", 1), ("s6j", 2), ("s6j", 3), ("s6j-b", 1)])
         # Held still, it only notices the restart once the channel is
@@ -936,6 +936,84 @@ class SubscribeTest(NodeTestCase):
         self.assertEqual(p.wait(timeout=10), 0)
         time.sleep(0.2)
         self.assertFalse(line.pending("out"), "printed messages of the new epoch")
+    def test_6k_sse_ids_carry_the_epoch(self):
+        """SSE ids name the epoch once a channel was deleted ("SEQ@EPOCH"),
+        so an EventSource that reconnects after a delete is answered gone
+        (410; a multi-channel stream: event: gone) instead of resuming at
+        the old epoch's seq in the new one."""
+        node = self.new_node()
+        c = node.client()
+        for i in range(3):
+            c.append_ok("s6k", "old%d" % i, "old%d" % i)
+        c.append_ok("s6k-b", "b0", "b0")
+
+        def events(n, **kw):
+            r = SSEReader(node.port, kw.pop("channel", "s6k"), **kw)
+            try:
+                st = r.wait_status()
+                if st == 200:
+                    r.wait_count(n, 10)
+                    time.sleep(0.2)
+                return st, r.snapshot(), getattr(r, "body", b"")
+            finally:
+                r.close()
+        st, ev, _ = events(3, after_seq=0)
+        self.assertEqual([e["id"] for e in ev], ["1", "2", "3"])
+        self.assertEqual(c.request("DELETE", "/v1/channels/s6k").status, 200)
+        c.append_ok("s6k", "new0", "new0")
+        c.append_ok("s6k", "new1", "new1")
+        st, ev, _ = events(2, after_seq=0)
+        self.assertEqual([(e["id"], e["data"]["payload"]) for e in ev],
+                         [("1@1", "new0"), ("2@1", "new1")])
+        st, ev, body = events(1, last_event_id="3")
+        self.assertEqual(st, 410, body)
+        self.assertEqual(json.loads(body)["epoch"], 1)
+        st, ev, _ = events(1, last_event_id="1@1")
+        self.assertEqual((st, [e["id"] for e in ev]), (200, ["2@1"]))
+        st, ev, body = events(1, last_event_id="0@2")
+        self.assertEqual((st, json.loads(body)["error"]["code"]), (503, "epoch_ahead"))
+        st, ev, body = events(1, last_event_id="1@x")
+        self.assertEqual(st, 400, body)
+        # Multi-channel: the ids carry it too, and a resume of the old
+        # epoch says gone for that channel and goes on with the other.
+        path = "/v1/tail?channels=s6k:0,s6k-b:0"
+        st, ev, _ = events(4, channel=None, path=path)
+        self.assertEqual([e["id"] for e in ev], ["", "0:1@1", "0:2@1", "0:2@1,1:1"], ev)
+        st, ev, _ = events(3, channel=None, path=path, last_event_id="0:3,1:0")
+        self.assertEqual([(e["event"], (e["data"] or {}).get("channel")) for e in ev],
+                         [(None, None), ("gone", "s6k"), ("message", "s6k-b")], ev)
+        self.assertEqual(ev[1]["data"], {"channel": "s6k", "first_seq": 1, "epoch": 1})
+        self.assertEqual(ev[2]["id"], "0:3,1:1", "the ended channel keeps its position")
+
+    def test_6l_cli_tail_resumes_in_a_later_epoch(self):
+        """`herald tail` (libherald) resumes with the last event's id, which
+        names the epoch: on a channel deleted before it started, a restart
+        of the node is resumed exactly; a delete while it follows ends it
+        with the node's 410 gone."""
+        node = self.new_node()
+        c = node.client()
+        c.append_ok("s6l", "old", "old")
+        self.assertEqual(c.request("DELETE", "/v1/channels/s6l").status, 200)
+        for i in range(3):
+            c.append_ok("s6l", "a%d" % i, "a%d" % i)
+        p, line = self.cli_follow(node, "tail", "s6l")
+        self.assertEqual([json.loads(line("out"))["seq"] for _ in range(3)], [1, 2, 3])
+        node.terminate()
+        node.start()
+        c = node.client()
+        for i in range(2):
+            c.append_ok("s6l", "b%d" % i, "b%d" % i)
+        got = [json.loads(line("out", 30)) for _ in range(2)]
+        self.assertEqual([(m["seq"], m["payload"]) for m in got], [(4, "b0"), (5, "b1")])
+        self.assertEqual(c.request("DELETE", "/v1/channels/s6l").status, 200)
+        c.append_ok("s6l", "c0", "c0")
+        self.assertNotEqual(p.wait(timeout=30), 0)
+        self.assertFalse(line.pending("out"), "printed a message of the new epoch")
+        err = [line("err")]
+        while "gone" not in err[-1] and len(err) < 10:
+            err.append(line("err"))
+        self.assertIn("gone", err[-1], err)
+
 
 class SubscribeDeliveryThreadTest(SubscribeTest):
     """The same with --delivery-thread: subscriber sockets written by the
