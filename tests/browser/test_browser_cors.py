@@ -18,6 +18,9 @@ reads it back and checks it against what heraldd stored.
            refused (403).
   no flag  heraldd without --cors-origins: EventSources and fetches blocked,
            the WebSocket accepted (the documented default).
+  deleted  a channel deleted under EventSources: each gets event: gone, the
+           one-channel tail's own reconnect is answered 410 and stays
+           closed, the multi-channel stream goes on with its other channel.
 
 Screenshots, the results and Chromium's log go to --artifacts. Exits 77
 (CTest: skipped) when no Chromium is installed at all; under
@@ -101,6 +104,27 @@ class BrowserCorsTest(NodeTestCase):
         return res
 
     # ------------------------------------------------------------ cases ---
+
+    def test_deleted_channel(self):
+        """EventSources of a channel that is deleted: an event: gone each;
+        the one-channel tail's own reconnect (Last-Event-ID of the old epoch)
+        gets 410 and stays closed, rather than resuming at that seq in the
+        new epoch; the multi-channel stream goes on with the other channel;
+        a new tail sees the new epoch's ids."""
+        node = self.new_node(args=["--cors-origins", self.origin])
+        res = self.run_page(node, "deleted", "deleted")
+        chA, chB = res["channels"]
+        gone = {"channel": chA, "first_seq": 1, "epoch": 1}
+        self.assertEqual(res["es1"]["gone"], [gone])
+        self.assertEqual([(m["seq"], m["payload"]) for m in res["es1"]["messages"]],
+                         [(1, "old0"), (2, "old1"), (3, "old2")])
+        self.assertEqual(res["es1"]["readyState"], 2, "the tail reconnected and was not closed")
+        self.assertEqual(res["esMulti"]["gone"], [gone])
+        self.assertEqual([(m["channel"], m["seq"]) for m in res["esMulti"]["messages"]],
+                         [(chA, 1), (chA, 2), (chA, 3), (chB, 1), (chB, 2)])
+        self.assertEqual([(m["seq"], m["payload"]) for m in res["esNew"]["messages"]],
+                         [(1, "new0")])
+        self.assertEqual(res["esNew"]["ids"], ["1@1"])
 
     def test_allowed_origin(self):
         node = self.new_node(args=["--cors-origins", "https://other.example," + self.origin])
