@@ -64,10 +64,12 @@ static const char subscribe_help[] =
     "Follows many channels over one WebSocket (GET /v1/subscribe) and prints every\n"
     "message, one JSON line each as for `herald tail` ({\"channel\",\"seq\",\"ts\",\n"
     "\"nonce\",\"payload\"}); channels interleave, each in seq order. POS is where\n"
-    "that channel starts: a seq (print what comes after it; 0 is the whole history)\n"
-    "or \"now\" (only what commits from now on); without one, --from applies. A\n"
-    "dropped connection is resumed from each channel's last printed seq, without\n"
-    "gaps or repeats; a server that skips or repeats a seq is reported (exit 1).\n"
+    "that channel starts: a seq (print what comes after it; 0 is the whole history),\n"
+    "SEQ@EPOCH (a seq kept from an epoch, as `herald channel info` shows it: if the\n"
+    "channel was deleted since, it is reported gone) or \"now\" (only what commits\n"
+    "from now on); without one, --from applies. A dropped connection is resumed\n"
+    "from each channel's last printed seq, without gaps or repeats; a server that\n"
+    "skips or repeats a seq is reported (exit 1).\n"
     "Refused channels, and channels a trim or delete ended (gone), are reported\n"
     "on stderr. Ctrl-C (SIGINT) or SIGTERM exits 0.\n"
     "\n"
@@ -354,14 +356,26 @@ static bool parse_position(const char *s, uint64_t *pos)
     return cli_parse_u64(s, pos) && *pos != HERALD_SUB_NOW;
 }
 
-/* CHANNEL[:POS]: channel ids may hold ':', so only a last part that is a
- * position is taken as one. */
+/* SEQ@EPOCH: a seq of that epoch of the channel. */
+static bool parse_epoch_position(char *s, uint64_t *pos, uint64_t *epoch)
+{
+    char *at = strchr(s, '@');
+    if (at == NULL) return false;
+    *at = '\0';
+    bool ok = cli_parse_u64(s, pos) && *pos != HERALD_SUB_NOW && cli_parse_u64(at + 1, epoch);
+    *at = '@';
+    return ok;
+}
+
+/* CHANNEL[:POS]: channel ids may hold ':' (but never '@'), so only a last
+ * part that is a position is taken as one. */
 static int add_channel_arg(struct herald_sub *s, char *arg, uint64_t dflt)
 {
-    uint64_t pos = dflt;
+    uint64_t pos = dflt, epoch = 0;
     char *colon = strrchr(arg, ':');
-    if (colon != NULL && parse_position(colon + 1, &pos)) *colon = '\0';
-    int rv = herald_sub_add(s, arg, pos);
+    bool with_epoch = colon != NULL && parse_epoch_position(colon + 1, &pos, &epoch);
+    if (colon != NULL && (with_epoch || parse_position(colon + 1, &pos))) *colon = '\0';
+    int rv = with_epoch ? herald_sub_add_epoch(s, arg, pos, epoch) : herald_sub_add(s, arg, pos);
     if (rv == HD_EEXIST) return 0; /* named twice: once is enough */
     if (rv != 0) return cli_usage_error("subscribe", "%s: %s", arg, herald_sub_errmsg(s));
     return 0;

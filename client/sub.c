@@ -131,7 +131,8 @@ static void chan_delete(struct herald_sub *s, struct herald__chan *ch)
     }
 }
 
-int herald_sub_add(struct herald_sub *s, const char *channel, uint64_t after_seq)
+static int sub_add(struct herald_sub *s, const char *channel, uint64_t after_seq,
+                   bool epoch_known, uint64_t epoch)
 {
     if (channel == NULL || !hd_channel_valid(channel, strlen(channel))) {
         return herald__sub_fail(s, HD_EINVAL, "bad channel id (1-128 bytes of [A-Za-z0-9._:-])");
@@ -150,6 +151,8 @@ int herald_sub_add(struct herald_sub *s, const char *channel, uint64_t after_seq
     ch->node.key_len = len;
     ch->now = after_seq == HERALD_SUB_NOW;
     ch->last_seq = ch->now ? 0 : after_seq;
+    ch->epoch_known = epoch_known;
+    ch->epoch = epoch;
     ch->state = HERALD__CH_WANTED;
     if (herald__smap_put(&s->chans, &ch->node) != 0) {
         hd_free(ch);
@@ -157,6 +160,20 @@ int herald_sub_add(struct herald_sub *s, const char *channel, uint64_t after_seq
     }
     if (s->state == HERALD__S_OPEN) chan_mark(s, ch); /* else resume sends it */
     return 0;
+}
+
+int herald_sub_add(struct herald_sub *s, const char *channel, uint64_t after_seq)
+{
+    return sub_add(s, channel, after_seq, false, 0);
+}
+
+int herald_sub_add_epoch(struct herald_sub *s, const char *channel, uint64_t after_seq,
+                         uint64_t epoch)
+{
+    if (after_seq == HERALD_SUB_NOW) {
+        return herald__sub_fail(s, HD_EINVAL, "a position of an epoch is a seq, not now");
+    }
+    return sub_add(s, channel, after_seq, true, epoch);
 }
 
 int herald_sub_remove(struct herald_sub *s, const char *channel)
@@ -182,6 +199,17 @@ int herald_sub_position(const struct herald_sub *s, const char *channel, uint64_
         return HD_ENOTFOUND;
     }
     *last_seq = ch->now ? HERALD_SUB_NOW : ch->last_seq;
+    return 0;
+}
+
+int herald_sub_epoch(const struct herald_sub *s, const char *channel, uint64_t *epoch)
+{
+    uint64_t seq;
+    int rv = herald_sub_position(s, channel, &seq);
+    if (rv != 0) return rv;
+    const struct herald__chan *ch = chan_get(s, channel);
+    if (!ch->epoch_known) return HD_EBUSY;
+    *epoch = ch->epoch;
     return 0;
 }
 

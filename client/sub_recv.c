@@ -56,10 +56,12 @@ static int on_subscribed(struct herald_sub *s, const struct herald__frame *f)
         ch->now = false;
         ch->last_seq = f->seq;
     }
-    ch->epoch_known = f->has_epoch;
-    ch->epoch = f->epoch;
+    if (f->has_epoch) { /* else what herald_sub_add_epoch said, if anything */
+        ch->epoch_known = true;
+        ch->epoch = f->epoch;
+    }
     struct herald_sub_event ev = {.type = HERALD_SUB_SUBSCRIBED, .channel = ch->name,
-                                  .seq = f->seq};
+                                  .seq = f->seq, .epoch = ch->epoch};
     herald__sub_event(s, &ev);
     return 0;
 }

@@ -340,7 +340,8 @@ struct herald_sub; /* opaque */
 enum herald_sub_event_type {
     HERALD_SUB_CONNECTED = 1, /* handshake done; channels and appends sent again */
     HERALD_SUB_DISCONNECTED,  /* the connection was lost (rv, message say why) */
-    HERALD_SUB_SUBSCRIBED,    /* channel subscribed; seq = the channel's head */
+    HERALD_SUB_SUBSCRIBED,    /* channel subscribed; seq = the channel's head, epoch
+                                 = its epoch (the deletes it has been through) */
     HERALD_SUB_UNSUBSCRIBED,  /* channel removed, no message of it follows */
     HERALD_SUB_ACK,           /* append id committed: channel, nonce, seq, ts_us, duplicate */
     HERALD_SUB_ERROR,         /* refused operation: code, message, rv; id and/or channel */
@@ -368,7 +369,7 @@ struct herald_sub_event {
                             outcome_unknown, HD_EUNAVAIL for unavailable,
                             overloaded, shutting_down: retry with the same
                             nonce); DISCONNECTED: why */
-    uint64_t epoch;      /* GONE: the channel's epoch */
+    uint64_t epoch;      /* SUBSCRIBED, GONE: the channel's epoch */
 };
 
 /* Called per event. Return 0 to continue; any other value stops
@@ -393,6 +394,13 @@ const char *herald_sub_errmsg(const struct herald_sub *s);
  * (already added), HD_EBUSY (being removed), HD_ENOMEM. */
 int herald_sub_add(struct herald_sub *s, const char *channel, uint64_t after_seq);
 
+/* The same for a position kept from an earlier subscription (say, across a
+ * restart of the program): after_seq is a seq of epoch (herald_sub_epoch,
+ * or a SUBSCRIBED event's), so a delete of the channel since then ends in
+ * HERALD_SUB_GONE instead of a start at that seq of the new epoch. */
+int herald_sub_add_epoch(struct herald_sub *s, const char *channel, uint64_t after_seq,
+                         uint64_t epoch);
+
 /* Unsubscribes channel; no message of it is delivered after this call.
  * HD_ENOTFOUND if it was not added. */
 int herald_sub_remove(struct herald_sub *s, const char *channel);
@@ -401,6 +409,11 @@ int herald_sub_remove(struct herald_sub *s, const char *channel);
  * start position; HERALD_SUB_NOW while a "now" start is not known yet).
  * HD_ENOTFOUND if the channel is not subscribed. */
 int herald_sub_position(const struct herald_sub *s, const char *channel, uint64_t *last_seq);
+
+/* *epoch = the epoch of channel's position (keep it beside the seq).
+ * HD_ENOTFOUND if not subscribed, HD_EBUSY while not known yet (before its
+ * SUBSCRIBED event, unless added with herald_sub_add_epoch). */
+int herald_sub_epoch(const struct herald_sub *s, const char *channel, uint64_t *epoch);
 
 /* Number of channels added and not removed. */
 size_t herald_sub_channel_count(const struct herald_sub *s);

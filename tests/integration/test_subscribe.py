@@ -897,6 +897,14 @@ class SubscribeTest(NodeTestCase):
             self.assertEqual((f["seq"], f["payload"]), (2, "new1"), f)
         finally:
             ws.close()
+        # `herald subscribe CH:SEQ@EPOCH` (herald_sub_add_epoch) does the same.
+        p, line = self.cli_follow(node, "subscribe", "s6i:1@0")
+        self.assertIn("s6i: gone", line("err"))
+        p.kill()
+        p, line = self.cli_follow(node, "subscribe", "s6i:1@1")
+        m = json.loads(line("out"))
+        self.assertEqual((m["seq"], m["payload"]), (2, "new1"), m)
+        p.kill()
 
     def test_6j_cli_resume_across_a_delete(self):
         """libherald resumes with each channel's epoch: a channel deleted

@@ -412,6 +412,32 @@ static void test_gone(void **state)
     herald_sub_close(s);
 }
 
+/* The epoch of a position: given with it, or learnt from "subscribed". */
+static void test_epochs(void **state)
+{
+    (void)state;
+    struct seen sn = {0};
+    struct herald_sub *s = fake_open(&sn);
+    uint64_t e = 99;
+    assert_int_equal(herald_sub_add(s, "a", 0), 0);
+    assert_int_equal(herald_sub_epoch(s, "a", &e), HD_EBUSY); /* not known yet */
+    assert_int_equal(herald_sub_add_epoch(s, "b", 7, 2), 0);
+    assert_int_equal(herald_sub_epoch(s, "b", &e), 0);
+    assert_int_equal(e, 2);
+    assert_int_equal(herald_sub_add_epoch(s, "c", HERALD_SUB_NOW, 0), HD_EINVAL);
+    assert_int_equal(herald_sub_epoch(s, "zz", &e), HD_ENOTFOUND);
+    assert_int_equal(herald__sub_flush_ops(s), 0);
+    assert_int_equal(feed(s, "{\"type\":\"subscribed\",\"channel\":\"a\",\"head\":4,"
+                             "\"epoch\":3}"), 0);
+    assert_int_equal(herald_sub_epoch(s, "a", &e), 0);
+    assert_int_equal(e, 3);
+    /* A server that does not say (older) leaves the given epoch. */
+    assert_int_equal(feed(s, "{\"type\":\"subscribed\",\"channel\":\"b\",\"head\":9}"), 0);
+    assert_int_equal(herald_sub_epoch(s, "b", &e), 0);
+    assert_int_equal(e, 2);
+    herald_sub_close(s);
+}
+
 static void test_errors_and_acks(void **state)
 {
     (void)state;
@@ -501,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_positions),       cmocka_unit_test(test_gap_and_repeat),
         cmocka_unit_test(test_errors_and_acks), cmocka_unit_test(test_stop_holds_frames),
         cmocka_unit_test(test_many_channels),   cmocka_unit_test(test_gone),
+        cmocka_unit_test(test_epochs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
