@@ -130,8 +130,9 @@ struct herald__chan {
     struct herald__chan *dirty_next; /* in the to-send list while dirty */
     uint64_t last_seq;          /* last seq delivered, or the start position */
     bool now;                   /* started at "now" and no head seen yet */
-    bool epoch_known;           /* "subscribed" said which epoch last_seq is of */
-    uint64_t epoch;             /* the channel's deletes then: a resume says it */
+    bool epoch_known;           /* "subscribed" (or the user) said which epoch
+                                   last_seq is of */
+    uint64_t epoch;             /* that epoch: a resume says it */
     bool dirty;                 /* in the to-send list */
     uint8_t state;              /* enum herald__chan_state */
     char name[];                /* NUL-terminated */

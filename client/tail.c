@@ -61,8 +61,9 @@ static int tail_event_cb(void *arg, const struct herald__sse_event *ev)
     } else {
         if (m.channel == NULL) m.channel = t->channel;
         t->last_seq = m.seq;
-        /* Resumed with as sent: it names the epoch too, so a delete since
-         * is answered gone rather than read as a seq of the new epoch. */
+        /* A resume sends the id back as it came: it names the epoch too,
+         * so a delete since is answered gone, not read as a seq of the
+         * new epoch. */
         size_t id_len = ev->id_set ? strlen(ev->id) : 0;
         bool plain = id_len > 0 && id_len < sizeof t->last_id &&
                      strspn(ev->id, "0123456789@") == id_len;

@@ -224,7 +224,8 @@ int api_tail_resume_decode(const char *text, size_t len, size_t n, uint64_t *seq
         const char *colon = memchr(text + i, ':', end - i);
         uint64_t index = 0, seq = 0, epoch = 0;
         if (colon == NULL || hd_u64_parse(text + i, (size_t)(colon - text - i), &index) != 0 ||
-            api_sse_position_decode(colon + 1, (size_t)(text + end - colon - 1), &seq, &epoch) != 0 ||
+            api_sse_position_decode(colon + 1, (size_t)(text + end - colon - 1), &seq,
+                                    &epoch) != 0 ||
             index >= n) {
             return HD_EINVAL;
         }
