@@ -116,7 +116,7 @@ static void log__overlay_commit(struct log_store *ls)
         const struct log_head *h = &ls->overlay.slots[i];
         if (h->hash != 0) {
             HD_ASSERT(h->seq > 0); /* a head in the overlay was moved by an append */
-            ls->heads[h->hash % LOG_HEAD_CACHE_SLOTS] = *h;
+            log__head_cache_put(ls, h->hash, h->channel, h->len, h->seq, h->ts);
             moved++;
         }
     }

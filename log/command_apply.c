@@ -218,7 +218,7 @@ int log__apply_command(struct log_store *ls, uint16_t shard, uint64_t index,
     if (c.kind == LOG_ENTRY_KIND_DELETE) {
         /* The cached head is the deleted channel's: the new one is empty. */
         uint64_t hash = hd_hash64(c.channel, c.channel_len) | 1;
-        ls->heads[hash % LOG_HEAD_CACHE_SLOTS].hash = 0; /* reloaded from state */
+        log__head_cache_drop(ls, hash); /* reloaded from state */
     }
     return 0;
 }

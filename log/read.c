@@ -5,6 +5,7 @@
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
+#include "entry.h"
 #include "keys.h"
 #include "log.h"
 #include "log_internal.h"
@@ -64,21 +65,14 @@ static int log__head_stored(struct log_store *ls, uint16_t shard, const char *ch
 int log__head(struct log_store *ls, uint16_t shard, const char *ch, size_t len,
               uint64_t hash, uint64_t *seq, uint64_t *ts)
 {
-    HD_ASSERT(shard < ls->n_shards && len > 0 && len <= sizeof ls->heads[0].channel);
+    HD_ASSERT(shard < ls->n_shards && len > 0 && len <= LOG_CHANNEL_MAX);
     hash |= 1; /* 0 marks an empty slot */
-    struct log_head *slot = &ls->heads[hash % LOG_HEAD_CACHE_SLOTS];
-    if (slot->hash == hash && slot->len == len && memcmp(slot->channel, ch, len) == 0) {
-        *seq = slot->seq;
-        *ts = slot->ts;
+    if (log__head_cache_get(ls, hash, ch, len, seq, ts)) {
         return 0;
     }
     int rv = log__head_stored(ls, shard, ch, len, seq, ts);
     if (rv == 0) {
-        slot->hash = hash;
-        slot->len = (uint8_t)len;
-        memcpy(slot->channel, ch, len);
-        slot->seq = *seq;
-        slot->ts = *ts;
+        log__head_cache_put(ls, hash, ch, len, *seq, *ts);
     }
     return rv;
 }

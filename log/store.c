@@ -58,9 +58,9 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
         goto err_free;
     }
     rv = st_batch_init(&ls->batch);
-    ls->heads = hd_calloc(LOG_HEAD_CACHE_SLOTS, sizeof *ls->heads);
+    int cache_rv = log__head_cache_init(ls);
     ls->applied_known = hd_calloc(ls->n_shards, sizeof *ls->applied_known);
-    if (rv != 0 || ls->heads == NULL || ls->applied_known == NULL) {
+    if (rv != 0 || cache_rv != 0 || ls->applied_known == NULL) {
         rv = HD_ENOMEM;
         snprintf(errmsg, errmsg_len, "open log: out of memory");
         goto err_rocks;

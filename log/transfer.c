@@ -179,7 +179,7 @@ int log_state_replace_begin(struct log_store *ls, uint16_t shard)
     int rv = log__write(ls);
     st_batch_clear(ls->batch);
     /* Heads of this shard's channels are about to change under the cache. */
-    memset(ls->heads, 0, LOG_HEAD_CACHE_SLOTS * sizeof *ls->heads);
+    log__head_cache_clear(ls);
     return rv;
 }
 
@@ -259,7 +259,7 @@ int log_state_discard(struct log_store *ls, uint16_t shard)
     st_batch_delete(ls->batch, key, log__marker_key(key, shard));
     int rv = log__write(ls);
     st_batch_clear(ls->batch);
-    memset(ls->heads, 0, LOG_HEAD_CACHE_SLOTS * sizeof *ls->heads);
+    log__head_cache_clear(ls);
     if (rv == 0 && shard == LOG_POLICY_SHARD) {
         rv = log__policy_load(ls, true); /* gone with the shard's state */
     }

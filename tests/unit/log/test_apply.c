@@ -89,6 +89,43 @@ static void test_seq_gapless_ts_strictly_increasing(void **state)
     assert_true(seq == 4 && ts == 1003);
 }
 
+/* Ids longer than the head cache keeps inline are read from state on each
+ * append: their seqs go on the same, across entries and a reopen. */
+static void test_heads_of_long_channel_ids(void **state)
+{
+    struct fixture *f = *state;
+    char c39[40], c40[41], c128[129];
+    memset(c39, 'x', 39), c39[39] = '\0';
+    memset(c40, 'y', 40), c40[40] = '\0';
+    memset(c128, 'z', 128), c128[128] = '\0';
+    const char *ch[] = {c39, c40, c128, c40};
+    struct log_result r[16];
+    uint64_t index = 1;
+    for (uint64_t round = 0; round < 3; round++) {
+        if (round == 2) { /* the cache starts empty again */
+            log_store_close(f->ls);
+            open_store(f);
+        }
+        char n[4][16];
+        const char *no[4];
+        for (int i = 0; i < 4; i++) {
+            snprintf(n[i], sizeof n[i], "r%llu-%d", (unsigned long long)round, i);
+            no[i] = n[i];
+        }
+        assert_int_equal(apply(f, index++, 1000 + round, ch, no, 4, r), 0);
+        assert_int_equal(r[0].seq, round + 1);
+        assert_int_equal(r[1].seq, 2 * round + 1);
+        assert_int_equal(r[2].seq, round + 1);
+        assert_int_equal(r[3].seq, 2 * round + 2);
+        assert_true(r[3].ts > r[1].ts);
+    }
+    uint64_t seq, ts;
+    assert_int_equal(log_head(f->ls, c40, 40, &seq, &ts), 0);
+    assert_int_equal(seq, 6);
+    assert_int_equal(log_head(f->ls, c128, 128, &seq, &ts), 0);
+    assert_int_equal(seq, 3);
+}
+
 static void test_duplicate_returns_original(void **state)
 {
     struct fixture *f = *state;
@@ -255,6 +292,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_seq_gapless_ts_strictly_increasing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heads_of_long_channel_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_returns_original, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_window_expires_by_entry_stamp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reapply_is_skipped, setup, teardown),
