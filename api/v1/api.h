@@ -121,6 +121,10 @@ void api_channel_admin(struct api_server *s, struct api_http_conn *c,
 /* 410 Gone with the channel's first seq and epoch: a read below a trim. */
 int api_respond_gone(struct api_server *s, struct api_http_conn *c, const char *channel,
                      size_t len);
+/* {"channel","first_seq","epoch"}: what a subscription that a trim or
+ * delete ended is told (the WebSocket's gone frame, SSE's event: gone). */
+struct log_channel_info;
+json_t *api_gone_json(const char *channel, size_t len, const struct log_channel_info *info);
 void api_cluster_add(struct api_server *s, struct api_http_conn *c,
                      const struct api_http_request *req);
 void api_cluster_remove(struct api_server *s, struct api_http_conn *c,

@@ -28,6 +28,12 @@ static json_t *api__info_json(const char *channel, size_t len,
                      (json_int_t)i->epoch);
 }
 
+json_t *api_gone_json(const char *channel, size_t len, const struct log_channel_info *info)
+{
+    return json_pack("{s:s%, s:I, s:I}", "channel", channel, len, "first_seq",
+                     (json_int_t)info->first_seq, "epoch", (json_int_t)info->epoch);
+}
+
 int api_respond_gone(struct api_server *s, struct api_http_conn *c, const char *channel,
                      size_t len)
 {

@@ -125,9 +125,14 @@ static bool api__wss_allowed(struct api_wss *w, const char *id, unsigned scope, 
 static void api__wss_gone(struct api_wss *w, const char *ch, size_t len,
                           const struct log_channel_info *info)
 {
-    api__wss_send(w, json_pack("{s:s, s:s%, s:I, s:I}", "type", "gone", "channel", ch, len,
-                               "first_seq", (json_int_t)info->first_seq, "epoch",
-                               (json_int_t)info->epoch));
+    json_t *frame = json_pack("{s:s}", "type", "gone");
+    json_t *body = api_gone_json(ch, len, info);
+    if (frame != NULL && body != NULL && json_object_update(frame, body) != 0) {
+        json_decref(frame);
+        frame = NULL;
+    }
+    json_decref(body);
+    api__wss_send(w, frame);
 }
 
 static void api__wss_subscribe_one(struct api_wss *w, const char *id, const char *ch,

@@ -98,10 +98,7 @@ static int api__tail_gone_event(struct api_tail *t, const char *ch, size_t len)
 {
     struct log_channel_info info;
     int rv = log_channel_info(t->server->log, ch, len, &info);
-    json_t *o = rv == 0 ? json_pack("{s:s%, s:I, s:I}", "channel", ch, len, "first_seq",
-                                    (json_int_t)info.first_seq, "epoch",
-                                    (json_int_t)info.epoch)
-                        : NULL;
+    json_t *o = rv == 0 ? api_gone_json(ch, len, &info) : NULL;
     char *data = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     size_t data_len = data != NULL ? strlen(data) : 0;

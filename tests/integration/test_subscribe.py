@@ -843,10 +843,18 @@ class SubscribeTest(NodeTestCase):
         line.pending = lambda name: not lines[name].empty()
         return p, line
 
+    def cli_stop(self, p, line, what):
+        """SIGTERM ends a cli_follow process with 0, having printed nothing
+        more (what: the failure's message)."""
+        import signal
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(timeout=10), 0)
+        time.sleep(0.2)
+        self.assertFalse(line.pending("out"), what)
+
     def test_6h_cli_reports_gone_and_goes_on(self):
         """`herald subscribe` (libherald) hears a gone frame: it says so on
         stderr, forgets that channel, and goes on printing the others."""
-        import signal
         node = self.new_node()
         c = node.client()
         c.append_ok("s6h-a", "a0", "a0")
@@ -863,10 +871,7 @@ class SubscribeTest(NodeTestCase):
         c.append_ok("s6h-b", "b1", "b1")
         m = json.loads(line("out"))
         self.assertEqual((m["channel"], m["seq"]), ("s6h-b", 2), m)
-        p.send_signal(signal.SIGTERM)
-        self.assertEqual(p.wait(timeout=10), 0)
-        time.sleep(0.2)
-        self.assertFalse(line.pending("out"), "printed after the gone channel's delete")
+        self.cli_stop(p, line, "printed after the gone channel's delete")
 
     def test_6i_position_with_epoch(self):
         """A position may name its epoch: one taken before a delete is
@@ -940,10 +945,7 @@ class SubscribeTest(NodeTestCase):
         c.append_ok("s6j-b", "b1", "b1")
         m = json.loads(line("out", 30))
         self.assertEqual((m["channel"], m["seq"]), ("s6j-b", 2), m)
-        p.send_signal(signal.SIGTERM)
-        self.assertEqual(p.wait(timeout=10), 0)
-        time.sleep(0.2)
-        self.assertFalse(line.pending("out"), "printed messages of the new epoch")
+        self.cli_stop(p, line, "printed messages of the new epoch")
     def test_6k_sse_ids_carry_the_epoch(self):
         """SSE ids name the epoch once a channel was deleted ("SEQ@EPOCH"),
         so an EventSource that reconnects after a delete is answered gone
