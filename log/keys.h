@@ -26,6 +26,12 @@
  * right after the kind makes each shard's state three contiguous key ranges,
  * which is what a snapshot of one shard has to copy.
  *
+ * A channel that holds messages holds one at its first seq ('f', or 1):
+ * messages are gapless, a trim moves 'f' to the first it keeps (or past the
+ * head when it empties the channel, and the next append writes that seq),
+ * a delete removes 'f' with the messages. The head lookup relies on it
+ * (read.c).
+ *
  * A channel's head (last seq and ts) is not stored: it is the last message
  * key, kept in a cache (log_internal.h). Storing it cost one more memtable
  * write per append, which with many channels (each entry touching many

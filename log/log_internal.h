@@ -14,17 +14,20 @@ struct log_command;
 
 /*
  * The cache of channel heads (last seq and ts), which every append reads
- * (head_cache.c). Direct-mapped by hash: a slot holds one channel, a
- * colliding channel just replaces it. It is changed only after the write
- * batch that moved the heads succeeded, so it never runs ahead of state.
- * A miss costs a backward seek through the memtables and table files
- * (log__head_stored), a seventh of the node's CPU at a million channels
- * with a cache of 65 536; 64-byte slots, with channel ids of up to
+ * (head_cache.c). Sets of LOG_HEAD_CACHE_WAYS slots chosen by hash; a new
+ * channel goes first in its set and the set's oldest leaves, so a set
+ * keeps its last four channels, where one slot per hash lost a channel to
+ * any later one that collided (a third of the heads at a million channels).
+ * It is changed only after the write batch that moved the heads succeeded,
+ * so it never runs ahead of state. A miss on a channel that holds messages
+ * costs a backward seek through the memtables and table files
+ * (log__head_stored); 64-byte slots, with channel ids of up to
  * LOG_HEAD_CACHE_ID_MAX bytes inline (longer ones are read from state
  * each time), hold a million channels in 64 MiB, taken page by page as
  * channels are written (README: Many channels).
  */
 #define LOG_HEAD_CACHE_SLOTS (1u << 20)
+#define LOG_HEAD_CACHE_WAYS 4u
 #define LOG_HEAD_CACHE_ID_MAX 39
 
 struct log_head_slot {
@@ -64,6 +67,7 @@ struct log_store {
     unsigned n_shards;          /* channels map to shards by log_shard_of */
     uint16_t shard;             /* of the entry being applied */
     struct log_head_slot *heads; /* LOG_HEAD_CACHE_SLOTS, loop thread only */
+    void *heads_mem;            /* the allocation heads is aligned within */
     struct log_overlay overlay; /* reused by every apply */
     struct log_seen *seen;      /* (channel, nonce) of this entry, 2x count */
     struct log_append *appends; /* this entry's appends, count */
@@ -84,6 +88,7 @@ bool log__applied_known(const struct log_store *ls, uint16_t shard, uint64_t *in
 
 /* The head cache (head_cache.c). hash is hd_hash64 of the id | 1. */
 int log__head_cache_init(struct log_store *ls);
+void log__head_cache_free(struct log_store *ls);
 bool log__head_cache_get(struct log_store *ls, uint64_t hash, const char *ch, size_t len,
                          uint64_t *seq, uint64_t *ts);
 void log__head_cache_put(struct log_store *ls, uint64_t hash, const char *ch, size_t len,

@@ -78,7 +78,7 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
 
 err_rocks:
     st_batch_close(ls->batch);
-    hd_free(ls->heads);
+    log__head_cache_free(ls);
     hd_free(ls->applied_known);
     st_rocks_close(ls->rocks);
 err_free:
@@ -94,7 +94,7 @@ void log_store_close(struct log_store *ls)
     }
     st_batch_close(ls->batch);
     st_rocks_close(ls->rocks);
-    hd_free(ls->heads);
+    log__head_cache_free(ls);
     hd_free(ls->applied_known);
     log__policy_free(ls);
     hd_free(ls->overlay.slots);

@@ -273,6 +273,14 @@ int st_rocks_get_into(struct st_rocks *r, const void *key, size_t key_len, void 
     return val.size() > cap ? HD_ETOOBIG : 0;
 }
 
+bool st_rocks_may_exist(struct st_rocks *r, const void *key, size_t key_len)
+{
+    HD_ASSERT(r != nullptr && r->db != nullptr);
+    std::string value; /* RocksDB copies a memtable hit here; unused */
+    return r->db->KeyMayExist(r->read_options, r->db->DefaultColumnFamily(),
+                              rocksdb::Slice((const char *)key, key_len), &value);
+}
+
 /* ------------------------------------------------------------- batches --- */
 
 int st_batch_init(struct st_batch **out)

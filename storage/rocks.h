@@ -70,6 +70,11 @@ void st_rocks_close(struct st_rocks *r);
  * first cap bytes). */
 int st_rocks_get_into(struct st_rocks *r, const void *key, size_t key_len,
                       void *buf, size_t cap, size_t *value_len);
+/* False only if the key is certainly absent, answered from memtables,
+ * bloom filters and cached blocks without reading the disk; true may be
+ * wrong (a filter's false positive, a block not cached). For the lookups
+ * that mostly miss and would otherwise open an iterator. */
+bool st_rocks_may_exist(struct st_rocks *r, const void *key, size_t key_len);
 
 /* Write batches. A batch does not answer reads: callers that need to see
  * their own pending writes keep track of them (log/apply.c does). */

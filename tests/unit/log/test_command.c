@@ -66,11 +66,31 @@ static size_t encode(uint8_t *buf, uint8_t kind, uint64_t before_seq)
     return log_command_encode(buf, &c);
 }
 
+static int command_flags(struct fixture *f, uint8_t kind, uint64_t before_seq,
+                         uint16_t flags)
+{
+    struct log_command c = {.kind = kind, .flags = flags, .channel = "c", .channel_len = 1,
+                            .before_seq = before_seq, .stamp_us = 5, .proposer = 2,
+                            .proposal = 9};
+    uint8_t buf[128];
+    size_t len = log_command_encode(buf, &c);
+    return log_apply(f->ls, 0, ++f->index, buf, len, NULL, 0);
+}
+
 static int command(struct fixture *f, uint8_t kind, uint64_t before_seq)
 {
-    uint8_t buf[128];
-    size_t len = encode(buf, kind, before_seq);
-    return log_apply(f->ls, 0, ++f->index, buf, len, NULL, 0);
+    return command_flags(f, kind, before_seq, 0);
+}
+
+/* Flushes, closes and opens the store again: every head is then read from
+ * the table files, none from the cache or a memtable. */
+static void reopen(struct fixture *f)
+{
+    assert_int_equal(log_flush(f->ls), 0);
+    log_store_close(f->ls);
+    char err[256];
+    struct log_options o = {.dir = f->dir, .n_shards = 1, .dedup_window_us = 3600000000ull};
+    assert_int_equal(log_store_open(&f->ls, &o, err, sizeof err), 0);
 }
 
 static int count_cb(void *arg, const struct log_message *m)
@@ -184,6 +204,53 @@ static void test_delete_restarts_seq_with_new_epoch_and_forgets_nonces(void **st
     assert_int_equal(append(f, "a").seq, 1);
 }
 
+/* Heads read from state, not the cache, in every state a channel can be
+ * in: the lookup starts at the channel's first seq (keys.h), so each way
+ * that seq moves is here. */
+static void test_heads_from_state_after_trims_and_deletes(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f);
+    assert_int_equal(info(f).last_seq, 0); /* never written */
+    uint64_t ts5 = 0;
+    for (int i = 0; i < 5; i++) {
+        char nonce[8];
+        snprintf(nonce, sizeof nonce, "n%d", i);
+        ts5 = append(f, nonce).ts;
+    }
+    assert_int_equal(command(f, LOG_ENTRY_KIND_TRIM, 3), 0);
+    reopen(f);
+    struct log_channel_info i = info(f);
+    assert_true(i.first_seq == 3 && i.last_seq == 5);
+    /* A trim that empties the channel: the head outlives its message. */
+    assert_int_equal(command_flags(f, LOG_ENTRY_KIND_TRIM, 100, LOG_COMMAND_MAY_EMPTY), 0);
+    reopen(f);
+    uint64_t seq, ts;
+    assert_int_equal(log_head(f->ls, "c", 1, &seq, &ts), 0);
+    assert_true(seq == 5 && ts == ts5);
+    assert_int_equal(append(f, "n5").seq, 6);
+    reopen(f);
+    assert_int_equal(append(f, "n6").seq, 7);
+    /* More than the point-delete limit: a range tombstone. */
+    for (int k = 8; k <= 200; k++) {
+        char nonce[8];
+        snprintf(nonce, sizeof nonce, "n%d", k);
+        append(f, nonce);
+    }
+    assert_int_equal(command(f, LOG_ENTRY_KIND_TRIM, 150), 0);
+    reopen(f);
+    i = info(f);
+    assert_true(i.first_seq == 150 && i.last_seq == 200);
+    assert_int_equal(append(f, "n201").seq, 201);
+    assert_int_equal(command(f, LOG_ENTRY_KIND_DELETE, 0), 0);
+    reopen(f);
+    i = info(f);
+    assert_true(i.first_seq == 1 && i.last_seq == 0 && i.epoch == 1);
+    assert_int_equal(append(f, "x").seq, 1);
+    reopen(f);
+    assert_int_equal(info(f).last_seq, 1);
+}
+
 static void test_reapplied_index_changes_nothing(void **state)
 {
     struct fixture *f = *state;
@@ -208,6 +275,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_delete_restarts_seq_with_new_epoch_and_forgets_nonces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heads_from_state_after_trims_and_deletes, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_reapplied_index_changes_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
