@@ -61,6 +61,7 @@ KIND_COUNTER = {
     "tail_repeat": "tail_anomalies",
     "tail_mismatch": "tail_anomalies",
     "tail_resume": "tail_anomalies",
+    "tail_gone": "tail_anomalies",
 }
 
 # Most damning first: this is the order anomalies are listed in.
@@ -860,6 +861,13 @@ class Reference:
         """Whether the reference has a message at seq."""
         return seq in self.msg_by_seq
 
+    def trimmed(self, seq):
+        """Whether seq lies below the reference's first message: removed by
+        a trim, so nothing read there can be compared (check_final_logs
+        holds the first seq to the trims in the history)."""
+        first = self.messages[0].get("seq") if self.messages else None
+        return isinstance(first, int) and isinstance(seq, int) and seq < first
+
     def has_nonce(self, nonce):
         """Whether the reference holds the nonce anywhere."""
         return nonce in self.positions
@@ -1346,7 +1354,7 @@ def check_read_against_reference(messages, source, ref, index, anomalies):
     ch = source.channel
     for m in messages:
         seq = m.get("seq")
-        if ref.matches(m):
+        if ref.matches(m) or ref.trimmed(seq):
             continue
         if not ref.has_seq(seq):
             why = "seq %s is beyond the reference log (%s, %d messages)" % (
@@ -1542,7 +1550,7 @@ def check_tail_message(ev, n, tailer, st, refs, index, anomalies):
                       ops=st.context() + [ev], nodes=[node], tailer=tailer, seq=seq,
                       nonce=ev.get("nonce"))
     ref = refs.get(ch)
-    if ref is not None:
+    if ref is not None and not ref.trimmed(seq):
         if not ref.matches(ev):
             anomalies.add(("tail_mismatch", ch, seq, message_key(ev)), "tail_mismatch", ch,
                           "tailer %s got %s from %s; reference has %s"
@@ -1554,14 +1562,36 @@ def check_tail_message(ev, n, tailer, st, refs, index, anomalies):
     st.last_message = ev
 
 
+def check_tail_gone(ev, n, tailer, st, retention, anomalies):
+    """A gone (a trim removed what the tailer was to get next) resumes the
+    tailer at first_seq; it must follow a trim in the history up to there,
+    and must not go back before what the tailer already had."""
+    first = ev.get("first_seq")
+    ch = ev.get("channel")
+    trims = [op.invoke.get("before_seq") for op in retention.get(ch, ())
+             if op.invoke.get("f") == "trim" and op.outcome != "fail"]
+    highest = max([b for b in trims if isinstance(b, int)], default=1)
+    had = st.expected_next()
+    if not isinstance(first, int) or first > highest or (had is not None and first < had):
+        anomalies.add(("tail_gone", tailer, n), "tail_gone", ch,
+                      "tailer %s was told gone from %r by %s, but the trims in the history "
+                      "reach %d and it expected seq %s next"
+                      % (tailer, first, ev.get("node"), highest, had),
+                      ops=st.context() + [ev], nodes=[ev.get("node")], tailer=tailer,
+                      seq=first if isinstance(first, int) else None)
+        return
+    st.last_seq = first - 1 if st.last_seq is None else max(st.last_seq, first - 1)
+
+
 class TailChecker:
     """Replays every tailer's events in order, one event at a time."""
 
-    def __init__(self, refs, index, anomalies, warnings):
+    def __init__(self, refs, index, anomalies, warnings, retention=None):
         self.refs = refs
         self.index = index
         self.anomalies = anomalies
         self.warnings = warnings
+        self.retention = retention or {}
         self.states = {}
         self.messages = 0
         self.channels = set()
@@ -1584,6 +1614,8 @@ class TailChecker:
                 self.warnings.add("tail message without integer seq")
                 return
             check_tail_message(ev, self.n, tailer, st, self.refs, self.index, self.anomalies)
+        elif event == "gone":
+            check_tail_gone(ev, self.n, tailer, st, self.retention, self.anomalies)
         elif event != "disconnect":
             self.warnings.add("tail event of unknown kind %r" % (event,))
 
@@ -1839,7 +1871,7 @@ def check_streams(history, tails, final, nemesis, run, store) -> dict:
 
     anomalies.base = (A_TAILS,)
     warnings.base = (W_TAILS,)
-    tail_check = TailChecker(refs, index, anomalies, warnings)
+    tail_check = TailChecker(refs, index, anomalies, warnings, stream.retention)
     for ev in tails:
         last.see(ev)
         tail_check.add(ev)

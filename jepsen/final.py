@@ -129,9 +129,17 @@ def read_log(ip, channel, timeout=5.0):
     out = []
     after = 0
     while True:
-        j = hclient.get_json(ip, "/v1/channels/%s/messages?after_seq=%d&limit=1000"
-                             % (channel, after), timeout)
-        if j is None:
+        a = hclient.request(ip, "GET", "/v1/channels/%s/messages?after_seq=%d&limit=1000"
+                            % (channel, after), timeout=timeout)
+        j = a.json()
+        if a.status == 410 and isinstance(j, dict) and not out:
+            # Trimmed (--trims): the log starts at the channel's first seq.
+            first = j.get("first_seq")
+            if not isinstance(first, int) or first - 1 <= after:
+                return None
+            after = first - 1
+            continue
+        if a.status != 200 or not isinstance(j, dict):
             return None
         msgs = j["messages"]
         if not msgs:

@@ -20,6 +20,24 @@ APPEND_TIMEOUT = 5.0
 READ_LIMIT = 1000
 # 503 codes that promise nothing was written; anything else is unknown.
 DEFINITE_503 = ("unavailable", "overloaded", "shutting_down")
+# With trims on: the share of client operations that trim, and how many of
+# a channel's last messages a trim keeps (at random in this range), so that
+# what faults put at risk (the newest appends) stays checked for loss.
+TRIM_SHARE = 0.005
+TRIM_KEEP = (300, 1000)
+
+
+def failure(a):
+    """(kind, error) of an answer that was not a success: 'fail' when it
+    promises nothing was done, else 'info' (unknown)."""
+    if a.status is None:
+        return ("info" if a.sent else "fail"), a.error
+    code = a.error_code()
+    # 507: under the node's free-space reserve, refused before anything was
+    # written
+    definite = ((a.status == 503 and code in DEFINITE_503) or 400 <= a.status < 500
+                or a.status == 507)
+    return ("fail" if definite else "info"), "%d %s" % (a.status, code)
 
 
 class Recorder:
@@ -48,7 +66,7 @@ class Recorder:
 
 class Workload:
     def __init__(self, cluster, channels, history, tails, seed, n_clients, n_tailers,
-                 deadline):
+                 deadline, trims=False):
         self.cluster = cluster
         self.channels = channels
         self.history = history
@@ -57,6 +75,7 @@ class Workload:
         self.n_clients = n_clients
         self.n_tailers = n_tailers
         self.deadline = deadline      # monotonic time when clients stop
+        self.trims = trims            # clients now and then trim a channel
         self.tail_stop = threading.Event()
         self.acked = []               # (channel, nonce, payload) acked, for re-sends
         self.known_seq = {ch: 0 for ch in channels}
@@ -85,17 +104,7 @@ class Workload:
                 if j["seq"] > self.known_seq[channel]:
                     self.known_seq[channel] = j["seq"]
             return "ok"
-        if a.status is None:
-            kind = "info" if a.sent else "fail"
-            err = a.error
-        else:
-            code = a.error_code()
-            # 507: under the node's free-space reserve, refused before
-            # anything was written
-            definite = ((a.status == 503 and code in DEFINITE_503) or 400 <= a.status < 500
-                        or a.status == 507)
-            kind = "fail" if definite else "info"
-            err = "%d %s" % (a.status, code)
+        kind, err = failure(a)
         self.history.record(dict(base, type=kind, error=err))
         return kind
 
@@ -125,6 +134,29 @@ class Workload:
                 return
             channel, nonce, payload = rng.choice(self.acked)
         self._attempt(process, rng.choice(self.nodes()), channel, nonce, payload, 0)
+
+    def trim(self, rng, process):
+        """Trims a channel to about its last TRIM_KEEP messages (as known
+        from this run's acks), through any node. Trims change no seq: what
+        they remove is excused from the loss check, readers below them get
+        410 and tailers a gone, and a retry of a trimmed append must still
+        answer its original seq."""
+        node = rng.choice(self.nodes())
+        channel = rng.choice(self.channels)
+        with self.lock:
+            top = self.known_seq[channel]
+        before = top - rng.randint(*TRIM_KEEP)
+        if before < 2:
+            return
+        base = {"process": process, "f": "trim", "node": node.name, "channel": channel}
+        self.history.record(dict(base, type="invoke", before_seq=before))
+        a = hclient.request(node.ip, "POST", "/v1/channels/%s/trim" % urllib.parse.quote(channel),
+                            body={"before_seq": before}, timeout=APPEND_TIMEOUT)
+        if a.status == 200:
+            self.history.record(dict(base, type="ok"))
+            return
+        kind, err = failure(a)
+        self.history.record(dict(base, type=kind, error=err))
 
     # ----------------------------------------------------------- reads ---
 
@@ -159,6 +191,8 @@ class Workload:
                 self.append(rng, process, rng.choice(self.channels), nonce, payload)
             elif r < 0.95:
                 self.read(rng, process)
+            elif self.trims and r >= 1 - TRIM_SHARE:
+                self.trim(rng, process)
             else:
                 self.resend(rng, process)
 
@@ -198,6 +232,7 @@ class Workload:
             s.settimeout(1.0)
             buf = b""
             head_done = False
+            event = None
             while time.monotonic() < until and not self.tail_stop.is_set():
                 try:
                     chunk = s.recv(65536)
@@ -210,20 +245,54 @@ class Workload:
                     if b"\r\n\r\n" not in buf:
                         continue
                     head, buf = buf.split(b"\r\n\r\n", 1)
-                    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+                    status = head.split(b"\r\n", 1)[0]
+                    if b" 410 " in status:
+                        self._gone_at_start(s, tailer, node, channel, pos, head, buf)
+                        return
+                    if b" 200 " not in status:
                         raise ValueError("tail answered %r" % head[:80])
                     head_done = True
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
-                    if line.startswith(b"data: "):
+                    if line.startswith(b"event: "):
+                        event = line[7:].strip()
+                    elif line.startswith(b"data: ") and event == b"gone":
+                        # A trim removed the next message: the stream ends.
+                        self._gone(tailer, node, channel, pos, json.loads(line[6:]))
+                        return
+                    elif line.startswith(b"data: "):
                         m = json.loads(line[6:])
                         self.tails.record({"tailer": tailer, "node": node.name,
                                            "channel": channel, "event": "message",
                                            "seq": m["seq"], "ts": m["ts"],
                                            "nonce": m["nonce"], "payload": m.get("payload")})
                         pos["last"] = m["seq"]
+                    elif not line.strip():
+                        event = None
         finally:
             s.close()
+
+    def _gone(self, tailer, node, channel, pos, body):
+        """A trim removed the messages after pos: the tail resumes at the
+        channel's first seq (the checker holds the gone to the trims)."""
+        first = body["first_seq"]
+        self.tails.record({"tailer": tailer, "node": node.name, "channel": channel,
+                           "event": "gone", "first_seq": first})
+        pos["last"] = max(pos["last"], first - 1)
+
+    def _gone_at_start(self, s, tailer, node, channel, pos, head, body):
+        """The resume position is below a trim: 410 with the channel's info."""
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ValueError("410 answer cut short")
+            body += chunk
+        self._gone(tailer, node, channel, pos, json.loads(body[:length]))
 
     # -------------------------------------------------------- lifecycle ---
 

@@ -589,6 +589,81 @@ class TailTest(CheckerTestCase):
         self.assertIn(ev, a["ops"])
 
 
+class TrimTest(CheckerTestCase):
+    """A run with a trim (jepsen/run --trims): what readers and tailers saw
+    below it cannot be compared, a gone must follow a trim, and the final
+    logs start at the trim."""
+
+    def build(self, before_seq=4, outcome="ok"):
+        """Five acked appends, a read and a tail of all of them, then a trim
+        below before_seq that the final logs reflect."""
+        b = RunBuilder(channels=("chanT",))
+        for n in range(1, 6):
+            b.append("chanT", "t%d" % n)
+        b.read("chanT", 0)
+        b.tail_connect(1, "chanT", 0)
+        for seq in range(1, 6):
+            b.tail_message(1, "chanT", seq)
+        b.record(process=5, type="invoke", f="trim", node="n1", channel="chanT",
+                 before_seq=before_seq)
+        b.record(process=5, type=outcome, f="trim", node="n1", channel="chanT")
+        return b
+
+    def trimmed_final(self, b, first):
+        final = b.final()
+        for node in NODES:
+            del final["nodes"][node]["chanT"][:first - 1]
+        return final
+
+    def test_reads_and_tails_below_the_trim_are_not_divergent(self):
+        b = self.build()
+        r = b.check(self.trimmed_final(b, 4))
+        self.assertTrue(r["valid"], r["anomalies"])
+
+    def test_a_read_below_the_trim_still_has_to_be_gapless(self):
+        b = self.build()
+        bad = copy.deepcopy(b.logs["chanT"][:3])
+        del bad[1]  # seq 2 missing: the read skipped a message
+        b.read("chanT", 0, messages=bad)
+        r = b.check(self.trimmed_final(b, 4))
+        self.assertFalse(r["valid"])
+        self.assertIn("seq_gap", r["anomaly_kinds"])
+
+    def test_gone_after_a_trim_resumes_the_tailer(self):
+        b = self.build()
+        b.tail_connect(2, "chanT", 1)
+        b.tails.append({"t": b.tick(), "tailer": 2, "node": "n2", "channel": "chanT",
+                        "event": "gone", "first_seq": 4})
+        b.tail_disconnect(2, "chanT", node="n2")
+        b.tail_connect(2, "chanT", 3)
+        b.tail_message(2, "chanT", 4)
+        r = b.check(self.trimmed_final(b, 4))
+        self.assertTrue(r["valid"], r["anomalies"])
+
+    def test_gone_beyond_every_trim_is_an_anomaly(self):
+        b = self.build(before_seq=3)
+        b.tail_connect(2, "chanT", 1)
+        ev = {"t": b.tick(), "tailer": 2, "node": "n2", "channel": "chanT",
+              "event": "gone", "first_seq": 5}
+        b.tails.append(ev)
+        (a,) = self.assert_only(b.check(self.trimmed_final(b, 3)), "tail_gone")
+        self.assertEqual((a["tailer"], a["seq"]), (2, 5))
+        self.assertIn(ev, a["ops"])
+
+    def test_gone_after_a_failed_trim_is_an_anomaly(self):
+        b = self.build(outcome="fail")
+        b.tail_connect(2, "chanT", 1)
+        b.tails.append({"t": b.tick(), "tailer": 2, "node": "n2", "channel": "chanT",
+                        "event": "gone", "first_seq": 4})
+        self.assert_only(b.check(), "tail_gone")
+
+    def test_final_logs_starting_past_every_trim_lose_messages(self):
+        b = self.build(before_seq=3)
+        r = b.check(self.trimmed_final(b, 4))
+        self.assertFalse(r["valid"])
+        self.assertEqual(r["anomaly_kinds"].get("lost"), 1)
+
+
 class AvailabilityTest(CheckerTestCase):
     """Per-fault and overall availability and recovery figures."""
 
@@ -802,6 +877,9 @@ class StreamingTest(CheckerTestCase):
         b.tail_message(3, "chanA", 3, msg=dict(b.logs["chanA"][2], nonce="a1"))
         b.tail_disconnect(3, "chanA")
         b.tail_connect(3, "chanA", 1)
+        b.tail_connect(4, "chanB", 0)  # told gone with no trim in the history
+        b.tails.append({"t": b.tick(), "tailer": 4, "node": "n2", "channel": "chanB",
+                        "event": "gone", "first_seq": 2})
         final = b.final()
         for node in NODES:
             final["nodes"][node]["chanA"].remove(
