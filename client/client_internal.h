@@ -178,6 +178,10 @@ ssize_t herald__tls_recv(struct herald__tls *t, void *buf, size_t len);
 /* Why the session failed ("the server's certificate was refused: ..."). */
 const char *herald__tls_why(const struct herald__tls *t);
 
+/* backoff_initial_ms doubled `doublings` times, at most backoff_max_ms: the
+ * delay before a retry, before any jitter. */
+int64_t herald__backoff_delay(const struct herald_client *c, int doublings);
+
 /* Sleep before retry number `attempt` (1-based): exponential backoff with
  * jitter, at least retry_after_s seconds when given, never past deadline_ms.
  * Returns false when the deadline leaves no room for another attempt. */

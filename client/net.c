@@ -274,12 +274,17 @@ static uint64_t rng_next(struct herald_client *c)
     return x * 2685821657736338717ULL;
 }
 
+int64_t herald__backoff_delay(const struct herald_client *c, int doublings)
+{
+    int64_t delay = c->backoff_initial_ms;
+    for (int i = 0; i < doublings && delay < c->backoff_max_ms; i++) delay *= 2;
+    return delay > c->backoff_max_ms ? c->backoff_max_ms : delay;
+}
+
 bool herald__backoff(struct herald_client *c, int attempt, int retry_after_s,
                      int64_t deadline_ms)
 {
-    int64_t delay = c->backoff_initial_ms;
-    for (int i = 1; i < attempt && delay < c->backoff_max_ms; i++) delay *= 2;
-    if (delay > c->backoff_max_ms) delay = c->backoff_max_ms;
+    int64_t delay = herald__backoff_delay(c, attempt - 1);
     /* "Equal jitter": half fixed, half random, so retries never bunch up
      * yet still back off. */
     if (delay > 1) delay = delay / 2 + (int64_t)(rng_next(c) % (uint64_t)(delay / 2 + 1));

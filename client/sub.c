@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "hd_alloc.h"
+#include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_tls.h"
 #include "hd_ids.h"
@@ -306,9 +307,11 @@ int herald__sub_resume(struct herald_sub *s)
                 continue;
             }
             ch->state = HERALD__CH_WANTED;
+            ch->ahead_retry_ms = 0; /* a new connection asks at once */
             chan_mark(s, ch);
         }
     }
+    s->ahead_at_ms = 0;
     int rv = herald__sub_flush_ops(s);
     /* Appends follow the subscribes, in the order first sent: the server
      * dedups any that the lost connection had already written. */
@@ -316,6 +319,39 @@ int herald__sub_resume(struct herald_sub *s)
         rv = herald__sub_queue(s, p->frame, p->frame_len);
     }
     return rv;
+}
+
+/* The node has not applied the delete that the position's epoch follows
+ * (a follower behind the leader): the channel is asked for again after a
+ * backoff, as a reconnect would be, until it is subscribed or removed. */
+void herald__sub_wait_ahead(struct herald_sub *s, struct herald__chan *ch)
+{
+    HD_ASSERT(ch->state == HERALD__CH_SENT && !ch->dirty);
+    ch->state = HERALD__CH_WANTED;
+    ch->ahead_retry_ms = herald__now_ms() + herald__backoff_delay(&s->cfg, ch->ahead_tries);
+    if (ch->ahead_tries < UINT8_MAX) ch->ahead_tries++;
+    if (s->ahead_at_ms == 0 || ch->ahead_retry_ms < s->ahead_at_ms) {
+        s->ahead_at_ms = ch->ahead_retry_ms;
+    }
+}
+
+void herald__sub_ahead_due(struct herald_sub *s)
+{
+    int64_t now = herald__now_ms(), next = 0;
+    if (s->ahead_at_ms == 0 || now < s->ahead_at_ms) return;
+    for (size_t i = 0; i < s->chans.nbuckets; i++) {
+        for (struct herald__snode *n = s->chans.buckets[i]; n != NULL; n = n->next) {
+            struct herald__chan *ch = (struct herald__chan *)n;
+            if (ch->ahead_retry_ms == 0) continue;
+            if (ch->ahead_retry_ms <= now) {
+                ch->ahead_retry_ms = 0;
+                chan_mark(s, ch);
+            } else if (next == 0 || ch->ahead_retry_ms < next) {
+                next = ch->ahead_retry_ms;
+            }
+        }
+    }
+    s->ahead_at_ms = next;
 }
 
 /* ------------------------------------------------------------ appends */

@@ -135,6 +135,9 @@ struct herald__chan {
     uint64_t epoch;             /* that epoch: a resume says it */
     bool dirty;                 /* in the to-send list */
     uint8_t state;              /* enum herald__chan_state */
+    uint8_t ahead_tries;        /* epoch_ahead answers since "subscribed" */
+    int64_t ahead_retry_ms;     /* after epoch_ahead: subscribe again then
+                                   (WANTED, not in the to-send list); 0: no */
     char name[];                /* NUL-terminated */
 };
 
@@ -197,6 +200,7 @@ struct herald_sub {
     int attempt;                   /* reconnects since the last handshake */
     int64_t down_since_ms;         /* no open connection since then (0: open) */
     int64_t retry_at_ms;           /* herald_sub_run's next connect (0: none set) */
+    int64_t ahead_at_ms;           /* earliest ahead_retry_ms of a channel (0: none) */
     int err;                       /* permanent error found while receiving */
     int lost;                      /* why the connection is being dropped */
     uint64_t max_frame;            /* refuse bigger server frames */
@@ -218,6 +222,10 @@ int herald__sub_on_text(struct herald_sub *s, const char *text, size_t len);
 int herald__sub_flush_ops(struct herald_sub *s);
 /* sub.c: after a handshake, sends every channel and pending append again. */
 int herald__sub_resume(struct herald_sub *s);
+/* sub.c: a subscribe answered epoch_ahead waits, then goes again. */
+void herald__sub_wait_ahead(struct herald_sub *s, struct herald__chan *ch);
+/* sub.c: marks to send the channels whose epoch_ahead wait is over. */
+void herald__sub_ahead_due(struct herald_sub *s);
 /* sub_io.c: closes the connection, forgets its state (not the channels). */
 void herald__sub_reset_conn(struct herald_sub *s);
 /* sub.c: forgets an answered append. */

@@ -155,6 +155,7 @@ int herald_sub_timeout_ms(const struct herald_sub *s)
     } else if (s->state == HERALD__S_OPEN) {
         int idle = s->cfg.tail_idle_timeout_ms;
         at = s->last_rx_ms + (s->ping_out ? idle : idle / 2);
+        if (s->ahead_at_ms != 0 && s->ahead_at_ms < at) at = s->ahead_at_ms;
     } else {
         return -1;
     }
@@ -435,6 +436,7 @@ static int step_open(struct herald_sub *s)
     if (wrv != 0) return sub_failed(s, herald__sub_fail(s, HD_ENOMEM, "out of memory"));
     if (s->stopped) return 0;
     bool refused = !wslay_event_get_read_enabled(s->ws) && !wslay_event_get_close_received(s->ws);
+    herald__sub_ahead_due(s);
     if (!refused && herald__sub_flush_ops(s) == HD_ENOMEM) {
         return sub_failed(s, herald__sub_fail(s, HD_ENOMEM, "out of memory"));
     }
@@ -488,9 +490,7 @@ int herald_sub_process(struct herald_sub *s)
 
 int herald_sub_backoff_ms(struct herald_sub *s)
 {
-    int64_t delay = s->cfg.backoff_initial_ms;
-    for (int i = 0; i < s->attempt && delay < s->cfg.backoff_max_ms; i++) delay *= 2;
-    if (delay > s->cfg.backoff_max_ms) delay = s->cfg.backoff_max_ms;
+    int64_t delay = herald__backoff_delay(&s->cfg, s->attempt);
     s->attempt++;
     /* xorshift64: the jitter only needs to spread reconnecting clients. */
     uint64_t x = s->cfg.rng | 1;

@@ -52,6 +52,7 @@ static int on_subscribed(struct herald_sub *s, const struct herald__frame *f)
                                 f->channel);
     }
     ch->state = HERALD__CH_ACTIVE;
+    ch->ahead_tries = 0;
     if (ch->now) {
         ch->now = false;
         ch->last_seq = f->seq;
@@ -123,6 +124,12 @@ static int on_error(struct herald_sub *s, const struct herald__frame *f)
         ev.nonce = p->nonce;
         herald__sub_event(s, &ev);
         herald__sub_pending_done(s, p);
+        return 0;
+    }
+    if (ch != NULL && ch->state == HERALD__CH_SENT && strcmp(f->code, "epoch_ahead") == 0) {
+        /* Asked again after a wait; the user hears of it the first time. */
+        if (ch->ahead_tries == 0) herald__sub_event(s, &ev);
+        herald__sub_wait_ahead(s, ch);
         return 0;
     }
     herald__sub_event(s, &ev);

@@ -397,7 +397,12 @@ int herald_sub_add(struct herald_sub *s, const char *channel, uint64_t after_seq
 /* The same for a position kept from an earlier subscription (say, across a
  * restart of the program): after_seq is a seq of epoch (herald_sub_epoch,
  * or a SUBSCRIBED event's), so a delete of the channel since then ends in
- * HERALD_SUB_GONE instead of a start at that seq of the new epoch. */
+ * HERALD_SUB_GONE instead of a start at that seq of the new epoch. A node
+ * that has not applied that delete yet (a follower behind) answers
+ * epoch_ahead: the first such answer comes as a HERALD_SUB_ERROR event
+ * (rv HD_EUNAVAIL), and the channel is asked for again after a backoff
+ * (backoff_initial_ms, doubling to backoff_max_ms) until it is subscribed
+ * or removed; a reconnect asks at once. */
 int herald_sub_add_epoch(struct herald_sub *s, const char *channel, uint64_t after_seq,
                          uint64_t epoch);
 

@@ -910,6 +910,18 @@ class SubscribeTest(NodeTestCase):
         m = json.loads(line("out"))
         self.assertEqual((m["seq"], m["payload"]), (2, "new1"), m)
         p.kill()
+        # An epoch the node has not reached (as on a follower that has not
+        # applied the delete yet): libherald says so once and asks again
+        # until it has, then delivers the new epoch from its start.
+        p, line = self.cli_follow(node, "subscribe", "s6i:0@2")
+        self.assertIn("s6i: epoch_ahead", line("err"))
+        time.sleep(1.5)  # a few refused asks: told once
+        self.assertFalse(line.pending("err"))
+        self.assertEqual(c.request("DELETE", "/v1/channels/s6i").status, 200)
+        c.append_ok("s6i", "e2", "e2")
+        m = json.loads(line("out"))
+        self.assertEqual((m["seq"], m["payload"]), (1, "e2"), m)
+        self.cli_stop(p, line, "printed after the new epoch's message")
 
     def test_6j_cli_resume_across_a_delete(self):
         """libherald resumes with each channel's epoch: a channel deleted

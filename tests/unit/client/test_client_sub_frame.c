@@ -438,6 +438,69 @@ static void test_epochs(void **state)
     herald_sub_close(s);
 }
 
+/* epoch_ahead (a node behind a delete): the channel waits a backoff and is
+ * asked for again, told to the user once, until it is subscribed. */
+static void test_epoch_ahead_waits_and_asks_again(void **state)
+{
+    (void)state;
+    struct seen sn = {0};
+    struct herald_sub *s = fake_open(&sn);
+    s->cfg.backoff_initial_ms = 20;
+    s->cfg.backoff_max_ms = 40;
+    const char *ahead = "{\"type\":\"error\",\"channel\":\"a\",\"code\":\"epoch_ahead\","
+                        "\"message\":\"behind\"}";
+    assert_int_equal(herald_sub_add_epoch(s, "a", 3, 2), 0);
+    assert_int_equal(herald_sub_add(s, "b", 0), 0);
+    assert_int_equal(herald__sub_flush_ops(s), 0);
+    struct herald__chan *a = (struct herald__chan *)herald__smap_get(&s->chans, "a", 1);
+    assert_int_equal(a->state, HERALD__CH_SENT);
+    assert_int_equal(feed(s, ahead), 0);
+    assert_int_equal(sn.events[HERALD_SUB_ERROR], 1);
+    assert_int_equal(herald_sub_channel_count(s), 2); /* kept, not forgotten */
+    assert_int_equal(a->state, HERALD__CH_WANTED);
+    assert_false(a->dirty);
+    int64_t first_wait = s->ahead_at_ms - herald__now_ms();
+    assert_true(first_wait > 0 && first_wait <= 20);
+    assert_true(herald_sub_timeout_ms(s) <= 20); /* the run loop wakes for it */
+    herald__sub_ahead_due(s); /* not yet */
+    assert_false(a->dirty);
+    while (herald__now_ms() < s->ahead_at_ms) {
+    }
+    herald__sub_ahead_due(s);
+    assert_true(a->dirty);
+    assert_int_equal(s->ahead_at_ms, 0);
+    assert_int_equal(herald__sub_flush_ops(s), 0);
+    assert_int_equal(a->state, HERALD__CH_SENT);
+    /* Again: not told again, and the wait doubles (up to the cap). */
+    assert_int_equal(feed(s, ahead), 0);
+    assert_int_equal(sn.events[HERALD_SUB_ERROR], 1);
+    int64_t second_wait = s->ahead_at_ms - herald__now_ms();
+    assert_true(second_wait > 20 && second_wait <= 40);
+    /* A reconnect asks for it at once. */
+    assert_int_equal(herald__sub_resume(s), 0);
+    assert_int_equal(a->state, HERALD__CH_SENT);
+    assert_int_equal(s->ahead_at_ms, 0);
+    assert_int_equal(feed(s, "{\"type\":\"subscribed\",\"channel\":\"a\",\"head\":0,"
+                             "\"epoch\":2}"), 0);
+    assert_int_equal(a->ahead_tries, 0);
+    assert_int_equal(sn.events[HERALD_SUB_SUBSCRIBED], 1);
+    /* Told again after a subscription in between; a waiting channel can be
+     * removed, and nothing is asked for it then. */
+    assert_int_equal(herald_sub_add_epoch(s, "c", 0, 5), 0);
+    assert_int_equal(herald__sub_flush_ops(s), 0);
+    assert_int_equal(feed(s, "{\"type\":\"error\",\"channel\":\"c\","
+                             "\"code\":\"epoch_ahead\",\"message\":\"behind\"}"), 0);
+    assert_int_equal(sn.events[HERALD_SUB_ERROR], 2);
+    assert_int_equal(herald_sub_remove(s, "c"), 0);
+    assert_int_equal(herald_sub_channel_count(s), 2);
+    while (herald__now_ms() < s->ahead_at_ms) {
+    }
+    herald__sub_ahead_due(s);
+    assert_int_equal(s->ahead_at_ms, 0);
+    assert_null(s->dirty_head);
+    herald_sub_close(s);
+}
+
 static void test_errors_and_acks(void **state)
 {
     (void)state;
@@ -528,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_errors_and_acks), cmocka_unit_test(test_stop_holds_frames),
         cmocka_unit_test(test_many_channels),   cmocka_unit_test(test_gone),
         cmocka_unit_test(test_epochs),
+        cmocka_unit_test(test_epoch_ahead_waits_and_asks_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
