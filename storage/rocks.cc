@@ -22,14 +22,20 @@ extern "C" {
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <string>
+#include <utility>
 
 #include "rocks_fs.h"
 
@@ -77,8 +83,18 @@ class HeraldPrefix : public rocksdb::SliceTransform {
 
 } // namespace
 
+/* The thread of st_rocks_compact_range_later and the ranges it has to do. */
+struct st_compactor {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::pair<std::string, std::string>> ranges; /* [lower, upper) */
+    bool stop = false; /* set by close: finish the queue, then end */
+    pthread_t thread;
+};
+
 struct st_rocks {
     rocksdb::DB *db = nullptr;
+    std::unique_ptr<st_compactor> compactor; /* NULL until first used */
     std::unique_ptr<rocksdb::Env> env; /* the state directory's file system */
     std::unique_ptr<HeraldFilter> filter;
     st_rocks_prefix_fn prefix = nullptr; /* st_rocks_options.prefix */
@@ -218,6 +234,14 @@ void st_rocks_close(struct st_rocks *r)
 {
     if (r == nullptr) {
         return;
+    }
+    if (r->compactor != nullptr) {
+        {
+            std::lock_guard<std::mutex> lock(r->compactor->mu);
+            r->compactor->stop = true;
+        }
+        r->compactor->cv.notify_one();
+        pthread_join(r->compactor->thread, nullptr); /* after the ranges queued */
     }
     delete r->db; /* before the env and the filter it uses */
     r->db = nullptr;
@@ -414,6 +438,54 @@ void st_rocks_compact_range(struct st_rocks *r, const void *lower, size_t lower_
         /* Space is given back later by RocksDB's own compactions. */
         HD_LOG_WARN("state compaction: %s", s.ToString().c_str());
     }
+}
+
+static void *st__compactor_main(void *arg)
+{
+    struct st_rocks *r = static_cast<struct st_rocks *>(arg);
+    st_compactor *c = r->compactor.get();
+    std::unique_lock<std::mutex> lock(c->mu);
+    for (;;) {
+        c->cv.wait(lock, [c] { return c->stop || !c->ranges.empty(); });
+        if (c->ranges.empty()) {
+            return nullptr; /* stopping, nothing left */
+        }
+        std::pair<std::string, std::string> range = std::move(c->ranges.front());
+        c->ranges.pop_front();
+        lock.unlock();
+        st_rocks_compact_range(r, range.first.data(), range.first.size(), range.second.data(),
+                               range.second.size());
+        lock.lock();
+    }
+}
+
+void st_rocks_compact_range_later(struct st_rocks *r, const void *lower, size_t lower_len,
+                                  const void *upper, size_t upper_len)
+{
+    HD_ASSERT(r != nullptr && r->db != nullptr && lower != nullptr && upper != nullptr);
+    if (r->compactor == nullptr) {
+        r->compactor = std::make_unique<st_compactor>();
+        int e = pthread_create(&r->compactor->thread, nullptr, st__compactor_main, r);
+        if (e != 0) {
+            r->compactor.reset();
+            HD_LOG_WARN("state compaction thread: %s; compacting on this one", strerror(e));
+            st_rocks_compact_range(r, lower, lower_len, upper, upper_len);
+            return;
+        }
+        pthread_setname_np(r->compactor->thread, "herald-compact");
+    }
+    std::pair<std::string, std::string> range(std::string((const char *)lower, lower_len),
+                                              std::string((const char *)upper, upper_len));
+    {
+        std::lock_guard<std::mutex> lock(r->compactor->mu);
+        for (const auto &queued : r->compactor->ranges) {
+            if (queued == range) {
+                return; /* one compaction, not yet begun, does for both */
+            }
+        }
+        r->compactor->ranges.push_back(std::move(range));
+    }
+    r->compactor->cv.notify_one();
 }
 
 /* ----------------------------------------------------------- iterators --- */
