@@ -1304,13 +1304,18 @@ def check_final_divergence(node, log, ref, channel, anomalies):
                              "reference_length": len(ref.messages)})
 
 
-def final_first_seq(log, commands):
-    """The seq a final log may start at: 1, or up to the highest before_seq
-    of a trim in the history that did not fail (README: a trim keeps the
-    seqs from min(before_seq, last seq) on)."""
+def highest_trim(commands):
+    """The highest before_seq of a trim among a channel's commands that did
+    not fail (1 if none): no seq at or above it was removed by a trim
+    (README: a trim keeps the seqs from min(before_seq, last seq) on)."""
     trims = [op.invoke.get("before_seq") for op in commands
              if op.invoke.get("f") == "trim" and op.outcome != "fail"]
-    highest = max([b for b in trims if isinstance(b, int)], default=1)
+    return max([b for b in trims if isinstance(b, int)], default=1)
+
+
+def final_first_seq(log, commands):
+    """The seq a final log may start at: 1, or up to highest_trim."""
+    highest = highest_trim(commands)
     first = log[0].get("seq") if log else None
     if isinstance(first, int) and not isinstance(first, bool) and 1 <= first <= highest:
         return first
@@ -1568,9 +1573,7 @@ def check_tail_gone(ev, n, tailer, st, retention, anomalies):
     and must not go back before what the tailer already had."""
     first = ev.get("first_seq")
     ch = ev.get("channel")
-    trims = [op.invoke.get("before_seq") for op in retention.get(ch, ())
-             if op.invoke.get("f") == "trim" and op.outcome != "fail"]
-    highest = max([b for b in trims if isinstance(b, int)], default=1)
+    highest = highest_trim(retention.get(ch, ()))
     had = st.expected_next()
     if not isinstance(first, int) or first > highest or (had is not None and first < had):
         anomalies.add(("tail_gone", tailer, n), "tail_gone", ch,

@@ -206,8 +206,8 @@ int log__apply_command(struct log_store *ls, uint16_t shard, uint64_t index,
     /* Range deletions free disk only when compaction reaches their files:
      * the channel's messages and dedup keys are compacted now, on the
      * state's compaction thread (on the loop, a trim under load stalled
-     * every append for 0.3-0.9 s), so the space comes back within seconds
-     * on every replica. */
+     * every append for 0.3-0.9 s); the space comes back on every replica
+     * once that thread has done it. */
     int compact = c.kind == LOG_ENTRY_KIND_DELETE ? 2 : (c.flags & LOG_COMMAND_LAZY) ? 0 : 1;
     for (int k = 0; k < compact; k++) {
         char kind = k == 0 ? LOG_KEY_MESSAGE : LOG_KEY_DEDUP;

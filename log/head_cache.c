@@ -73,19 +73,20 @@ void log__head_cache_put(struct log_store *ls, uint64_t hash, const char *ch, si
         return; /* read from state each time */
     }
     struct log_head_slot *set = log__set(ls, hash);
-    unsigned free_way = LOG_HEAD_CACHE_WAYS - 1; /* the oldest, if none is empty */
     for (unsigned i = 0; i < LOG_HEAD_CACHE_WAYS; i++) {
         if (log__slot_holds(&set[i], hash, ch, len)) {
             set[i].seq = seq;
             set[i].ts = ts;
             return;
         }
-        if (set[i].hash == 0 && free_way == LOG_HEAD_CACHE_WAYS - 1) {
-            free_way = i;
-        }
+    }
+    /* The way taken: the first empty one, else the last (the oldest). */
+    unsigned take = 0;
+    while (take < LOG_HEAD_CACHE_WAYS - 1 && set[take].hash != 0) {
+        take++;
     }
     /* The newest first: the ways before the one taken move down one. */
-    memmove(&set[1], &set[0], free_way * sizeof *set);
+    memmove(&set[1], &set[0], take * sizeof *set);
     struct log_head_slot *s = &set[0];
     s->hash = hash;
     s->len = (uint8_t)len;

@@ -25,8 +25,9 @@ struct log_command;
  * sized for: two million 64-byte slots, with channel ids of up to
  * LOG_HEAD_CACHE_ID_MAX bytes inline (longer ones are read from state each
  * time), 128 MiB taken page by page as channels are written. A million
- * channels written at random miss it about 4% of the time (with one million
- * slots, 19%: 1.13x the CPU per append over 90 s; README: Many channels).
+ * channels written at random would miss it about 4% of the time, by a
+ * Poisson estimate of the channels per set (19% with one million slots,
+ * which over 90 s cost 1.13x the CPU per append; README: Many channels).
  */
 #define LOG_HEAD_CACHE_SLOTS (1u << 21)
 #define LOG_HEAD_CACHE_WAYS 4u
