@@ -23,8 +23,8 @@
  *                                            command.h kind 4, policy.c)
  * `len` is one byte, so a channel's keys never prefix another channel's;
  * big-endian seq makes RocksDB's byte order the seq order; and the shard
- * right after the kind makes each shard's state three contiguous key ranges,
- * which is what a snapshot of one shard has to copy.
+ * right after the kind makes each shard's state one contiguous key range per
+ * kind, which is what a snapshot of one shard copies (transfer.c).
  *
  * A channel that holds messages holds one at its first seq ('f', or 1):
  * messages are gapless, a trim moves 'f' to the first it keeps (or past the

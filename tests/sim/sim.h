@@ -72,17 +72,20 @@ struct sim_nonce {
     uint8_t *payload;
 };
 
-/* One batch proposed as one raft entry at one server (proposer.c's batch). */
+/* One batch proposed as one raft entry at one server (proposer.c's batch),
+ * or one trim or delete (command.h; count 0, no results). */
 struct sim_prop {
     struct raft_apply req;   /* req.data = this */
     struct sim *sim;
     unsigned server;
     uint64_t proposal;       /* the server's counter, as in the entry header */
+    uint8_t kind;            /* LOG_ENTRY_KIND_APPENDS, _TRIM or _DELETE */
     uint32_t count;
     uint16_t nonces[SIM_BATCH_MAX];
     uint64_t entry_hash;     /* of the encoded entry, to know it when applied */
     uint64_t index;          /* raft index it was applied at, at its proposer */
     struct log_result results[SIM_BATCH_MAX];
+    uint64_t epochs[SIM_BATCH_MAX]; /* the channel's epoch each append went to */
     bool in_flight;          /* on its server's flight list */
     bool applied;            /* the proposer applied it (results valid) */
     bool done;               /* the apply callback ran */
@@ -114,6 +117,8 @@ struct sim_server {
     uint64_t applied;        /* highest index this server's FSM applied */
     uint64_t head_seq[SIM_CHANNELS_MAX];
     uint64_t head_ts[SIM_CHANNELS_MAX];
+    uint64_t first_seq[SIM_CHANNELS_MAX]; /* 0 until a command sets it: 1 */
+    uint64_t epoch[SIM_CHANNELS_MAX];
     unsigned restarts;
 };
 
@@ -121,8 +126,12 @@ struct sim_server {
 struct sim_slot {
     bool set;
     uint64_t hash;           /* of the entry bytes */
-    uint32_t count;
+    uint32_t count;          /* appends; 0 for a command */
     struct log_result expect[SIM_BATCH_MAX]; /* from the model */
+    uint64_t epoch[SIM_BATCH_MAX];           /* each append's channel epoch */
+    int cmd_ch;              /* a trim's or delete's channel, else -1 */
+    uint64_t cmd_first;      /* the model's first seq and epoch of it after */
+    uint64_t cmd_epoch;
 };
 
 /* The reference model: log.h's rule, written independently of apply.c. */
@@ -135,6 +144,8 @@ struct sim_model {
     uint64_t last_index;
     uint64_t head_seq[SIM_CHANNELS_MAX];
     uint64_t head_ts[SIM_CHANNELS_MAX];
+    uint64_t first_seq[SIM_CHANNELS_MAX]; /* 0 until a command sets it: 1 */
+    uint64_t epoch[SIM_CHANNELS_MAX];     /* deletes so far */
     bool dedup_set[SIM_NONCES_MAX];
     uint64_t dedup_seq[SIM_NONCES_MAX];
     uint64_t dedup_ts[SIM_NONCES_MAX];
@@ -155,6 +166,7 @@ struct sim_params {
     unsigned p_heal;         /* percent per step that some fault is healed */
     unsigned p_retry;        /* percent of appends that retry an old nonce */
     unsigned max_batches;    /* per step */
+    unsigned p_command;      /* percent of steps that also trim or delete */
 };
 
 /* Shared across scenarios of one process: one RocksDB per server slot,
@@ -168,6 +180,11 @@ struct sim_stores {
 struct sim {
     uint64_t seed;
     struct sim_rng rng;
+    /* Trims and deletes draw from a stream of their own, so that with them
+     * off (--no-commands) a seed replays the scenario it did before they
+     * existed. */
+    struct sim_rng cmd_rng;
+    bool no_commands;
     struct sim_params p;
     struct sim_stores *stores;
     struct raft_fixture f;
@@ -198,7 +215,7 @@ struct sim {
     /* counters for the summary */
     unsigned long n_acked, n_dup_acked, n_unknown, n_crashes, n_pauses, n_clock_steps,
         n_io_faults, n_partitions, n_apply_errors, n_open_errors, n_bounces,
-        n_reopens;
+        n_reopens, n_trims, n_deletes;
 };
 
 /* sim_cluster.c */
@@ -232,6 +249,8 @@ void sim_model_apply(struct sim *s, uint64_t index, const uint8_t *entry, size_t
 void sim_model_close(struct sim_model *m);
 int sim_nonce_id(const struct sim *s, const char *text, size_t len);
 int sim_channel_id(const struct sim *s, const char *id, size_t len);
+/* The first seq left by trims (1 if none). */
+uint64_t sim_first_seq(const uint64_t *first, unsigned c);
 
 /* sim_check.c */
 void sim_fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -239,7 +258,7 @@ void sim_cons_observe(struct sim *s, unsigned server, uint64_t index, const uint
                       size_t len, const struct log_result *results);
 void sim_cons_check(struct sim *s);
 void sim_log_check(struct sim *s);
-void sim_ack_check(struct sim *s, const struct sim_prop *p);
+void sim_ack_check(struct sim *s, struct sim_prop *p);
 void sim_final_check(struct sim *s);
 
 /* sim_alloc.c: hd_replace_allocator hooks for the allocation sweep */
@@ -256,6 +275,7 @@ struct sim_opts {
     bool verbose;
     bool small;              /* the allocation sweep's short scenario */
     bool reset_proposals;
+    bool no_commands;
 };
 int sim_run_one(struct sim_stores *st, uint64_t seed, const struct sim_opts *o);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command.h"
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
@@ -75,8 +76,10 @@ static struct sim_slot *sim__slot_first(struct sim *s, unsigned server, uint64_t
                  "server had none", server, (unsigned long long)index);
         return NULL;
     }
-    struct log_entry_header h;
-    HD_ASSERT(log_entry_decode(entry, len, &h) == 0);
+    struct log_entry_header h = {0};
+    if (!log_entry_is_command(entry, len)) {
+        HD_ASSERT(log_entry_decode(entry, len, &h) == 0);
+    }
     slot->set = true;
     slot->hash = sim_entry_hash(entry, len);
     slot->count = h.count;
@@ -84,11 +87,22 @@ static struct sim_slot *sim__slot_first(struct sim *s, unsigned server, uint64_t
     return slot;
 }
 
-/* Per server and channel: seq gapless, ts strictly increasing. */
+/* Per server and channel: seq gapless, ts strictly increasing; a trim
+ * keeps the head, a delete starts it again. */
 static void sim__observe_heads(struct sim *s, struct sim_server *v, uint64_t index,
                                const uint8_t *entry, size_t len,
-                               const struct log_result *results)
+                               const struct log_result *results, const struct sim_slot *slot)
 {
+    if (slot->cmd_ch >= 0) {
+        unsigned c = (unsigned)slot->cmd_ch;
+        if (slot->cmd_epoch != v->epoch[c]) {
+            v->head_seq[c] = 0;
+            v->head_ts[c] = 0;
+        }
+        v->first_seq[c] = slot->cmd_first;
+        v->epoch[c] = slot->cmd_epoch;
+        return;
+    }
     struct log_entry_iter it;
     log_entry_iter_init(&it, entry, len);
     struct log_append a;
@@ -140,7 +154,7 @@ void sim_cons_observe(struct sim *s, unsigned server, uint64_t index, const uint
             return;
         }
     }
-    sim__observe_heads(s, v, index, entry, len, results);
+    sim__observe_heads(s, v, index, entry, len, results, slot);
 }
 
 /* A server whose store is open and whose FSM runs. */
@@ -189,11 +203,24 @@ void sim_log_check(struct sim *s)
                          (unsigned long long)v->head_seq[c], (unsigned long long)v->head_ts[c]);
                 return;
             }
+            struct log_channel_info info;
+            rv = log_channel_info(v->ls, s->channels[c], s->channel_len[c], &info);
+            uint64_t first = sim_first_seq(v->first_seq, c);
+            if (rv != 0 || info.first_seq != first || info.epoch != v->epoch[c] ||
+                info.last_seq != seq || info.last_ts != ts) {
+                sim_fail(s, "server %u channel %u: log_channel_info (first %llu, last %llu, "
+                         "epoch %llu, %s) but its applies left (first %llu, last %llu, "
+                         "epoch %llu)", i, c, (unsigned long long)info.first_seq,
+                         (unsigned long long)info.last_seq, (unsigned long long)info.epoch,
+                         hd_strerror(rv), (unsigned long long)first, (unsigned long long)seq,
+                         (unsigned long long)v->epoch[c]);
+                return;
+            }
         }
     }
 }
 
-void sim_ack_check(struct sim *s, const struct sim_prop *p)
+void sim_ack_check(struct sim *s, struct sim_prop *p)
 {
     const struct sim_slot *slot = p->index < s->slots_cap ? &s->slots[p->index] : NULL;
     if (slot == NULL || !slot->set || slot->hash != p->entry_hash) {
@@ -209,7 +236,10 @@ void sim_ack_check(struct sim *s, const struct sim_prop *p)
             return;
         }
     }
+    memcpy(p->epochs, slot->epoch, p->count * sizeof *slot->epoch);
     s->n_acked += p->count;
+    s->n_trims += p->kind == LOG_ENTRY_KIND_TRIM;
+    s->n_deletes += p->kind == LOG_ENTRY_KIND_DELETE;
 }
 
 /* ------------------------------------------------------------ teardown --- */
@@ -274,17 +304,36 @@ static void sim__final_logs(struct sim *s)
             return;
         }
         for (unsigned c = 0; c < s->p.n_channels && !s->violated; c++) {
-            struct sim_read rd = {.s = s, .server = i, .c = c, .expect_seq = 1,
-                                  .digest = 0xcbf29ce484222325ull};
+            uint64_t first_seq = sim_first_seq(s->model.first_seq, c);
+            struct log_channel_info info;
+            int rv = log_channel_info(v->ls, s->channels[c], s->channel_len[c], &info);
+            if (rv != 0 || info.first_seq != first_seq || info.epoch != s->model.epoch[c]) {
+                sim_fail(s, "server %u channel %u: first seq %llu, epoch %llu (%s), the model "
+                         "has %llu, %llu", i, c, (unsigned long long)info.first_seq,
+                         (unsigned long long)info.epoch, hd_strerror(rv),
+                         (unsigned long long)first_seq, (unsigned long long)s->model.epoch[c]);
+                return;
+            }
             uint64_t next = 0;
-            int rv = log_read(v->ls, s->channels[c], s->channel_len[c], 0, SIZE_MAX,
-                              sim__read_cb, &rd, &next);
+            struct sim_read gone = {.s = s, .server = i, .c = c, .expect_seq = first_seq - 1};
+            if (first_seq > 1 &&
+                (rv = log_read(v->ls, s->channels[c], s->channel_len[c], first_seq - 2, 1,
+                               sim__read_cb, &gone, &next)) != HD_EGONE) {
+                sim_fail(s, "server %u channel %u: a read of trimmed seq %llu gave %s, not "
+                         "HD_EGONE", i, c, (unsigned long long)(first_seq - 1),
+                         hd_strerror(rv));
+                return;
+            }
+            struct sim_read rd = {.s = s, .server = i, .c = c, .expect_seq = first_seq,
+                                  .digest = 0xcbf29ce484222325ull};
+            rv = log_read(v->ls, s->channels[c], s->channel_len[c], first_seq - 1, SIZE_MAX,
+                          sim__read_cb, &rd, &next);
             if (s->violated) {
                 return;
             }
             if (rv != 0 || rd.expect_seq != s->model.head_seq[c] + 1) {
-                sim_fail(s, "server %u channel %u: log_read gave %llu messages (%s), the "
-                         "model has %llu", i, c, (unsigned long long)(rd.expect_seq - 1),
+                sim_fail(s, "server %u channel %u: log_read ended before seq %llu (%s), the "
+                         "model's last is %llu", i, c, (unsigned long long)rd.expect_seq,
                          hd_strerror(rv), (unsigned long long)s->model.head_seq[c]);
                 return;
             }
@@ -298,7 +347,8 @@ static void sim__final_logs(struct sim *s)
 }
 
 /* Every acknowledged append is in the final log at the acknowledged seq
- * with the acknowledged ts (a duplicate's answer names its original). */
+ * with the acknowledged ts (a duplicate's answer names its original),
+ * unless a trim removed that seq or a delete its epoch. */
 static void sim__final_acks(struct sim *s)
 {
     for (const struct sim_prop *p = s->props; p != NULL && !s->violated; p = p->next_all) {
@@ -308,6 +358,10 @@ static void sim__final_acks(struct sim *s)
         for (uint32_t k = 0; k < p->count; k++) {
             const struct log_result *r = &p->results[k];
             unsigned id = p->nonces[k], c = s->nonces[id].ch;
+            if (p->epochs[k] != s->model.epoch[c] ||
+                r->seq < sim_first_seq(s->model.first_seq, c)) {
+                continue;
+            }
             const struct sim_model_msg *m =
                 r->seq >= 1 && r->seq <= s->model.head_seq[c] ? &s->model.log[c][r->seq - 1]
                                                               : NULL;

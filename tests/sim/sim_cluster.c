@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "command.h"
 #include "hd_assert.h"
 #include "hd_error.h"
 #include "hd_util.h"
@@ -106,12 +107,23 @@ uint64_t sim_clock_us(struct sim *s, unsigned i)
 static struct sim_prop *sim__own_prop(struct sim_server *v, uint64_t index,
                                       const struct raft_buffer *buf)
 {
+    uint64_t proposer = 0, proposal = 0;
     struct log_entry_header h;
-    if (log_entry_peek(buf->base, buf->len, &h) != 0 || h.proposer != v->i + 1u) {
+    struct log_command c;
+    if (log_entry_is_command(buf->base, buf->len)) {
+        if (log_command_decode(buf->base, buf->len, &c) == 0) {
+            proposer = c.proposer;
+            proposal = c.proposal;
+        }
+    } else if (log_entry_peek(buf->base, buf->len, &h) == 0) {
+        proposer = h.proposer;
+        proposal = h.proposal;
+    }
+    if (proposer != v->i + 1u) {
         return NULL;
     }
     for (struct sim_prop *q = v->flight; q != NULL; q = q->next_flight) {
-        if (q->req.index == index && q->proposal == h.proposal) {
+        if (q->req.index == index && q->proposal == proposal) {
             return q;
         }
     }

@@ -13,7 +13,7 @@ static void sim__usage(void)
 {
     fprintf(stderr,
             "usage: herald_sim [--seed N | --seeds A..B | --first A --count N] [-v]\n"
-            "                  [--keep-going] [--herald-proposal-ids]\n"
+            "                  [--keep-going] [--herald-proposal-ids] [--no-commands]\n"
             "                  [--alloc-sweep [--seed N] [--max K]] [--dir D]\n"
             "  --seed N       run (replay) the one scenario of seed N\n"
             "  --seeds A..B   run seeds A to B inclusive (default 1..100)\n"
@@ -22,6 +22,8 @@ static void sim__usage(void)
             "  --keep-going   run every seed, report each violation\n"
             "  --herald-proposal-ids  proposal ids restart at 1 after a crash, as in\n"
             "                 herald's proposer.c (README: known bug)\n"
+            "  --no-commands  no trims or deletes: each seed replays the scenario it\n"
+            "                 did before the sim issued them\n"
             "exit: 0 all held, 2 an invariant was violated, 1 setup or usage error\n");
 }
 
@@ -33,6 +35,7 @@ struct sim_args {
     bool verbose;
     bool keep_going;
     bool reset_proposals;
+    bool no_commands;
     const char *dir;
 };
 
@@ -74,6 +77,9 @@ static bool sim__parse(int argc, char **argv, struct sim_args *a)
         } else if (strcmp(o, "--herald-proposal-ids") == 0) {
             a->reset_proposals = true;
             continue;
+        } else if (strcmp(o, "--no-commands") == 0) {
+            a->no_commands = true;
+            continue;
         } else if (strcmp(o, "--alloc-sweep") == 0) {
             a->sweep = true;
             continue;
@@ -113,7 +119,7 @@ static int sim__seeds(struct sim_stores *st, const struct sim_args *a)
     uint64_t failed = 0;
     int worst = SIM_EXIT_OK;
     for (uint64_t seed = a->first; seed <= a->last; seed++) {
-        struct sim_opts o = {a->verbose, false, a->reset_proposals};
+        struct sim_opts o = {a->verbose, false, a->reset_proposals, a->no_commands};
         int code = sim_run_one(st, seed, &o);
         if (code != SIM_EXIT_OK) {
             failed++;
@@ -138,7 +144,7 @@ static int sim__seeds(struct sim_stores *st, const struct sim_args *a)
 static int sim__sweep(struct sim_stores *st, const struct sim_args *a)
 {
     double t0 = sim__now();
-    struct sim_opts o = {a->verbose, true, a->reset_proposals};
+    struct sim_opts o = {a->verbose, true, a->reset_proposals, a->no_commands};
     sim_alloc_install();
     sim_alloc_arm(0);
     sim_stores_reset(st);

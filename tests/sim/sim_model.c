@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "hd_assert.h"
+#include "command.h"
 #include "hd_util.h"
 #include "sim.h"
 
@@ -16,6 +17,13 @@
  *   ts = max(stamp, last ts + 1), and the record becomes (seq, ts, stamp).
  * Nonce ids are global in the sim and each belongs to one channel, so the
  * record is keyed by nonce id alone.
+ *
+ * Commands (command.h): a trim to before_seq removes the messages below
+ * min(before_seq, last seq), or below min(before_seq, last seq + 1) if it
+ * may empty the channel; the head (last seq and ts) and the dedup records
+ * stay, so the next append continues the seq and a retry of a removed
+ * message still answers it. A delete forgets the channel: its messages, its
+ * head and its dedup records; the epoch counts up and seqs start at 1.
  */
 
 int sim_channel_id(const struct sim *s, const char *id, size_t len)
@@ -40,6 +48,11 @@ int sim_nonce_id(const struct sim *s, const char *text, size_t len)
     }
     const struct sim_nonce *n = &s->nonces[id];
     return n->len == len && memcmp(n->text, text, len) == 0 ? (int)id : -1;
+}
+
+uint64_t sim_first_seq(const uint64_t *first, unsigned c)
+{
+    return first[c] > 0 ? first[c] : 1;
 }
 
 static bool sim__record_live(const struct sim_model *m, unsigned id, uint64_t stamp,
@@ -93,11 +106,64 @@ static bool sim__model_one(struct sim *s, const struct log_append *a, uint64_t s
     return true;
 }
 
+static void sim__model_trim(struct sim_model *m, unsigned c, const struct log_command *cmd)
+{
+    uint64_t last = m->head_seq[c];
+    uint64_t keep_from = (cmd->flags & LOG_COMMAND_MAY_EMPTY) != 0 ? last + 1 : last;
+    if (cmd->before_seq < keep_from) {
+        keep_from = cmd->before_seq;
+    }
+    if (last > 0 && keep_from > sim_first_seq(m->first_seq, c)) {
+        m->first_seq[c] = keep_from;
+    }
+}
+
+static void sim__model_delete(struct sim *s, unsigned c)
+{
+    struct sim_model *m = &s->model;
+    m->head_seq[c] = 0;
+    m->head_ts[c] = 0;
+    m->first_seq[c] = 1;
+    m->epoch[c]++;
+    for (unsigned id = 0; id < s->n_nonces; id++) {
+        if (s->nonces[id].ch == c) {
+            m->dedup_set[id] = false;
+        }
+    }
+}
+
+static void sim__model_command(struct sim *s, uint64_t index, const uint8_t *entry,
+                               size_t len, struct sim_slot *slot)
+{
+    struct log_command cmd;
+    int c = -1;
+    if (log_command_decode(entry, len, &cmd) == 0 && cmd.kind != LOG_ENTRY_KIND_POLICY) {
+        c = sim_channel_id(s, cmd.channel, cmd.channel_len);
+    }
+    if (c < 0) {
+        sim_fail(s, "entry %llu: not a command the client made", (unsigned long long)index);
+        return;
+    }
+    if (cmd.kind == LOG_ENTRY_KIND_TRIM) {
+        sim__model_trim(&s->model, (unsigned)c, &cmd);
+    } else {
+        sim__model_delete(s, (unsigned)c);
+    }
+    slot->cmd_ch = c;
+    slot->cmd_first = sim_first_seq(s->model.first_seq, (unsigned)c);
+    slot->cmd_epoch = s->model.epoch[c];
+}
+
 void sim_model_apply(struct sim *s, uint64_t index, const uint8_t *entry, size_t len,
                      uint64_t stamp_us, struct sim_slot *slot)
 {
     HD_ASSERT(index > s->model.last_index);
     s->model.last_index = index;
+    slot->cmd_ch = -1;
+    if (log_entry_is_command(entry, len)) {
+        sim__model_command(s, index, entry, len, slot);
+        return;
+    }
     struct log_entry_iter it;
     log_entry_iter_init(&it, entry, len);
     struct log_append a;
@@ -108,6 +174,7 @@ void sim_model_apply(struct sim *s, uint64_t index, const uint8_t *entry, size_t
                      (unsigned long long)index, k);
             return;
         }
+        slot->epoch[k] = s->model.epoch[sim_channel_id(s, a.channel, a.channel_len)];
     }
 }
 

@@ -68,12 +68,13 @@ static void sim__report(const struct sim *s)
         printf("herald_sim: seed=%llu ok: %u servers, %u channels, %u steps, window %s, "
                "%u nonces, %lu acked appends (%lu duplicates), %lu unknown, %lu crashes, "
                "%lu store reopens, %lu pauses, %lu partitions, %lu clock steps, %lu io faults, %lu apply errors, "
-               "%lu leader bounces, "
+               "%lu leader bounces, %lu trims and %lu deletes acked, "
                "committed up to %llu, fixture time %llu ms\n",
                (unsigned long long)s->seed, s->p.n_servers, s->p.n_channels, s->p.steps,
                s->p.short_window ? "3 s" : "24 h", s->n_nonces, s->n_acked, s->n_dup_acked,
                s->n_unknown, s->n_crashes, s->n_reopens, s->n_pauses, s->n_partitions, s->n_clock_steps,
-               s->n_io_faults, s->n_apply_errors, s->n_bounces, (unsigned long long)s->model.last_index,
+               s->n_io_faults, s->n_apply_errors, s->n_bounces, s->n_trims, s->n_deletes,
+               (unsigned long long)s->model.last_index,
                (unsigned long long)s->f.time);
     }
 }
@@ -84,6 +85,8 @@ int sim_run_one(struct sim_stores *st, uint64_t seed, const struct sim_opts *o)
     HD_ASSERT(s != NULL);
     s->seed = seed;
     s->rng.s = seed;
+    s->cmd_rng.s = seed ^ 0x636f6d6d616e6473ull; /* "commands" */
+    s->no_commands = o->no_commands;
     s->stores = st;
     s->verbose = o->verbose;
     s->reset_proposals = o->reset_proposals;

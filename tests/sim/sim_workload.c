@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command.h"
 #include "hd_assert.h"
 #include "hd_util.h"
 #include "sim.h"
@@ -33,6 +34,9 @@ void sim_params_draw(struct sim *s, bool small)
     p->p_heal = 20 + sim_below(g, 40);
     p->p_retry = 10 + sim_below(g, 35);
     p->max_batches = 1 + sim_below(g, 4);
+    /* From the commands' own stream: half the scenarios trim and delete. */
+    p->p_command = s->no_commands || sim_chance(&s->cmd_rng, 50) ? 0
+                                                               : 5 + sim_below(&s->cmd_rng, 20);
     if (small) {
         /* The allocation sweep runs this once per allocation: keep it short,
          * but with restarts, big payloads and snapshots in it. */
@@ -128,27 +132,19 @@ static void sim__apply_cb(struct raft_apply *req, int status, void *result)
     sim_ack_check(s, p);
 }
 
-/* Encodes and proposes one batch the way proposer.c does: one entry,
- * stamped with the proposing leader's wall clock. */
-static void sim__propose(struct sim *s, unsigned i, const uint16_t *ids, uint32_t n)
+static struct sim_prop *sim__prop_new(struct sim *s, unsigned i, uint8_t kind)
 {
-    struct sim_server *v = &s->servers[i];
-    struct log_append a[SIM_BATCH_MAX];
-    for (uint32_t k = 0; k < n; k++) {
-        const struct sim_nonce *nc = &s->nonces[ids[k]];
-        a[k] = (struct log_append){s->channels[nc->ch], s->channel_len[nc->ch], nc->text,
-                                   nc->len, nc->payload, nc->payload_len};
-    }
     struct sim_prop *p = calloc(1, sizeof *p);
     HD_ASSERT(p != NULL);
-    *p = (struct sim_prop){.sim = s, .server = i, .count = n, .proposal = ++v->next_proposal};
-    memcpy(p->nonces, ids, n * sizeof *ids);
-    struct log_entry_header h = {.stamp_us = sim_clock_us(s, i), .proposer = i + 1u,
-                                 .proposal = p->proposal, .count = n};
-    struct raft_buffer buf = {.len = log_entry_size(a, n)};
-    buf.base = raft_malloc(buf.len);
-    HD_ASSERT(buf.base != NULL);
-    log_entry_encode(buf.base, &h, a, n);
+    *p = (struct sim_prop){.sim = s, .server = i, .kind = kind,
+                           .proposal = ++s->servers[i].next_proposal};
+    return p;
+}
+
+/* Hands the encoded entry of p to raft at its server. */
+static void sim__submit(struct sim *s, struct sim_prop *p, struct raft_buffer buf)
+{
+    struct sim_server *v = &s->servers[p->server];
     p->entry_hash = sim_entry_hash(buf.base, buf.len);
     p->next_all = s->props;
     s->props = p;
@@ -156,7 +152,7 @@ static void sim__propose(struct sim *s, unsigned i, const uint16_t *ids, uint32_
     v->flight = p;
     p->in_flight = true;
     p->req.data = p;
-    int rv = raft_apply(raft_fixture_get(&s->f, i), &p->req, &buf, 1, sim__apply_cb);
+    int rv = raft_apply(raft_fixture_get(&s->f, p->server), &p->req, &buf, 1, sim__apply_cb);
     if (rv != 0) {
         raft_free(buf.base); /* nothing was appended: a known failure */
         sim__flight_remove(p);
@@ -165,9 +161,59 @@ static void sim__propose(struct sim *s, unsigned i, const uint16_t *ids, uint32_
     }
 }
 
+/* Encodes and proposes one batch the way proposer.c does: one entry,
+ * stamped with the proposing leader's wall clock. */
+static void sim__propose(struct sim *s, unsigned i, const uint16_t *ids, uint32_t n)
+{
+    struct log_append a[SIM_BATCH_MAX];
+    for (uint32_t k = 0; k < n; k++) {
+        const struct sim_nonce *nc = &s->nonces[ids[k]];
+        a[k] = (struct log_append){s->channels[nc->ch], s->channel_len[nc->ch], nc->text,
+                                   nc->len, nc->payload, nc->payload_len};
+    }
+    struct sim_prop *p = sim__prop_new(s, i, LOG_ENTRY_KIND_APPENDS);
+    p->count = n;
+    memcpy(p->nonces, ids, n * sizeof *ids);
+    struct log_entry_header h = {.stamp_us = sim_clock_us(s, i), .proposer = i + 1u,
+                                 .proposal = p->proposal, .count = n};
+    struct raft_buffer buf = {.len = log_entry_size(a, n)};
+    buf.base = raft_malloc(buf.len);
+    HD_ASSERT(buf.base != NULL);
+    log_entry_encode(buf.base, &h, a, n);
+    sim__submit(s, p, buf);
+}
+
+/* A trim or delete of a random channel, the way api/ proposes one: a trim
+ * to somewhere around the channel's head as the client last saw it (the
+ * model's), sometimes allowed to empty it, sometimes lazy. */
+static void sim__propose_command(struct sim *s, unsigned i)
+{
+    struct sim_rng *g = &s->cmd_rng;
+    unsigned c = sim_below(g, s->p.n_channels);
+    struct log_command cmd = {.kind = LOG_ENTRY_KIND_TRIM, .channel = s->channels[c],
+                              .channel_len = s->channel_len[c]};
+    if (sim_chance(g, 25)) {
+        cmd.kind = LOG_ENTRY_KIND_DELETE;
+    } else {
+        cmd.before_seq = 1 + sim_below(g, (uint32_t)s->model.head_seq[c] + 3);
+        cmd.flags = (uint16_t)((sim_chance(g, 30) ? LOG_COMMAND_MAY_EMPTY : 0) |
+                               (sim_chance(g, 50) ? LOG_COMMAND_LAZY : 0));
+    }
+    struct sim_prop *p = sim__prop_new(s, i, cmd.kind);
+    cmd.stamp_us = sim_clock_us(s, i);
+    cmd.proposer = i + 1u;
+    cmd.proposal = p->proposal;
+    HD_ASSERT(log_command_valid(&cmd));
+    struct raft_buffer buf = {.len = log_command_size(&cmd)};
+    buf.base = raft_malloc(buf.len);
+    HD_ASSERT(buf.base != NULL);
+    log_command_encode(buf.base, &cmd);
+    sim__submit(s, p, buf);
+}
+
 /* The server a client reaches: a leader (maybe a stale one, cut off in a
  * minority), sometimes any server at all (raft_apply says NOTLEADER). */
-static int sim__pick_server(struct sim *s)
+static int sim__pick_server(struct sim *s, struct sim_rng *g)
 {
     unsigned up[SIM_SERVERS_MAX], leaders[SIM_SERVERS_MAX], n_up = 0, n_leaders = 0;
     for (unsigned i = 0; i < s->p.n_servers; i++) {
@@ -179,10 +225,10 @@ static int sim__pick_server(struct sim *s)
             leaders[n_leaders++] = i;
         }
     }
-    if (n_leaders > 0 && !sim_chance(&s->rng, 5)) {
-        return (int)leaders[sim_below(&s->rng, n_leaders)];
+    if (n_leaders > 0 && !sim_chance(g, 5)) {
+        return (int)leaders[sim_below(g, n_leaders)];
     }
-    return n_up > 0 ? (int)up[sim_below(&s->rng, n_up)] : -1;
+    return n_up > 0 ? (int)up[sim_below(g, n_up)] : -1;
 }
 
 /* One batch: new nonces, retries of earlier ones (dedup), and now and then
@@ -214,13 +260,19 @@ void sim_client_step(struct sim *s)
 {
     unsigned batches = sim_below(&s->rng, s->p.max_batches + 1);
     for (unsigned b = 0; b < batches; b++) {
-        int i = sim__pick_server(s);
+        int i = sim__pick_server(s, &s->rng);
         if (i < 0) {
             return;
         }
         uint16_t ids[SIM_BATCH_MAX];
         uint32_t n = sim__draw_batch(s, ids);
         sim__propose(s, (unsigned)i, ids, n);
+    }
+    if (s->p.p_command > 0 && sim_chance(&s->cmd_rng, s->p.p_command)) {
+        int i = sim__pick_server(s, &s->cmd_rng);
+        if (i >= 0) {
+            sim__propose_command(s, (unsigned)i);
+        }
     }
 }
 
