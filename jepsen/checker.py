@@ -40,6 +40,8 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass
 
+import check_deletes
+
 ANOMALY_CAP = 200        # anomalies kept in results.json
 SUMMARY_ANOMALIES = 20   # anomalies printed in summary.txt
 OPS_CAP = 20             # history records attached to one anomaly
@@ -2035,7 +2037,13 @@ def check(run_dir, write=True) -> dict:
                                 final, nemesis, run, store)
     finally:
         store.close()
-    results["warnings"] = (w_run + w_history + w_tails + w_final + w_nemesis
+    w_deletes = []
+    if run.get("deletes") or os.path.exists(path("deletes.jsonl")):
+        records = read_jsonl(path("deletes.jsonl"), w_deletes)
+        results["deletes"] = check_deletes.check(records, final or {}, w_deletes, parse_ts)
+        if results["deletes"]["anomaly_count"]:
+            results["valid"] = False
+    results["warnings"] = (w_run + w_history + w_tails + w_final + w_nemesis + w_deletes
                            + results["warnings"])
     if final is None:
         results["complete"] = False
@@ -2092,7 +2100,8 @@ def format_faults(results):
 
 def format_summary(results):
     """The human summary written to summary.txt and printed."""
-    total = sum(results["anomaly_kinds"].values())
+    total = (sum(results["anomaly_kinds"].values())
+             + results.get("deletes", {}).get("anomaly_count", 0))
     verdict = "VALID" if results["valid"] else "INVALID (%d safety anomalies)" % total
     if not results.get("complete", True):
         verdict += " -- INCOMPLETE CHECK, see warnings"
@@ -2117,6 +2126,8 @@ def format_summary(results):
                      + ", ".join(map(str, results["skipped_faults"])))
     if results.get("final_converged") is False:
         lines.append("note: harness reports the final logs did not converge")
+    if "deletes" in results:
+        lines.extend(check_deletes.summary_lines(results["deletes"]))
     for w in results["warnings"][:10]:
         lines.append("warning: " + w)
     if total:

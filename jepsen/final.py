@@ -124,10 +124,11 @@ def restart_dead(cluster, recorder):
 
 
 def read_log(ip, channel, timeout=5.0):
-    """A node's whole log of a channel, from what it has applied; None if
-    it could not be read."""
+    """A node's whole log of a channel, from what it has applied, and the
+    channel's epoch (deletes so far); None if it could not be read."""
     out = []
     after = 0
+    epoch = None
     while True:
         a = hclient.request(ip, "GET", "/v1/channels/%s/messages?after_seq=%d&limit=1000"
                             % (channel, after), timeout=timeout)
@@ -141,17 +142,27 @@ def read_log(ip, channel, timeout=5.0):
             continue
         if a.status != 200 or not isinstance(j, dict):
             return None
+        epoch = j.get("epoch") if epoch is None else epoch
+        if j.get("epoch") != epoch:
+            return None  # deleted while being read: not a final state
         msgs = j["messages"]
         if not msgs:
-            return out
+            return out, epoch
         out += [{"seq": m["seq"], "ts": m["ts"], "nonce": m["nonce"],
                  "payload": m.get("payload")} for m in msgs]
         after = msgs[-1]["seq"]
 
 
-def converge(cluster, channels, timeout, recorder):
+def identical(views):
+    """Whether every node's view was read and all are the same."""
+    first = next(iter(views.values()), None)
+    return all(v is not None and v == first for v in views.values())
+
+
+def converge(cluster, channels, timeout, recorder, del_channels=()):
     """Reads every member's logs until they are identical (or time is up);
-    returns ({node: {channel: log} or None}, converged). Reading the whole
+    returns ({node: {channel: log} or None}, {node: {channel: {"epoch",
+    "log"}} or None} of the delete channels, converged). Reading the whole
     logs may reach damage the corrupt nemesis left where no read went
     before (a RocksDB block): that node stops with exit 3 as it must, and
     is replaced here as during the run (or, with --repair, restarted by
@@ -159,21 +170,20 @@ def converge(cluster, channels, timeout, recorder):
     deadline = time.monotonic() + timeout
     while True:
         replace_pending(cluster, recorder)
-        logs = {}
+        logs, deleted = {}, {}
         for nd in cluster.nodes:
             if nd.id is None:
                 continue
-            per = {}
-            for ch in channels:
-                per[ch] = read_log(nd.ip, ch)
-                if per[ch] is None:
-                    per = None
-                    break
-            logs[nd.name] = per
-        readable = [v for v in logs.values() if v is not None]
-        same = len(readable) == len(logs) and all(v == readable[0] for v in readable)
+            read = [read_log(nd.ip, ch) for ch in list(channels) + list(del_channels)]
+            if any(r is None for r in read):
+                logs[nd.name] = deleted[nd.name] = None
+                continue
+            logs[nd.name] = {ch: r[0] for ch, r in zip(channels, read)}
+            deleted[nd.name] = {ch: {"epoch": r[1], "log": r[0]}
+                                for ch, r in zip(del_channels, read[len(channels):])}
+        same = identical(logs) and identical(deleted)
         if same or time.monotonic() > deadline:
-            return logs, same
+            return logs, deleted, same
         time.sleep(1.0)
 
 

@@ -25,6 +25,10 @@ DEFINITE_503 = ("unavailable", "overloaded", "shutting_down")
 # what faults put at risk (the newest appends) stays checked for loss.
 TRIM_SHARE = 0.005
 TRIM_KEEP = (300, 1000)
+# With deletes on: channels of their own, each with one appender and one
+# deleter (deletes.jsonl), and the seconds between a channel's deletes.
+DELETE_CHANNELS = 2
+DELETE_EVERY = (1.0, 4.0)
 
 
 def failure(a):
@@ -66,7 +70,7 @@ class Recorder:
 
 class Workload:
     def __init__(self, cluster, channels, history, tails, seed, n_clients, n_tailers,
-                 deadline, trims=False):
+                 deadline, trims=False, deletes=None):
         self.cluster = cluster
         self.channels = channels
         self.history = history
@@ -76,9 +80,12 @@ class Workload:
         self.n_tailers = n_tailers
         self.deadline = deadline      # monotonic time when clients stop
         self.trims = trims            # clients now and then trim a channel
+        # deletes: the Recorder of deletes.jsonl, or None (no deletes)
+        self.deletes = deletes
+        self.del_channels = ["del%d" % i for i in range(DELETE_CHANNELS if deletes else 0)]
         self.tail_stop = threading.Event()
         self.acked = []               # (channel, nonce, payload) acked, for re-sends
-        self.known_seq = {ch: 0 for ch in channels}
+        self.known_seq = {ch: 0 for ch in channels + self.del_channels}
         self.lock = threading.Lock()
         self.threads = []
 
@@ -87,40 +94,43 @@ class Workload:
 
     # --------------------------------------------------------- appends ---
 
-    def _attempt(self, process, node, channel, nonce, payload, attempt):
-        """One HTTP attempt; returns 'ok', 'fail' or 'info'."""
+    def _attempt(self, process, node, channel, nonce, payload, attempt, log):
+        """One HTTP attempt, recorded in log; returns 'ok', 'fail' or 'info'."""
         base = {"process": process, "f": "append", "node": node.name, "channel": channel,
                 "nonce": nonce}
-        self.history.record(dict(base, type="invoke", payload=payload, attempt=attempt))
+        log.record(dict(base, type="invoke", payload=payload, attempt=attempt))
         a = hclient.request(node.ip, "POST",
                             "/v1/channels/%s/messages" % urllib.parse.quote(channel),
                             body={"nonce": nonce, "payload": payload},
                             timeout=APPEND_TIMEOUT)
         j = a.json()
         if a.status in (200, 201) and isinstance(j, dict) and "seq" in j:
-            self.history.record(dict(base, type="ok", seq=j["seq"], ts=j["ts"],
-                                     duplicate=bool(j.get("duplicate"))))
+            log.record(dict(base, type="ok", seq=j["seq"], ts=j["ts"],
+                            duplicate=bool(j.get("duplicate"))))
             with self.lock:
                 if j["seq"] > self.known_seq[channel]:
                     self.known_seq[channel] = j["seq"]
             return "ok"
         kind, err = failure(a)
-        self.history.record(dict(base, type=kind, error=err))
+        log.record(dict(base, type=kind, error=err))
         return kind
 
-    def append(self, rng, process, channel, nonce, payload):
+    def append(self, rng, process, channel, nonce, payload, log=None):
         """A logical append: retried with the same nonce, sometimes through
-        another node, until it succeeds or the run ends."""
+        another node, until it succeeds (True) or the run ends. Recorded in
+        the history, or in log (a delete channel's)."""
         node = rng.choice(self.nodes())
         attempt = 1
         while True:
-            kind = self._attempt(process, node, channel, nonce, payload, attempt)
+            kind = self._attempt(process, node, channel, nonce, payload, attempt,
+                                 log or self.history)
             if kind == "ok":
-                with self.lock:
-                    self.acked.append((channel, nonce, payload))
-                return
+                if log is None:
+                    with self.lock:
+                        self.acked.append((channel, nonce, payload))
+                return True
             if time.monotonic() > self.deadline or attempt >= 30:
-                return
+                return False
             attempt += 1
             time.sleep(rng.uniform(0.05, 0.3))
             if rng.random() < 0.5:
@@ -133,7 +143,8 @@ class Workload:
             if not self.acked:
                 return
             channel, nonce, payload = rng.choice(self.acked)
-        self._attempt(process, rng.choice(self.nodes()), channel, nonce, payload, 0)
+        self._attempt(process, rng.choice(self.nodes()), channel, nonce, payload, 0,
+                      self.history)
 
     def trim(self, rng, process):
         """Trims a channel to about its last TRIM_KEEP messages (as known
@@ -157,6 +168,56 @@ class Workload:
             return
         kind, err = failure(a)
         self.history.record(dict(base, type=kind, error=err))
+
+    # --------------------------------------------------------- deletes ---
+
+    def del_appender(self, k):
+        """Appends to delete channel k without pause, as client() does to
+        the others, recorded in deletes.jsonl. 5% of its operations re-send
+        a nonce acknowledged earlier (each once, one attempt): after a
+        delete, whose dedup records went with it, that must write anew."""
+        process = 1000 + k
+        rng = random.Random("%s-del-appender-%d" % (self.seed, k))
+        channel = self.del_channels[k]
+        acked = []
+        n = 0
+        while time.monotonic() < self.deadline:
+            if acked and rng.random() < 0.05:
+                nonce, payload = acked.pop(rng.randrange(len(acked)))
+                self._attempt(process, rng.choice(self.nodes()), channel, nonce, payload, 0,
+                              self.deletes)
+                continue
+            n += 1
+            nonce = "d%d-%d" % (k, n)
+            payload = "%s:%08x" % (nonce, rng.getrandbits(32))
+            if self.append(rng, process, channel, nonce, payload, self.deletes):
+                acked.append((nonce, payload))
+
+    def deleter(self, k):
+        """Deletes channel k every DELETE_EVERY seconds through any node,
+        while its appender goes on: a delete forgets the messages and dedup
+        records before it, and the acked deletes must each add one to the
+        epoch (deletes_check.py)."""
+        process = 2000 + k
+        rng = random.Random("%s-deleter-%d" % (self.seed, k))
+        channel = self.del_channels[k]
+        while True:
+            time.sleep(rng.uniform(*DELETE_EVERY))
+            # The last seconds have no delete, so that what is appended
+            # after the last one is there to be checked kept.
+            if time.monotonic() > self.deadline - DELETE_EVERY[1]:
+                return
+            node = rng.choice(self.nodes())
+            base = {"process": process, "f": "delete", "node": node.name, "channel": channel}
+            self.deletes.record(dict(base, type="invoke"))
+            a = hclient.request(node.ip, "DELETE", "/v1/channels/%s" % channel,
+                                timeout=APPEND_TIMEOUT)
+            j = a.json()
+            if a.status == 200 and isinstance(j, dict) and isinstance(j.get("epoch"), int):
+                self.deletes.record(dict(base, type="ok", epoch=j["epoch"]))
+                continue
+            kind, err = failure(a)
+            self.deletes.record(dict(base, type=kind, error=err))
 
     # ----------------------------------------------------------- reads ---
 
@@ -299,16 +360,20 @@ class Workload:
     def start(self):
         for p in range(self.n_clients):
             self.threads.append(threading.Thread(target=self.client, args=(p,), daemon=True))
+        for k in range(len(self.del_channels)):
+            for target in (self.del_appender, self.deleter):
+                self.threads.append(threading.Thread(target=target, args=(k,), daemon=True))
+        self.n_writers = len(self.threads)
         for t in range(self.n_tailers):
             self.threads.append(threading.Thread(target=self.tailer, args=(t,), daemon=True))
         for th in self.threads:
             th.start()
 
     def join_clients(self):
-        for th in self.threads[:self.n_clients]:
+        for th in self.threads[:self.n_writers]:
             th.join()
 
     def stop_tailers(self):
         self.tail_stop.set()
-        for th in self.threads[self.n_clients:]:
+        for th in self.threads[self.n_writers:]:
             th.join(10)
