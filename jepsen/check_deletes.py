@@ -24,7 +24,12 @@ hold instead:
 - nothing acknowledged after the last delete is lost: if an acknowledged
   delete answered the final epoch, it was the last to apply, and every
   append acknowledged by an attempt invoked after its answer is in the
-  final log at the acknowledged seq and ts.
+  final log at the acknowledged seq and ts;
+- tails (del_tails.jsonl, one tailer per channel that hops between nodes):
+  within an epoch seqs follow one another with ts strictly increasing, the
+  epoch moves on only at a gone, never past the final one; every message
+  was appended to the channel, tailers agree at each (epoch, seq), and in
+  the final epoch the message is the final log's.
 
 Pure standard library, and no code shared with the server or the harness,
 as checker.py.
@@ -192,12 +197,68 @@ def check_survivors(ch, log, appends, deletes, final_epoch, parse_ts, found, sta
                               % (nonce, sorted(want, key=repr), placed.get(nonce))})
 
 
-def check(records, final, warnings, parse_ts):
-    """The "deletes" part of results.json; records are deletes.jsonl's,
-    parse_ts checker.py's ("SECONDS.MICROS" to microseconds, or None)."""
+def check_tails(ch, events, log, final_epoch, appends, parse_ts, seen, found, stats):
+    """One tailer's events of channel ch (del_tails.jsonl, in order): within
+    an epoch the seqs follow one another from the first, with ts strictly
+    increasing; an epoch changes only at a gone naming it, never past the
+    final one; each message was appended to ch; every tailer saw the same
+    message at each (epoch, seq) (seen, shared); and in the final epoch it
+    is the final log's."""
+    payloads = {(a.invoke.get("nonce"), a.invoke.get("payload")) for a in appends}
+    epoch, last, last_ts = 0, 0, None
+    for ev in events:
+        kind = ev.get("event")
+        if kind == "gone":
+            e, first = ev.get("epoch", 0), ev.get("first_seq")
+            if not isinstance(first, int) or not isinstance(e, int) or e < epoch or (
+                    e == epoch and first - 1 < last) or e > final_epoch:
+                found.append({"kind": "tail_gone", "channel": ch, "detail":
+                              "tailer %s at %d@%d was told gone from %r@%r by %s (final epoch "
+                              "%d)" % (ev.get("tailer"), last, epoch, first, e, ev.get("node"),
+                                       final_epoch)})
+                return
+            if e > epoch:
+                epoch, last_ts = e, None
+            last = first - 1
+            continue
+        if kind != "message":
+            continue
+        stats["tail_messages"] += 1
+        e, seq, ts = ev.get("epoch", 0), ev.get("seq"), parse_ts(ev.get("ts"))
+        key = (ev.get("nonce"), ev.get("payload"))
+        problem = None
+        if e != epoch or seq != last + 1:
+            problem = "got %s@%s after %d@%d" % (seq, e, last, epoch)
+        elif ts is None or (last_ts is not None and ts <= last_ts):
+            problem = "ts %r at %s@%s not after the one before" % (ev.get("ts"), seq, e)
+        elif key not in payloads:
+            problem = "nonce %r with payload %r at %s@%s was never appended here" % (
+                key[0], key[1], seq, e)
+        elif seen.setdefault((e, seq), (key, ts)) != (key, ts):
+            problem = "got nonce %r at %s@%s, another tailer got %r there" % (
+                key[0], seq, e, seen[(e, seq)][0][0])
+        elif e == final_epoch and (seq > len(log) or (log[seq - 1].get("nonce"),
+                                                      log[seq - 1].get("payload")) != key):
+            problem = "got nonce %r at %s@%s of the final epoch; the final log has %s there" % (
+                key[0], seq, e, "nothing" if seq > len(log) else repr(log[seq - 1].get("nonce")))
+        if problem:
+            found.append({"kind": "tail", "channel": ch, "seq": seq, "detail":
+                          "tailer %s from %s: %s" % (ev.get("tailer"), ev.get("node"), problem)})
+            return
+        last, last_ts = seq, ts
+
+
+def check(records, tails, final, warnings, parse_ts):
+    """The "deletes" part of results.json; records and tails are
+    deletes.jsonl's and del_tails.jsonl's, parse_ts checker.py's
+    ("SECONDS.MICROS" to microseconds, or None)."""
     ops = pair(records, warnings)
+    by_tailer = defaultdict(list)
+    for ev in tails:
+        by_tailer[(ev.get("channel"), ev.get("tailer"))].append(ev)
     found = []
-    stats = {"channels": {}, "checked_deleted": 0, "checked_fresh": 0, "checked_kept": 0}
+    stats = {"channels": {}, "checked_deleted": 0, "checked_fresh": 0, "checked_kept": 0,
+             "tail_messages": 0}
     channels = sorted(set(ops) | {ch for per in (final.get("deleted") or {}).values()
                                   if isinstance(per, dict) for ch in per}, key=str)
     for ch in channels:
@@ -222,6 +283,10 @@ def check(records, final, warnings, parse_ts):
         check_epochs(ch, deletes, epoch, found)
         check_log(ch, log, appends, parse_ts, found)
         check_survivors(ch, log, appends, deletes, epoch, parse_ts, found, stats)
+        seen = {}
+        for (tch, _), events in sorted(by_tailer.items(), key=repr):
+            if tch == ch:
+                check_tails(ch, events, log, epoch, appends, parse_ts, seen, found, stats)
         stats["channels"][ch] = {
             "final_epoch": epoch, "final_length": len(log),
             "deletes": {k: sum(d.outcome == k for d in deletes)
@@ -244,9 +309,9 @@ def summary_lines(d):
                      % (ch, n["ok"], n["fail"], n["info"], n["unfinished"], c["final_epoch"],
                         c["final_length"], c["appends_acked"]))
     lines.append("deletes: %d acked appends checked gone, %d re-sent after a delete checked "
-                 "written anew, %d checked kept; %d anomalies"
+                 "written anew, %d checked kept, %d tail messages; %d anomalies"
                  % (d["checked_deleted"], d["checked_fresh"], d["checked_kept"],
-                    d["anomaly_count"]))
+                    d["tail_messages"], d["anomaly_count"]))
     for a in d["anomalies"][:10]:
         lines.append("  %s channel=%s: %s" % (a["kind"], a["channel"], a["detail"]))
     return lines

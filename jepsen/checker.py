@@ -2040,7 +2040,9 @@ def check(run_dir, write=True) -> dict:
     w_deletes = []
     if run.get("deletes") or os.path.exists(path("deletes.jsonl")):
         records = read_jsonl(path("deletes.jsonl"), w_deletes)
-        results["deletes"] = check_deletes.check(records, final or {}, w_deletes, parse_ts)
+        del_tails = read_jsonl(path("del_tails.jsonl"), w_deletes)
+        results["deletes"] = check_deletes.check(records, del_tails, final or {}, w_deletes,
+                                                 parse_ts)
         if results["deletes"]["anomaly_count"]:
             results["valid"] = False
     results["warnings"] = (w_run + w_history + w_tails + w_final + w_nemesis + w_deletes
@@ -2100,8 +2102,8 @@ def format_faults(results):
 
 def format_summary(results):
     """The human summary written to summary.txt and printed."""
-    total = (sum(results["anomaly_kinds"].values())
-             + results.get("deletes", {}).get("anomaly_count", 0))
+    found = sum(results["anomaly_kinds"].values())
+    total = found + results.get("deletes", {}).get("anomaly_count", 0)
     verdict = "VALID" if results["valid"] else "INVALID (%d safety anomalies)" % total
     if not results.get("complete", True):
         verdict += " -- INCOMPLETE CHECK, see warnings"
@@ -2130,9 +2132,9 @@ def format_summary(results):
         lines.extend(check_deletes.summary_lines(results["deletes"]))
     for w in results["warnings"][:10]:
         lines.append("warning: " + w)
-    if total:
+    if found:
         shown = select_fairly(results["anomalies"], SUMMARY_ANOMALIES)
-        lines.append("anomalies (%d shown of %d):" % (len(shown), total))
+        lines.append("anomalies (%d shown of %d):" % (len(shown), found))
         lines.extend(format_anomaly(a) for a in shown)
     return "\n".join(lines) + "\n"
 

@@ -29,6 +29,14 @@ TRIM_KEEP = (300, 1000)
 # deleter (deletes.jsonl), and the seconds between a channel's deletes.
 DELETE_CHANNELS = 2
 DELETE_EVERY = (1.0, 4.0)
+# How long a tailer stays on one node, and waits before it connects again
+# (seconds, at random in these ranges). A delete channel's tailer hops
+# often and waits long, so that deletes fall between its connections and
+# it resumes from an epoch the channel has left.
+TAIL_HOP = (5.0, 20.0)
+TAIL_GAP = (0.1, 0.5)
+DEL_TAIL_HOP = (1.0, 5.0)
+DEL_TAIL_GAP = (0.1, 3.0)
 
 
 def failure(a):
@@ -70,7 +78,7 @@ class Recorder:
 
 class Workload:
     def __init__(self, cluster, channels, history, tails, seed, n_clients, n_tailers,
-                 deadline, trims=False, deletes=None):
+                 deadline, trims=False, deletes=None, del_tails=None):
         self.cluster = cluster
         self.channels = channels
         self.history = history
@@ -80,8 +88,10 @@ class Workload:
         self.n_tailers = n_tailers
         self.deadline = deadline      # monotonic time when clients stop
         self.trims = trims            # clients now and then trim a channel
-        # deletes: the Recorder of deletes.jsonl, or None (no deletes)
+        # deletes: the Recorder of deletes.jsonl, or None (no deletes);
+        # del_tails: of del_tails.jsonl, what a tailer of each saw
         self.deletes = deletes
+        self.del_tails = del_tails
         self.del_channels = ["del%d" % i for i in range(DELETE_CHANNELS if deletes else 0)]
         self.tail_stop = threading.Event()
         self.acked = []               # (channel, nonce, payload) acked, for re-sends
@@ -259,36 +269,37 @@ class Workload:
 
     # ----------------------------------------------------------- tails ---
 
-    def tailer(self, tailer):
-        """Follows one channel over SSE from a random node; on any error, or
-        now and then on purpose, resumes on another node after the last seq
-        received (Last-Event-ID)."""
-        rng = random.Random("%s-tailer-%d" % (self.seed, tailer))
-        channel = self.channels[tailer % len(self.channels)]
-        pos = {"last": 0}  # survives a connection that fails half-way
+    def tailer(self, tailer, channel, log, hop=TAIL_HOP, gap=TAIL_GAP):
+        """Follows one channel over SSE from a random node, recorded in log;
+        on any error, or now and then on purpose, resumes on another node
+        after the last position received (Last-Event-ID: the seq, and
+        "@epoch" once the channel was deleted)."""
+        rng = random.Random("%s-tailer-%s" % (self.seed, tailer))
+        pos = {"last": 0, "epoch": 0}  # survives a connection that fails half-way
         while not self.tail_stop.is_set():
             node = rng.choice(self.nodes())
-            self.tails.record({"tailer": tailer, "node": node.name, "channel": channel,
-                               "event": "connect", "after": pos["last"]})
+            log.record({"tailer": tailer, "node": node.name, "channel": channel,
+                        "event": "connect", "after": pos["last"]})
             err = None
             try:
-                self._follow(rng, tailer, node, channel, pos)
+                self._follow(rng, tailer, node, channel, pos, log, hop)
             except (OSError, ValueError, KeyError) as e:
                 err = "%s: %s" % (e.__class__.__name__, e)
-            self.tails.record({"tailer": tailer, "node": node.name, "channel": channel,
-                               "event": "disconnect", "error": err})
-            self.tail_stop.wait(rng.uniform(0.1, 0.5))
+            log.record({"tailer": tailer, "node": node.name, "channel": channel,
+                        "event": "disconnect", "error": err})
+            self.tail_stop.wait(rng.uniform(*gap))
 
-    def _follow(self, rng, tailer, node, channel, pos):
+    def _follow(self, rng, tailer, node, channel, pos, log, hop):
         """Reads one SSE connection until it ends, fails, or its time is up,
-        keeping pos["last"] at the last seq received. The stream is plain
+        keeping pos at the last position received. The stream is plain
         (not chunked) and ends with the connection."""
-        until = time.monotonic() + rng.uniform(5, 20)
+        until = time.monotonic() + rng.uniform(*hop)
         s = hclient.connect(node.ip, 3.0)
         try:
             auth = "".join("%s: %s\r\n" % kv for kv in hclient.auth_headers().items())
-            req = ("GET /v1/channels/%s/tail HTTP/1.1\r\nHost: %s\r\nLast-Event-ID: %d\r\n"
-                   "Accept: text/event-stream\r\n%s\r\n" % (channel, node.ip, pos["last"], auth))
+            at = "%d@%d" % (pos["last"], pos["epoch"]) if pos["epoch"] else "%d" % pos["last"]
+            req = ("GET /v1/channels/%s/tail HTTP/1.1\r\nHost: %s\r\nLast-Event-ID: %s\r\n"
+                   "Accept: text/event-stream\r\n%s\r\n" % (channel, node.ip, at, auth))
             s.sendall(req.encode())
             s.settimeout(1.0)
             buf = b""
@@ -308,7 +319,7 @@ class Workload:
                     head, buf = buf.split(b"\r\n\r\n", 1)
                     status = head.split(b"\r\n", 1)[0]
                     if b" 410 " in status:
-                        self._gone_at_start(s, tailer, node, channel, pos, head, buf)
+                        self._gone_at_start(s, tailer, node, channel, pos, head, buf, log)
                         return
                     if b" 200 " not in status:
                         raise ValueError("tail answered %r" % head[:80])
@@ -317,32 +328,46 @@ class Workload:
                 for line in lines:
                     if line.startswith(b"event: "):
                         event = line[7:].strip()
+                    elif line.startswith(b"id: "):
+                        _, _, epoch = line[4:].strip().partition(b"@")
+                        pos["epoch"] = int(epoch) if epoch else 0
                     elif line.startswith(b"data: ") and event == b"gone":
-                        # A trim removed the next message: the stream ends.
-                        self._gone(tailer, node, channel, pos, json.loads(line[6:]))
+                        # A trim removed the next message, or a delete the
+                        # channel: the stream ends.
+                        self._gone(tailer, node, channel, pos, json.loads(line[6:]), log)
                         return
                     elif line.startswith(b"data: "):
                         m = json.loads(line[6:])
-                        self.tails.record({"tailer": tailer, "node": node.name,
-                                           "channel": channel, "event": "message",
-                                           "seq": m["seq"], "ts": m["ts"],
-                                           "nonce": m["nonce"], "payload": m.get("payload")})
+                        rec = {"tailer": tailer, "node": node.name, "channel": channel,
+                               "event": "message", "seq": m["seq"], "ts": m["ts"],
+                               "nonce": m["nonce"], "payload": m.get("payload")}
+                        if pos["epoch"]:
+                            rec["epoch"] = pos["epoch"]
+                        log.record(rec)
                         pos["last"] = m["seq"]
                     elif not line.strip():
                         event = None
         finally:
             s.close()
 
-    def _gone(self, tailer, node, channel, pos, body):
-        """A trim removed the messages after pos: the tail resumes at the
-        channel's first seq (the checker holds the gone to the trims)."""
-        first = body["first_seq"]
-        self.tails.record({"tailer": tailer, "node": node.name, "channel": channel,
-                           "event": "gone", "first_seq": first})
-        pos["last"] = max(pos["last"], first - 1)
+    def _gone(self, tailer, node, channel, pos, body, log):
+        """A trim removed the messages after pos, or a delete the channel:
+        the tail resumes at the channel's first seq of the epoch the answer
+        names (the checkers hold the gone to the trims and deletes)."""
+        first, epoch = body["first_seq"], body.get("epoch", 0)
+        rec = {"tailer": tailer, "node": node.name, "channel": channel, "event": "gone",
+               "first_seq": first}
+        if epoch:
+            rec["epoch"] = epoch
+        log.record(rec)
+        if epoch != pos["epoch"]:
+            pos["last"], pos["epoch"] = first - 1, epoch
+        else:
+            pos["last"] = max(pos["last"], first - 1)
 
-    def _gone_at_start(self, s, tailer, node, channel, pos, head, body):
-        """The resume position is below a trim: 410 with the channel's info."""
+    def _gone_at_start(self, s, tailer, node, channel, pos, head, body, log):
+        """The resume position is below a trim or of an earlier epoch: 410
+        with the channel's info."""
         length = 0
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
@@ -353,7 +378,7 @@ class Workload:
             if not chunk:
                 raise ValueError("410 answer cut short")
             body += chunk
-        self._gone(tailer, node, channel, pos, json.loads(body[:length]))
+        self._gone(tailer, node, channel, pos, json.loads(body[:length]), log)
 
     # -------------------------------------------------------- lifecycle ---
 
@@ -365,7 +390,13 @@ class Workload:
                 self.threads.append(threading.Thread(target=target, args=(k,), daemon=True))
         self.n_writers = len(self.threads)
         for t in range(self.n_tailers):
-            self.threads.append(threading.Thread(target=self.tailer, args=(t,), daemon=True))
+            self.threads.append(threading.Thread(
+                target=self.tailer, args=(t, self.channels[t % len(self.channels)], self.tails),
+                daemon=True))
+        for k, ch in enumerate(self.del_channels):
+            self.threads.append(threading.Thread(
+                target=self.tailer, args=("d%d" % k, ch, self.del_tails, DEL_TAIL_HOP,
+                                          DEL_TAIL_GAP), daemon=True))
         for th in self.threads:
             th.start()
 

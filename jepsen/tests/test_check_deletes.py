@@ -30,6 +30,7 @@ class DeleteRun:
 
     def __init__(self):
         self.records = []
+        self.tail = []                # what a tailer that saw everything saw
         self.t = 0.0
         self.epoch = 0
         self.log = []
@@ -41,6 +42,17 @@ class DeleteRun:
         fields.update(i=len(self.records), t=round(self.t, 6), channel=CH)
         self.records.append(fields)
 
+    def written(self, nonce, payload):
+        """The message a write adds, and the tailer's copy of it."""
+        self.ts += 1000
+        m = {"seq": len(self.log) + 1, "ts": "%d.%06d" % divmod(self.ts, 10**6),
+             "nonce": nonce, "payload": payload}
+        self.log.append(m)
+        ev = dict(m, tailer="d0", node="n1", channel=CH, event="message")
+        if self.epoch:
+            ev["epoch"] = self.epoch
+        self.tail.append(ev)
+
     def append(self, outcome="ok", write=True):
         """One logical append of one attempt; write: it took effect."""
         self.n += 1
@@ -48,9 +60,7 @@ class DeleteRun:
         base = {"process": 1000, "f": "append", "nonce": nonce}
         self.record(type="invoke", payload=payload, **base)
         if write:
-            self.ts += 1000
-            self.log.append({"seq": len(self.log) + 1, "ts": "%d.%06d" % divmod(self.ts, 10**6),
-                             "nonce": nonce, "payload": payload})
+            self.written(nonce, payload)
         if outcome == "ok":
             m = self.log[-1]
             self.record(type="ok", seq=m["seq"], ts=m["ts"], duplicate=False, **base)
@@ -65,9 +75,7 @@ class DeleteRun:
         base = {"process": 1000, "f": "append", "nonce": nonce}
         self.record(type="invoke", payload=payload, attempt=0, **base)
         if not duplicate:
-            self.ts += 1000
-            self.log.append({"seq": len(self.log) + 1, "ts": "%d.%06d" % divmod(self.ts, 10**6),
-                             "nonce": nonce, "payload": payload})
+            self.written(nonce, payload)
         m = next(m for m in self.log if m["nonce"] == nonce) if not duplicate else self.log[0]
         self.record(type="ok", seq=m["seq"], ts=m["ts"], duplicate=duplicate, **base)
 
@@ -77,6 +85,8 @@ class DeleteRun:
         if apply:
             self.epoch += 1
             self.log = []
+            self.tail.append({"tailer": "d0", "node": "n2", "channel": CH, "event": "gone",
+                              "first_seq": 1, "epoch": self.epoch})
         if outcome == "ok":
             self.record(type="ok", epoch=self.epoch, **base)
         else:
@@ -108,7 +118,8 @@ def clean_run():
 class CheckDeletesTest(unittest.TestCase):
     def check(self, r, final=None):
         warnings = []
-        d = check_deletes.check(r.records, final or r.final(), warnings, checker.parse_ts)
+        d = check_deletes.check(r.records, r.tail, final or r.final(), warnings,
+                                checker.parse_ts)
         self.assertEqual(warnings, [])
         return d
 
@@ -123,6 +134,7 @@ class CheckDeletesTest(unittest.TestCase):
         c = d["channels"][CH]
         self.assertEqual((c["final_epoch"], c["final_length"]), (2, 3))
         self.assertEqual(c["deletes"], {"ok": 2, "fail": 0, "info": 1, "unfinished": 0})
+        self.assertEqual(d["tail_messages"], 9)
         # d0-2, -3, -4 and -7 were written only before the last delete
         # (d0-1 again after it, d0-5 of unknown outcome, d0-6 never); the
         # re-send of d0-1 wrote anew; it, d0-8 and d0-9 are checked kept
@@ -147,8 +159,10 @@ class CheckDeletesTest(unittest.TestCase):
     def test_lost_after_last_delete(self):
         r = clean_run()
         d = self.check(r, r.final(log=r.log[:1]))
-        self.assertOnly(d, "lost")
-        self.assertEqual({a["nonce"] for a in d["anomalies"]}, {"d0-1", "d0-9"})
+        lost = [a for a in d["anomalies"] if a["kind"] == "lost"]
+        self.assertEqual({a["nonce"] for a in lost}, {"d0-1", "d0-9"})
+        # and the tailer got d0-1 where the final log ends
+        self.assertEqual({a["kind"] for a in d["anomalies"]}, {"lost", "tail"})
 
     def test_delete_applied_twice(self):
         r = DeleteRun()               # no delete of unknown outcome to hide it
@@ -178,6 +192,39 @@ class CheckDeletesTest(unittest.TestCase):
         d = self.check(r)
         self.assertIn("delete_log", {a["kind"] for a in d["anomalies"]})
 
+    def test_tail_skipped_a_message(self):
+        r = clean_run()
+        del r.tail[1]
+        d = self.check(r)
+        self.assertOnly(d, "tail")
+
+    def test_tail_crossed_a_delete_without_gone(self):
+        r = clean_run()
+        r.tail = [ev for ev in r.tail if ev["event"] != "gone" or ev["epoch"] != 2]
+        d = self.check(r)
+        self.assertOnly(d, "tail")
+
+    def test_tail_got_what_the_final_log_has_not(self):
+        r = clean_run()
+        r.tail[-1]["nonce"], r.tail[-1]["payload"] = "d0-2", "p2"  # appended, but not there
+        d = self.check(r)
+        self.assertOnly(d, "tail")
+
+    def test_tail_gone_past_the_final_epoch(self):
+        r = clean_run()
+        r.tail.append({"tailer": "d0", "node": "n3", "channel": CH, "event": "gone",
+                       "first_seq": 1, "epoch": 3})
+        d = self.check(r)
+        self.assertOnly(d, "tail_gone")
+
+    def test_tailers_disagree(self):
+        r = clean_run()
+        other = [dict(ev, tailer="d1") for ev in r.tail[:2]]
+        other[1]["ts"] = "1.000000"
+        r.tail += other
+        d = self.check(r)
+        self.assertOnly(d, "tail")
+
     def test_divergent_nodes(self):
         r = clean_run()
         final = r.final()
@@ -199,6 +246,8 @@ class CheckDeletesTest(unittest.TestCase):
                 open(os.path.join(tmp, name + ".jsonl"), "w").close()
             with open(os.path.join(tmp, "deletes.jsonl"), "w") as fh:
                 fh.writelines(json.dumps(rec) + "\n" for rec in r.records)
+            with open(os.path.join(tmp, "del_tails.jsonl"), "w") as fh:
+                fh.writelines(json.dumps(ev) + "\n" for ev in r.tail)
             final = r.final(log=r.log[:1])
             final["nodes"] = {n: {} for n in NODES}
             with open(os.path.join(tmp, "final.json"), "w") as fh:
@@ -207,7 +256,7 @@ class CheckDeletesTest(unittest.TestCase):
             self.assertFalse(res["valid"])
             with open(os.path.join(tmp, "summary.txt")) as fh:
                 text = fh.read()
-            self.assertIn("INVALID (2 safety anomalies)", text)
+            self.assertIn("INVALID (3 safety anomalies)", text)
             self.assertIn("lost channel=del0", text)
 
 
