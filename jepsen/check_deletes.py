@@ -27,9 +27,13 @@ hold instead:
   final log at the acknowledged seq and ts;
 - tails (del_tails.jsonl, one tailer per channel that hops between nodes):
   within an epoch seqs follow one another with ts strictly increasing, the
-  epoch moves on only at a gone, never past the final one; every message
-  was appended to the channel, tailers agree at each (epoch, seq), and in
-  the final epoch the message is the final log's.
+  epoch moves on only at a gone, never past the final one;
+- reads with consistency=leader (one reader per channel): the epoch is no
+  older than the deletes acknowledged before the read began, nor newer
+  than the deletes begun before it ended; the messages follow after_seq;
+- every message a tailer or a read saw was appended to the channel, all
+  that saw an (epoch, seq) saw the same message, and in the final epoch it
+  is the final log's.
 
 Pure standard library, and no code shared with the server or the harness,
 as checker.py.
@@ -63,14 +67,15 @@ class Attempt:
 
 
 def pair(records, warnings):
-    """{channel: {"append": [Attempt], "delete": [Attempt]}} in invoke order;
+    """{channel: {"append"|"delete"|"read": [Attempt]}} in invoke order;
     a process has one operation open at a time."""
     open_ops = {}
-    out = defaultdict(lambda: {"append": [], "delete": []})
+    out = defaultdict(lambda: {"append": [], "delete": [], "read": []})
     for rec in records:
         proc = rec.get("process")
         if not isinstance(rec.get("t"), (int, float)) or (
-                rec.get("type") == "invoke" and rec.get("f") not in ("append", "delete")):
+                rec.get("type") == "invoke" and rec.get("f") not in ("append", "delete",
+                                                                     "read")):
             warnings.append("deletes.jsonl: a record without a time or with an unknown f "
                             "skipped")
             continue
@@ -197,14 +202,44 @@ def check_survivors(ch, log, appends, deletes, final_epoch, parse_ts, found, sta
                               % (nonce, sorted(want, key=repr), placed.get(nonce))})
 
 
-def check_tails(ch, events, log, final_epoch, appends, parse_ts, seen, found, stats):
+class Sightings:
+    """Messages of one channel seen during the run, by tailers and reads:
+    each must have been appended to the channel, all sightings of an
+    (epoch, seq) must agree, and in the final epoch it is the final log's."""
+
+    def __init__(self, appends, log, final_epoch, parse_ts):
+        self.appended = {(a.invoke.get("nonce"), a.invoke.get("payload")) for a in appends}
+        self.log = log
+        self.final_epoch = final_epoch
+        self.parse_ts = parse_ts
+        self.seen = {}   # (epoch, seq) -> ((nonce, payload), ts micros)
+
+    def problem(self, epoch, m):
+        """What is wrong with message m seen at epoch, or None."""
+        seq, key = m.get("seq"), (m.get("nonce"), m.get("payload"))
+        ts = self.parse_ts(m.get("ts"))
+        if key not in self.appended:
+            return "nonce %r with payload %r at %s@%s was never appended here" % (
+                key[0], key[1], seq, epoch)
+        if self.seen.setdefault((epoch, seq), (key, ts)) != (key, ts):
+            return "nonce %r at %s@%s, where another sighting had %r" % (
+                key[0], seq, epoch, self.seen[(epoch, seq)][0][0])
+        log = self.log
+        if epoch == self.final_epoch and (not isinstance(seq, int) or not 1 <= seq <= len(log)
+                                          or (log[seq - 1].get("nonce"),
+                                              log[seq - 1].get("payload")) != key):
+            return "nonce %r at %s@%s of the final epoch, where the final log has %s" % (
+                key[0], seq, epoch, repr(log[seq - 1].get("nonce"))
+                if isinstance(seq, int) and 1 <= seq <= len(log) else "nothing")
+        return None
+
+
+def check_tails(ch, events, sightings, found, stats):
     """One tailer's events of channel ch (del_tails.jsonl, in order): within
     an epoch the seqs follow one another from the first, with ts strictly
     increasing; an epoch changes only at a gone naming it, never past the
-    final one; each message was appended to ch; every tailer saw the same
-    message at each (epoch, seq) (seen, shared); and in the final epoch it
-    is the final log's."""
-    payloads = {(a.invoke.get("nonce"), a.invoke.get("payload")) for a in appends}
+    final one; and each message passes sightings."""
+    final_epoch, parse_ts = sightings.final_epoch, sightings.parse_ts
     epoch, last, last_ts = 0, 0, None
     for ev in events:
         kind = ev.get("event")
@@ -225,22 +260,13 @@ def check_tails(ch, events, log, final_epoch, appends, parse_ts, seen, found, st
             continue
         stats["tail_messages"] += 1
         e, seq, ts = ev.get("epoch", 0), ev.get("seq"), parse_ts(ev.get("ts"))
-        key = (ev.get("nonce"), ev.get("payload"))
         problem = None
         if e != epoch or seq != last + 1:
             problem = "got %s@%s after %d@%d" % (seq, e, last, epoch)
         elif ts is None or (last_ts is not None and ts <= last_ts):
             problem = "ts %r at %s@%s not after the one before" % (ev.get("ts"), seq, e)
-        elif key not in payloads:
-            problem = "nonce %r with payload %r at %s@%s was never appended here" % (
-                key[0], key[1], seq, e)
-        elif seen.setdefault((e, seq), (key, ts)) != (key, ts):
-            problem = "got nonce %r at %s@%s, another tailer got %r there" % (
-                key[0], seq, e, seen[(e, seq)][0][0])
-        elif e == final_epoch and (seq > len(log) or (log[seq - 1].get("nonce"),
-                                                      log[seq - 1].get("payload")) != key):
-            problem = "got nonce %r at %s@%s of the final epoch; the final log has %s there" % (
-                key[0], seq, e, "nothing" if seq > len(log) else repr(log[seq - 1].get("nonce")))
+        else:
+            problem = sightings.problem(e, ev)
         if problem:
             found.append({"kind": "tail", "channel": ch, "seq": seq, "detail":
                           "tailer %s from %s: %s" % (ev.get("tailer"), ev.get("node"), problem)})
@@ -248,17 +274,48 @@ def check_tails(ch, events, log, final_epoch, appends, parse_ts, seen, found, st
         last, last_ts = seq, ts
 
 
+def check_reads(ch, reads, deletes, sightings, found, stats):
+    """Reads with consistency=leader: the epoch is at least that of every
+    delete acknowledged before the read began, and at most the number of
+    deletes that did not fail invoked before it ended; the messages follow
+    on from after_seq, and each passes sightings."""
+    for r in reads:
+        if r.outcome != "ok":
+            continue
+        stats["reads"] += 1
+        epoch, msgs = r.done.get("epoch"), r.done.get("messages") or []
+        floor = max([d.done.get("epoch") for d in deletes
+                     if d.outcome == "ok" and d.t1 < r.t0], default=0)
+        ceiling = sum(1 for d in deletes if d.outcome != "fail" and d.t0 < r.t1)
+        problem = None
+        if not isinstance(epoch, int) or not floor <= epoch <= ceiling:
+            problem = "epoch %r, but deletes acknowledged before it reached %s and %d that " \
+                      "did not fail began before it ended" % (epoch, floor, ceiling)
+        for i, m in enumerate(msgs):
+            if problem:
+                break
+            if m.get("seq") != r.invoke.get("after_seq", 0) + i + 1:
+                problem = "seq %r where %r was due" % (m.get("seq"),
+                                                       r.invoke.get("after_seq", 0) + i + 1)
+            else:
+                problem = sightings.problem(epoch, m)
+        if problem:
+            found.append({"kind": "read", "channel": ch, "detail":
+                          "read invoked at t=%s on %s: %s" % (r.t0, r.invoke.get("node"),
+                                                              problem)})
+
+
 def check(records, tails, final, warnings, parse_ts):
     """The "deletes" part of results.json; records and tails are
     deletes.jsonl's and del_tails.jsonl's, parse_ts checker.py's
     ("SECONDS.MICROS" to microseconds, or None)."""
     ops = pair(records, warnings)
-    by_tailer = defaultdict(list)
+    tails_of = defaultdict(lambda: defaultdict(list))   # channel -> tailer -> events
     for ev in tails:
-        by_tailer[(ev.get("channel"), ev.get("tailer"))].append(ev)
+        tails_of[ev.get("channel")][ev.get("tailer")].append(ev)
     found = []
     stats = {"channels": {}, "checked_deleted": 0, "checked_fresh": 0, "checked_kept": 0,
-             "tail_messages": 0}
+             "tail_messages": 0, "reads": 0}
     channels = sorted(set(ops) | {ch for per in (final.get("deleted") or {}).values()
                                   if isinstance(per, dict) for ch in per}, key=str)
     for ch in channels:
@@ -283,10 +340,10 @@ def check(records, tails, final, warnings, parse_ts):
         check_epochs(ch, deletes, epoch, found)
         check_log(ch, log, appends, parse_ts, found)
         check_survivors(ch, log, appends, deletes, epoch, parse_ts, found, stats)
-        seen = {}
-        for (tch, _), events in sorted(by_tailer.items(), key=repr):
-            if tch == ch:
-                check_tails(ch, events, log, epoch, appends, parse_ts, seen, found, stats)
+        sightings = Sightings(appends, log, epoch, parse_ts)
+        for events in tails_of[ch].values():
+            check_tails(ch, events, sightings, found, stats)
+        check_reads(ch, ops[ch]["read"], deletes, sightings, found, stats)
         stats["channels"][ch] = {
             "final_epoch": epoch, "final_length": len(log),
             "deletes": {k: sum(d.outcome == k for d in deletes)
@@ -309,9 +366,9 @@ def summary_lines(d):
                      % (ch, n["ok"], n["fail"], n["info"], n["unfinished"], c["final_epoch"],
                         c["final_length"], c["appends_acked"]))
     lines.append("deletes: %d acked appends checked gone, %d re-sent after a delete checked "
-                 "written anew, %d checked kept, %d tail messages; %d anomalies"
+                 "written anew, %d checked kept, %d tail messages, %d reads; %d anomalies"
                  % (d["checked_deleted"], d["checked_fresh"], d["checked_kept"],
-                    d["tail_messages"], d["anomaly_count"]))
+                    d["tail_messages"], d["reads"], d["anomaly_count"]))
     for a in d["anomalies"][:10]:
         lines.append("  %s channel=%s: %s" % (a["kind"], a["channel"], a["detail"]))
     return lines

@@ -25,8 +25,9 @@ DEFINITE_503 = ("unavailable", "overloaded", "shutting_down")
 # what faults put at risk (the newest appends) stays checked for loss.
 TRIM_SHARE = 0.005
 TRIM_KEEP = (300, 1000)
-# With deletes on: channels of their own, each with one appender and one
-# deleter (deletes.jsonl), and the seconds between a channel's deletes.
+# With deletes on: channels of their own, each with one appender, one
+# deleter and one reader (deletes.jsonl), and one tailer (del_tails.jsonl);
+# the seconds between a channel's deletes.
 DELETE_CHANNELS = 2
 DELETE_EVERY = (1.0, 4.0)
 # How long a tailer stays on one node, and waits before it connects again
@@ -203,6 +204,17 @@ class Workload:
             if self.append(rng, process, channel, nonce, payload, self.deletes):
                 acked.append((nonce, payload))
 
+    def del_reader(self, k):
+        """Reads delete channel k through any node with consistency=leader
+        every 0.05-0.3 s: it must get an epoch no older than the deletes
+        acknowledged before the read began (check_deletes.py)."""
+        process = 3000 + k
+        rng = random.Random("%s-del-reader-%d" % (self.seed, k))
+        while time.monotonic() < self.deadline:
+            time.sleep(rng.uniform(0.05, 0.3))
+            self._read(process, rng.choice(self.nodes()), self.del_channels[k],
+                       rng.randint(0, 100), self.deletes, leader=True)
+
     def deleter(self, k):
         """Deletes channel k every DELETE_EVERY seconds through any node,
         while its appender goes on: a delete forgets the messages and dedup
@@ -236,19 +248,25 @@ class Workload:
         channel = rng.choice(self.channels)
         with self.lock:
             top = self.known_seq[channel]
-        after = rng.randint(max(0, top - 200), top)
+        self._read(process, node, channel, rng.randint(max(0, top - 200), top), self.history)
+
+    def _read(self, process, node, channel, after, log, leader=False):
+        """Reads up to READ_LIMIT messages after a seq, recorded in log with
+        the channel's epoch; leader: with consistency=leader."""
         base = {"process": process, "f": "read", "node": node.name, "channel": channel}
-        self.history.record(dict(base, type="invoke", after_seq=after))
-        a = hclient.request(node.ip, "GET", "/v1/channels/%s/messages?after_seq=%d&limit=%d"
-                            % (channel, after, READ_LIMIT), timeout=APPEND_TIMEOUT)
+        log.record(dict(base, type="invoke", after_seq=after))
+        a = hclient.request(node.ip, "GET", "/v1/channels/%s/messages?after_seq=%d&limit=%d%s"
+                            % (channel, after, READ_LIMIT,
+                               "&consistency=leader" if leader else ""),
+                            timeout=APPEND_TIMEOUT)
         j = a.json()
         if a.status == 200 and isinstance(j, dict):
             msgs = [{"seq": m["seq"], "ts": m["ts"], "nonce": m["nonce"],
                      "payload": m.get("payload")} for m in j["messages"]]
-            self.history.record(dict(base, type="ok", messages=msgs))
+            log.record(dict(base, type="ok", messages=msgs, epoch=j.get("epoch")))
         else:
-            self.history.record(dict(base, type="fail" if not a.sent else "info",
-                                     error=a.error or "%s %s" % (a.status, a.error_code())))
+            log.record(dict(base, type="fail" if not a.sent else "info",
+                            error=a.error or "%s %s" % (a.status, a.error_code())))
 
     def client(self, process):
         rng = random.Random("%s-client-%d" % (self.seed, process))
@@ -386,7 +404,7 @@ class Workload:
         for p in range(self.n_clients):
             self.threads.append(threading.Thread(target=self.client, args=(p,), daemon=True))
         for k in range(len(self.del_channels)):
-            for target in (self.del_appender, self.deleter):
+            for target in (self.del_appender, self.deleter, self.del_reader):
                 self.threads.append(threading.Thread(target=target, args=(k,), daemon=True))
         self.n_writers = len(self.threads)
         for t in range(self.n_tailers):

@@ -79,6 +79,13 @@ class DeleteRun:
         m = next(m for m in self.log if m["nonce"] == nonce) if not duplicate else self.log[0]
         self.record(type="ok", seq=m["seq"], ts=m["ts"], duplicate=duplicate, **base)
 
+    def read(self, after=0, epoch=None):
+        """A read with consistency=leader of what the channel holds now."""
+        base = {"process": 3000, "f": "read", "node": "n3"}
+        self.record(type="invoke", after_seq=after, **base)
+        self.record(type="ok", epoch=self.epoch if epoch is None else epoch,
+                    messages=[dict(m) for m in self.log[after:]], **base)
+
     def delete(self, outcome="ok", apply=True):
         base = {"process": 2000, "f": "delete"}
         self.record(type="invoke", **base)
@@ -102,7 +109,9 @@ def clean_run():
     r = DeleteRun()
     for _ in range(3):
         r.append()
+    r.read(after=1)
     r.delete()
+    r.read()
     r.append()
     r.append(outcome="info")          # took effect, outcome unknown
     r.delete(outcome="info", apply=False)
@@ -112,6 +121,7 @@ def clean_run():
     r.append()
     r.resend("d0-1")                  # deleted: written anew
     r.append()
+    r.read()
     return r
 
 
@@ -134,7 +144,7 @@ class CheckDeletesTest(unittest.TestCase):
         c = d["channels"][CH]
         self.assertEqual((c["final_epoch"], c["final_length"]), (2, 3))
         self.assertEqual(c["deletes"], {"ok": 2, "fail": 0, "info": 1, "unfinished": 0})
-        self.assertEqual(d["tail_messages"], 9)
+        self.assertEqual((d["tail_messages"], d["reads"]), (9, 3))
         # d0-2, -3, -4 and -7 were written only before the last delete
         # (d0-1 again after it, d0-5 of unknown outcome, d0-6 never); the
         # re-send of d0-1 wrote anew; it, d0-8 and d0-9 are checked kept
@@ -161,8 +171,8 @@ class CheckDeletesTest(unittest.TestCase):
         d = self.check(r, r.final(log=r.log[:1]))
         lost = [a for a in d["anomalies"] if a["kind"] == "lost"]
         self.assertEqual({a["nonce"] for a in lost}, {"d0-1", "d0-9"})
-        # and the tailer got d0-1 where the final log ends
-        self.assertEqual({a["kind"] for a in d["anomalies"]}, {"lost", "tail"})
+        # and the tailer and the last read got d0-1 where the final log ends
+        self.assertEqual({a["kind"] for a in d["anomalies"]}, {"lost", "tail", "read"})
 
     def test_delete_applied_twice(self):
         r = DeleteRun()               # no delete of unknown outcome to hide it
@@ -208,7 +218,8 @@ class CheckDeletesTest(unittest.TestCase):
         r = clean_run()
         r.tail[-1]["nonce"], r.tail[-1]["payload"] = "d0-2", "p2"  # appended, but not there
         d = self.check(r)
-        self.assertOnly(d, "tail")
+        # and the last read, which got the right one, disagrees with the tail
+        self.assertEqual({a["kind"] for a in d["anomalies"]}, {"tail", "read"})
 
     def test_tail_gone_past_the_final_epoch(self):
         r = clean_run()
@@ -224,6 +235,25 @@ class CheckDeletesTest(unittest.TestCase):
         r.tail += other
         d = self.check(r)
         self.assertOnly(d, "tail")
+
+    def test_read_older_than_an_acknowledged_delete(self):
+        r = clean_run()
+        r.read(epoch=1)               # the second delete was acknowledged before
+        d = self.check(r)
+        self.assertOnly(d, "read")
+
+    def test_read_of_an_epoch_no_delete_began(self):
+        r = clean_run()
+        r.read(epoch=4)               # only 3 deletes began
+        d = self.check(r)
+        self.assertOnly(d, "read")
+
+    def test_read_disagrees_with_the_tail(self):
+        r = clean_run()
+        r.read()
+        r.records[-1]["messages"][0]["ts"] = "1.000000"
+        d = self.check(r)
+        self.assertOnly(d, "read")
 
     def test_divergent_nodes(self):
         r = clean_run()
@@ -256,7 +286,7 @@ class CheckDeletesTest(unittest.TestCase):
             self.assertFalse(res["valid"])
             with open(os.path.join(tmp, "summary.txt")) as fh:
                 text = fh.read()
-            self.assertIn("INVALID (3 safety anomalies)", text)
+            self.assertIn("INVALID (4 safety anomalies)", text)
             self.assertIn("lost channel=del0", text)
 
 
