@@ -287,42 +287,63 @@ class Workload:
 
     # ----------------------------------------------------------- tails ---
 
-    def tailer(self, tailer, channel, log, hop=TAIL_HOP, gap=TAIL_GAP):
-        """Follows one channel over SSE from a random node, recorded in log;
-        on any error, or now and then on purpose, resumes on another node
-        after the last position received (Last-Event-ID: the seq, and
+    def tailer(self, tailer, channels, log, hop=TAIL_HOP, gap=TAIL_GAP):
+        """Follows channels over SSE from a random node, recorded in log: one
+        with its own tail, several with one multi-channel stream. On any
+        error, or now and then on purpose, resumes on another node after
+        the last position received of each (Last-Event-ID: the seq, and
         "@epoch" once the channel was deleted)."""
         rng = random.Random("%s-tailer-%s" % (self.seed, tailer))
-        pos = {"last": 0, "epoch": 0}  # survives a connection that fails half-way
+        # survives a connection that fails half-way
+        pos = {ch: {"last": 0, "epoch": 0} for ch in channels}
+        name = ",".join(channels)
         while not self.tail_stop.is_set():
             node = rng.choice(self.nodes())
-            log.record({"tailer": tailer, "node": node.name, "channel": channel,
-                        "event": "connect", "after": pos["last"]})
+            log.record({"tailer": tailer, "node": node.name, "channel": name,
+                        "event": "connect", "after": self._resume_id(channels, pos)})
             err = None
             try:
-                self._follow(rng, tailer, node, channel, pos, log, hop)
+                self._follow(rng, tailer, node, channels, pos, log, hop)
             except (OSError, ValueError, KeyError) as e:
                 err = "%s: %s" % (e.__class__.__name__, e)
-            log.record({"tailer": tailer, "node": node.name, "channel": channel,
+            log.record({"tailer": tailer, "node": node.name, "channel": name,
                         "event": "disconnect", "error": err})
             self.tail_stop.wait(rng.uniform(*gap))
 
-    def _follow(self, rng, tailer, node, channel, pos, log, hop):
+    @staticmethod
+    def _resume_id(channels, pos):
+        """The Last-Event-ID that resumes every channel where pos has it: a
+        one-channel tail's "seq[@epoch]" (an int while the epoch is 0), or
+        a multi-channel stream's "index:seq[@epoch],..."."""
+        def at(p):
+            return "%d@%d" % (p["last"], p["epoch"]) if p["epoch"] else "%d" % p["last"]
+        if len(channels) == 1:
+            p = pos[channels[0]]
+            return at(p) if p["epoch"] else p["last"]
+        return ",".join("%d:%s" % (i, at(pos[ch])) for i, ch in enumerate(channels))
+
+    def _follow(self, rng, tailer, node, channels, pos, log, hop):
         """Reads one SSE connection until it ends, fails, or its time is up,
-        keeping pos at the last position received. The stream is plain
-        (not chunked) and ends with the connection."""
+        keeping pos at the last position received of each channel. The
+        stream is plain (not chunked) and ends with the connection. A gone
+        ends a one-channel tail; a multi-channel stream goes on with the
+        other channels, and the next connection resumes that one."""
         until = time.monotonic() + rng.uniform(*hop)
+        one = len(channels) == 1
+        path = ("/v1/channels/%s/tail" % channels[0] if one else
+                "/v1/tail?channels=" + ",".join("%s:0" % ch for ch in channels))
         s = hclient.connect(node.ip, 3.0)
         try:
             auth = "".join("%s: %s\r\n" % kv for kv in hclient.auth_headers().items())
-            at = "%d@%d" % (pos["last"], pos["epoch"]) if pos["epoch"] else "%d" % pos["last"]
-            req = ("GET /v1/channels/%s/tail HTTP/1.1\r\nHost: %s\r\nLast-Event-ID: %s\r\n"
-                   "Accept: text/event-stream\r\n%s\r\n" % (channel, node.ip, at, auth))
+            req = ("GET %s HTTP/1.1\r\nHost: %s\r\nLast-Event-ID: %s\r\n"
+                   "Accept: text/event-stream\r\n%s\r\n"
+                   % (path, node.ip, self._resume_id(channels, pos), auth))
             s.sendall(req.encode())
             s.settimeout(1.0)
             buf = b""
             head_done = False
             event = None
+            epochs = {}
             while time.monotonic() < until and not self.tail_stop.is_set():
                 try:
                     chunk = s.recv(65536)
@@ -336,8 +357,9 @@ class Workload:
                         continue
                     head, buf = buf.split(b"\r\n\r\n", 1)
                     status = head.split(b"\r\n", 1)[0]
-                    if b" 410 " in status:
-                        self._gone_at_start(s, tailer, node, channel, pos, head, buf, log)
+                    if b" 410 " in status and one:
+                        self._gone_at_start(s, tailer, node, channels[0], pos[channels[0]],
+                                            head, buf, log)
                         return
                     if b" 200 " not in status:
                         raise ValueError("tail answered %r" % head[:80])
@@ -347,31 +369,47 @@ class Workload:
                     if line.startswith(b"event: "):
                         event = line[7:].strip()
                     elif line.startswith(b"id: "):
-                        _, _, epoch = line[4:].strip().partition(b"@")
-                        pos["epoch"] = int(epoch) if epoch else 0
+                        epochs = self._id_epochs(line[4:].strip().decode(), channels)
                     elif line.startswith(b"data: ") and event == b"gone":
-                        # A trim removed the next message, or a delete the
-                        # channel: the stream ends.
-                        self._gone(tailer, node, channel, pos, json.loads(line[6:]), log)
-                        return
+                        body = json.loads(line[6:])
+                        ch = channels[0] if one else body["channel"]
+                        self._gone(tailer, node, ch, pos[ch], body, log)
+                        if one:
+                            return
                     elif line.startswith(b"data: "):
                         m = json.loads(line[6:])
-                        rec = {"tailer": tailer, "node": node.name, "channel": channel,
+                        ch = channels[0] if one else m["channel"]
+                        pos[ch]["epoch"] = epochs.get(ch, pos[ch]["epoch"])
+                        rec = {"tailer": tailer, "node": node.name, "channel": ch,
                                "event": "message", "seq": m["seq"], "ts": m["ts"],
                                "nonce": m["nonce"], "payload": m.get("payload")}
-                        if pos["epoch"]:
-                            rec["epoch"] = pos["epoch"]
+                        if pos[ch]["epoch"]:
+                            rec["epoch"] = pos[ch]["epoch"]
                         log.record(rec)
-                        pos["last"] = m["seq"]
+                        pos[ch]["last"] = m["seq"]
                     elif not line.strip():
                         event = None
         finally:
             s.close()
 
+    @staticmethod
+    def _id_epochs(text, channels):
+        """{channel: epoch} of an event's id ("seq[@epoch]", or
+        "index:seq[@epoch],..." on a multi-channel stream). Only the entry
+        of the event's own channel is taken: a multi-channel id also
+        repeats the last position of a channel whose subscription ended."""
+        epochs = {}
+        for item in text.split(","):
+            index, _, at = item.rpartition(":")
+            _, _, epoch = at.partition("@")
+            epochs[channels[int(index)] if index else channels[0]] = int(epoch) if epoch else 0
+        return epochs
+
     def _gone(self, tailer, node, channel, pos, body, log):
-        """A trim removed the messages after pos, or a delete the channel:
-        the tail resumes at the channel's first seq of the epoch the answer
-        names (the checkers hold the gone to the trims and deletes)."""
+        """A trim removed the messages after pos (the channel's), or a
+        delete the channel: it resumes at the channel's first seq of the
+        epoch the answer names (the checkers hold the gone to the trims and
+        deletes)."""
         first, epoch = body["first_seq"], body.get("epoch", 0)
         rec = {"tailer": tailer, "node": node.name, "channel": channel, "event": "gone",
                "first_seq": first}
@@ -409,11 +447,15 @@ class Workload:
         self.n_writers = len(self.threads)
         for t in range(self.n_tailers):
             self.threads.append(threading.Thread(
-                target=self.tailer, args=(t, self.channels[t % len(self.channels)], self.tails),
-                daemon=True))
-        for k, ch in enumerate(self.del_channels):
+                target=self.tailer, args=(t, [self.channels[t % len(self.channels)]],
+                                          self.tails), daemon=True))
+        # One tail of each delete channel, and one stream of them all.
+        del_tails = [("d%d" % k, [ch]) for k, ch in enumerate(self.del_channels)]
+        if self.del_channels:
+            del_tails.append(("dm", self.del_channels))
+        for name, chs in del_tails:
             self.threads.append(threading.Thread(
-                target=self.tailer, args=("d%d" % k, ch, self.del_tails, DEL_TAIL_HOP,
+                target=self.tailer, args=(name, chs, self.del_tails, DEL_TAIL_HOP,
                                           DEL_TAIL_GAP), daemon=True))
         for th in self.threads:
             th.start()

@@ -187,6 +187,16 @@ static int api__tail_start(struct api_server *s, const struct api_http_request *
     return api__read_position(s, req, channel, len, after, bad);
 }
 
+/* A resume of an epoch this node has not reached (another node applied a
+ * delete this one has not yet) is refused before the stream starts: taken
+ * from the epoch this node has, it would be answered gone from an older
+ * epoch, or read at that seq of the older one. */
+static void api__tail_respond_epoch_ahead(struct api_server *s, struct api_http_conn *c)
+{
+    api_respond_error(s, c, 503, "epoch_ahead",
+                      "this node has not applied the channel's delete yet");
+}
+
 void api_tail(struct api_server *s, struct api_http_conn *c,
               const struct api_http_request *req, const char *channel, size_t len,
               const struct api_principal *who)
@@ -206,9 +216,7 @@ void api_tail(struct api_server *s, struct api_http_conn *c,
     }
     epoch = epoch == FAN_NOW ? info.epoch : epoch;
     if (epoch > info.epoch) {
-        /* Resumed from a node that applied a delete this one has not. */
-        api_respond_error(s, c, 503, "epoch_ahead",
-                          "this node has not applied the channel's delete yet");
+        api__tail_respond_epoch_ahead(s, c);
         return;
     }
     if (epoch < info.epoch || log_position_gone(&info, after)) {
@@ -279,6 +287,27 @@ static bool api__tail_subscribe_all(struct api_server *s, struct api_tail *t,
     return true;
 }
 
+/* 1 if a resumed position of items is of an epoch this node has not
+ * reached, 0 if none is, or the error of reading a channel's info. */
+static int api__tail_any_ahead(struct api_server *s, const struct api_tail_item *items,
+                               size_t n, const uint64_t *epochs, const bool *given)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!given[i] || epochs[i] == 0) {
+            continue;
+        }
+        struct log_channel_info info;
+        int rv = log_channel_info(s->log, items[i].channel, items[i].len, &info);
+        if (rv != 0) {
+            return rv;
+        }
+        if (epochs[i] > info.epoch) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void api_tail_multi(struct api_server *s, struct api_http_conn *c,
                     const struct api_http_request *req, const struct api_principal *who)
 {
@@ -315,6 +344,12 @@ void api_tail_multi(struct api_server *s, struct api_http_conn *c,
         api_auth_note_forbidden(s, c, "/v1/tail", who, HD_SCOPE_SUBSCRIBE,
                                 items[refused].channel, items[refused].len);
         api_auth_respond_forbidden(s, c, HD_SCOPE_SUBSCRIBE);
+    } else if ((rv = api__tail_any_ahead(s, items, n, epochs, given)) != 0) {
+        if (rv > 0) {
+            api__tail_respond_epoch_ahead(s, c);
+        } else {
+            api_respond_cons_error(s, c, rv);
+        }
     } else {
         struct api_tail *t = api__tail_open(s, c, true, who);
         if (t != NULL) {

@@ -1006,6 +1006,11 @@ class SubscribeTest(NodeTestCase):
                          [(None, None), ("gone", "s6k"), ("message", "s6k-b")], ev)
         self.assertEqual(ev[1]["data"], {"channel": "s6k", "first_seq": 1, "epoch": 1})
         self.assertEqual(ev[2]["id"], "0:3,1:1", "the ended channel keeps its position")
+        # A resume of an epoch this node has not reached (it has not applied
+        # the delete yet) is refused before the stream starts, as the
+        # one-channel tail's is: not answered gone from the older epoch.
+        st, ev, body = events(1, channel=None, path=path, last_event_id="0:0@2,1:1")
+        self.assertEqual((st, json.loads(body)["error"]["code"]), (503, "epoch_ahead"))
 
     def test_6l_cli_tail_resumes_in_a_later_epoch(self):
         """`herald tail` (libherald) resumes with the last event's id, which
