@@ -125,25 +125,21 @@ def check_epochs(ch, deletes, final_epoch, found):
                       "deletes did not fail" % (final_epoch, last, not_failed)})
 
 
-def check_log(ch, log, appends, parse_ts, found):
+def check_log(ch, log, sightings, found):
     """Gapless seqs from 1, strictly increasing ts, no nonce twice, and only
-    what was appended to this channel."""
-    payloads = {}
-    for a in appends:
-        payloads.setdefault(a.invoke.get("nonce"), set()).add(a.invoke.get("payload"))
+    what was appended to this channel (sightings.appended)."""
     seen = set()
     prev_ts = None
     for i, m in enumerate(log):
-        nonce = m.get("nonce")
+        nonce, ts = m.get("nonce"), sightings.parse_ts(m.get("ts"))
         problem = None
         if m.get("seq") != i + 1:
             problem = "seq %r at position %d of the final log" % (m.get("seq"), i + 1)
-        elif parse_ts(m.get("ts")) is None or (prev_ts is not None
-                                                and parse_ts(m.get("ts")) <= prev_ts):
+        elif ts is None or (prev_ts is not None and ts <= prev_ts):
             problem = "ts %r not a ts after the previous message's" % (m.get("ts"),)
         elif nonce in seen:
             problem = "nonce %r twice" % (nonce,)
-        elif m.get("payload") not in payloads.get(nonce, ()):
+        elif (nonce, m.get("payload")) not in sightings.appended:
             problem = "nonce %r with payload %r was never appended here" % (
                 nonce, m.get("payload"))
         if problem:
@@ -151,7 +147,7 @@ def check_log(ch, log, appends, parse_ts, found):
                           "detail": problem})
             return
         seen.add(nonce)
-        prev_ts = parse_ts(m.get("ts"))
+        prev_ts = ts
 
 
 def check_survivors(ch, log, appends, deletes, final_epoch, parse_ts, found, stats):
@@ -339,9 +335,9 @@ def check(records, tails, final, warnings, parse_ts):
                           "detail": "final epoch %r is not a number" % (epoch,)})
             continue
         check_epochs(ch, deletes, epoch, found)
-        check_log(ch, log, appends, parse_ts, found)
-        check_survivors(ch, log, appends, deletes, epoch, parse_ts, found, stats)
         sightings = Sightings(appends, log, epoch, parse_ts)
+        check_log(ch, log, sightings, found)
+        check_survivors(ch, log, appends, deletes, epoch, parse_ts, found, stats)
         for events in tails_of[ch].values():
             check_tails(ch, events, sightings, found, stats)
         check_reads(ch, ops[ch]["read"], deletes, sightings, found, stats)
