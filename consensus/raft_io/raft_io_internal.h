@@ -50,6 +50,11 @@ struct cons_shard_log {
     bool started;
     bool closing;                 /* io->close called, waiting for pending */
     unsigned pending;             /* async requests whose callback is due */
+    /* While an AppendEntries is delivered: the last index it covers
+     * (prev_log_index + entries), which bounds what an answer sent during
+     * the delivery may claim (raft_io_send.c). */
+    bool answering;
+    uint64_t answering_reach;
 };
 
 /* A send whose callback is due on the next turn (raft wants it async). */

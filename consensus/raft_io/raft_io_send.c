@@ -28,6 +28,33 @@ static void cons__sends_run(uv_idle_t *h)
     }
 }
 
+/*
+ * canonical/raft (0.15, and upstream since) answers an AppendEntries it
+ * accepts with its last stored index. A follower can hold entries of an
+ * older term past what the request covered: a heartbeat, or entries it
+ * already had, check nothing beyond prev_log_index + n_entries, so those
+ * stale entries stay and are reported as matched. The leader clamps the
+ * answer to its own last index and counts the follower as holding its
+ * entries up to there: a commit quorum can include a follower that does not
+ * hold the entry, and a committed entry (an append, a configuration) can
+ * then be lost in the next election. It also leaves the follower stuck
+ * (the leader never sends it the entries it "has"). What the follower can
+ * vouch for is what the request covered, so an answer sent while the
+ * request is delivered claims no more than that.
+ */
+static const struct raft_message *cons__bound_answer(const struct cons_shard_log *sl,
+                                                     const struct raft_message *m,
+                                                     struct raft_message *copy)
+{
+    if (m->type != RAFT_IO_APPEND_ENTRIES_RESULT || m->append_entries_result.rejected != 0 ||
+        !sl->answering || m->append_entries_result.last_log_index <= sl->answering_reach) {
+        return m;
+    }
+    *copy = *m;
+    copy->append_entries_result.last_log_index = sl->answering_reach;
+    return copy;
+}
+
 int cons__send(struct raft_io *io, struct raft_io_send *req,
                       const struct raft_message *message, raft_io_send_cb cb)
 {
@@ -38,6 +65,8 @@ int cons__send(struct raft_io *io, struct raft_io_send *req,
     if (s->send == NULL) {
         return RAFT_NOCONNECTION; /* a one-node cluster has no one to send to */
     }
+    struct raft_message bounded;
+    message = cons__bound_answer(sl, message, &bounded);
     struct cons_send_done *d = hd_calloc(1, sizeof *d);
     if (d == NULL) {
         return RAFT_NOMEM;
@@ -72,6 +101,13 @@ bool cons_store_deliver(struct cons_store *s, unsigned shard, struct raft_messag
     if (!sl->started || sl->closing || sl->recv == NULL) {
         return false;
     }
+    /* Deliveries do not nest: raft answers from within, it receives nothing. */
+    HD_ASSERT(!sl->answering);
+    if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        sl->answering = true;
+        sl->answering_reach = m->append_entries.prev_log_index + m->append_entries.n_entries;
+    }
     sl->recv(&sl->io, m);
+    sl->answering = false;
     return true;
 }

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A follower (canonical/raft over herald's raft_io, a real WAL) answers an
+ * AppendEntries claiming no more of its log than the request covered: its
+ * entries of an older term past that point are not the leader's. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <raft.h>
+#include <uv.h>
+
+#include "raft_io.h"
+#include "test_dirs.h"
+
+struct fixture {
+    char dir[64];
+    uv_loop_t loop;
+    struct cons_store *store;
+    struct raft raft;
+    struct raft_fsm fsm;
+    unsigned answers;                      /* AppendEntries results sent */
+    struct raft_append_entries_result last; /* the last of them */
+    bool raft_closed;
+    bool store_closed;
+};
+
+static int capture(void *arg, unsigned shard, raft_id to, const struct raft_message *m)
+{
+    struct fixture *f = arg;
+    (void)shard;
+    (void)to;
+    if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT) {
+        f->answers++;
+        f->last = m->append_entries_result;
+    }
+    return 0;
+}
+
+/* Nothing is committed past the configuration, so nothing is applied. */
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    (void)fsm;
+    (void)buf;
+    (void)result;
+    fail_msg("nothing may be applied");
+    return 0;
+}
+
+static void raft_closed(struct raft *r)
+{
+    struct fixture *f = r->data;
+    f->raft_closed = true;
+}
+
+static void store_closed(void *arg) { *(bool *)arg = true; }
+
+/* `n` entries of `term` after prev_log_index, from leader `from`, in one
+ * batch allocated as raft frees it. */
+static struct raft_message append_entries(raft_id from, raft_term term, raft_index prev,
+                                          raft_term prev_term, unsigned n)
+{
+    struct raft_message m = {.type = RAFT_IO_APPEND_ENTRIES, .server_id = from,
+                             .server_address = "127.0.0.1:2"};
+    m.append_entries = (struct raft_append_entries){
+        .term = term, .prev_log_index = prev, .prev_log_term = prev_term,
+        .leader_commit = 1, .n_entries = n};
+    if (n > 0) {
+        struct raft_entry *e = raft_malloc(n * sizeof *e);
+        uint8_t *batch = raft_malloc(n * 8);
+        assert_non_null(e);
+        assert_non_null(batch);
+        for (unsigned i = 0; i < n; i++) {
+            memset(batch + 8 * i, (int)(prev + 1 + i), 8);
+            e[i] = (struct raft_entry){.term = term, .type = RAFT_COMMAND,
+                                       .buf = {batch + 8 * i, 8}, .batch = batch};
+        }
+        m.append_entries.entries = e;
+    }
+    return m;
+}
+
+static void deliver_and_wait(struct fixture *f, struct raft_message m)
+{
+    unsigned before = f->answers;
+    assert_true(cons_store_deliver(f->store, 0, &m));
+    while (f->answers == before) uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    test_dir_make(f->dir, sizeof f->dir, "follower");
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    char wal[128], snap[128], err[512] = "";
+    snprintf(wal, sizeof wal, "%s/wal", f->dir);
+    snprintf(snap, sizeof snap, "%s/snapshots", f->dir);
+    struct cons_store_options o = {.loop = &f->loop, .wal_dir = wal, .snap_dir = snap,
+                                   .n_shards = 1, .segment_size = 256 * 1024};
+    assert_int_equal(cons_store_open(&f->store, &o, err, sizeof err), 0);
+    cons_store_set_sender(f->store, capture, f);
+    f->fsm = (struct raft_fsm){.version = 1, .apply = fsm_apply};
+    assert_int_equal(raft_init(&f->raft, cons_store_io(f->store, 0), &f->fsm, 1, "127.0.0.1:1"), 0);
+    f->raft.data = f;
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (raft_id id = 1; id <= 3; id++) {
+        char address[32];
+        snprintf(address, sizeof address, "127.0.0.1:%llu", (unsigned long long)id);
+        assert_int_equal(raft_configuration_add(&conf, id, address, RAFT_VOTER), 0);
+    }
+    assert_int_equal(raft_bootstrap(&f->raft, &conf), 0);
+    raft_configuration_close(&conf);
+    raft_set_election_timeout(&f->raft, 60000); /* the test's leaders speak first */
+    assert_int_equal(raft_start(&f->raft), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    raft_close(&f->raft, raft_closed);
+    while (!f->raft_closed) uv_run(&f->loop, UV_RUN_ONCE);
+    cons_store_close(f->store, store_closed, &f->store_closed);
+    while (!f->store_closed) uv_run(&f->loop, UV_RUN_ONCE);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    test_dir_remove(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Leader 2 of term 1 sends entries 2..5, which are stored; leader 3 of
+ * term 2, whose log differs after index 2, sends a heartbeat from index 2.
+ * Entries 3..5 of term 1 are not leader 3's: the answer must not claim
+ * them, or leader 3 counts this follower in the quorum of its own entries
+ * 3..5 and never sends it them. */
+static void test_heartbeat_answer_claims_what_it_covered(void **state)
+{
+    struct fixture *f = *state;
+    deliver_and_wait(f, append_entries(2, 1, 1, 1, 4));
+    assert_int_equal(f->last.rejected, 0);
+    assert_int_equal(f->last.last_log_index, 5);
+    assert_int_equal(raft_last_index(&f->raft), 5);
+
+    deliver_and_wait(f, append_entries(3, 2, 2, 1, 0));
+    assert_int_equal(f->last.term, 2);
+    assert_int_equal(f->last.rejected, 0);
+    assert_int_equal(f->last.last_log_index, 2);
+    assert_int_equal(raft_last_index(&f->raft), 5); /* the stale entries stay, unclaimed */
+
+    /* Entries 3..4 of term 2: the stale ones are replaced, and the answer
+     * claims the new ones. */
+    deliver_and_wait(f, append_entries(3, 2, 2, 1, 2));
+    assert_int_equal(f->last.rejected, 0);
+    assert_int_equal(f->last.last_log_index, 4);
+    assert_int_equal(raft_last_index(&f->raft), 4);
+}
+
+/* A request whose prev_log_index does not match is refused as raft
+ * refuses it; the bound applies only to accepted ones. */
+static void test_refusal_is_raft_own(void **state)
+{
+    struct fixture *f = *state;
+    deliver_and_wait(f, append_entries(2, 1, 1, 1, 2));
+    deliver_and_wait(f, append_entries(3, 2, 7, 2, 0));
+    assert_int_equal(f->last.rejected, 7);
+    assert_int_equal(f->last.last_log_index, 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_heartbeat_answer_claims_what_it_covered, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_is_raft_own, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
