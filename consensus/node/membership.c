@@ -24,7 +24,9 @@
  * caught up (catchup.c copies the state when the log does not reach back
  * far enough). A remove is raft_remove; a leader asked to remove itself
  * hands leadership over first and answers HD_EBUSY, and the coordinator
- * asks the new leader. A shard that is busy, or whose leader is unknown for
+ * asks the new leader. The answer "done" is given only from a committed
+ * configuration. A shard that is busy (a change, or a configuration not yet
+ * committed: config_settle.c commits it), or whose leader is unknown for
  * a moment (an election), is retried every CONS_MEMBER_RETRY_MS; one with
  * no leader for CONS_MEMBER_LEADERLESS_MS has lost its quorum, and the
  * change stops there rather than wait for the caller's whole deadline.
@@ -157,6 +159,12 @@ static int cons__member_apply(struct cons_member_local *l, const char *address)
     struct raft *r = &l->shard->raft;
     HD_ASSERT(raft_state(r) == RAFT_LEADER); /* the caller checked, just now */
     HD_ASSERT(!l->assigning);
+    /* Neither "done already" nor a new change may rest on a configuration
+     * that is not committed: it can still be lost, and raft 0.15 would let
+     * a change follow one it restored at start. config_settle.c commits it. */
+    if (!cons__config_committed(r)) {
+        return RAFT_CANTCHANGE;
+    }
     const struct raft_server *srv = cons__server(r, l->id);
     l->change.data = l;
     if (l->op == CONS_MEMBER_ADD) {

@@ -89,7 +89,8 @@ static void cons__compact(struct cons_node *n)
 }
 
 /* Housekeeping every compact_every_ms: answer forwards past their deadline,
- * follow membership in the transport, spread leaders, compact the WAL. */
+ * follow membership in the transport, settle configurations, spread
+ * leaders, compact the WAL. */
 static void cons__tick(uv_timer_t *t)
 {
     struct cons_node *n = t->data;
@@ -102,6 +103,7 @@ static void cons__tick(uv_timer_t *t)
     cons__sync_peers(n);
     cons__member_watch(n);
     cons__member_tick(n);
+    cons__config_settle(n);
     cons__repair_tick(n);
     cons__spread_leaders(n);
     cons__compact(n);

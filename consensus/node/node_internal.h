@@ -23,7 +23,8 @@
  *   forward.c       forwarding, both sides                -> proposer, read_barrier
  *   command.c       trims, deletes and the retention policy on the leader
  *   retention_sweep.c  the leader's retention trims     -> command
- *   membership.c    add/remove, shard by shard            -> leaders
+ *   membership.c    add/remove, shard by shard            -> leaders, config_settle
+ *   config_settle.c a leader commits a pending configuration, promotes a spare
  *   repair.c        replacing a damaged member under a new id -> membership (node.h API)
  *   catchup.c       copying a shard's state
  *   read_barrier.c  leader reads

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config_settle.h"
 #include "node.h"
 
 struct cons_node;
@@ -62,6 +63,7 @@ struct cons_shard {
     uint64_t flush_ticket;         /* of the flush its pending snapshot waits for */
     bool commit_unsent;            /* leader: commit moved, followers not told (commit_notice.h) */
     struct cons_commit_heard heard[CONS_COMMIT_HEARD_MAX]; /* followers' last stored index */
+    struct cons_config_settle settle; /* leader: its configuration settled (config_settle.h) */
     /* Scratch results for entries this node did not propose. */
     struct log_result *scratch;
     size_t scratch_cap;

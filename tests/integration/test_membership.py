@@ -156,6 +156,54 @@ class MembershipTest(NodeTestCase):
             self.assertEqual(self.shard_members(x), {s: want for s in range(16)},
                              "node %d" % x.node_id)
 
+    def test_spare_left_by_unfinished_add_is_promoted(self):
+        """An add that gave up after shard 0 took node 4 as a spare leaves
+        it there, getting no entries. Once node 4 runs, shard 0's leader
+        promotes it by itself; the add run again finishes the other shards,
+        and every node ends with node 4 a voter everywhere and the same
+        logs."""
+        cl = Cluster(self, 3, args=SNAP).start()
+        cl.wait_leaders()
+        total = self.fill(cl[1], "a", 60)
+        cid = self.cluster_id(cl[1])
+        port = free_port()
+        body = {"id": 4, "address": "127.0.0.1:%d" % port, "timeout_s": 3}
+        r = self.change_answer(cl[1], "POST", "/v1/cluster/nodes", body)
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(self.shard_members(cl[1])[0].get(4), "spare")
+        total += self.fill(cl[2], "b", 30)  # entries node 4 must catch up on
+        # Raft's own promotion, asked by the add, must have given up first
+        # (node 4 was unreachable for its catch-up round), or it would finish.
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(
+                "shard 0: change of node 4 failed" in "".join(x.all_logs()) for x in cl.nodes):
+            time.sleep(0.2)
+
+        n4 = self.joiner(cid, 4, peer_port=port)
+        deadline = time.time() + 90
+        while self.shard_members(cl[1])[0].get(4) != "voter" and time.time() < deadline:
+            time.sleep(0.5)
+        self.assertEqual(self.shard_members(cl[1])[0].get(4), "voter",
+                         "shard 0 left node 4 a spare")
+        logged = "".join("".join(x.all_logs()) for x in cl.nodes)
+        self.assertIn("shard 0: node 4 was left a spare by an unfinished add", logged)
+        self.assertTrue(all(4 not in m for s, m in self.shard_members(cl[1]).items() if s > 0))
+
+        del body["timeout_s"]
+        out = self.change(cl[2], "POST", "/v1/cluster/nodes", body)
+        self.assertEqual([s["result"] for s in out["shards"]], ["done"] * 16)
+        total += self.fill(n4, "c", 30)
+        nodes = [cl[1], cl[2], cl[3], n4]
+        logs = cl.wait_converged(CHANNELS, nodes=nodes, timeout=60)
+        self.assert_total(logs, total)
+        want = {m: "voter" for m in (1, 2, 3, 4)}
+        for x in nodes:
+            deadline = time.time() + 30
+            while self.shard_members(x) != {s: want for s in range(16)} and time.time() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(self.shard_members(x), {s: want for s in range(16)},
+                             "node %d" % x.node_id)
+
     def test_add_refuses_address_of_a_full_member(self):
         cl = Cluster(self, 3).start()
         cl.wait_leaders()
