@@ -29,6 +29,10 @@ static void cons__sends_run(uv_idle_t *h)
 }
 
 /*
+ * What a follower may conclude from an AppendEntries is bounded by what the
+ * request covered: prev_log_index (checked) and its entries. Past that its
+ * log may hold entries of an older term that are not the leader's.
+ *
  * canonical/raft (0.15, and upstream since) answers an AppendEntries it
  * accepts with its last stored index. A follower can hold entries of an
  * older term past what the request covered: a heartbeat, or entries it
@@ -104,8 +108,16 @@ bool cons_store_deliver(struct cons_store *s, unsigned shard, struct raft_messag
     /* Deliveries do not nest: raft answers from within, it receives nothing. */
     HD_ASSERT(!sl->answering);
     if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        struct raft_append_entries *ae = &m->append_entries;
         sl->answering = true;
-        sl->answering_reach = m->append_entries.prev_log_index + m->append_entries.n_entries;
+        sl->answering_reach = ae->prev_log_index + ae->n_entries;
+        /* Raft's rule is commitIndex = min(leaderCommit, index of the last
+         * new entry); raft 0.15 takes its last stored index instead, and on
+         * a heartbeat would apply stale entries of an older term past what
+         * the request covered as if they were the leader's. */
+        if (ae->leader_commit > sl->answering_reach) {
+            ae->leader_commit = sl->answering_reach;
+        }
     }
     sl->recv(&sl->io, m);
     sl->answering = false;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A follower (canonical/raft over herald's raft_io, a real WAL) answers an
- * AppendEntries claiming no more of its log than the request covered: its
- * entries of an older term past that point are not the leader's. */
+/* A follower (canonical/raft over herald's raft_io, a real WAL) concludes
+ * no more from an AppendEntries than the request covered: its entries of an
+ * older term past that point are not the leader's, so its answer does not
+ * claim them and it does not apply them as committed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,8 @@ struct fixture {
     struct raft raft;
     struct raft_fsm fsm;
     unsigned answers;                      /* AppendEntries results sent */
+    uint8_t applied[8];                    /* first byte of each entry applied */
+    unsigned n_applied;
     struct raft_append_entries_result last; /* the last of them */
     bool raft_closed;
     bool store_closed;
@@ -40,13 +43,12 @@ static int capture(void *arg, unsigned shard, raft_id to, const struct raft_mess
     return 0;
 }
 
-/* Nothing is committed past the configuration, so nothing is applied. */
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
-    (void)fsm;
-    (void)buf;
-    (void)result;
-    fail_msg("nothing may be applied");
+    struct fixture *f = fsm->data;
+    assert_true(f->n_applied < sizeof f->applied);
+    f->applied[f->n_applied++] = ((const uint8_t *)buf->base)[0];
+    *result = NULL;
     return 0;
 }
 
@@ -59,15 +61,15 @@ static void raft_closed(struct raft *r)
 static void store_closed(void *arg) { *(bool *)arg = true; }
 
 /* `n` entries of `term` after prev_log_index, from leader `from`, in one
- * batch allocated as raft frees it. */
+ * batch allocated as raft frees it; entry i's bytes are all i. */
 static struct raft_message append_entries(raft_id from, raft_term term, raft_index prev,
-                                          raft_term prev_term, unsigned n)
+                                          raft_term prev_term, unsigned n, raft_index commit)
 {
     struct raft_message m = {.type = RAFT_IO_APPEND_ENTRIES, .server_id = from,
                              .server_address = "127.0.0.1:2"};
     m.append_entries = (struct raft_append_entries){
         .term = term, .prev_log_index = prev, .prev_log_term = prev_term,
-        .leader_commit = 1, .n_entries = n};
+        .leader_commit = commit, .n_entries = n};
     if (n > 0) {
         struct raft_entry *e = raft_malloc(n * sizeof *e);
         uint8_t *batch = raft_malloc(n * 8);
@@ -102,7 +104,7 @@ static int setup(void **state)
                                    .n_shards = 1, .segment_size = 256 * 1024};
     assert_int_equal(cons_store_open(&f->store, &o, err, sizeof err), 0);
     cons_store_set_sender(f->store, capture, f);
-    f->fsm = (struct raft_fsm){.version = 1, .apply = fsm_apply};
+    f->fsm = (struct raft_fsm){.version = 1, .data = f, .apply = fsm_apply};
     assert_int_equal(raft_init(&f->raft, cons_store_io(f->store, 0), &f->fsm, 1, "127.0.0.1:1"), 0);
     f->raft.data = f;
     struct raft_configuration conf;
@@ -135,30 +137,37 @@ static int teardown(void **state)
 }
 
 /* Leader 2 of term 1 sends entries 2..5, which are stored; leader 3 of
- * term 2, whose log differs after index 2, sends a heartbeat from index 2.
- * Entries 3..5 of term 1 are not leader 3's: the answer must not claim
- * them, or leader 3 counts this follower in the quorum of its own entries
- * 3..5 and never sends it them. */
-static void test_heartbeat_answer_claims_what_it_covered(void **state)
+ * term 2, whose log differs after index 2, has committed its own entries
+ * up to 5 and sends a heartbeat from index 2. Entries 3..5 of term 1 are
+ * not leader 3's: the answer must not claim them (leader 3 would count
+ * this follower in the quorum of its own 3..5 and never send them), and
+ * the follower must not apply them as committed. */
+static void test_heartbeat_concludes_what_it_covered(void **state)
 {
     struct fixture *f = *state;
-    deliver_and_wait(f, append_entries(2, 1, 1, 1, 4));
+    deliver_and_wait(f, append_entries(2, 1, 1, 1, 4, 1));
     assert_int_equal(f->last.rejected, 0);
     assert_int_equal(f->last.last_log_index, 5);
     assert_int_equal(raft_last_index(&f->raft), 5);
+    assert_int_equal(f->n_applied, 0);
 
-    deliver_and_wait(f, append_entries(3, 2, 2, 1, 0));
+    deliver_and_wait(f, append_entries(3, 2, 2, 1, 0, 5));
     assert_int_equal(f->last.term, 2);
     assert_int_equal(f->last.rejected, 0);
     assert_int_equal(f->last.last_log_index, 2);
     assert_int_equal(raft_last_index(&f->raft), 5); /* the stale entries stay, unclaimed */
+    assert_int_equal(f->n_applied, 1);               /* entry 2 only */
+    assert_int_equal(f->applied[0], 2);
 
     /* Entries 3..4 of term 2: the stale ones are replaced, and the answer
-     * claims the new ones. */
-    deliver_and_wait(f, append_entries(3, 2, 2, 1, 2));
+     * claims the new ones, which are applied. */
+    deliver_and_wait(f, append_entries(3, 2, 2, 1, 2, 5));
     assert_int_equal(f->last.rejected, 0);
     assert_int_equal(f->last.last_log_index, 4);
     assert_int_equal(raft_last_index(&f->raft), 4);
+    assert_int_equal(f->n_applied, 3);
+    assert_int_equal(f->applied[1], 3);
+    assert_int_equal(f->applied[2], 4);
 }
 
 /* A request whose prev_log_index does not match is refused as raft
@@ -166,8 +175,8 @@ static void test_heartbeat_answer_claims_what_it_covered(void **state)
 static void test_refusal_is_raft_own(void **state)
 {
     struct fixture *f = *state;
-    deliver_and_wait(f, append_entries(2, 1, 1, 1, 2));
-    deliver_and_wait(f, append_entries(3, 2, 7, 2, 0));
+    deliver_and_wait(f, append_entries(2, 1, 1, 1, 2, 1));
+    deliver_and_wait(f, append_entries(3, 2, 7, 2, 0, 1));
     assert_int_equal(f->last.rejected, 7);
     assert_int_equal(f->last.last_log_index, 3);
 }
@@ -175,7 +184,7 @@ static void test_refusal_is_raft_own(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_heartbeat_answer_claims_what_it_covered, setup,
+        cmocka_unit_test_setup_teardown(test_heartbeat_concludes_what_it_covered, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refusal_is_raft_own, setup, teardown),
     };
