@@ -25,8 +25,9 @@ hold instead:
   delete answered the final epoch, it was the last to apply, and every
   append acknowledged by an attempt invoked after its answer is in the
   final log at the acknowledged seq and ts;
-- tails (del_tails.jsonl: one tailer per channel and one multi-channel
-  stream of both, each hopping between nodes, checked per channel):
+- tails (del_tails.jsonl: one tailer per channel, one multi-channel SSE
+  stream of both and one WebSocket of both, each hopping between nodes,
+  checked per channel):
   within an epoch seqs follow one another with ts strictly increasing, the
   epoch moves on only at a gone, never past the final one;
 - reads with consistency=leader (one reader per channel): the epoch is no

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The clients: appenders that retry with the same nonce, readers, and SSE
-tailers, each recording what it did in the history. They speak only
-herald's public HTTP API and know nothing of its internals.
+and WebSocket tailers, each recording what it did in the history. They
+speak only herald's public HTTP and WebSocket API and know nothing of its
+internals.
 
 A client thread has one operation outstanding at a time; every attempt of
 an append is its own invoke/completion pair in history.jsonl, and all
@@ -15,6 +16,11 @@ import time
 import urllib.parse
 
 import hclient
+
+try:
+    import websocket  # Debian's python3-websocket (websocket-client)
+except ImportError:  # jepsen/run refuses --deletes without it
+    websocket = None
 
 APPEND_TIMEOUT = 5.0
 READ_LIMIT = 1000
@@ -287,24 +293,27 @@ class Workload:
 
     # ----------------------------------------------------------- tails ---
 
-    def tailer(self, tailer, channels, log, hop=TAIL_HOP, gap=TAIL_GAP):
-        """Follows channels over SSE from a random node, recorded in log: one
-        with its own tail, several with one multi-channel stream. On any
-        error, or now and then on purpose, resumes on another node after
-        the last position received of each (Last-Event-ID: the seq, and
-        "@epoch" once the channel was deleted)."""
+    def tailer(self, tailer, channels, log, hop=TAIL_HOP, gap=TAIL_GAP, ws=False):
+        """Follows channels from a random node, recorded in log: over SSE,
+        one with its own tail, several with one multi-channel stream; or
+        over one WebSocket (ws). On any error, or now and then on purpose,
+        resumes on another node after the last position received of each
+        (the seq, and its epoch once the channel was deleted)."""
         rng = random.Random("%s-tailer-%s" % (self.seed, tailer))
         # survives a connection that fails half-way
         pos = {ch: {"last": 0, "epoch": 0} for ch in channels}
         name = ",".join(channels)
+        errors = (OSError, ValueError, KeyError) + (
+            (websocket.WebSocketException,) if ws else ())
         while not self.tail_stop.is_set():
             node = rng.choice(self.nodes())
             log.record({"tailer": tailer, "node": node.name, "channel": name,
                         "event": "connect", "after": self._resume_id(channels, pos)})
             err = None
             try:
-                self._follow(rng, tailer, node, channels, pos, log, hop)
-            except (OSError, ValueError, KeyError) as e:
+                follow = self._follow_ws if ws else self._follow
+                follow(rng, tailer, node, channels, pos, log, hop)
+            except errors as e:
                 err = "%s: %s" % (e.__class__.__name__, e)
             log.record({"tailer": tailer, "node": node.name, "channel": name,
                         "event": "disconnect", "error": err})
@@ -392,6 +401,61 @@ class Workload:
         finally:
             s.close()
 
+    def _follow_ws(self, rng, tailer, node, channels, pos, log, hop):
+        """Follows channels over one WebSocket (/v1/subscribe) until it
+        fails or its time is up, each subscribed from pos with its epoch.
+        A message is of the epoch its channel's `subscribed` frame named; a
+        `gone` subscribes that channel again on the same connection, from
+        the first seq of the epoch it names; an `epoch_ahead` refusal (the
+        node has not applied a delete this tailer has seen) asks again
+        half a second later."""
+        until = time.monotonic() + rng.uniform(*hop)
+        ws = websocket.WebSocket(skip_utf8_validation=True)
+        try:
+            # the socket is hclient's (TLS-wrapped with --tls), so ws:// here
+            ws.connect("ws://%s/v1/subscribe" % node.ip, socket=hclient.connect(node.ip, 3.0),
+                       timeout=3.0,
+                       header=["%s: %s" % kv for kv in hclient.auth_headers().items()])
+            ws.settimeout(1.0)
+
+            def subscribe(chs):
+                ws.send(json.dumps({"type": "subscribe", "channels": {
+                    ch: {"after_seq": pos[ch]["last"], "epoch": pos[ch]["epoch"]}
+                    for ch in chs}}))
+
+            subscribe(channels)
+            epoch_of, again = {}, {}
+            while time.monotonic() < until and not self.tail_stop.is_set():
+                due = [ch for ch, t in again.items() if t <= time.monotonic()]
+                if due:
+                    for ch in due:
+                        del again[ch]
+                    subscribe(due)
+                try:
+                    f = json.loads(ws.recv())
+                except websocket.WebSocketTimeoutException:
+                    continue
+                kind, ch = f.get("type"), f.get("channel")
+                if kind == "subscribed":
+                    epoch_of[ch] = f.get("epoch", 0)
+                elif kind == "message":
+                    rec = {"tailer": tailer, "node": node.name, "channel": ch,
+                           "event": "message", "seq": f["seq"], "ts": f["ts"],
+                           "nonce": f["nonce"], "payload": f.get("payload")}
+                    if epoch_of[ch]:
+                        rec["epoch"] = epoch_of[ch]
+                    log.record(rec)
+                    pos[ch]["last"], pos[ch]["epoch"] = f["seq"], epoch_of[ch]
+                elif kind == "gone":
+                    self._gone(tailer, node, ch, pos[ch], f, log)
+                    subscribe([ch])
+                elif kind == "error" and f.get("code") == "epoch_ahead":
+                    again[ch] = time.monotonic() + 0.5
+                elif kind in ("error", "closing"):
+                    raise ValueError("websocket answered %r" % f)
+        finally:
+            ws.close(timeout=1.0)
+
     @staticmethod
     def _id_epochs(text, channels):
         """{channel: epoch} of an event's id ("seq[@epoch]", or
@@ -449,14 +513,15 @@ class Workload:
             self.threads.append(threading.Thread(
                 target=self.tailer, args=(t, [self.channels[t % len(self.channels)]],
                                           self.tails), daemon=True))
-        # One tail of each delete channel, and one stream of them all.
-        del_tails = [("d%d" % k, [ch]) for k, ch in enumerate(self.del_channels)]
+        # One tail of each delete channel, one SSE stream of them all, and
+        # one WebSocket of them all.
+        del_tails = [("d%d" % k, [ch], False) for k, ch in enumerate(self.del_channels)]
         if self.del_channels:
-            del_tails.append(("dm", self.del_channels))
-        for name, chs in del_tails:
+            del_tails += [("dm", self.del_channels, False), ("dw", self.del_channels, True)]
+        for name, chs, ws in del_tails:
             self.threads.append(threading.Thread(
                 target=self.tailer, args=(name, chs, self.del_tails, DEL_TAIL_HOP,
-                                          DEL_TAIL_GAP), daemon=True))
+                                          DEL_TAIL_GAP, ws), daemon=True))
         for th in self.threads:
             th.start()
 

@@ -60,7 +60,7 @@ static void cons__settle_committed(struct raft_barrier *req, int status)
     struct cons_shard *sh = req->data;
     HD_ASSERT(sh->settle.committing);
     sh->settle.committing = false;
-    if (status == 0) {
+    if (status == 0 && !sh->node->stopping) {
         HD_LOG_INFO("membership: shard %u: pending configuration committed", sh->id);
     }
 }
@@ -69,9 +69,13 @@ static void cons__settle_promoted(struct raft_change *req, int status)
 {
     struct cons_shard *sh = req->data;
     struct cons_config_settle *s = &sh->settle;
-    HD_ASSERT(s->promoting);
+    /* Not asserted in flight: raft 0.15 keeps the request when it fails to
+     * append the change, and may call back for it later. */
     s->promoting = false;
     s->spare_since_ms = 0;
+    if (sh->node->stopping) {
+        return;
+    }
     if (status == 0) {
         s->spare_wait_ms = 0;
         HD_LOG_INFO("membership: shard %u: the spare left behind is a voter", sh->id);
