@@ -60,7 +60,7 @@ static void cons__settle_committed(struct raft_barrier *req, int status)
     struct cons_shard *sh = req->data;
     HD_ASSERT(sh->settle.committing);
     sh->settle.committing = false;
-    if (status == 0 && !sh->node->stopping) {
+    if (status == 0 && !sh->node->stopping && cons__config_committed(&sh->raft)) {
         HD_LOG_INFO("membership: shard %u: pending configuration committed", sh->id);
     }
 }

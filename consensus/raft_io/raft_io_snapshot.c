@@ -18,7 +18,22 @@ struct cons_snap_put {
     struct raft_io_snapshot_put *req;
     int status;
     const struct raft_snapshot *snapshot; /* raft's, alive until req->cb */
+    bool install;                         /* a leader's, replacing the log */
 };
+
+/* raft 0.15 restores an installed snapshot's configuration but keeps the
+ * index of a configuration it had received, uncommitted, at or below the
+ * snapshot. Nothing at or below the snapshot is applied again, so the
+ * index would never clear, and raft would refuse every membership change
+ * of the shard once this node leads it. An index at or below the applied
+ * one is committed: the configuration is the snapshot's, committed. */
+static void cons__mend_restored(struct raft *r)
+{
+    if (r->configuration_uncommitted_index != 0 &&
+        r->configuration_uncommitted_index <= raft_last_applied(r)) {
+        r->configuration_uncommitted_index = 0;
+    }
+}
 
 static void cons__snapshot_put_done(void *arg)
 {
@@ -27,6 +42,9 @@ static void cons__snapshot_put_done(void *arg)
     HD_ASSERT(sl->pending > 0 && p->req->cb != NULL); /* the put holds one */
     HD_ASSERT(p->status >= 0); /* a RAFT_* code by now */
     p->req->cb(p->req, p->status);
+    if (p->install && p->status == 0) {
+        cons__mend_restored(sl->io.data); /* raft_init made io->data the raft */
+    }
     hd_free(p);
     cons__pending_done(sl);
 }
@@ -97,7 +115,7 @@ int cons__snapshot_put(struct raft_io *io, unsigned trailing,
         return RAFT_NOMEM;
     }
     req->cb = cb;
-    *p = (struct cons_snap_put){sl, req, 0, snapshot};
+    *p = (struct cons_snap_put){sl, req, 0, snapshot, trailing == 0};
     if (trailing == 0) {
         /* The whole log is replaced by a snapshot from the leader. Its
          * manifest names applied state this node may not have: the node

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A follower (canonical/raft over herald's raft_io, a real WAL) concludes
- * no more from an AppendEntries than the request covered: its entries of an
+/* canonical/raft 0.15 as a follower over herald's raft_io (a real WAL and
+ * snapshot files), and what herald mends of it: a follower concludes no
+ * more from an AppendEntries than the request covered (its entries of an
  * older term past that point are not the leader's, so its answer does not
- * claim them and it does not apply them as committed. */
+ * claim them and it does not apply them as committed), and an installed
+ * snapshot leaves no configuration pending below it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,6 +54,13 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     return 0;
 }
 
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    (void)fsm;
+    raft_free(buf->base);
+    return 0;
+}
+
 static void raft_closed(struct raft *r)
 {
     struct fixture *f = r->data;
@@ -85,6 +94,18 @@ static struct raft_message append_entries(raft_id from, raft_term term, raft_ind
     return m;
 }
 
+/* Members 1..n, all voters but `spare`. */
+static void members(struct raft_configuration *c, raft_id n, raft_id spare)
+{
+    raft_configuration_init(c);
+    for (raft_id id = 1; id <= n; id++) {
+        char address[32];
+        snprintf(address, sizeof address, "127.0.0.1:%llu", (unsigned long long)id);
+        assert_int_equal(raft_configuration_add(c, id, address,
+                                                id == spare ? RAFT_SPARE : RAFT_VOTER), 0);
+    }
+}
+
 static void deliver_and_wait(struct fixture *f, struct raft_message m)
 {
     unsigned before = f->answers;
@@ -104,16 +125,12 @@ static int setup(void **state)
                                    .n_shards = 1, .segment_size = 256 * 1024};
     assert_int_equal(cons_store_open(&f->store, &o, err, sizeof err), 0);
     cons_store_set_sender(f->store, capture, f);
-    f->fsm = (struct raft_fsm){.version = 1, .data = f, .apply = fsm_apply};
+    f->fsm = (struct raft_fsm){.version = 1, .data = f, .apply = fsm_apply,
+                                .restore = fsm_restore};
     assert_int_equal(raft_init(&f->raft, cons_store_io(f->store, 0), &f->fsm, 1, "127.0.0.1:1"), 0);
     f->raft.data = f;
     struct raft_configuration conf;
-    raft_configuration_init(&conf);
-    for (raft_id id = 1; id <= 3; id++) {
-        char address[32];
-        snprintf(address, sizeof address, "127.0.0.1:%llu", (unsigned long long)id);
-        assert_int_equal(raft_configuration_add(&conf, id, address, RAFT_VOTER), 0);
-    }
+    members(&conf, 3, 0);
     assert_int_equal(raft_bootstrap(&f->raft, &conf), 0);
     raft_configuration_close(&conf);
     raft_set_election_timeout(&f->raft, 60000); /* the test's leaders speak first */
@@ -181,12 +198,52 @@ static void test_refusal_is_raft_own(void **state)
     assert_int_equal(f->last.last_log_index, 3);
 }
 
+/* Leader 2 sends a configuration adding node 4 (a spare) at index 2, not
+ * committed yet, and then, the follower being far behind, a snapshot up to
+ * index 10 whose configuration has node 4. The configuration is then the
+ * snapshot's, committed: raft 0.15 kept index 2 as pending, which nothing
+ * would apply again, and refused every membership change from then on. */
+static void test_snapshot_leaves_no_configuration_pending(void **state)
+{
+    struct fixture *f = *state;
+    struct raft_configuration conf;
+    members(&conf, 4, 4);
+    struct raft_buffer encoded;
+    assert_int_equal(raft_configuration_encode(&conf, &encoded), 0);
+    struct raft_message m = append_entries(2, 1, 1, 1, 0, 1);
+    m.append_entries.n_entries = 1;
+    m.append_entries.entries = raft_malloc(sizeof *m.append_entries.entries);
+    assert_non_null(m.append_entries.entries);
+    m.append_entries.entries[0] = (struct raft_entry){.term = 1, .type = RAFT_CHANGE,
+                                                      .buf = encoded, .batch = encoded.base};
+    deliver_and_wait(f, m);
+    assert_int_equal(f->last.last_log_index, 2);
+    assert_int_equal(f->raft.configuration_uncommitted_index, 2);
+    assert_int_equal(f->raft.configuration.n, 4);
+
+    struct raft_message snap = {.type = RAFT_IO_INSTALL_SNAPSHOT, .server_id = 2,
+                                .server_address = "127.0.0.1:2"};
+    snap.install_snapshot = (struct raft_install_snapshot){
+        .term = 1, .last_index = 10, .last_term = 1, .conf = conf, .conf_index = 2,
+        .data = {raft_malloc(8), 8}};
+    assert_non_null(snap.install_snapshot.data.base);
+    memset(snap.install_snapshot.data.base, 0, 8);
+    deliver_and_wait(f, snap);
+    assert_int_equal(f->last.rejected, 0);
+    assert_int_equal(f->last.last_log_index, 10);
+    assert_int_equal(raft_last_applied(&f->raft), 10);
+    assert_int_equal(f->raft.configuration.n, 4);
+    assert_int_equal(f->raft.configuration_uncommitted_index, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_heartbeat_concludes_what_it_covered, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refusal_is_raft_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_leaves_no_configuration_pending, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
