@@ -432,6 +432,7 @@ int cons__shard_start(struct cons_shard *sh, bool bootstrap, char *errmsg, size_
          * it): damaged data, which heraldd may repair, not an I/O error. */
         return rv == RAFT_CORRUPT ? HD_ECORRUPT : HD_EIO;
     }
+    cons_store_mend_loaded_conf(n->store, sh->id, &sh->raft);
     return cons__check_gap(sh, errmsg, errmsg_len);
 }
 

@@ -89,6 +89,11 @@ int cons_store_forget_shard(struct cons_store *s, unsigned shard);
  * entry (a restored backup): term 1, the snapshot at index 1 holding conf
  * and data, the log empty after it. Every replica without that state then
  * has to be sent the snapshot. Before the shard's raft starts. */
+/* Called right after raft_start(r) of the shard: marks the last
+ * configuration entry raft loaded as pending, over the one before it
+ * (raft_io_load.c says why). */
+void cons_store_mend_loaded_conf(const struct cons_store *s, unsigned shard, struct raft *r);
+
 int cons_store_seed_snapshot(struct cons_store *s, unsigned shard,
                              const struct raft_configuration *conf, const void *data,
                              size_t len);

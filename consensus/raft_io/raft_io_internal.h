@@ -37,6 +37,9 @@ struct cons_shard_log {
     uint64_t start_index;         /* index of entries[0] */
     uint64_t next_index;          /* index the next appended entry gets */
     uint64_t replay_floor;        /* replay keeps no entry below it (the snapshot's index) */
+    /* Indexes of the last two configuration entries load handed raft (0: none). */
+    uint64_t loaded_conf_last;
+    uint64_t loaded_conf_prev;
     /* WAL records still holding entries not compacted away (a FIFO). */
     struct cons_span *spans;
     size_t span_head;

@@ -223,6 +223,13 @@ int cons__load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     *start_index = sl->start_index;
     *n_entries = sl->n_entries;
     *entries = NULL;
+    sl->loaded_conf_last = sl->loaded_conf_prev = 0;
+    for (size_t i = 0; i < sl->n_entries; i++) {
+        if (sl->entries[i].type == RAFT_CHANGE) {
+            sl->loaded_conf_prev = sl->loaded_conf_last;
+            sl->loaded_conf_last = sl->start_index + i;
+        }
+    }
     if (sl->n_entries > 0) {
         /* raft frees the array with raft_free and each buf (batch NULL). */
         *entries = raft_malloc(sl->n_entries * sizeof **entries);
@@ -236,6 +243,28 @@ int cons__load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     sl->entries = NULL;
     sl->n_entries = sl->cap_entries = 0;
     return 0;
+}
+
+/*
+ * raft 0.15 takes the last configuration entry of the log it loads as
+ * current and committed, which it may not be: if a new leader's log does
+ * not hold it, raft truncates the entry but keeps its configuration, and
+ * this node then counts quorums, and may lead, with members the shard
+ * never had. The leader that appended it had the configuration before it
+ * committed (one change at a time), so that one is the last committed: the
+ * loaded one is marked pending over it, and a truncation of it rolls back
+ * to it (raft's own rollback, which reads it from the log: so only when
+ * that entry is in the loaded log too). The bootstrap entry is committed.
+ */
+void cons_store_mend_loaded_conf(const struct cons_store *s, unsigned shard, struct raft *r)
+{
+    HD_ASSERT(shard < s->n_shards);
+    const struct cons_shard_log *sl = &s->shards[shard];
+    if (sl->loaded_conf_prev != 0 && r->configuration_index == sl->loaded_conf_last &&
+        sl->loaded_conf_last > r->commit_index) {
+        r->configuration_uncommitted_index = sl->loaded_conf_last;
+        r->configuration_index = sl->loaded_conf_prev;
+    }
 }
 
 /* ---------------------------------------------------------- bootstrap --- */

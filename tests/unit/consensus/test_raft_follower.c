@@ -3,8 +3,10 @@
  * snapshot files), and what herald mends of it: a follower concludes no
  * more from an AppendEntries than the request covered (its entries of an
  * older term past that point are not the leader's, so its answer does not
- * claim them and it does not apply them as committed), and an installed
- * snapshot leaves no configuration pending below it. */
+ * claim them and it does not apply them as committed); an installed
+ * snapshot leaves no configuration pending below it; and a configuration
+ * loaded at a restart is pending until it commits, so that a truncation of
+ * it rolls back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -113,11 +115,10 @@ static void deliver_and_wait(struct fixture *f, struct raft_message m)
     while (f->answers == before) uv_run(&f->loop, UV_RUN_ONCE);
 }
 
-static int setup(void **state)
+/* Opens the store in f->dir and starts node 1's raft on it, as
+ * consensus/node/shard.c does (a first start bootstraps members 1..3). */
+static void start_node(struct fixture *f, bool bootstrap)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    test_dir_make(f->dir, sizeof f->dir, "follower");
-    assert_int_equal(uv_loop_init(&f->loop), 0);
     char wal[128], snap[128], err[512] = "";
     snprintf(wal, sizeof wal, "%s/wal", f->dir);
     snprintf(snap, sizeof snap, "%s/snapshots", f->dir);
@@ -129,12 +130,32 @@ static int setup(void **state)
                                 .restore = fsm_restore};
     assert_int_equal(raft_init(&f->raft, cons_store_io(f->store, 0), &f->fsm, 1, "127.0.0.1:1"), 0);
     f->raft.data = f;
-    struct raft_configuration conf;
-    members(&conf, 3, 0);
-    assert_int_equal(raft_bootstrap(&f->raft, &conf), 0);
-    raft_configuration_close(&conf);
+    if (bootstrap) {
+        struct raft_configuration conf;
+        members(&conf, 3, 0);
+        assert_int_equal(raft_bootstrap(&f->raft, &conf), 0);
+        raft_configuration_close(&conf);
+    }
     raft_set_election_timeout(&f->raft, 60000); /* the test's leaders speak first */
     assert_int_equal(raft_start(&f->raft), 0);
+    cons_store_mend_loaded_conf(f->store, 0, &f->raft);
+}
+
+static void stop_node(struct fixture *f)
+{
+    f->raft_closed = f->store_closed = false;
+    raft_close(&f->raft, raft_closed);
+    while (!f->raft_closed) uv_run(&f->loop, UV_RUN_ONCE);
+    cons_store_close(f->store, store_closed, &f->store_closed);
+    while (!f->store_closed) uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    test_dir_make(f->dir, sizeof f->dir, "follower");
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    start_node(f, true);
     *state = f;
     return 0;
 }
@@ -142,10 +163,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    raft_close(&f->raft, raft_closed);
-    while (!f->raft_closed) uv_run(&f->loop, UV_RUN_ONCE);
-    cons_store_close(f->store, store_closed, &f->store_closed);
-    while (!f->store_closed) uv_run(&f->loop, UV_RUN_ONCE);
+    stop_node(f);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     test_dir_remove(f->dir);
@@ -236,6 +254,61 @@ static void test_snapshot_leaves_no_configuration_pending(void **state)
     assert_int_equal(f->raft.configuration_uncommitted_index, 0);
 }
 
+/* One entry of `term` at the next index: a message (conf NULL) or a
+ * configuration, in a batch of its own as raft frees it. */
+static struct raft_entry entry(raft_term term, const struct raft_configuration *conf)
+{
+    struct raft_entry e = {.term = term, .type = conf != NULL ? RAFT_CHANGE : RAFT_COMMAND};
+    if (conf != NULL) {
+        assert_int_equal(raft_configuration_encode(conf, &e.buf), 0);
+    } else {
+        e.buf = (struct raft_buffer){raft_malloc(8), 8};
+        assert_non_null(e.buf.base);
+        memset(e.buf.base, 0, 8);
+    }
+    e.batch = e.buf.base;
+    return e;
+}
+
+/* Leader 2 of term 1 sends a message at index 2 and a configuration adding
+ * node 4 at index 3, and commits the message only; the node restarts.
+ * Leader 3 of term 2, whose log has a message at index 3, sends it: the
+ * configuration went with the entry. raft 0.15 took the last loaded
+ * configuration as committed and kept it when it truncated the entry. */
+static void test_truncated_loaded_configuration_is_rolled_back(void **state)
+{
+    struct fixture *f = *state;
+    struct raft_configuration four;
+    members(&four, 4, 4);
+    struct raft_message m = append_entries(2, 1, 1, 1, 0, 2);
+    m.append_entries.n_entries = 2;
+    m.append_entries.entries = raft_malloc(2 * sizeof *m.append_entries.entries);
+    assert_non_null(m.append_entries.entries);
+    m.append_entries.entries[0] = entry(1, NULL);
+    m.append_entries.entries[1] = entry(1, &four);
+    raft_configuration_close(&four);
+    deliver_and_wait(f, m);
+    assert_int_equal(f->last.last_log_index, 3);
+    assert_int_equal(f->raft.configuration.n, 4);
+
+    stop_node(f);
+    start_node(f, false);
+    assert_int_equal(f->raft.configuration.n, 4);
+    assert_int_equal(f->raft.configuration_uncommitted_index, 3);
+    assert_int_equal(f->raft.configuration_index, 1);
+
+    m = append_entries(3, 2, 2, 1, 0, 2);
+    m.append_entries.n_entries = 1;
+    m.append_entries.entries = raft_malloc(sizeof *m.append_entries.entries);
+    assert_non_null(m.append_entries.entries);
+    m.append_entries.entries[0] = entry(2, NULL);
+    deliver_and_wait(f, m);
+    assert_int_equal(f->last.rejected, 0);
+    assert_int_equal(f->last.last_log_index, 3);
+    assert_int_equal(f->raft.configuration.n, 3);
+    assert_int_equal(f->raft.configuration_uncommitted_index, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +317,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusal_is_raft_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_leaves_no_configuration_pending, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_loaded_configuration_is_rolled_back,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
