@@ -87,6 +87,15 @@ static int cons__replay_entries(struct cons_shard_log *sl, const struct cons_rec
         sl->start_index = r->index; /* older segments were released */
         sl->next_index = r->index;
     }
+    if (r->index > sl->next_index && r->index <= sl->replay_floor + 1) {
+        /* The entries before it, up to the snapshot's index, are missing:
+         * synced WAL data was lost (a damaged disk, a cut tail) after the
+         * snapshot covered them, and the node wrote on after the snapshot.
+         * The snapshot holds them; the log goes on from here. */
+        cons__drop_from(sl, 0);
+        sl->start_index = sl->next_index = r->index;
+        sl->span_n = 0;
+    }
     if (r->index > sl->next_index) {
         HD_LOG_ERROR("shard %u: WAL record %llu starts at index %llu, expected %llu",
                      sl->shard, (unsigned long long)lsn, (unsigned long long)r->index,
