@@ -215,6 +215,14 @@ static void cons__invite_snapshots(struct cons_shard *sh)
 static int cons__fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct cons_shard *sh = fsm->data;
+    /* A pending configuration rolls back, if truncated, to the last
+     * committed one, which raft 0.15 reads from its log and asserts it
+     * finds: no snapshot may compact it away meanwhile. Raft tries again
+     * at its next apply (RAFT_BUSY is not an error to it); a configuration
+     * is pending only until a leader commits or truncates it. */
+    if (sh->raft.configuration_uncommitted_index != 0) {
+        return RAFT_BUSY;
+    }
     uint64_t applied = 0;
     int rv = log_applied_index(sh->node->opts.log, (uint16_t)sh->id, &applied);
     if (rv != 0) {
