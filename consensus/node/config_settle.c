@@ -65,6 +65,12 @@ static void cons__settle_committed(struct raft_barrier *req, int status)
     }
 }
 
+/* How long a spare waits before the next promotion: doubled by each failure. */
+static uint64_t cons__spare_wait(const struct cons_config_settle *s)
+{
+    return s->spare_wait_ms != 0 ? s->spare_wait_ms : CONS_SETTLE_SPARE_MS;
+}
+
 static void cons__settle_promoted(struct raft_change *req, int status)
 {
     struct cons_shard *sh = req->data;
@@ -81,7 +87,7 @@ static void cons__settle_promoted(struct raft_change *req, int status)
         HD_LOG_INFO("membership: shard %u: the spare left behind is a voter", sh->id);
         return;
     }
-    uint64_t wait = s->spare_wait_ms != 0 ? s->spare_wait_ms : CONS_SETTLE_SPARE_MS;
+    uint64_t wait = cons__spare_wait(s);
     s->spare_wait_ms = wait * 2 < CONS_SETTLE_SPARE_MAX_MS ? wait * 2 : CONS_SETTLE_SPARE_MAX_MS;
     HD_LOG_INFO("membership: shard %u: promoting the spare failed: %s (next try in %llu s)",
                 sh->id, raft_strerror(status), (unsigned long long)(s->spare_wait_ms / 1000));
@@ -125,8 +131,7 @@ static void cons__settle_spare(struct cons_shard *sh, uint64_t now)
         s->spare_since_ms = now;
         return;
     }
-    uint64_t wait = s->spare_wait_ms != 0 ? s->spare_wait_ms : CONS_SETTLE_SPARE_MS;
-    if (now - s->spare_since_ms < wait) {
+    if (now - s->spare_since_ms < cons__spare_wait(s)) {
         return;
     }
     raft_id id = spare->id;

@@ -175,6 +175,23 @@ static void snapshot_put(struct raft_io_snapshot_put *req, int status)
     io_done(req->data, status);
 }
 
+/* Our own snapshot at `index` (term 1, member 1, a 4-byte manifest),
+ * keeping 2 entries behind it. */
+static void put_snapshot(struct fixture *f, raft_index index)
+{
+    uint8_t manifest[4] = {1, 2, 3, 4};
+    struct raft_buffer data = {manifest, sizeof manifest};
+    struct raft_snapshot snap = {.index = index, .term = 1, .configuration_index = 1,
+                                 .bufs = &data, .n_bufs = 1};
+    raft_configuration_init(&snap.configuration);
+    assert_int_equal(raft_configuration_add(&snap.configuration, 1, "127.0.0.1:1", RAFT_VOTER), 0);
+    int done = 0;
+    struct raft_io_snapshot_put put = {.data = &done};
+    assert_int_equal(f->io->snapshot_put(f->io, 2, &put, &snap, snapshot_put), 0);
+    while (!done) uv_run(&f->loop, UV_RUN_ONCE);
+    raft_configuration_close(&snap.configuration);
+}
+
 /* After a restart the WAL still holds entries below the snapshot (its
  * segment is shared and not yet released), but load hands raft only the
  * entry at the snapshot's index and those after it: replay drops the rest
@@ -196,17 +213,7 @@ static void test_restart_loads_from_the_snapshot(void **state)
     assert_int_equal(f->io->append(f->io, &app, e, N, appended), 0);
     while (!done) uv_run(&f->loop, UV_RUN_ONCE);
 
-    uint8_t manifest[4] = {1, 2, 3, 4};
-    struct raft_buffer data = {manifest, sizeof manifest};
-    struct raft_snapshot snap = {.index = SNAP, .term = 1, .configuration_index = 1,
-                                 .bufs = &data, .n_bufs = 1};
-    raft_configuration_init(&snap.configuration);
-    assert_int_equal(raft_configuration_add(&snap.configuration, 1, "127.0.0.1:1", RAFT_VOTER), 0);
-    done = 0;
-    struct raft_io_snapshot_put put = {.data = &done};
-    assert_int_equal(f->io->snapshot_put(f->io, 2, &put, &snap, snapshot_put), 0);
-    while (!done) uv_run(&f->loop, UV_RUN_ONCE);
-    raft_configuration_close(&snap.configuration);
+    put_snapshot(f, SNAP);
     for (unsigned i = 0; i < N; i++) {
         free(e[i].buf.base);
     }
@@ -251,17 +258,7 @@ static void append_and_snapshot(struct fixture *f)
     struct raft_io_append app = {.data = &done};
     assert_int_equal(f->io->append(f->io, &app, e, 7, appended), 0);
     while (!done) uv_run(&f->loop, UV_RUN_ONCE);
-    uint8_t manifest[4] = {1, 2, 3, 4};
-    struct raft_buffer data = {manifest, sizeof manifest};
-    struct raft_snapshot snap = {.index = 9, .term = 1, .configuration_index = 1,
-                                 .bufs = &data, .n_bufs = 1};
-    raft_configuration_init(&snap.configuration);
-    assert_int_equal(raft_configuration_add(&snap.configuration, 1, "127.0.0.1:1", RAFT_VOTER), 0);
-    done = 0;
-    struct raft_io_snapshot_put put = {.data = &done};
-    assert_int_equal(f->io->snapshot_put(f->io, 2, &put, &snap, snapshot_put), 0);
-    while (!done) uv_run(&f->loop, UV_RUN_ONCE);
-    raft_configuration_close(&snap.configuration);
+    put_snapshot(f, 9);
     for (unsigned i = 0; i < 7; i++) {
         free(e[i].buf.base);
     }
