@@ -40,6 +40,8 @@ struct bench_config {
     size_t payload_bytes;         /* payload size of every append */
     int channels;                 /* appends spread over this many channels */
     uint64_t seed;                /* payload bytes and channel choice */
+    bool random_nonces;           /* --random-nonces: 128 random-looking bits
+                                     instead of time-ordered nonces */
     bool stamp_payload;           /* payload starts with the send time: 16 hex
                                      digits of uv_hrtime() (needs >= 16 bytes) */
     double rate;                  /* > 0: open loop (bench_pace.h), this many sends
@@ -152,6 +154,8 @@ void bench_servers_json(struct json_t *run, const struct bench_config *cfg,
 void bench_print_server_use(struct json_t *run);
 /* The servers as "URL,URL..." in buf; returns buf. */
 const char *bench_targets_text(const struct bench_config *cfg, char *buf, size_t size);
+/* "random" or "time-ordered": the nonces the bench sends. */
+const char *bench_nonces_text(const struct bench_config *cfg);
 /* The servers' URLs as a JSON array. */
 struct json_t *bench_targets_json(const struct bench_config *cfg);
 

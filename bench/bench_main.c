@@ -18,7 +18,7 @@
 static const char bench_help[] =
     "usage: herald bench [--in-flight N[,N...]] [--duration S] [--payload-bytes B]\n"
     "                    [--channels C] [--connections K] [--seed X] [--json]\n"
-    "                    [--servers URL,URL...] [--leader-aware]\n"
+    "                    [--servers URL,URL...] [--leader-aware] [--random-nonces]\n"
     "\n"
     "Closed-loop append benchmark on one libuv loop: keeps N appends outstanding\n"
     "(each answered one starts the next) for S seconds, over K keep-alive\n"
@@ -42,7 +42,11 @@ static const char bench_help[] =
     "                        request each); fewer means HTTP/1.1 pipelining,\n"
     "                        more is capped at in-flight\n"
     "  --seed X              seed for payload bytes and channel choice, default 1\n"
-    "                        (nonces are always random, so reruns never collide)\n"
+    "                        (nonces hold a random run id, so reruns never collide)\n"
+    "  --random-nonces       nonces of 128 random-looking bits, as from UUIDv4,\n"
+    "                        instead of time-ordered ones (the milliseconds first,\n"
+    "                        as libherald makes them), which the node stores\n"
+    "                        more cheaply\n"
     "  --json                print one JSON object instead of the table\n"
     "  --server URL          server (default $HERALD_URL or " HERALD_URL_DEFAULT ")\n"
     "  --servers URL,URL...  spread the connections over these servers (connection\n"
@@ -59,7 +63,7 @@ static const char bench_help[] =
     "\n"
     "usage: herald bench --rate R[,R...] [--connections K] [--duration S]\n"
     "                    [--payload-bytes B] [--channels C] [--servers URL,...]\n"
-    "                    [--leader-aware] [--json]\n"
+    "                    [--leader-aware] [--random-nonces] [--json]\n"
     "\n"
     "Open-loop benchmark, the way web workers load a server: R appends/s offered\n"
     "at fixed intervals for S seconds, whatever the answers do, over K keep-alive\n"
@@ -132,6 +136,7 @@ struct bench_opts {
     char servers[2048];           /* --servers, split in place by resolve_all() */
     char sub_servers[2048];       /* --sub-servers, split in place by sub_servers() */
     bool leader_aware;            /* --leader-aware */
+    bool random_nonces;           /* --random-nonces */
 };
 
 static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -195,7 +200,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         {"fanout", no_argument, NULL, 'F'},            {"subscribers", required_argument, NULL, 'S'},
         {"sub-channels", required_argument, NULL, 'K'}, {"ready-wait", required_argument, NULL, 'W'},
         {"rate", required_argument, NULL, 'R'},        {"servers", required_argument, NULL, 'V'},
-        {"leader-aware", no_argument, NULL, 'L'},
+        {"leader-aware", no_argument, NULL, 'L'},   {"random-nonces", no_argument, NULL, 'N'},
         {"sub-servers", required_argument, NULL, 'U'}, {0}};
     *o = (struct bench_opts){.in_flight = {1, 16, 256}, .settings = 3, .duration_s = 10,
                              .payload_bytes = 200, .channels = 16, .seed = 1,
@@ -262,6 +267,9 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
             break;
         case 'L':
             o->leader_aware = true;
+            break;
+        case 'N':
+            o->random_nonces = true;
             break;
         case 'V':
             if (strlen(optarg) >= sizeof o->servers) return usage("--servers is too long");
@@ -418,6 +426,7 @@ int herald_bench_main(const char *url, const char *token, const char *ca_file, i
                                .channels = (int)o.channels,
                                .seed = o.seed,
                                .leader_aware = o.leader_aware,
+                               .random_nonces = o.random_nonces,
                                .token = token,
                                .ca_file = ca_file};
     if ((rc = resolve_all(url, o.servers, &cfg)) != 0 || (rc = tls_config(&cfg)) != 0) {
@@ -456,9 +465,10 @@ static int bench_main_run(struct bench_opts *opts, const struct bench_config *ba
     }
     if (!o.json) {
         char targets[2048];
-        printf("herald bench: %s, %ld-byte payloads, %ld channels, %g s per setting, seed %llu\n",
+        printf("herald bench: %s, %ld-byte payloads, %ld channels, %s nonces, %g s per setting, "
+               "seed %llu\n",
                bench_targets_text(&cfg, targets, sizeof targets), o.payload_bytes, o.channels,
-               o.duration_s, o.seed);
+               bench_nonces_text(&cfg), o.duration_s, o.seed);
         printf("%9s %11s %13s %9s %9s %9s %9s %9s %10s %21s %14s\n", "in_flight",
                "connections", "appends_per_s", "p50_us", "p90_us", "p99_us", "p99_9_us",
                "max_us", "acked", "server_cpu_us_per_ack", "server_rss_mib");

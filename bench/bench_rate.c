@@ -60,10 +60,11 @@ int bench_rate_main(const struct bench_config *base, const struct bench_rate_opt
     }
     if (!o->json) {
         char targets[2048];
-        printf("herald bench --rate: %s, %zu-byte payloads, %d channels, %d connections, "
-               "%g s per rate, seed %llu\n",
+        printf("herald bench --rate: %s, %zu-byte payloads, %d channels, %s nonces, "
+               "%d connections, %g s per rate, seed %llu\n",
                bench_targets_text(&cfg, targets, sizeof targets), cfg.payload_bytes,
-               cfg.channels, cfg.connections, cfg.duration_s, (unsigned long long)cfg.seed);
+               cfg.channels, bench_nonces_text(&cfg), cfg.connections, cfg.duration_s,
+               (unsigned long long)cfg.seed);
         printf(rate_head, "offered_per_s", "achieved_per_s", "acked_per_s", "p50_us", "p99_us",
                "p99_9_us", "max_us", "sent", "acked", "failed", "late", "unsent",
                "server_cpu_us_per_ack", "server_rss_mib");

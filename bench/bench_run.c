@@ -75,6 +75,7 @@ struct bench_state {
     struct bench_conn *conns;  /* cfg->connections entries */
     char *payload;             /* payload_bytes of [a-z0-9], JSON-safe */
     char run_id[17];           /* random, so reruns never reuse a nonce */
+    uint64_t run_key;          /* the same bits: the seed of random nonces */
     uint64_t nonce_seq;        /* makes nonces unique inside the run */
     int connected;             /* connections that have been up */
     bool measuring;            /* inside the window */
@@ -94,6 +95,14 @@ struct bench_state {
 static void conn_connect(struct bench_conn *cn);
 static void conn_fail(struct bench_conn *cn, const char *kind);
 static void maybe_finish(struct bench_state *st);
+
+/* A bijection of 64 bits that looks random (splitmix64's finalizer). */
+static uint64_t splitmix64(uint64_t z)
+{
+    z = (z + 0x9E3779B97F4A7C15ULL) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 31)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 29);
+}
 
 static uint64_t xorshift(uint64_t *s)
 {
@@ -136,15 +145,36 @@ static unsigned pick_channel(const struct bench_config *cfg, struct bench_conn *
     }
 }
 
+/*
+ * The next nonce, unique in this run and every other (run_id). Time-ordered
+ * by default, as libherald makes them (herald_nonce_generate): the wall-clock
+ * milliseconds first, then the run and a counter; --random-nonces sends 128
+ * bits that look random, as a client using UUIDv4 would (README: "Nonces").
+ */
+static void format_nonce(struct bench_state *st, char *out, size_t size)
+{
+    uint64_t n = st->nonce_seq++;
+    if (st->cfg->random_nonces) {
+        uint64_t a = splitmix64(st->run_key ^ n), b = splitmix64(a ^ n);
+        snprintf(out, size, "%016" PRIx64 "%016" PRIx64, a, b);
+        return;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+    snprintf(out, size, "%012" PRIx64 "%s%012" PRIx64, ms & UINT64_C(0xffffffffffff), st->run_id, n);
+}
+
 static int format_request(struct bench_state *st, struct bench_conn *cn, struct bench_slot *s)
 {
     const struct bench_config *cfg = st->cfg;
     const struct bench_target *tg = conn_target(cn);
     unsigned channel = pick_channel(cfg, cn);
     s->channel = channel;
-    char body_head[128];
-    int head_len = snprintf(body_head, sizeof body_head, "{\"nonce\":\"%s-%d-%" PRIu64 "\","
-                            "\"payload\":\"", st->run_id, cn->index, st->nonce_seq++);
+    char body_head[128], nonce[48];
+    format_nonce(st, nonce, sizeof nonce);
+    int head_len = snprintf(body_head, sizeof body_head,
+                            "{\"nonce\":\"%s\",\"payload\":\"", nonce);
     size_t body_len = (size_t)head_len + cfg->payload_bytes + 2;
     int n = snprintf(s->req, st->req_cap,
                      "POST %s/v1/channels/bench-%u/messages HTTP/1.1\r\nHost: %s\r\n"
@@ -526,6 +556,7 @@ static int state_init(struct bench_state *st, const struct bench_config *cfg,
     uint64_t id = 0;
     if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) id = uv_hrtime();
     snprintf(st->run_id, sizeof st->run_id, "%016" PRIx64, id);
+    st->run_key = id;
     for (int i = 0; i < cfg->connections; i++) {
         struct bench_conn *cn = &st->conns[i];
         cn->st = st;

@@ -156,6 +156,7 @@ void bench_servers_json(json_t *run, const struct bench_config *cfg,
                         use->ok ? json_integer((json_int_t)use->rss_bytes) : json_null());
     json_object_set_new(run, "servers", each);
     json_object_set_new(run, "leader_aware", json_boolean(cfg->channel_target != NULL));
+    json_object_set_new(run, "nonces", json_string(bench_nonces_text(cfg)));
 }
 
 void bench_print_server_use(json_t *run)
@@ -172,6 +173,11 @@ void bench_print_server_use(json_t *run)
     } else {
         printf(" %14s", "n/a");
     }
+}
+
+const char *bench_nonces_text(const struct bench_config *cfg)
+{
+    return cfg->random_nonces ? "random" : "time-ordered";
 }
 
 const char *bench_targets_text(const struct bench_config *cfg, char *buf, size_t size)

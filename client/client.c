@@ -62,8 +62,7 @@ int herald_client_init(struct herald_client *c, const char *url)
                             url);
     }
     c->tls = herald_url_tls(url);
-    char seed[HERALD_NONCE_HEX_LEN + 1];
-    if (herald_nonce_generate(seed, sizeof seed) == 0) c->rng = strtoull(seed + 16, NULL, 16);
+    if (herald__random_bytes((uint8_t *)&c->rng, sizeof c->rng) != 0) c->rng = 0;
     c->rng |= 1; /* xorshift must not start at 0 */
     return 0;
 }

@@ -38,6 +38,9 @@ int herald__buf_append_base64(struct herald__buf *b, const uint8_t *in, size_t l
 
 /* ------------------------------------------------------------------ misc */
 
+/* Fills out with len bytes from getrandom; 0 or an HD_E* code. */
+int herald__random_bytes(uint8_t *out, size_t len);
+
 /* Sets c->errmsg (printf-style) and returns rv, for `return herald__fail(...)`. */
 int herald__fail(struct herald_client *c, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -14,16 +14,10 @@ static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 int herald__ws_key(char *key, size_t size)
 {
-    char hex[HERALD_NONCE_HEX_LEN + 1];
     uint8_t raw[16];
     if (size <= HERALD__WS_KEY_LEN) return HD_EINVAL;
-    int rv = herald_nonce_generate(hex, sizeof hex); /* 128 random bits */
+    int rv = herald__random_bytes(raw, sizeof raw);
     if (rv != 0) return rv;
-    for (size_t i = 0; i < sizeof raw; i++) {
-        unsigned v;
-        sscanf(hex + 2 * i, "%2x", &v);
-        raw[i] = (uint8_t)v;
-    }
     key[hd_base64_encode(raw, sizeof raw, key)] = '\0';
     return 0;
 }

@@ -25,7 +25,7 @@
 #define HERALD_URL_DEFAULT "http://127.0.0.1:7400"
 #define HERALD_CHANNEL_MAX 128 /* bytes in a channel id */
 #define HERALD_NONCE_MAX 128   /* bytes in a nonce */
-#define HERALD_NONCE_HEX_LEN 32 /* generated nonces: 128 random bits as hex */
+#define HERALD_NONCE_HEX_LEN 32 /* generated nonces: 32 hex digits (herald_nonce_generate) */
 #define HERALD_TS_STR_MAX 32   /* buffer size that fits any formatted ts */
 
 struct herald_client {
@@ -254,8 +254,11 @@ bool herald_url_tls(const char *url);
 int herald_url_parse(const char *url, char *host, size_t host_size, char *port, size_t port_size,
                      char *path, size_t path_size);
 
-/* Writes HERALD_NONCE_HEX_LEN lowercase hex chars of 128 random bits (from
- * getrandom) plus a NUL into out (size >= HERALD_NONCE_HEX_LEN + 1). */
+/* Writes a nonce of HERALD_NONCE_HEX_LEN lowercase hex digits plus a NUL
+ * into out (size >= HERALD_NONCE_HEX_LEN + 1): 12 digits of the Unix time in
+ * milliseconds, then 80 random bits (getrandom). Nonces made later sort
+ * after earlier ones, which makes them cheaper for the node to store
+ * (README: "Nonces"). */
 int herald_nonce_generate(char *out, size_t size);
 
 /* TLS for tools that run their own event loop and sockets (herald bench):

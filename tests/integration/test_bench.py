@@ -169,7 +169,8 @@ class BenchRate(NodeTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stdout.splitlines()
         self.assertRegex(lines[0], r"^herald bench --rate: http://127\.0\.0\.1:%d, 200-byte "
-                         r"payloads, 16 channels, 4 connections, 1 s per rate" % node.port)
+                         r"payloads, 16 channels, time-ordered nonces, 4 connections, 1 s per "
+                         r"rate" % node.port)
         header = lines[1].split()
         self.assertEqual(header, ["offered_per_s", "achieved_per_s", "acked_per_s", "p50_us",
                                   "p99_us", "p99_9_us", "max_us", "sent", "acked", "failed",
@@ -192,6 +193,37 @@ class BenchRate(NodeTestCase):
         self.assertGreater(run["server_rss_bytes"], 0)
         self.assertEqual(self.metrics(node)["herald_append_latency_seconds"]["count"],
                          run["acked_total"])
+
+    def test_nonces_time_ordered_unless_random(self):
+        """One append at a time to one channel: by default each nonce opens
+        with the wall-clock milliseconds (12 hex digits) and sorts after the
+        one before, as libherald makes them; --random-nonces sends 32 hex
+        digits in no order. Every nonce is new."""
+        for flag in ([], ["--random-nonces"]):
+            node = self.new_node()
+            start_ms = int(time.time() * 1000)
+            r = run_bench(node.port, "--in-flight", "1", "--duration", "1", "--channels", "1",
+                          "--json", *flag)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            run = json.loads(r.stdout)["runs"][0]
+            self.assertEqual(run["nonces"], "random" if flag else "time-ordered")
+            c = Client(node.port)
+            try:
+                nonces = [m["nonce"] for m in c.read_all("bench-0")]
+            finally:
+                c.close()
+            self.assertGreater(len(nonces), 10, flag)
+            self.assertEqual(len(set(nonces)), len(nonces))
+            for n in nonces:
+                self.assertRegex(n, "^[0-9a-f]+$")
+            if flag:
+                self.assertTrue(all(len(n) == 32 for n in nonces), nonces[:3])
+                self.assertNotEqual(nonces, sorted(nonces))
+            else:
+                self.assertEqual(nonces, sorted(nonces))
+                first_ms, last_ms = int(nonces[0][:12], 16), int(nonces[-1][:12], 16)
+                self.assertGreaterEqual(first_ms, start_ms)
+                self.assertLessEqual(last_ms, int(time.time() * 1000))
 
     def test_bad_rate_is_refused(self):
         for args in (["--rate", "0"], ["--rate", "abc"], ["--rate", "10", "--in-flight", "4"],

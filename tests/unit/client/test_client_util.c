@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -127,6 +129,30 @@ static void test_nonce(void **state)
     assert_int_equal(herald_nonce_generate(small, sizeof small), HD_EINVAL);
 }
 
+/* A nonce opens with the Unix time in milliseconds (12 hex digits), so one
+ * made a few milliseconds later sorts after it, whatever its random part. */
+static void test_nonce_grows_with_time(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 8; round++) {
+        struct timespec before, pause = {0, 3 * 1000000};
+        clock_gettime(CLOCK_REALTIME, &before);
+        char first[HERALD_NONCE_HEX_LEN + 1], later[HERALD_NONCE_HEX_LEN + 1];
+        assert_int_equal(herald_nonce_generate(first, sizeof first), 0);
+        nanosleep(&pause, NULL);
+        assert_int_equal(herald_nonce_generate(later, sizeof later), 0);
+        assert_true(strcmp(first, later) < 0);
+        char time_hex[13];
+        memcpy(time_hex, first, 12);
+        time_hex[12] = '\0';
+        uint64_t ms = strtoull(time_hex, NULL, 16);
+        uint64_t before_ms = (uint64_t)before.tv_sec * 1000u + (uint64_t)before.tv_nsec / 1000000u;
+        assert_true(ms >= before_ms && ms < before_ms + 1000);
+        /* the random part differs between the two */
+        assert_memory_not_equal(first + 12, later + 12, HERALD_NONCE_HEX_LEN - 12);
+    }
+}
+
 /* The check libherald runs before every request names the rule's failure
  * without a round trip; the rule itself is hd_channel_valid(). */
 static void test_channel_check(void **state)
@@ -201,7 +227,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_good),   cmocka_unit_test(test_url_bad),
         cmocka_unit_test(test_ts_roundtrip), cmocka_unit_test(test_ts_garbage),
-        cmocka_unit_test(test_nonce),      cmocka_unit_test(test_channel_check),
+        cmocka_unit_test(test_nonce),
+        cmocka_unit_test(test_nonce_grows_with_time),
+        cmocka_unit_test(test_channel_check),
         cmocka_unit_test(test_message_to_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

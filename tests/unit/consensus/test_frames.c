@@ -28,7 +28,9 @@ static size_t flatten(const struct cons_frame *f, uint8_t *out, size_t cap)
 
 static void roundtrip(const struct cons_frame *f, struct cons_frame *out)
 {
-    uint8_t buf[1024];
+    /* static: a decoded frame borrows its strings from the buffer, and the
+     * callers read them after this returns. */
+    static uint8_t buf[1024];
     size_t len = flatten(f, buf, sizeof buf);
     assert_int_equal(cons_frame_decode(f->kind, buf, len, out), 0);
     assert_int_equal(out->kind, f->kind);
