@@ -388,14 +388,8 @@ class Workload:
                     elif line.startswith(b"data: "):
                         m = json.loads(line[6:])
                         ch = channels[0] if one else m["channel"]
-                        pos[ch]["epoch"] = epochs.get(ch, pos[ch]["epoch"])
-                        rec = {"tailer": tailer, "node": node.name, "channel": ch,
-                               "event": "message", "seq": m["seq"], "ts": m["ts"],
-                               "nonce": m["nonce"], "payload": m.get("payload")}
-                        if pos[ch]["epoch"]:
-                            rec["epoch"] = pos[ch]["epoch"]
-                        log.record(rec)
-                        pos[ch]["last"] = m["seq"]
+                        self._message(tailer, node, ch, pos[ch],
+                                      epochs.get(ch, pos[ch]["epoch"]), m, log)
                     elif not line.strip():
                         event = None
         finally:
@@ -439,13 +433,7 @@ class Workload:
                 if kind == "subscribed":
                     epoch_of[ch] = f.get("epoch", 0)
                 elif kind == "message":
-                    rec = {"tailer": tailer, "node": node.name, "channel": ch,
-                           "event": "message", "seq": f["seq"], "ts": f["ts"],
-                           "nonce": f["nonce"], "payload": f.get("payload")}
-                    if epoch_of[ch]:
-                        rec["epoch"] = epoch_of[ch]
-                    log.record(rec)
-                    pos[ch]["last"], pos[ch]["epoch"] = f["seq"], epoch_of[ch]
+                    self._message(tailer, node, ch, pos[ch], epoch_of[ch], f, log)
                 elif kind == "gone":
                     self._gone(tailer, node, ch, pos[ch], f, log)
                     subscribe([ch])
@@ -468,6 +456,17 @@ class Workload:
             _, _, epoch = at.partition("@")
             epochs[channels[int(index)] if index else channels[0]] = int(epoch) if epoch else 0
         return epochs
+
+    @staticmethod
+    def _message(tailer, node, channel, pos, epoch, m, log):
+        """Records a message a tailer received (of `epoch`, 0 before any
+        delete) and moves the channel's pos to it."""
+        rec = {"tailer": tailer, "node": node.name, "channel": channel, "event": "message",
+               "seq": m["seq"], "ts": m["ts"], "nonce": m["nonce"], "payload": m.get("payload")}
+        if epoch:
+            rec["epoch"] = epoch
+        log.record(rec)
+        pos["last"], pos["epoch"] = m["seq"], epoch
 
     def _gone(self, tailer, node, channel, pos, body, log):
         """A trim removed the messages after pos (the channel's), or a
