@@ -12,6 +12,7 @@
 #include "bench_internal.h"
 #include "bench_pace.h"
 #include "bench_tls.h"
+#include "herald/herald.h"
 
 /*
  * Each connection carries `depth` requests at once (1 unless --connections
@@ -74,9 +75,9 @@ struct bench_state {
     uv_timer_t phase_timer;    /* connect wait, then window, then drain */
     struct bench_conn *conns;  /* cfg->connections entries */
     char *payload;             /* payload_bytes of [a-z0-9], JSON-safe */
-    char run_id[17];           /* random, so reruns never reuse a nonce */
-    uint64_t run_key;          /* the same bits: the seed of random nonces */
-    uint64_t nonce_seq;        /* makes nonces unique inside the run */
+    uint64_t run_key;          /* random: seeds --random-nonces, so reruns never
+                                  reuse one */
+    uint64_t nonce_seq;        /* makes random nonces unique inside the run */
     int connected;             /* connections that have been up */
     bool measuring;            /* inside the window */
     bool stopping;             /* window over: send nothing more */
@@ -146,23 +147,19 @@ static unsigned pick_channel(const struct bench_config *cfg, struct bench_conn *
 }
 
 /*
- * The next nonce, unique in this run and every other (run_id). Time-ordered
- * by default, as libherald makes them (herald_nonce_generate): the wall-clock
- * milliseconds first, then the run and a counter; --random-nonces sends 128
- * bits that look random, as a client using UUIDv4 would (README: "Nonces").
+ * The next nonce: libherald's, time-ordered (herald_nonce_generate), unless
+ * --random-nonces asks for 128 bits that look random, as a client using
+ * UUIDv4 would send (README: "Nonces"). 0, or -1 if none could be made.
  */
-static void format_nonce(struct bench_state *st, char *out, size_t size)
+static int format_nonce(struct bench_state *st, char *out, size_t size)
 {
-    uint64_t n = st->nonce_seq++;
-    if (st->cfg->random_nonces) {
-        uint64_t a = splitmix64(st->run_key ^ n), b = splitmix64(a ^ n);
-        snprintf(out, size, "%016" PRIx64 "%016" PRIx64, a, b);
-        return;
+    if (!st->cfg->random_nonces) {
+        return herald_nonce_generate(out, size) == 0 ? 0 : -1;
     }
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    uint64_t ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
-    snprintf(out, size, "%012" PRIx64 "%s%012" PRIx64, ms & UINT64_C(0xffffffffffff), st->run_id, n);
+    uint64_t n = st->nonce_seq++;
+    uint64_t a = splitmix64(st->run_key ^ n), b = splitmix64(a ^ n);
+    snprintf(out, size, "%016" PRIx64 "%016" PRIx64, a, b);
+    return 0;
 }
 
 static int format_request(struct bench_state *st, struct bench_conn *cn, struct bench_slot *s)
@@ -171,8 +168,8 @@ static int format_request(struct bench_state *st, struct bench_conn *cn, struct 
     const struct bench_target *tg = conn_target(cn);
     unsigned channel = pick_channel(cfg, cn);
     s->channel = channel;
-    char body_head[128], nonce[48];
-    format_nonce(st, nonce, sizeof nonce);
+    char body_head[128], nonce[HERALD_NONCE_HEX_LEN + 1];
+    if (format_nonce(st, nonce, sizeof nonce) != 0) return -1;
     int head_len = snprintf(body_head, sizeof body_head,
                             "{\"nonce\":\"%s\",\"payload\":\"", nonce);
     size_t body_len = (size_t)head_len + cfg->payload_bytes + 2;
@@ -552,10 +549,9 @@ static int state_init(struct bench_state *st, const struct bench_config *cfg,
     if (st->payload == NULL || st->conns == NULL || st->idle == NULL) return -1;
     static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     for (size_t i = 0; i < cfg->payload_bytes; i++) st->payload[i] = alnum[xorshift(&rng) % 36];
-    /* Nonces must differ from every earlier run's, whatever the seed. */
+    /* Random nonces must differ from every earlier run's, whatever the seed. */
     uint64_t id = 0;
     if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) id = uv_hrtime();
-    snprintf(st->run_id, sizeof st->run_id, "%016" PRIx64, id);
     st->run_key = id;
     for (int i = 0; i < cfg->connections; i++) {
         struct bench_conn *cn = &st->conns[i];

@@ -168,11 +168,10 @@ static rocksdb::Options st__options(struct st_rocks *r, const struct st_rocks_op
     /* Most nonce lookups miss, and so does the head lookup of a channel
      * never written: a memtable bloom filter answers those without walking
      * the skip list. Its size is a share of the write buffer: 2% (1.3 MiB
-     * of 64) still gives the keys of a full memtable of 200-byte messages
-     * about 15 bits each (a few with tiny payloads), and at
-     * 10 000 appends/s the node spent 0.86x the CPU per append with it
-     * than with 10%, where every probe missed the cache (README: Server
-     * CPU per append). */
+     * of 64) leaves the keys of a full memtable of 200-byte messages about
+     * 15 bits each by arithmetic (fewer with tiny payloads), and at
+     * 10 000 appends/s the node spent 0.87x the CPU per append with it
+     * than with 10% (README: Server CPU per append). */
     opt.memtable_prefix_bloom_size_ratio = 0.02;
     opt.memtable_whole_key_filtering = true;
 

@@ -192,6 +192,19 @@ static void put_snapshot(struct fixture *f, raft_index index)
     raft_configuration_close(&snap.configuration);
 }
 
+/* Frees what io->load handed out: the snapshot and the entries. */
+static void free_loaded(struct raft_snapshot *loaded, struct raft_entry *entries, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        raft_free(entries[i].buf.base);
+    }
+    raft_free(entries);
+    raft_configuration_close(&loaded->configuration);
+    raft_free(loaded->bufs[0].base);
+    raft_free(loaded->bufs);
+    raft_free(loaded);
+}
+
 /* After a restart the WAL still holds entries below the snapshot (its
  * segment is shared and not yet released), but load hands raft only the
  * entry at the snapshot's index and those after it: replay drops the rest
@@ -235,13 +248,8 @@ static void test_restart_loads_from_the_snapshot(void **state)
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(entries[i].buf.len, SIZE);
         assert_int_equal(((uint8_t *)entries[i].buf.base)[0], SNAP - 1 + i);
-        raft_free(entries[i].buf.base);
     }
-    raft_free(entries);
-    raft_configuration_close(&loaded->configuration);
-    raft_free(loaded->bufs[0].base);
-    raft_free(loaded->bufs);
-    raft_free(loaded);
+    free_loaded(loaded, entries, n);
     assert_int_equal(f->io->start(f->io, 100, on_tick, on_recv), 0);
 }
 
@@ -275,14 +283,7 @@ static void load(struct fixture *f, raft_index *snap_index, raft_index *start, s
     assert_int_equal(f->io->load(f->io, &term, &voted, &loaded, start, &entries, n), 0);
     assert_non_null(loaded);
     *snap_index = loaded->index;
-    for (size_t i = 0; i < *n; i++) {
-        raft_free(entries[i].buf.base);
-    }
-    raft_free(entries);
-    raft_configuration_close(&loaded->configuration);
-    raft_free(loaded->bufs[0].base);
-    raft_free(loaded->bufs);
-    raft_free(loaded);
+    free_loaded(loaded, entries, *n);
 }
 
 /* The WAL lost entries 8 and 9 (synced data, after the snapshot at 9 took
