@@ -134,7 +134,11 @@ static void log__trim(struct log_store *ls, uint16_t shard, const struct log_com
                             log_key_message(lower, shard, c->channel, c->channel_len, seq));
         }
     } else {
-        size_t lower_len = log_key_message(lower, shard, c->channel, c->channel_len, 0);
+        /* From the channel's prefix, not its message key of seq 0: the
+         * same messages, and a range deletion must begin at a key without
+         * an insert hint (keys.h). */
+        size_t lower_len = log_key_channel(lower, LOG_KEY_MESSAGE, shard, c->channel,
+                                           c->channel_len);
         size_t upper_len = log_key_message(upper, shard, c->channel, c->channel_len, until);
         st_batch_delete_range(ls->batch, lower, lower_len, upper, upper_len);
     }

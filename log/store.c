@@ -52,6 +52,7 @@ int log_store_open(struct log_store **out, const struct log_options *opts,
         .filter_arg = ls,
         .prefix = log_key_prefix,
         .prefix_name = LOG_KEY_PREFIX_NAME,
+        .insert_hint = log_key_insert_hint,
     };
     int rv = st_rocks_open(&ls->rocks, &ro, errmsg, errmsg_len);
     if (rv != 0) {

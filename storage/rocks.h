@@ -56,6 +56,14 @@ struct st_rocks_options {
      * layout: files written under another name are searched in full. */
     st_rocks_prefix_fn prefix;
     const char *prefix_name;
+    /* Optional: keys that go in near the last key put with the same hint
+     * prefix (a counter or a clock after a fixed part). The memtable then
+     * keeps each hint prefix's last insert position and starts the next
+     * insert's search there (RocksDB's insert hints); none of the prefix
+     * rules above apply. Every DeleteRange must begin at a key without a
+     * hint (0): RocksDB before 9.2 gives range deletions the hints of
+     * point keys, which breaks its memtable (st_rocks_write checks). */
+    st_rocks_prefix_fn insert_hint;
 };
 
 /* Opens the state at opts->dir, creating it if missing. HD_ECORRUPT when
