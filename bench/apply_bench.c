@@ -27,6 +27,7 @@
 
 #include "entry.h"
 #include "hd_alloc.h"
+#include "hd_malloc_policy.h"
 #include "herald/herald.h"
 #include "log.h"
 
@@ -232,6 +233,7 @@ static int apply_bench_run(struct log_store *ls, const struct apply_bench_config
 
 int main(int argc, char **argv)
 {
+    hd_malloc_policy(); /* allocate as heraldd does */
     struct apply_bench_config c;
     int p = apply_bench_parse(argc, argv, &c);
     if (p != 0) {

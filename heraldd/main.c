@@ -22,7 +22,7 @@
 #include "hd_tls.h"
 #include "hd_util.h"
 #include "log_json.h"
-#include "malloc_policy.h"
+#include "hd_malloc_policy.h"
 #include "node.h"
 #include "notify.h"
 #include "options.h"
@@ -367,7 +367,7 @@ static int api__check_config(struct api_options *o)
 int main(int argc, char **argv)
 {
     static struct api_daemon d;
-    api_malloc_policy(); /* before the first allocation it governs */
+    hd_malloc_policy(); /* before the first allocation it governs */
     api_options_defaults(&d.opts);
     d.opts.disk_reserve = ST_SPACE_DEFAULT_RESERVE;
     enum api_options_verdict verdict = api_options_read(argc, argv, &d.opts);

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* glibc's malloc tuned for a process whose largest buffers are Raft
  * entries and message payloads of up to a few MiB. */
-#include "malloc_policy.h"
+#include "hd_malloc_policy.h"
 
 #include <malloc.h>
 
 /* Blocks at or above this get a mapping of their own (freed: unmapped). */
-#define API_MMAP_THRESHOLD (256 * 1024)
+#define HD_MMAP_THRESHOLD (256 * 1024)
 /* Free heap above this at the top of the heap goes back to the system. */
-#define API_TRIM_THRESHOLD (4 * 1024 * 1024)
+#define HD_TRIM_THRESHOLD (4 * 1024 * 1024)
 
 /*
  * By default glibc's mmap threshold is dynamic: each time a block served by
@@ -21,8 +21,8 @@
  * a mapping of its own, returned to the system when freed. (Sanitizer
  * builds replace malloc and ignore this; the answer is not checked.)
  */
-void api_malloc_policy(void)
+void hd_malloc_policy(void)
 {
-    (void)mallopt(M_MMAP_THRESHOLD, API_MMAP_THRESHOLD);
-    (void)mallopt(M_TRIM_THRESHOLD, API_TRIM_THRESHOLD);
+    (void)mallopt(M_MMAP_THRESHOLD, HD_MMAP_THRESHOLD);
+    (void)mallopt(M_TRIM_THRESHOLD, HD_TRIM_THRESHOLD);
 }
