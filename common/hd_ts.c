@@ -2,11 +2,10 @@
 /* Decimal numbers and timestamps as the API writes them (hd_ts.h). */
 #include "hd_ts.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "hd_error.h"
+#include "hd_out.h"
 
 /* The largest SECONDS: sec * 1000000 + 999999 must still fit in 64 bits. */
 #define HD__TS_SEC_MAX ((UINT64_MAX - 999999u) / 1000000u)
@@ -33,11 +32,17 @@ int hd_u64_parse(const char *s, size_t len, uint64_t *out)
 
 int hd_ts_format(uint64_t ts_us, char *buf, size_t size)
 {
-    int n = snprintf(buf, size, "%" PRIu64 ".%06" PRIu64, ts_us / 1000000u, ts_us % 1000000u);
-    if (n < 0 || (size_t)n >= size) {
+    struct hd_out o = hd_out_init(buf, size);
+    hd_out_u64(&o, ts_us / 1000000u);
+    hd_out_mem(&o, ".", 1);
+    hd_out_u64_width(&o, ts_us % 1000000u, 6);
+    if (!hd_out_fits(&o)) {
+        if (size > 0) {
+            buf[0] = '\0';
+        }
         return HD_EINVAL;
     }
-    return n;
+    return (int)o.len;
 }
 
 int hd_ts_parse(const char *s, size_t len, uint64_t *ts_us)

@@ -22,7 +22,7 @@ int hd_u64_parse(const char *s, size_t len, uint64_t *out);
  * six fraction digits ("1732234567.000123", "0.000000"), NUL-terminated,
  * into buf of size bytes (HD_TS_STR_MAX always fits). Returns the length
  * written without the NUL, or HD_EINVAL when size is too small (buf then
- * holds a truncated string). */
+ * holds an empty string, if size > 0). */
 int hd_ts_format(uint64_t ts_us, char *buf, size_t size);
 
 /* Parses len bytes of "SECONDS[.FRACTION]" exactly, without floating point:

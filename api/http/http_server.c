@@ -17,6 +17,7 @@
 #include "hd_alloc.h"
 #include "hd_assert.h"
 #include "hd_error.h"
+#include "hd_out.h"
 #include "hd_tls.h"
 #include "hd_util.h"
 
@@ -601,21 +602,31 @@ static size_t api_http__format_head(const struct api_http_conn *c, char *out, si
                                     const char *hook_headers, bool with_length, size_t body_len)
 {
     bool close = c->close_after || c->srv->closing || !with_length;
-    char length[48] = "";
+    struct hd_out o = hd_out_init(out, out_len);
+    hd_out_str(&o, "HTTP/1.1 ");
+    hd_out_u64(&o, (uint64_t)status);
+    hd_out_str(&o, " ");
+    hd_out_str(&o, api_http_status_text(status));
+    hd_out_str(&o, "\r\n");
+    if (content_type != NULL) {
+        hd_out_str(&o, "Content-Type: ");
+        hd_out_str(&o, content_type);
+        hd_out_str(&o, "\r\n");
+    }
     if (with_length && api_http__status_has_body(status)) {
-        snprintf(length, sizeof length, "Content-Length: %zu\r\n", body_len);
+        hd_out_str(&o, "Content-Length: ");
+        hd_out_u64(&o, body_len);
+        hd_out_str(&o, "\r\n");
     }
-    const char *conn_hdr = close ? "Connection: close\r\n"
-                           : c->http10 ? "Connection: keep-alive\r\n"
-                                       : "";
-    int n = snprintf(out, out_len, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s%s\r\n", status,
-                     api_http_status_text(status), content_type != NULL ? "Content-Type: " : "",
-                     content_type != NULL ? content_type : "", content_type != NULL ? "\r\n" : "",
-                     length, conn_hdr, extra_headers != NULL ? extra_headers : "", hook_headers);
-    if (n < 0 || (size_t)n >= out_len) {
-        return 0;
+    hd_out_str(&o, close ? "Connection: close\r\n"
+                   : c->http10 ? "Connection: keep-alive\r\n"
+                               : "");
+    if (extra_headers != NULL) {
+        hd_out_str(&o, extra_headers);
     }
-    return (size_t)n;
+    hd_out_str(&o, hook_headers);
+    hd_out_str(&o, "\r\n");
+    return hd_out_fits(&o) ? o.len : 0;
 }
 
 static void api_http__check_header_text(const char *content_type, const char *extra_headers)

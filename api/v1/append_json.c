@@ -4,14 +4,13 @@
  * copy per member to read three strings, and another tree plus a dump to
  * write four members. Here the body is read in place and the answer printed
  * straight into a buffer; anything unusual goes back to jansson. */
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "append_json.h"
 #include "hd_assert.h"
 #include "hd_ids.h"
 #include "hd_json_flat.h"
+#include "hd_out.h"
 #include "hd_ts.h"
 
 bool api_append_json_scan(const char *body, size_t len, struct api_append_input *out)
@@ -44,9 +43,14 @@ size_t api_append_json_answer(char *buf, const char *channel, size_t channel_len
     char ts[HD_TS_STR_MAX];
     int ts_len = hd_ts_format(ts_us, ts, sizeof ts);
     HD_ASSERT(ts_len > 0);
-    int n = snprintf(buf, API_APPEND_ANSWER_MAX,
-                     "{\"channel\":\"%.*s\",\"seq\":%" PRIu64 ",\"ts\":\"%s\",\"duplicate\":%s}",
-                     (int)channel_len, channel, seq, ts, duplicate ? "true" : "false");
-    HD_ASSERT(n > 0 && n < API_APPEND_ANSWER_MAX); /* 128-byte channel, 20-digit seq fit */
-    return (size_t)n;
+    struct hd_out o = hd_out_init(buf, API_APPEND_ANSWER_MAX);
+    hd_out_str(&o, "{\"channel\":\"");
+    hd_out_mem(&o, channel, channel_len);
+    hd_out_str(&o, "\",\"seq\":");
+    hd_out_u64(&o, seq);
+    hd_out_str(&o, ",\"ts\":\"");
+    hd_out_mem(&o, ts, (size_t)ts_len);
+    hd_out_str(&o, duplicate ? "\",\"duplicate\":true}" : "\",\"duplicate\":false}");
+    HD_ASSERT(hd_out_fits(&o)); /* 128-byte channel, 20-digit seq fit */
+    return o.len;
 }
