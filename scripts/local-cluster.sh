@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs an N-node herald cluster on loopback for demos and tests.
-#   scripts/local-cluster.sh up [N]      start nodes 1..N (default 3), creating the cluster once
+#   scripts/local-cluster.sh up [N]      start nodes 1..N (default 3), creating the cluster once,
+#                                        and wait until every shard has a leader (spread)
 #   scripts/local-cluster.sh up N --tls  the same with TLS on both ports (mutual TLS between
 #                                        nodes) and an auth file: a throwaway CA, node
 #                                        certificates and an admin token in the cluster's dir
@@ -73,6 +74,7 @@ up() {
     echo "  $herald --server https://127.0.0.1:$(http_port 1) status"
     echo "  curl --cacert \$HERALD_CA_FILE -H \"Authorization: Bearer \$HERALD_TOKEN\" https://127.0.0.1:$(http_port 1)/v1/status"
   fi
+  wait_ready "$n"
 }
 
 down() {
@@ -89,6 +91,45 @@ down() {
   echo "stopped"
 }
 
+# GET /v1/status of node $1 (with the CA and admin token of --tls).
+node_status() {
+  if [ -f "$dir/tls/tokens" ]; then
+    curl -s --max-time 2 --cacert "$dir/tls/ca.pem" -H "Authorization: Bearer $(cat "$dir/tls/admin.token")" \
+      "https://127.0.0.1:$(http_port "$1")/v1/status"
+  else
+    curl -s --max-time 2 "http://127.0.0.1:$(http_port "$1")/v1/status"
+  fi
+}
+
+# Waits (up to 60 s) until nodes 1..$1 answer, agree on a leader for every
+# shard, and none leads more than its share: the nodes spread leadership
+# in their first seconds, and each handover leaves a shard without a
+# leader for a moment, which a client sees as 503 unavailable.
+wait_ready() {
+  local n=$1
+  for _ in $(seq 1 120); do
+    local all=""
+    for i in $(seq 1 "$n"); do
+      all+="$(node_status "$i" | tr -d '\n' || true)"$'\n'
+    done
+    if printf '%s' "$all" | python3 -c '
+import json, sys
+nodes = [json.loads(l) for l in sys.stdin if l.strip()]
+n = int(sys.argv[1])
+views = [[s["leader"] for s in x["shards"]] for x in nodes]
+share = -(-len(views[0]) // n)
+ok = (len(nodes) == n and all(v == views[0] for v in views) and None not in views[0]
+      and 0 not in views[0] and all(views[0].count(i) <= share for i in set(views[0])))
+sys.exit(0 if ok else 1)' "$n" 2>/dev/null; then
+      echo "ready: every shard has a leader, spread over the $n nodes"
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "not ready after 60 s (see the logs, or: $0 status)" >&2
+  return 1
+}
+
 status() {
   for pidfile in "$dir"/node*.pid; do
     [ -f "$pidfile" ] || continue
@@ -96,12 +137,7 @@ status() {
     local pid; pid=$(cat "$pidfile")
     if kill -0 "$pid" 2>/dev/null; then
       local leads
-      local curl=(curl -s "http://127.0.0.1:$(http_port "$i")/v1/status")
-      if [ -f "$dir/tls/tokens" ]; then
-        curl=(curl -s --cacert "$dir/tls/ca.pem" -H "Authorization: Bearer $(cat "$dir/tls/admin.token")"
-              "https://127.0.0.1:$(http_port "$i")/v1/status")
-      fi
-      leads=$("${curl[@]}" |
+      leads=$(node_status "$i" |
         python3 -c 'import json,sys; s=json.load(sys.stdin); print(sum(1 for x in s["shards"] if x["state"]=="leader"), "of", len(s["shards"]), "shards led;", sum(1 for p in s["peers"] if p["connected"]), "peers connected")' 2>/dev/null || echo "not answering")
       echo "node $i: pid $pid, $leads"
     else
