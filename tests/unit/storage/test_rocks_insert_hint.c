@@ -21,6 +21,7 @@
 #include "hd_util.h"
 #include "rocks.h"
 #include "rocks_open.h"
+#include "test_child.h"
 #include "test_dirs.h"
 
 #define CHANNELS 50u
@@ -175,34 +176,8 @@ static void test_range_deletion_from_a_hinted_key_stops(void **state)
     (void)state;
     char dir[64];
     test_dir_make(dir, sizeof dir, "rocks-hint");
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    /* A new program, not only a fork: RocksDB's thread pools, once
-     * started in this process, would not exist in a forked child. */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (dup2(p[1], 2) < 0) {
-            _exit(100);
-        }
-        close(p[0]);
-        execl("/proc/self/exe", "test_rocks_insert_hint", "range", dir, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
     char log[4096];
-    size_t len = 0;
-    ssize_t n;
-    while ((n = read(p[0], log + len, sizeof log - 1 - len)) > 0) {
-        len += (size_t)n;
-        if (len == sizeof log - 1) {
-            break;
-        }
-    }
-    log[len] = '\0';
-    close(p[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int status = test_child_run("range", dir, log, sizeof log);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
     assert_non_null(strstr(log, "assertion failed: hint_(begin.data(), begin.size()) == 0"));
     test_dir_remove(dir);

@@ -25,6 +25,7 @@
 #include "hd_exit.h"
 #include "rocks.h"
 #include "rocks_open.h"
+#include "test_child.h"
 #include "test_dirs.h"
 
 #define KEYS 64u
@@ -75,40 +76,10 @@ static char child_log[1 << 16]; /* the child's stderr, its first 64 KiB */
 
 /* Runs this program again as "MODE DIR" (see main), whose writes are then
  * limited (limit_writes); its stderr comes back through a pipe into
- * child_log (a file would be limited too). Returns its wait status.
- * A new program, not only a fork: RocksDB's thread pools, once started in
- * this process, would not exist in a forked child. */
+ * child_log (a file would be limited too). Returns its wait status. */
 static int in_limited_child(const char *mode, const char *dir)
 {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (dup2(p[1], 2) < 0) {
-            _exit(100);
-        }
-        close(p[0]);
-        execl("/proc/self/exe", "test_rocks_write_errors", mode, dir, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    size_t len = 0;
-    char sink[4096];
-    for (;;) {
-        char *to = len < sizeof child_log - 1 ? child_log + len : sink;
-        size_t room = len < sizeof child_log - 1 ? sizeof child_log - 1 - len : sizeof sink;
-        ssize_t n = read(p[0], to, room);
-        if (n <= 0) {
-            break;
-        }
-        len += to == sink ? 0 : (size_t)n;
-    }
-    child_log[len] = '\0';
-    close(p[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return status;
+    return test_child_run(mode, dir, child_log, sizeof child_log);
 }
 
 static void limit_writes(rlim_t bytes)
