@@ -109,8 +109,9 @@ static inline size_t log_key_prefix(const void *key, size_t len)
  * seq after seq, and libherald's nonces grow with time, so each key of
  * these two kinds lands near the last one of its kind and shard. The hint
  * prefix is (kind, shard), not the channel: a hint costs the memtable a few
- * hundred bytes, and a memtable of a million channels' keys filled with
- * hints (1.4x the CPU per append in herald-apply-bench). Only keys longer
+ * hundred bytes, and with one per channel a memtable of a million
+ * channels' keys filled with hints (1.4-1.6x the CPU per append in
+ * herald-apply-bench). Only keys longer
  * than their channel prefix have a hint: range deletions begin at a
  * channel prefix or shorter, which RocksDB must never give a hint. */
 static inline size_t log_key_insert_hint(const void *key, size_t len)
