@@ -243,7 +243,11 @@ int main(int argc, char **argv)
     const char *dir = c.dir;
     if (dir == NULL) {
         const char *tmp = getenv("TMPDIR");
-        snprintf(tmpl, sizeof tmpl, "%s/herald-apply-bench.XXXXXX", tmp ? tmp : "/tmp");
+        int n = snprintf(tmpl, sizeof tmpl, "%s/herald-apply-bench.XXXXXX", tmp ? tmp : "/tmp");
+        if (n < 0 || (size_t)n >= sizeof tmpl) {
+            fprintf(stderr, "herald-apply-bench: $TMPDIR is too long; give --dir\n");
+            return 1;
+        }
         if (mkdtemp(tmpl) == NULL) {
             fprintf(stderr, "herald-apply-bench: mkdtemp %s: %s\n", tmpl, strerror(errno));
             return 1;

@@ -110,8 +110,8 @@ static inline size_t log_key_prefix(const void *key, size_t len)
  * these two kinds lands near the last one of its kind and shard. The hint
  * prefix is (kind, shard), not the channel: a hint costs the memtable a few
  * hundred bytes, and with one per channel a memtable of a million
- * channels' keys filled with hints (1.4-1.6x the CPU per append in
- * herald-apply-bench). Only keys longer
+ * channels' keys filled with hints (1.2-1.7x the process CPU per append
+ * in herald-apply-bench, two pairs). Only keys longer
  * than their channel prefix have a hint: range deletions begin at a
  * channel prefix or shorter, which RocksDB must never give a hint. */
 static inline size_t log_key_insert_hint(const void *key, size_t len)
