@@ -151,6 +151,12 @@ typedef void (*api_append_done_cb)(void *arg, int rv, const struct log_result *r
 int api_append_object(struct api_server *s, const char *channel, size_t len, json_t *obj,
                       api_append_done_cb done, void *arg, struct api_input_error *err);
 
+/* The same with the append's fields already read (append_json.h). */
+struct api_append_input;
+int api_append_fields(struct api_server *s, const char *channel, size_t len,
+                      const struct api_append_input *in, api_append_done_cb done, void *arg,
+                      struct api_input_error *err);
+
 /* The position a read or tail starts after, from after_seq or after_ts.
  * HD_EINVAL with *bad set for a malformed parameter. */
 int api__read_position(struct api_server *s, const struct api_http_request *req,

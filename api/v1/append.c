@@ -252,16 +252,13 @@ static void api__generic_done(struct cons_append_req *req, int status,
     api__pending_free(p);
 }
 
-int api_append_object(struct api_server *s, const char *channel, size_t len, json_t *obj,
-                      api_append_done_cb done, void *arg, struct api_input_error *err)
+int api_append_fields(struct api_server *s, const char *channel, size_t len,
+                      const struct api_append_input *in, api_append_done_cb done, void *arg,
+                      struct api_input_error *err)
 {
     uint64_t start_us = hd_mono_us();
-    struct api_append_input in;
     struct api_pending *p = NULL;
-    int rv = api__input_from_json(obj, &in, err);
-    if (rv == 0) {
-        rv = api__pending_new(s, channel, len, &in, &p, err);
-    }
+    int rv = api__pending_new(s, channel, len, in, &p, err);
     if (rv != 0) {
         return rv;
     }
@@ -276,6 +273,14 @@ int api_append_object(struct api_server *s, const char *channel, size_t len, jso
                                         api_cons_error_code(rv, &message), message};
     }
     return rv;
+}
+
+int api_append_object(struct api_server *s, const char *channel, size_t len, json_t *obj,
+                      api_append_done_cb done, void *arg, struct api_input_error *err)
+{
+    struct api_append_input in;
+    int rv = api__input_from_json(obj, &in, err);
+    return rv != 0 ? rv : api_append_fields(s, channel, len, &in, done, arg, err);
 }
 
 /* ----------------------------------------------------------- batch --- */

@@ -31,6 +31,14 @@ struct api_append_input {
  */
 bool api_append_json_scan(const char *body, size_t len, struct api_append_input *out);
 
+struct hd_json_flat;
+
+/* The append's fields of an object hd_json_flat_scan read, by the rule
+ * above (every member a string, "nonce", exactly one payload member;
+ * other members are ignored, as jansson's path ignores them). Shared by
+ * HTTP bodies and WebSocket append frames. */
+bool api_append_json_fields(const struct hd_json_flat *o, struct api_append_input *out);
+
 /* The largest answer api_append_json_answer writes, with its NUL. */
 #define API_APPEND_ANSWER_MAX 256
 
@@ -42,5 +50,21 @@ bool api_append_json_scan(const char *body, size_t len, struct api_append_input 
  */
 size_t api_append_json_answer(char *buf, const char *channel, size_t channel_len, uint64_t seq,
                               uint64_t ts_us, bool duplicate);
+
+/* A WebSocket operation's id: 1-API_WS_ID_MAX bytes (docs/subscribe.md). */
+#define API_WS_ID_MAX 128u
+
+/* The largest ack api_append_json_ack writes, with its NUL. */
+#define API_APPEND_ACK_MAX 512
+
+/*
+ * Writes a WebSocket append's ack frame, byte for byte what json_dumps
+ * (JSON_COMPACT) makes of {"type":"ack","id","channel","seq","ts",
+ * "duplicate"}, into buf of API_APPEND_ACK_MAX bytes. Returns its length,
+ * or 0 when the id is longer than API_WS_ID_MAX or holds a byte
+ * jansson would escape (the caller then builds the frame with jansson).
+ */
+size_t api_append_json_ack(char *buf, const char *id, size_t id_len, const char *channel,
+                           size_t channel_len, uint64_t seq, uint64_t ts_us, bool duplicate);
 
 #endif

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "append_json.h"
+
 /* Where a subscription starts. */
 struct api_position {
     enum { API_POS_SEQ, API_POS_NOW, API_POS_TS } kind;
@@ -27,17 +29,21 @@ enum api_ws_op_type {
     API_WS_AUTH
 };
 
-#define API_WS_ID_MAX 128u
-
 struct api_ws_op {
     enum api_ws_op_type type;
-    json_t *root;                  /* owned: the whole frame */
-    const char *id;                /* NULL if absent; borrowed from root */
+    json_t *root;                  /* owned: the whole frame; NULL for a flat append */
+    const char *id;                /* NULL if absent; borrowed from root, or id_buf */
     json_t *channels;              /* subscribe: object; unsubscribe: array (borrowed) */
     const char *channel;           /* append: a valid channel id (borrowed) */
     size_t channel_len;
     const char *token;             /* auth: 1-API_WS_TOKEN_MAX bytes (borrowed) */
     size_t token_len;
+    /* An append frame of the plain shape (api_append_json_fields: every
+     * member a plain string) is read in place, without a JSON tree: then
+     * flat is set, root is NULL, channel and input point into the frame. */
+    bool flat;
+    struct api_append_input input; /* flat appends: nonce and payload */
+    char id_buf[API_WS_ID_MAX + 1]; /* flat appends: the id, NUL-terminated */
 };
 
 #define API_WS_TOKEN_MAX 512u

@@ -45,16 +45,23 @@ struct api_wss_append {
 
 /* ---- Sending and closing ------------------------------------------- */
 
+/* Queues text as a frame of the connection's kind. */
+static void api__wss_send_text(struct api_wss *w, const char *text, size_t text_len)
+{
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    if (!w->finished && api_ws_encode(text, text_len, w->binary, &frame, &len) == 0) {
+        fan_conn_write(w->fc, frame, len);
+    }
+}
+
 /* Queues obj (taking the reference) as a frame of the connection's kind. */
 static void api__wss_send(struct api_wss *w, json_t *obj)
 {
     char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
-    uint8_t *frame = NULL;
-    size_t len = 0;
-    if (text != NULL && !w->finished &&
-        api_ws_encode(text, strlen(text), w->binary, &frame, &len) == 0) {
-        fan_conn_write(w->fc, frame, len);
+    if (text != NULL) {
+        api__wss_send_text(w, text, strlen(text));
     }
     free(text);
 }
@@ -226,7 +233,14 @@ static void api__wss_append_done(void *arg, int rv, const struct log_result *r)
     HD_ASSERT(w->in_flight > 0);
     w->in_flight--;
     if (!w->finished) {
-        if (rv == 0) {
+        char ack[API_APPEND_ACK_MAX];
+        size_t ack_len = rv == 0 ? api_append_json_ack(ack, a->id, strlen(a->id), a->channel,
+                                                        a->channel_len, r->seq, r->ts,
+                                                        r->duplicate)
+                                 : 0;
+        if (ack_len > 0) {
+            api__wss_send_text(w, ack, ack_len);
+        } else if (rv == 0) { /* an id that needs escaping */
             char ts[HD_TS_STR_MAX];
             hd_ts_format(r->ts, ts, sizeof ts);
             api__wss_send(w, json_pack("{s:s, s:s, s:s%, s:I, s:s, s:b}", "type", "ack", "id",
@@ -280,8 +294,11 @@ static void api__wss_append(struct api_wss *w, const struct api_ws_op *op, size_
     memcpy(a->channel, op->channel, op->channel_len);
     a->channel_len = op->channel_len;
     struct api_input_error err;
-    if (api_append_object(w->server, op->channel, op->channel_len, op->root,
-                          api__wss_append_done, a, &err) != 0) {
+    int rv = op->flat ? api_append_fields(w->server, op->channel, op->channel_len, &op->input,
+                                          api__wss_append_done, a, &err)
+                      : api_append_object(w->server, op->channel, op->channel_len, op->root,
+                                          api__wss_append_done, a, &err);
+    if (rv != 0) {
         api__wss_error(w, op->id, op->channel, op->channel_len, err.code, err.message);
         hd_free(a);
         return;

@@ -193,6 +193,54 @@ static void test_answer_matches_jansson(void **state)
     check_answer(longest, 9223372036854775807ull, 18446744073709551615ull, true);
 }
 
+/* The WebSocket ack is byte for byte what jansson printed before. */
+static void check_ack(const char *id, const char *channel, uint64_t seq, uint64_t ts,
+                      bool duplicate)
+{
+    char ts_text[HD_TS_STR_MAX];
+    hd_ts_format(ts, ts_text, sizeof ts_text);
+    json_t *o = json_pack("{s:s, s:s, s:s%, s:I, s:s, s:b}", "type", "ack", "id", id, "channel",
+                          channel, strlen(channel), "seq", (json_int_t)seq, "ts", ts_text,
+                          "duplicate", duplicate);
+    char *want = json_dumps(o, JSON_COMPACT);
+    char got[API_APPEND_ACK_MAX];
+    size_t len = api_append_json_ack(got, id, strlen(id), channel, strlen(channel), seq, ts,
+                                     duplicate);
+    assert_int_equal(len, strlen(want));
+    assert_string_equal(got, want);
+    free(want);
+    json_decref(o);
+}
+
+static void test_ack_matches_jansson(void **state)
+{
+    (void)state;
+    check_ack("a1", "room-1", 1, 1732234567000123ull, false);
+    check_ack("x y/z~!#$%&'()*+,-.:;<=>?@[]^_`{|}", "a", 42, 0, true);
+    char id[API_WS_ID_MAX + 2];
+    memset(id, 'i', API_WS_ID_MAX);
+    id[API_WS_ID_MAX] = '\0';
+    char channel[129];
+    memset(channel, 'c', 128);
+    channel[128] = '\0';
+    check_ack(id, channel, 9223372036854775807ull, 18446744073709551615ull, true);
+}
+
+/* Ids jansson would escape, or too long, are left to jansson: 0. */
+static void test_ack_refuses(void **state)
+{
+    (void)state;
+    char buf[API_APPEND_ACK_MAX];
+    static const char *const ids[] = {"a\"b", "a\\b", "a\nb", "a\x7f", "caf\xc3\xa9"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        assert_int_equal(api_append_json_ack(buf, ids[i], strlen(ids[i]), "c", 1, 1, 1, false), 0);
+    }
+    char id[API_WS_ID_MAX + 2];
+    memset(id, 'i', API_WS_ID_MAX + 1);
+    id[API_WS_ID_MAX + 1] = '\0';
+    assert_int_equal(api_append_json_ack(buf, id, strlen(id), "c", 1, 1, 1, false), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +249,8 @@ int main(void)
         cmocka_unit_test(test_length_bounds),
         cmocka_unit_test(test_random_bodies),
         cmocka_unit_test(test_answer_matches_jansson),
+        cmocka_unit_test(test_ack_matches_jansson),
+        cmocka_unit_test(test_ack_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
