@@ -15,6 +15,28 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void fuzz__same(const json_t *v, const char *s, size_t len)
+{
+    HD_ASSERT(json_is_string(v) && json_string_length(v) == len);
+    HD_ASSERT(memcmp(json_string_value(v), s, len) == 0);
+}
+
+/* An append read in place carries exactly what jansson reads. */
+static void fuzz__flat_agrees(const uint8_t *data, size_t size, const struct api_ws_op *op)
+{
+    HD_ASSERT(op->root == NULL && op->type == API_WS_APPEND);
+    json_t *o = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+    HD_ASSERT(json_is_object(o));
+    fuzz__same(json_object_get(o, "type"), "append", 6);
+    fuzz__same(json_object_get(o, "id"), op->id, strlen(op->id));
+    fuzz__same(json_object_get(o, "channel"), op->channel, op->channel_len);
+    fuzz__same(json_object_get(o, "nonce"), op->input.nonce, op->input.nonce_len);
+    json_t *payload = json_object_get(o, op->input.b64 ? "payload_b64" : "payload");
+    fuzz__same(payload, op->input.payload, op->input.payload_len);
+    HD_ASSERT(json_object_get(o, op->input.b64 ? "payload" : "payload_b64") == NULL);
+    json_decref(o);
+}
+
 /* A decoded operation must have what its type promises. */
 static void fuzz__ws_op(const uint8_t *data, size_t size)
 {
@@ -45,6 +67,9 @@ static void fuzz__ws_op(const uint8_t *data, size_t size)
     if (rv == 0 && op.type == API_WS_APPEND) {
         HD_ASSERT(op.id != NULL && strlen(op.id) <= API_WS_ID_MAX);
         HD_ASSERT(hd_channel_valid(op.channel, op.channel_len));
+    }
+    if (rv == 0 && op.flat) {
+        fuzz__flat_agrees(data, size, &op);
     }
     api_ws_op_free(&op);
 }
