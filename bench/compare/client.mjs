@@ -15,7 +15,7 @@
 // divided by the appends acknowledged inside the window.
 //
 //   node client.mjs --system herald --targets 127.0.0.1:7400 --in-flight 256 \
-//        --duration 10 --pids 1234
+//        --duration 10 --pids 1234 [--leader-aware]
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -25,9 +25,14 @@ const CHANNELS = 16;
 
 function parseArgs(argv) {
   const a = { system: '', targets: [], inFlight: 256, duration: 10, payload: 200, pids: [],
-              warmup: 1 };
+              warmup: 1, leaderAware: false };
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i], v = argv[i + 1];
+    if (k === '--leader-aware') {
+      a.leaderAware = true;
+      i--;
+      continue;
+    }
     if (v === undefined) throw new Error(`${k}: needs a value`);
     switch (k) {
       case '--system': a.system = v; break;
@@ -44,6 +49,9 @@ function parseArgs(argv) {
     throw new Error('--system must be herald, herald-ws, redis, nats or etcd');
   }
   if (a.targets.length === 0) throw new Error('--targets host:port[,host:port...] is required');
+  if (a.leaderAware && !a.system.startsWith('herald')) {
+    throw new Error('--leader-aware is for herald and herald-ws');
+  }
   if (!(a.inFlight >= 1) || !(a.duration > 0) || !(a.payload >= 1)) {
     throw new Error('--in-flight, --duration and --payload must be positive');
   }
@@ -67,13 +75,49 @@ function nonce() {
   return Date.now().toString(16).padStart(12, '0') + crypto.randomBytes(10).toString('hex');
 }
 
+function getJson(target, path) {
+  const [host, port] = target.split(':');
+  return new Promise((resolve, reject) => {
+    http.get({ host, port: Number(port), path }, (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => {
+        if (res.statusCode !== 200) reject(new Error(`${path}: status ${res.statusCode}`));
+        else resolve(JSON.parse(Buffer.concat(parts).toString()));
+      });
+    }).on('error', reject);
+  });
+}
+
+// Which target each channel's appends go to. Round robin by default; with
+// --leader-aware, the node leading the channel's shard (GET /v1/shards on
+// every target: its node id, and the leader of each shard, xxh3_64 of the
+// channel modulo the shard count), as libherald and `herald bench
+// --leader-aware` do, so that no follower forwards it. A channel whose
+// shard has no known leader keeps round robin.
+async function channelTargets(a) {
+  if (!a.leaderAware) return null;
+  const { xxhash3 } = await import('hash-wasm');
+  const shards = await Promise.all(a.targets.map((t) => getJson(t, '/v1/shards')));
+  const byNode = new Map(shards.map((s, i) => [s.node_id, i]));
+  const out = [];
+  for (let ch = 0; ch < CHANNELS; ch++) {
+    const shard = Number(BigInt('0x' + await xxhash3(`bench-${ch}`)) % BigInt(shards[0].shards));
+    const leader = shards[0].leaders[shard];
+    out.push(byNode.has(leader) ? byNode.get(leader) : null);
+  }
+  return out;
+}
+
 // Each driver returns { append(channelIndex) -> Promise, close() -> Promise }.
 async function heraldDriver(a, payload) {
   const agents = a.targets.map(() => new http.Agent({ keepAlive: true, maxSockets: a.inFlight }));
+  const route = await channelTargets(a);
   let next = 0;
   return {
     append(ch) {
-      const i = next++ % a.targets.length;
+      const rr = next++ % a.targets.length;
+      const i = route !== null && route[ch] !== null ? route[ch] : rr;
       const [host, port] = a.targets[i].split(':');
       const body = JSON.stringify({ nonce: nonce(), payload });
       return new Promise((resolve, reject) => {
@@ -120,11 +164,12 @@ async function heraldWsDriver(a, payload) {
       else p.reject(new Error(f.type === 'error' ? f.code : 'bad answer'));
     });
   })));
+  const route = await channelTargets(a);
   let next = 0;
   return {
     append(ch) {
       const id = String(next++);
-      const ws = socks[next % socks.length];
+      const ws = socks[route !== null && route[ch] !== null ? route[ch] : next % socks.length];
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
         ws.send(JSON.stringify({ type: 'append', id, channel: `bench-${ch}`, nonce: nonce(),
@@ -233,7 +278,7 @@ async function main() {
 
   lat.sort((x, y) => x - y);
   const out = {
-    system: a.system,
+    system: a.system + (a.leaderAware ? ' (leader-aware)' : ''),
     nodes: a.targets.length,
     in_flight: a.inFlight,
     acked_per_s: Math.round(acked / secs),

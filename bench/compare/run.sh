@@ -4,7 +4,7 @@
 # the given numbers in flight, and reads every server's CPU from /proc.
 #
 #   bench/compare/run.sh [--in-flight 256,1] [--duration 10] [--rounds 1]
-#                        [--only herald,herald-ws,redis,nats,etcd]
+#                        [--only herald,herald-ws,redis,nats,etcd] [--leader-aware]
 #
 # Needs a release build of heraldd (HERALDD, default build-release/heraldd/
 # heraldd) and, installed here on first use (root, Debian 12): Debian's
@@ -20,7 +20,9 @@
 # of three replicas (it acknowledges before any fsync: sync_interval);
 # etcd, three nodes, a put per append. Every run prints one JSON line; the
 # table at the end is made of them. With --rounds R each system's runs are
-# repeated R times, the systems taking turns.
+# repeated R times, the systems taking turns. --leader-aware runs herald's
+# three-node settings a second time with the client sending each channel's
+# appends to its shard's leader (GET /v1/shards), so that none is forwarded.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -30,13 +32,15 @@ duration=10
 rounds=1
 only=herald,herald-ws,redis,nats,etcd
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+leader_aware=
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --in-flight) in_flight=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
+    --leader-aware) leader_aware=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -79,12 +83,12 @@ wait_port() {
 
 results="$work/results.jsonl"
 : >"$results"
-# run SYSTEM TARGETS PIDS: one client run per number in flight.
+# run SYSTEM TARGETS PIDS [--leader-aware]: one client run per number in flight.
 run() {
   local n
   for n in ${in_flight//,/ }; do
     node "$here/client.mjs" --system "$1" --targets "$2" --in-flight "$n" \
-      --duration "$duration" --pids "$3" | tee -a "$results"
+      --duration "$duration" --pids "$3" ${4:-} | tee -a "$results"
   done
 }
 
@@ -106,6 +110,10 @@ herald_three() {
   local t=127.0.0.1:17110,127.0.0.1:17120,127.0.0.1:17130
   wants herald && run herald "$t" "$p"
   wants herald-ws && run herald-ws "$t" "$p"
+  if [ -n "$leader_aware" ]; then
+    wants herald && run herald "$t" "$p" --leader-aware
+    wants herald-ws && run herald-ws "$t" "$p" --leader-aware
+  fi
   HERALD_CLUSTER_DIR="$work/herald3" "$repo/scripts/local-cluster.sh" down >/dev/null
   rm -rf "$work/herald3"
 }
