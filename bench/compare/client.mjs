@@ -168,8 +168,9 @@ async function heraldWsDriver(a, payload) {
   let next = 0;
   return {
     append(ch) {
+      const rr = next % socks.length;
       const id = String(next++);
-      const ws = socks[route !== null && route[ch] !== null ? route[ch] : next % socks.length];
+      const ws = socks[route !== null && route[ch] !== null ? route[ch] : rr];
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
         ws.send(JSON.stringify({ type: 'append', id, channel: `bench-${ch}`, nonce: nonce(),

@@ -151,7 +151,8 @@ class MemoryBoundTest(NodeTestCase):
     def setUp(self):
         super().setUp()
         try:
-            self.cg = MemoryCgroup("herald-itest-%d" % os.getpid(), limit())
+            self.limit = limit()
+            self.cg = MemoryCgroup("herald-itest-%d" % os.getpid(), self.limit)
         except OSError as e:
             self.fail("cannot make a memory cgroup (needs root): %s" % e)
         self.addCleanup(self.cg.remove)
@@ -251,7 +252,7 @@ class MemoryBoundTest(NodeTestCase):
         tail.close()
         print("\n  cgroup limit %d MiB, peak %s MiB appending, %s MiB in all; %d MiB appended "
               "to %d channels; Raft log %d KiB at rest (bound %d KiB)"
-              % (limit() >> 20, (peak_appending or 0) >> 20, (self.cg.peak() or 0) >> 20,
+              % (self.limit >> 20, (peak_appending or 0) >> 20, (self.cg.peak() or 0) >> 20,
                  (COUNT * MSG) >> 20, len(CHANNELS), held >> 10, BOUND_AT_REST >> 10))
 
     def test_new_node_catches_up_under_the_limit(self):
@@ -284,7 +285,7 @@ class MemoryBoundTest(NodeTestCase):
         self.assert_raft_log_bounded(c, "on the new node")
         self.assert_alive(joiner, "catch-up and reads")
         print("\n  new node: cgroup limit %d MiB, peak %s MiB; %d MiB of history copied"
-              % (limit() >> 20, (self.cg.peak() or 0) >> 20, (COUNT * MSG) >> 20))
+              % (self.limit >> 20, (self.cg.peak() or 0) >> 20, (COUNT * MSG) >> 20))
 
 
 if __name__ == "__main__":
